@@ -1,0 +1,157 @@
+"""Command line: `console --plan P [--inventory I] [--headless]` and the
+subcommands (sandbox, replay, audit, recommend). Bad flags or inputs print
+one line and exit 2 before anything touches a host."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from inventory.errors import InputError
+
+from .exitcodes import Exit
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but every usage error is one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(Exit.BAD_INPUT)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than zero, got {text!r}")
+    return value
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="console", description="Roll out a new version of an agent service: rolling, canary "
+                "or blue-green, over SSH, in a TUI or headless. Subcommands: sandbox, replay, audit, recommend.")
+    p.add_argument("--plan", required=True, help="plan YAML (native form or the seed's *_deployment: blocks)")
+    p.add_argument("--inventory", help="Ansible-style inventory (YAML or INI); default: the embedded SIMULATED fleet")
+    p.add_argument("--version", dest="release", metavar="VERSION", help="release to ship (sets or overrides the plan's)")
+    p.add_argument("--headless", action="store_true", help="no TUI: print events, exit with a meaningful code")
+    p.add_argument("--output", choices=["text", "json"], default="text", help="headless output format")
+    p.add_argument("--dry-run", action="store_true", help="print the steps and commands; touch nothing")
+    p.add_argument("--record", metavar="FILE", help="journal path (default: see README, 'Journals')")
+    p.add_argument("--time-scale", type=_positive, default=1.0, help="simulated fleet only: run its clock N times faster")
+    p.add_argument("--accept-new-host-keys", action="store_true",
+                   help="trust and record unknown SSH host keys (changed keys are always refused)")
+    p.add_argument("--auto-promote", action="store_true", help="headless: continue through indefinite pauses")
+    return p
+
+
+def dry_run(inputs) -> int:
+    from strategies.plan import render_commands, summary
+    from strategies.registry import runner_for
+    from strategies.topology import resolve_instances
+
+    plan = inputs.plan
+    instances = {i.key: i for i in resolve_instances(plan, inputs.inventory)}
+    print(f"DRY RUN (nothing is touched): {summary(plan)}")
+    print(f"inventory {inputs.inventory_path}: {len(instances)} instance(s)"
+          + (" [SIMULATED]" if inputs.inventory.simulated else ""))
+    for n, step in enumerate(runner_for(plan).steps(plan, list(instances.values())), 1):
+        print(f"step {n}: {step.title}" + (f": {', '.join(step.instances)}" if step.instances else ""))
+        for key in step.instances:
+            inst = instances.get(key)
+            if inst is None:
+                continue
+            for command in render_commands(plan, inputs.version, inst.slot, inst.host.name):
+                print(f"  {inst.host.name}$ {command}")
+            print(f"  {inst.host.name}$ systemctl restart {inst.unit}")
+    return Exit.OK
+
+
+def main_run(argv: Sequence[str]) -> int:
+    from .session import Session, UsageError, load_inputs, run_headless
+
+    args = run_parser().parse_args(argv)
+    try:
+        inputs = load_inputs(args.plan, args.inventory, args.release)
+        if args.dry_run:
+            return dry_run(inputs)
+        session = Session(inputs, argv=["console", *argv], record=args.record, time_scale=args.time_scale,
+                          accept_new_host_keys=args.accept_new_host_keys, interactive=not args.headless,
+                          auto_promote=args.auto_promote)
+    except (InputError, UsageError) as exc:
+        print(f"console: error: {exc}", file=sys.stderr)
+        return Exit.BAD_INPUT
+    except FileExistsError as exc:
+        print(f"console: error: --record: {exc.filename} already exists", file=sys.stderr)
+        return Exit.BAD_INPUT
+    if args.headless:
+        return run_headless(session, args.output)
+    from .tui.app import run_app
+
+    return run_app(session)
+
+
+def main_sandbox(argv: Sequence[str]) -> int:
+    p = _Parser(prog="console sandbox", description="Real sandbox fleet: systemd-nspawn hosts with sshd, "
+                "systemd and nginx (Linux, root).")
+    sub = p.add_subparsers(dest="action", required=True)
+    up = sub.add_parser("up", help="boot N agent hosts and one nginx LB; prints the inventory path last")
+    up.add_argument("--hosts", type=int, default=6)
+    sub.add_parser("down", help="remove every container, mount and interface the sandbox made")
+    sub.add_parser("status", help="list the sandbox hosts")
+    rel = sub.add_parser("release", help="define how a release behaves on the sandbox hosts")
+    rel.add_argument("version")
+    rel.add_argument("--behaviour", default="{}", help='JSON, e.g. {"error_rate": 0.05}')
+    args = p.parse_args(argv)
+    from inventory import sandbox
+
+    try:
+        if args.action == "up":
+            if not 1 <= args.hosts <= 60:
+                p.error("--hosts must be between 1 and 60")
+            print(sandbox.up(hosts=args.hosts))
+        elif args.action == "down":
+            sandbox.down()
+        elif args.action == "status":
+            for row in sandbox.status():
+                print(f"{row['name']:10} {row['ip']:12} pid {row['pid']} {'running' if row['running'] else 'stopped'}")
+        elif args.action == "release":
+            try:
+                behaviour = json.loads(args.behaviour)
+            except json.JSONDecodeError as exc:
+                p.error(f"--behaviour: not JSON: {exc}")
+            sandbox.write_release(None, args.version, behaviour)
+    except sandbox.SandboxError as exc:
+        print(f"console sandbox: error: {exc}", file=sys.stderr)
+        return Exit.REFUSED
+    return Exit.OK
+
+
+def main_audit(argv: Sequence[str]) -> int:
+    p = _Parser(prog="console audit", description="Check a session journal's hash chain.")
+    sub = p.add_subparsers(dest="action", required=True)
+    v = sub.add_parser("verify", help="verify the chain; names the first broken record")
+    v.add_argument("journal")
+    args = p.parse_args(argv)
+    from .journal import verify
+
+    if not Path(args.journal).is_file():
+        print(f"console audit: error: {args.journal}: no such file", file=sys.stderr)
+        return Exit.BAD_INPUT
+    result = verify(Path(args.journal))
+    print(("OK " if result.ok else "BROKEN ") + result.message + (f" final {result.final_hash}" if result.ok else ""))
+    return Exit.OK if result.ok else Exit.FAILED
+
+
+SUBCOMMANDS = {"sandbox": main_sandbox, "audit": main_audit}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
+    return main_run(argv)

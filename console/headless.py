@@ -1,0 +1,91 @@
+"""Headless output: one line per event, readable text or JSON Lines.
+
+A subscriber like the TUI and the journal; it only formats. The final
+result record is written by the session once the exit code is known.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+from strategies.events import Event
+from strategies.gates import format_value
+
+
+def describe(event: Event) -> str | None:
+    """A one-line human description of an event (None to stay quiet)."""
+    e = event.to_dict()
+    kind = e["kind"]
+    if kind == "run_started":
+        label = "SIMULATED fleet" if e["simulated"] else "fleet"
+        return (f"{e['strategy']} {e['service']} -> {e['version']} on {len(e['instances'])} instance(s), "
+                f"{len(e['steps'])} step(s), {label}")
+    if kind == "phase":
+        return f"phase {e['phase']}" + (f": {e['reason']}" if e["reason"] else "")
+    if kind == "step_started":
+        names = ", ".join(e["instances"][:8]) + (" ..." if len(e["instances"]) > 8 else "")
+        return f"{e['title']}" + (f": {names}" if names else "")
+    if kind == "instance":
+        return f"{e['instance']} {e['phase']}" + (f" ({e['detail']})" if e["detail"] else "")
+    if kind == "command":
+        status = "?" if e["exit_status"] is None else e["exit_status"]
+        tail = (e["stderr"] or "").strip().splitlines()[-1:] if e["exit_status"] else []
+        return f"{e['host']} $ {e['command']} -> exit {status} ({e['duration']:.2f}s)" + (
+            f": {tail[0]}" if tail else "")
+    if kind == "health":
+        return None if e["ok"] else f"{e['instance']} health failed: {e['detail']}"
+    if kind == "traffic":
+        pools = ", ".join(f"{p}={len(b)}" for p, b in sorted(e["pools"].items()))
+        weights = ", ".join(f"{p} {w:g}%" for p, w in sorted(e["weights"].items()))
+        return f"nginx generation {e['generation']}: {pools}" + (f"; split {weights}" if weights else "") + (
+            f" ({e['duration'] * 1000:.0f} ms)")
+    if kind == "metrics":
+        return None
+    if kind == "gate":
+        if e["verdict"] == "pass" and not e["final"]:
+            return None
+        reasons = "; ".join(e["reasons"])
+        return f"gate {e['name']}: {e['verdict']}" + (f" ({reasons})" if reasons else "")
+    if kind == "alert":
+        return (f"ALERT {e['tier']}: {e['metric']} {format_value(e['metric'], e['value'])} "
+                f"(threshold {format_value(e['metric'], e['threshold'])}) on {e['where']}")
+    if kind == "operator":
+        return f"operator {e['command']} from {e['source']}: {'accepted' if e['accepted'] else 'refused'}" + (
+            f" ({e['detail']})" if e["detail"] else "")
+    if kind == "notice":
+        return f"{e['level']}: {e['message']}"
+    if kind == "run_finished":
+        return f"finished: {e['outcome']} after {e['duration']:.1f}s: {e['message']}"
+    return None
+
+
+class HeadlessReporter:
+    """Writes events to a stream as text lines or JSON Lines."""
+
+    def __init__(self, stream: TextIO, fmt: str = "text", simulated: bool = False):
+        self.stream = stream
+        self.fmt = fmt
+        self.prefix = "SIMULATED " if simulated else ""
+        if fmt == "text" and simulated:
+            self._line("SIMULATED fleet: in-process stand-in, no real host is touched")
+
+    def _line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def __call__(self, event: Event) -> None:
+        if self.fmt == "json":
+            self._line(json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":")))
+            return
+        text = describe(event)
+        if text is not None:
+            self._line(f"{self.prefix}[{event.at:8.2f}s] {text}")
+
+    def result(self, record: dict[str, Any]) -> None:
+        if self.fmt == "json":
+            self._line(json.dumps({"kind": "result", **record}, ensure_ascii=False, separators=(",", ":")))
+        else:
+            parts = [f"result: {record['outcome']} (exit {record['exit_code']})", record["message"]]
+            if record.get("journal"):
+                parts.append(f"journal {record['journal']} sha256 {record['journal_hash']}")
+            self._line(" | ".join(p for p in parts if p))

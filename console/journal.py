@@ -1,0 +1,203 @@
+"""Session journals: append-only, hash-chained JSON Lines.
+
+Line 1 is a header (schema, tool version, argv, operator, the plan and
+inventory texts with their SHA-256). Each later line is one event with a
+sequence number, UTC time, monotonic offset and the hash of the previous
+record; the last line is a closing record carrying the final hash. Editing
+any byte breaks the chain at that record (`console audit verify`).
+
+Written as events arrive and flushed at once; fsync'd at decisions (phase
+changes, gate failures, operator commands, the end) so a crash loses at most
+the tail since the last decision, and a reader tolerates a torn last line.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from strategies.events import Event, from_dict
+
+SCHEMA = 1
+GENESIS = "0" * 64
+_DURABLE = {"phase", "operator", "run_finished", "alert"}
+
+
+def default_dir() -> Path:
+    """Where journals go unless --record says otherwise."""
+    if os.environ.get("ROLLOUT_JOURNAL_DIR"):
+        return Path(os.environ["ROLLOUT_JOURNAL_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "rollout-console" / "journals"
+
+
+def canonical(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain(prev: str, record: dict[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(prev.encode() + canonical(body)).hexdigest()
+
+
+def operator_identity() -> dict[str, str]:
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        user = str(os.getuid())
+    ssh = os.environ.get("SSH_CLIENT", "").split()
+    return {"user": user, "host": socket.gethostname(), "ssh_client": ssh[0] if ssh else ""}
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def file_entry(path: str | None, redact) -> dict[str, Any]:
+    if not path:
+        return {"path": None, "sha256": None, "text": None}
+    data = Path(path).read_bytes()
+    return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(),
+            "text": redact(data.decode("utf-8", "replace"))}
+
+
+class JournalWriter:
+    """A subscriber that records every event. Use `open_new` to create."""
+
+    def __init__(self, path: Path, handle, header: dict[str, Any]):
+        self.path = path
+        self._fh = handle
+        self._seq = 0
+        self._prev = GENESIS
+        self._mono0 = time.monotonic()
+        self.closed = False
+        self._write({"type": "header", "schema": SCHEMA, **header}, durable=True)
+
+    @classmethod
+    def open_new(cls, path: Path, header: dict[str, Any]) -> "JournalWriter":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "x", encoding="utf-8")
+        return cls(path, handle, header)
+
+    @property
+    def last_hash(self) -> str:
+        return self._prev
+
+    def _write(self, record: dict[str, Any], durable: bool = False) -> None:
+        record = {"seq": self._seq, "utc": utc_now(),
+                  "mono": round(time.monotonic() - self._mono0, 6), "prev": self._prev, **record}
+        record["hash"] = chain(self._prev, record)
+        self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._fh.flush()
+        if durable:
+            os.fsync(self._fh.fileno())
+        self._prev = record["hash"]
+        self._seq += 1
+
+    def __call__(self, event: Event) -> None:
+        if self.closed:
+            return
+        durable = event.kind in _DURABLE or (event.kind == "gate" and getattr(event, "verdict", "") == "fail")
+        self._write({"type": "event", "event": event.to_dict()}, durable=durable)
+
+    def close(self, outcome: str, exit_code: int) -> str:
+        """Write the closing record; returns the final hash."""
+        if not self.closed:
+            self._write({"type": "close", "outcome": outcome, "exit_code": exit_code,
+                         "records": self._seq}, durable=True)
+            self._fh.close()
+            self.closed = True
+        return self._prev
+
+
+def make_header(argv: list[str], plan_path: str | None, inventory_path: str | None,
+                simulated: bool, redact, tool_version: str) -> dict[str, Any]:
+    return {"tool": "rollout-console", "tool_version": tool_version, "argv": [redact(a) for a in argv],
+            "operator": operator_identity(), "started": utc_now(), "simulated": simulated,
+            "python": sys.version.split()[0],
+            "plan": file_entry(plan_path, redact), "inventory": file_entry(inventory_path, redact)}
+
+
+@dataclass
+class Journal:
+    """A journal as read back: header, events, closing record, problems."""
+
+    header: dict[str, Any] | None = None
+    events: list[Event] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    close: dict[str, Any] | None = None
+    torn_tail: bool = False
+
+
+def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
+    """(line number, record or None if unparsable, raw line)."""
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            line = raw.decode("utf-8", "replace")
+            try:
+                yield number, json.loads(line), line
+            except json.JSONDecodeError:
+                yield number, None, line
+
+
+def read_journal(path: Path) -> Journal:
+    """Load a journal for replay; a torn last line is noted, not fatal."""
+    journal = Journal()
+    rows = list(read_records(path))
+    for i, (number, record, raw) in enumerate(rows):
+        if record is None:
+            if i == len(rows) - 1 and not raw.endswith("\n"):
+                journal.torn_tail = True
+                break
+            raise ValueError(f"{path}:{number}: record is not JSON")
+        journal.records.append(record)
+        if record.get("type") == "header":
+            journal.header = record
+        elif record.get("type") == "event":
+            journal.events.append(from_dict(record["event"]))
+        elif record.get("type") == "close":
+            journal.close = record
+    if journal.header is None:
+        raise ValueError(f"{path}:1: no journal header")
+    return journal
+
+
+@dataclass
+class Verification:
+    ok: bool
+    records: int
+    message: str
+    final_hash: str | None = None
+
+
+def verify(path: Path) -> Verification:
+    """Check the hash chain and sequence; name the first broken record."""
+    prev = GENESIS
+    count = 0
+    rows = list(read_records(path))
+    closed = False
+    for i, (number, record, raw) in enumerate(rows):
+        if record is None:
+            if i == len(rows) - 1 and not raw.endswith("\n"):
+                return Verification(False, count, f"{path}:{number}: torn last record (the session did not close)", prev)
+            return Verification(False, count, f"{path}:{number}: record is not valid JSON", prev)
+        if record.get("seq") != count:
+            return Verification(False, count, f"{path}:{number}: sequence {record.get('seq')} where {count} was expected", prev)
+        if record.get("prev") != prev or chain(prev, record) != record.get("hash"):
+            return Verification(False, count, f"{path}:{number}: hash mismatch: record {count} was altered", prev)
+        prev = record["hash"]
+        count += 1
+        closed = record.get("type") == "close"
+    if not count:
+        return Verification(False, 0, f"{path}: empty journal")
+    if not closed:
+        return Verification(False, count, f"{path}: no closing record (the session did not finish)", prev)
+    return Verification(True, count, f"{path}: {count} records, chain intact", prev)

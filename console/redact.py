@@ -1,0 +1,62 @@
+"""Secrets never leave the process: every event is scrubbed before any
+subscriber (screen, stdout, journal) sees it."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Iterable
+
+from strategies.events import Event
+
+MASK = "***"
+# Tokens in command lines: --password=x, token=x, Authorization: Bearer x
+_PATTERNS = [
+    re.compile(r"(?i)(--?(?:password|passwd|token|secret|api[-_]?key)[= ])(\S+)"),
+    re.compile(r"(?i)\b((?:password|passwd|token|secret|api[-_]?key)=)(\S+)"),
+    re.compile(r"(?i)(authorization:\s*(?:bearer|basic)\s+)(\S+)"),
+]
+
+
+class Redactor:
+    """Replaces known secret values and token-looking arguments with ***."""
+
+    def __init__(self, secret_values: Iterable[str] = ()):
+        values = sorted({v for v in secret_values if v and len(v) >= 3}, key=len, reverse=True)
+        self._values = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+    def text(self, text: str) -> str:
+        if self._values is not None:
+            text = self._values.sub(MASK, text)
+        for pattern in _PATTERNS:
+            text = pattern.sub(lambda m: m.group(1) + MASK, text)
+        return text
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        return value
+
+    def __call__(self, event: Event) -> Event:
+        changes = {}
+        for f in dataclasses.fields(event):
+            old = getattr(event, f.name)
+            new = self.value(old)
+            if new != old:
+                changes[f.name] = new
+        return dataclasses.replace(event, **changes) if changes else event
+
+
+def secret_values(inventory: Any, plan: Any) -> list[str]:
+    """Values of every variable the inventory or plan marks secret."""
+    names = set(getattr(inventory, "secrets", ())) | set(getattr(plan, "secrets", ()) or ())
+    out = []
+    for host in inventory.hosts.values():
+        for name in names:
+            value = host.vars.get(name)
+            if isinstance(value, (str, int)) and not isinstance(value, bool):
+                out.append(str(value))
+    return out

@@ -1,0 +1,151 @@
+"""The I/O boundary between the engine and a fleet.
+
+The engine (strategies/) decides; a driver does. Two drivers implement this
+protocol: `inventory.sshfleet.SshFleet` (real hosts over SSH, systemd, nginx)
+and `inventory.simfleet.SimFleet` (in-process, SIMULATED). Everything a
+driver reports is a plain value defined here, so the engine never sees
+asyncssh, httpx or file formats.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+from .clock import Clock
+from .model import Host, Instance
+from .nginx_config import LbState
+
+
+class DriverError(Exception):
+    """An operation on a host failed. `host` and `op` say where and what;
+    the message is one line suitable for an operator."""
+
+    def __init__(self, host: str, op: str, message: str):
+        super().__init__(f"{host}: {op}: {message}")
+        self.host = host
+        self.op = op
+        self.message = message
+
+
+class HostKeyError(DriverError):
+    """The host's SSH key is unknown or changed; never retried."""
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """One remote command as it ran: what the journal and the UI show."""
+
+    host: str
+    command: str
+    exit_status: int | None
+    duration: float
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+@dataclass(frozen=True)
+class UnitStatus:
+    load_state: str
+    active_state: str
+    sub_state: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.load_state == "loaded" and self.active_state == "active"
+
+
+@dataclass(frozen=True)
+class HealthSample:
+    """One health probe of one instance."""
+
+    instance: str
+    ok: bool
+    version: str | None
+    latency: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class InstanceMetrics:
+    """What an instance reports about itself on /metrics."""
+
+    instance: str
+    version: str | None
+    requests: int
+    errors: int
+    inflight: int
+    quality_score: float | None
+
+
+@dataclass
+class PoolStats:
+    """Client-facing traffic of one pool over a window, from the LB's log.
+
+    A request counts once, by its final status; `retried` counts requests
+    nginx had to send to more than one backend (a hidden failure)."""
+
+    requests: int = 0
+    errors: int = 0
+    retried: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def merge(self, other: "PoolStats") -> None:
+        self.requests += other.requests
+        self.errors += other.errors
+        self.retried += other.retried
+        self.latencies.extend(other.latencies)
+
+
+CommandListener = Callable[[CommandRecord], None]
+
+
+class FleetDriver(Protocol):
+    """Operations the engine needs. Every method raises DriverError on failure."""
+
+    simulated: bool
+    clock: Clock
+
+    def set_command_listener(self, listener: CommandListener) -> None: ...
+
+    async def open(self, hosts: Sequence[Host], lbs: Sequence[Host]) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def lb_read(self) -> dict[str, str]:
+        """The managed nginx file's text on each LB ('' if absent)."""
+
+    async def lb_apply(self, state: LbState) -> None:
+        """Render, write atomically, `nginx -t`, reload, and verify the new
+        generation is served, on every LB; on failure restore the previous
+        file (and reload) before raising."""
+
+    async def lb_restore(self, texts: dict[str, str]) -> None:
+        """Put back exactly these file contents (from lb_read) and verify."""
+
+    async def inflight(self, inst: Instance) -> int: ...
+
+    async def run_commands(self, inst: Instance, commands: Sequence[str], timeout: float) -> None:
+        """Run deploy commands in order (with sudo when the host says
+        become); stop at the first non-zero exit."""
+
+    async def restart(self, inst: Instance) -> None: ...
+
+    async def stop(self, inst: Instance) -> None: ...
+
+    async def unit_status(self, inst: Instance) -> UnitStatus: ...
+
+    async def health(self, inst: Instance, path: str, port: int, timeout: float) -> HealthSample: ...
+
+    async def instance_metrics(self, inst: Instance, port: int) -> InstanceMetrics: ...
+
+    async def cpu(self, host: Host) -> float:
+        """Busy fraction (0..1) of the host since the previous call."""
+
+    async def traffic(self) -> dict[str, PoolStats]:
+        """Per-pool client traffic seen by the LBs since the previous call."""
+
+    async def journal_tail(self, inst: Instance, lines: int = 50) -> str: ...

@@ -1,0 +1,70 @@
+"""Hosts and inventories as immutable values.
+
+Everything above this layer (plans, engine, UI) sees hosts only through these
+types, so a simulated fleet and a real SSH fleet are interchangeable.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Host:
+    """One machine from an inventory, with its variables already merged
+    (Ansible precedence: all < parent group < child group < host)."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str | None = None
+    key_file: str | None = None
+    become: bool = False
+    groups: tuple[str, ...] = ()
+    vars: Mapping[str, Any] = field(default_factory=dict)
+
+    def var(self, key: str, default: Any = None) -> Any:
+        return self.vars.get(key, default)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One running copy of the service: a host, the slot it runs in, the
+    systemd unit that runs it and the port nginx sends traffic to.
+
+    Rolling and canary use one slot per host ("main"); the single-group form
+    of blue-green runs two slots ("blue", "green") on one host."""
+
+    host: Host
+    slot: str
+    unit: str
+    port: int
+    role: str = ""  # blue-green colour ("blue"/"green"); empty otherwise
+
+    @property
+    def key(self) -> str:
+        """Unique name: the host, plus the slot when a host runs several."""
+        return self.host.name if self.slot == "main" else f"{self.host.name}/{self.slot}"
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """A loaded inventory: hosts by name and group membership (children
+    resolved, so `groups["all"]` lists every host)."""
+
+    source: str
+    hosts: Mapping[str, Host]
+    groups: Mapping[str, tuple[str, ...]]
+    secrets: frozenset[str] = frozenset()
+
+    def group(self, name: str) -> list[Host]:
+        """Hosts of a group in inventory order; KeyError names the group."""
+        if name not in self.groups:
+            raise KeyError(name)
+        return [self.hosts[h] for h in self.groups[name]]
+
+    @property
+    def simulated(self) -> bool:
+        return bool(self.groups.get("all")) and all(
+            bool(h.var("rollout_simulated")) for h in self.hosts.values()
+        )

@@ -1,0 +1,69 @@
+"""Shared constants, errors and small helpers for the sandbox fleet."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+DEFAULT_STATE_DIR = Path(os.environ.get("ROLLOUT_SANDBOX_DIR", "/var/lib/rollout-console/sandbox"))
+DEFAULT_IMAGE_DIR = Path(os.environ.get("ROLLOUT_SANDBOX_IMAGE", "/var/cache/rollout-console/image"))
+MIRROR = "http://deb.debian.org/debian"
+SUITE = "bookworm"
+PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,nginx,sudo"
+
+BRIDGE = "rcbr0"
+BRIDGE_IP = "10.77.0.1"
+PREFIX = 24
+LB_IP = "10.77.0.10"
+FIRST_AGENT_OCTET = 11
+MAX_AGENTS = 60
+LB_NAME = "lb-01"
+AGENT_PORT = 8080
+
+HERE = Path(__file__).resolve().parent
+
+
+class SandboxError(RuntimeError):
+    """The sandbox fleet cannot be built or driven; the message is one line."""
+
+
+def agent_name(i: int) -> str:
+    return f"agent-{i:02d}"
+
+
+def agent_ip(i: int) -> str:
+    return f"10.77.0.{FIRST_AGENT_OCTET + i - 1}"
+
+
+def preflight() -> None:
+    """Refuse early, with one line, on machines that cannot run the fleet."""
+    if platform.system() != "Linux":
+        raise SandboxError(f"the sandbox fleet needs Linux (this is {platform.system()})")
+    if os.geteuid() != 0:
+        raise SandboxError("the sandbox fleet needs root (systemd-nspawn, overlayfs, bridges)")
+    for tool, pkg in (("systemd-nspawn", "systemd-container"), ("nsenter", "util-linux"),
+                      ("ip", "iproute2"), ("ssh-keygen", "openssh-client"),
+                      ("mount", "mount")):
+        if shutil.which(tool) is None:
+            raise SandboxError(f"{tool} not found: apt-get install {pkg}")
+
+
+def run(argv: Sequence[str], *, check: bool = True, timeout: float = 60,
+        input: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command, capturing text output; on failure raise SandboxError
+    naming the command and the last line of its stderr."""
+    try:
+        proc = subprocess.run(list(map(str, argv)), capture_output=True, text=True,
+                              timeout=timeout, input=input)
+    except FileNotFoundError as exc:
+        raise SandboxError(f"{argv[0]}: not found") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise SandboxError(f"{' '.join(map(str, argv))}: timed out after {timeout:g}s") from exc
+    if check and proc.returncode != 0:
+        err = (proc.stderr or proc.stdout or "").strip().splitlines()
+        last = err[-1] if err else f"exit {proc.returncode}"
+        raise SandboxError(f"{' '.join(map(str, argv[:4]))}: {last}")
+    return proc

@@ -1,0 +1,251 @@
+"""SIMULATED fleet: an in-process stand-in for real hosts.
+
+For the demo, fast engine tests and scale benchmarks; never for tests that
+claim to exercise SSH, systemd or nginx. It implements the same FleetDriver
+protocol as the SSH driver, so the engine cannot tell the difference, but
+every command it reports says "[simulated]" and the console labels the run.
+
+Behaviour per release comes from the inventory variable ``sim_releases``
+(``{version: {fail_start, start_delay, health_fail, error_rate, latency_ms,
+quality, cpu}}``); a version missing from it fails to install, like a release
+that was never built. Client traffic is synthesised at ``sim_rps`` requests
+per simulated second and routed by the current load-balancer state exactly
+as the rendered nginx config would route it.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, fields, replace
+from typing import Any, Sequence
+
+from .clock import ScaledClock
+from .driver import (CommandListener, CommandRecord, DriverError, HealthSample,
+                     InstanceMetrics, PoolStats, UnitStatus)
+from .model import Host, Instance
+from .nginx_config import Backend, LbState, parse_generation, parse_pools, render
+
+SIM = "[simulated] "
+
+
+@dataclass(frozen=True)
+class SimRelease:
+    fail_start: bool = False
+    start_delay: float = 0.0
+    health_fail: bool = False
+    error_rate: float = 0.0
+    latency_ms: float = 40.0
+    quality: float = 0.96
+    cpu: float = 0.30
+
+    @classmethod
+    def from_vars(cls, raw: Any) -> "SimRelease":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in dict(raw or {}).items() if k in names})
+
+
+@dataclass
+class _SimInstance:
+    version: str | None
+    running: bool
+    staged: str | None = None
+    requests: int = 0
+    errors: int = 0
+
+
+class SimFleet:
+    """In-process fleet; see module docstring. Deterministic for a seed."""
+
+    simulated = True
+
+    def __init__(self, initial_lb: LbState, *, time_scale: float = 1.0, seed: int = 7,
+                 restart_seconds: float = 2.0):
+        self.clock = ScaledClock(time_scale)
+        self._rng = random.Random(seed)
+        self._lb_state = initial_lb
+        self._lb_texts: dict[str, str] = {}
+        self._listener: CommandListener = lambda record: None
+        self._instances: dict[tuple[str, str], _SimInstance] = {}
+        self._by_backend: dict[tuple[str, int], tuple[Host, str]] = {}
+        self._hosts: dict[str, Host] = {}
+        self._last_traffic = 0.0
+        self._carry = 0.0
+        self._rps = 100.0
+        self._restart_seconds = restart_seconds
+
+    # -- lifecycle -----------------------------------------------------
+    def set_command_listener(self, listener: CommandListener) -> None:
+        self._listener = listener
+
+    async def open(self, hosts: Sequence[Host], lbs: Sequence[Host]) -> None:
+        for host in hosts:
+            self._hosts[host.name] = host
+            running = host.var("sim_running_slots", ["main", "blue"])
+            for slot in ("main", "blue", "green"):
+                self._instances[(host.name, slot)] = _SimInstance(
+                    version=str(host.var("sim_version", "1.0.0")), running=slot in running)
+        for lb in lbs:
+            self._lb_texts[lb.name] = render(self._lb_state)
+            self._rps = float(lb.var("sim_rps", self._rps))
+        self._last_traffic = self.clock.now()
+
+    async def close(self) -> None:
+        return None
+
+    def register_ports(self, instances: Sequence[Instance]) -> None:
+        """Tell the simulated LB which instance answers on which backend."""
+        for inst in instances:
+            self._by_backend[(inst.host.address, inst.port)] = (inst.host, inst.slot)
+
+    # -- helpers -------------------------------------------------------
+    def _state(self, inst: Instance) -> _SimInstance:
+        return self._instances.setdefault(
+            (inst.host.name, inst.slot), _SimInstance(version=None, running=False))
+
+    def _release(self, host: Host, version: str | None) -> SimRelease | None:
+        releases = host.var("sim_releases", {}) or {}
+        if version is None or version not in releases:
+            return None
+        return SimRelease.from_vars(releases[version])
+
+    def _record(self, host: str, command: str, status: int, started: float,
+                stdout: str = "", stderr: str = "") -> CommandRecord:
+        record = CommandRecord(host, SIM + command, status, self.clock.now() - started, stdout, stderr)
+        self._listener(record)
+        return record
+
+    # -- load balancer -------------------------------------------------
+    async def lb_read(self) -> dict[str, str]:
+        return dict(self._lb_texts)
+
+    async def lb_apply(self, state: LbState) -> None:
+        started = self.clock.now()
+        text = render(state)
+        await self.clock.sleep(0.05)
+        for lb in self._lb_texts:
+            self._record(lb, "nginx -t && nginx -s reload", 0, started)
+            self._lb_texts[lb] = text
+        self._lb_state = state
+
+    async def lb_restore(self, texts: dict[str, str]) -> None:
+        started = self.clock.now()
+        for lb, text in texts.items():
+            self._record(lb, f"restore managed config (generation {parse_generation(text)})", 0, started)
+            self._lb_texts[lb] = text
+        first = next(iter(texts.values()), "")
+        pools = parse_pools(first, self._lb_state.upstream)
+        if pools:
+            self._lb_state = replace(self._lb_state, pools=pools, weights={},
+                                     generation=parse_generation(first) or "restored")
+
+    # -- instance operations ------------------------------------------
+    async def inflight(self, inst: Instance) -> int:
+        return 0
+
+    async def run_commands(self, inst: Instance, commands: Sequence[str], timeout: float,
+                           *, version: str | None = None) -> None:
+        state = self._state(inst)
+        for command in commands:
+            started = self.clock.now()
+            await self.clock.sleep(0.3)
+            if version is not None and self._release(inst.host, version) is None:
+                record = self._record(inst.host.name, command, 1, started,
+                                      stderr=f"release {version} not found")
+                raise DriverError(inst.host.name, "deploy", f"exit {record.exit_status}: {record.stderr}")
+            self._record(inst.host.name, command, 0, started)
+        state.staged = version
+
+    async def restart(self, inst: Instance) -> None:
+        state = self._state(inst)
+        started = self.clock.now()
+        version = state.staged or state.version
+        release = self._release(inst.host, version) or SimRelease()
+        state.running = False
+        await self.clock.sleep(self._restart_seconds + release.start_delay)
+        state.version = version
+        if release.fail_start:
+            self._record(inst.host.name, f"systemctl restart {inst.unit}", 1, started,
+                         stderr=f"Job for {inst.unit} failed because the control process exited with error code.")
+            raise DriverError(inst.host.name, "restart", f"{inst.unit} failed to start (release {version})")
+        state.running = True
+        state.requests = state.errors = 0
+        self._record(inst.host.name, f"systemctl restart {inst.unit}", 0, started)
+
+    async def stop(self, inst: Instance) -> None:
+        started = self.clock.now()
+        self._state(inst).running = False
+        self._record(inst.host.name, f"systemctl stop {inst.unit}", 0, started)
+
+    async def unit_status(self, inst: Instance) -> UnitStatus:
+        running = self._state(inst).running
+        return UnitStatus("loaded", "active" if running else "failed", "running" if running else "failed")
+
+    async def health(self, inst: Instance, path: str, port: int, timeout: float) -> HealthSample:
+        state = self._state(inst)
+        release = self._release(inst.host, state.version) or SimRelease()
+        latency = release.latency_ms / 1000 * (0.5 + self._rng.random())
+        await self.clock.sleep(min(latency, timeout))
+        if not state.running:
+            return HealthSample(inst.key, False, None, latency, "connection refused")
+        if release.health_fail:
+            return HealthSample(inst.key, False, state.version, latency, "HTTP 503")
+        return HealthSample(inst.key, True, state.version, latency, "HTTP 200")
+
+    async def instance_metrics(self, inst: Instance, port: int) -> InstanceMetrics:
+        state = self._state(inst)
+        release = self._release(inst.host, state.version) or SimRelease()
+        quality = min(1.0, max(0.0, release.quality + self._rng.gauss(0, 0.005))) if state.running else None
+        return InstanceMetrics(inst.key, state.version, state.requests, state.errors, 0, quality)
+
+    async def cpu(self, host: Host) -> float:
+        main = self._instances.get((host.name, "main"))
+        release = self._release(host, main.version if main else None) or SimRelease()
+        return min(1.0, max(0.0, release.cpu + self._rng.gauss(0, 0.02)))
+
+    async def journal_tail(self, inst: Instance, lines: int = 50) -> str:
+        state = self._state(inst)
+        return (f"{SIM}{inst.unit}: version {state.version} "
+                f"{'running' if state.running else 'stopped'}; requests {state.requests}\n")
+
+    # -- synthetic client traffic --------------------------------------
+    async def traffic(self) -> dict[str, PoolStats]:
+        now = self.clock.now()
+        due = self._rps * max(0.0, now - self._last_traffic) + self._carry
+        self._last_traffic = now
+        count = int(due)
+        self._carry = due - count
+        stats: dict[str, PoolStats] = {}
+        for _ in range(count):
+            pool = self._pick_pool()
+            self._serve(pool, stats.setdefault(pool, PoolStats()))
+        return stats
+
+    def _pick_pool(self) -> str:
+        state = self._lb_state
+        roll = self._rng.random() * 100
+        acc = 0.0
+        for pool, weight in sorted(state.weights.items(), key=lambda pw: pw[1]):
+            acc += weight
+            if roll < acc and state.pools.get(pool):
+                return pool
+        return state.default_pool
+
+    def _serve(self, pool: str, stats: PoolStats) -> None:
+        backends: list[Backend] = list(self._lb_state.pools.get(pool, ()))
+        self._rng.shuffle(backends)
+        stats.requests += 1
+        for attempt, backend in enumerate(backends[:3]):
+            owner = self._by_backend.get((backend.address, backend.port))
+            state = self._instances.get((owner[0].name, owner[1])) if owner else None
+            if state is None or not state.running:
+                continue
+            release = self._release(owner[0], state.version) or SimRelease()
+            state.requests += 1
+            if attempt:
+                stats.retried += 1
+            stats.latencies.append(self._rng.lognormvariate(0, 0.35) * release.latency_ms / 1000)
+            if self._rng.random() < release.error_rate:
+                state.errors += 1
+                stats.errors += 1
+            return
+        stats.errors += 1
+        stats.latencies.append(0.001)

@@ -1,0 +1,390 @@
+"""A small SSH connection pool over asyncssh (one reused connection per host).
+
+Facts this follows (see the field notes): asyncssh has no pool of its own;
+OpenSSH allows 10 sessions per connection (MaxSessions) so exec channels are
+capped at 8 per connection (forwarded TCP channels do not count); sshd drops
+bursts of new connections (MaxStartups 10:30:100) so handshakes are capped
+globally and retried with backoff; `run(timeout=)` leaves the remote process
+running, so every command is also wrapped in coreutils `timeout`; `sudo -n`
+without a PTY keeps stderr separate.
+
+Host keys are always verified against a known_hosts file: the host variable
+``rollout_known_hosts`` if set, else ~/.ssh/known_hosts. ~/.ssh/config is
+read as asyncssh does by default. Trust-on-first-use only with an explicit
+``accept_new_host_keys=True``: a key is accepted and appended only when the
+file has no entry at all for that address; a changed key is always refused.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import asyncssh
+
+from .driver import CommandRecord, DriverError, HostKeyError
+from .model import Host
+
+MAX_OUTPUT = 64 * 1024
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_output(data: bytes, limit: int = MAX_OUTPUT) -> str:
+    """Decode (errors replaced), drop NULs and control characters except
+    newline and tab, and strip surrounding whitespace."""
+    text = data[:limit].decode("utf-8", errors="replace")
+    text = text.replace("\r\n", "\n")
+    return _CONTROL.sub("", text).strip()
+
+
+def known_hosts_path(host: Host) -> str:
+    path = host.var("rollout_known_hosts") or "~/.ssh/known_hosts"
+    return os.path.expanduser(str(path))
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    """The host pattern OpenSSH writes: `addr` for port 22, else `[addr]:port`."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def _read_known_hosts(path: str) -> asyncssh.SSHKnownHosts:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = ""
+    return asyncssh.import_known_hosts(text)
+
+
+def _has_entry(path: str, host: str, addr: str, port: int | None) -> bool:
+    result = _read_known_hosts(path).match(host, addr, port)
+    return any(len(part) for part in result)
+
+
+def wrap_command(command: str, timeout: float, become: bool) -> str:
+    """`[sudo -n] timeout -k 5 SECS sh -c COMMAND` (COMMAND already quoted
+    by its builder; here it is quoted once more as one argument)."""
+    secs = max(1, int(round(timeout)))
+    inner = f"timeout -k 5 {secs} sh -c {shlex.quote(command)}"
+    return f"sudo -n {inner}" if become else inner
+
+
+class _Client(asyncssh.SSHClient):
+    """Records the presented key and, when allowed, trusts it on first use.
+
+    asyncssh calls validate_host_public_key only for keys that known_hosts
+    does not already trust."""
+
+    def __init__(self, path: str, accept_new: bool, host: Host):
+        self.path = path
+        self.accept_new = accept_new
+        self.host = host
+        self.rejected_fingerprint: str | None = None
+        self.reason = ""
+        self.appended = False
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        fp = key.get_fingerprint("sha256")
+        port_arg = port if port and port != 22 else None
+        if _has_entry(self.path, host, addr, port_arg):
+            self.rejected_fingerprint = fp
+            self.reason = "changed"
+            return False
+        if not self.accept_new:
+            self.rejected_fingerprint = fp
+            self.reason = "unknown"
+            return False
+        alg, blob = key.export_public_key("openssh").decode().split()[:2]
+        line = f"{known_hosts_name(self.host.address, self.host.port)} {alg} {blob}\n"
+        os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+        with open(self.path, "a+", encoding="utf-8") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() > 0:
+                f.seek(f.tell() - 1)
+                if f.read(1) != "\n":
+                    line = "\n" + line
+            f.write(line)
+        self.appended = True
+        return True
+
+
+@dataclass
+class _Entry:
+    conn: asyncssh.SSHClientConnection
+    channels: asyncio.Semaphore
+    forwards: dict[int, asyncssh.SSHListener] = field(default_factory=dict)
+    connect_time: float = 0.0
+    inflight: int = 0
+    retired: bool = False
+
+
+class SshPool:
+    """One lazily opened, reused asyncssh connection per host."""
+
+    def __init__(self, *, accept_new_host_keys: bool = False, connect_timeout: float = 10.0,
+                 login_timeout: float = 30.0, keepalive_interval: float = 15.0,
+                 max_channels: int = 8, max_handshakes: int = 8, connect_attempts: int = 4,
+                 listener: Callable[[CommandRecord], None] | None = None):
+        self.accept_new_host_keys = accept_new_host_keys
+        self.connect_timeout = connect_timeout
+        self.login_timeout = login_timeout
+        self.keepalive_interval = keepalive_interval
+        self.max_channels = max_channels
+        self.connect_attempts = max(1, connect_attempts)
+        self.listener = listener
+        self._handshakes = asyncio.Semaphore(max_handshakes)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._options: dict[tuple, asyncssh.SSHClientConnectionOptions] = {}
+        self._closing = False
+        self.connect_times: list[float] = []  # seconds per successful handshake
+        self.channel_retries = 0  # channel opens refused by sshd and retried
+
+    # -- connections -------------------------------------------------------
+
+    def _options_for(self, host: Host) -> tuple[asyncssh.SSHClientConnectionOptions, str]:
+        path = known_hosts_path(host)
+        key = (host.user, host.key_file, path)
+        opts = self._options.get(key)
+        if opts is None:
+            def match(h: str, addr: str, port: int | None, _path: str = path):
+                # Re-read each handshake: a key appended on first use counts.
+                return _read_known_hosts(_path).match(h, addr, port)
+
+            kwargs: dict = dict(
+                known_hosts=match,
+                connect_timeout=self.connect_timeout,
+                login_timeout=self.login_timeout,
+                keepalive_interval=self.keepalive_interval,
+                keepalive_count_max=3,
+            )
+            if host.user:
+                kwargs["username"] = host.user
+            if host.key_file:
+                kwargs["client_keys"] = [os.path.expanduser(host.key_file)]
+            opts = asyncssh.SSHClientConnectionOptions(**kwargs)
+            self._options[key] = opts
+        return opts, path
+
+    async def _dial(self, host: Host) -> _Entry:
+        opts, path = self._options_for(host)
+        delay = 0.2
+        last: Exception | None = None
+        for attempt in range(self.connect_attempts):
+            client = _Client(path, self.accept_new_host_keys, host)
+            t0 = time.monotonic()
+            try:
+                async with self._handshakes:
+                    conn = await asyncssh.connect(host.address, host.port, options=opts,
+                                                  client_factory=lambda c=client: c)
+            except asyncssh.HostKeyNotVerifiable as exc:
+                fp = client.rejected_fingerprint or "?"
+                what = "changed" if client.reason == "changed" else "unknown"
+                raise HostKeyError(
+                    host.name, "connect",
+                    f"host key {what} for {host.address}: server presented {fp} "
+                    f"(known_hosts {path}){' ' + str(exc.reason) if not client.rejected_fingerprint else ''}",
+                ) from None
+            except asyncssh.PermissionDenied as exc:
+                raise DriverError(host.name, "connect", f"permission denied: {exc.reason}") from None
+            except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+                last = exc
+                if attempt + 1 < self.connect_attempts:
+                    await asyncio.sleep(delay)
+                    delay *= 2.5
+                    continue
+                break
+            dt = time.monotonic() - t0
+            self.connect_times.append(dt)
+            entry = _Entry(conn=conn, channels=asyncio.Semaphore(self.max_channels), connect_time=dt)
+            asyncio.get_running_loop().create_task(self._watch(host.name, entry))
+            return entry
+        msg = getattr(last, "reason", None) or str(last) or type(last).__name__
+        raise DriverError(host.name, "connect", f"{host.address}:{host.port}: {msg}")
+
+    async def _watch(self, name: str, entry: _Entry) -> None:
+        try:
+            await entry.conn.wait_closed()
+        except Exception:  # noqa: BLE001 - only eviction matters here
+            pass
+        self._evict(name, entry)
+
+    def _evict(self, name: str, entry: _Entry | None = None) -> None:
+        cur = self._entries.get(name)
+        if cur is not None and (entry is None or cur is entry):
+            del self._entries[name]
+            cur.conn.close()
+
+    def _retire(self, name: str, entry: _Entry) -> None:
+        """Stop handing out this connection; close it once it is idle."""
+        if self._entries.get(name) is entry:
+            del self._entries[name]
+        entry.retired = True
+        if entry.inflight == 0:
+            entry.conn.close()
+
+    async def _entry(self, host: Host) -> _Entry:
+        if self._closing:
+            raise DriverError(host.name, "connect", "pool is closed")
+        entry = self._entries.get(host.name)
+        if entry is not None and not entry.conn.is_closed():
+            return entry
+        lock = self._locks.setdefault(host.name, asyncio.Lock())
+        async with lock:
+            entry = self._entries.get(host.name)
+            if entry is not None and entry.conn.is_closed():
+                self._evict(host.name, entry)
+                entry = None
+            if entry is None:
+                entry = await self._dial(host)
+                self._entries[host.name] = entry
+            return entry
+
+    async def connect(self, host: Host) -> float:
+        """Open (or reuse) the host's connection; returns the handshake time."""
+        return (await self._entry(host)).connect_time
+
+    # -- commands ----------------------------------------------------------
+
+    async def run(self, host: Host, command: str, timeout: float, input: str | bytes | None = None,
+                  *, max_output: int = MAX_OUTPUT) -> CommandRecord:
+        record, _ = await self.run_bytes(host, command, timeout, input, max_output=max_output)
+        return record
+
+    async def run_bytes(self, host: Host, command: str, timeout: float,
+                        input: str | bytes | None = None, *,
+                        max_output: int = MAX_OUTPUT) -> tuple[CommandRecord, bytes]:
+        """Run one command; returns its record and the raw (capped) stdout.
+
+        A non-zero exit is reported in the record, not raised; DriverError is
+        raised when the command could not be run at all."""
+        wrapped = wrap_command(command, timeout, host.become)
+        data = input.encode() if isinstance(input, str) else input
+        t0 = time.monotonic()
+        attempt = 0
+        while True:
+            entry = await self._entry(host)
+
+            def fail(op_msg: str) -> DriverError:
+                self._emit(CommandRecord(host.name, command, None, time.monotonic() - t0, "", op_msg))
+                return DriverError(host.name, "run", op_msg)
+
+            try:
+                async with entry.channels:
+                    entry.inflight += 1
+                    try:
+                        exit_status, out, err = await asyncio.wait_for(
+                            self._exec(entry.conn, wrapped, data, max_output), timeout + 15.0)
+                    finally:
+                        entry.inflight -= 1
+                        if entry.retired and entry.inflight == 0:
+                            entry.conn.close()
+                if exit_status is None and entry.conn.is_closed():
+                    self._evict(host.name, entry)
+                    raise fail("connection lost while the command ran")
+                break
+            except asyncssh.ChannelOpenError as exc:
+                # The command never started, so retrying is safe. On a live
+                # connection this is sshd's MaxSessions (a closed session is
+                # freed a moment after the client sees it close): back off and
+                # retry on the same connection. A dead or persistently refusing
+                # connection is retired (in-flight commands finish) and redialled.
+                attempt += 1
+                self.channel_retries += 1
+                if entry.conn.is_closed():
+                    self._evict(host.name, entry)
+                elif attempt >= 6:
+                    self._retire(host.name, entry)
+                if attempt > 7:
+                    raise fail(f"cannot open channel: {exc.reason}") from None
+                await asyncio.sleep(min(0.5, 0.02 * 2 ** attempt))
+            except asyncssh.ConnectionLost as exc:
+                self._evict(host.name, entry)
+                raise fail(f"connection lost: {exc.reason}") from None
+            except asyncio.TimeoutError:
+                raise fail(f"timed out after {timeout:.0f} s: {command[:80]}") from None
+            except (OSError, asyncssh.Error) as exc:
+                self._evict(host.name, entry)
+                msg = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+                raise fail(msg) from None
+        record = CommandRecord(
+            host=host.name, command=command, exit_status=exit_status,
+            duration=time.monotonic() - t0,
+            stdout=clean_output(out), stderr=clean_output(err),
+        )
+        self._emit(record)
+        return record, out
+
+    async def _exec(self, conn: asyncssh.SSHClientConnection, command: str, data: bytes | None,
+                    limit: int) -> tuple[int | None, bytes, bytes]:
+        proc = await conn.create_process(command, encoding=None)
+        try:
+            if data:
+                proc.stdin.write(data)
+            proc.stdin.write_eof()
+
+            async def drain(stream) -> bytes:
+                buf = bytearray()
+                while True:
+                    chunk = await stream.read(65536)
+                    if not chunk:
+                        return bytes(buf)
+                    if len(buf) < limit:
+                        buf += chunk[: limit - len(buf)]
+
+            out, err = await asyncio.gather(drain(proc.stdout), drain(proc.stderr))
+            await proc.wait_closed()
+            status = proc.exit_status
+            if (status is None or status < 0) and proc.exit_signal:
+                name = str(proc.exit_signal[0])
+                signum = getattr(signal, "SIG" + name, None)
+                status = 128 + int(signum) if signum is not None else 128 + 15
+            elif status is not None and status < 0:
+                status = None
+            return status, out, err
+        finally:
+            proc.close()
+
+    def _emit(self, record: CommandRecord) -> None:
+        if self.listener is None:
+            return
+        try:
+            self.listener(record)
+        except Exception:  # noqa: BLE001 - a broken listener must not break a deploy
+            pass
+
+    # -- forwards ----------------------------------------------------------
+
+    async def forward(self, host: Host, remote_port: int) -> int:
+        """A local port forwarded to 127.0.0.1:remote_port on the host (cached)."""
+        entry = await self._entry(host)
+        listener = entry.forwards.get(remote_port)
+        if listener is None:
+            try:
+                listener = await entry.conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", remote_port)
+            except (OSError, asyncssh.Error) as exc:
+                self._evict(host.name, entry)
+                raise DriverError(host.name, "forward", f"port {remote_port}: {exc}") from None
+            entry.forwards[remote_port] = listener
+        return listener.get_port()
+
+    # -- shutdown ----------------------------------------------------------
+
+    async def close(self) -> None:
+        self._closing = True
+        entries = list(self._entries.values())
+        self._entries.clear()
+        for e in entries:
+            for lst in e.forwards.values():
+                lst.close()
+            e.conn.close()
+        for e in entries:
+            try:
+                await asyncio.wait_for(e.conn.wait_closed(), 5.0)
+            except Exception:  # noqa: BLE001
+                pass

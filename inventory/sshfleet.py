@@ -1,0 +1,409 @@
+"""FleetDriver over SSH: systemd units on agent hosts, nginx on load balancers.
+
+Every remote command goes through `SshPool.run` (wrapped in coreutils
+`timeout`, `sudo -n` when the host says become) and is reported to the
+command listener. HTTP to a host (health, /metrics, the nginx marker) goes
+through an SSH local forward to the host's 127.0.0.1, so nothing but SSH
+has to be reachable from the console.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+import time
+from typing import Sequence
+
+import httpx
+
+from . import access_log, cpu as cpu_mod, systemd
+from .clock import Clock
+from .driver import (CommandListener, DriverError, HealthSample, InstanceMetrics, PoolStats,
+                     UnitStatus)
+from .model import Host, Instance
+from .nginx_config import ConfigError, LbState, marker_path, parse_generation, render
+from .ssh import SshPool
+
+_LISTEN_MARKER = re.compile(r"listen\s+127\.0\.0\.1:(\d+);")
+LOG_READ_MAX = 4 * 1024 * 1024
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def nginx_error_line(stderr: str) -> str:
+    """The line of `nginx -t` output that says what is wrong."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in lines:
+        if "[emerg]" in ln or "[error]" in ln or "[crit]" in ln:
+            return ln
+    return lines[-1] if lines else "nginx -t failed"
+
+
+class SshFleet:
+    """The real fleet. See FleetDriver for the contract of each method."""
+
+    simulated = False
+
+    def __init__(self, *, nginx_config_path: str, upstream: str, marker_port: int,
+                 accept_new_host_keys: bool = False, connect_timeout: float = 10.0,
+                 command_timeout: float = 120.0, access_log_path: str | None = None,
+                 reload_timeout: float = 5.0):
+        self.clock = Clock()
+        self.nginx_config_path = nginx_config_path
+        self.upstream = upstream
+        self.marker_port = marker_port
+        self.command_timeout = command_timeout
+        self.reload_timeout = reload_timeout
+        self.access_log_path = access_log_path or f"/var/log/nginx/rollout-{upstream}.log"
+        self.pool = SshPool(accept_new_host_keys=accept_new_host_keys,
+                            connect_timeout=connect_timeout)
+        self.hosts: list[Host] = []
+        self.lbs: list[Host] = []
+        self._http: httpx.AsyncClient | None = None
+        self._log_offsets: dict[str, int] = {}
+        self._cpu_prev: dict[str, cpu_mod.CpuTimes] = {}
+        self.backends_seen: dict[str, int] = {}  # final upstream addr -> requests (last traffic())
+        self.bad_log_lines = 0
+        self.last_apply_seconds: float | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def set_command_listener(self, listener: CommandListener) -> None:
+        self.pool.listener = listener
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            # No keep-alive: nginx reloads and agent restarts reset idle
+            # connections; a fresh forwarded channel per probe is cheap.
+            self._http = httpx.AsyncClient(
+                trust_env=False,
+                limits=httpx.Limits(max_keepalive_connections=0, max_connections=200),
+            )
+        return self._http
+
+    async def open(self, hosts: Sequence[Host], lbs: Sequence[Host]) -> None:
+        """Connect to every host (bounded handshakes) and mark where each LB's
+        access log ends, so traffic() counts from now on."""
+        self.hosts = list(hosts)
+        self.lbs = list(lbs)
+        seen: dict[str, Host] = {}
+        for h in [*self.hosts, *self.lbs]:
+            seen.setdefault(h.name, h)
+        results = await asyncio.gather(*(self.pool.connect(h) for h in seen.values()),
+                                       return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            errors.sort(key=lambda e: 0 if type(e).__name__ == "HostKeyError" else 1)
+            first = errors[0]
+            if isinstance(first, DriverError):
+                raise first
+            raise DriverError("fleet", "open", str(first))
+        await asyncio.gather(*(self._init_log_offset(lb) for lb in self.lbs))
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        await self.pool.close()
+
+    # -- plain commands ----------------------------------------------------
+
+    async def _run(self, host: Host, command: str, timeout: float | None = None, input=None):
+        return await self.pool.run(host, command, timeout or self.command_timeout, input)
+
+    async def _check(self, host: Host, op: str, command: str, timeout: float | None = None,
+                     input=None):
+        rec = await self._run(host, command, timeout, input)
+        if not rec.ok:
+            detail = _last_line(rec.stderr) or _last_line(rec.stdout) or "no output"
+            raise DriverError(host.name, op, f"exit {rec.exit_status}: {detail}")
+        return rec
+
+    async def run_commands(self, inst: Instance, commands: Sequence[str], timeout: float) -> None:
+        """Each command gets `timeout` seconds; stop at the first failure."""
+        for cmd in commands:
+            rec = await self._run(inst.host, cmd, timeout)
+            if not rec.ok:
+                detail = _last_line(rec.stderr) or _last_line(rec.stdout) or "no output"
+                if rec.exit_status == 124:
+                    detail = f"timed out after {timeout:.0f} s"
+                raise DriverError(inst.host.name, "deploy",
+                                  f"{cmd[:120]}: exit {rec.exit_status}: {detail}")
+
+    async def restart(self, inst: Instance) -> None:
+        await self._unit_op(inst, "restart", systemd.restart_cmd(inst.unit))
+
+    async def stop(self, inst: Instance) -> None:
+        await self._unit_op(inst, "stop", systemd.stop_cmd(inst.unit))
+
+    async def _unit_op(self, inst: Instance, op: str, command: str) -> None:
+        rec = await self._run(inst.host, command)
+        if rec.ok:
+            return
+        journal = ""
+        try:
+            journal = await self.journal_tail(inst, 20)
+        except DriverError:
+            pass
+        tail = [ln for ln in journal.splitlines() if ln.strip()][-3:]
+        detail = " | ".join(ln.strip() for ln in tail) or _last_line(rec.stderr) or "no output"
+        err = DriverError(inst.host.name, op, f"{inst.unit} exit {rec.exit_status}: {detail}")
+        err.journal = journal  # type: ignore[attr-defined]
+        raise err
+
+    async def unit_status(self, inst: Instance) -> UnitStatus:
+        rec = await self._check(inst.host, "unit_status", systemd.show_cmd(inst.unit), 30.0)
+        return systemd.parse_unit_status(rec.stdout)
+
+    async def journal_tail(self, inst: Instance, lines: int = 50) -> str:
+        rec = await self._check(inst.host, "journal", systemd.journal_cmd(inst.unit, lines), 30.0)
+        return rec.stdout
+
+    async def cpu(self, host: Host) -> float:
+        rec = await self._check(host, "cpu", cpu_mod.READ_CMD, 15.0)
+        try:
+            cur = cpu_mod.parse_proc_stat(rec.stdout)
+        except ValueError as exc:
+            raise DriverError(host.name, "cpu", str(exc)) from None
+        prev = self._cpu_prev.get(host.name)
+        self._cpu_prev[host.name] = cur
+        return 0.0 if prev is None else cpu_mod.busy_fraction(prev, cur)
+
+    # -- HTTP through forwards ---------------------------------------------
+
+    async def _get(self, host: Host, port: int, path: str, timeout: float) -> httpx.Response:
+        local = await self.pool.forward(host, port)
+        return await self._client().get(f"http://127.0.0.1:{local}{path}", timeout=timeout)
+
+    async def health(self, inst: Instance, path: str, port: int, timeout: float) -> HealthSample:
+        t0 = time.monotonic()
+        try:
+            r = await self._get(inst.host, port, path, timeout)
+        except (httpx.HTTPError, DriverError, OSError) as exc:
+            return HealthSample(inst.key, False, None, time.monotonic() - t0,
+                                detail=f"{type(exc).__name__}: {exc}"[:200])
+        latency = time.monotonic() - t0
+        try:
+            body = r.json()
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        version = body.get("version")
+        version = str(version) if version is not None else None
+        ok = r.status_code == 200 and body.get("status") == "ok"
+        detail = "" if ok else f"HTTP {r.status_code} status={body.get('status')!r}"
+        return HealthSample(inst.key, ok, version, latency, detail)
+
+    async def _metrics(self, inst: Instance, port: int) -> dict:
+        try:
+            r = await self._get(inst.host, port, "/metrics", 10.0)
+            r.raise_for_status()
+            body = r.json()
+        except (httpx.HTTPError, ValueError, OSError) as exc:
+            raise DriverError(inst.host.name, "metrics", f"{type(exc).__name__}: {exc}"[:200]) from None
+        if not isinstance(body, dict):
+            raise DriverError(inst.host.name, "metrics", "not a JSON object")
+        return body
+
+    async def inflight(self, inst: Instance) -> int:
+        return int((await self._metrics(inst, inst.port)).get("inflight") or 0)
+
+    async def instance_metrics(self, inst: Instance, port: int) -> InstanceMetrics:
+        b = await self._metrics(inst, port)
+        q = b.get("quality_score")
+        v = b.get("version")
+        return InstanceMetrics(
+            instance=inst.key, version=str(v) if v is not None else None,
+            requests=int(b.get("requests") or 0), errors=int(b.get("errors") or 0),
+            inflight=int(b.get("inflight") or 0),
+            quality_score=float(q) if q is not None else None,
+        )
+
+    # -- nginx -------------------------------------------------------------
+
+    @property
+    def _tmp_path(self) -> str:
+        d, f = os.path.split(self.nginx_config_path)
+        return os.path.join(d, f".{f}.rollout-new")  # not *.conf: never included
+
+    @property
+    def _bak_path(self) -> str:
+        d, f = os.path.split(self.nginx_config_path)
+        return os.path.join(d, f".{f}.rollout-bak")
+
+    async def lb_read(self) -> dict[str, str]:
+        out = await asyncio.gather(*(self._read_one(lb) for lb in self.lbs))
+        return {lb.name: text for lb, text in zip(self.lbs, out)}
+
+    async def _read_one(self, lb: Host) -> str:
+        t = shlex.quote(self.nginx_config_path)
+        rec, raw = await self.pool.run_bytes(lb, f"if [ -e {t} ]; then cat {t}; fi",
+                                             30.0, max_output=LOG_READ_MAX)
+        if not rec.ok:
+            raise DriverError(lb.name, "lb_read", f"exit {rec.exit_status}: {_last_line(rec.stderr)}")
+        return raw.decode("utf-8", errors="replace")
+
+    async def lb_apply(self, state: LbState) -> None:
+        """Install render(state) on every LB at once.
+
+        Per LB: `nginx -t` checks the configuration nginx would load, i.e.
+        the file at its real path (a temp file beside it is not included:
+        its name does not end in .conf). So the new text is streamed to a
+        temp file, the current file is copied to a backup, the temp file is
+        renamed over the target (atomic), and only then `nginx -t` runs. If
+        it fails, the backup is renamed back (the running master never saw
+        the bad file) and DriverError carries nginx's error line. Otherwise
+        `nginx -s reload`, and the reload is *verified* by polling the
+        marker server until it answers the new generation (a zero exit
+        status does not prove the new config was applied). If verification
+        fails the backup is put back and reloaded before raising.
+
+        If one LB fails, LBs that did take the new file are put back to
+        their previous text, so all LBs agree."""
+        try:
+            text = render(state)
+        except ConfigError as exc:
+            raise DriverError("lb", "lb_apply", str(exc)) from None
+        if state.access_log != self.access_log_path:
+            self.access_log_path = state.access_log
+            self._log_offsets.clear()
+            await asyncio.gather(*(self._init_log_offset(lb) for lb in self.lbs))
+        t0 = time.monotonic()
+        previous = await self.lb_read()
+        results = await asyncio.gather(
+            *(self._install(lb, text, state.generation, state.marker_port) for lb in self.lbs),
+            return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            done = [lb for lb, r in zip(self.lbs, results) if not isinstance(r, BaseException)]
+            if done:
+                await asyncio.gather(*(self._install(lb, previous[lb.name],
+                                                     parse_generation(previous[lb.name]),
+                                                     self._marker_port_of(previous[lb.name]))
+                                       for lb in done), return_exceptions=True)
+            raise failed[0]
+        self.last_apply_seconds = time.monotonic() - t0
+
+    async def lb_restore(self, texts: dict[str, str]) -> None:
+        """Write these exact texts back ('' removes the managed file), with
+        the same test/reload/verify steps as lb_apply."""
+        lbs = [lb for lb in self.lbs if lb.name in texts]
+        results = await asyncio.gather(
+            *(self._install(lb, texts[lb.name], parse_generation(texts[lb.name]),
+                            self._marker_port_of(texts[lb.name])) for lb in lbs),
+            return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
+    def _marker_port_of(self, text: str) -> int:
+        m = _LISTEN_MARKER.search(text)
+        return int(m.group(1)) if m else self.marker_port
+
+    async def _install(self, lb: Host, text: str, generation: str | None, marker_port: int) -> None:
+        q = shlex.quote
+        target, tmp, bak = q(self.nginx_config_path), q(self._tmp_path), q(self._bak_path)
+        restore = f"if [ -e {bak} ]; then mv -f {bak} {target}; else rm -f {target}; fi"
+        if text:
+            await self._check(lb, "lb_write", f"umask 022; cat > {tmp}", 30.0, input=text)
+            swap = (f"if [ -e {target} ]; then cp -p {target} {bak}; else rm -f {bak}; fi"
+                    f" && mv -f {tmp} {target}")
+        else:
+            swap = f"if [ -e {target} ]; then mv -f {target} {bak}; else rm -f {bak}; fi"
+        try:
+            await self._check(lb, "lb_write", swap, 30.0)
+        except DriverError:
+            await self._run(lb, f"rm -f {tmp}", 30.0)
+            raise
+        test = await self._run(lb, "nginx -t", 60.0)
+        if not test.ok:
+            await self._run(lb, restore, 30.0)
+            await self._run(lb, "nginx -t", 60.0)
+            raise DriverError(lb.name, "nginx -t", nginx_error_line(test.stderr or test.stdout))
+        try:
+            await self._check(lb, "reload", "nginx -s reload", 60.0)
+            if generation is not None and text:
+                await self._verify(lb, generation, marker_port)
+        except DriverError as exc:
+            await self._run(lb, restore, 30.0)
+            await self._run(lb, "nginx -s reload", 60.0)
+            raise DriverError(lb.name, exc.op, exc.message + " (previous config restored)") from None
+        await self._run(lb, f"rm -f {bak}", 30.0)
+
+    async def marker(self, lb: Host, marker_port: int | None = None, timeout: float = 2.0) -> str | None:
+        """The generation the LB's marker server answers now (None if none)."""
+        try:
+            r = await self._get(lb, marker_port or self.marker_port, marker_path(self.upstream),
+                                timeout)
+        except (httpx.HTTPError, OSError):
+            return None
+        return r.text.strip() if r.status_code == 200 else None
+
+    async def _verify(self, lb: Host, generation: str, marker_port: int) -> None:
+        deadline = time.monotonic() + self.reload_timeout
+        seen = None
+        while True:
+            seen = await self.marker(lb, marker_port, timeout=1.0)
+            if seen == generation:
+                return
+            if time.monotonic() >= deadline:
+                raise DriverError(lb.name, "reload",
+                                  f"marker answers {seen!r}, not generation {generation!r} "
+                                  f"{self.reload_timeout:.0f} s after reload")
+            await asyncio.sleep(0.05)
+
+    # -- traffic -----------------------------------------------------------
+
+    def _size_cmd(self) -> str:
+        return f"stat -c %s {shlex.quote(self.access_log_path)} 2>/dev/null || echo 0"
+
+    async def _init_log_offset(self, lb: Host) -> None:
+        rec = await self._check(lb, "traffic", self._size_cmd(), 30.0)
+        try:
+            self._log_offsets[lb.name] = int(rec.stdout.split()[0])
+        except (ValueError, IndexError):
+            self._log_offsets[lb.name] = 0
+
+    async def _read_log(self, lb: Host) -> access_log.ParseResult:
+        if lb.name not in self._log_offsets:
+            await self._init_log_offset(lb)
+            return access_log.ParseResult()
+        off = self._log_offsets[lb.name]
+        f = shlex.quote(self.access_log_path)
+        cmd = (f"sz=$(stat -c %s {f} 2>/dev/null || echo 0); echo \"$sz\"; "
+               f"if [ \"$sz\" -gt {off} ]; then tail -c +{off + 1} {f} | head -c {LOG_READ_MAX}; fi")
+        rec, raw = await self.pool.run_bytes(lb, cmd, 60.0, max_output=LOG_READ_MAX + 64)
+        if not rec.ok:
+            raise DriverError(lb.name, "traffic", f"exit {rec.exit_status}: {_last_line(rec.stderr)}")
+        head, _, data = raw.partition(b"\n")
+        try:
+            size = int(head.strip() or b"0")
+        except ValueError:
+            size = 0
+        if size < off:  # rotated or truncated: start over from the beginning
+            self._log_offsets[lb.name] = 0
+            return await self._read_log(lb)
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            return access_log.ParseResult()  # only a partial line so far
+        complete = data[: cut + 1]
+        self._log_offsets[lb.name] = off + len(complete)
+        return access_log.parse(complete.decode("utf-8", errors="replace"), self.upstream)
+
+    async def traffic(self) -> dict[str, PoolStats]:
+        results = await asyncio.gather(*(self._read_log(lb) for lb in self.lbs))
+        merged: dict[str, PoolStats] = {}
+        backends: dict[str, int] = {}
+        for res in results:
+            self.bad_log_lines += res.bad_lines
+            for pool, st in res.pools.items():
+                merged.setdefault(pool, PoolStats()).merge(st)
+            for addr, n in res.backends.items():
+                backends[addr] = backends.get(addr, 0) + n
+        self.backends_seen = backends
+        return merged

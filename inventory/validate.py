@@ -1,0 +1,131 @@
+"""Shared validators and helpers for inventory values (no I/O)."""
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from typing import Any, Iterable
+
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+HOSTNAME_ADDRESS = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$")
+USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+GROUP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+RANGE = re.compile(r"\[([0-9A-Za-z]+):([0-9A-Za-z]+)(?::([0-9]+))?\]")
+MAX_RANGE = 10_000
+
+_TRUE = {"yes", "true", "on", "1", "y"}
+_FALSE = {"no", "false", "off", "0", "n", ""}
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    if close:
+        return f'; did you mean "{close[0]}"?'
+    if choices:
+        return "; expected one of: " + ", ".join(choices)
+    return ""
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A short one-line rendering of a bad value for error messages."""
+    if isinstance(value, str):
+        text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    elif isinstance(value, dict):
+        text = "a mapping"
+    elif isinstance(value, list):
+        text = "a list"
+    elif value is None:
+        text = "nothing (null)"
+    else:
+        text = repr(value)
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_address(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"expected a hostname or IP address, got {show(value)}")
+    text = value.strip()
+    candidate = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        ipaddress.ip_address(candidate.split("%", 1)[0])
+        if re.match(r"^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]{1,32})?$", candidate):
+            return candidate
+    except ValueError:
+        pass
+    if not HOSTNAME_ADDRESS.match(text) or ".." in text:
+        raise ValueError(
+            f"expected a hostname or IP address (letters, digits, '.', '-', '_'; no spaces, "
+            f"no leading '-'), got {show(value)}"
+        )
+    return text
+
+
+def check_port(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a port number 1-65535, got {show(value)}")
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,6}\s*", value):
+        value = int(value)
+    if not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"expected a port number 1-65535, got {show(value)}")
+    return value
+
+
+def check_user(value: Any) -> str:
+    if not isinstance(value, str) or not USER_NAME.match(value):
+        raise ValueError(f"expected a user name matching ^[a-z_][a-z0-9_-]{{0,31}}$, got {show(value)}")
+    return value
+
+
+def check_key_file(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or any(c in value for c in "\n\r\0"):
+        raise ValueError(f"expected a path to a private key file, got {show(value)}")
+    return value
+
+
+def check_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE and low:
+            return False
+    raise ValueError(f"expected a boolean (true/false, yes/no), got {show(value)}")
+
+
+def expand_range(pattern: str) -> list[str]:
+    """Ansible host ranges: web[01:03] -> web01 web02 web03; db-[a:c]; [1:9:2]."""
+    m = RANGE.search(pattern)
+    if not m:
+        return [pattern]
+    start, end, step = m.group(1), m.group(2), m.group(3)
+    step_n = int(step) if step else 1
+    if step_n < 1:
+        raise ValueError(f"range step must be at least 1 in {show(pattern)}")
+    head, tail = pattern[: m.start()], pattern[m.end():]
+    if start.isdigit() and end.isdigit():
+        a, b = int(start), int(end)
+        if b < a:
+            raise ValueError(f"range end is before its start in {show(pattern)}")
+        if (b - a) // step_n + 1 > MAX_RANGE:
+            raise ValueError(f"range expands to more than {MAX_RANGE} hosts in {show(pattern)}")
+        width = len(start) if start.startswith("0") and len(start) > 1 else 0
+        items = [str(i).zfill(width) for i in range(a, b + 1, step_n)]
+    elif len(start) == 1 and len(end) == 1 and start.isalpha() and end.isalpha():
+        if ord(end) < ord(start):
+            raise ValueError(f"range end is before its start in {show(pattern)}")
+        items = [chr(c) for c in range(ord(start), ord(end) + 1, step_n)]
+    else:
+        raise ValueError(f"bad host range in {show(pattern)}: use [01:10] or [a:f]")
+    out: list[str] = []
+    for item in items:
+        out.extend(expand_range(head + item + tail))
+        if len(out) > MAX_RANGE:
+            raise ValueError(f"range expands to more than {MAX_RANGE} hosts in {show(pattern)}")
+    return out

@@ -1,0 +1,45 @@
+"""Which instances go in which batch: a pure function of the plan.
+
+Follows Ansible's `serial` semantics so operators can reuse their habits: a
+count, a percentage of the fleet (rounded down, at least one), or a list of
+those that is walked in order with its last entry repeating.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, TypeVar
+
+T = TypeVar("T")
+
+BatchSpec = int | str | Sequence[int | str]
+
+
+def batch_size(entry: int | str, total: int) -> int:
+    """Size of one batch for one spec entry."""
+    if isinstance(entry, str) and entry.strip().endswith("%"):
+        pct = float(entry.strip()[:-1])
+        return max(1, math.floor(total * pct / 100))
+    return max(1, int(entry))
+
+
+def plan_batches(items: Sequence[T], spec: BatchSpec) -> list[list[T]]:
+    """Split `items` into consecutive batches according to `spec`."""
+    entries = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    if not entries:
+        entries = [1]
+    total = len(items)
+    out: list[list[T]] = []
+    i = 0
+    k = 0
+    while i < total:
+        size = batch_size(entries[min(k, len(entries) - 1)], total)
+        out.append(list(items[i : i + size]))
+        i += size
+        k += 1
+    return out
+
+
+def failure_budget(total: int, max_fail_percentage: float) -> int:
+    """How many instances may fail before the run fails (Ansible's
+    max_fail_percentage: the run fails when failures *exceed* it)."""
+    return math.floor(total * max_fail_percentage / 100)

@@ -1,0 +1,123 @@
+"""Blue-green: bring the idle colour up on the new version beside the live
+one, switch every request over in one verified nginx reload, watch a
+rollback window with the old colour still warm, then retire the old colour.
+
+Two forms (plan.blue_green.mode): two host groups, or one group running two
+template units (agent@blue, agent@green) on two ports, which avoids the
+article's 200 % resource cost. Rollback inside the window is one reload back.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from inventory.model import Instance
+from inventory.nginx_config import parse_pools
+
+from .engine import Engine, GateFailed, PlannedStep, StrategyRunner
+from .events import InstancePhase, Notice, StepStarted
+from .topology import COLOURS, bluegreen_state
+
+
+def other(colour: str) -> str:
+    return COLOURS[1 - COLOURS.index(colour)]
+
+
+def live_colour(engine: Engine) -> str:
+    """The colour nginx serves now: the only colour pool in the managed file
+    (so a second run after a switch deploys to the right side), else the
+    plan's `active`."""
+    text = next(iter(engine.lb_snapshot.values()), "")
+    pools = parse_pools(text, engine.plan.nginx.upstream)
+    present = [c for c in COLOURS if pools.get(c)]
+    return present[0] if len(present) == 1 else engine.plan.blue_green.active
+
+
+class BlueGreen(StrategyRunner):
+    def __init__(self) -> None:
+        self.live = "blue"
+        self.switched = False
+        self.members: dict[str, list[Instance]] = {}
+
+    def steps(self, plan: Any, instances: Sequence[Instance]) -> list[PlannedStep]:
+        idle = other(plan.blue_green.active)
+        keys = tuple(i.key for i in instances if i.role == idle)
+        return [PlannedStep(f"deploy {idle}", keys), PlannedStep(f"switch to {idle}"),
+                PlannedStep(f"rollback window {plan.blue_green.rollback_window:g}s"),
+                PlannedStep(f"retire {plan.blue_green.active}")]
+
+    def colour(self, engine: Engine, colour: str) -> list[Instance]:
+        return [i for i in engine.instances if i.role == colour]
+
+    async def route(self, engine: Engine, members: dict[str, list[Instance]], active: str) -> None:
+        self.members = members
+        await engine.apply_lb(bluegreen_state(engine.plan, members, active, engine.next_generation()))
+
+    async def run(self, engine: Engine) -> str:
+        bg = engine.plan.blue_green
+        self.live = live_colour(engine)
+        idle = other(self.live)
+        old, new = self.colour(engine, self.live), self.colour(engine, idle)
+        self.members = {self.live: old}
+        engine.emit(StepStarted, index=1, total=4, title=f"deploy {idle}", instances=[i.key for i in new])
+        results = await engine.update_all(new, engine.version)
+        failed = [i for i in new if not results[i.key][0]]
+        if failed:
+            for inst in failed:
+                engine.instance_phase(inst, InstancePhase.FAILED, results[inst.key][1])
+            raise GateFailed(f"{idle} instance {failed[0].key} failed: {results[failed[0].key][1]}")
+        for inst in new:
+            engine.instance_phase(inst, InstancePhase.STANDBY, f"{idle}, healthy, no traffic yet")
+        # Define the idle pool (no traffic) so testers can force it by header.
+        await self.route(engine, {self.live: old, idle: new}, self.live)
+        if bg.pre_switch_delay:
+            await engine.wait(bg.pre_switch_delay)
+        await engine.safe_point()
+        engine.emit(StepStarted, index=2, total=4, title=f"switch to {idle}")
+        started = engine.driver.clock.now()
+        await self.route(engine, {self.live: old, idle: new}, idle)
+        self.switched = True
+        engine.emit(Notice, level="info",
+                    message=f"switched to {idle} in {engine.driver.clock.now() - started:.3f}s")
+        for inst in new:
+            engine.instance_phase(inst, InstancePhase.LIVE, idle)
+        engine.emit(StepStarted, index=3, total=4, title=f"rollback window {bg.rollback_window:g}s")
+        await engine.observe(f"{idle} after switch", bg.rollback_window, new, idle, needs_traffic=False)
+        engine.emit(StepStarted, index=4, total=4, title=f"retire {self.live}")
+        await self.route(engine, {idle: new}, idle)
+        await self.retire(engine, old)
+        return f"{idle} live on {engine.version}; {self.live} retired"
+
+    async def retire(self, engine: Engine, insts: Sequence[Instance]) -> None:
+        """Stop units that no longer take traffic (single-group form only:
+        in the two-group form the old hosts keep running, warm, for the next
+        release)."""
+        if engine.plan.blue_green.mode != "units":
+            return
+        for inst in insts:
+            await engine.driver.stop(inst)
+            engine.instance_phase(inst, InstancePhase.STANDBY, "retired")
+
+    async def rollback(self, engine: Engine) -> list[str]:
+        idle = other(self.live)
+        old, new = self.colour(engine, self.live), self.colour(engine, idle)
+        if self.switched:
+            await self.route(engine, {self.live: old, idle: new}, self.live)
+            engine.emit(Notice, level="info", message=f"rollback: all traffic back on {self.live}")
+        problems = await engine.verify_old(old)
+        await self.retire(engine, new)
+        for inst in new:
+            engine.instance_phase(inst, InstancePhase.ROLLED_BACK, "out of traffic")
+        if not problems:
+            await engine.restore_lb()
+        return list(problems.values())
+
+    async def abort(self, engine: Engine) -> None:
+        """Traffic back on the old colour; the new colour stays up, out of
+        traffic, for inspection."""
+        idle = other(self.live)
+        if self.switched or idle in self.members:
+            await engine.restore_lb()
+            engine.emit(Notice, level="warning", message=f"aborted: {idle} kept running for inspection, no traffic")
+
+
+

@@ -1,0 +1,227 @@
+"""Typed events the engine emits, and the bus that carries them.
+
+The TUI, the headless reporter and the journal are all subscribers to the
+same stream; replay feeds recorded events back through the same views. An
+event is a frozen dataclass with a `kind`; `to_dict`/`from_dict` give the
+JSON form used on stdout and in journals.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+_REGISTRY: dict[str, type["Event"]] = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every event. `at` is seconds since the run started on the
+    engine's clock (simulated time on a simulated fleet)."""
+
+    kind: ClassVar[str] = "event"
+    at: float = 0.0
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        _REGISTRY[cls.kind] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from its JSON form; unknown fields are dropped so a
+    newer journal still replays in an older console."""
+    cls = _REGISTRY.get(data.get("kind", ""))
+    if cls is None:
+        raise ValueError(f"unknown event kind {data.get('kind')!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class Phase(str, enum.Enum):
+    PREFLIGHT = "preflight"
+    RUNNING = "running"
+    PAUSED = "paused"
+    ANALYSING = "analysing"
+    ROLLING_BACK = "rolling back"
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled back"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+class InstancePhase(str, enum.Enum):
+    QUEUED = "queued"
+    DRAINING = "draining"
+    DEPLOYING = "deploying"
+    RESTARTING = "restarting"
+    CHECKING = "checking"
+    LIVE = "live"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled back"
+    STANDBY = "standby"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    plan: str
+    strategy: str
+    service: str
+    version: str
+    old_versions: dict[str, str | None]
+    instances: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+    simulated: bool
+    thresholds: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseChanged(Event):
+    kind: ClassVar[str] = "phase"
+    phase: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepStarted(Event):
+    """A batch (rolling) or a step (canary, blue-green) began."""
+
+    kind: ClassVar[str] = "step_started"
+    index: int
+    total: int
+    title: str
+    instances: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceChanged(Event):
+    kind: ClassVar[str] = "instance"
+    instance: str
+    phase: str
+    version: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandRan(Event):
+    kind: ClassVar[str] = "command"
+    host: str
+    command: str
+    exit_status: int | None
+    duration: float
+    stdout: str = ""
+    stderr: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthChecked(Event):
+    kind: ClassVar[str] = "health"
+    instance: str
+    ok: bool
+    version: str | None
+    latency: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrafficChanged(Event):
+    """The load balancers now serve this configuration (reload verified)."""
+
+    kind: ClassVar[str] = "traffic"
+    generation: str
+    pools: dict[str, list[str]]
+    weights: dict[str, float]
+    duration: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsSampled(Event):
+    """One analysis sample: per-pool client traffic and per-host CPU."""
+
+    kind: ClassVar[str] = "metrics"
+    pools: dict[str, dict[str, float]]
+    cpu: dict[str, float]
+    quality: dict[str, float] = field(default_factory=dict)
+    health_pass_rate: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateEvaluated(Event):
+    kind: ClassVar[str] = "gate"
+    name: str
+    verdict: str
+    reasons: list[str]
+    values: dict[str, float | None]
+    remaining: float = 0.0
+    final: bool = False  # the window's closing verdict, not one sample
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertRaised(Event):
+    kind: ClassVar[str] = "alert"
+    tier: str
+    metric: str
+    value: float
+    threshold: float
+    where: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OperatorCommand(Event):
+    kind: ClassVar[str] = "operator"
+    command: str
+    source: str
+    accepted: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice(Event):
+    kind: ClassVar[str] = "notice"
+    level: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "run_finished"
+    outcome: str
+    message: str
+    duration: float
+    versions: dict[str, str | None] = field(default_factory=dict)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Fan-out of events to subscribers, in subscription order.
+
+    `transform` runs once per event before any subscriber sees it (the
+    console uses it to redact secrets, so no view or journal can leak one).
+    A subscriber that raises is detached and reported as a Notice: a broken
+    view must not stop a rollout mid-batch."""
+
+    def __init__(self, transform: Callable[[Event], Event] | None = None) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._transform = transform
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def publish(self, event: Event) -> None:
+        if self._transform is not None:
+            event = self._transform(event)
+        broken = []
+        for sub in list(self._subscribers):
+            try:
+                sub(event)
+            except Exception as exc:  # noqa: BLE001 - isolate views from the engine
+                broken.append((sub, exc))
+        for sub, exc in broken:
+            self._subscribers.remove(sub)
+            self.publish(Notice(at=event.at, level="error", message=f"a subscriber failed and was detached: {exc!r}"))

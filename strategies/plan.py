@@ -1,0 +1,588 @@
+"""Rollout plans: what to ship, where, and how (rolling, canary, blue-green).
+
+    plan = load_plan("examples/canary.yaml", version_override="2.0.0")
+    summary(plan)                       # one line for logs / the UI
+    render_commands(plan, "2.0.0", "main", "agent-01")   # shell-quoted values
+
+Plans are frozen pydantic models. The loader accepts the native form (fields
+below) and the seed article's blocks (``rolling_deployment:``,
+``canary_deployment:``, ``blue_green_deployment:``), see ``plan_seed``.
+Every bad input raises ``PlanError``: one line naming file, line and field.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import string
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from inventory.validate import GROUP_NAME, VAR_NAME, show
+from inventory.yaml_source import YamlDoc, format_path, parse_yaml, read_text
+
+from . import plan_types as T
+from .durations import format_duration
+from .errors import PlanError
+
+SERVICE = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+SLOT = re.compile(r"^[a-z][a-z0-9_-]{0,20}$")
+UNIT = re.compile(r"^[A-Za-z0-9@._{}-]+$")
+UPSTREAM = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,60}$")
+ABS_PATH = re.compile(r"^/[A-Za-z0-9._/-]{1,200}$")
+URL_PATH = re.compile(r"^/[A-Za-z0-9._~/%?&=+:-]{0,200}$")
+COMMAND_FIELDS = ("version", "slot", "service", "host")
+
+Duration = Annotated[float, BeforeValidator(T.duration)]
+PositiveDuration = Annotated[float, BeforeValidator(T.positive_duration)]
+Fraction = Annotated[float, BeforeValidator(T.fraction)]
+Quality = Annotated[float, BeforeValidator(T.quality)]
+Port = Annotated[int, BeforeValidator(T.port)]
+Count = Annotated[int, BeforeValidator(lambda v: T.integer(v, 1, 1_000_000, "a count"))]
+Count0 = Annotated[int, BeforeValidator(lambda v: T.integer(v, 0, 1_000_000_000, "a count"))]
+
+
+def _regex(pattern: re.Pattern, what: str):
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ValueError(f"expected {what} matching {pattern.pattern}, got {show(value)}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _optional(inner):
+    def check(value: Any) -> Any:
+        return None if value is None else inner(value)
+
+    return BeforeValidator(check)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _template_fields(template: str, allowed: tuple[str, ...]) -> None:
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"bad template {show(template)}: {exc} (write {{{{ and }}}} for literal braces)") from None
+    for _text, name, spec, conv in parts:
+        if name is None:
+            continue
+        if name not in allowed:
+            names = ", ".join("{" + a + "}" for a in allowed)
+            hint = T.closest(name, allowed).replace('"', "")
+            if "did you mean" in hint:
+                hint = hint.replace("did you mean ", 'did you mean "{').replace("?", '}"?')
+            else:
+                hint = f"; allowed: {names}"
+            raise ValueError(f"unknown template field {{{name}}}{hint}")
+        if spec or conv:
+            raise ValueError(f"template field {{{name}}} takes no format spec or conversion")
+
+
+# -- sections ---------------------------------------------------------------------
+
+def _commands(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"expected a non-empty list of command templates, got {show(value)}")
+    return value
+
+
+def _command(cmd: Any) -> Any:
+    if not isinstance(cmd, str) or not cmd.strip():
+        raise ValueError(f"expected a command template string, got {show(cmd)}")
+    if "\0" in cmd:
+        raise ValueError("command contains a NUL byte")
+    _template_fields(cmd, COMMAND_FIELDS)
+    return cmd
+
+
+class Deploy(_Model):
+    commands: Annotated[list[Annotated[str, BeforeValidator(_command)]], BeforeValidator(_commands)] = ["/opt/agent/bin/install-release --slot {slot} {version}"]
+    timeout: PositiveDuration = 120.0
+
+
+class Health(_Model):
+    path: Annotated[str, _regex(URL_PATH, "a URL path")] = "/health"
+    port: Annotated[int | None, _optional(T.port)] = None
+    timeout: PositiveDuration = 2.0
+    interval: PositiveDuration = 1.0
+    passes: Count = 3
+    deadline: PositiveDuration = 60.0
+    expect_version: bool = True
+
+
+class Nginx(_Model):
+    upstream: Annotated[str, _regex(UPSTREAM, "an nginx upstream name")] = "agent"
+    config: Annotated[str | None, _optional(_regex(ABS_PATH, "an absolute path").func)] = None
+    access_log: Annotated[str | None, _optional(_regex(ABS_PATH, "an absolute path").func)] = None
+    marker_port: Port = 8099
+    force_header: Annotated[str | None, _optional(_regex(HEADER, "a header name").func)] = "X-Canary"
+    sticky: str | None = None
+    reload_timeout: PositiveDuration = 5.0
+
+    @field_validator("sticky", mode="before")
+    @classmethod
+    def _sticky(cls, value: Any) -> Any:
+        if value is None or value == "cookie":
+            return value
+        if isinstance(value, str) and HEADER.match(value):
+            return value
+        raise ValueError(f'expected null, "cookie" or a request header name, got {show(value)}')
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "Nginx":
+        if self.config is None:
+            object.__setattr__(self, "config", f"/etc/nginx/conf.d/rollout-{self.upstream}.conf")
+        if self.access_log is None:
+            object.__setattr__(self, "access_log", f"/var/log/nginx/rollout-{self.upstream}.log")
+        return self
+
+
+class Drain(_Model):
+    timeout: Duration = 30.0
+
+
+def _max_fail(value: Any) -> float:
+    if isinstance(value, str) and T.PERCENT.match(value):
+        value = float(T.PERCENT.match(value).group(1))
+    if not T.is_number(value) or not 0 <= value <= 100:
+        raise ValueError(f"expected a percentage 0-100, got {show(value)}")
+    return float(value)
+
+
+class Rolling(_Model):
+    batch: Annotated[int | str | list[int | str], BeforeValidator(T.batch)] = 1
+    interval: Duration = 0.0
+    max_fail_percentage: Annotated[float, BeforeValidator(_max_fail)] = 0.0
+
+
+STEP_KINDS = ("set_weight", "pause", "analysis")
+
+
+def _pause(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("indefinite", "forever", "")):
+        return None
+    if isinstance(value, dict):
+        extra = [k for k in value if k != "duration"]
+        if extra:
+            raise ValueError(f"unknown key {show(extra[0])} in pause{T.closest(extra[0], ['duration'])}")
+        return _pause(value.get("duration"))
+    return T.duration(value)
+
+
+class Step(_Model):
+    """One canary step: exactly one of set_weight (percent), pause (seconds;
+    None = wait for promote) or analysis (seconds). ``kind`` says which."""
+
+    kind: Literal["set_weight", "pause", "analysis"]
+    set_weight: float | None = None
+    pause: float | None = None
+    analysis: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_of(cls, data: Any) -> Any:
+        if isinstance(data, Step):
+            return data
+        if isinstance(data, dict) and "kind" in data:
+            return data
+        if not isinstance(data, dict) or len(data) != 1:
+            keys = ", ".join(f"{{{k}: ...}}" for k in STEP_KINDS)
+            got = f"keys {', '.join(map(str, data))}" if isinstance(data, dict) and data else show(data)
+            raise ValueError(f"a step is exactly one of {keys}, got {got}")
+        (key, value), = data.items()
+        if key not in STEP_KINDS:
+            raise ValueError(f"unknown step {show(key)}{T.closest(key, STEP_KINDS)}")
+        if key == "set_weight":
+            return {"kind": key, key: T.percent_weight(value)}
+        if key == "pause":
+            return {"kind": key, key: _pause(value)}
+        return {"kind": key, key: T.positive_duration(value)}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Step":
+        for k in STEP_KINDS:
+            if k != self.kind and getattr(self, k) is not None:
+                raise ValueError(f"a {self.kind} step cannot also set {k}")
+        if self.kind in ("set_weight", "analysis") and getattr(self, self.kind) is None:
+            raise ValueError(f"a {self.kind} step needs a value")
+        return self
+
+    @property
+    def indefinite(self) -> bool:
+        return self.kind == "pause" and self.pause is None
+
+    def describe(self) -> str:
+        if self.kind == "set_weight":
+            return f"{self.set_weight:g}%"
+        if self.kind == "pause":
+            return "pause" if self.pause is None else f"pause {format_duration(self.pause)}"
+        return f"analysis {format_duration(self.analysis or 0)}"
+
+
+DEFAULT_CANARY_STEPS = [
+    {"set_weight": 1}, {"analysis": "60s"}, {"set_weight": 5}, {"analysis": "60s"},
+    {"set_weight": 10}, {"analysis": "60s"}, {"set_weight": 50}, {"analysis": "60s"},
+    {"set_weight": 100},
+]
+
+
+def _steps(value: Any) -> Any:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"expected a non-empty list of steps, got {show(value)}")
+    return value
+
+
+class Canary(_Model):
+    steps: Annotated[list[Step], BeforeValidator(_steps)] = Field(
+        default_factory=lambda: [Step.model_validate(s) for s in DEFAULT_CANARY_STEPS]
+    )
+    sample_interval: PositiveDuration = 5.0
+
+
+class Ports(_Model):
+    blue: Port = 8081
+    green: Port = 8082
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "Ports":
+        if self.blue == self.green:
+            raise ValueError(f"blue and green need different ports, both are {self.blue}")
+        return self
+
+
+class BlueGreen(_Model):
+    mode: Literal["groups", "units"] = "units"
+    active: Literal["blue", "green"] = "blue"
+    blue: str = "blue"
+    green: str = "green"
+    ports: Ports = Ports()
+    pre_switch_delay: Duration = 0.0
+    rollback_window: Duration = 30.0
+    smoke_request: bool = True
+
+    @field_validator("blue", "green", mode="before")
+    @classmethod
+    def _names(cls, value: Any, info) -> Any:
+        mode = info.data.get("mode", "units")
+        pattern, what = (SLOT, "a slot name") if mode == "units" else (GROUP_NAME, "an inventory group name")
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ValueError(f"expected {what} matching {pattern.pattern} (mode {mode}), got {show(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "BlueGreen":
+        if self.blue == self.green:
+            raise ValueError(f"blue and green must differ, both are {show(self.blue)}")
+        return self
+
+    @property
+    def standby(self) -> str:
+        return "green" if self.active == "blue" else "blue"
+
+
+class Thresholds(_Model):
+    error_rate: Fraction = 0.01
+    p95_latency: Duration = 2.0
+    quality_score: Quality = 0.90
+    health_pass_rate: Fraction = 0.95
+    cpu: Fraction = 0.80
+    persistence: Count = 2
+    min_requests: Count0 = 20
+    compare_to_stable: bool = True
+
+
+class Rule(_Model):
+    metric: Literal["error_rate", "p95_latency", "quality_score", "health_pass_rate", "cpu", "health_check_failed"]
+    op: Literal[">", "<"]
+    value: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        if isinstance(data, Rule):
+            return data
+        return T.parse_rule(data)
+
+    def matches(self, observed: float) -> bool:
+        return observed > self.value if self.op == ">" else observed < self.value
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+SEED_ALERTING = {
+    "critical": ["health_check_failed", "error_rate > 5%", "p95_latency > 5s"],
+    "important": ["error_rate > 1%", "p95_latency > 2s", "quality_score < 90"],
+    "warning": ["error_rate > 0.5%", "cpu_usage > 70%"],
+}
+
+
+def _rules(tier: str):
+    return Field(default_factory=lambda: [Rule.model_validate(r) for r in SEED_ALERTING[tier]])
+
+
+def _rule_list(value: Any) -> Any:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f'expected a list of rules like "error_rate > 5%", got {show(value)}')
+    return value
+
+
+RuleList = Annotated[list[Rule], BeforeValidator(_rule_list)]
+
+
+class Alerts(_Model):
+    critical: RuleList = _rules("critical")
+    important: RuleList = _rules("important")
+    warning: RuleList = _rules("warning")
+
+
+def _secrets(value: Any) -> Any:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of variable names, got {show(value)}")
+    for item in value:
+        if not isinstance(item, str) or not VAR_NAME.match(item):
+            raise ValueError(f"expected a variable name, got {show(item)}")
+    return value
+
+
+def _unit(value: Any) -> Any:
+    if not isinstance(value, str) or not UNIT.match(value) or not value.endswith(".service"):
+        raise ValueError(f'expected a systemd unit template ending in ".service" ({UNIT.pattern}), got {show(value)}')
+    _template_fields(value, ("slot",))
+    return value
+
+
+def _name(value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip() or len(value) > 100 or not value.isprintable():
+        raise ValueError(f"expected a short one-line name, got {show(value)}")
+    return value
+
+
+class Plan(_Model):
+    source: str
+    name: Annotated[str, BeforeValidator(_name)]
+    service: Annotated[str, _regex(SERVICE, "a service name")] = "agent"
+    version: Annotated[str | None, _optional(_regex(VERSION, "a release version").func)] = None
+    strategy: Literal["rolling", "canary", "blue_green"]
+    hosts: Annotated[str, _regex(GROUP_NAME, "an inventory group name")] = "agents"
+    load_balancers: Annotated[str, _regex(GROUP_NAME, "an inventory group name")] = "lb"
+    slot: Annotated[str, _regex(SLOT, "a slot name")] = "main"
+    port: Port = 8080
+    unit: Annotated[str, BeforeValidator(_unit)] = "agent@{slot}.service"
+    deploy: Deploy = Deploy()
+    health: Health = Health()
+    nginx: Nginx = Nginx()
+    drain: Drain = Drain()
+    rolling: Rolling = Rolling()
+    canary: Canary = Canary()
+    blue_green: BlueGreen = BlueGreen()
+    thresholds: Thresholds = Thresholds()
+    alerts: Alerts = Alerts()
+    on_failure: Literal["rollback", "pause", "abort"] = "rollback"
+    secrets: Annotated[list[str], BeforeValidator(_secrets)] = []
+    rollback_delay: Annotated[float | None, _optional(T.duration)] = None
+
+    def unit_for(self, slot: str | None = None) -> str:
+        """The systemd unit of a slot (default: the plan's slot)."""
+        return self.unit.format(slot=slot or self.slot)
+
+    def summary(self) -> str:
+        return summary(self)
+
+
+# -- public helpers -------------------------------------------------------------------
+
+def render_commands(plan: Plan, version: str, slot: str, host_name: str) -> list[str]:
+    """Deploy commands for one host; every substituted value is shell-quoted.
+
+    The template text is the plan author's shell and is trusted; the values
+    (version, slot, service, host) are not."""
+    values = {
+        "version": shlex.quote(str(version)),
+        "slot": shlex.quote(str(slot)),
+        "service": shlex.quote(str(plan.service)),
+        "host": shlex.quote(str(host_name)),
+    }
+    return [cmd.format(**values) for cmd in plan.deploy.commands]
+
+
+def summary(plan: Plan) -> str:
+    """One line describing the plan."""
+    version = plan.version or "(no version)"
+    head = f"{plan.name}: {plan.strategy.replace('_', '-')} {plan.service} {version} on {plan.hosts} via {plan.load_balancers}"
+    if plan.strategy == "rolling":
+        b = plan.rolling.batch
+        batches = ", ".join(map(str, b)) if isinstance(b, list) else str(b)
+        detail = f"batch {batches}, interval {format_duration(plan.rolling.interval)}"
+    elif plan.strategy == "canary":
+        weights = [s.describe() for s in plan.canary.steps if s.kind == "set_weight"]
+        if len(weights) > 6:
+            weights = weights[:3] + ["..."] + weights[-2:]
+        pauses = sum(1 for s in plan.canary.steps if s.kind != "set_weight")
+        detail = f"weights {' > '.join(weights) or 'none'} ({len(plan.canary.steps)} steps, {pauses} waits)"
+    else:
+        bg = plan.blue_green
+        detail = f"{bg.mode} {bg.blue}/{bg.green}, active {bg.active}, rollback window {format_duration(bg.rollback_window)}"
+    t = plan.thresholds
+    return (
+        f"{head}; {detail}; error_rate<={t.error_rate:g} p95<={format_duration(t.p95_latency)}; "
+        f"on failure {plan.on_failure}"
+    )
+
+
+# -- loading ---------------------------------------------------------------------------
+
+def _model_at(cls: Any, loc: tuple) -> Any:
+    """The pydantic model class found at ``loc`` below ``cls`` (or None)."""
+    for part in loc:
+        while True:
+            origin = typing.get_origin(cls)
+            if origin is Annotated:
+                cls = typing.get_args(cls)[0]
+                continue
+            if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+                models = [a for a in typing.get_args(cls) if isinstance(a, type) and issubclass(a, BaseModel)]
+                lists = [a for a in typing.get_args(cls) if typing.get_origin(a) is list]
+                cls = models[0] if models else (lists[0] if lists else None)
+                continue
+            break
+        if cls is None:
+            return None
+        if typing.get_origin(cls) is list:
+            if isinstance(part, int):
+                cls = typing.get_args(cls)[0]
+                continue
+            return None
+        if isinstance(cls, type) and issubclass(cls, BaseModel) and isinstance(part, str):
+            f = cls.model_fields.get(part)
+            if f is None:
+                return None
+            cls = f.annotation
+            continue
+        return None
+    while typing.get_origin(cls) is Annotated:
+        cls = typing.get_args(cls)[0]
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def _existing(data: Any, loc: tuple) -> tuple:
+    """The longest prefix of ``loc`` that exists in ``data``."""
+    out: list = []
+    for part in loc:
+        if isinstance(data, dict) and isinstance(part, str) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            break
+        out.append(part)
+    return tuple(out)
+
+
+class _Source:
+    """Maps paths in the (possibly translated) plan data back to the file."""
+
+    def __init__(self, doc: YamlDoc, origin: dict[tuple, tuple | str]) -> None:
+        self.doc = doc
+        self.origin = origin
+
+    def locate(self, path: tuple) -> tuple[int | None, str]:
+        for n in range(len(path), -1, -1):
+            head = path[:n]
+            if head in self.origin:
+                src = self.origin[head]
+                if isinstance(src, str):  # e.g. "--version"
+                    return None, src
+                src = tuple(src) + tuple(path[n:])
+                return self.doc.line_of(src), format_path(src)
+        return self.doc.line_of(path), format_path(path)
+
+
+def _message(err: dict, known: list[str] | None) -> str:
+    typ, msg, value = err["type"], err["msg"], err.get("input")
+    if typ == "extra_forbidden":
+        key = err["loc"][-1]
+        return "unknown key" + (T.closest(str(key), known) if known else "")
+    if typ == "missing":
+        return "missing required field"
+    if msg.startswith("Value error, "):
+        return msg[len("Value error, "):]
+    if msg.startswith("Assertion failed, "):
+        msg = msg[len("Assertion failed, "):]
+    if typ == "literal_error" and isinstance(value, str):
+        expected = re.findall(r"'([^']*)'", msg)
+        return f"expected one of {', '.join(expected)}, got {show(value)}{T.closest(value, expected) if T.closest(value, expected).startswith('; did') else ''}"
+    if typ in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping, got {show(value)}"
+    if "got " in msg:
+        return msg
+    return f"{msg[0].lower() + msg[1:]}, got {show(value)}"
+
+
+def _raise_validation(exc: ValidationError, data: dict, src: _Source, file: str) -> typing.NoReturn:
+    best = None
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = _existing(data, loc)
+        if err["type"] in ("missing", "extra_forbidden") and len(loc) == len(path) + (0 if err["type"] == "extra_forbidden" else 1):
+            path = loc
+        line, fld = src.locate(path)
+        known = None
+        if err["type"] == "extra_forbidden":
+            model = _model_at(Plan, loc[:-1])
+            known = list(model.model_fields) if model else None
+            if model is Plan:
+                known = [k for k in known if k != "source"]
+        key = (line if line is not None else 10**9,)
+        if best is None or key < best[0]:
+            best = (key, PlanError(file, line, fld, _message(err, known)))
+    raise best[1]
+
+
+def load_plan(path: str | Path, *, version_override: str | None = None) -> Plan:
+    """Load and validate a plan file (native or seed form)."""
+    from .plan_seed import SEED_KEYS, reindent_flat, translate
+
+    file = str(path)
+    text = read_text(path, error_cls=PlanError)
+    doc = parse_yaml(reindent_flat(text), file=file, error_cls=PlanError)
+    data = doc.data
+    if data is None:
+        raise PlanError(file, None, "", "plan is empty")
+    if not isinstance(data, dict):
+        raise PlanError(file, doc.line_of(()), "", f"expected a mapping of plan settings, got {show(data)}")
+    if "source" in data:
+        raise PlanError(file, doc.line_of(("source",)), "source", "is set by the loader, remove it")
+    origin: dict[tuple, Any] = {}
+    if any(k in SEED_KEYS for k in data):
+        data, origin = translate(doc, file)
+    else:
+        data = dict(data)
+    if "alerting" in data and "alerts" not in data:
+        data["alerts"] = data.pop("alerting")
+        origin[("alerts",)] = origin.get(("alerting",), ("alerting",))
+    if T.is_number(data.get("version")):
+        # `version: 2.0` is a float to YAML; keep the text as written.
+        src = origin.get(("version",), ("version",))
+        data["version"] = doc.text_of(src) if not isinstance(src, str) else str(data["version"])
+    if version_override is not None:
+        data["version"] = version_override
+        origin[("version",)] = "--version"
+    data.setdefault("name", Path(file).stem or "plan")
+    data["source"] = file
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        _raise_validation(exc, data, _Source(doc, origin), file)

@@ -1,0 +1,188 @@
+"""Value parsers shared by the plan models and the seed translations.
+
+Each raises ValueError with a message meant to follow ``file:line: field: ``.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from typing import Any
+
+from inventory.validate import show
+
+from .durations import parse_duration
+
+PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?|-?\.\d+)\s*%\s*$")
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def duration(value: Any) -> float:
+    return parse_duration(value)
+
+
+def positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration greater than zero, got {show(value)}")
+    return seconds
+
+
+def fraction(value: Any) -> float:
+    """0..1; "5%" -> 0.05."""
+    if isinstance(value, str):
+        m = PERCENT.match(value)
+        if m:
+            value = float(m.group(1)) / 100.0
+        else:
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f'expected a fraction like 0.05 or a percentage like "5%", got {show(value)}') from None
+    if not is_number(value) or math.isnan(value) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f'expected a fraction between 0 and 1 or a percentage like "5%", got {show(value)}')
+    return float(value)
+
+
+def quality(value: Any) -> float:
+    """Quality score as a fraction; values above 1 are points out of 100 (90 -> 0.90)."""
+    if is_number(value) and 1.0 < float(value) <= 100.0:
+        return float(value) / 100.0
+    if isinstance(value, str) and not PERCENT.match(value):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if number is not None and 1.0 < number <= 100.0:
+            return number / 100.0
+    return fraction(value)
+
+
+def integer(value: Any, low: int, high: int | None = None, what: str = "an integer") -> int:
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,12}\s*", value):
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bounds = f"{low}-{high}" if high is not None else f">= {low}"
+        raise ValueError(f"expected {what} ({bounds}), got {show(value)}")
+    return value
+
+
+def port(value: Any) -> int:
+    return integer(value, 1, 65535, "a port number")
+
+
+def closest(word: str, choices) -> str:
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    if close:
+        return f'; did you mean "{close[0]}"?'
+    return "; expected one of: " + ", ".join(choices)
+
+
+def percent_weight(value: Any) -> float:
+    """Canary traffic weight in percent, 0..100 in 0.01 steps ("5%" also accepted)."""
+    if isinstance(value, str):
+        m = PERCENT.match(value)
+        text = m.group(1) if m else value
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"expected a traffic percentage 0-100, got {show(value)}") from None
+    if not is_number(value) or math.isnan(value) or not 0.0 <= value <= 100.0:
+        raise ValueError(f"expected a traffic percentage 0-100, got {show(value)}")
+    hundredths = round(value * 100)
+    if abs(hundredths - value * 100) > 1e-6:
+        raise ValueError(f"nginx splits traffic in 0.01% steps, got {show(value)}")
+    return hundredths / 100.0
+
+
+# -- rolling batch --------------------------------------------------------------
+
+_BATCH_MSG = 'expected a count, a percentage like "20%" or a list of them, got {}'
+
+
+def _batch_item(value: Any) -> int | str:
+    if isinstance(value, str):
+        m = PERCENT.match(value)
+        if m:
+            pct = float(m.group(1))
+            if not 0 < pct <= 100:
+                raise ValueError(f"batch percentage must be above 0% and at most 100%, got {show(value)}")
+            return f"{pct:g}%"
+        if re.fullmatch(r"\s*\d{1,9}\s*", value):
+            value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"batch count must be at least 1, got {value}")
+        return value
+    raise ValueError(_BATCH_MSG.format(show(value)))
+
+
+def batch(value: Any) -> int | str | list[int | str]:
+    if isinstance(value, list):
+        if not value:
+            raise ValueError(_BATCH_MSG.format("an empty list"))
+        return [_batch_item(v) for v in value]
+    return _batch_item(value)
+
+
+# -- alert rules -----------------------------------------------------------------
+
+METRICS = ("error_rate", "p95_latency", "quality_score", "health_pass_rate", "cpu", "health_check_failed")
+METRIC_ALIASES = {"cpu_usage": "cpu", "latency": "p95_latency", "p95": "p95_latency"}
+_RULE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:(>=|<=|==|!=|=|>|<)\s*(.+?))?\s*$")
+
+
+def rule_value(metric: str, value: Any) -> float:
+    if metric in ("error_rate", "health_pass_rate", "cpu"):
+        return fraction(value)
+    if metric == "quality_score":
+        return quality(value)
+    if metric == "p95_latency":
+        return duration(value)
+    count = integer(value, 0, None, "a count of failed health checks")
+    return float(count)
+
+
+def metric_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"expected a metric name, got {show(name)}")
+    name = METRIC_ALIASES.get(name, name)
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {show(name)}{closest(name, list(METRICS) + list(METRIC_ALIASES))}")
+    return name
+
+
+def parse_rule(value: Any) -> dict:
+    """"error_rate > 5%" / {metric, op, value} -> {metric, op, value}."""
+    if isinstance(value, dict):
+        data = dict(value)
+        if "metric" in data:
+            data["metric"] = metric_name(data["metric"])
+            if data["metric"] == "health_check_failed":
+                data.setdefault("op", ">")
+                data.setdefault("value", 0)
+            if "value" in data and data.get("op") in (">", "<"):
+                data["value"] = rule_value(data["metric"], data["value"])
+        return data
+    if not isinstance(value, str):
+        raise ValueError(f'expected a rule like "error_rate > 5%", got {show(value)}')
+    m = _RULE.match(value)
+    if not m:
+        raise ValueError(f'expected a rule like "error_rate > 5%", got {show(value)}')
+    metric = metric_name(m.group(1))
+    op, raw = m.group(2), m.group(3)
+    if op is None:
+        if metric != "health_check_failed":
+            raise ValueError(f'rule needs a comparison like "{metric} > ...", got {show(value)}')
+        return {"metric": metric, "op": ">", "value": 0.0}
+    if op not in (">", "<"):
+        raise ValueError(f'only ">" and "<" comparisons are supported, got {show(value)}')
+    return {"metric": metric, "op": op, "value": rule_value(metric, raw.strip())}

@@ -1,0 +1,94 @@
+"""Rolling: replace instances batch by batch, each drained from nginx first
+and put back only once healthy on the new version."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from inventory.model import Instance
+
+from .batches import failure_budget, plan_batches
+from .engine import Engine, GateFailed, PlannedStep, StrategyRunner
+from .events import InstancePhase, StepStarted
+from .topology import rolling_state
+
+
+class Rolling(StrategyRunner):
+    def __init__(self) -> None:
+        self.excluded: set[str] = set()
+
+    def steps(self, plan: Any, instances: Sequence[Instance]) -> list[PlannedStep]:
+        batches = plan_batches(instances, plan.rolling.batch)
+        return [PlannedStep(f"batch {n}/{len(batches)}", tuple(i.key for i in b)) for n, b in enumerate(batches, 1)]
+
+    async def run(self, engine: Engine) -> str:
+        plan = engine.plan
+        batches = plan_batches(engine.instances, plan.rolling.batch)
+        budget = failure_budget(len(engine.instances), plan.rolling.max_fail_percentage)
+        failures: list[str] = []
+        changed: list[Instance] = []
+        for n, batch in enumerate(batches, 1):
+            await engine.safe_point()
+            engine.emit(StepStarted, index=n, total=len(batches), title=f"batch {n}/{len(batches)}",
+                        instances=[i.key for i in batch])
+            todo = [i for i in batch if engine.versions.get(i.key) != engine.version]
+            for inst in batch:
+                if inst not in todo:
+                    engine.instance_phase(inst, InstancePhase.LIVE, "already on the target version")
+            batch_failures = await self.replace(engine, todo, engine.version) if todo else {}
+            failures.extend(batch_failures.values())
+            changed.extend(i for i in todo if i.key not in batch_failures)
+            if len(failures) > budget:
+                raise GateFailed(f"{len(failures)} of {len(engine.instances)} instances failed "
+                                 f"(max_fail_percentage {plan.rolling.max_fail_percentage:g}): {failures[0]}")
+            if n < len(batches) and plan.rolling.interval > 0:
+                await engine.observe(f"after batch {n}", plan.rolling.interval, changed, "stable",
+                                     needs_traffic=False)
+        await self.settle(engine)
+        return f"{len(changed)} instance(s) now on {engine.version}" + (
+            f"; {len(failures)} failed and were reverted" if failures else "")
+
+    async def replace(self, engine: Engine, batch: Sequence[Instance], version: str) -> dict[str, str]:
+        """Drain, update and re-admit one batch. Instances that fail are put
+        back on their old version; returns the failures by instance key."""
+        keys = {i.key for i in batch}
+        self.excluded |= keys
+        await engine.apply_lb(rolling_state(engine.plan, engine.instances, self.excluded, engine.next_generation()))
+        await engine.drain(batch)
+        results = await engine.update_all(batch, version)
+        failed = [i for i in batch if not results[i.key][0]]
+        for inst in failed:
+            engine.instance_phase(inst, InstancePhase.FAILED, results[inst.key][1])
+        stuck = await engine.revert(failed) if failed else {}
+        self.excluded -= keys - set(stuck)
+        await engine.apply_lb(rolling_state(engine.plan, engine.instances, self.excluded, engine.next_generation()))
+        for inst in batch:
+            if results[inst.key][0]:
+                engine.instance_phase(inst, InstancePhase.LIVE)
+        return {i.key: f"{i.key}: {results[i.key][1]}" for i in failed}
+
+    async def settle(self, engine: Engine) -> None:
+        """With every instance back in nginx, restore the managed file byte
+        for byte, so the LB ends exactly as it started."""
+        if not self.excluded:
+            await engine.restore_lb()
+
+    async def rollback(self, engine: Engine) -> list[str]:
+        changed = [i for i in engine.instances
+                   if engine.versions.get(i.key) != engine.old_versions.get(i.key)]
+        problems: dict[str, str] = {}
+        for batch in reversed(plan_batches(changed, engine.plan.rolling.batch)):
+            keys = {i.key for i in batch}
+            self.excluded |= keys
+            await engine.apply_lb(rolling_state(engine.plan, engine.instances, self.excluded,
+                                                engine.next_generation()))
+            await engine.drain(batch)
+            stuck = await engine.revert(batch)
+            problems.update(stuck)
+            self.excluded -= keys - set(stuck)
+            await engine.apply_lb(rolling_state(engine.plan, engine.instances, self.excluded,
+                                                engine.next_generation()))
+        await self.settle(engine)
+        return list(problems.values())
+
+    async def abort(self, engine: Engine) -> None:
+        await self.settle(engine)

@@ -1,0 +1,105 @@
+"""Which instances a plan touches and how nginx should route to them.
+
+Pure functions of (plan, inventory, versions): the strategies call these to
+get the next load-balancer state instead of editing pools by hand, so every
+traffic decision is testable without a fleet.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from inventory.model import Instance, Inventory
+from inventory.nginx_config import Backend, LbState
+
+COLOURS = ("blue", "green")
+
+
+class TopologyError(ValueError):
+    """The plan names groups or slots the inventory cannot provide."""
+
+
+def unit_for(plan: Any, slot: str) -> str:
+    return plan.unit.replace("{slot}", slot)
+
+
+def _group(inventory: Inventory, name: str, field: str):
+    try:
+        hosts = inventory.group(name)
+    except KeyError:
+        known = ", ".join(sorted(inventory.groups)) or "none"
+        raise TopologyError(f"{field}: inventory {inventory.source} has no group {name!r} (groups: {known})") from None
+    if not hosts:
+        raise TopologyError(f"{field}: group {name!r} in {inventory.source} has no hosts")
+    return hosts
+
+
+def resolve_instances(plan: Any, inventory: Inventory) -> list[Instance]:
+    """Every instance the plan manages, in rollout order."""
+    if plan.strategy == "blue_green":
+        bg = plan.blue_green
+        if bg.mode == "groups":
+            return [Instance(host, plan.slot, unit_for(plan, plan.slot), plan.port, colour)
+                    for colour in COLOURS
+                    for host in _group(inventory, getattr(bg, colour), f"blue_green.{colour}")]
+        ports = {"blue": bg.ports.blue, "green": bg.ports.green}
+        return [Instance(host, getattr(bg, colour), unit_for(plan, getattr(bg, colour)), ports[colour], colour)
+                for colour in COLOURS for host in _group(inventory, plan.hosts, "hosts")]
+    return [Instance(host, plan.slot, unit_for(plan, plan.slot), plan.port)
+            for host in _group(inventory, plan.hosts, "hosts")]
+
+
+def load_balancers(plan: Any, inventory: Inventory):
+    return _group(inventory, plan.load_balancers, "load_balancers")
+
+
+def backend(inst: Instance) -> Backend:
+    return Backend(inst.host.address, inst.port)
+
+
+def lb_state(plan: Any, pools: Mapping[str, Iterable[Instance]], default_pool: str,
+             weights: Mapping[str, float] | None = None, generation: str = "0") -> LbState:
+    """The LbState for these pool memberships under this plan's nginx settings."""
+    return LbState(
+        upstream=plan.nginx.upstream,
+        pools={name: tuple(backend(i) for i in members) for name, members in pools.items()},
+        default_pool=default_pool,
+        weights=dict(weights or {}),
+        generation=generation,
+        access_log=plan.nginx.access_log,
+        marker_port=plan.nginx.marker_port,
+        force_header=plan.nginx.force_header,
+        sticky=plan.nginx.sticky,
+    )
+
+
+def serving(instances: Sequence[Instance], excluded: Iterable[str]) -> list[Instance]:
+    out = set(excluded)
+    return [i for i in instances if i.key not in out]
+
+
+def rolling_state(plan: Any, instances: Sequence[Instance], excluded: Iterable[str],
+                  generation: str) -> LbState:
+    """Rolling: one pool of every instance not drained."""
+    return lb_state(plan, {"stable": serving(instances, excluded)}, "stable", generation=generation)
+
+
+def canary_state(plan: Any, stable: Sequence[Instance], canary: Sequence[Instance],
+                 weight: float, generation: str) -> LbState:
+    """Canary: `weight` percent to the canary pool, the rest to stable. At
+    0 % (or no canary instance) the canary pool is not routed at all; at
+    100 % stable keeps no weight but stays defined for a fast rollback."""
+    if not canary or weight <= 0:
+        return lb_state(plan, {"stable": stable}, "stable", generation=generation)
+    if not stable or weight >= 100:
+        pools = {"canary": canary, **({"stable": stable} if stable else {})}
+        return lb_state(plan, pools, "canary", generation=generation)
+    return lb_state(plan, {"stable": stable, "canary": canary}, "stable",
+                    {"canary": weight, "stable": 100 - weight}, generation)
+
+
+def bluegreen_state(plan: Any, members: Mapping[str, Sequence[Instance]], active: str,
+                    generation: str) -> LbState:
+    """Blue-green: every request to the active colour; the idle colour stays
+    defined while it runs, so testers can reach it with the forcing header."""
+    pools = {c: m for c, m in members.items() if m}
+    return lb_state(plan, pools, active, generation=generation)

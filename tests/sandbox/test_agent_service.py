@@ -1,0 +1,159 @@
+"""The stand-in agent service and install-release, run locally (no container)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+SANDBOX = Path(__file__).resolve().parents[2] / "inventory" / "sandbox"
+AGENT = SANDBOX / "agent_service.py"
+INSTALL = SANDBOX / "install-release.py"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _install(root: Path, version: str, slot: str = "main") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(INSTALL), "--slot", slot, version],
+                          env={**os.environ, "AGENT_ROOT": str(root)},
+                          capture_output=True, text=True)
+
+
+def _get(url: str, method: str = "GET"):
+    req = urllib.request.Request(url, method=method, data=b"x" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), json.loads(e.read())
+
+
+class Agent:
+    def __init__(self, root: Path, behaviour: dict | None = None, version: str = "1.2.3"):
+        (root / "catalog").mkdir(parents=True, exist_ok=True)
+        (root / "catalog" / f"{version}.json").write_text(json.dumps(behaviour or {}))
+        assert _install(root, version).returncode == 0
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        name = f"rollout-test-{os.getpid()}-{self.port}"
+        self.notify.bind("\0" + name)
+        self.notify.settimeout(10)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(AGENT)],
+            env={**os.environ, "AGENT_ROOT": str(root), "PORT": str(self.port), "SLOT": "main",
+                 "BIND": "127.0.0.1", "NOTIFY_SOCKET": "@" + name},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def ready(self) -> str:
+        return self.notify.recv(4096).decode()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.notify.close()
+
+
+@pytest.fixture
+def agent_factory(tmp_path):
+    agents = []
+
+    def make(behaviour=None, version="1.2.3"):
+        a = Agent(tmp_path / f"opt{len(agents)}", behaviour, version)
+        agents.append(a)
+        return a
+
+    yield make
+    for a in agents:
+        a.close()
+
+
+def test_endpoints(agent_factory):
+    a = agent_factory()
+    assert a.ready().startswith("READY=1")
+    assert _get(a.url + "/health")[::2] == (200, {"status": "ok", "version": "1.2.3", "slot": "main"})
+    code, headers, body = _get(a.url + "/api/chat", "POST")
+    assert code == 200 and headers["X-Agent-Version"] == "1.2.3"
+    assert body == {"version": "1.2.3", "slot": "main", "host": socket.gethostname()}
+    _get(a.url + "/x")
+    code, _, m = _get(a.url + "/metrics")
+    assert code == 200
+    assert set(m) == {"version", "slot", "requests", "errors", "inflight", "quality_score",
+                      "latency_ms_p95", "uptime_s"}
+    assert (m["version"], m["slot"], m["requests"], m["errors"], m["inflight"]) == \
+        ("1.2.3", "main", 2, 0, 0)
+    assert m["quality_score"] == 0.97 and 4 <= m["latency_ms_p95"] < 500 and m["uptime_s"] > 0
+
+
+def test_error_rate_and_health_fail(agent_factory):
+    a = agent_factory({"error_rate": 0.5, "latency_ms": 0, "health_fail": True, "quality": 0.5})
+    a.ready()
+    codes = [_get(a.url + "/w")[0] for _ in range(300)]
+    assert set(codes) == {200, 500}
+    assert 0.35 < codes.count(500) / len(codes) < 0.65
+    assert _get(a.url + "/health")[::2] == (503, {"status": "failing", "version": "1.2.3",
+                                                  "slot": "main"})
+    m = _get(a.url + "/metrics")[2]
+    assert m["requests"] == 300 and m["errors"] == codes.count(500) and m["quality_score"] == 0.5
+
+
+def test_start_fail_exits_1(agent_factory):
+    a = agent_factory({"start_fail": True})
+    assert a.proc.wait(10) == 1
+
+
+def test_start_delay_postpones_ready(agent_factory):
+    t0 = time.monotonic()
+    a = agent_factory({"start_delay": 0.8})
+    a.ready()
+    assert time.monotonic() - t0 >= 0.8
+    assert _get(a.url + "/health")[0] == 200
+
+
+def test_sigterm_finishes_inflight_request(agent_factory):
+    a = agent_factory({"latency_ms": 1500})
+    a.ready()
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", _get(a.url + "/slow")))
+    t.start()
+    time.sleep(0.3)
+    a.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    with pytest.raises(OSError):  # no longer accepting
+        socket.create_connection(("127.0.0.1", a.port), timeout=1).close()
+    assert a.proc.wait(10) == 0
+    t.join(5)
+    assert result["r"][0] == 200 and result["r"][2]["version"] == "1.2.3"
+
+
+def test_install_release(tmp_path):
+    root = tmp_path / "opt"
+    assert _install(root, "1.0.0").returncode == 0
+    assert _install(root, "2.0.0").returncode == 0
+    slot = root / "slots" / "main"
+    assert os.readlink(slot / "current") == str(root / "releases" / "2.0.0")
+    assert os.readlink(slot / "previous") == str(root / "releases" / "1.0.0")
+    assert (root / "releases/2.0.0/VERSION").read_text() == "2.0.0\n"
+    assert json.loads((root / "releases/2.0.0/behaviour.json").read_text()) == {}
+    (root / "catalog").mkdir()
+    (root / "catalog/3.0.0.json").write_text('{"error_rate": 0.2}')
+    assert _install(root, "3.0.0", slot="blue").returncode == 0
+    assert json.loads((root / "releases/3.0.0/behaviour.json").read_text()) == {"error_rate": 0.2}
+    assert os.readlink(root / "slots/blue/current") == str(root / "releases/3.0.0")
+    for bad in ("../x", "-rf", ".hidden", "a" * 65, "a b", ""):
+        assert _install(root, bad).returncode == 2, bad
+    assert os.readlink(slot / "current") == str(root / "releases" / "2.0.0")

@@ -1,0 +1,185 @@
+"""The real sandbox fleet: systemd-nspawn hosts reached over SSH and HTTP."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.sandbox
+
+
+def test_inventory_and_known_hosts(sandbox_fleet):
+    inv = yaml.safe_load(sandbox_fleet.inventory_path.read_text())["all"]
+    assert inv["vars"]["ansible_user"] == "root"
+    assert inv["vars"]["ansible_ssh_private_key_file"] == str(sandbox_fleet.key)
+    assert inv["vars"]["rollout_known_hosts"] == str(sandbox_fleet.known_hosts)
+    agents = inv["children"]["agents"]["hosts"]
+    assert {n: h["ansible_host"] for n, h in agents.items()} == sandbox_fleet.agents
+    assert inv["children"]["lb"]["hosts"] == {"lb-01": {"ansible_host": sandbox_fleet.lb_ip}}
+    lines = sandbox_fleet.known_hosts.read_text().splitlines()
+    ips = [l.split()[0] for l in lines]
+    keys = [l.split()[2] for l in lines]
+    assert sorted(ips) == sorted([sandbox_fleet.lb_ip, *sandbox_fleet.agent_ips])
+    assert all(l.split()[1] == "ssh-ed25519" for l in lines)
+    assert len(set(keys)) == len(keys), "every host has its own host key"
+
+
+def test_hosts_have_distinct_identity(sandbox_fleet):
+    ids = {n: (sandbox_fleet.host_root(n) / "etc/machine-id").read_text().strip()
+           for n in [sandbox_fleet.lb_name, *sandbox_fleet.agent_names]}
+    assert len(set(ids.values())) == len(ids)
+    out = sandbox_fleet.ssh("agent-02", "hostname; cat /etc/machine-id", check=True).stdout.split()
+    assert out == ["agent-02", ids["agent-02"]]
+
+
+def test_every_agent_active_and_healthy_over_ssh(sandbox_fleet):
+    for name in sandbox_fleet.agent_names:
+        proc = sandbox_fleet.ssh(name, "systemctl is-active agent@main", check=True)
+        assert proc.stdout.strip() == "active"
+        health = sandbox_fleet.ssh(
+            name, "python3 -c 'import urllib.request as u;"
+                  "print(u.urlopen(\"http://127.0.0.1:8080/health\").read().decode())'",
+            check=True).stdout
+        assert '"version": "1.0.0"' in health and '"status": "ok"' in health
+        assert sandbox_fleet.health(name) == (200, {"status": "ok", "version": "1.0.0",
+                                                    "slot": "main"})
+
+
+def test_lb_proxies_to_all_agents(sandbox_fleet):
+    seen = Counter()
+    for _ in range(60):
+        code, headers, body = sandbox_fleet.http_get(f"http://{sandbox_fleet.lb_ip}/work")
+        assert code == 200
+        assert headers["X-Agent-Version"] == "1.0.0"
+        seen[body["host"]] += 1
+    assert set(seen) == set(sandbox_fleet.agent_names), seen
+    gen = sandbox_fleet.ssh(
+        "lb-01", "python3 -c 'import urllib.request as u;"
+                 "print(u.urlopen(\"http://127.0.0.1:8099/__rollout/agent/generation\").read().decode())'",
+        check=True).stdout.strip()
+    assert gen == "sandbox-initial"
+    assert sandbox_fleet.exec_in("lb-01", ["nginx", "-t"]).returncode == 0
+
+
+def test_nginx_masked_on_agents_and_sshd_key_only(sandbox_fleet):
+    assert sandbox_fleet.ssh("agent-01", "systemctl is-enabled nginx").stdout.strip() == "masked"
+    proc = sandbox_fleet.ssh("agent-01", "sshd -T | grep -Ei '^(permitrootlogin|passwordauthentication|usedns) '",
+                             check=True)
+    conf = dict(l.split() for l in proc.stdout.lower().splitlines())
+    assert conf == {"permitrootlogin": "without-password", "passwordauthentication": "no",
+                    "usedns": "no"}
+
+
+def test_install_release_and_restart(sandbox_fleet):
+    host = "agent-06"
+    try:
+        out = sandbox_fleet.ssh(host, "/opt/agent/bin/install-release 2.0.0 && "
+                                      "systemctl restart agent@main && "
+                                      "readlink /opt/agent/slots/main/current /opt/agent/slots/main/previous",
+                                check=True).stdout.split()
+        assert out[-2:] == ["/opt/agent/releases/2.0.0", "/opt/agent/releases/1.0.0"]
+        assert sandbox_fleet.health(host) == (200, {"status": "ok", "version": "2.0.0",
+                                                    "slot": "main"})
+        bad = sandbox_fleet.ssh(host, "/opt/agent/bin/install-release '../evil'")
+        assert bad.returncode == 2
+    finally:
+        sandbox_fleet.reset_agents([host])
+    assert sandbox_fleet.health(host)[1]["version"] == "1.0.0"
+
+
+def test_start_fail_release_makes_restart_fail(sandbox_fleet):
+    host = "agent-05"
+    sandbox_fleet.write_release([host], "3.0.0-bad", {"start_fail": True})
+    try:
+        proc = sandbox_fleet.ssh(host, "/opt/agent/bin/install-release 3.0.0-bad && "
+                                       "systemctl restart agent@main")
+        assert proc.returncode != 0
+        state = sandbox_fleet.ssh(host, "systemctl is-active agent@main").stdout.strip()
+        assert state == "failed"
+    finally:
+        sandbox_fleet.reset_agents([host])
+    assert sandbox_fleet.health(host)[0] == 200
+
+
+def test_blue_green_slots_side_by_side(sandbox_fleet):
+    host = "agent-03"
+    try:
+        sandbox_fleet.ssh(host, "/opt/agent/bin/install-release --slot green 2.1.0 && "
+                                "systemctl start agent@blue agent@green", check=True)
+        assert sandbox_fleet.health(host, 8081)[1] == {"status": "ok", "version": "1.0.0",
+                                                       "slot": "blue"}
+        assert sandbox_fleet.health(host, 8082)[1] == {"status": "ok", "version": "2.1.0",
+                                                       "slot": "green"}
+    finally:
+        sandbox_fleet.ssh(host, "/opt/agent/bin/install-release --slot green 1.0.0", check=True)
+        sandbox_fleet.reset_agents([host])
+
+
+def test_deploy_user_has_passwordless_sudo(sandbox_fleet):
+    proc = sandbox_fleet.ssh("agent-01", "id -un; sudo -n id -u", user="deploy", check=True)
+    assert proc.stdout.split() == ["deploy", "0"]
+
+
+def test_agent_finishes_inflight_request_on_sigterm(sandbox_fleet):
+    host = "agent-04"
+    sandbox_fleet.write_release([host], "1.0.1-slow", {"latency_ms": 3000})
+    try:
+        sandbox_fleet.ssh(host, "/opt/agent/bin/install-release 1.0.1-slow && "
+                                "systemctl restart agent@main", check=True)
+        result = {}
+
+        def slow_request():
+            t0 = time.monotonic()
+            result["resp"] = sandbox_fleet.http_get(f"http://{sandbox_fleet.ip(host)}:8080/slow")
+            result["elapsed"] = time.monotonic() - t0
+
+        t = threading.Thread(target=slow_request)
+        t.start()
+        time.sleep(0.7)
+        stop = sandbox_fleet.ssh(host, "systemctl stop agent@main && "
+                                       "systemctl show -p Result -p ExecMainStatus agent@main")
+        t.join(15)
+        assert stop.returncode == 0, stop.stderr
+        props = dict(l.split("=", 1) for l in stop.stdout.split())
+        assert props == {"Result": "success", "ExecMainStatus": "0"}
+        code, headers, body = result["resp"]
+        assert code == 200 and body["version"] == "1.0.1-slow"
+        assert result["elapsed"] >= 2.9
+    finally:
+        sandbox_fleet.reset_agents([host])
+
+
+def test_stop_and_start_host(sandbox_fleet):
+    host = "agent-02"
+    sandbox_fleet.stop_host(host)
+    try:
+        st = {s["name"]: s for s in sandbox_fleet.status()}
+        assert st[host]["running"] is False and st["agent-01"]["running"] is True
+        assert sandbox_fleet.ssh(host, "true", timeout=20).returncode != 0
+    finally:
+        sandbox_fleet.start_host(host)
+    # the host comes back with its state and its agent starts at boot
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if sandbox_fleet.health(host)[0] == 200:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "agent did not come back after start_host"
+        time.sleep(0.2)
+    assert sandbox_fleet.ssh(host, "systemctl is-active agent@main", check=True).stdout.strip() == "active"
+
+
+def test_up_is_idempotent(sandbox_fleet):
+    from inventory import sandbox
+
+    pids = {s["name"]: s["pid"] for s in sandbox_fleet.status()}
+    t0 = time.monotonic()
+    assert sandbox.up(hosts=6, state_dir=sandbox_fleet.state_dir, log=lambda m: None) == \
+        sandbox_fleet.inventory_path
+    assert time.monotonic() - t0 < 2
+    assert {s["name"]: s["pid"] for s in sandbox_fleet.status()} == pids
