@@ -16,6 +16,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -39,13 +40,22 @@ def default_dir() -> Path:
     return Path(base) / "rollout-console" / "journals"
 
 
-def canonical(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+_HASH_TAIL = re.compile(rb',"hash":"([0-9a-f]{64})"\}\n?$')
 
 
-def chain(prev: str, record: dict[str, Any]) -> str:
-    body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(prev.encode() + canonical(body)).hexdigest()
+def chain(prev: str, body: bytes) -> str:
+    """Hash of a record: the previous hash and the record's exact bytes
+    (everything but its own trailing hash field), so any edited byte,
+    whitespace included, breaks the chain at that record."""
+    return hashlib.sha256(prev.encode() + body).hexdigest()
+
+
+def split_line(raw: bytes) -> tuple[bytes, str] | None:
+    """(body bytes as hashed, stored hash) of one journal line."""
+    m = _HASH_TAIL.search(raw)
+    if not m:
+        return None
+    return raw[: m.start()] + b"}", m.group(1).decode()
 
 
 def operator_identity() -> dict[str, str]:
@@ -84,7 +94,7 @@ class JournalWriter:
     @classmethod
     def open_new(cls, path: Path, header: dict[str, Any]) -> "JournalWriter":
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "x", encoding="utf-8")
+        handle = open(path, "xb")
         return cls(path, handle, header)
 
     @property
@@ -94,12 +104,13 @@ class JournalWriter:
     def _write(self, record: dict[str, Any], durable: bool = False) -> None:
         record = {"seq": self._seq, "utc": utc_now(),
                   "mono": round(time.monotonic() - self._mono0, 6), "prev": self._prev, **record}
-        record["hash"] = chain(self._prev, record)
-        self._fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        body = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+        digest = chain(self._prev, body)
+        self._fh.write(body[:-1] + f',"hash":"{digest}"}}\n'.encode())
         self._fh.flush()
         if durable:
             os.fsync(self._fh.fileno())
-        self._prev = record["hash"]
+        self._prev = digest
         self._seq += 1
 
     def __call__(self, event: Event) -> None:
@@ -137,15 +148,14 @@ class Journal:
     torn_tail: bool = False
 
 
-def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    """(line number, record or None if unparsable, raw line)."""
+def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, bytes]]:
+    """(line number, record or None if unparsable, raw line bytes)."""
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, 1):
-            line = raw.decode("utf-8", "replace")
             try:
-                yield number, json.loads(line), line
-            except json.JSONDecodeError:
-                yield number, None, line
+                yield number, json.loads(raw.decode("utf-8")), raw
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                yield number, None, raw
 
 
 def read_journal(path: Path) -> Journal:
@@ -154,7 +164,7 @@ def read_journal(path: Path) -> Journal:
     rows = list(read_records(path))
     for i, (number, record, raw) in enumerate(rows):
         if record is None:
-            if i == len(rows) - 1 and not raw.endswith("\n"):
+            if i == len(rows) - 1 and not raw.endswith(b"\n"):
                 journal.torn_tail = True
                 break
             raise ValueError(f"{path}:{number}: record is not JSON")
@@ -186,14 +196,15 @@ def verify(path: Path) -> Verification:
     closed = False
     for i, (number, record, raw) in enumerate(rows):
         if record is None:
-            if i == len(rows) - 1 and not raw.endswith("\n"):
+            if i == len(rows) - 1 and not raw.endswith(b"\n"):
                 return Verification(False, count, f"{path}:{number}: torn last record (the session did not close)", prev)
             return Verification(False, count, f"{path}:{number}: record is not valid JSON", prev)
+        parts = split_line(raw)
+        if parts is None or chain(prev, parts[0]) != parts[1] or record.get("prev") != prev:
+            return Verification(False, count, f"{path}:{number}: hash mismatch: record {count} was altered", prev)
         if record.get("seq") != count:
             return Verification(False, count, f"{path}:{number}: sequence {record.get('seq')} where {count} was expected", prev)
-        if record.get("prev") != prev or chain(prev, record) != record.get("hash"):
-            return Verification(False, count, f"{path}:{number}: hash mismatch: record {count} was altered", prev)
-        prev = record["hash"]
+        prev = parts[1]
         count += 1
         closed = record.get("type") == "close"
     if not count:

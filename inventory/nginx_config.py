@@ -74,13 +74,13 @@ def split_percentages(weights: Mapping[str, float]) -> list[tuple[str, float]]:
 
     The largest pool comes last and is rendered as "*" (whatever is left), so
     the split always covers exactly 100 %."""
-    items = [(p, round(float(w), 2)) for p, w in weights.items() if round(float(w), 2) > 0]
-    if not items:
-        return []
-    total = sum(w for _, w in items)
-    if total > 100.0001:
-        raise ConfigError(f"traffic weights sum to {total:.2f} %, more than 100 %")
-    items.sort(key=lambda pw: pw[1])
+    raw = sum(float(w) for w in weights.values())
+    if raw > 100.0001:
+        raise ConfigError(f"traffic weights sum to {raw:.2f} %, more than 100 %")
+    items = sorted(((p, round(float(w), 2)) for p, w in weights.items() if round(float(w), 2) > 0),
+                   key=lambda pw: pw[1])
+    if sum(w for _, w in items[:-1]) > 100:
+        raise ConfigError("traffic weights round to more than 100 %")
     return items
 
 

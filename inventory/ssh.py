@@ -143,6 +143,7 @@ class SshPool:
         self._options: dict[tuple, asyncssh.SSHClientConnectionOptions] = {}
         self._closing = False
         self.connect_times: list[float] = []  # seconds per successful handshake
+        self._watchers: set[asyncio.Task] = set()
         self.channel_retries = 0  # channel opens refused by sshd and retried
 
     # -- connections -------------------------------------------------------
@@ -202,7 +203,9 @@ class SshPool:
             dt = time.monotonic() - t0
             self.connect_times.append(dt)
             entry = _Entry(conn=conn, channels=asyncio.Semaphore(self.max_channels), connect_time=dt)
-            asyncio.get_running_loop().create_task(self._watch(host.name, entry))
+            task = asyncio.get_running_loop().create_task(self._watch(host.name, entry))
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
             return entry
         msg = getattr(last, "reason", None) or str(last) or type(last).__name__
         raise DriverError(host.name, "connect", f"{host.address}:{host.port}: {msg}")

@@ -175,11 +175,24 @@ def _mount(image: Path, dirs: Mapping[str, Path]) -> None:
              f"lowerdir={image},upperdir={dirs['upper']},workdir={dirs['work']}", dirs["root"]])
 
 
+PROPAGATE_DIR = Path("/run/systemd/nspawn/propagate")
+
+
+def _clear_propagate(name: str) -> None:
+    """nspawn leaves /run/systemd/nspawn/propagate/NAME behind when killed; on
+    a machine whose /run is not a tmpfs the next nspawn of NAME then refuses
+    to start ("Attempted to remove disk file system"). Remove it ourselves."""
+    d = PROPAGATE_DIR / name
+    if d.is_dir() and not _mounts_under(d) and not _mounted(d):
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def _launch(state_dir: Path, host: dict) -> None:
     """Start nspawn for host (root already mounted and provisioned), give it
     its address, record its pid; does not wait for services."""
     dirs = _host_dirs(state_dir, host["name"])
     root = str(dirs["root"])
+    _clear_propagate(host["name"])
     with open(dirs["log"], "ab") as log:
         proc = subprocess.Popen(
             ["systemd-nspawn", "-D", root, "--register=no", "--keep-unit", "-M", host["name"],
@@ -458,6 +471,8 @@ def _down_locked(state_dir: Path, log: Log) -> None:
         with ThreadPoolExecutor(8) as pool:
             for f in [pool.submit(_terminate, p, r) for p, r in pids]:
                 f.result()
+    for root in roots:
+        _clear_propagate(Path(root).parent.name)
     for point in _mounts_under(state_dir):
         if run(["umount", point], check=False).returncode != 0:
             run(["umount", "-l", point])

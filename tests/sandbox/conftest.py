@@ -1,17 +1,20 @@
 """Fixtures for tests that need the real sandbox fleet (root, Linux, nspawn).
 
 ``sandbox_fleet`` (session scope) boots lb-01 + agent-01..06 once and tears
-them down at the end of the session, unless the fleet was already up when
-the session started (then it is left as found). Tests that change a host
-should put it back with ``fleet.reset_agents(...)``.
+them down when the last pytest session using them ends (sessions hold
+leases, so parallel sessions share one fleet). A fleet a developer left up
+before the session is left up; so is any fleet when ROLLOUT_SANDBOX_KEEP=1.
+Tests that change a host should put it back with ``fleet.reset_agents(...)``.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -126,17 +129,43 @@ def _skip_reason() -> str | None:
     return None
 
 
+@contextmanager
+def _lease_lock(state_dir: Path):
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(state_dir.parent / f".{state_dir.name}.leases.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield state_dir.parent / f".{state_dir.name}.leases"
+
+
+def _live_leases(leases: Path) -> list[Path]:
+    out = []
+    for lease in leases.glob("*") if leases.is_dir() else []:
+        try:
+            os.kill(int(lease.name), 0)
+            out.append(lease)
+        except (ValueError, ProcessLookupError):
+            lease.unlink(missing_ok=True)  # its session died without cleaning up
+    return out
+
+
 @pytest.fixture(scope="session")
 def sandbox_fleet() -> SandboxFleet:
+    """The shared fleet. Several pytest sessions may use it at once (one state
+    dir): each holds a lease, and the last one to finish tears it down."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     from inventory import sandbox
 
     state_dir = sandbox.DEFAULT_STATE_DIR
-    before = sandbox.status(state_dir)
-    already_up = len(before) == SANDBOX_HOSTS + 1 and all(h["running"] for h in before)
-    inventory = sandbox.up(hosts=SANDBOX_HOSTS, state_dir=state_dir, log=lambda m: None)
+    with _lease_lock(state_dir) as leases:
+        leases.mkdir(exist_ok=True)
+        before = sandbox.status(state_dir)
+        already_up = len(before) == SANDBOX_HOSTS + 1 and all(h["running"] for h in before)
+        # a fleet left up by a developer (no live lease) is left up at the end
+        keep = already_up and not _live_leases(leases)
+        (leases / str(os.getpid())).write_text("")
+        inventory = sandbox.up(hosts=SANDBOX_HOSTS, state_dir=state_dir, log=lambda m: None)
     fleet = SandboxFleet(
         state_dir=state_dir,
         inventory_path=inventory,
@@ -144,8 +173,10 @@ def sandbox_fleet() -> SandboxFleet:
         known_hosts=state_dir / "known_hosts",
         lb_ip=sandbox.LB_IP,
         agents={sandbox.agent_name(i): sandbox.agent_ip(i) for i in range(1, SANDBOX_HOSTS + 1)},
-        owned=not already_up,
+        owned=not keep,
     )
     yield fleet
-    if fleet.owned and not os.environ.get("ROLLOUT_SANDBOX_KEEP"):
-        sandbox.down(state_dir, log=lambda m: None)
+    with _lease_lock(state_dir) as leases:
+        (leases / str(os.getpid())).unlink(missing_ok=True)
+        if fleet.owned and not _live_leases(leases) and not os.environ.get("ROLLOUT_SANDBOX_KEEP"):
+            sandbox.down(state_dir, log=lambda m: None)

@@ -1,0 +1,328 @@
+"""FleetView: the pure event -> state reducer behind the interactive console.
+
+Everything the TUI shows is derived here from the event stream and nothing
+else (no Textual, no clock, no engine), so replaying a journal's events
+through a fresh FleetView reproduces exactly what the operator saw. The TUI
+reads it at a fixed refresh rate; `revision` tells it whether anything
+changed since the last tick.
+"""
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+from strategies.events import (AlertRaised, CommandRan, Event, GateEvaluated, HealthChecked, InstanceChanged,
+                               MetricsSampled, Notice, OperatorCommand, PhaseChanged, RunFinished, RunStarted,
+                               StepStarted, TrafficChanged)
+
+from .headless import describe
+
+EVENT_LOG_LIMIT = 500
+COMMANDS_PER_HOST = 50
+HEALTH_PER_INSTANCE = 30
+METRIC_HISTORY = 120
+ALERT_LIMIT = 200
+TIER_ORDER = {"critical": 0, "important": 1, "warning": 2}
+ACTIVE_PHASES = {"preflight", "running", "paused", "analysing", "rolling back"}
+NEW_POOLS = {"canary"}
+
+
+@dataclass
+class InstanceRow:
+    key: str
+    host: str
+    address: str = ""
+    port: int | None = None
+    unit: str = ""
+    group: str = ""
+    version: str | None = None
+    old_version: str | None = None
+    state: str = "queued"
+    step: int | None = None
+    detail: str = ""
+    health_ok: bool | None = None
+    latency: float | None = None
+    cpu: float | None = None
+    last_check: float | None = None
+
+
+@dataclass
+class Alert:
+    tier: str
+    metric: str
+    value: float
+    threshold: float
+    where: str
+    at: float
+
+
+@dataclass
+class Gate:
+    name: str
+    verdict: str
+    remaining: float
+    at: float
+    reasons: list[str] = field(default_factory=list)
+    values: dict[str, float | None] = field(default_factory=dict)
+    final: bool = False
+
+
+class FleetView:
+    """Apply events in order with `apply`; read the attributes."""
+
+    def __init__(self) -> None:
+        self.revision = 0
+        self.plan = ""
+        self.strategy = ""
+        self.service = ""
+        self.version = ""
+        self.old_version = ""
+        self.simulated = False
+        self.phase = "preflight"
+        self.phase_reason = ""
+        self.started = False
+        self.elapsed = 0.0
+        self.step_starts: list[float] = []
+        self.run_started_at: float | None = None
+        self.steps_total = 0
+        self.step_index = 0
+        self.step_title = ""
+        self.planned_steps: list[str] = []
+        self.rows: dict[str, InstanceRow] = {}
+        self.by_host: dict[str, list[str]] = {}
+        self.by_backend: dict[str, str] = {}
+        self.gate: Gate | None = None
+        self.traffic_pools: dict[str, int] = {}
+        self.traffic_weights: dict[str, float] = {}
+        self.traffic_generation = ""
+        self.active_group: str | None = None
+        self.new_group: str | None = None
+        self._pending_switch: str | None = None
+        self.alerts: list[Alert] = []
+        self.error_rate: deque[float] = deque(maxlen=METRIC_HISTORY)
+        self.p95: deque[float] = deque(maxlen=METRIC_HISTORY)
+        self.cpu: deque[float] = deque(maxlen=METRIC_HISTORY)
+        self.events: deque[tuple[float, str, str]] = deque(maxlen=EVENT_LOG_LIMIT)
+        self.events_total = 0
+        self.commands: dict[str, deque[dict[str, Any]]] = {}
+        self.health: dict[str, deque[tuple[float, bool, float, str]]] = {}
+        self.operator: list[dict[str, Any]] = []
+        self.outcome: str | None = None
+        self.outcome_message = ""
+        self.thresholds: dict[str, Any] = {}
+
+    # -- reducer -----------------------------------------------------------
+    def apply(self, event: Event) -> None:
+        self.revision += 1
+        self.elapsed = max(self.elapsed, float(event.at))
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is not None:
+            handler(event)
+        text = describe(event)
+        if text is not None:
+            self.events.append((event.at, event.kind, text))
+            self.events_total += 1
+
+    def apply_all(self, events: Iterable[Event]) -> "FleetView":
+        for event in events:
+            self.apply(event)
+        return self
+
+    def _on_RunStarted(self, e: RunStarted) -> None:
+        self.started = True
+        self.run_started_at = e.at
+        self.plan, self.strategy, self.service, self.version = e.plan, e.strategy, e.service, e.version
+        self.simulated = e.simulated
+        self.thresholds = dict(e.thresholds)
+        olds = Counter(v for v in e.old_versions.values() if v)
+        self.old_version = olds.most_common(1)[0][0] if olds else "?"
+        self.steps_total = len(e.steps)
+        self.planned_steps = [s.get("title", "") for s in e.steps]
+        step_of = {k: n for n, s in enumerate(e.steps, 1) for k in s.get("instances", [])}
+        for inst in e.instances:
+            key = inst["key"]
+            old = e.old_versions.get(key)
+            row = InstanceRow(key=key, host=inst.get("host", key), address=inst.get("address", ""),
+                              port=inst.get("port"), unit=inst.get("unit", ""), group=inst.get("slot", ""),
+                              version=old, old_version=old, step=step_of.get(key),
+                              state="queued" if old or e.strategy != "blue_green" else "standby")
+            self.rows[key] = row
+            self.by_host.setdefault(row.host, []).append(key)
+            self.by_backend[f"{row.address}:{row.port}"] = key
+        if e.strategy == "blue_green":
+            live = Counter(r.group for r in self.rows.values() if r.old_version)
+            groups = {r.group for r in self.rows.values()}
+            self.active_group = live.most_common(1)[0][0] if live else None
+            others = sorted(groups - {self.active_group})
+            self.new_group = others[0] if others else None
+
+    def _on_PhaseChanged(self, e: PhaseChanged) -> None:
+        self.phase, self.phase_reason = e.phase, e.reason
+
+    def _on_StepStarted(self, e: StepStarted) -> None:
+        self.step_index, self.steps_total, self.step_title = e.index, e.total, e.title
+        self.step_starts.append(e.at)
+        for key in e.instances:
+            if key in self.rows:
+                self.rows[key].step = e.index
+        if e.title.startswith("switch to "):
+            self._pending_switch = e.title[len("switch to "):].strip()
+
+    def _on_InstanceChanged(self, e: InstanceChanged) -> None:
+        row = self.rows.get(e.instance)
+        if row is None:
+            row = self.rows[e.instance] = InstanceRow(key=e.instance, host=e.instance.split("/")[0])
+            self.by_host.setdefault(row.host, []).append(e.instance)
+        row.state, row.detail = e.phase, e.detail
+        if e.version is not None or e.phase in ("deploying",):
+            row.version = e.version if e.version is not None else row.version
+
+    def _on_HealthChecked(self, e: HealthChecked) -> None:
+        row = self.rows.get(e.instance)
+        if row is not None:
+            row.health_ok, row.latency, row.last_check = e.ok, e.latency, e.at
+            if e.ok and e.version:
+                row.version = e.version
+        hist = self.health.setdefault(e.instance, deque(maxlen=HEALTH_PER_INSTANCE))
+        hist.append((e.at, e.ok, e.latency, e.detail))
+
+    def _on_CommandRan(self, e: CommandRan) -> None:
+        hist = self.commands.setdefault(e.host, deque(maxlen=COMMANDS_PER_HOST))
+        hist.append({"at": e.at, "command": e.command, "exit_status": e.exit_status, "duration": e.duration,
+                     "stdout": e.stdout, "stderr": e.stderr})
+
+    def _on_TrafficChanged(self, e: TrafficChanged) -> None:
+        self.traffic_generation = e.generation
+        self.traffic_pools = {p: len(b) for p, b in e.pools.items()}
+        self.traffic_weights = {p: float(w) for p, w in e.weights.items()}
+        if self.strategy == "blue_green":
+            if len(e.pools) == 1:
+                self.active_group = next(iter(e.pools))
+            elif self._pending_switch and self.phase != "rolling back":
+                self.active_group = self._pending_switch
+            elif self.phase == "rolling back" and self.new_group and self.active_group == self.new_group:
+                self.active_group = next((g for g in e.pools if g != self.new_group), self.active_group)
+            self._pending_switch = None
+            return
+        for pool, backends in e.pools.items():
+            for backend in backends:
+                key = self.by_backend.get(backend)
+                if key is not None:
+                    self.rows[key].group = pool
+
+    def _on_MetricsSampled(self, e: MetricsSampled) -> None:
+        for host, value in e.cpu.items():
+            for key in self.by_host.get(host, ()):
+                self.rows[key].cpu = value
+        pools = e.pools
+        new = [p for p in pools if p in NEW_POOLS or (self.new_group and p == self.new_group)]
+        chosen = [pools[p] for p in (new or list(pools))]
+        requests = sum(s.get("requests", 0) for s in chosen)
+        errors = sum(s.get("errors", 0) for s in chosen)
+        self.error_rate.append(errors / requests if requests else 0.0)
+        self.p95.append(max((s.get("p95", 0.0) for s in chosen), default=0.0))
+        cpus = [c for c in e.cpu.values() if c is not None]
+        self.cpu.append(sum(cpus) / len(cpus) if cpus else 0.0)
+
+    def _on_GateEvaluated(self, e: GateEvaluated) -> None:
+        self.gate = Gate(e.name, e.verdict, e.remaining, e.at, list(e.reasons), dict(e.values), e.final)
+
+    def _on_AlertRaised(self, e: AlertRaised) -> None:
+        self.alerts.append(Alert(e.tier, e.metric, e.value, e.threshold, e.where, e.at))
+        del self.alerts[:-ALERT_LIMIT]
+
+    def _on_OperatorCommand(self, e: OperatorCommand) -> None:
+        self.operator.append({"at": e.at, "command": e.command, "source": e.source, "accepted": e.accepted,
+                              "detail": e.detail})
+        del self.operator[:-50]
+
+    def _on_Notice(self, e: Notice) -> None:
+        if self.strategy == "blue_green" and e.message.startswith("switched to "):
+            self.active_group = e.message.split()[2]
+
+    def _on_RunFinished(self, e: RunFinished) -> None:
+        self.outcome, self.outcome_message = e.outcome, e.message
+        self.elapsed = max(self.elapsed, e.duration)
+        for key, version in e.versions.items():
+            if key in self.rows:
+                self.rows[key].version = version
+
+    # -- derived -------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self.outcome is None and self.phase in ACTIVE_PHASES
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def steps_done(self) -> int:
+        if self.finished and self.outcome == "succeeded":
+            return self.steps_total
+        return max(0, self.step_index - 1)
+
+    def eta(self, now: float | None = None) -> float | None:
+        """Seconds left, from the mean duration of the completed steps."""
+        if self.finished or not self.step_starts or self.steps_done == 0:
+            return None
+        now = self.elapsed if now is None else now
+        done = self.steps_done
+        mean = (self.step_starts[-1] - self.step_starts[0]) / done
+        left = (self.steps_total - done) * mean - (now - self.step_starts[-1])
+        return max(0.0, left)
+
+    def gate_remaining(self, now: float | None = None) -> float | None:
+        if self.gate is None or self.gate.final:
+            return None
+        now = self.elapsed if now is None else now
+        return max(0.0, self.gate.remaining - max(0.0, now - self.gate.at))
+
+    def traffic_split(self) -> dict[str, float]:
+        """Percent of traffic per pool now."""
+        if self.traffic_weights:
+            return dict(self.traffic_weights)
+        if self.strategy == "blue_green" and self.active_group:
+            return {self.active_group: 100.0}
+        if len(self.traffic_pools) == 1:
+            return {next(iter(self.traffic_pools)): 100.0}
+        return {}
+
+    def new_share(self) -> float:
+        split = self.traffic_split()
+        new = NEW_POOLS | ({self.new_group} if self.new_group else set())
+        return sum(w for p, w in split.items() if p in new)
+
+    def sorted_alerts(self) -> list[Alert]:
+        """Most severe first, newest first within a tier."""
+        return sorted(self.alerts, key=lambda a: (TIER_ORDER.get(a.tier, 9), -a.at))
+
+    def state_counts(self) -> Counter:
+        return Counter(r.state for r in self.rows.values())
+
+    def changed_instances(self) -> list[InstanceRow]:
+        """Instances already moved to the new version (what a rollback undoes)."""
+        return [r for r in self.rows.values()
+                if r.version == self.version and r.old_version != self.version and r.old_version]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything as plain data (replay equivalence, debugging)."""
+        return {
+            "plan": self.plan, "strategy": self.strategy, "service": self.service, "version": self.version,
+            "old_version": self.old_version, "simulated": self.simulated, "phase": self.phase,
+            "phase_reason": self.phase_reason, "elapsed": self.elapsed, "eta": self.eta(),
+            "steps": [self.steps_done, self.steps_total, self.step_index, self.step_title],
+            "rows": {k: asdict(r) for k, r in self.rows.items()},
+            "gate": asdict(self.gate) if self.gate else None,
+            "traffic": [self.traffic_generation, self.traffic_pools, self.traffic_split(), self.active_group],
+            "alerts": [asdict(a) for a in self.alerts],
+            "metrics": [list(self.error_rate), list(self.p95), list(self.cpu)],
+            "events": list(self.events), "events_total": self.events_total,
+            "commands": {h: list(c) for h, c in self.commands.items()},
+            "health": {k: list(v) for k, v in self.health.items()},
+            "operator": list(self.operator), "outcome": [self.outcome, self.outcome_message],
+        }
+
+
+__all__ = ["Alert", "FleetView", "Gate", "InstanceRow"]

@@ -1,0 +1,225 @@
+"""Engine behaviour on the SIMULATED fleet: fast, deterministic, no hosts.
+
+These prove the engine's decisions and safety rules; the same paths against
+real sshd/systemd/nginx are in tests/sandbox/."""
+from __future__ import annotations
+
+import asyncio
+
+from console.session import Session, load_inputs
+from strategies.engine import Command, Outcome
+from strategies.events import GateEvaluated, InstanceChanged, OperatorCommand, PhaseChanged, TrafficChanged
+from simfleet import write_inventory, write_plan
+
+SCALE = 100.0
+
+
+def make_session(tmp_path, strategy="rolling", releases=None, hosts=6, version=None,
+                 interactive=False, auto_promote=False, **sections):
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=hosts, releases=releases)
+    plan = write_plan(tmp_path / "plan.yaml", strategy, **sections)
+    inputs = load_inputs(str(plan), str(inv), version)
+    session = Session(inputs, argv=["test"], record=str(tmp_path / "journal.jsonl"), time_scale=SCALE,
+                      interactive=interactive, auto_promote=auto_promote)
+    events = []
+    session.bus.subscribe(events.append)
+    return session, events
+
+
+def lb_pools(session):
+    state = session.driver._lb_state  # the simulated LB's current routing
+    return {p: sorted(str(b) for b in bs) for p, bs in state.pools.items()}, dict(state.weights)
+
+
+async def test_rolling_replaces_every_instance_batch_by_batch(tmp_path):
+    session, events = make_session(tmp_path, rolling={"batch": 2})
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED
+    assert set(result.versions.values()) == {"2.0.0"}
+    # each batch drained exactly its two instances, then put them back
+    drained = [len(e.pools["stable"]) for e in events if isinstance(e, TrafficChanged)]
+    assert drained[:6] == [4, 6, 4, 6, 4, 6]
+    # the LB ends byte-identical to where it started
+    texts = await session.driver.lb_read()
+    assert all("generation sim-initial" in t for t in texts.values())
+
+
+async def test_rolling_never_routes_to_an_instance_while_it_changes(tmp_path):
+    session, events = make_session(tmp_path, rolling={"batch": 1})
+    routed: set[str] = set()
+    violations = []
+
+    def watch(event):
+        nonlocal routed
+        if isinstance(event, TrafficChanged):
+            routed = {b for bs in event.pools.values() for b in bs}
+        if isinstance(event, InstanceChanged) and event.phase in ("deploying", "restarting"):
+            inst = session.engine.by_key[event.instance]
+            if f"{inst.host.address}:{inst.port}" in routed:
+                violations.append(event.instance)
+
+    session.bus.subscribe(watch)
+    assert (await session.run()).outcome == Outcome.SUCCEEDED
+    assert violations == []
+
+
+async def test_release_that_fails_to_start_is_rolled_back(tmp_path):
+    releases = {"1.0.0": {}, "2.0.0": {"fail_start": True}}
+    session, events = make_session(tmp_path, releases=releases, rolling={"batch": 2})
+    result = await session.run()
+    assert result.outcome == Outcome.ROLLED_BACK
+    assert set(result.versions.values()) == {"1.0.0"}
+    pools, weights = lb_pools(session)
+    assert len(pools["stable"]) == 6 and weights == {}
+
+
+async def test_max_fail_percentage_tolerates_failures_within_budget(tmp_path):
+    session, events = make_session(tmp_path, rolling={"batch": 3, "max_fail_percentage": 50})
+    # one host cannot install the release: give it its own release table
+    host = session.inputs.inventory.hosts["agent-02"]
+    object.__setattr__(host, "vars", {**host.vars, "sim_releases": {"1.0.0": {}, "2.0.0": {"fail_start": True}}})
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED
+    assert result.versions["agent-02"] == "1.0.0"
+    assert [k for k, v in result.versions.items() if v == "2.0.0"] == [k for k in result.versions if k != "agent-02"]
+
+
+async def test_on_failure_abort_stops_with_every_instance_serving(tmp_path):
+    releases = {"1.0.0": {}, "2.0.0": {"fail_start": True}}
+    session, _ = make_session(tmp_path, releases=releases, on_failure="abort")
+    result = await session.run()
+    assert result.outcome == Outcome.FAILED
+    pools, _ = lb_pools(session)
+    assert len(pools["stable"]) == 6  # the failed instance was reverted and re-admitted
+    assert set(result.versions.values()) == {"1.0.0"}
+
+
+async def test_canary_of_bad_release_rolls_back_at_first_analysis(tmp_path):
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.2}}
+    session, events = make_session(tmp_path, "canary", releases=releases, hosts=10)
+    result = await session.run()
+    assert result.outcome == Outcome.ROLLED_BACK
+    gates = [e for e in events if isinstance(e, GateEvaluated) and e.verdict == "fail"]
+    assert gates and gates[0].name.startswith("step 2")
+    assert set(result.versions.values()) == {"1.0.0"}
+    pools, weights = lb_pools(session)
+    assert weights == {} and len(pools["stable"]) == 10
+
+
+async def test_canary_split_tracks_configured_weights(tmp_path):
+    session, events = make_session(tmp_path, "canary", hosts=10)
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED
+    weights = [e.weights.get("canary") for e in events if isinstance(e, TrafficChanged) and e.weights]
+    assert 10 in weights and 50 in weights
+    # capacity follows traffic: 1 canary host at 10 %, 5 at 50 %
+    sizes = {e.weights["canary"]: len(e.pools["canary"]) for e in events
+             if isinstance(e, TrafficChanged) and e.weights}
+    assert sizes[10] == 1 and sizes[50] == 5
+
+
+async def test_canary_worse_than_stable_fails_even_under_loose_thresholds(tmp_path):
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.06}}
+    session, events = make_session(
+        tmp_path, "canary", releases=releases, hosts=10,
+        thresholds={"error_rate": "20%", "persistence": 2, "min_requests": 20, "compare_to_stable": True},
+        canary={"sample_interval": "5s", "steps": [{"set_weight": 50}, {"analysis": "30s"}, {"set_weight": 100}]})
+    result = await session.run()
+    assert result.outcome == Outcome.ROLLED_BACK
+    reasons = [r for e in events if isinstance(e, GateEvaluated) for r in e.reasons]
+    assert any(r.startswith("error_rate_vs_stable") for r in reasons)
+    assert not any(r.startswith("error_rate ") for r in reasons)
+
+
+async def test_canary_with_too_little_traffic_is_inconclusive_and_waits(tmp_path):
+    session, events = make_session(
+        tmp_path, "canary", hosts=10,
+        thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 100000})
+    result = await session.run()
+    assert result.outcome == Outcome.AWAITING_PROMOTION
+    assert any(isinstance(e, GateEvaluated) and e.verdict == "inconclusive" for e in events)
+
+
+async def test_indefinite_pause_waits_for_promote(tmp_path):
+    session, events = make_session(
+        tmp_path, "canary", hosts=4, interactive=True,
+        canary={"sample_interval": "2s", "steps": [{"set_weight": 25}, {"pause": None}, {"set_weight": 100}]})
+
+    async def promote_when_paused():
+        while session.engine.phase.value != "paused":
+            await asyncio.sleep(0.01)
+        assert session.engine.command(Command.PROMOTE, source="test")
+
+    promoter = asyncio.create_task(promote_when_paused())
+    result = await asyncio.wait_for(session.run(), 30)
+    await promoter
+    assert result.outcome == Outcome.SUCCEEDED
+    assert any(isinstance(e, OperatorCommand) and e.command == "promote" and e.accepted for e in events)
+
+
+async def test_operator_rollback_mid_canary(tmp_path):
+    session, events = make_session(tmp_path, "canary", hosts=10, interactive=True)
+
+    async def rollback_at_50():
+        while not any(isinstance(e, TrafficChanged) and e.weights.get("canary") == 50 for e in events):
+            await asyncio.sleep(0.01)
+        session.engine.command(Command.ROLLBACK, source="test")
+
+    task = asyncio.create_task(rollback_at_50())
+    result = await asyncio.wait_for(session.run(), 30)
+    await task
+    assert result.outcome == Outcome.ROLLED_BACK
+    assert set(result.versions.values()) == {"1.0.0"}
+
+
+async def test_pause_then_resume_holds_the_rollout(tmp_path):
+    session, events = make_session(tmp_path, rolling={"batch": 2, "interval": "4s"}, interactive=True)
+    session.engine.command(Command.PAUSE, source="test")
+
+    async def resume_later():
+        while not any(isinstance(e, PhaseChanged) and e.phase == "paused" for e in events):
+            await asyncio.sleep(0.01)
+        changed_while_paused = [e for e in events if isinstance(e, InstanceChanged)]
+        await asyncio.sleep(0.2)
+        assert [e for e in events if isinstance(e, InstanceChanged)] == changed_while_paused
+        session.engine.command(Command.RESUME, source="test")
+
+    task = asyncio.create_task(resume_later())
+    result = await asyncio.wait_for(session.run(), 30)
+    await task
+    assert result.outcome == Outcome.SUCCEEDED
+
+
+async def test_abort_at_safe_point_leaves_every_instance_serving(tmp_path):
+    session, events = make_session(tmp_path, rolling={"batch": 2, "interval": "4s"}, interactive=True)
+
+    async def abort_after_first_batch():
+        while not any(isinstance(e, GateEvaluated) for e in events):
+            await asyncio.sleep(0.01)
+        session.engine.command(Command.ABORT, source="test")
+
+    task = asyncio.create_task(abort_after_first_batch())
+    result = await asyncio.wait_for(session.run(), 30)
+    await task
+    assert result.outcome == Outcome.ABORTED
+    pools, _ = lb_pools(session)
+    assert len(pools["stable"]) == 6
+    assert sorted(result.versions.values()) == ["1.0.0"] * 4 + ["2.0.0"] * 2
+
+
+async def test_blue_green_switches_and_retires(tmp_path):
+    session, events = make_session(tmp_path, "blue_green", hosts=4)
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED
+    pools, _ = lb_pools(session)
+    assert list(pools) == ["green"] and len(pools["green"]) == 4
+    assert session.driver._lb_state.default_pool == "green"
+
+
+async def test_blue_green_bad_release_switches_back(tmp_path):
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.3}}
+    session, events = make_session(tmp_path, "blue_green", hosts=4, releases=releases)
+    result = await session.run()
+    assert result.outcome == Outcome.ROLLED_BACK
+    assert session.driver._lb_state.default_pool == "blue"
+    assert "generation sim-initial" in next(iter((await session.driver.lb_read()).values()))

@@ -1,0 +1,134 @@
+"""Journals (hash chain, redaction, torn tails) and the CLI's contract:
+exit codes, one-line errors, JSON Lines output, dry runs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.cli import main
+from console.journal import read_journal, verify
+from simfleet import write_inventory, write_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "console", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture
+def sim(tmp_path):
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
+    plan = write_plan(tmp_path / "plan.yaml", rolling={"batch": 2})
+    return tmp_path, inv, plan
+
+
+def test_headless_json_stream_ends_in_a_result_and_a_verifiable_journal(sim):
+    tmp, inv, plan = sim
+    journal = tmp / "j.jsonl"
+    proc = run_cli("--plan", str(plan), "--inventory", str(inv), "--headless", "--output", "json",
+                   "--time-scale", "100", "--record", str(journal))
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines[0]["kind"] == "phase" and lines[-1]["kind"] == "result"
+    result = lines[-1]
+    assert result["outcome"] == "succeeded" and result["simulated"] is True
+    assert any(e["kind"] == "run_started" and e["simulated"] for e in lines)
+    check = verify(journal)
+    assert check.ok and check.final_hash == result["journal_hash"]
+    loaded = read_journal(journal)
+    assert loaded.header["simulated"] is True and loaded.close["exit_code"] == 0
+    assert [e.to_dict() for e in loaded.events] == [e for e in lines[:-1]]
+
+
+def test_rolled_back_run_exits_3(sim):
+    tmp, _, plan = sim
+    inv = write_inventory(tmp / "bad.yaml", hosts=4, releases={"1.0.0": {}, "2.0.0": {"fail_start": True}})
+    proc = run_cli("--plan", str(plan), "--inventory", str(inv), "--headless", "--time-scale", "100",
+                   "--record", str(tmp / "j.jsonl"))
+    assert proc.returncode == 3
+    assert "result: rolled_back (exit 3)" in proc.stdout
+
+
+def test_editing_any_byte_breaks_the_chain_at_that_record(sim, tmp_path):
+    tmp, inv, plan = sim
+    journal = tmp / "j.jsonl"
+    assert main(["--plan", str(plan), "--inventory", str(inv), "--headless", "--time-scale", "100",
+                 "--record", str(journal)]) == 0
+    lines = journal.read_bytes().splitlines(keepends=True)
+    target = 7
+    tampered = lines[target].replace(b'"at":', b'"at": ', 1) if b'"at":' in lines[target] else lines[target] + b" "
+    Path(tmp / "t.jsonl").write_bytes(b"".join(lines[:target] + [tampered] + lines[target + 1:]))
+    result = verify(tmp / "t.jsonl")
+    assert not result.ok and f":{target + 1}:" in result.message
+    assert main(["audit", "verify", str(tmp / "t.jsonl")]) == 4
+
+
+def test_torn_last_line_is_reported_not_fatal(sim):
+    tmp, inv, plan = sim
+    journal = tmp / "j.jsonl"
+    main(["--plan", str(plan), "--inventory", str(inv), "--headless", "--time-scale", "100", "--record", str(journal)])
+    data = journal.read_bytes()
+    torn = tmp / "torn.jsonl"
+    torn.write_bytes(data[: len(data) - 40])
+    loaded = read_journal(torn)
+    assert loaded.torn_tail and loaded.events
+    assert "torn" in verify(torn).message
+
+
+def test_secret_values_never_reach_stdout_or_journal(tmp_path):
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=2)
+    text = inv.read_text().replace("rollout_simulated: true",
+                                   "rollout_simulated: true\n    api_token: s3cr3t-t0ken\n    rollout_secrets: [api_token]")
+    inv.write_text(text)
+    plan = write_plan(tmp_path / "plan.yaml", deploy={"commands": ["/opt/agent/bin/install-release {version} --token=hunter22"]})
+    journal = tmp_path / "j.jsonl"
+    proc = run_cli("--plan", str(plan), "--inventory", str(inv), "--headless", "--output", "json",
+                   "--time-scale", "100", "--record", str(journal))
+    assert proc.returncode == 0, proc.stderr
+    everything = proc.stdout + journal.read_text()
+    assert "hunter22" not in everything and "s3cr3t-t0ken" not in everything
+    assert "--token=***" in everything
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--plan", "missing.yaml", "--headless"], "missing.yaml"),
+    (["--plan", "examples/rolling.yaml", "--headless", "--time-scale", "0"], "--time-scale"),
+    (["--plan", "examples/rolling.yaml", "--bogus"], "--bogus"),
+    (["--plan", "examples/seed/rolling.yaml", "--headless"], "version"),
+])
+def test_bad_input_exits_2_with_one_line(args, needle):
+    proc = run_cli(*args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_malformed_plan_names_file_line_and_field(tmp_path):
+    plan = tmp_path / "p.yaml"
+    plan.write_text("strategy: rolling\nversion: '2.0.0'\nrolling:\n  batchsize: 2\n")
+    proc = run_cli("--plan", str(plan), "--headless")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"console: error: {plan}:4: rolling.batchsize:")
+    assert "did you mean" in proc.stderr
+
+
+def test_seed_plan_loads_verbatim_with_version_flag(tmp_path):
+    proc = run_cli("--plan", "examples/seed/rolling.yaml", "--version", "2.0.0", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "DRY RUN" in proc.stdout
+    assert "install-release --slot main 2.0.0" in proc.stdout
+    assert proc.stdout.count("step ") == 10  # replacement_rate 0.1 of 10 hosts
+
+
+def test_dry_run_quotes_hostile_values(tmp_path):
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=1)
+    plan = write_plan(tmp_path / "plan.yaml", deploy={"commands": ["deploy --host {host} {version}"]}, version="2.0.0+a")
+    proc = run_cli("--plan", str(plan), "--inventory", str(inv), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "deploy --host agent-01 2.0.0+a" in proc.stdout
