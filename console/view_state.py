@@ -146,7 +146,7 @@ class FleetView:
             row = InstanceRow(key=key, host=inst.get("host", key), address=inst.get("address", ""),
                               port=inst.get("port"), unit=inst.get("unit", ""), group=inst.get("slot", ""),
                               version=old, old_version=old, step=step_of.get(key),
-                              state="queued" if old or e.strategy != "blue_green" else "standby")
+                              state=("live" if old else "standby") if e.strategy == "blue_green" else "queued")
             self.rows[key] = row
             self.by_host.setdefault(row.host, []).append(key)
             self.by_backend[f"{row.address}:{row.port}"] = key
@@ -305,6 +305,27 @@ class FleetView:
         """Instances already moved to the new version (what a rollback undoes)."""
         return [r for r in self.rows.values()
                 if r.version == self.version and r.old_version != self.version and r.old_version]
+
+    def rollback_plan(self) -> str:
+        """What a rollback would do now, in one or two sentences."""
+        old, new = self.old_version or "the old version", self.version
+        changed = [r for r in self.rows.values() if r.version == new and r.old_version and r.old_version != new]
+        if self.strategy == "canary":
+            return (f"All traffic returns to stable ({old}); {len(changed)} canary instance(s) are "
+                    f"reinstalled with {old}.")
+        if self.strategy == "blue_green":
+            back = next((g for g in {r.group for r in self.rows.values() if r.old_version}), "the old colour")
+            if self.active_group and self.active_group != back:
+                return (f"Traffic switches back to {back} ({old}); {self.active_group} ({new}) stops "
+                        f"taking traffic.")
+            return f"Traffic stays on {back} ({old}); the idle colour is not switched to {new}."
+        return (f"{len(changed)} instance(s) already on {new} are reinstalled with {old}, one batch at a time, "
+                f"out of nginx while they change; the rest are not touched.")
+
+    def abort_plan(self) -> str:
+        changed = sum(1 for r in self.rows.values() if r.version == self.version and r.old_version != self.version)
+        return (f"The rollout stops at the next safe point: nothing more is deployed and traffic stays on the "
+                f"safest pool. {changed} instance(s) already on {self.version} stay on it (no rollback).")
 
     def snapshot(self) -> dict[str, Any]:
         """Everything as plain data (replay equivalence, debugging)."""

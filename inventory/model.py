@@ -21,7 +21,7 @@ class Host:
     key_file: str | None = None
     become: bool = False
     groups: tuple[str, ...] = ()
-    vars: Mapping[str, Any] = field(default_factory=dict)
+    vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def var(self, key: str, default: Any = None) -> Any:
         return self.vars.get(key, default)
