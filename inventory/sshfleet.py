@@ -44,6 +44,23 @@ def nginx_error_line(stderr: str) -> str:
     return lines[-1] if lines else "nginx -t failed"
 
 
+def journal_summary(journal: str, app_lines: int = 2) -> str:
+    """One line from `journalctl -o short-iso` output: the service's own last
+    lines (what it said before dying) and systemd's last verdict, without
+    timestamps and host names."""
+    msgs = []
+    for ln in journal.splitlines():
+        parts = ln.split(maxsplit=2)
+        if len(parts) == 3 and parts[0][:1].isdigit():
+            msgs.append(parts[2])
+        elif ln.strip() and not ln.startswith("-- "):
+            msgs.append(ln.strip())
+    own = [m for m in msgs if not m.startswith("systemd[")]
+    verdict = [m for m in msgs if m.startswith("systemd[")]
+    picked = own[-app_lines:] + verdict[-1:]
+    return " | ".join(picked)
+
+
 class SshFleet:
     """The real fleet. See FleetDriver for the contract of each method."""
 
@@ -150,8 +167,7 @@ class SshFleet:
             journal = await self.journal_tail(inst, 20)
         except DriverError:
             pass
-        tail = [ln for ln in journal.splitlines() if ln.strip()][-3:]
-        detail = " | ".join(ln.strip() for ln in tail) or _last_line(rec.stderr) or "no output"
+        detail = journal_summary(journal) or _last_line(rec.stderr) or "no output"
         err = DriverError(inst.host.name, op, f"{inst.unit} exit {rec.exit_status}: {detail}")
         err.journal = journal  # type: ignore[attr-defined]
         raise err

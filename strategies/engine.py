@@ -436,7 +436,8 @@ class Engine:
         except PreflightError as exc:
             outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
         except DriverError as exc:
-            outcome, message = Outcome.FAILED, f"{exc} (before any change)" if not self.old_versions else str(exc)
+            # Only open() and preflight() run outside _guarded: nothing changed yet.
+            outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
         finally:
             self._finished = True
             try:

@@ -120,6 +120,47 @@ def _reap(pid: int) -> None:
         pass
 
 
+def _orphan_inits(names: Iterable[str]) -> list[int]:
+    """Container inits of sandbox hosts whose nspawn is gone (reparented to
+    PID 1). nspawn killed early in its setup leaves one behind, holding the
+    host's veth and IP; recognised by hostname plus the sandbox layout."""
+    names = set(names)
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            if stat[0] in ("Z", "X") or int(stat[1]) != 1:
+                continue
+            ns = network._nspid(int(d.name))
+            if len(ns) < 2 or ns[-1] != "1":
+                continue
+            host = (d / "root/etc/hostname").read_text().strip()
+            if host in names and (d / "root/etc/sudoers.d/deploy").exists():
+                out.append(int(d.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _kill_orphans(names: Iterable[str], timeout: float = 10.0) -> int:
+    pids = _orphan_inits(names)
+    found = len(pids)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)  # PID 1 of its namespace: takes the namespace down
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if p in _orphan_inits(names)]
+        time.sleep(0.1)
+    if pids:
+        raise SandboxError(f"orphaned sandbox containers survived SIGKILL: {pids}")
+    return found
+
+
 def _nspawn_pids_for(root: str) -> list[int]:
     """Live nspawn processes whose -D is root (finds leftovers of a crashed up)."""
     out = []
@@ -145,6 +186,30 @@ def _terminate(pid: int, root: str, timeout: float = STOP_TIMEOUT) -> None:
                 return
             time.sleep(0.1)
     raise SandboxError(f"nspawn {pid} for {root} survived SIGKILL")
+
+
+def _stop(host: dict, timeout: float = STOP_TIMEOUT) -> None:
+    """Stop one host: SIGTERM nspawn (clean shutdown), then SIGKILL the
+    container's init and nspawn; finally kill an init left orphaned."""
+    pid, init = host.get("pid"), host.get("init_pid")
+    try:
+        _terminate(pid, host["root"], timeout) if pid else None
+    finally:
+        if init and _is_container_init(init, host["name"]):
+            try:
+                os.kill(init, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _kill_orphans([host["name"]])
+
+
+def _is_container_init(pid: int, name: str) -> bool:
+    ns = network._nspid(pid)
+    try:
+        return len(ns) > 1 and ns[-1] == "1" and \
+            Path(f"/proc/{pid}/root/etc/hostname").read_text().strip() == name
+    except OSError:
+        return False
 
 
 def _mounted(path: Path) -> bool:
@@ -282,8 +347,7 @@ def stop_host(name: str, state_dir: Path = DEFAULT_STATE_DIR, timeout: float = S
         host = _load(state_dir).get("hosts", {}).get(name)
         if host is None:
             raise SandboxError(f"no sandbox host {name!r} (is the fleet up?)")
-        if host.get("pid"):
-            _terminate(host["pid"], host["root"], timeout)
+        _stop(host, timeout)
         host["pid"] = host["init_pid"] = None
         _update_host(state_dir, host)
 
@@ -406,6 +470,7 @@ def _up_locked(hosts: int, state_dir: Path, image: Path, log: Log, t0: float) ->
     state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
     plan = _plan(hosts)
+    _kill_orphans(h["name"] for h in plan)
     _save(state_dir, {"size": hosts, "image": str(image), "bridge": BRIDGE, "complete": False,
                       "hosts": {h["name"]: dict(h, root=str(_host_dirs(state_dir, h["name"])["root"]))
                                 for h in plan}})
@@ -471,8 +536,16 @@ def _down_locked(state_dir: Path, log: Log) -> None:
         with ThreadPoolExecutor(8) as pool:
             for f in [pool.submit(_terminate, p, r) for p, r in pids]:
                 f.result()
-    for root in roots:
-        _clear_propagate(Path(root).parent.name)
+    names = {Path(r).parent.name for r in roots} | {h["name"] for h in _plan(MAX_AGENTS)}
+    for n, h in state.get("hosts", {}).items():
+        if h.get("init_pid") and _is_container_init(h["init_pid"], n):
+            try:
+                os.kill(h["init_pid"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    killed = _kill_orphans(names)
+    for name in names:
+        _clear_propagate(name)
     for point in _mounts_under(state_dir):
         if run(["umount", point], check=False).returncode != 0:
             run(["umount", "-l", point])
@@ -481,5 +554,5 @@ def _down_locked(state_dir: Path, log: Log) -> None:
         raise SandboxError(f"mounts remain under {state_dir}; not deleting it")
     if state_dir.exists():
         shutil.rmtree(state_dir)
-    if pids or state:
+    if pids or state or killed:
         log(f"sandbox fleet down in {time.monotonic() - t0:.1f}s")

@@ -1,0 +1,1 @@
+"""Interactive console (Textual). Entry point: `run_app(session)` in app.py."""

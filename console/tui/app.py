@@ -1,0 +1,226 @@
+"""The interactive console: a Textual app over a Session (live) or over a
+FleetView built from recorded events (static/replay, used by snapshots and
+screenshots).
+
+Live wiring: the app subscribes to `session.bus`; the callback only queues
+the event and posts one coalesced `EventsArrived` message, whose handler
+folds the queue into the FleetView (pure, cheap). Widgets repaint on a
+fixed-rate timer (REFRESH_HZ), never per event. The engine runs as an
+asyncio task on the app's loop, owned by `run_app`'s loop rather than by a
+Textual worker, so that "keep going headless" can leave the app while the
+engine continues, and so a failing engine cannot quit the app mid-rollout.
+"""
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import deque
+from typing import Any, Awaitable, Callable
+
+from textual.app import App
+from textual.message import Message
+from textual.widgets import Log
+
+from strategies.engine import Command
+from strategies.events import Event
+
+from ..view_state import FleetView
+from .main_screen import MainScreen
+
+REFRESH_HZ = 8
+
+
+class EventsArrived(Message):
+    """Coalesced: at most one in the queue however many events arrive."""
+
+
+class EngineDone(Message):
+    pass
+
+
+class RolloutApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "rollout console"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, session: Any = None, view: FleetView | None = None, *, refresh_hz: float = REFRESH_HZ,
+                 now: float | None = None, journal_tail: Callable[[str], Awaitable[str]] | None = None,
+                 record: dict | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.view = view or FleetView()
+        self.refresh_hz = refresh_hz
+        self.frozen_now = now
+        self._journal_tail = journal_tail
+        self.record: dict | None = record
+        self.detached = False
+        self.engine_task: asyncio.Task | None = None
+        self._queue: deque[Event] = deque()
+        self._posted = False
+        self._closed = False
+        self._painted_revision = -1
+        self._logged = 0
+        self.ticks = 0
+        if session is not None:
+            session.bus.subscribe(self._on_bus_event)
+
+    # -- wiring -------------------------------------------------------------
+    @property
+    def can_command(self) -> bool:
+        return self.session is not None and self.record is None
+
+    def _on_bus_event(self, event: Event) -> None:
+        if self._closed:
+            return
+        self._queue.append(event)
+        if not self._posted:
+            self._posted = True
+            self.post_message(EventsArrived())
+
+    def on_events_arrived(self, _message: EventsArrived) -> None:
+        self._posted = False
+        self.drain()
+
+    def drain(self) -> None:
+        queue = self._queue
+        while queue:
+            self.view.apply(queue.popleft())
+
+    def send(self, command: Command, key: str) -> bool:
+        """An operator key: ask the engine; it acts at the next safe point."""
+        if self.session is None:
+            self.notify("replay: read-only, no engine to command", severity="warning")
+            return False
+        accepted = self.session.engine.command(command, source=f"key:{key}")
+        if not accepted:
+            self.notify(f"{command.value} refused (see the event log)", severity="warning")
+        self.drain()
+        self.repaint(force=True)
+        return accepted
+
+    def journal_tail_fn(self) -> Callable[[str], Awaitable[str]] | None:
+        if self._journal_tail is not None:
+            return self._journal_tail
+        if self.session is None:
+            return None
+        engine = self.session.engine
+
+        async def tail(key: str) -> str:
+            return await engine.driver.journal_tail(engine.by_key[key])
+        return tail
+
+    # -- lifecycle ---------------------------------------------------------------
+    def get_default_screen(self) -> MainScreen:
+        return MainScreen(id="main")
+
+    def on_mount(self) -> None:
+        self.on_resize()
+        if self.session is not None:
+            self.engine_task = asyncio.ensure_future(self.session.run())
+            self.engine_task.add_done_callback(lambda _t: self._closed or self.post_message(EngineDone()))
+        self.repaint(force=True)
+        self.set_interval(1.0 / self.refresh_hz, self.repaint, name="refresh")
+
+    def on_resize(self, _event=None) -> None:
+        self.screen.set_class(self.size.width < 110 or self.size.height < 30, "-narrow")
+
+    def on_engine_done(self, _message: EngineDone) -> None:
+        self.drain()
+        result, error = None, None
+        task = self.engine_task
+        if task is not None and not task.cancelled():
+            exc = task.exception()
+            if exc is not None:
+                error = f"internal error: {exc!r}"
+            else:
+                result = task.result()
+        elif task is not None:
+            error = "the engine task was cancelled"
+        if self.record is None and self.session is not None:
+            self.record = self.session.finish(result, error)
+        self.repaint(force=True)
+        self.screen.refresh_bindings()
+
+    def on_unmount(self) -> None:
+        self._closed = True
+
+    # -- refresh -------------------------------------------------------------------
+    def now(self) -> float:
+        if self.frozen_now is not None:
+            return self.frozen_now
+        if self.session is not None and self.view.active and self.view.started:
+            try:
+                return max(self.view.elapsed, self.session.engine.elapsed())
+            except Exception:  # noqa: BLE001
+                pass
+        return self.view.elapsed
+
+    def repaint(self, force: bool = False) -> None:
+        """One refresh tick: repaint the main screen from the FleetView."""
+        self.drain()
+        self.ticks += 1
+        try:
+            main = self.get_screen("main")
+        except KeyError:
+            return
+        if not isinstance(main, MainScreen) or not main.is_mounted:
+            return
+        live = self.session is not None and self.view.active
+        if not force and not live and self.view.revision == self._painted_revision:
+            return
+        phase_changed = getattr(self, "_painted_phase", None) != (self.view.phase, self.record is None)
+        self._painted_revision = self.view.revision
+        self._painted_phase = (self.view.phase, self.record is None)
+        main.repaint(self.now(), self.record)
+        self._write_log(main)
+        if phase_changed:
+            main.refresh_bindings()
+
+    def _write_log(self, main: MainScreen) -> None:
+        view = self.view
+        new = view.events_total - self._logged
+        if new <= 0:
+            return
+        items = list(view.events)[-min(new, len(view.events)):]
+        self._logged = view.events_total
+        main.query_one("#log", Log).write_lines(f"[{at:7.1f}s] {text}" for at, _kind, text in items)
+
+
+def run_app(session: Any) -> int:
+    """Run the interactive console; return the session's exit code.
+
+    Quitting while the rollout is active offers "keep going headless": the
+    app exits, a HeadlessReporter is attached to the bus, and this function
+    keeps awaiting the engine on the same loop until the rollout finishes."""
+    app = RolloutApp(session)
+
+    async def main() -> int:
+        await app.run_async()
+        task = app.engine_task
+        if app.record is not None:
+            return app.record["exit_code"]
+        from ..headless import HeadlessReporter
+        from ..session import install_interrupts
+
+        reporter = HeadlessReporter(sys.stdout, "text", session.simulated)
+        print("console detached: the rollout continues headless (Ctrl-C stops it at the next safe point)",
+              flush=True)
+        for at, _kind, text in list(app.view.events)[-5:]:
+            print(f"{reporter.prefix}[{at:8.2f}s] {text}", flush=True)
+        session.bus.subscribe(reporter)
+        install_interrupts(session.engine, lambda name: print(
+            f"{name}: stopping at the next safe point", file=sys.stderr, flush=True))
+        result, error = None, None
+        try:
+            result = await task if task is not None else await session.run()
+        except Exception as exc:  # noqa: BLE001 - report, close the journal, exit 1
+            error = f"internal error: {exc!r}"
+            print(error, file=sys.stderr)
+        record = session.finish(result, error)
+        reporter.result(record)
+        return record["exit_code"]
+
+    return asyncio.run(main())
+
+
+__all__ = ["RolloutApp", "run_app"]

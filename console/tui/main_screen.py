@@ -1,0 +1,156 @@
+"""The main screen: header, host table, side panels, event log, footer.
+Operator key bindings live here; `check_action` hides the ones that do not
+apply in the current phase."""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Log
+
+from strategies.engine import Command
+
+from .fleet_table import FleetTable
+from .metrics import MetricsPanel
+from .panels import AlertsPanel, ProgressPanel, ResultBanner, StatusHeader, TrafficGauge
+from .screens import ConfirmScreen, HelpScreen, HostDetailScreen, QuitScreen
+
+OPERATOR_ACTIONS = {"pause", "resume", "promote", "promote_full", "rollback", "abort"}
+
+
+class MainScreen(Screen):
+    BINDINGS = [
+        Binding("p", "pause", "Pause"),
+        Binding("p", "resume", "Resume"),
+        Binding("n", "promote", "Promote"),
+        Binding("N,shift+n", "promote_full", "Promote all", key_display="N"),
+        Binding("r", "rollback", "Roll back"),
+        Binding("a", "abort", "Abort"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit_console", "Quit"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        view = self.app.view
+        yield StatusHeader(id="status")
+        yield ResultBanner(id="result")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield Input(placeholder="filter hosts (name, group, state, version); esc clears", id="filter")
+                yield FleetTable(view, id="fleet")
+            with Vertical(id="side"):
+                yield TrafficGauge(id="traffic")
+                yield ProgressPanel(id="progress")
+                yield AlertsPanel(id="alerts")
+                yield MetricsPanel(id="metrics")
+        yield Log(id="log", max_lines=1000, highlight=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one(FleetTable).focus()
+
+    # -- which keys apply now ------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        view = self.app.view
+        if action not in OPERATOR_ACTIONS:
+            return True
+        if not view.active or not self.app.can_command:
+            return False
+        phase = view.phase
+        if action == "pause":
+            return phase in ("running", "analysing")
+        if action == "resume":
+            return phase == "paused"
+        if action in ("promote", "promote_full"):
+            return view.strategy in ("canary", "blue_green") and phase in ("running", "analysing", "paused")
+        if action == "rollback":
+            return phase in ("running", "analysing", "paused")
+        if action == "abort":
+            return phase in ("preflight", "running", "analysing", "paused", "rolling back")
+        return True
+
+    # -- operator keys ----------------------------------------------------------
+    def action_pause(self) -> None:
+        self.app.send(Command.PAUSE, "p")
+
+    def action_resume(self) -> None:
+        self.app.send(Command.RESUME, "p")
+
+    def action_promote(self) -> None:
+        self.app.send(Command.PROMOTE, "n")
+
+    def action_promote_full(self) -> None:
+        self.app.send(Command.PROMOTE_FULL, "N")
+
+    def action_rollback(self) -> None:
+        view = self.app.view
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.send(Command.ROLLBACK, "r")
+        self.app.push_screen(ConfirmScreen("Roll back?", view.rollback_plan(), yes="Roll back"), answered)
+
+    def action_abort(self) -> None:
+        view = self.app.view
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.app.send(Command.ABORT, "a")
+        self.app.push_screen(ConfirmScreen("Abort?", view.abort_plan(), yes="Abort"), answered)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        table = self.query_one(FleetTable)
+        table.set_filter("")
+        table.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.query_one(FleetTable).set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.query_one(FleetTable).focus()
+
+    def on_fleet_table_selected(self, event: FleetTable.Selected) -> None:
+        self.app.push_screen(HostDetailScreen(self.app.view, event.key, self.app.journal_tail_fn()))
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen())
+
+    def action_quit_console(self) -> None:
+        if not self.app.view.active or not self.app.can_command:
+            self.app.exit()
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "pause":
+                self.app.send(Command.PAUSE, "q:pause")
+            elif choice == "rollback":
+                self.app.send(Command.ROLLBACK, "q:rollback")
+            elif choice == "detach":
+                self.app.detached = True
+                self.app.exit()
+        self.app.push_screen(QuitScreen(self.app.view.rollback_plan()), chosen)
+
+    # -- refresh (called by the app's timer) ----------------------------------------
+    def repaint(self, now: float, record: dict | None) -> None:
+        view = self.app.view
+        self.query_one(StatusHeader).show(view, now)
+        self.query_one(ResultBanner).show(record, view)
+        self.query_one(FleetTable).update_rows(now)
+        self.query_one(TrafficGauge).show(view)
+        self.query_one(ProgressPanel).show(view, now)
+        self.query_one(AlertsPanel).show(view)
+        self.query_one(MetricsPanel).show(view)

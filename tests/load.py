@@ -1,0 +1,113 @@
+"""Steady client load through the sandbox LB, to prove zero failed requests.
+
+A bounded fixed-rate httpx client: `rate` requests per second, stopped by
+`stop()` or after `max_seconds`, whichever comes first. Every response is
+kept (time, status, version header), so a test can say exactly how many
+requests failed and when each version served. Targets only the project's
+own sandbox hosts.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+
+@dataclass
+class Response:
+    t: float
+    status: int
+    version: str | None
+    error: str = ""
+
+
+@dataclass
+class LoadResult:
+    responses: list[Response] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return len(self.responses)
+
+    @property
+    def failed(self) -> list[Response]:
+        return [r for r in self.responses if r.status != 200]
+
+    def versions(self) -> set[str | None]:
+        return {r.version for r in self.responses if r.status == 200}
+
+    def last_time_of(self, version: str) -> float | None:
+        times = [r.t for r in self.responses if r.version == version]
+        return max(times) if times else None
+
+    def first_time_of(self, version: str) -> float | None:
+        times = [r.t for r in self.responses if r.version == version]
+        return min(times) if times else None
+
+    def summary(self) -> str:
+        return f"{self.sent} requests, {len(self.failed)} failed"
+
+
+class SteadyLoad:
+    """Use as `async with SteadyLoad(url, rate=100) as load: ...`."""
+
+    def __init__(self, url: str, rate: float = 100.0, keepalive: bool = False, max_seconds: float = 300.0,
+                 headers: dict[str, str] | None = None, workers: int = 16):
+        self.url = url
+        self.rate = rate
+        self.keepalive = keepalive
+        self.max_seconds = max_seconds
+        self.headers = headers or {}
+        self.workers = workers
+        self.result = LoadResult()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> "SteadyLoad":
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def stop(self) -> LoadResult:
+        self._stop.set()
+        if self._task:
+            await self._task
+        return self.result
+
+    async def _run(self) -> None:
+        limits = httpx.Limits(max_keepalive_connections=self.workers if self.keepalive else 0,
+                              max_connections=self.workers * 2)
+        headers = dict(self.headers)
+        if not self.keepalive:
+            headers["Connection"] = "close"
+        queue: asyncio.Queue[float | None] = asyncio.Queue()
+        async with httpx.AsyncClient(limits=limits, timeout=10.0, headers=headers) as client:
+            workers = [asyncio.create_task(self._worker(client, queue)) for _ in range(self.workers)]
+            start = time.monotonic()
+            n = 0
+            while not self._stop.is_set() and time.monotonic() - start < self.max_seconds:
+                due = start + n / self.rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), delay)
+                        break
+                    except asyncio.TimeoutError:
+                        pass
+                queue.put_nowait(time.monotonic())
+                n += 1
+            for _ in workers:
+                queue.put_nowait(None)
+            await asyncio.gather(*workers)
+
+    async def _worker(self, client: httpx.AsyncClient, queue: asyncio.Queue) -> None:
+        while (item := await queue.get()) is not None:
+            try:
+                r = await client.get(self.url)
+                self.result.responses.append(Response(time.monotonic(), r.status_code, r.headers.get("x-agent-version")))
+            except httpx.HTTPError as exc:
+                self.result.responses.append(Response(time.monotonic(), 0, None, repr(exc)))

@@ -1,0 +1,130 @@
+"""Rollouts against the real sandbox: sshd, systemd and nginx in
+systemd-nspawn hosts, driven through the `console` command, under steady
+client load through the nginx load balancer. No mocks."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from load import SteadyLoad
+
+pytestmark = pytest.mark.sandbox
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def plan_file(tmp_path: Path, strategy: str = "rolling", **sections) -> Path:
+    doc = {"strategy": strategy, "version": "2.0.0",
+           "health": {"interval": "0.5s", "passes": 2, "deadline": "30s", "timeout": "2s"},
+           "drain": {"timeout": "10s"},
+           "rolling": {"batch": 2, "interval": "2s"},
+           "canary": {"sample_interval": "1s"},
+           "thresholds": {"error_rate": "1%", "persistence": 2, "min_requests": 20}}
+    doc.update(sections)
+    path = tmp_path / f"{strategy}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+async def console(*args: str) -> tuple[int, list[dict], str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "console", *args, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    return proc.returncode, lines, err.decode()
+
+
+def managed_config(fleet) -> str:
+    return fleet.ssh(fleet.lb_name, "cat /etc/nginx/conf.d/rollout-agent.conf", check=True).stdout
+
+
+def versions(fleet) -> dict[str, str]:
+    return {name: fleet.health(name)[1].get("version") for name in fleet.agent_names}
+
+
+@pytest.fixture
+def fleet(sandbox_fleet):
+    sandbox_fleet.reset_agents()
+    yield sandbox_fleet
+
+
+@pytest.mark.parametrize("keepalive", [False, True], ids=["keepalive-off", "keepalive-on"])
+async def test_rolling_deploy_under_load_has_zero_failed_requests(fleet, tmp_path, keepalive):
+    before = managed_config(fleet)
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100, keepalive=keepalive) as load:
+        await asyncio.sleep(1)
+        code, events, err = await console("--plan", str(plan_file(tmp_path)), "--inventory",
+                                          str(fleet.inventory_path), "--headless", "--output", "json",
+                                          "--record", str(tmp_path / "j.jsonl"))
+        await asyncio.sleep(1)
+    result = load.result
+    assert code == 0, err + json.dumps(events[-3:])
+    assert events[-1]["kind"] == "result" and events[-1]["outcome"] == "succeeded"
+    assert set(versions(fleet).values()) == {"2.0.0"}
+    assert managed_config(fleet) == before
+    assert result.sent > 500, result.summary()
+    assert result.failed == [], result.summary() + f": {result.failed[:3]}"
+    assert result.versions() == {"1.0.0", "2.0.0"}
+    steps = [e for e in events if e["kind"] == "step_started"]
+    assert [len(s["instances"]) for s in steps] == [2, 2, 2]
+    print(f"\nrolling 6 hosts, batches of 2, keep-alive {'on' if keepalive else 'off'}: "
+          f"{events[-2]['duration']:.1f}s, {result.summary()}")
+
+
+async def test_release_failing_health_is_rolled_back_without_failed_requests(fleet, tmp_path):
+    fleet.write_release(None, "2.1.0", {"health_fail": True})
+    plan = plan_file(tmp_path, version="2.1.0", health={"interval": "0.5s", "passes": 2, "deadline": "4s"})
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100) as load:
+        await asyncio.sleep(1)
+        code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),
+                                          "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
+        await asyncio.sleep(1)
+    assert code == 3, err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"1.0.0"}
+    assert load.result.failed == [], load.result.summary()
+    assert load.result.versions() == {"1.0.0"}
+
+
+async def test_changed_host_key_is_refused_before_anything_changes(fleet, tmp_path):
+    inv = yaml.safe_load(fleet.inventory_path.read_text())
+    known = fleet.known_hosts.read_text().splitlines()
+    victim = fleet.agents["agent-03"]
+    other_key = next(line.split(None, 1)[1] for line in known if line.startswith(fleet.agents["agent-04"] + " "))
+    tampered = [line for line in known if not line.startswith(victim + " ")] + [f"{victim} {other_key}"]
+    (tmp_path / "known_hosts").write_text("\n".join(tampered) + "\n")
+    inv["all"]["vars"]["rollout_known_hosts"] = str(tmp_path / "known_hosts")
+    (tmp_path / "inv.yaml").write_text(yaml.safe_dump(inv))
+    before = managed_config(fleet)
+    code, events, err = await console("--plan", str(plan_file(tmp_path)), "--inventory", str(tmp_path / "inv.yaml"),
+                                      "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
+    assert code == 6, err
+    result = events[-1]
+    assert "agent-03" in result["message"] and "SHA256:" in result["message"]
+    assert managed_config(fleet) == before
+    assert set(versions(fleet).values()) == {"1.0.0"}
+
+
+@pytest.mark.parametrize("target,text,where", [
+    ("plan", "strategy: rolling\nversion: '2.0.0'\nrolling:\n  batch: lots\n", ":4: rolling.batch"),
+    ("inventory", "all:\n  children:\n    agents:\n      hosts:\n        agent-01:\n          ansible_port: ssh\n",
+     ":6: all.children.agents.hosts.agent-01.ansible_port"),
+])
+async def test_malformed_input_exits_2_and_touches_no_host(fleet, tmp_path, target, text, where):
+    bad = tmp_path / f"bad-{target}.yaml"
+    bad.write_text(text)
+    plan = bad if target == "plan" else plan_file(tmp_path)
+    inventory = bad if target == "inventory" else fleet.inventory_path
+    before = managed_config(fleet)
+    code, _, err = await console("--plan", str(plan), "--inventory", str(inventory), "--headless",
+                                 "--record", str(tmp_path / "j.jsonl"))
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()] and f"{bad}{where}" in err
+    assert not (tmp_path / "j.jsonl").exists()
+    assert managed_config(fleet) == before
+    journal = fleet.ssh("agent-01", "journalctl -u agent@main --since '-30s' -o cat | grep -c Started || true").stdout
+    assert journal.strip() in ("", "0")
