@@ -147,7 +147,36 @@ def main_audit(argv: Sequence[str]) -> int:
     return Exit.OK if result.ok else Exit.FAILED
 
 
-SUBCOMMANDS = {"sandbox": main_sandbox, "audit": main_audit}
+def main_recommend(argv: Sequence[str]) -> int:
+    from strategies.recommend import QUESTIONS, MissingAnswer, recommend
+
+    p = _Parser(prog="console recommend", description="Answer the seed article's questions and get a "
+                "strategy from its decision tree, with the reason. Missing answers are asked interactively.")
+    for key, (question, choices) in QUESTIONS.items():
+        p.add_argument(f"--{key.replace('_', '-')}", choices=choices, help=question)
+    args = vars(p.parse_args(argv))
+    answers = {k: args[k] for k in QUESTIONS}
+    while True:
+        try:
+            if answers["criticality"] is None:
+                raise MissingAnswer("criticality")
+            rec = recommend(**answers)
+            break
+        except MissingAnswer as missing:
+            question, choices = QUESTIONS[missing.key]
+            if not sys.stdin.isatty():
+                p.error(f"--{missing.key.replace('_', '-')} is needed ({question} {'/'.join(choices)})")
+            reply = input(f"{question} [{'/'.join(choices)}] ").strip()
+            if reply in choices:
+                answers[missing.key] = reply
+    print(f"recommended: {rec.strategy.replace('_', '-')}")
+    print(f"because: {rec.why}")
+    print(f"path: {' -> '.join(rec.path)}")
+    print(f"start from: {rec.example}")
+    return Exit.OK
+
+
+SUBCOMMANDS = {"sandbox": main_sandbox, "audit": main_audit, "recommend": main_recommend}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -128,9 +128,11 @@ class FleetDriver(Protocol):
 
     async def inflight(self, inst: Instance) -> int: ...
 
-    async def run_commands(self, inst: Instance, commands: Sequence[str], timeout: float) -> None:
+    async def run_commands(self, inst: Instance, commands: Sequence[str], timeout: float,
+                           *, version: str | None = None) -> None:
         """Run deploy commands in order (with sudo when the host says
-        become); stop at the first non-zero exit."""
+        become); stop at the first non-zero exit. `version` names the release
+        the commands install (a simulated fleet needs it; real ones ignore it)."""
 
     async def restart(self, inst: Instance) -> None: ...
 

@@ -9,7 +9,6 @@ has to be reachable from the console.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shlex
@@ -141,8 +140,10 @@ class SshFleet:
             raise DriverError(host.name, op, f"exit {rec.exit_status}: {detail}")
         return rec
 
-    async def run_commands(self, inst: Instance, commands: Sequence[str], timeout: float) -> None:
-        """Each command gets `timeout` seconds; stop at the first failure."""
+    async def run_commands(self, inst: Instance, commands: Sequence[str], timeout: float,
+                           *, version: str | None = None) -> None:
+        """Each command gets `timeout` seconds; stop at the first failure.
+        (`version` is for simulated fleets; here the commands say it.)"""
         for cmd in commands:
             rec = await self._run(inst.host, cmd, timeout)
             if not rec.ok:

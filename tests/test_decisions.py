@@ -116,3 +116,25 @@ def test_percentile_nearest_rank():
     assert gates.percentile(list(range(1, 101))) == 95
     assert gates.percentile([]) is None
     assert str(Breach("p95_latency", 2.5, 2.0)) == "p95_latency 2500ms > 2000ms"
+
+
+@pytest.mark.parametrize("answers,strategy", [
+    (dict(criticality="critical"), "blue_green"),
+    (dict(criticality="non-critical", scale="large"), "rolling"),
+    (dict(criticality="non-critical", scale="medium", budget="sufficient"), "canary"),
+    (dict(criticality="non-critical", scale="medium", budget="limited", test_env="sufficient"), "canary"),
+    (dict(criticality="non-critical", scale="small", budget="limited", test_env="limited"), "rolling"),
+])
+def test_recommendation_follows_the_seed_decision_tree(answers, strategy):
+    from strategies.recommend import recommend
+
+    rec = recommend(**answers)
+    assert rec.strategy == strategy and rec.why and len(rec.path) == len(answers)
+
+
+def test_recommendation_asks_only_what_the_path_needs():
+    from strategies.recommend import MissingAnswer, recommend
+
+    with pytest.raises(MissingAnswer) as missing:
+        recommend("non-critical", "medium")
+    assert missing.value.key == "budget"

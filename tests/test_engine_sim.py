@@ -193,14 +193,12 @@ async def test_pause_then_resume_holds_the_rollout(tmp_path):
 async def test_abort_at_safe_point_leaves_every_instance_serving(tmp_path):
     session, events = make_session(tmp_path, rolling={"batch": 2, "interval": "4s"}, interactive=True)
 
-    async def abort_after_first_batch():
-        while not any(isinstance(e, GateEvaluated) for e in events):
-            await asyncio.sleep(0.01)
-        session.engine.command(Command.ABORT, source="test")
+    def abort_during_first_gate(event):
+        if isinstance(event, GateEvaluated) and not any(isinstance(e, OperatorCommand) for e in events):
+            session.engine.command(Command.ABORT, source="test")
 
-    task = asyncio.create_task(abort_after_first_batch())
+    session.bus.subscribe(abort_during_first_gate)
     result = await asyncio.wait_for(session.run(), 30)
-    await task
     assert result.outcome == Outcome.ABORTED
     pools, _ = lb_pools(session)
     assert len(pools["stable"]) == 6

@@ -45,7 +45,7 @@ class RolloutApp(App[int]):
 
     def __init__(self, session: Any = None, view: FleetView | None = None, *, refresh_hz: float = REFRESH_HZ,
                  now: float | None = None, journal_tail: Callable[[str], Awaitable[str]] | None = None,
-                 record: dict | None = None) -> None:
+                 record: dict | None = None, show_operator_keys: bool = False) -> None:
         super().__init__()
         self.session = session
         self.view = view or FleetView()
@@ -54,6 +54,7 @@ class RolloutApp(App[int]):
         self._journal_tail = journal_tail
         self.record: dict | None = record
         self.detached = False
+        self.show_operator_keys = show_operator_keys or session is not None
         self.engine_task: asyncio.Task | None = None
         self._queue: deque[Event] = deque()
         self._posted = False
@@ -67,7 +68,7 @@ class RolloutApp(App[int]):
     # -- wiring -------------------------------------------------------------
     @property
     def can_command(self) -> bool:
-        return self.session is not None and self.record is None
+        return self.show_operator_keys and self.record is None
 
     def _on_bus_event(self, event: Event) -> None:
         if self._closed:
@@ -159,10 +160,7 @@ class RolloutApp(App[int]):
         """One refresh tick: repaint the main screen from the FleetView."""
         self.drain()
         self.ticks += 1
-        try:
-            main = self.get_screen("main")
-        except KeyError:
-            return
+        main = self.screen_stack[0] if self.screen_stack else None
         if not isinstance(main, MainScreen) or not main.is_mounted:
             return
         live = self.session is not None and self.view.active

@@ -130,7 +130,7 @@ class MainScreen(Screen):
         self.app.push_screen(HelpScreen())
 
     def action_quit_console(self) -> None:
-        if not self.app.view.active or not self.app.can_command:
+        if not self.app.view.active or self.app.session is None or self.app.record is not None:
             self.app.exit()
             return
 

@@ -34,11 +34,11 @@ class StatusHeader(Static):
             t.append(" ")
         t.append(f"{view.strategy or '?'} ", "bold")
         t.append(f"{view.service} {view.old_version or '?'} -> {view.version or '?'}", "bold")
-        t.append(f"  plan {view.plan}", "dim")
+        t.append(f"   plan {view.plan}", "dim")
         t.append("\n")
         t.append("phase ")
         t.append(f" {view.phase} ", PHASE_STYLE.get(view.phase, "bold"))
-        t.append(f"  elapsed {clock(now)}  ETA {clock(view.eta(now))}")
+        t.append(f"   elapsed {clock(now)}  ETA {clock(view.eta(now))}")
         t.append(f"  fleet {len(view.rows)} instance(s)" + (" (SIMULATED)" if view.simulated else ""))
         self.update(t)
 
@@ -63,7 +63,7 @@ class TrafficGauge(Static):
             t.append(f"pools: {pools}")
             self.update(t)
             return
-        t.append(f"{old_name} {stable:g}% ({view.old_version}) | {new_name} {new:g}% ({view.version})\n")
+        t.append(f"{old_name} {stable:g}% | {new_name} {new:g}%\n")
         filled = int(round(width * new / 100.0))
         t.append("#" * filled, "bold green")
         t.append("." * (width - filled), "dim")
@@ -86,13 +86,13 @@ class ProgressPanel(Static):
             t.append("-")
         else:
             verdict_style = {"pass": "green", "fail": "bold red reverse", "hold": "yellow"}.get(gate.verdict, "")
-            t.append(f"{gate.name}: ")
             t.append(gate.verdict.upper(), verdict_style)
             remaining = view.gate_remaining(now)
             if remaining is not None:
-                t.append(f" {remaining:.0f}s left")
+                t.append(f" {remaining:.0f}s left", "bold")
             elif gate.final:
-                t.append(" (window closed)")
+                t.append(" (closed)")
+            t.append(f" {gate.name}")
         self.update(t)
 
 
@@ -110,7 +110,8 @@ class AlertsPanel(Static):
         for alert in alerts[:limit]:
             t.append("\n")
             t.append(f"{alert.tier.upper():9}", TIER_STYLE.get(alert.tier, ""))
-            t.append(f" {alert.metric} {format_value(alert.metric, alert.value)} > "
+            t.append(" ")
+            t.append(f"{alert.metric} {format_value(alert.metric, alert.value)} > "
                      f"{format_value(alert.metric, alert.threshold)} on {alert.where} @{alert.at:.0f}s")
         if not alerts:
             t.append("\nnone")

@@ -1,0 +1,54 @@
+"""Write SVG screenshots of the console into screenshots/ from recorded
+SIMULATED-fleet event fixtures (deterministic; no engine runs):
+
+    python3 -m console.tui.screenshots [--out screenshots] [--size 160x48]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from .scenarios import scene_app
+
+SHOTS = [
+    ("rolling-mid-batch", "rolling-mid-batch", []),
+    ("canary-analysis-alert", "canary-alert", []),
+    ("blue-green-before-switch", "blue-green-before-switch", []),
+    ("rollback-in-progress", "rollback-in-progress", []),
+    ("host-detail", "rolling-mid-batch", ["down", "enter"]),
+    ("help", "canary-alert", ["question_mark"]),
+]
+
+
+async def shoot(out: Path, size: tuple[int, int], suffix: str = "") -> list[Path]:
+    written = []
+    for filename, scene, keys in SHOTS:
+        app = scene_app(scene)
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            for key in keys:
+                await pilot.press(key)
+                await pilot.pause()
+            await pilot.pause(0.2)
+            path = out / f"{filename}{suffix}.svg"
+            app.save_screenshot(str(path.name), path=str(out))
+            written.append(path)
+    return written
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python3 -m console.tui.screenshots")
+    p.add_argument("--out", default="screenshots")
+    p.add_argument("--size", default="160x48", help="WxH, e.g. 160x48 or 80x24")
+    args = p.parse_args()
+    w, h = (int(x) for x in args.size.lower().split("x"))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if (w, h) == (160, 48) else f"-{w}x{h}"
+    for path in asyncio.run(shoot(out, (w, h), suffix)):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
