@@ -176,7 +176,45 @@ def main_recommend(argv: Sequence[str]) -> int:
     return Exit.OK
 
 
-SUBCOMMANDS = {"sandbox": main_sandbox, "audit": main_audit, "recommend": main_recommend}
+def main_replay(argv: Sequence[str]) -> int:
+    p = _Parser(prog="console replay", description="Replay a recorded session: in the TUI (default), "
+                "as a timeline (--headless), or re-scored against other thresholds (--thresholds).")
+    p.add_argument("journal")
+    p.add_argument("--headless", action="store_true")
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument("--thresholds", metavar="FILE", help="YAML with a thresholds: block to re-score against")
+    args = p.parse_args(argv)
+    from strategies.plan import load_thresholds
+
+    from .journal import read_journal
+    from .replay import print_timeline, rescore
+
+    try:
+        journal = read_journal(Path(args.journal))
+        thresholds = load_thresholds(args.thresholds) if args.thresholds else None
+    except FileNotFoundError:
+        print(f"console replay: error: {args.journal}: no such file", file=sys.stderr)
+        return Exit.BAD_INPUT
+    except (ValueError, InputError) as exc:
+        print(f"console replay: error: {exc}", file=sys.stderr)
+        return Exit.BAD_INPUT
+    if thresholds is not None:
+        verdict = rescore(journal.events, thresholds)
+        if verdict is None:
+            print("what-if: these thresholds would not have stopped this rollout")
+        else:
+            print(f"what-if: would have stopped at {verdict.gate} at {verdict.at:.1f}s: {'; '.join(verdict.reasons)}")
+        return Exit.OK
+    if args.headless:
+        print_timeline(journal, args.output)
+        return Exit.OK
+    from .tui.app import run_replay
+
+    return run_replay(journal)
+
+
+SUBCOMMANDS = {"sandbox": main_sandbox, "audit": main_audit, "recommend": main_recommend,
+               "replay": main_replay}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

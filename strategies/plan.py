@@ -586,3 +586,21 @@ def load_plan(path: str | Path, *, version_override: str | None = None) -> Plan:
         return Plan.model_validate(data)
     except ValidationError as exc:
         _raise_validation(exc, data, _Source(doc, origin), file)
+
+
+class _ThresholdsFile(_Model):
+    thresholds: Thresholds = Thresholds()
+
+
+def load_thresholds(path: str | Path) -> Thresholds:
+    """A file holding a `thresholds:` block (for what-if replays); errors
+    name file, line and field like plan errors."""
+    file = str(path)
+    doc = parse_yaml(read_text(path, error_cls=PlanError), file=file, error_cls=PlanError)
+    data = doc.data
+    if not isinstance(data, dict):
+        raise PlanError(file, doc.line_of(()), "", f"expected a mapping with a thresholds: block, got {show(data)}")
+    try:
+        return _ThresholdsFile.model_validate(data).thresholds
+    except ValidationError as exc:
+        _raise_validation(exc, data, _Source(doc, {}), file)

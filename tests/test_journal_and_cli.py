@@ -132,3 +132,23 @@ def test_dry_run_quotes_hostile_values(tmp_path):
     proc = run_cli("--plan", str(plan), "--inventory", str(inv), "--dry-run")
     assert proc.returncode == 0, proc.stderr
     assert "deploy --host agent-01 2.0.0+a" in proc.stdout
+
+
+def test_replay_prints_the_recorded_timeline_and_what_if(tmp_path):
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=4, releases={"1.0.0": {}, "2.0.0": {"error_rate": 0.04}})
+    plan = write_plan(tmp_path / "plan.yaml", "canary",
+                      thresholds={"error_rate": "10%", "persistence": 2, "min_requests": 20, "compare_to_stable": False})
+    journal = tmp_path / "j.jsonl"
+    assert main(["--plan", str(plan), "--inventory", str(inv), "--headless", "--time-scale", "100",
+                 "--record", str(journal)]) == 0
+    timeline = run_cli("replay", str(journal), "--headless")
+    assert timeline.returncode == 0 and timeline.stdout.startswith("REPLAY SIMULATED")
+    assert "finished: succeeded" in timeline.stdout
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("thresholds:\n  error_rate: 1%\n  persistence: 2\n")
+    what_if = run_cli("replay", str(journal), "--thresholds", str(strict))
+    assert what_if.returncode == 0
+    assert "would have stopped at step 2" in what_if.stdout and "error_rate" in what_if.stdout
+    loose = tmp_path / "loose.yaml"
+    loose.write_text("thresholds:\n  error_rate: 20%\n")
+    assert "would not have stopped" in run_cli("replay", str(journal), "--thresholds", str(loose)).stdout

@@ -1,9 +1,10 @@
 """Fixtures for tests that need the real sandbox fleet (root, Linux, nspawn).
 
 ``sandbox_fleet`` (session scope) boots lb-01 + agent-01..06 once and tears
-them down when the last pytest session using them ends (sessions hold
-leases, so parallel sessions share one fleet). A fleet a developer left up
-before the session is left up; so is any fleet when ROLLOUT_SANDBOX_KEEP=1.
+them down at the end. The fleet is held exclusively for the session: a
+second pytest session needing it waits (ROLLOUT_SANDBOX_WAIT, default 30 min).
+A fleet a developer left up is reset and left up; so is any fleet when
+ROLLOUT_SANDBOX_KEEP=1.
 Tests that change a host should put it back with ``fleet.reset_agents(...)``.
 """
 from __future__ import annotations
@@ -12,9 +13,10 @@ import fcntl
 import json
 import os
 import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -106,6 +108,17 @@ class SandboxFleet:
         code, _, body = self.http_get(f"http://{self.ip(name)}:{port}/health")
         return code, body
 
+    def reset_lb(self) -> None:
+        """Put lb-01 back to the initial config (every agent in pool stable) and reload."""
+        from inventory.sandbox import provision
+        provision.load_balancer(self.host_root(self.lb_name), self.agent_ips)
+        self.ssh(self.lb_name, "nginx -t -q && systemctl reload nginx", check=True)
+
+    def reset(self) -> None:
+        """Both resets: the fleet as `up` left it."""
+        self.reset_agents()
+        self.reset_lb()
+
     def reset_agents(self, names: Iterable[str] | None = None) -> None:
         """Put agents back to the boot state: slot main on 1.0.0 and running,
         blue/green stopped. Starts hosts that were stopped."""
@@ -129,54 +142,61 @@ def _skip_reason() -> str | None:
     return None
 
 
-@contextmanager
-def _lease_lock(state_dir: Path):
+SESSION_WAIT = float(os.environ.get("ROLLOUT_SANDBOX_WAIT", "1800"))
+
+
+def _session_lock(state_dir: Path):
+    """Hold the fleet for a whole pytest session. Sessions that need it at the
+    same time (e.g. several engineers on one machine) queue here: the fleet is
+    one set of hosts, and tests that deploy to it must not interleave."""
     state_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(state_dir.parent / f".{state_dir.name}.leases.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield state_dir.parent / f".{state_dir.name}.leases"
-
-
-def _live_leases(leases: Path) -> list[Path]:
-    out = []
-    for lease in leases.glob("*") if leases.is_dir() else []:
+    f = open(state_dir.parent / f".{state_dir.name}.session.lock", "w")
+    deadline = time.monotonic() + SESSION_WAIT
+    told = False
+    while True:
         try:
-            os.kill(int(lease.name), 0)
-            out.append(lease)
-        except (ValueError, ProcessLookupError):
-            lease.unlink(missing_ok=True)  # its session died without cleaning up
-    return out
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+        except BlockingIOError:
+            if not told:
+                print(f"\nsandbox fleet busy (another pytest session); waiting up to {SESSION_WAIT:g}s",
+                      file=sys.stderr)
+                told = True
+            if time.monotonic() > deadline:
+                f.close()
+                pytest.fail("sandbox fleet still held by another pytest session", pytrace=False)
+            time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
 def sandbox_fleet() -> SandboxFleet:
-    """The shared fleet. Several pytest sessions may use it at once (one state
-    dir): each holds a lease, and the last one to finish tears it down."""
+    """The fleet, held exclusively for this session. A fleet that was already
+    up (left by a developer) is reset to its boot state and left up at the end."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     from inventory import sandbox
 
     state_dir = sandbox.DEFAULT_STATE_DIR
-    with _lease_lock(state_dir) as leases:
-        leases.mkdir(exist_ok=True)
+    lock = _session_lock(state_dir)
+    try:
         before = sandbox.status(state_dir)
         already_up = len(before) == SANDBOX_HOSTS + 1 and all(h["running"] for h in before)
-        # a fleet left up by a developer (no live lease) is left up at the end
-        keep = already_up and not _live_leases(leases)
-        (leases / str(os.getpid())).write_text("")
         inventory = sandbox.up(hosts=SANDBOX_HOSTS, state_dir=state_dir, log=lambda m: None)
-    fleet = SandboxFleet(
-        state_dir=state_dir,
-        inventory_path=inventory,
-        key=state_dir / "id_ed25519",
-        known_hosts=state_dir / "known_hosts",
-        lb_ip=sandbox.LB_IP,
-        agents={sandbox.agent_name(i): sandbox.agent_ip(i) for i in range(1, SANDBOX_HOSTS + 1)},
-        owned=not keep,
-    )
-    yield fleet
-    with _lease_lock(state_dir) as leases:
-        (leases / str(os.getpid())).unlink(missing_ok=True)
-        if fleet.owned and not _live_leases(leases) and not os.environ.get("ROLLOUT_SANDBOX_KEEP"):
+        fleet = SandboxFleet(
+            state_dir=state_dir,
+            inventory_path=inventory,
+            key=state_dir / "id_ed25519",
+            known_hosts=state_dir / "known_hosts",
+            lb_ip=sandbox.LB_IP,
+            agents={sandbox.agent_name(i): sandbox.agent_ip(i)
+                    for i in range(1, SANDBOX_HOSTS + 1)},
+            owned=not already_up,
+        )
+        if already_up:
+            fleet.reset()
+        yield fleet
+        if fleet.owned and not os.environ.get("ROLLOUT_SANDBOX_KEEP"):
             sandbox.down(state_dir, log=lambda m: None)
+    finally:
+        lock.close()

@@ -11,6 +11,12 @@ import yaml
 pytestmark = pytest.mark.sandbox
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _baseline(sandbox_fleet):
+    """Start from the boot state even if an earlier module deployed something."""
+    sandbox_fleet.reset()
+
+
 def test_inventory_and_known_hosts(sandbox_fleet):
     inv = yaml.safe_load(sandbox_fleet.inventory_path.read_text())["all"]
     assert inv["vars"]["ansible_user"] == "root"

@@ -1,0 +1,153 @@
+"""Canary and blue-green on the real sandbox under steady client load:
+exact nginx splits, automatic rollback, both blue-green forms. No mocks."""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from inventory.nginx_config import Backend, LbState, render
+from load import SteadyLoad
+from rollout_helpers import console, managed_config, plan_file, versions
+
+pytestmark = pytest.mark.sandbox
+CONF = "/etc/nginx/conf.d/rollout-agent.conf"
+
+
+@pytest.fixture
+def fleet(sandbox_fleet):
+    sandbox_fleet.reset_agents()
+    before = managed_config(sandbox_fleet)
+    yield sandbox_fleet
+    install_lb(sandbox_fleet, before)
+    sandbox_fleet.reset_agents()
+
+
+def install_lb(fleet, text: str) -> None:
+    proc = subprocess.run([*fleet.ssh_argv(fleet.lb_name), f"cat > {CONF} && nginx -t -q && nginx -s reload"],
+                                        input=text, text=True, capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+
+
+def shares_by_weight(events: list[dict]) -> dict[float, float]:
+    """Canary share of LB-routed requests during each analysis, by weight."""
+    weight, counts = 0.0, {}
+    for e in events:
+        if e["kind"] == "traffic":
+            weight = e["weights"].get("canary", 0.0)
+        if e["kind"] == "metrics" and 0 < weight < 100:
+            c = counts.setdefault(weight, [0, 0])
+            c[0] += e["pools"].get("canary", {}).get("requests", 0)
+            c[1] += sum(p["requests"] for p in e["pools"].values())
+    return {w: 100 * c / t for w, (c, t) in counts.items() if t}
+
+
+CANARY_STEPS = [{"set_weight": 10}, {"analysis": "20s"}, {"set_weight": 50}, {"analysis": "20s"},
+                {"set_weight": 100}]
+
+
+async def test_canary_of_good_release_reaches_100_with_exact_splits(fleet, tmp_path):
+    before = managed_config(fleet)
+    plan = plan_file(tmp_path, "canary", canary={"sample_interval": "2s", "steps": CANARY_STEPS})
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=250) as load:
+        code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),
+                                          "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
+    assert code == 0, err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"2.0.0"}
+    assert managed_config(fleet) == before
+    assert load.result.failed == [], load.result.summary()
+    shares = shares_by_weight(events)
+    assert set(shares) == {10.0, 50.0}
+    for weight, share in shares.items():
+        assert abs(share - weight) <= 2.0, shares
+    print(f"\ncanary good: shares {shares}, {load.result.summary()}")
+
+
+async def test_canary_with_5_percent_errors_rolls_back_at_first_analysis(fleet, tmp_path):
+    fleet.write_release(None, "2.1.0", {"error_rate": 0.05})
+    before = managed_config(fleet)
+    plan = plan_file(tmp_path, "canary", version="2.1.0",
+                     canary={"sample_interval": "2s", "steps": [{"set_weight": 50}, {"analysis": "30s"},
+                                                               {"set_weight": 100}]})
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=200) as load:
+        code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),
+                                          "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
+        await asyncio.sleep(1)
+    assert code == 3, err + json.dumps(events[-3:])
+    fails = [e for e in events if e["kind"] == "gate" and e["verdict"] == "fail"]
+    assert fails and fails[0]["name"].startswith("step 2")
+    assert set(versions(fleet).values()) == {"1.0.0"}
+    assert managed_config(fleet) == before
+    failed = load.result.failed
+    assert failed, "a 5 % error release must show some errors while it takes traffic"
+    assert {r.version for r in failed} == {"2.1.0"}, failed[:3]
+    print(f"\ncanary bad: {load.result.summary()}, all failures from 2.1.0")
+
+
+def units_lb(fleet, active: str) -> str:
+    port = {"blue": 8081, "green": 8082}[active]
+    return render(LbState(upstream="agent", pools={active: tuple(Backend(ip, port) for ip in fleet.agent_ips)},
+                          default_pool=active, generation=f"test-{active}",
+                          access_log="/var/log/nginx/rollout-agent.log", marker_port=8099))
+
+
+def groups_setup(fleet, tmp_path):
+    inv = yaml.safe_load(fleet.inventory_path.read_text())
+    agents = inv["all"]["children"].pop("agents")["hosts"]
+    names = list(agents)
+    inv["all"]["children"]["blue"] = {"hosts": {n: agents[n] for n in names[:3]}}
+    inv["all"]["children"]["green"] = {"hosts": {n: agents[n] for n in names[3:]}}
+    path = tmp_path / "bg-inventory.yaml"
+    path.write_text(yaml.safe_dump(inv))
+    lb = render(LbState(upstream="agent", pools={"blue": tuple(Backend(fleet.agents[n], 8080) for n in names[:3])},
+                        default_pool="blue", generation="test-groups", access_log="/var/log/nginx/rollout-agent.log",
+                        marker_port=8099))
+    return path, lb
+
+
+def switch_window(load, old: str, new: str) -> float:
+    """Seconds from the first response by `new` to the last one by `old`."""
+    first_new, last_old = load.result.first_time_of(new), load.result.last_time_of(old)
+    return max(0.0, last_old - first_new)
+
+
+@pytest.mark.parametrize("mode", ["units", "groups"])
+@pytest.mark.parametrize("release", ["good", "bad"])
+async def test_blue_green_switch_and_rollback_have_zero_failed_requests(fleet, tmp_path, mode, release):
+    version = "2.0.0" if release == "good" else "2.2.0"
+    if release == "bad":  # healthy, but slow enough to fail the p95 gate after the switch
+        fleet.write_release(None, version, {"latency_ms": 400})
+    if mode == "units":
+        for name in fleet.agent_names:
+            fleet.ssh(name, "/opt/agent/bin/install-release --slot blue 1.0.0 >/dev/null && systemctl restart agent@blue",
+                      check=True)
+        lb, inventory = units_lb(fleet, "blue"), fleet.inventory_path
+        bg = {"mode": "units", "active": "blue", "rollback_window": "8s"}
+    else:
+        inventory, lb = groups_setup(fleet, tmp_path)
+        bg = {"mode": "groups", "active": "blue", "blue": "blue", "green": "green", "rollback_window": "8s"}
+    install_lb(fleet, lb)
+    plan = plan_file(tmp_path, "blue_green", version=version, blue_green=bg,
+                     thresholds={"p95_latency": "300ms", "persistence": 2, "min_requests": 20},
+                     canary={"sample_interval": "1s"})
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100) as load:
+        await asyncio.sleep(1)
+        code, events, err = await console("--plan", str(plan), "--inventory", str(inventory),
+                                          "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
+        await asyncio.sleep(1)
+    assert load.result.failed == [], load.result.summary()
+    if release == "good":
+        assert code == 0, err + json.dumps(events[-3:])
+        assert load.result.versions() == {"1.0.0", version}
+        assert load.result.last_time_of("1.0.0") < max(r.t for r in load.result.responses) - 1
+        print(f"\nblue-green {mode} switch window {switch_window(load, '1.0.0', version) * 1000:.0f} ms, "
+              f"{load.result.summary()}")
+    else:
+        assert code == 3, err + json.dumps(events[-3:])
+        assert managed_config(fleet) == lb
+        last_new = load.result.last_time_of(version)
+        assert last_new is not None and load.result.last_time_of("1.0.0") > last_new
+        print(f"\nblue-green {mode} rollback: {load.result.summary()}")

@@ -1,0 +1,176 @@
+"""Pilot tests: the real engine on the embedded SIMULATED fleet; each key is
+checked on the engine side (OperatorCommand on the bus / engine state) and
+on screen."""
+import asyncio
+
+from textual.widgets import Input, Static
+
+from console.tui.app import RolloutApp
+from console.tui.fleet_table import FleetTable
+from console.tui.screens import ConfirmScreen, HelpScreen, HostDetailScreen, QuitScreen
+from strategies.events import OperatorCommand, Phase
+
+from .conftest import stop_engine
+
+
+def operator_log(session):
+    seen = []
+    session.bus.subscribe(lambda e: seen.append(e) if isinstance(e, OperatorCommand) else None)
+    return seen
+
+
+async def wait_for(pilot, predicate, timeout=10.0):
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return True
+        await pilot.pause(0.05)
+    raise AssertionError("condition not reached")
+
+
+def screen_text(app) -> str:
+    return "\n".join(str(w.render()) for w in app.screen.query(Static))
+
+
+def footer_keys(app) -> set[str]:
+    return {b.binding.key for b in app.screen.active_bindings.values() if b.enabled and b.binding.show}
+
+
+async def test_pause_resume_and_footer(make_session):
+    session = make_session("examples/canary.yaml", time_scale=20)
+    ops = operator_log(session)
+    app = RolloutApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.view.phase == "running")
+        await pilot.press("p")
+        assert ops[-1].command == "pause" and ops[-1].source == "key:p" and ops[-1].accepted
+        await wait_for(pilot, lambda: session.engine.phase == Phase.PAUSED)
+        await pilot.pause(0.3)
+        assert "paused" in str(app.screen.query_one("#status").render())
+        assert "n" in footer_keys(app)  # promote shown in a canary run
+        await pilot.press("p")
+        assert ops[-1].command == "resume" and ops[-1].accepted
+        await wait_for(pilot, lambda: session.engine.phase != Phase.PAUSED)
+        await stop_engine(app)
+
+
+async def test_promote_keys(make_session):
+    session = make_session("examples/canary.yaml", time_scale=20)
+    ops = operator_log(session)
+    app = RolloutApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.view.phase == "running" and app.view.step_index >= 1)
+        await pilot.press("n")
+        assert ops[-1].command == "promote" and ops[-1].source == "key:n"
+        await pilot.press("N")
+        assert ops[-1].command == "promote_full" and ops[-1].source == "key:N"
+        await pilot.press("shift+n")
+        assert ops[-1].command == "promote_full"
+        await wait_for(pilot, lambda: app.record is not None, timeout=20)
+        assert app.record["outcome"] == "succeeded"
+        assert app.view.steps_done == app.view.steps_total
+        await pilot.pause(0.2)
+        assert "RESULT succeeded (exit 0)" in str(app.screen.query_one("#result").render())
+        assert "p" not in footer_keys(app) and "q" in footer_keys(app)  # finished: only quit etc.
+        await pilot.press("q")
+    assert app.return_code in (0, None)
+
+
+async def test_rollback_confirm_then_rolls_back(make_session):
+    session = make_session("examples/canary.yaml", time_scale=20)
+    ops = operator_log(session)
+    app = RolloutApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.view.rows and app.view.rows["agent-01"].state == "live")
+        await pilot.press("r")
+        assert isinstance(app.screen, ConfirmScreen)
+        body = str(app.screen.query_one("#dialog-body").render())
+        assert "All traffic returns to stable (1.0.0); 1 canary instance(s) are reinstalled with 1.0.0" in body
+        assert not ops  # nothing sent before the confirmation
+        await pilot.press("y")
+        assert ops[-1].command == "rollback" and ops[-1].source == "key:r" and ops[-1].accepted
+        await wait_for(pilot, lambda: app.record is not None, timeout=20)
+        assert app.record["outcome"] == "rolled_back" and app.record["exit_code"] == 3
+
+
+async def test_abort_cancelled_then_confirmed(make_session):
+    session = make_session("examples/rolling.yaml", time_scale=20)
+    ops = operator_log(session)
+    app = RolloutApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.view.phase == "running")
+        await pilot.pause(0.2)
+        keys = footer_keys(app)
+        assert "n" not in keys and "N,shift+n" not in keys  # no promote in a rolling run
+        assert {"p", "r", "a"} <= keys
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "stops at the next safe point" in str(app.screen.query_one("#dialog-body").render())
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ConfirmScreen) and not ops
+        await pilot.press("a", "y")
+        assert ops[-1].command == "abort" and ops[-1].source == "key:a"
+        await wait_for(pilot, lambda: app.record is not None, timeout=20)
+        assert app.record["outcome"] == "aborted"
+
+
+async def test_filter_detail_and_help(make_session):
+    session = make_session("examples/canary.yaml", time_scale=20)
+    app = RolloutApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: len(app.view.rows) == 10)
+        await pilot.press("p")
+        table = app.screen.query_one(FleetTable)
+        await pilot.pause(0.2)
+        assert len(table.keys) == 10
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"agent-03")
+        await pilot.pause(0.2)
+        assert table.keys == ["agent-03"]
+        assert "agent-03" in table.render_line(1).text and table.render_line(2).text.strip() == ""
+        await pilot.press("enter")  # submit: focus back on the table
+        await pilot.press("enter")  # open the host detail
+        assert isinstance(app.screen, HostDetailScreen)
+        await wait_for(pilot, lambda: "version" in str(app.screen.query_one("#detail-journal").render()))
+        text = screen_text(app)
+        assert "HOST agent-03" in text and "agent@main.service" in text and "HEALTH HISTORY" in text
+        await pilot.press("escape")
+        await pilot.press("escape")  # clear the filter
+        await pilot.pause(0.2)
+        assert len(table.keys) == 10
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        help_text = screen_text(app)
+        for key in ("pause / resume", "promote", "roll back", "abort", "filter", "host detail", "quit"):
+            assert key in help_text
+        await pilot.press("escape")
+        await stop_engine(app)
+
+
+async def test_quit_dialog_pause_and_detach(make_session):
+    session = make_session("examples/canary.yaml", time_scale=20)
+    ops = operator_log(session)
+    app = RolloutApp(session)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.view.phase == "running")
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("p")
+        assert ops[-1].command == "pause" and ops[-1].source == "key:q:pause"
+        await pilot.press("q", "d")
+        await pilot.pause(0.1)
+    assert app.detached and not app.engine_task.done()
+    # what run_app does after a detach: keep awaiting the engine, then finish
+    session.engine.command(__import__("strategies.engine", fromlist=["Command"]).Command.RESUME, source="test")
+    result = await asyncio.wait_for(app.engine_task, 30)
+    assert session.finish(result)["exit_code"] == 0
+
+
+async def test_subscriber_batches_refreshes(make_session):
+    """Events are folded into the view as they come; widgets repaint on the timer."""
+    session = make_session("examples/rolling.yaml", time_scale=50)
+    app = RolloutApp(session, refresh_hz=4)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.record is not None, timeout=20)
+        assert app.view.revision > 100  # events applied
+        assert app.ticks < app.view.revision / 2  # far fewer repaints than events
