@@ -213,8 +213,50 @@ def main_replay(argv: Sequence[str]) -> int:
     return run_replay(journal)
 
 
+def main_resume(argv: Sequence[str]) -> int:
+    p = _Parser(prog="console resume", description="Continue (or roll back) a rollout whose console died "
+                "or stopped, from its journal: every host is inspected and made safe first.")
+    p.add_argument("journal")
+    p.add_argument("--rollback", action="store_true", help="roll back instead of continuing")
+    p.add_argument("--headless", action="store_true")
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument("--record", metavar="FILE")
+    p.add_argument("--time-scale", type=_positive, default=1.0)
+    p.add_argument("--auto-promote", action="store_true")
+    args = p.parse_args(argv)
+    from strategies.engine import Command
+
+    from .resume import NothingToResume, ResumeRefused, load_resume
+    from .session import Session, run_headless
+
+    try:
+        inputs, state = load_resume(args.journal)
+        session = Session(inputs, argv=["console", "resume", *argv], record=args.record,
+                          time_scale=args.time_scale, interactive=not args.headless,
+                          auto_promote=args.auto_promote, resume=state)
+    except FileNotFoundError:
+        print(f"console resume: error: {args.journal}: no such file", file=sys.stderr)
+        return Exit.BAD_INPUT
+    except NothingToResume as exc:
+        print(f"console resume: {exc}")
+        return Exit.OK
+    except ResumeRefused as exc:
+        print(f"console resume: refused: {exc}", file=sys.stderr)
+        return Exit.REFUSED
+    except (InputError, ValueError) as exc:
+        print(f"console resume: error: {exc}", file=sys.stderr)
+        return Exit.BAD_INPUT
+    if args.rollback:
+        session.engine.command(Command.ROLLBACK, source="cli resume --rollback")
+    if args.headless:
+        return run_headless(session, args.output)
+    from .tui.app import run_app
+
+    return run_app(session)
+
+
 SUBCOMMANDS = {"sandbox": main_sandbox, "audit": main_audit, "recommend": main_recommend,
-               "replay": main_replay}
+               "replay": main_replay, "resume": main_resume}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from inventory.errors import InputError
 from inventory.loaders import embedded_fleet_path, load_inventory
 from inventory.model import Inventory
-from strategies.engine import Command, Engine, RunResult
+from strategies.engine import Command, Engine, ResumeState, RunResult
 from strategies.events import EventBus
 from strategies.plan import load_plan
 from strategies.registry import runner_for
@@ -100,17 +100,19 @@ class Session:
     """Everything one run needs, built before anything touches a host."""
 
     def __init__(self, inputs: Inputs, *, argv: list[str], record: str | None, time_scale: float = 1.0,
-                 accept_new_host_keys: bool = False, interactive: bool = False, auto_promote: bool = False):
+                 accept_new_host_keys: bool = False, interactive: bool = False, auto_promote: bool = False,
+                 resume: ResumeState | None = None):
         self.inputs = inputs
         self.simulated = inputs.inventory.simulated
         self.redactor = Redactor(secret_values(inputs.inventory, inputs.plan))
         self.bus = EventBus(transform=self.redactor)
         self.driver = make_driver(inputs, time_scale=time_scale, accept_new_host_keys=accept_new_host_keys)
         self.engine = Engine(inputs.plan, inputs.inventory, self.driver, version=inputs.version,
-                             bus=self.bus, interactive=interactive, auto_promote=auto_promote)
+                             bus=self.bus, interactive=interactive, auto_promote=auto_promote, resume=resume)
         self.runner = runner_for(inputs.plan)
         header = make_header(argv, inputs.plan_path, inputs.inventory_path, self.simulated,
                              self.redactor.text, tool_version())
+        header["resumes"] = resume.journal if resume else None
         self.journal = JournalWriter.open_new(journal_path(record, inputs.plan, inputs.version), header)
         self.bus.subscribe(self.journal)
         self.result: RunResult | None = None
@@ -132,9 +134,12 @@ class Session:
 
 
 def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda name: None) -> None:
-    """SIGINT/SIGTERM ask the engine to abort at the next safe point."""
+    """SIGINT, SIGTERM and SIGHUP (the operator's terminal or SSH session
+    went away) stop the engine at the next safe point: every instance in
+    nginx on one version, the journal closed, and `console resume` able to
+    continue from there."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         def handler(sig=sig) -> None:
             on_signal(sig.name)
             engine.command(Command.ABORT, source=f"signal {sig.name}")

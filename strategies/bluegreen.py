@@ -58,9 +58,11 @@ class BlueGreen(StrategyRunner):
         idle = other(self.live)
         old, new = self.colour(engine, self.live), self.colour(engine, idle)
         self.members = {self.live: old}
+        await engine.safe_point()
         engine.emit(StepStarted, index=1, total=4, title=f"deploy {idle}", instances=[i.key for i in new])
-        results = await engine.update_all(new, engine.version)
-        failed = [i for i in new if not results[i.key][0]]
+        todo = [i for i in new if engine.versions.get(i.key) != engine.version]
+        results = await engine.update_all(todo, engine.version)
+        failed = [i for i in todo if not results[i.key][0]]
         if failed:
             for inst in failed:
                 engine.instance_phase(inst, InstancePhase.FAILED, results[inst.key][1])

@@ -53,7 +53,9 @@ class Canary(StrategyRunner):
 
     async def run(self, engine: Engine) -> str:
         plan = engine.plan
-        self.stable = list(engine.instances)
+        # Instances already on the new version (a resumed session) start as canaries.
+        self.canary = [i for i in engine.instances if engine.versions.get(i.key) == engine.version]
+        self.stable = [i for i in engine.instances if i not in self.canary]
         steps = plan.canary.steps
         for n, step in enumerate(steps, 1):
             await engine.safe_point()

@@ -17,7 +17,7 @@ import asyncio
 import enum
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
 from inventory.driver import CommandRecord, DriverError, FleetDriver, PoolStats
@@ -29,7 +29,7 @@ from .events import (AlertRaised, CommandRan, Event, EventBus, GateEvaluated, He
                      InstanceChanged, InstancePhase, MetricsSampled, Notice, OperatorCommand,
                      Phase, PhaseChanged, RunFinished, RunStarted, TrafficChanged)
 from .plan import render_commands
-from .topology import load_balancers, resolve_instances
+from .topology import lb_state, load_balancers, resolve_instances
 
 
 class Command(str, enum.Enum):
@@ -81,6 +81,16 @@ class RunResult:
 
 
 @dataclass(frozen=True)
+class ResumeState:
+    """What a resumed session takes from the journal of the one that died:
+    the versions and LB files from before any change."""
+
+    journal: str
+    old_versions: dict[str, str | None]
+    lb_snapshot: dict[str, str]
+
+
+@dataclass(frozen=True)
 class PlannedStep:
     title: str
     instances: tuple[str, ...] = ()
@@ -93,7 +103,8 @@ class Engine:
     """One rollout. Create, subscribe to `bus`, then `await run()`."""
 
     def __init__(self, plan: Any, inventory: Inventory, driver: FleetDriver, *, version: str,
-                 bus: EventBus | None = None, interactive: bool = False, auto_promote: bool = False):
+                 bus: EventBus | None = None, interactive: bool = False, auto_promote: bool = False,
+                 resume: "ResumeState | None" = None):
         self.plan = plan
         self.inventory = inventory
         self.driver = driver
@@ -101,6 +112,8 @@ class Engine:
         self.bus = bus or EventBus()
         self.interactive = interactive
         self.auto_promote = auto_promote
+        self.resume = resume
+        self._made_safe = False
         self.instances: list[Instance] = resolve_instances(plan, inventory)
         self.lbs = load_balancers(plan, inventory)
         self.by_key = {i.key: i for i in self.instances}
@@ -264,18 +277,33 @@ class Engine:
 
     # -- preflight ---------------------------------------------------------
     async def preflight(self) -> None:
+        """Record where the fleet starts: the LB files and every instance's
+        version. Refuses (nothing changed) if the LBs are not managed by the
+        console, disagree, or an instance that takes traffic is unhealthy.
+        A resumed session starts from the recorded originals instead."""
         texts = await self.driver.lb_read()
         missing = [name for name, text in texts.items() if parse_generation(text) is None]
         if missing:
             raise PreflightError(f"{', '.join(missing)}: no rollout-console managed nginx file at "
                                  f"{self.plan.nginx.config}")
-        if len(set(texts.values())) > 1:
+        if len(set(texts.values())) > 1 and self.resume is None:
             raise PreflightError("load balancers disagree: their managed nginx files differ")
-        self.lb_snapshot = texts
         probes = await asyncio.gather(*(self.probe(i) for i in self.instances))
-        for inst, sample in zip(self.instances, probes):
-            self.old_versions[inst.key] = sample.version if sample.ok else None
-        self.versions = dict(self.old_versions)
+        current = {inst.key: (s.version if s.ok else None) for inst, s in zip(self.instances, probes)}
+        if self.resume is not None:
+            self.lb_snapshot = dict(self.resume.lb_snapshot)
+            self.old_versions = dict(self.resume.old_versions)
+            self.versions = current
+            return
+        self.lb_snapshot = texts
+        serving = {str(b) for bs in parse_pools(next(iter(texts.values())), self.plan.nginx.upstream).values()
+                   for b in bs}
+        sick = [i.key for i, s in zip(self.instances, probes)
+                if not s.ok and f"{i.host.address}:{i.port}" in serving]
+        if sick:
+            raise PreflightError(f"{', '.join(sick)}: unhealthy while taking traffic, before any change")
+        self.old_versions = current
+        self.versions = dict(current)
 
     async def probe(self, inst: Instance):
         health = self.plan.health
@@ -430,7 +458,8 @@ class Engine:
                       instances=[{"key": i.key, "host": i.host.name, "address": i.host.address,
                                   "slot": i.slot, "unit": i.unit, "port": i.port} for i in self.instances],
                       steps=[s.to_dict() for s in strategy.steps(self.plan, self.instances)], simulated=bool(self.driver.simulated),
-                      thresholds=self.plan.thresholds.model_dump())
+                      thresholds=self.plan.thresholds.model_dump(), lb_snapshot=dict(self.lb_snapshot),
+                      resumed=self.resume.journal if self.resume else None)
             self.set_phase(Phase.RUNNING)
             outcome, message = await self._guarded(strategy)
         except PreflightError as exc:
@@ -457,6 +486,9 @@ class Engine:
         """Run the strategy, turning gate failures and operator commands into
         the plan's on_failure policy, rollback or abort."""
         try:
+            if self.resume is not None and not self._made_safe:
+                self._made_safe = True
+                await self.make_safe()
             message = await strategy.run(self)
             return Outcome.SUCCEEDED, message
         except AwaitingPromotion as exc:
@@ -516,6 +548,29 @@ class Engine:
                 problems[inst.key] = f"{inst.key}: old version {self.old_versions[inst.key]} unhealthy: {detail}"
         return problems
 
+
+    async def make_safe(self) -> None:
+        """After a crash: send traffic only to healthy instances on the old
+        version (the original pools, minus the rest), then put unhealthy
+        instances back on the old version. The strategy then runs as usual;
+        instances already healthy on the target version are not redeployed."""
+        upstream = self.plan.nginx.upstream
+        original = parse_pools(next(iter(self.lb_snapshot.values())), upstream)
+        keep = {f"{i.host.address}:{i.port}" for i in self.instances
+                if self.versions.get(i.key) is not None and self.versions[i.key] == self.old_versions.get(i.key)}
+        pools = {p: tuple(b for b in bs if str(b) in keep) for p, bs in original.items()}
+        default = next((p for p in original if pools[p]), None)
+        if default is None:
+            raise PreflightError("no healthy instance on the old version is left to take traffic")
+        state = lb_state(self.plan, {}, default, generation=self.next_generation())
+        await self.apply_lb(replace(state, pools=pools, default_pool=default))
+        sick = [i for i in self.instances if self.versions.get(i.key) is None]
+        if sick:
+            self.emit(Notice, level="warning", message="resume: unhealthy after the crash, reinstalling the old "
+                      "version: " + ", ".join(i.key for i in sick))
+            problems = await self.revert(sick)
+            if problems:
+                raise GateFailed("; ".join(problems.values()))
 
     async def verify_old(self, insts: Sequence[Instance]) -> dict[str, str]:
         """The seed's rollback steps 3-4: check the old version is healthy

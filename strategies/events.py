@@ -77,6 +77,8 @@ class RunStarted(Event):
     steps: list[dict[str, Any]]
     simulated: bool
     thresholds: dict[str, Any] = field(default_factory=dict)
+    lb_snapshot: dict[str, str] = field(default_factory=dict)  # LB files before any change
+    resumed: str | None = None  # the journal of the session this one resumes
 
 
 @dataclass(frozen=True, kw_only=True)

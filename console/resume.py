@@ -1,0 +1,58 @@
+"""Picking up a rollout whose console died (SIGKILL, a dropped SSH session)
+or stopped (abort, hangup, a pause awaiting promotion).
+
+The journal of the dead session holds what the new one needs: the plan and
+inventory it ran (by path and SHA-256, which must still match), the release
+being shipped, every instance's version before the run, and the LB files
+before any change. The new session inspects every host, makes the fleet safe
+(traffic only on healthy old-version instances, broken ones reinstalled),
+then continues the plan or rolls back, recording to a journal of its own.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from strategies.engine import ResumeState
+from strategies.events import RunStarted
+
+from .journal import read_journal
+from .session import Inputs, UsageError, load_inputs
+
+FINISHED = {"succeeded", "rolled_back", "refused"}
+
+
+class NothingToResume(Exception):
+    """The session finished cleanly or never changed anything."""
+
+
+class ResumeRefused(Exception):
+    """The inputs changed since the session: resuming would guess."""
+
+
+def _same_file(entry: dict, what: str) -> str:
+    path = entry.get("path")
+    if not path or not Path(path).is_file():
+        raise ResumeRefused(f"the session's {what} {path} is gone")
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    if digest != entry.get("sha256"):
+        raise ResumeRefused(f"the session's {what} {path} changed since it ran (sha256 {digest[:12]} "
+                            f"!= recorded {str(entry.get('sha256'))[:12]})")
+    return path
+
+
+def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
+    journal = read_journal(Path(journal_path))
+    if journal.close and journal.close.get("outcome") in FINISHED:
+        raise NothingToResume(f"the session ended {journal.close['outcome']}: nothing to resume")
+    started = next((e for e in journal.events if isinstance(e, RunStarted)), None)
+    if started is None:
+        raise NothingToResume("the session changed nothing before it stopped: run the plan again")
+    header = journal.header or {}
+    plan = _same_file(header.get("plan", {}), "plan")
+    inventory = _same_file(header.get("inventory", {}), "inventory")
+    try:
+        inputs = load_inputs(plan, inventory, started.version)
+    except UsageError as exc:
+        raise ResumeRefused(str(exc)) from None
+    return inputs, ResumeState(str(journal_path), dict(started.old_versions), dict(started.lb_snapshot))
