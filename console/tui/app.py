@@ -25,6 +25,7 @@ from strategies.engine import Command
 from strategies.events import Event
 
 from ..view_state import FleetView
+from .fleet_table import FleetTable
 from .main_screen import MainScreen
 
 REFRESH_HZ = 8
@@ -45,9 +46,10 @@ class RolloutApp(App[int]):
 
     def __init__(self, session: Any = None, view: FleetView | None = None, *, refresh_hz: float = REFRESH_HZ,
                  now: float | None = None, journal_tail: Callable[[str], Awaitable[str]] | None = None,
-                 record: dict | None = None, show_operator_keys: bool = False) -> None:
+                 record: dict | None = None, show_operator_keys: bool = False, replay: Any = None) -> None:
         super().__init__()
         self.session = session
+        self.replay = replay  # a ReplayController: `console replay FILE` (see replay_screen.py)
         self.view = view or FleetView()
         self.refresh_hz = refresh_hz
         self.frozen_now = now
@@ -112,6 +114,10 @@ class RolloutApp(App[int]):
 
     # -- lifecycle ---------------------------------------------------------------
     def get_default_screen(self) -> MainScreen:
+        if self.replay is not None:
+            from .replay_screen import ReplayScreen
+
+            return ReplayScreen(self.replay, id="main")
         return MainScreen(id="main")
 
     def on_mount(self) -> None:
@@ -174,6 +180,18 @@ class RolloutApp(App[int]):
         if phase_changed:
             main.refresh_bindings()
 
+    def set_view(self, view: FleetView) -> None:
+        """Show another FleetView (replay: a backward seek rebuilds it) and
+        repaint now; the event log is rewritten from the new view."""
+        main = self.screen_stack[0] if self.screen_stack else None
+        if view is not self.view:
+            self.view = view
+            self._logged = 0
+            if isinstance(main, MainScreen) and main.is_mounted:
+                main.query_one(FleetTable).view = view
+                main.query_one("#log", Log).clear()
+        self.repaint(force=True)
+
     def _write_log(self, main: MainScreen) -> None:
         view = self.view
         new = view.events_total - self._logged
@@ -221,4 +239,24 @@ def run_app(session: Any) -> int:
     return asyncio.run(main())
 
 
-__all__ = ["RolloutApp", "run_app"]
+async def replay_journal_tail(key: str) -> str:
+    return f"{key}: not available in replay (the unit's journal is not recorded)\n"
+
+
+def make_replay_app(controller: Any) -> RolloutApp:
+    """A read-only app over a ReplayController (no session, no engine)."""
+    return RolloutApp(view=controller.view, now=controller.clock, journal_tail=replay_journal_tail,
+                      replay=controller)
+
+
+def run_replay(journal: Any, *, autoplay: bool = True) -> int:
+    """`console replay FILE`: the console fed from a recording. Exit 0."""
+    from .replay import ReplayController
+
+    controller = ReplayController.from_journal(journal)
+    controller.playing = autoplay and bool(controller.events)
+    make_replay_app(controller).run()
+    return 0
+
+
+__all__ = ["RolloutApp", "make_replay_app", "run_app", "run_replay"]

@@ -9,7 +9,9 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from .scenarios import scene_app
+from .scenarios import canary_alert, load_events, scene_app
+
+REPLAY = "replay"  # a SHOTS scene: the replay screen, paused (replay_scene_app)
 
 SHOTS = [
     ("rolling-mid-batch", "rolling-mid-batch", []),
@@ -18,13 +20,27 @@ SHOTS = [
     ("rollback-in-progress", "rollback-in-progress", []),
     ("host-detail", "rolling-mid-batch", ["down", "enter"]),
     ("help", "canary-alert", ["question_mark"]),
+    ("replay", REPLAY, []),
 ]
+
+
+def replay_scene_app():
+    """`console replay` of the bad canary, paused at the gate after its first
+    alert (the canary-alert scene's event), at 10x: deterministic."""
+    from .app import make_replay_app
+    from .replay import ReplayController
+
+    events = load_events("canary-bad")
+    controller = ReplayController(events, simulated=True, source="examples/canary.yaml (canary-bad.jsonl)")
+    controller.seek(len(canary_alert(events)))
+    controller.speed = 10
+    return make_replay_app(controller)
 
 
 async def shoot(out: Path, size: tuple[int, int], suffix: str = "") -> list[Path]:
     written = []
     for filename, scene, keys in SHOTS:
-        app = scene_app(scene)
+        app = replay_scene_app() if scene == REPLAY else scene_app(scene)
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
             for key in keys:

@@ -132,7 +132,7 @@ class SandboxFleet:
                         " systemctl restart agent@main", check=True)
 
 
-def _skip_reason() -> str | None:
+def _unavailable_reason() -> str | None:
     from inventory.sandbox import SandboxError
     from inventory.sandbox.common import preflight
     try:
@@ -172,9 +172,11 @@ def _session_lock(state_dir: Path):
 def sandbox_fleet() -> SandboxFleet:
     """The fleet, held exclusively for this session. A fleet that was already
     up (left by a developer) is reset to its boot state and left up at the end."""
-    reason = _skip_reason()
+    reason = _unavailable_reason()
     if reason:
-        pytest.skip(reason)
+        # Never a skip: these tests are the proof the product works on real
+        # hosts. Run them as root on Linux (tests/run.sh installs the rest).
+        pytest.fail(f"the real sandbox fleet is unavailable: {reason}", pytrace=False)
     from inventory import sandbox
 
     state_dir = sandbox.DEFAULT_STATE_DIR

@@ -81,13 +81,15 @@ def test_nginx_masked_on_agents_and_sshd_key_only(sandbox_fleet):
 
 def test_install_release_and_restart(sandbox_fleet):
     host = "agent-06"
+    # versions private to this module: other modules ship their own catalog entries
+    sandbox_fleet.write_release([host], "2.0.0-fleet", {})
     try:
-        out = sandbox_fleet.ssh(host, "/opt/agent/bin/install-release 2.0.0 && "
+        out = sandbox_fleet.ssh(host, "/opt/agent/bin/install-release 2.0.0-fleet && "
                                       "systemctl restart agent@main && "
                                       "readlink /opt/agent/slots/main/current /opt/agent/slots/main/previous",
                                 check=True).stdout.split()
-        assert out[-2:] == ["/opt/agent/releases/2.0.0", "/opt/agent/releases/1.0.0"]
-        assert sandbox_fleet.health(host) == (200, {"status": "ok", "version": "2.0.0",
+        assert out[-2:] == ["/opt/agent/releases/2.0.0-fleet", "/opt/agent/releases/1.0.0"]
+        assert sandbox_fleet.health(host) == (200, {"status": "ok", "version": "2.0.0-fleet",
                                                     "slot": "main"})
         bad = sandbox_fleet.ssh(host, "/opt/agent/bin/install-release '../evil'")
         assert bad.returncode == 2
@@ -98,9 +100,9 @@ def test_install_release_and_restart(sandbox_fleet):
 
 def test_start_fail_release_makes_restart_fail(sandbox_fleet):
     host = "agent-05"
-    sandbox_fleet.write_release([host], "3.0.0-bad", {"start_fail": True})
+    sandbox_fleet.write_release([host], "3.0.0-fleet-bad", {"start_fail": True})
     try:
-        proc = sandbox_fleet.ssh(host, "/opt/agent/bin/install-release 3.0.0-bad && "
+        proc = sandbox_fleet.ssh(host, "/opt/agent/bin/install-release 3.0.0-fleet-bad && "
                                        "systemctl restart agent@main")
         assert proc.returncode != 0
         state = sandbox_fleet.ssh(host, "systemctl is-active agent@main").stdout.strip()
@@ -112,12 +114,13 @@ def test_start_fail_release_makes_restart_fail(sandbox_fleet):
 
 def test_blue_green_slots_side_by_side(sandbox_fleet):
     host = "agent-03"
+    sandbox_fleet.write_release([host], "2.1.0-fleet", {})
     try:
-        sandbox_fleet.ssh(host, "/opt/agent/bin/install-release --slot green 2.1.0 && "
+        sandbox_fleet.ssh(host, "/opt/agent/bin/install-release --slot green 2.1.0-fleet && "
                                 "systemctl start agent@blue agent@green", check=True)
         assert sandbox_fleet.health(host, 8081)[1] == {"status": "ok", "version": "1.0.0",
                                                        "slot": "blue"}
-        assert sandbox_fleet.health(host, 8082)[1] == {"status": "ok", "version": "2.1.0",
+        assert sandbox_fleet.health(host, 8082)[1] == {"status": "ok", "version": "2.1.0-fleet",
                                                        "slot": "green"}
     finally:
         sandbox_fleet.ssh(host, "/opt/agent/bin/install-release --slot green 1.0.0", check=True)
@@ -131,9 +134,9 @@ def test_deploy_user_has_passwordless_sudo(sandbox_fleet):
 
 def test_agent_finishes_inflight_request_on_sigterm(sandbox_fleet):
     host = "agent-04"
-    sandbox_fleet.write_release([host], "1.0.1-slow", {"latency_ms": 3000})
+    sandbox_fleet.write_release([host], "1.0.1-fleet-slow", {"latency_ms": 3000})
     try:
-        sandbox_fleet.ssh(host, "/opt/agent/bin/install-release 1.0.1-slow && "
+        sandbox_fleet.ssh(host, "/opt/agent/bin/install-release 1.0.1-fleet-slow && "
                                 "systemctl restart agent@main", check=True)
         result = {}
 
@@ -152,7 +155,7 @@ def test_agent_finishes_inflight_request_on_sigterm(sandbox_fleet):
         props = dict(l.split("=", 1) for l in stop.stdout.split())
         assert props == {"Result": "success", "ExecMainStatus": "0"}
         code, headers, body = result["resp"]
-        assert code == 200 and body["version"] == "1.0.1-slow"
+        assert code == 200 and body["version"] == "1.0.1-fleet-slow"
         assert result["elapsed"] >= 2.9
     finally:
         sandbox_fleet.reset_agents([host])
