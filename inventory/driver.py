@@ -151,3 +151,24 @@ class FleetDriver(Protocol):
         """Per-pool client traffic seen by the LBs since the previous call."""
 
     async def journal_tail(self, inst: Instance, lines: int = 50) -> str: ...
+
+    async def lock_acquire(self, holder: dict, wait: float, *, break_stale: bool = False,
+                           max_age: float = 120.0, takeover_journal: str | None = None) -> None:
+        """Take the rollout lock for this upstream on every LB (inventory/lock.py),
+        waiting up to `wait` seconds for a live holder; raises LockHeld
+        (a DriverError) naming the holder. A stale lock is broken only with
+        `break_stale`, or when its holder's journal is `takeover_journal`."""
+
+    async def lock_heartbeat(self) -> bool:
+        """Refresh the lock; False if another console broke it."""
+
+    async def lock_release(self) -> None:
+        """Remove the lock where it is still ours."""
+
+    async def run_check(self, host: Host, command: str, timeout: float = 30.0, *,
+                        version: str | None = None) -> CommandRecord:
+        """Run a read-only check command; a non-zero exit is reported in the
+        record, not raised (DriverError only if it could not run)."""
+
+    async def free_space(self, host: Host, paths: Sequence[str]) -> dict[str, int | None]:
+        """Bytes available on the filesystem of each path (None if absent)."""

@@ -71,6 +71,7 @@ class SimFleet:
         self._carry = 0.0
         self._rps = 100.0
         self._restart_seconds = restart_seconds
+        self._lock_holder: dict | None = None
 
     # -- lifecycle -----------------------------------------------------
     def set_command_listener(self, listener: CommandListener) -> None:
@@ -136,6 +137,28 @@ class SimFleet:
         if pools:
             self._lb_state = replace(self._lb_state, pools=pools, weights={},
                                      generation=parse_generation(first) or "restored")
+
+    # -- the rollout lock (in-process: a simulated fleet has one console) --
+    async def lock_acquire(self, holder: dict, wait: float, *, break_stale: bool = False,
+                           max_age: float = 120.0, takeover_journal: str | None = None) -> None:
+        self._lock_holder = dict(holder)
+
+    async def lock_heartbeat(self) -> bool:
+        return True
+
+    async def lock_release(self) -> None:
+        self._lock_holder = None
+
+    # -- read-only checks ----------------------------------------------
+    async def run_check(self, host: Host, command: str, timeout: float = 30.0, *,
+                        version: str | None = None) -> CommandRecord:
+        started = self.clock.now()
+        if version is not None and self._release(host, version) is None:
+            return self._record(host.name, command, 1, started, stderr=f"release {version} not found")
+        return self._record(host.name, command, 0, started)
+
+    async def free_space(self, host: Host, paths: Sequence[str]) -> dict[str, int | None]:
+        return {p: 50 * 2**30 for p in paths}
 
     # -- instance operations ------------------------------------------
     async def inflight(self, inst: Instance) -> int:

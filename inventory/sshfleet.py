@@ -17,10 +17,10 @@ from typing import Sequence
 
 import httpx
 
-from . import access_log, cpu as cpu_mod, systemd
+from . import access_log, cpu as cpu_mod, lock as lock_mod, systemd
 from .clock import Clock
-from .driver import (CommandListener, DriverError, HealthSample, InstanceMetrics, PoolStats,
-                     UnitStatus)
+from .driver import (CommandListener, CommandRecord, DriverError, HealthSample, InstanceMetrics,
+                     PoolStats, UnitStatus)
 from .model import Host, Instance
 from .nginx_config import ConfigError, LbState, marker_path, parse_generation, render
 from .ssh import SshPool
@@ -86,6 +86,9 @@ class SshFleet:
         self.backends_seen: dict[str, int] = {}  # final upstream addr -> requests (last traffic())
         self.bad_log_lines = 0
         self.last_apply_seconds: float | None = None
+        self.lock_dir = lock_mod.LOCK_DIR
+        self._lock: lock_mod.LockRecord | None = None
+        self._locked: list[Host] = []
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -126,6 +129,105 @@ class SshFleet:
             await self._http.aclose()
             self._http = None
         await self.pool.close()
+
+    # -- the rollout lock ----------------------------------------------------
+
+    @property
+    def lock_path(self) -> str:
+        return lock_mod.lock_path(self.upstream, self.lock_dir)
+
+    async def lock_acquire(self, holder: dict, wait: float, *, break_stale: bool = False,
+                           max_age: float = lock_mod.DEFAULT_MAX_AGE,
+                           takeover_journal: str | None = None) -> None:
+        """Take the lock on every LB (in name order, so two consoles cannot
+        deadlock), waiting up to `wait` seconds for a live holder. On refusal
+        the LBs already taken are released and LockHeld is raised."""
+        record = lock_mod.LockRecord.new(holder, self.upstream)
+        self._lock = record
+        deadline = time.monotonic() + max(0.0, wait)
+        for lb in sorted(self.lbs, key=lambda h: h.name):
+            while True:
+                try:
+                    await self._lock_one(lb, record, break_stale, max_age, takeover_journal)
+                    self._locked.append(lb)
+                    break
+                except lock_mod.LockHeld as held:
+                    if held.stale is None and time.monotonic() < deadline:
+                        await asyncio.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+                        continue
+                    await self.lock_release()
+                    raise
+                except DriverError:
+                    await self.lock_release()
+                    raise
+
+    async def _lock_one(self, lb: Host, record: "lock_mod.LockRecord", break_stale: bool,
+                        max_age: float, takeover_journal: str | None) -> None:
+        path = self.lock_path
+        for _ in range(3):
+            rec = await self._check(lb, "lock", lock_mod.acquire_script(path), 30.0, input=record.to_line())
+            if rec.stdout.startswith("ACQUIRED"):
+                return
+            age, raw = lock_mod.parse_held(rec.stdout)
+            held = lock_mod.LockRecord.parse(raw)
+            if held is not None and held.token == record.token:
+                return  # ours already (a retried command)
+            stale = lock_mod.staleness(held, age, max_age=max_age)
+            takeover = (stale is not None and held is not None and takeover_journal
+                        and held.journal == takeover_journal)
+            if stale is None or not (break_stale or takeover):
+                raise lock_mod.LockHeld(lb.name, held, stale, raw)
+            token = held.token if held else ""
+            if held is None:  # unreadable and stale: remove only if still unreadable-equal
+                await self._check(lb, "lock", f"rm -f {shlex.quote(path)}", 30.0)
+            else:
+                await self._check(lb, "lock", lock_mod.owned_script(path, token, "rm -f"), 30.0)
+            self.pool._emit(CommandRecord(lb.name, f"# broke stale rollout lock: {stale}", 0, 0.0))
+        raise lock_mod.LockHeld(lb.name, None, None, "lock changed hands while breaking it")
+
+    async def lock_heartbeat(self) -> bool:
+        """Touch the lock on every LB; False if it is no longer ours somewhere."""
+        if self._lock is None:
+            return True
+        script = lock_mod.owned_script(self.lock_path, self._lock.token, "touch -c")
+        recs = await asyncio.gather(*(self._check(lb, "lock", script, 15.0) for lb in self._locked))
+        return all(r.stdout.startswith("OK") for r in recs)
+
+    async def lock_release(self) -> None:
+        """Remove the lock where it is still ours; best effort per LB (an
+        unreachable LB keeps it, and it goes stale there)."""
+        if self._lock is None:
+            return
+        script = lock_mod.owned_script(self.lock_path, self._lock.token, "rm -f")
+        locked, self._locked = self._locked, []
+        results = await asyncio.gather(*(self._check(lb, "unlock", script, 15.0) for lb in locked),
+                                       return_exceptions=True)
+        self._lock = None
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0] if isinstance(errors[0], DriverError) else DriverError("lb", "unlock", str(errors[0]))
+
+    # -- read-only checks ----------------------------------------------------
+
+    async def run_check(self, host: Host, command: str, timeout: float = 30.0, *,
+                        version: str | None = None) -> CommandRecord:
+        """Run a read-only command; a non-zero exit is in the record."""
+        return await self._run(host, command, timeout)
+
+    async def free_space(self, host: Host, paths: Sequence[str]) -> dict[str, int | None]:
+        """Bytes available to the filesystem of each path (None: no such path)."""
+        q = " ".join(shlex.quote(p) for p in paths)
+        rec = await self._run(host, f"for p in {q}; do if [ -e \"$p\" ]; then "
+                                    f"printf '%s ' \"$p\"; df -Pk \"$p\" | tail -n 1; fi; done", 30.0)
+        out: dict[str, int | None] = {p: None for p in paths}
+        for line in rec.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 5 and parts[0] in out:
+                try:
+                    out[parts[0]] = int(parts[4]) * 1024
+                except ValueError:
+                    pass
+        return out
 
     # -- plain commands ----------------------------------------------------
 

@@ -24,7 +24,9 @@ from inventory.driver import CommandRecord, DriverError, FleetDriver, PoolStats
 from inventory.model import Instance, Inventory
 from inventory.nginx_config import LbState, parse_generation, parse_pools
 
-from . import gates
+from inventory.lock import HEARTBEAT_INTERVAL, LockHeld
+
+from . import checklist, gates
 from .events import (AlertRaised, CommandRan, Event, EventBus, GateEvaluated, HealthChecked,
                      InstanceChanged, InstancePhase, MetricsSampled, Notice, OperatorCommand,
                      Phase, PhaseChanged, RunFinished, RunStarted, TrafficChanged)
@@ -104,8 +106,18 @@ class Engine:
 
     def __init__(self, plan: Any, inventory: Inventory, driver: FleetDriver, *, version: str,
                  bus: EventBus | None = None, interactive: bool = False, auto_promote: bool = False,
-                 resume: "ResumeState | None" = None):
+                 resume: "ResumeState | None" = None, lock_holder: dict | None = None,
+                 lock_wait: float = 0.0, break_stale_lock: bool = False, lock_max_age: float = 120.0,
+                 run_checklist: bool = True):
         self.plan = plan
+        self.lock_holder = dict(lock_holder or {"plan": getattr(plan, "source", "")})
+        self.lock_wait = lock_wait
+        self.break_stale_lock = break_stale_lock
+        self.lock_max_age = lock_max_age
+        self.run_checklist = run_checklist
+        self._locked = False
+        self._heartbeat: asyncio.Task | None = None
+        self._fatal: str | None = None
         self.inventory = inventory
         self.driver = driver
         self.version = version
@@ -191,6 +203,19 @@ class Engine:
             return True, "skipping the remaining steps" if cmd == Command.PROMOTE_FULL else "next step"
         return False, "unknown command"
 
+    def fail_stop(self, reason: str) -> None:
+        """Something the run depends on broke (e.g. the journal cannot be
+        written): stop at the next safe point, ending FAILED (a human must
+        look), without starting further changes."""
+        if self._finished or self._fatal:
+            return
+        self._fatal = reason
+        self.emit(Notice, level="error", message=f"{reason}: stopping at the next safe point")
+        if self._requested is None:
+            self._requested = (Command.ABORT, reason)
+        self._running.set()
+        self._wake.set()
+
     @property
     def promote_full(self) -> bool:
         return self._promote_full
@@ -275,12 +300,71 @@ class Engine:
                   pools={p: [str(b) for b in bs] for p, bs in pools.items()}, weights={},
                   duration=round(self.driver.clock.now() - started, 4))
 
+    # -- the rollout lock -----------------------------------------------------
+    async def acquire_lock(self) -> None:
+        """Take the rollout lock on the LBs before preflight changes anything;
+        raises LockHeld (refused) naming the holder."""
+        takeover = self.resume.journal if self.resume is not None else None
+        await self.driver.lock_acquire(self.lock_holder, self.lock_wait, break_stale=self.break_stale_lock,
+                                       max_age=self.lock_max_age, takeover_journal=takeover)
+        self._locked = True
+        self._heartbeat = asyncio.ensure_future(self._beat())
+
+    async def _beat(self) -> None:
+        warned = False
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            try:
+                ours = await self.driver.lock_heartbeat()
+            except DriverError as exc:
+                if not warned:
+                    self.emit(Notice, level="warning", message=f"lock heartbeat failed: {exc}")
+                    warned = True
+                continue
+            warned = False
+            if not ours:
+                self.fail_stop("the rollout lock was broken by someone else")
+                return
+
+    async def release_lock(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            try:
+                await self._heartbeat
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+            self._heartbeat = None
+        if not self._locked:
+            return
+        self._locked = False
+        try:
+            await self.driver.lock_release()
+        except DriverError as exc:
+            self.emit(Notice, level="warning", message=f"rollout lock not released ({exc}); "
+                      f"it goes stale after {self.lock_max_age:g} s without heartbeat")
+
     # -- preflight ---------------------------------------------------------
+    async def checklist(self) -> list["checklist.CheckItem"]:
+        """The pre-deployment checklist (strategies/checklist.py), each item
+        also reported as a Notice."""
+        items = await checklist.run_checklist(self.plan, self.instances, self.lbs, self.driver,
+                                              self.version, probe=self.probe)
+        bad = checklist.failed(items)
+        for item in bad:
+            self.emit(Notice, level="error", message="check: " + item.line())
+        self.emit(Notice, level="info" if not bad else "error",
+                  message=f"checklist: {len(items) - len(bad)} of {len(items)} items passed")
+        return items
     async def preflight(self) -> None:
         """Record where the fleet starts: the LB files and every instance's
         version. Refuses (nothing changed) if the LBs are not managed by the
         console, disagree, or an instance that takes traffic is unhealthy.
         A resumed session starts from the recorded originals instead."""
+        if self.run_checklist and self.resume is None:
+            bad = checklist.failed(await self.checklist())
+            if bad:
+                raise PreflightError("checklist: " + "; ".join(f"{i.name}: {i.reason}" for i in bad[:5])
+                                     + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""))
         texts = await self.driver.lb_read()
         missing = [name for name, text in texts.items() if parse_generation(text) is None]
         if missing:
@@ -406,6 +490,7 @@ class Engine:
         verdict. FAIL returns early; time paused does not count."""
         thresholds = self.plan.thresholds
         state = gates.GateState()
+        await self.driver.traffic()  # the window judges only traffic inside it
         end = self.driver.clock.now() + seconds
         traffic_total: dict[str, PoolStats] = {}
         while True:
@@ -452,6 +537,7 @@ class Engine:
         try:
             await self.driver.open([i.host for i in self.instances], self.lbs)
             self.set_phase(Phase.PREFLIGHT)
+            await self.acquire_lock()
             await self.preflight()
             self.emit(RunStarted, plan=self.plan.source, strategy=self.plan.strategy,
                       service=self.plan.service, version=self.version, old_versions=dict(self.old_versions),
@@ -464,11 +550,14 @@ class Engine:
             outcome, message = await self._guarded(strategy)
         except PreflightError as exc:
             outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
+        except LockHeld as exc:
+            outcome, message = Outcome.REFUSED, f"lock refused: {exc}"
         except DriverError as exc:
             # Only open() and preflight() run outside _guarded: nothing changed yet.
             outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
         finally:
             self._finished = True
+            await self.release_lock()
             try:
                 await self.driver.close()
             except Exception:  # noqa: BLE001 - closing must not mask the outcome
@@ -498,6 +587,8 @@ class Engine:
             if stop.command == Command.ROLLBACK:
                 return await self._rollback(strategy, stop.reason)
             await strategy.abort(self)
+            if self._fatal:
+                return Outcome.FAILED, f"failed: {self._fatal}; stopped at a safe point for a human"
             return Outcome.ABORTED, f"aborted: {stop.reason}"
         except (GateFailed, DriverError) as exc:
             reason = exc.reason if isinstance(exc, GateFailed) else str(exc)

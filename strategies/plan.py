@@ -108,6 +108,10 @@ def _command(cmd: Any) -> Any:
 class Deploy(_Model):
     commands: Annotated[list[Annotated[str, BeforeValidator(_command)]], BeforeValidator(_commands)] = ["/opt/agent/bin/install-release --slot {slot} {version}"]
     timeout: PositiveDuration = 120.0
+    # Run on each host by `console check` and before every rollout; must
+    # exit 0 if the release is present or fetchable. Same fields and quoting
+    # as commands (strategies/checklist.py: render_check).
+    check: Annotated[str | None, _optional(_command)] = None
 
 
 class Health(_Model):

@@ -9,6 +9,7 @@ the current view and a backward seek rebuilds it from scratch.
 from __future__ import annotations
 
 import bisect
+import copy
 import re
 from typing import Any, Iterable
 
@@ -17,6 +18,7 @@ from strategies.events import Event
 from ..view_state import FleetView
 
 SPEEDS = (1, 2, 5, 10, 20, 50, 100)
+CHECKPOINT_EVERY = 2000  # a backward seek replays at most this many events from a saved copy
 _TIME = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*s\s*$", re.IGNORECASE)
 _INDEX = re.compile(r"^\s*(\d+)\s*$")
 
@@ -39,6 +41,8 @@ class ReplayController:
         self.playing = False
         self.view = FleetView()
         self.clock = self.times[0] if self.times else 0.0
+        self.checkpoint_every = CHECKPOINT_EVERY
+        self._checkpoints: dict[int, FleetView] = {0: FleetView()}  # position -> view there (never handed out)
 
     @classmethod
     def from_journal(cls, journal: Any, source: str = "") -> "ReplayController":
@@ -66,8 +70,18 @@ class ReplayController:
         return self.times[max(0, min(position, self.total) - 1)]
 
     def view_at(self, position: int) -> FleetView:
-        """A fresh FleetView of the first `position` events (pure)."""
-        return FleetView().apply_all(self.events[: max(0, min(position, self.total))])
+        """A fresh FleetView of the first `position` events: a copy of the
+        nearest checkpoint before it, then the events after that (the same
+        state as folding events[:position] into a new FleetView)."""
+        position = max(0, min(position, self.total))
+        start = max(k for k in self._checkpoints if k <= position)
+        view = copy.deepcopy(self._checkpoints[start])
+        every = self.checkpoint_every
+        for i in range(start, position):
+            view.apply(self.events[i])
+            if (i + 1) % every == 0 and i + 1 not in self._checkpoints:
+                self._checkpoints[i + 1] = copy.deepcopy(view)
+        return view
 
     def seek(self, position: int) -> FleetView:
         """Go to `position` (clamped to 0..N); returns the view there. Forward

@@ -87,8 +87,9 @@ class ReplayScreen(MainScreen):
                     id="seek")
         yield from super().compose()
 
+    # Message handlers: Textual also runs MainScreen's handler of the same
+    # name after these (it dispatches along the MRO), so none calls super().
     def on_mount(self) -> None:
-        super().on_mount()
         self.query_one("#seek", Input).display = False
         self.show_position()
         r = self.replay
@@ -196,7 +197,6 @@ class ReplayScreen(MainScreen):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "seek":
-            super().on_input_submitted(event)
             return
         text = event.value.strip()
         if text:
@@ -213,9 +213,8 @@ class ReplayScreen(MainScreen):
 
     # -- host detail, help -------------------------------------------------------------------
     def on_fleet_table_selected(self, event: FleetTable.Selected) -> None:
-        self.replay.playing = False
+        self.replay.playing = False  # then MainScreen's handler opens the detail
         self._moved()
-        super().on_fleet_table_selected(event)
 
     def action_help(self) -> None:
         self.app.push_screen(ReplayHelpScreen())

@@ -8,16 +8,24 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-DEFAULT_STATE_DIR = Path(os.environ.get("ROLLOUT_SANDBOX_DIR", "/var/lib/rollout-console/sandbox"))
+# Several fleets can run side by side (tests on net 0, a benchmark on net 1):
+# ROLLOUT_SANDBOX_NET=N gives bridge rcbrN, subnet 10.(77+N).0.0/24 and its
+# own state dir. Read once, at import.
+NET = int(os.environ.get("ROLLOUT_SANDBOX_NET", "0"))
+if not 0 <= NET <= 9:
+    raise ValueError("ROLLOUT_SANDBOX_NET must be 0..9")
+_SUBNET = f"10.{77 + NET}.0"
+DEFAULT_STATE_DIR = Path(os.environ.get(
+    "ROLLOUT_SANDBOX_DIR", "/var/lib/rollout-console/sandbox" + (f"-{NET}" if NET else "")))
 DEFAULT_IMAGE_DIR = Path(os.environ.get("ROLLOUT_SANDBOX_IMAGE", "/var/cache/rollout-console/image"))
 MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
 PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,nginx,sudo"
 
-BRIDGE = "rcbr0"
-BRIDGE_IP = "10.77.0.1"
+BRIDGE = f"rcbr{NET}"
+BRIDGE_IP = f"{_SUBNET}.1"
 PREFIX = 24
-LB_IP = "10.77.0.10"
+LB_IP = f"{_SUBNET}.10"
 FIRST_AGENT_OCTET = 11
 MAX_AGENTS = 60
 LB_NAME = "lb-01"
@@ -35,7 +43,7 @@ def agent_name(i: int) -> str:
 
 
 def agent_ip(i: int) -> str:
-    return f"10.77.0.{FIRST_AGENT_OCTET + i - 1}"
+    return f"{_SUBNET}.{FIRST_AGENT_OCTET + i - 1}"
 
 
 def preflight() -> None:

@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 import yaml
 
 from . import network, provision
-from .common import (BRIDGE, DEFAULT_IMAGE_DIR, DEFAULT_STATE_DIR, LB_IP, LB_NAME, MAX_AGENTS,
+from .common import (BRIDGE, DEFAULT_IMAGE_DIR, DEFAULT_STATE_DIR, LB_IP, LB_NAME, MAX_AGENTS, NET,
                      SandboxError, agent_ip, agent_name, preflight, run)
 from .image import ensure_image
 
@@ -137,7 +137,7 @@ def _orphan_inits(names: Iterable[str]) -> list[int]:
             if len(ns) < 2 or ns[-1] != "1":
                 continue
             host = (d / "root/etc/hostname").read_text().strip()
-            if host in names and (d / "root/etc/sudoers.d/deploy").exists():
+            if host in names and (d / "root" / provision.SANDBOX_MARK).read_text().strip() == BRIDGE:
                 out.append(int(d.name))
         except (OSError, IndexError, ValueError):
             continue
@@ -243,11 +243,17 @@ def _mount(image: Path, dirs: Mapping[str, Path]) -> None:
 PROPAGATE_DIR = Path("/run/systemd/nspawn/propagate")
 
 
+def machine_name(name: str) -> str:
+    """nspawn's machine name: the host name on net 0, suffixed elsewhere so
+    fleets side by side never share /run/systemd/nspawn/propagate/NAME."""
+    return name if NET == 0 else f"{name}-n{NET}"
+
+
 def _clear_propagate(name: str) -> None:
     """nspawn leaves /run/systemd/nspawn/propagate/NAME behind when killed; on
     a machine whose /run is not a tmpfs the next nspawn of NAME then refuses
     to start ("Attempted to remove disk file system"). Remove it ourselves."""
-    d = PROPAGATE_DIR / name
+    d = PROPAGATE_DIR / machine_name(name)
     if d.is_dir() and not _mounts_under(d) and not _mounted(d):
         shutil.rmtree(d, ignore_errors=True)
 
@@ -260,7 +266,7 @@ def _launch(state_dir: Path, host: dict) -> None:
     _clear_propagate(host["name"])
     with open(dirs["log"], "ab") as log:
         proc = subprocess.Popen(
-            ["systemd-nspawn", "-D", root, "--register=no", "--keep-unit", "-M", host["name"],
+            ["systemd-nspawn", "-D", root, "--register=no", "--keep-unit", "-M", machine_name(host["name"]),
              "-b", f"--network-bridge={BRIDGE}", "--console=passive"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     _popens[proc.pid] = proc

@@ -7,10 +7,13 @@ import uuid
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .common import AGENT_PORT, HERE, run
+from .common import AGENT_PORT, BRIDGE, HERE, run
 
 SLOTS = {"main": 8080, "blue": 8081, "green": 8082}
 INITIAL_VERSION = "1.0.0"
+# Names the fleet (its bridge) a container belongs to, so cleaning up one
+# fleet never touches another's containers.
+SANDBOX_MARK = "etc/rollout-sandbox"
 DEPLOY_UID = 1000
 
 
@@ -52,6 +55,7 @@ def base(root: Path, name: str, authorized_key: str) -> str:
     """Identity, sshd and users common to every host; returns the host key."""
     _write(root / "etc/machine-id", uuid.uuid4().hex + "\n", 0o444)
     _write(root / "etc/hostname", name + "\n")
+    _write(root / SANDBOX_MARK, f"{BRIDGE}\n")
     _write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost\n")
     pub = host_key(root, name)
     _write(root / "etc/ssh/sshd_config.d/10-sandbox.conf", (HERE / "sshd-sandbox.conf").read_text())

@@ -25,3 +25,11 @@ def test_host_detail(snap_compare, size):
 
 def test_help(snap_compare):
     assert snap_compare(scene_app("canary-alert"), press=["question_mark"], terminal_size=(80, 24))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_replay_screen(snap_compare, size):
+    """`console replay`: paused at a fixed event of the bad canary (banner, panels as recorded)."""
+    from console.tui.screenshots import replay_scene_app
+
+    assert snap_compare(replay_scene_app(), terminal_size=size)

@@ -1,0 +1,193 @@
+"""Shared helpers for the benchmark scripts (not a benchmark itself)."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+for p in (str(ROOT), str(ROOT / "tests")):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+
+def machine() -> str:
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    load = os.getloadavg()[0]
+    return (f"nproc {os.cpu_count()}, RAM {mem_kb / 1024 / 1024:.1f} GiB, kernel {platform.release()}, "
+            f"{cpu or platform.machine()}, Python {platform.python_version()}, load avg at start {load:.2f}")
+
+
+def today() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def stats(values: list[float]) -> dict:
+    v = sorted(values)
+    if not v:
+        return {"n": 0, "median": float("nan"), "min": float("nan"), "max": float("nan")}
+    return {"n": len(v), "median": statistics.median(v), "min": v[0], "max": v[-1]}
+
+
+def fmt(values: list[float], unit: str = "s", digits: int = 2) -> str:
+    s = stats(values)
+    if s["n"] == 0:
+        return "n/a"
+    if s["n"] == 1:
+        return f"{s['median']:.{digits}f} {unit} (n=1)"
+    return f"{s['median']:.{digits}f} {unit} ({s['min']:.{digits}f}-{s['max']:.{digits}f}, n={s['n']})"
+
+
+def run_child(argv: list[str], *, timeout: float, env: dict | None = None, stdout=subprocess.DEVNULL,
+              stderr=subprocess.PIPE, cwd: Path = ROOT, input_bytes: bytes | None = None) -> dict:
+    """Run argv; return wall, user+sys CPU and max RSS of exactly that child
+    (os.wait4), its exit code and stderr tail. Killed after `timeout`."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr,
+                            stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL)
+    err = b""
+    try:
+        if input_bytes is not None:
+            proc.stdin.write(input_bytes)
+            proc.stdin.close()
+        # read stderr without deadlock, bounded by timeout
+        deadline = t0 + timeout
+        import selectors
+        sel = selectors.DefaultSelector()
+        if proc.stderr is not None:
+            sel.register(proc.stderr, selectors.EVENT_READ)
+        while proc.stderr is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(argv, timeout)
+            ready = sel.select(min(left, 1.0))
+            if ready:
+                chunk = os.read(proc.stderr.fileno(), 65536)
+                if not chunk:
+                    break
+                err = (err + chunk)[-20000:]
+        left = max(0.01, deadline - time.monotonic())
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(argv, timeout)
+            time.sleep(0.01)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, status, ru = os.wait4(proc.pid, 0)
+        proc.returncode = -9
+        return {"wall": time.monotonic() - t0, "cpu": ru.ru_utime + ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024,
+                "rc": None, "timeout": True, "stderr": err.decode(errors="replace")[-2000:]}
+    wall = time.monotonic() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "user": ru.ru_utime, "sys": ru.ru_stime,
+            "maxrss_mb": ru.ru_maxrss / 1024, "rc": proc.returncode, "timeout": False,
+            "stderr": err.decode(errors="replace")[-2000:]}
+
+
+# --------------------------------------------------------------- real sandbox
+def sandbox_module():
+    """inventory.sandbox for network ROLLOUT_SANDBOX_NET (must be set, != 0),
+    with a workaround for a product bug: hosts._launch passes `-M NAME` to
+    systemd-nspawn, so the host-side veth is `vb-NAME` and the propagate dir
+    /run/systemd/nspawn/propagate/NAME -- the same for every fleet. A second
+    fleet (another ROLLOUT_SANDBOX_NET) cannot boot while any other fleet is
+    up ("Failed to add new veth interfaces (vb-lb-01:host0): File exists").
+    Here the machine name gets a per-network suffix; nothing else changes."""
+    net = os.environ.get("ROLLOUT_SANDBOX_NET")
+    if not net or net == "0":
+        raise SystemExit("set ROLLOUT_SANDBOX_NET=1 (network 0 is the test fleet's)")
+    from inventory import sandbox
+    from inventory.sandbox import hosts, network
+    from inventory.sandbox.common import BRIDGE, SandboxError
+
+    def _launch(state_dir, host):
+        dirs = hosts._host_dirs(state_dir, host["name"])
+        root = str(dirs["root"])
+        machine_name = f"{host['name']}-n{net}"
+        hosts._clear_propagate(machine_name)
+        with open(dirs["log"], "ab") as log:
+            proc = subprocess.Popen(
+                ["systemd-nspawn", "-D", root, "--register=no", "--keep-unit", "-M", machine_name,
+                 "-b", f"--network-bridge={BRIDGE}", "--console=passive"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        hosts._popens[proc.pid] = proc
+        host["pid"] = proc.pid
+        host["root"] = root
+        hosts._update_host(state_dir, host)
+        try:
+            init = network.container_init(proc.pid)
+        except SandboxError:
+            tail = dirs["log"].read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
+            raise SandboxError(f"{host['name']}: nspawn exited early: {tail[0]}") from None
+        host["init_pid"] = init
+        network.configure_address(init, host["ip"])
+        hosts._update_host(state_dir, host)
+
+    hosts._launch = _launch
+    return sandbox
+
+
+class Fleet:
+    """Minimal handle on the booted sandbox (names, addresses, ssh)."""
+
+    def __init__(self, sandbox, hosts: int):
+        self.sb = sandbox
+        self.state_dir = sandbox.DEFAULT_STATE_DIR
+        self.inventory = Path(sandbox.up(hosts=hosts, log=lambda m: None))
+        self.key = self.state_dir / "id_ed25519"
+        self.known_hosts = self.state_dir / "known_hosts"
+        self.lb_ip = sandbox.LB_IP
+        self.agents = {sandbox.agent_name(i): sandbox.agent_ip(i) for i in range(1, hosts + 1)}
+
+    def ssh_argv(self, ip: str) -> list[str]:
+        return ["ssh", "-i", str(self.key), "-o", f"UserKnownHostsFile={self.known_hosts}",
+                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                "-o", "LogLevel=ERROR", f"root@{ip}"]
+
+    def ssh(self, ip: str, command: str, input_text: str | None = None, timeout: float = 60) -> str:
+        p = subprocess.run([*self.ssh_argv(ip), command], input=input_text, capture_output=True, text=True,
+                           timeout=timeout)
+        if p.returncode:
+            raise RuntimeError(f"ssh {ip} {command!r}: {p.returncode} {p.stderr.strip()}")
+        return p.stdout
+
+    def parallel(self, command: str, ips=None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(8) as ex:
+            list(ex.map(lambda ip: self.ssh(ip, command), list(ips or self.agents.values())))
+
+    def reset_agents(self, version: str = "1.0.0") -> None:
+        self.parallel("systemctl stop agent@blue agent@green; systemctl reset-failed 'agent@*';"
+                      f" /opt/agent/bin/install-release --slot main {version} >/dev/null &&"
+                      " systemctl restart agent@main")
+
+    def reset_lb(self) -> None:
+        from inventory.sandbox import provision
+        provision.load_balancer(self.sb.host_root(self.sb.LB_NAME, state_dir=self.state_dir),
+                                list(self.agents.values()))
+        self.ssh(self.lb_ip, "nginx -t -q && systemctl reload nginx")
+
+    def down(self) -> None:
+        self.sb.down(self.state_dir, log=lambda m: None)

@@ -1,0 +1,212 @@
+"""The seed's pre-deployment checklist, against the real hosts, before
+anything changes (`console check`, and the start of every rollout).
+
+Items: SSH reach (and sudo when become), the unit exists, `nginx -t` passes
+and the managed file is present on each LB, health endpoints answer, the
+target release is present or fetchable (`deploy.check`), disk space, the
+plan's thresholds are sane, and a rollback target is known (every serving
+instance reports a version). Each item is pass/fail with a one-line reason.
+
+`evaluate_*` functions are pure; `run_checklist` gathers facts through the
+driver (read-only commands only) and evaluates them.
+"""
+from __future__ import annotations
+
+import asyncio
+import shlex
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from inventory.driver import DriverError, HealthSample, UnitStatus
+from inventory.model import Host, Instance
+from inventory.nginx_config import parse_generation, parse_pools
+
+MIN_FREE_BYTES = 200 * 2**20
+DISK_PATHS = ("/", "/opt")
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    name: str
+    ok: bool
+    reason: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'} {self.name}: {self.reason}"
+
+
+def failed(items: Sequence[CheckItem]) -> list[CheckItem]:
+    return [i for i in items if not i.ok]
+
+
+# -- pure evaluation -------------------------------------------------------------
+
+def evaluate_thresholds(plan: Any) -> list[CheckItem]:
+    t = plan.thresholds
+    problems = []
+    if not 0 < t.error_rate < 1:
+        problems.append(f"error_rate {t.error_rate:g} must be between 0 and 1")
+    if t.persistence < 1:
+        problems.append(f"persistence {t.persistence} must be at least 1")
+    if not 0 < t.health_pass_rate <= 1:
+        problems.append(f"health_pass_rate {t.health_pass_rate:g} must be in (0, 1]")
+    if not 0 < t.cpu <= 1:
+        problems.append(f"cpu {t.cpu:g} must be in (0, 1]")
+    if not 0 <= t.quality_score < 1:
+        problems.append(f"quality_score {t.quality_score:g} must be in [0, 1)")
+    if t.p95_latency <= 0:
+        problems.append(f"p95_latency {t.p95_latency:g} must be positive")
+    h = plan.health
+    if h.interval * h.passes > h.deadline:
+        problems.append(f"health: {h.passes} passes every {h.interval:g}s cannot fit the {h.deadline:g}s deadline")
+    return [CheckItem("thresholds", not problems, "; ".join(problems) or
+                      f"error_rate {t.error_rate:g}, persistence {t.persistence}, p95 {t.p95_latency:g}s")]
+
+
+def evaluate_unit(inst: Instance, status: UnitStatus | Exception) -> CheckItem:
+    name = f"unit {inst.key}"
+    if isinstance(status, Exception):
+        return CheckItem(name, False, _why(status))
+    if status.load_state != "loaded":
+        return CheckItem(name, False, f"{inst.unit}: LoadState={status.load_state or '?'}")
+    return CheckItem(name, True, f"{inst.unit} loaded, {status.active_state}")
+
+
+def evaluate_disk(host: Host, free: dict[str, int | None] | Exception,
+                  minimum: int = MIN_FREE_BYTES) -> CheckItem:
+    name = f"disk {host.name}"
+    if isinstance(free, Exception):
+        return CheckItem(name, False, _why(free))
+    known = {p: b for p, b in free.items() if b is not None}
+    if not known:
+        return CheckItem(name, False, "df reported nothing")
+    low = [f"{p} {b / 2**20:.0f} MiB free" for p, b in known.items() if b < minimum]
+    if low:
+        return CheckItem(name, False, f"{', '.join(low)} (< {minimum / 2**20:.0f} MiB)")
+    return CheckItem(name, True, ", ".join(f"{p} {b / 2**30:.1f} GiB free" for p, b in known.items()))
+
+
+def evaluate_lb(lb: Host, text: str | None, nginx_t: Any, config_path: str) -> list[CheckItem]:
+    items = []
+    if isinstance(nginx_t, Exception):
+        items.append(CheckItem(f"nginx -t {lb.name}", False, _why(nginx_t)))
+    else:
+        ok = nginx_t.exit_status == 0
+        from inventory.sshfleet import nginx_error_line
+        items.append(CheckItem(f"nginx -t {lb.name}", ok,
+                               "configuration valid" if ok else nginx_error_line(nginx_t.stderr or nginx_t.stdout)))
+    if text is None:
+        items.append(CheckItem(f"managed file {lb.name}", False, f"{config_path}: could not be read"))
+    elif parse_generation(text) is None:
+        items.append(CheckItem(f"managed file {lb.name}", False, f"{config_path}: absent or not managed by rollout-console"))
+    else:
+        items.append(CheckItem(f"managed file {lb.name}", True, f"{config_path} generation {parse_generation(text)}"))
+    return items
+
+
+def evaluate_health(inst: Instance, sample: HealthSample, serving: bool) -> list[CheckItem]:
+    """Health of a serving instance must pass and name a version (the
+    rollback target); an idle one is reported but does not fail."""
+    if not serving:
+        return [CheckItem(f"health {inst.key}", True,
+                          "not serving (idle)" + (f", reports {sample.version}" if sample.ok else ""))]
+    items = [CheckItem(f"health {inst.key}", sample.ok,
+                       f"ok on {sample.version} in {sample.latency * 1000:.0f} ms" if sample.ok
+                       else f"serving but unhealthy: {sample.detail or 'no answer'}")]
+    items.append(CheckItem(f"rollback target {inst.key}", bool(sample.ok and sample.version),
+                           f"old version {sample.version}" if sample.ok and sample.version
+                           else "reports no version: nothing known to roll back to"))
+    return items
+
+
+def evaluate_release(host: Host, version: str, record: Any) -> CheckItem:
+    name = f"release {host.name}"
+    if isinstance(record, Exception):
+        return CheckItem(name, False, _why(record))
+    if record.exit_status == 0:
+        return CheckItem(name, True, f"{version} present or fetchable")
+    detail = (record.stderr or record.stdout or "").strip().splitlines()
+    return CheckItem(name, False, f"{version}: check exit {record.exit_status}"
+                     + (f": {detail[-1][:160]}" if detail else ""))
+
+
+def render_check(plan: Any, version: str, slot: str, host_name: str) -> str | None:
+    """`deploy.check` with every value shell-quoted (as render_commands)."""
+    if not plan.deploy.check:
+        return None
+    values = {"version": shlex.quote(str(version)), "slot": shlex.quote(str(slot)),
+              "service": shlex.quote(str(plan.service)), "host": shlex.quote(str(host_name))}
+    return plan.deploy.check.format(**values)
+
+
+def _why(exc: Exception) -> str:
+    return exc.message if isinstance(exc, DriverError) else f"{type(exc).__name__}: {exc}"
+
+
+# -- gathering (I/O through the driver) -------------------------------------------
+
+async def run_checklist(plan: Any, instances: Sequence[Instance], lbs: Sequence[Host], driver: Any,
+                        version: str, *, probe=None, min_free: int = MIN_FREE_BYTES) -> list[CheckItem]:
+    """Every checklist item, in a stable order. `driver` must be open.
+    `probe(inst)` defaults to driver.health with the plan's settings."""
+    items: list[CheckItem] = list(evaluate_thresholds(plan))
+    hosts: dict[str, Host] = {}
+    for i in instances:
+        hosts.setdefault(i.host.name, i.host)
+    slot_of = {i.host.name: i.slot for i in instances}
+
+    async def guard(coro):
+        try:
+            return await coro
+        except Exception as exc:  # noqa: BLE001 - every failure is an item
+            return exc
+
+    async def reach(h: Host):
+        return await guard(driver.run_check(h, "true", 15.0))
+
+    async def health(inst: Instance):
+        if probe is not None:
+            return await probe(inst)
+        return await driver.health(inst, plan.health.path, plan.health.port or inst.port, plan.health.timeout)
+
+    all_hosts = {**hosts, **{lb.name: lb for lb in lbs}}
+    reached = dict(zip(all_hosts, await asyncio.gather(*(reach(h) for h in all_hosts.values()))))
+    for name, h in all_hosts.items():
+        r = reached[name]
+        what = "SSH and sudo -n" if h.become else "SSH"
+        if isinstance(r, Exception):
+            items.append(CheckItem(f"reach {name}", False, _why(r)))
+        elif r.exit_status != 0:
+            detail = (r.stderr or "").strip().splitlines()
+            items.append(CheckItem(f"reach {name}", False, f"{what}: exit {r.exit_status}"
+                                   + (f": {detail[-1][:160]}" if detail else "")))
+        else:
+            items.append(CheckItem(f"reach {name}", True, f"{what} ok"))
+    up = {n for n, r in reached.items() if not isinstance(r, Exception) and r.exit_status == 0}
+
+    live_lbs = [lb for lb in lbs if lb.name in up]
+    texts = await guard(driver.lb_read()) if live_lbs else {}
+    if isinstance(texts, Exception):
+        texts = {}
+    tests = await asyncio.gather(*(guard(driver.run_check(lb, "nginx -t", 60.0)) for lb in live_lbs))
+    for lb, t in zip(live_lbs, tests):
+        items.extend(evaluate_lb(lb, texts.get(lb.name), t, plan.nginx.config))
+    first = next((t for t in texts.values() if t), "")
+    serving = {str(b) for bs in parse_pools(first, plan.nginx.upstream).values() for b in bs} if first else set()
+
+    live = [i for i in instances if i.host.name in up]
+    units = await asyncio.gather(*(guard(driver.unit_status(i)) for i in live))
+    items.extend(evaluate_unit(i, s) for i, s in zip(live, units))
+    samples = await asyncio.gather(*(health(i) for i in live))
+    for inst, sample in zip(live, samples):
+        items.extend(evaluate_health(inst, sample, f"{inst.host.address}:{inst.port}" in serving))
+
+    live_hosts = [h for n, h in hosts.items() if n in up]
+    if plan.deploy.check:
+        recs = await asyncio.gather(*(guard(driver.run_check(h, render_check(plan, version, slot_of[h.name], h.name),
+                                                             plan.deploy.timeout, version=version))
+                                      for h in live_hosts))
+        items.extend(evaluate_release(h, version, r) for h, r in zip(live_hosts, recs))
+    frees = await asyncio.gather(*(guard(driver.free_space(h, list(DISK_PATHS))) for h in live_hosts))
+    items.extend(evaluate_disk(h, f, min_free) for h, f in zip(live_hosts, frees))
+    return items
