@@ -46,7 +46,32 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--accept-new-host-keys", action="store_true",
                    help="trust and record unknown SSH host keys (changed keys are always refused)")
     p.add_argument("--auto-promote", action="store_true", help="headless: continue through indefinite pauses")
+    add_lock_flags(p)
     return p
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400, got {text!r}")
+    return value
+
+
+def add_lock_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lock-wait", type=_seconds, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for another console's rollout lock (default: refuse at once)")
+    p.add_argument("--break-stale-lock", action="store_true",
+                   help="remove a rollout lock whose holder is gone or sent no heartbeat for --lock-max-age")
+    p.add_argument("--lock-max-age", type=_positive, default=120.0, metavar="SECONDS",
+                   help="a lock without heartbeat for this long is stale (default 120)")
+
+
+def _lock_kwargs(args) -> dict:
+    return {"lock_wait": args.lock_wait, "break_stale_lock": args.break_stale_lock,
+            "lock_max_age": args.lock_max_age}
 
 
 def dry_run(inputs) -> int:
@@ -81,13 +106,17 @@ def main_run(argv: Sequence[str]) -> int:
             return dry_run(inputs)
         session = Session(inputs, argv=["console", *argv], record=args.record, time_scale=args.time_scale,
                           accept_new_host_keys=args.accept_new_host_keys, interactive=not args.headless,
-                          auto_promote=args.auto_promote)
+                          auto_promote=args.auto_promote, **_lock_kwargs(args))
     except (InputError, UsageError) as exc:
         print(f"console: error: {exc}", file=sys.stderr)
         return Exit.BAD_INPUT
     except FileExistsError as exc:
         print(f"console: error: --record: {exc.filename} already exists", file=sys.stderr)
         return Exit.BAD_INPUT
+    except OSError as exc:
+        print(f"console: refused: cannot create the journal {exc.filename or ''}: {exc.strerror or exc}; "
+              f"nothing touched", file=sys.stderr)
+        return Exit.REFUSED
     if args.headless:
         return run_headless(session, args.output)
     from .tui.app import run_app
@@ -223,6 +252,7 @@ def main_resume(argv: Sequence[str]) -> int:
     p.add_argument("--record", metavar="FILE")
     p.add_argument("--time-scale", type=_positive, default=1.0)
     p.add_argument("--auto-promote", action="store_true")
+    add_lock_flags(p)
     args = p.parse_args(argv)
     from strategies.engine import Command
 
@@ -233,7 +263,7 @@ def main_resume(argv: Sequence[str]) -> int:
         inputs, state = load_resume(args.journal)
         session = Session(inputs, argv=["console", "resume", *argv], record=args.record,
                           time_scale=args.time_scale, interactive=not args.headless,
-                          auto_promote=args.auto_promote, resume=state)
+                          auto_promote=args.auto_promote, resume=state, **_lock_kwargs(args))
     except FileNotFoundError:
         print(f"console resume: error: {args.journal}: no such file", file=sys.stderr)
         return Exit.BAD_INPUT
@@ -246,6 +276,9 @@ def main_resume(argv: Sequence[str]) -> int:
     except (InputError, ValueError) as exc:
         print(f"console resume: error: {exc}", file=sys.stderr)
         return Exit.BAD_INPUT
+    except OSError as exc:
+        print(f"console resume: refused: cannot create the journal: {exc.strerror or exc}", file=sys.stderr)
+        return Exit.REFUSED
     if args.rollback:
         session.engine.command(Command.ROLLBACK, source="cli resume --rollback")
     if args.headless:
@@ -255,7 +288,56 @@ def main_resume(argv: Sequence[str]) -> int:
     return run_app(session)
 
 
-SUBCOMMANDS = {"sandbox": main_sandbox, "audit": main_audit, "recommend": main_recommend,
+def main_check(argv: Sequence[str]) -> int:
+    p = _Parser(prog="console check", description="The pre-deployment checklist against the real hosts, "
+                "changing nothing: reach and sudo, units, nginx -t and the managed file, health, the "
+                "release (deploy.check), disk space, thresholds, rollback targets. Exit 6 on any failure.")
+    p.add_argument("--plan", required=True)
+    p.add_argument("--inventory")
+    p.add_argument("--version", dest="release", metavar="VERSION")
+    p.add_argument("--accept-new-host-keys", action="store_true")
+    args = p.parse_args(argv)
+    import asyncio
+
+    from strategies.checklist import CheckItem, failed, run_checklist
+    from strategies.topology import load_balancers, resolve_instances
+
+    from .session import UsageError, load_inputs, make_driver
+
+    try:
+        inputs = load_inputs(args.plan, args.inventory, args.release)
+        driver = make_driver(inputs, time_scale=1.0, accept_new_host_keys=args.accept_new_host_keys)
+    except (InputError, UsageError) as exc:
+        print(f"console check: error: {exc}", file=sys.stderr)
+        return Exit.BAD_INPUT
+    plan = inputs.plan
+    instances = resolve_instances(plan, inputs.inventory)
+    lbs = load_balancers(plan, inputs.inventory)
+
+    async def go() -> list[CheckItem]:
+        from inventory.driver import DriverError
+
+        hosts = list({i.host.name: i.host for i in instances}.values())
+        try:
+            try:
+                await driver.open(hosts, lbs)
+            except DriverError as exc:
+                # One host down must not hide the others: check them one by one.
+                driver.hosts, driver.lbs = hosts, list(lbs)
+                print(f"FAIL open: {exc}")
+            return await run_checklist(plan, instances, lbs, driver, inputs.version)
+        finally:
+            await driver.close()
+
+    items = asyncio.run(go())
+    for item in items:
+        print(item.line())
+    bad = failed(items)
+    print(f"{len(items) - len(bad)} of {len(items)} checks passed" + (" [SIMULATED]" if inputs.inventory.simulated else ""))
+    return Exit.REFUSED if bad else Exit.OK
+
+
+SUBCOMMANDS = {"check": main_check, "sandbox": main_sandbox, "audit": main_audit, "recommend": main_recommend,
                "replay": main_replay, "resume": main_resume}
 
 

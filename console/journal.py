@@ -79,23 +79,67 @@ def file_entry(path: str | None, redact) -> dict[str, Any]:
             "text": redact(data.decode("utf-8", "replace"))}
 
 
-class JournalWriter:
-    """A subscriber that records every event. Use `open_new` to create."""
+RESERVE_BYTES = 32 * 1024   # kept free beside the journal for the way out
+CLOSE_BYTES = 4 * 1024      # of which this much is kept for the closing record
+COMPACT_FIELD = 240         # after a write error, long strings are cut to this
 
-    def __init__(self, path: Path, handle, header: dict[str, Any]):
+
+def _compact(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > COMPACT_FIELD:
+        return value[:COMPACT_FIELD] + f"...[{len(value) - COMPACT_FIELD} chars cut: journal degraded]"
+    if isinstance(value, dict):
+        return {k: _compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compact(v) for v in value[:50]]
+    return value
+
+
+class JournalWriter:
+    """A subscriber that records every event. Use `open_new` to create.
+
+    A write error (a full disk) never leaves a torn record: the file is cut
+    back to the last whole record, a reserve file kept beside the journal
+    is released, `on_error` is called (the session stops the engine at the
+    next safe point), and later events are written compacted while the
+    reserve lasts, or counted as lost. The closing record always fits in
+    what the reserve keeps back and says how many events were lost."""
+
+    def __init__(self, path: Path, handle, header: dict[str, Any], reserve: Path | None = None):
         self.path = path
         self._fh = handle
         self._seq = 0
         self._prev = GENESIS
         self._mono0 = time.monotonic()
         self.closed = False
+        self.error: str | None = None
+        self.lost = 0
+        self.on_error = None  # callable(message) once, at the first write error
+        self._reserve = reserve
+        self._budget = 0
+        self._good = 0
         self._write({"type": "header", "schema": SCHEMA, **header}, durable=True)
 
     @classmethod
     def open_new(cls, path: Path, header: dict[str, Any]) -> "JournalWriter":
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "xb")
-        return cls(path, handle, header)
+        reserve = path.with_name(f".{path.name}.reserve")
+        with open(reserve, "wb") as f:
+            f.write(b"\0" * RESERVE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+        handle = open(path, "xb", buffering=0)  # unbuffered: a failed write leaves nothing pending
+        try:
+            return cls(path, handle, header, reserve)
+        except OSError:
+            handle.close()
+            path.unlink(missing_ok=True)
+            reserve.unlink(missing_ok=True)
+            raise
+
+    def _release_reserve(self) -> None:
+        if self._reserve is not None:
+            self._reserve.unlink(missing_ok=True)
+            self._reserve = None
 
     @property
     def last_hash(self) -> str:
@@ -106,25 +150,68 @@ class JournalWriter:
                   "mono": round(time.monotonic() - self._mono0, 6), "prev": self._prev, **record}
         body = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
         digest = chain(self._prev, body)
-        self._fh.write(body[:-1] + f',"hash":"{digest}"}}\n'.encode())
-        self._fh.flush()
-        if durable:
-            os.fsync(self._fh.fileno())
+        line = body[:-1] + f',"hash":"{digest}"}}\n'.encode()
+        if self.error is not None and record.get("type") != "close":
+            if len(line) > self._budget - CLOSE_BYTES:
+                raise OSError(28, "no space left in the journal's reserve")
+            self._budget -= len(line)
+        try:
+            view = memoryview(line)
+            while view:
+                n = self._fh.write(view)
+                view = view[n:]
+            if durable:
+                os.fsync(self._fh.fileno())
+        except OSError:
+            self._truncate()
+            raise
+        self._good += len(line)
         self._prev = digest
         self._seq += 1
+
+    def _truncate(self) -> None:
+        """Cut back to the last whole record (drop what a failed write left)."""
+        try:
+            os.ftruncate(self._fh.fileno(), self._good)
+            self._fh.seek(self._good)
+        except (OSError, ValueError):
+            pass
+
+    def _failed(self, exc: OSError) -> None:
+        first = self.error is None
+        if first:
+            self.error = f"cannot write the journal: {exc.strerror or exc}"
+            self._release_reserve()
+            self._budget = RESERVE_BYTES
+        self.lost += 1
+        if first and self.on_error is not None:
+            self.on_error(self.error)
 
     def __call__(self, event: Event) -> None:
         if self.closed:
             return
         durable = event.kind in _DURABLE or (event.kind == "gate" and getattr(event, "verdict", "") == "fail")
-        self._write({"type": "event", "event": event.to_dict()}, durable=durable)
+        data = event.to_dict()
+        try:
+            self._write({"type": "event", "event": _compact(data) if self.error else data}, durable=durable)
+        except OSError as exc:
+            self._failed(exc)
 
     def close(self, outcome: str, exit_code: int) -> str:
         """Write the closing record; returns the final hash."""
         if not self.closed:
-            self._write({"type": "close", "outcome": outcome, "exit_code": exit_code,
-                         "records": self._seq}, durable=True)
-            self._fh.close()
+            record = {"type": "close", "outcome": outcome, "exit_code": exit_code, "records": self._seq}
+            if self.error:
+                record.update(journal_error=self.error, lost_events=self.lost)
+            try:
+                self._write(record, durable=True)
+            except OSError as exc:
+                self._failed(exc)
+            self._release_reserve()
+            try:
+                self._fh.close()
+            except OSError:
+                pass
             self.closed = True
         return self._prev
 

@@ -23,7 +23,7 @@ from strategies.registry import runner_for
 from strategies.topology import TopologyError, bluegreen_state, resolve_instances, rolling_state
 
 from .exitcodes import FOR_OUTCOME, Exit
-from .journal import JournalWriter, default_dir, make_header
+from .journal import JournalWriter, default_dir, make_header, operator_identity
 from .redact import Redactor, secret_values
 
 
@@ -101,19 +101,27 @@ class Session:
 
     def __init__(self, inputs: Inputs, *, argv: list[str], record: str | None, time_scale: float = 1.0,
                  accept_new_host_keys: bool = False, interactive: bool = False, auto_promote: bool = False,
-                 resume: ResumeState | None = None):
+                 resume: ResumeState | None = None, lock_wait: float = 0.0, break_stale_lock: bool = False,
+                 lock_max_age: float = 120.0):
         self.inputs = inputs
         self.simulated = inputs.inventory.simulated
         self.redactor = Redactor(secret_values(inputs.inventory, inputs.plan))
         self.bus = EventBus(transform=self.redactor)
         self.driver = make_driver(inputs, time_scale=time_scale, accept_new_host_keys=accept_new_host_keys)
+        path = journal_path(record, inputs.plan, inputs.version)
+        ident = operator_identity()
+        holder = {"user": ident["user"], "host": ident["host"], "plan": str(Path(inputs.plan_path).resolve()),
+                  "journal": str(path.resolve())}
         self.engine = Engine(inputs.plan, inputs.inventory, self.driver, version=inputs.version,
-                             bus=self.bus, interactive=interactive, auto_promote=auto_promote, resume=resume)
+                             bus=self.bus, interactive=interactive, auto_promote=auto_promote, resume=resume,
+                             lock_holder=holder, lock_wait=lock_wait, break_stale_lock=break_stale_lock,
+                             lock_max_age=lock_max_age)
         self.runner = runner_for(inputs.plan)
         header = make_header(argv, inputs.plan_path, inputs.inventory_path, self.simulated,
                              self.redactor.text, tool_version())
         header["resumes"] = resume.journal if resume else None
-        self.journal = JournalWriter.open_new(journal_path(record, inputs.plan, inputs.version), header)
+        self.journal = JournalWriter.open_new(path, header)
+        self.journal.on_error = lambda msg: self.engine.fail_stop(f"journal {path}: {msg}")
         self.bus.subscribe(self.journal)
         self.result: RunResult | None = None
 

@@ -127,7 +127,7 @@ class SshPool:
     """One lazily opened, reused asyncssh connection per host."""
 
     def __init__(self, *, accept_new_host_keys: bool = False, connect_timeout: float = 10.0,
-                 login_timeout: float = 30.0, keepalive_interval: float = 15.0,
+                 login_timeout: float = 30.0, keepalive_interval: float = 5.0,
                  max_channels: int = 8, max_handshakes: int = 8, connect_attempts: int = 4,
                  listener: Callable[[CommandRecord], None] | None = None):
         self.accept_new_host_keys = accept_new_host_keys

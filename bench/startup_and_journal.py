@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Headless start-up time and journal overhead.
+
+    python3 bench/startup_and_journal.py [--repeats 10]
+
+1. Start-up: `python3 -c pass` (baseline), `python3 -m console --plan
+   examples/rolling.yaml --dry-run`, and a tiny simulated run (embedded
+   10-host fleet, --headless --time-scale 1000); whether the headless path
+   imports textual (sys.modules after the run, and -X importtime).
+2. Journal: (a) JournalWriter alone on the events of a recorded 1,000-host
+   simulated run, to disk (/var/tmp) and to tmpfs (/dev/shm), versus a no-op
+   subscriber: microseconds per event; (b) the same simulated run end to end
+   with --record on disk versus on tmpfs. Anchor: ARA costs 17 % of run time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, fmt, machine, run_child, stats, today  # noqa: E402
+
+import fleet_scale  # noqa: E402  (inventory/plan writers)
+
+PY = sys.executable
+TEXTUAL_CHECK = r'''
+import runpy, sys
+sys.argv = ["console"] + sys.argv[1:]
+try:
+    runpy.run_module("console", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+mods = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual.") or m == "rich" or m.startswith("rich."))
+sys.stderr.write("\nTEXTUAL_MODULES %d RICH %d\n" % (sum(m.startswith("textual") for m in mods), sum(m.startswith("rich") for m in mods)))
+'''
+
+
+def timed(argv, n, **kw):
+    out = []
+    for _ in range(n):
+        r = run_child(argv, timeout=120, **kw)
+        if r["rc"] not in (0,):
+            raise SystemExit(f"{argv}: rc {r['rc']}: {r['stderr'][-800:]}")
+        out.append(r)
+    return out
+
+
+def journal_direct(events_path: Path, reps: int) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from console.journal import JournalWriter, make_header  # noqa: F401
+    from strategies.events import from_dict
+    evs = []
+    for line in events_path.read_text().splitlines():
+        d = json.loads(line)
+        if d.get("kind") and d["kind"] != "result":
+            try:
+                evs.append(from_dict(d))
+            except Exception:  # noqa: BLE001
+                pass
+    res = {"events": len(evs)}
+
+    def noop(e):
+        e.to_dict()  # a subscriber that at least looks at the event
+    for name, target in (("noop", None), ("disk /var/tmp", Path("/var/tmp")), ("tmpfs /dev/shm", Path("/dev/shm"))):
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            if target is None:
+                for e in evs:
+                    noop(e)
+            else:
+                d = Path(tempfile.mkdtemp(dir=target, prefix="jbench-"))
+                w = JournalWriter.open_new(d / "j.jsonl", {"argv": ["bench"]})
+                for e in evs:
+                    w(e)
+                w.close("succeeded", 0)
+                for f in d.iterdir():
+                    f.unlink()
+                d.rmdir()
+            times.append(time.perf_counter() - t0)
+        res[name] = times
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--hosts", type=int, default=1000, help="fleet size of the journal run")
+    args = ap.parse_args()
+    n = args.repeats
+    print(f"# startup_and_journal  {today()}\n# {machine()}\n# command: python3 bench/startup_and_journal.py "
+          f"{' '.join(sys.argv[1:])}\n", flush=True)
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="startup-", dir="/var/tmp") as d:
+        tmp = Path(d)
+        env["ROLLOUT_JOURNAL_DIR"] = str(tmp / "journals")
+        base = timed([PY, "-c", "pass"], n)
+        dry = timed([PY, "-m", "console", "--plan", "examples/rolling.yaml", "--dry-run"], n, env=env)
+        tiny = timed([PY, "-m", "console", "--plan", "examples/rolling.yaml", "--headless", "--time-scale", "1000"],
+                     max(3, n // 2), env=env)
+        chk = run_child([PY, "-c", TEXTUAL_CHECK, "--plan", "examples/rolling.yaml", "--headless", "--time-scale", "1000"],
+                        timeout=120, env=env)
+        line = [l for l in chk["stderr"].splitlines() if l.startswith("TEXTUAL_MODULES")]
+        imp = subprocess.run([PY, "-X", "importtime", "-m", "console", "--plan", "examples/rolling.yaml", "--dry-run"],
+                             cwd=ROOT, env=env, capture_output=True, text=True)
+        textual_lines = [l for l in imp.stderr.splitlines() if "| textual" in l or "|   textual" in l]
+        top = sorted(((int(l.split("|")[1]), l.split("|")[2].strip()) for l in imp.stderr.splitlines()
+                      if l.startswith("import time:") and l.split("|")[1].strip().isdigit()), reverse=True)[:6]
+
+        # journal: a recorded simulated run of --hosts hosts
+        inv, planp = tmp / "inv.yaml", tmp / "rolling.yaml"
+        fleet_scale.write_inventory(inv, args.hosts, 1.0)
+        fleet_scale.write_plan(planp, "rolling")
+        events_path = tmp / "events.jsonl"
+        run_args = ["--plan", str(planp), "--inventory", str(inv), "--headless", "--output", "json", "--time-scale", "1000"]
+        with open(events_path, "wb") as f:
+            run_child([PY, "-m", "console", *run_args, "--record", str(tmp / "first.jsonl")], timeout=300, stdout=f)
+        direct = journal_direct(events_path, max(3, n // 2))
+        e2e = {"disk /var/tmp": [], "tmpfs /dev/shm": []}
+        for i in range(max(3, n // 2)):
+            for name, base_dir in (("disk /var/tmp", tmp), ("tmpfs /dev/shm", Path("/dev/shm"))):
+                rec = base_dir / f"bench-journal-{os.getpid()}-{i}.jsonl"
+                r = run_child([PY, "-m", "console", *run_args, "--record", str(rec)], timeout=300, env=env)
+                rec.unlink(missing_ok=True)
+                Path(rec.parent, f".{rec.name}.reserve").unlink(missing_ok=True)
+                e2e[name].append(r["wall"])
+    b = stats([r["wall"] for r in base])["median"]
+    print("| measure | median (min-max, n) | vs python3 -c pass |")
+    print("|---|---|---|")
+    for name, rs in (("python3 -c pass", base), ("console --dry-run (examples/rolling.yaml)", dry),
+                     ("console headless simulated run, 10 hosts, --time-scale 1000", tiny)):
+        w = [r["wall"] for r in rs]
+        print(f"| {name} | {fmt([x * 1000 for x in w], 'ms', 0)} | x{stats(w)['median'] / b:.1f} "
+              f"(+{(stats(w)['median'] - b) * 1000:.0f} ms) |")
+    print(f"| peak RSS, dry-run | {fmt([r['maxrss_mb'] for r in dry], 'MiB', 0)} | |")
+    print(f"\ntextual on the headless path: {line[0] if line else 'check failed: ' + chk['stderr'][-300:]}; "
+          f"-X importtime lines naming textual: {len(textual_lines)}")
+    print("slowest imports (-X importtime, cumulative us):", "; ".join(f"{m} {us / 1000:.0f} ms" for us, m in top))
+    ev = direct["events"]
+    noop = stats(direct["noop"])["median"]
+    print(f"\nJournalWriter on {ev} events of a {args.hosts}-host rolling run:")
+    print("| subscriber | total | per event | ")
+    print("|---|---|---|")
+    for name in ("noop", "disk /var/tmp", "tmpfs /dev/shm"):
+        t = direct[name]
+        print(f"| {name} | {fmt([x * 1000 for x in t], 'ms', 1)} | {stats(t)['median'] / ev * 1e6:.1f} us |")
+    e_disk, e_tmp = stats(e2e["disk /var/tmp"])["median"], stats(e2e["tmpfs /dev/shm"])["median"]
+    jcost = stats(direct["disk /var/tmp"])["median"] - noop
+    print(f"\nend to end, same run: --record on disk {fmt(e2e['disk /var/tmp'])}, on tmpfs {fmt(e2e['tmpfs /dev/shm'])}, "
+          f"disk/tmpfs x{e_disk / e_tmp:.3f}")
+    print(f"journal cost as share of the run: {jcost:.3f} s of {e_disk:.2f} s = {100 * jcost / e_disk:.1f} % "
+          f"(ARA anchor: 17 %); at --time-scale 1 the run would last minutes and the share is far smaller")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

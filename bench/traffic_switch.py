@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Blue-green switch time and canary rollback time on real hosts under steady load.
+
+    sudo ROLLOUT_SANDBOX_NET=1 python3 bench/traffic_switch.py [--repeats 2] [--rate 100]
+
+Sandbox: lb-01 + 6 agents (network 1). For keep-alive off and on, --repeats each:
+  * blue-green (units form: agent@blue on 8081 active, green 8082 gets 2.0.0):
+    switch window = last response by 1.0.0 - first response by 2.0.0, from the
+    load's per-response X-Agent-Version timeline; plus the console's `traffic`
+    event durations (nginx write + test + reload + verified generation).
+  * canary of a release with error_rate 0.2 (write_release): rollback time =
+    last response by the bad version - the moment the failing gate event
+    reached this process (stdout is read line by line and time-stamped).
+Failed requests (non-200 or transport errors) are counted for every run.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, Fleet, fmt, machine, sandbox_module, today  # noqa: E402
+
+CONF = "/etc/nginx/conf.d/rollout-agent.conf"
+BAD = "2.1.0"
+
+
+def plan(tmp: Path, strategy: str, version: str, **sections) -> Path:
+    doc = {"strategy": strategy, "version": version,
+           "health": {"interval": "0.5s", "passes": 2, "deadline": "30s", "timeout": "2s"},
+           "drain": {"timeout": "10s"},
+           "canary": {"sample_interval": "1s"},
+           "thresholds": {"error_rate": "1%", "persistence": 2, "min_requests": 20}}
+    doc.update(sections)
+    p = tmp / f"{strategy}-{version}.yaml"
+    p.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return p
+
+
+async def console(*args: str) -> tuple[int, list[tuple[float, dict]]]:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "console", *args, cwd=ROOT,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    events: list[tuple[float, dict]] = []
+
+    async def read():
+        while line := await proc.stdout.readline():
+            if line.startswith(b"{"):
+                events.append((time.monotonic(), json.loads(line)))
+    err_task = asyncio.create_task(proc.stderr.read())
+    await asyncio.wait_for(read(), 300)
+    await proc.wait()
+    err = await err_task
+    if proc.returncode not in (0, 3):
+        print("  console stderr:", err.decode()[-1500:], flush=True)
+    return proc.returncode, events
+
+
+def setup_blue(fleet: Fleet) -> None:
+    from inventory.nginx_config import Backend, LbState, render
+    fleet.parallel("/opt/agent/bin/install-release --slot blue 1.0.0 >/dev/null && systemctl restart agent@blue")
+    text = render(LbState(upstream="agent", pools={"blue": tuple(Backend(ip, 8081) for ip in fleet.agents.values())},
+                          default_pool="blue", generation="bench-blue",
+                          access_log="/var/log/nginx/rollout-agent.log", marker_port=8099))
+    fleet.ssh(fleet.lb_ip, f"cat > {CONF} && nginx -t -q && nginx -s reload", input_text=text)
+
+
+async def blue_green(fleet: Fleet, tmp: Path, rate: float, keepalive: bool) -> dict:
+    from load import SteadyLoad
+    fleet.reset_agents()
+    setup_blue(fleet)
+    await asyncio.sleep(0.5)
+    p = plan(tmp, "blue_green", "2.0.0", blue_green={"mode": "units", "active": "blue", "rollback_window": "5s",
+                                                      "pre_switch_delay": "1s"})
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=rate, keepalive=keepalive, max_seconds=200) as load:
+        await asyncio.sleep(1)
+        code, events = await console("--plan", str(p), "--inventory", str(fleet.inventory), "--headless",
+                                     "--output", "json", "--record", str(tmp / f"bg-{time.monotonic_ns()}.jsonl"))
+        await asyncio.sleep(1)
+    res = load.result
+    first_new, last_old = res.first_time_of("2.0.0"), res.last_time_of("1.0.0")
+    traffic = [e for _, e in events if e["kind"] == "traffic"]
+    switch_ev = [e for e in traffic if "green" in e.get("pools", {}) and "blue" not in e.get("pools", {})]
+    return {"rc": code, "window": (last_old - first_new) if first_new and last_old else None,
+            "requests": res.sent, "failed": len(res.failed),
+            "failed_detail": sorted({(r.status, r.error[:60]) for r in res.failed})[:3],
+            "reloads": len(traffic), "reload_durations": [e["duration"] for e in traffic],
+            "switch_event_duration": switch_ev[0]["duration"] if switch_ev else None,
+            "fail_reasons": [e.get("reasons") for _, e in events if e["kind"] == "gate" and e["verdict"] == "fail"][:2]
+            + [e.get("reason") for _, e in events if e["kind"] == "phase" and e.get("phase") == "rolling back"][:1]}
+
+
+async def canary_rollback(fleet: Fleet, tmp: Path, rate: float, keepalive: bool) -> dict:
+    from load import SteadyLoad
+    fleet.reset_agents()
+    fleet.reset_lb()
+    p = plan(tmp, "canary", BAD, canary={"sample_interval": "1s",
+                                         "steps": [{"set_weight": 10}, {"analysis": "30s"}, {"set_weight": 100}]})
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=rate, keepalive=keepalive, max_seconds=200) as load:
+        await asyncio.sleep(1)
+        code, events = await console("--plan", str(p), "--inventory", str(fleet.inventory), "--headless",
+                                     "--output", "json", "--record", str(tmp / f"c-{time.monotonic_ns()}.jsonl"))
+        await asyncio.sleep(2)
+    res = load.result
+    fail_t = next((t for t, e in events if e["kind"] == "gate" and e["verdict"] == "fail"), None)
+    last_bad, first_bad = res.last_time_of(BAD), res.first_time_of(BAD)
+    traffic = [e for _, e in events if e["kind"] == "traffic"]
+    bad_failed = [r for r in res.failed if r.version == BAD]
+    return {"rc": code, "rollback": (last_bad - fail_t) if fail_t and last_bad else None,
+            "exposure": (last_bad - first_bad) if first_bad and last_bad else None,
+            "requests": res.sent, "failed": len(res.failed), "failed_bad": len(bad_failed),
+            "failed_other": len(res.failed) - len(bad_failed),
+            "reloads": len(traffic), "reload_durations": [e["duration"] for e in traffic]}
+
+
+async def amain(args) -> dict:
+    sb = sandbox_module()
+    out = {}
+    fleet = None
+    try:
+        fleet = Fleet(sb, 6)
+        sb.write_release(None, BAD, {"error_rate": 0.2}, state_dir=fleet.state_dir)
+        with tempfile.TemporaryDirectory(prefix="traffic-switch-") as d:
+            tmp = Path(d)
+            for keepalive in (False, True):
+                ka = "keep-alive on" if keepalive else "keep-alive off"
+                for i in range(args.repeats):
+                    r = await blue_green(fleet, tmp, args.rate, keepalive)
+                    out.setdefault(("bg", ka), []).append(r)
+                    print(f"{ka} blue-green {i + 1}: {r}", flush=True)
+                    r = await canary_rollback(fleet, tmp, args.rate, keepalive)
+                    out.setdefault(("canary", ka), []).append(r)
+                    print(f"{ka} canary-rollback {i + 1}: {r}", flush=True)
+    finally:
+        if fleet is not None:
+            try:
+                fleet.reset_agents()
+                fleet.reset_lb()
+            except Exception:  # noqa: BLE001
+                pass
+            if not args.keep:
+                fleet.down()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    print(f"# traffic_switch  {today()}\n# {machine()}\n# command: ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} "
+          f"python3 bench/traffic_switch.py {' '.join(sys.argv[1:])}\n", flush=True)
+    out = asyncio.run(amain(args))
+    print(f"\n| measure | keep-alive | median (min-max, n) | failed requests | anchor |")
+    print("|---|---|---|---|---|")
+    for ka in ("keep-alive off", "keep-alive on"):
+        bg = out.get(("bg", ka), [])
+        c = out.get(("canary", ka), [])
+        print(f"| blue-green switch window (first 2.0.0 -> last 1.0.0 response) | {ka} | "
+              f"{fmt([r['window'] * 1000 for r in bg if r['window'] is not None], 'ms', 0)} | "
+              f"{sum(r['failed'] for r in bg)} of {sum(r['requests'] for r in bg)} | 45 s (seed) |")
+        print(f"| blue-green switch traffic event (write+test+reload+verify) | {ka} | "
+              f"{fmt([r['switch_event_duration'] * 1000 for r in bg if r['switch_event_duration']], 'ms', 0)} | | |")
+        print(f"| canary rollback (gate fail -> last bad response) | {ka} | "
+              f"{fmt([r['rollback'] for r in c if r['rollback'] is not None], 's', 2)} | "
+              f"{sum(r['failed_bad'] for r in c)} by {BAD} (expected, 20 % errors), {sum(r['failed_other'] for r in c)} other, of {sum(r['requests'] for r in c)} | 5-10 min (seed) |")
+        print(f"| canary exposure (first -> last bad response) | {ka} | "
+              f"{fmt([r['exposure'] for r in c if r['exposure'] is not None], 's', 2)} | | |")
+        durs = [x * 1000 for r in bg + c for x in r["reload_durations"]]
+        print(f"| nginx reloads per run / duration per reload step | {ka} | "
+              f"bg {fmt([r['reloads'] for r in bg], '', 0)}, canary {fmt([r['reloads'] for r in c], '', 0)} / "
+              f"{fmt(durs, 'ms', 0)} | | |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,282 @@
+"""The fault matrix on the real sandbox (sshd, systemd, nginx in
+systemd-nspawn hosts), under steady client load through the LB. Each fault
+is injected in the middle of a batch; each test asserts the end state
+(versions over SSH, the managed nginx file, who is in nginx), the exit
+code, and that the journal is complete (`console audit verify`). No mocks.
+
+The console killed mid-batch (SIGKILL, then `console resume`) is covered by
+tests/sandbox/test_resume_real.py. See docs/faults.md for the matrix.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.journal import verify
+from load import SteadyLoad
+from rollout_helpers import ROOT, console, managed_config, plan_file, versions
+
+pytestmark = pytest.mark.sandbox
+
+FAST = {"health": {"interval": "0.5s", "passes": 2, "deadline": "6s", "timeout": "1s"},
+        "drain": {"timeout": "3s"}, "deploy": {"timeout": "15s"},
+        "rolling": {"batch": 2, "interval": "1s"}}
+
+
+@pytest.fixture
+def fleet(sandbox_fleet):
+    sandbox_fleet.reset()
+    yield sandbox_fleet
+    running = {s["name"]: s["running"] for s in sandbox_fleet.status()}
+    if not running.get(sandbox_fleet.lb_name):
+        sandbox_fleet.start_host(sandbox_fleet.lb_name)
+    sandbox_fleet.reset()
+    sandbox_fleet.ssh(sandbox_fleet.lb_name, "rm -rf /var/lib/rollout-console/locks")
+
+
+def plan(tmp_path, **extra):
+    return plan_file(tmp_path, **{**FAST, **extra})
+
+
+async def run_with_fault(args, trigger, inject):
+    """Run a headless console (JSON), call `inject()` (blocking, in a thread)
+    at the first event for which `trigger(event)` is true; return (exit
+    code, events, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "console", *args, "--headless", "--output", "json", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    events, fired = [], False
+    async for raw in proc.stdout:
+        if not raw.startswith(b"{"):
+            continue
+        event = json.loads(raw)
+        events.append(event)
+        if not fired and trigger(event):
+            fired = True
+            await asyncio.to_thread(inject)
+    err = await proc.stderr.read()
+    await asyncio.wait_for(proc.wait(), 300)
+    assert fired, "the fault was never injected: " + json.dumps(events[-3:])
+    return proc.returncode, events, err.decode()
+
+
+def restarting(host: str):
+    return lambda e: e.get("kind") == "instance" and e.get("instance") == host and e.get("phase") == "restarting"
+
+
+def batch(n: int):
+    return lambda e: e.get("kind") == "step_started" and e.get("index") == n
+
+
+def journal_ok(path: Path) -> None:
+    v = verify(path)
+    assert v.ok, v.message
+
+
+def in_nginx(fleet) -> set[str]:
+    conf = managed_config(fleet)
+    return {name for name, ip in fleet.agents.items() if f"server {ip}:8080" in conf}
+
+
+async def rollout(fleet, tmp_path, plan_path, trigger, inject, load_ok=True, record=None):
+    record = record or tmp_path / "j.jsonl"
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100) as load:
+        await asyncio.sleep(0.5)
+        code, events, err = await run_with_fault(
+            ["--plan", str(plan_path), "--inventory", str(fleet.inventory_path), "--record", str(record)],
+            trigger, inject)
+        await asyncio.sleep(0.5)
+    if load_ok:
+        assert load.result.failed == [], load.result.summary() + f" {load.result.failed[:3]}"
+    return code, events, err
+
+
+# -- a host dies ---------------------------------------------------------------------
+
+async def test_host_powered_off_mid_batch(fleet, tmp_path):
+    before = managed_config(fleet)
+    code, events, err = await rollout(fleet, tmp_path, plan(tmp_path), restarting("agent-03"),
+                                      lambda: fleet.stop_host("agent-03"))
+    assert code == 4, err + json.dumps(events[-3:])
+    assert "agent-03" in events[-1]["message"]
+    journal_ok(tmp_path / "j.jsonl")
+    alive = [n for n in fleet.agent_names if n != "agent-03"]
+    assert {n: fleet.health(n)[1].get("version") for n in alive} == {n: "1.0.0" for n in alive}
+    assert in_nginx(fleet) == set(alive)  # the dead host stays out, everyone else is back
+    fleet.start_host("agent-03")
+    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
+    assert code in (0, 3), err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"1.0.0"}
+    assert managed_config(fleet) == before
+    journal_ok(tmp_path / "r.jsonl")
+
+
+async def test_sshd_stopped_mid_batch(fleet, tmp_path):
+    code, events, err = await rollout(fleet, tmp_path, plan(tmp_path), batch(2),
+                                      lambda: fleet.exec_in("agent-04", ["systemctl", "stop", "ssh"]))
+    # The console's established connection outlives sshd's listener: the run
+    # completes; were it cut, the host would be treated as unreachable.
+    assert code in (0, 3, 4), err
+    journal_ok(tmp_path / "j.jsonl")
+    fleet.exec_in("agent-04", ["systemctl", "start", "ssh"])
+    vs = versions(fleet)
+    expected = {0: "2.0.0", 3: "1.0.0"}.get(code)
+    if expected:
+        assert set(vs.values()) == {expected}, vs
+        assert in_nginx(fleet) == set(fleet.agent_names)
+
+
+async def test_network_cut_mid_command(fleet, tmp_path):
+    def cut():
+        fleet.exec_in("agent-03", ["ip", "link", "set", "host0", "down"])
+
+    code, events, err = await rollout(fleet, tmp_path, plan(tmp_path), restarting("agent-03"), cut)
+    fleet.exec_in("agent-03", ["ip", "link", "set", "host0", "up"])
+    assert code == 4, err + json.dumps(events[-3:])
+    journal_ok(tmp_path / "j.jsonl")
+    assert "agent-03" not in in_nginx(fleet)
+    await asyncio.sleep(2)
+    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
+    assert code in (0, 3), err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"1.0.0"}
+    assert in_nginx(fleet) == set(fleet.agent_names)
+
+
+# -- the release misbehaves -------------------------------------------------------
+
+@pytest.mark.parametrize("behaviour", [{"start_fail": True}, {"start_delay": 10}], ids=["start-fail", "slower-than-deadline"])
+async def test_release_fails_on_one_host(fleet, tmp_path, behaviour):
+    fleet.write_release(None, "2.0.0", {})
+    fleet.write_release(["agent-03"], "2.0.0", behaviour)
+    before = managed_config(fleet)
+    code, events, err = await rollout(fleet, tmp_path, plan(tmp_path), batch(2), lambda: None)
+    assert code == 3, err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"1.0.0"}
+    assert managed_config(fleet) == before
+    journal_ok(tmp_path / "j.jsonl")
+    fleet.write_release(None, "2.0.0", {})
+
+
+async def test_health_flaps(fleet, tmp_path):
+    """Health toggled off and on again on a host that was already updated
+    (behaviour flipped in its release dir, then a restart): the gate after
+    the batch catches it and the run rolls back."""
+    fleet.write_release(None, "2.0.0", {})
+
+    def flap():
+        fleet.ssh("agent-01", "echo '{\"health_fail\": true}' > /opt/agent/releases/2.0.0/behaviour.json"
+                              " && systemctl restart agent@main", check=True)
+
+    p = plan(tmp_path, rolling={"batch": 2, "interval": "4s"}, canary={"sample_interval": "1s"},
+             thresholds={"error_rate": "1%", "persistence": 1, "min_requests": 0, "health_pass_rate": "90%"})
+    code, events, err = await rollout(fleet, tmp_path, p, batch(2), flap)
+    assert code in (3, 4), err + json.dumps(events[-3:])
+    journal_ok(tmp_path / "j.jsonl")
+    if code == 3:
+        assert set(versions(fleet).values()) == {"1.0.0"}
+
+
+# -- nginx --------------------------------------------------------------------------
+
+async def test_nginx_t_rejects_the_config_mid_run(fleet, tmp_path):
+    site = "/etc/nginx/sites-enabled/agent"
+    code, events, err = await rollout(
+        fleet, tmp_path, plan(tmp_path), batch(2),
+        lambda: fleet.ssh(fleet.lb_name, f"cp {site} /root/site.bak && echo 'bogus_directive;' >> {site}", check=True))
+    assert code == 4, err + json.dumps(events[-3:])
+    assert "nginx -t" in events[-1]["message"] or "emerg" in events[-1]["message"]
+    journal_ok(tmp_path / "j.jsonl")
+    # nothing was drained when nginx refused: every instance still serves
+    assert in_nginx(fleet) == set(fleet.agent_names)
+    fleet.ssh(fleet.lb_name, f"cp /root/site.bak {site} && nginx -t -q", check=True)
+    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
+    assert code in (0, 3), err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"1.0.0"}
+
+
+async def test_reload_exits_0_but_does_not_take(fleet, tmp_path):
+    """A stopped nginx master: `nginx -s reload` exits 0 (the signal is
+    queued), workers keep serving the old config. The marker check sees it."""
+    code, events, err = await rollout(
+        fleet, tmp_path, plan(tmp_path), batch(2),
+        lambda: fleet.ssh(fleet.lb_name, "kill -STOP $(cat /run/nginx.pid)", check=True))
+    fleet.ssh(fleet.lb_name, "kill -CONT $(cat /run/nginx.pid)", check=True)
+    assert code == 4, err + json.dumps(events[-3:])
+    assert "marker" in events[-1]["message"]
+    journal_ok(tmp_path / "j.jsonl")
+    await asyncio.sleep(1)
+    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
+    assert code in (0, 3), err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"1.0.0"}
+    assert in_nginx(fleet) == set(fleet.agent_names)
+
+
+async def test_lb_unreachable_then_resume_rollback(fleet, tmp_path):
+    before = managed_config(fleet)
+    code, events, err = await rollout(fleet, tmp_path, plan(tmp_path), batch(2),
+                                      lambda: fleet.stop_host(fleet.lb_name), load_ok=False)
+    assert code == 4, err + json.dumps(events[-3:])
+    assert "lb-01" in events[-1]["message"]
+    journal_ok(tmp_path / "j.jsonl")
+    fleet.start_host(fleet.lb_name)
+    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
+    assert code in (0, 3), err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"1.0.0"}
+    assert managed_config(fleet) == before
+    journal_ok(tmp_path / "r.jsonl")
+
+
+# -- the controller -----------------------------------------------------------------
+
+async def test_journal_disk_full(fleet, tmp_path):
+    jd = tmp_path / "jd"
+    jd.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(jd)], check=True)
+    try:
+        code, events, err = await rollout(fleet, tmp_path, plan(tmp_path, rolling={"batch": 1, "interval": "1s"}),
+                                          batch(2), lambda: None, record=jd / "j.jsonl")
+        assert code == 4, err + json.dumps(events[-3:])
+        assert "cannot write the journal" in events[-1]["message"]
+        journal_ok(jd / "j.jsonl")
+        close = json.loads((jd / "j.jsonl").read_bytes().splitlines()[-1])
+        assert close["exit_code"] == 4 and close["lost_events"] >= 1
+        # stopped at a safe point: every instance serves, each on one version
+        assert in_nginx(fleet) == set(fleet.agent_names)
+        assert set(versions(fleet).values()) <= {"1.0.0", "2.0.0"}
+    finally:
+        subprocess.run(["umount", str(jd)], check=False)
+
+
+async def test_second_console_is_refused_by_the_lock(fleet, tmp_path):
+    p = plan(tmp_path)
+    first = asyncio.create_task(console("--plan", str(p), "--inventory", str(fleet.inventory_path), "--headless",
+                                        "--output", "json", "--record", str(tmp_path / "a.jsonl")))
+    await asyncio.sleep(3)
+    code, events, err = await console("--plan", str(p), "--inventory", str(fleet.inventory_path), "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "b.jsonl"))
+    assert code == 6 and "lock held by" in events[-1]["message"] and "a.jsonl" in events[-1]["message"]
+    code1, _, err1 = await first
+    assert code1 == 0, err1
+    assert fleet.ssh(fleet.lb_name, "ls /var/lib/rollout-console/locks").stdout.strip() == ""
+    # a lock left by a dead console on this controller is stale, broken only when asked
+    fleet.ssh(fleet.lb_name, "mkdir -p /var/lib/rollout-console/locks", check=True)
+    rec = json.dumps({"user": "ghost", "host": "elsewhere", "pid": 4242, "plan": "p", "since": "2020-01-01",
+                      "journal": "", "token": "deadbeef"})
+    fleet.ssh(fleet.lb_name, f"echo '{rec}' > /var/lib/rollout-console/locks/agent.lock && "
+              "touch -d '2020-01-01' /var/lib/rollout-console/locks/agent.lock", check=True)
+    code, events, err = await console("--plan", str(p), "--inventory", str(fleet.inventory_path), "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "c.jsonl"))
+    assert code == 6 and "stale" in events[-1]["message"] and "ghost@elsewhere" in events[-1]["message"]
+    code, events, err = await console("--plan", str(p), "--inventory", str(fleet.inventory_path), "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "d.jsonl"), "--break-stale-lock")
+    assert code == 0, err + json.dumps(events[-3:])

@@ -1,0 +1,128 @@
+"""Hostile values and hostile output against the real sandbox.
+
+Inputs carrying shell metacharacters, newlines or option-looking values
+either fail validation (exit 2, nothing touched) or reach the remote shell
+quoted; no injected command runs (marker files are checked on every host
+and on this machine). Remote output that is huge, binary, non-UTF-8 or
+endless is bounded and cannot break the journal or the JSON output."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from console.journal import verify
+from rollout_helpers import console, managed_config, plan_file, versions
+
+pytestmark = pytest.mark.sandbox
+
+MARK = "/tmp/pwned"
+FAST = {"health": {"interval": "0.5s", "passes": 2, "deadline": "10s", "timeout": "1s"},
+        "drain": {"timeout": "3s"}, "rolling": {"batch": 3, "interval": "0s"}}
+
+
+@pytest.fixture
+def fleet(sandbox_fleet):
+    sandbox_fleet.reset()
+    for name in [sandbox_fleet.lb_name, *sandbox_fleet.agent_names]:
+        sandbox_fleet.ssh(name, f"rm -f {MARK}")
+    if os.path.exists(MARK):
+        os.unlink(MARK)
+    yield sandbox_fleet
+    sandbox_fleet.reset()
+
+
+def no_marker_anywhere(fleet) -> None:
+    assert not os.path.exists(MARK), "an injected command ran on the controller"
+    for name in [fleet.lb_name, *fleet.agent_names]:
+        assert fleet.ssh(name, f"test -e {MARK} && echo PWNED || true").stdout.strip() == "", name
+
+
+def inventory_with(fleet, tmp_path: Path, host: str, **hostvars) -> Path:
+    inv = yaml.safe_load(fleet.inventory_path.read_text())
+    inv["all"]["children"]["agents"]["hosts"][host].update(hostvars)
+    path = tmp_path / "inv.yaml"
+    path.write_text(yaml.safe_dump(inv))
+    return path
+
+
+HOSTILE_PLANS = [
+    {"version": "$(touch /tmp/pwned)"},
+    {"version": "2.0.0; touch /tmp/pwned"},
+    {"version": "-oProxyCommand=touch /tmp/pwned"},
+    {"version": "2.0.0\ntouch /tmp/pwned"},
+    {"slot": "main;touch /tmp/pwned"},
+    {"deploy": {"commands": ["install {ansible_host}"]}},  # a host var is not a template field
+    {"nginx": {"upstream": "agent;include /tmp/pwned"}},
+    {"nginx": {"config": "/etc/nginx/conf.d/$(touch /tmp/pwned).conf"}},
+    {"health": {"path": "/health\nHost: evil"}},
+]
+
+
+@pytest.mark.parametrize("override", HOSTILE_PLANS, ids=lambda o: json.dumps(o)[:40])
+async def test_hostile_plan_values_fail_validation(fleet, tmp_path, override):
+    before = managed_config(fleet)
+    code, _, err = await console("--plan", str(plan_file(tmp_path, **override)), "--inventory",
+                                 str(fleet.inventory_path), "--headless", "--record", str(tmp_path / "j.jsonl"))
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "j.jsonl").exists()
+    assert managed_config(fleet) == before
+    no_marker_anywhere(fleet)
+
+
+@pytest.mark.parametrize("hostvars", [
+    {"ansible_host": "-oProxyCommand=touch /tmp/pwned"},
+    {"ansible_host": "10.0.0.1;touch /tmp/pwned"},
+    {"ansible_user": "root$(touch /tmp/pwned)"},
+    {"ansible_port": "22 -oProxyCommand=touch"},
+], ids=lambda v: json.dumps(v)[:40])
+async def test_hostile_inventory_values_fail_validation(fleet, tmp_path, hostvars):
+    inv = inventory_with(fleet, tmp_path, "agent-02", **hostvars)
+    code, _, err = await console("--plan", str(plan_file(tmp_path)), "--inventory", str(inv), "--headless",
+                                 "--record", str(tmp_path / "j.jsonl"))
+    assert code == 2, err
+    no_marker_anywhere(fleet)
+
+
+async def test_values_reach_the_remote_shell_quoted(fleet, tmp_path):
+    """A path var and a deploy template whose *values* are quoted: the
+    command the host runs sees them as data, and nothing is injected."""
+    inv = inventory_with(fleet, tmp_path, "agent-02", ansible_ssh_private_key_file="$(touch /tmp/pwned)")
+    code, events, err = await console("--plan", str(plan_file(tmp_path)), "--inventory", str(inv), "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "k.jsonl"))
+    assert code == 6, err  # the key file does not exist: refused, nothing touched
+    no_marker_anywhere(fleet)
+    plan = plan_file(tmp_path, **FAST, deploy={
+        "commands": ["echo {host} {version} {slot} > /tmp/seen-values",
+                     "/opt/agent/bin/install-release --slot {slot} {version}"],
+        "check": "test -n {host}"})
+    code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path), "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "j.jsonl"))
+    assert code == 0, err + json.dumps(events[-3:])
+    assert fleet.ssh("agent-02", "cat /tmp/seen-values").stdout.strip() == "agent-02 2.0.0 main"
+    no_marker_anywhere(fleet)
+
+
+@pytest.mark.parametrize("noise,timeout,expected", [
+    ("head -c 10000000 /dev/zero | tr '\\0' 'x'", "60s", 0),              # 10 MB of text
+    ("head -c 5000000 /dev/urandom; head -c 100000 /dev/urandom >&2", "60s", 0),  # binary, non-UTF-8
+    ("printf '\\377\\376\\000\\033[2J\\r\\n{\"kind\":\"result\"}\\n'", "60s", 0),  # control bytes, fake JSON
+    ("yes", "3s", 3),                                                     # endless: timed out, rolled back
+], ids=["10MB", "urandom", "control-bytes", "endless"])
+async def test_hostile_remote_output_is_bounded(fleet, tmp_path, noise, timeout, expected):
+    plan = plan_file(tmp_path, **FAST, deploy={
+        "commands": [noise, "/opt/agent/bin/install-release --slot {slot} {version}"], "timeout": timeout})
+    journal = tmp_path / "j.jsonl"
+    code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path), "--headless",
+                                      "--output", "json", "--record", str(journal))
+    assert code == expected, err + json.dumps(events[-3:])[:2000]
+    assert events[-1]["kind"] == "result" and events[-1]["exit_code"] == expected
+    assert all(isinstance(e, dict) for e in events)  # every stdout line was one JSON object
+    v = verify(journal)
+    assert v.ok, v.message
+    assert journal.stat().st_size < 6 * 1024 * 1024, journal.stat().st_size
+    assert set(versions(fleet).values()) == {"2.0.0" if expected == 0 else "1.0.0"}
