@@ -42,6 +42,7 @@ def setup(n: int, tmp: Path) -> list[str]:
     (tmp / "authorized_keys").write_text((tmp / "id.pub").read_text())
     os.chmod(tmp, 0o755)
     os.chmod(tmp / "authorized_keys", 0o644)
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
     sh("ip", "link", "add", BRIDGE, "type", "bridge")
     sh("ip", "addr", "add", f"{SUBNET}.1/24", "dev", BRIDGE)
     sh("ip", "link", "set", BRIDGE, "up")

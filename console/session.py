@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version as dist_version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from inventory.errors import InputError
 from inventory.loaders import embedded_fleet_path, load_inventory
@@ -154,26 +154,29 @@ def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda
         loop.add_signal_handler(sig, handler)
 
 
-def run_headless(session: Session, fmt: str) -> int:
-    from .headless import HeadlessReporter
-
-    reporter = HeadlessReporter(sys.stdout, fmt, session.simulated)
-    session.bus.subscribe(reporter)
-
-    async def main() -> RunResult:
-        install_interrupts(session.engine, lambda name: print(
-            f"{name}: stopping at the next safe point", file=sys.stderr, flush=True))
-        return await session.run()
-
+async def finish_headless(session: Session, reporter, run: Awaitable[RunResult]) -> int:
+    """Await a run with the headless reporter attached: interrupts stop it at
+    a safe point, an internal error is reported and the journal still closed,
+    and the result record ends the output. Returns the exit code."""
+    install_interrupts(session.engine, lambda name: print(
+        f"{name}: stopping at the next safe point", file=sys.stderr, flush=True))
     result, error = None, None
     try:
-        result = asyncio.run(main())
+        result = await run
     except Exception as exc:  # noqa: BLE001 - report, close the journal, exit 1
         error = f"internal error: {exc!r}"
         print(error, file=sys.stderr)
     record = session.finish(result, error)
     reporter.result(record)
     return record["exit_code"]
+
+
+def run_headless(session: Session, fmt: str) -> int:
+    from .headless import HeadlessReporter
+
+    reporter = HeadlessReporter(sys.stdout, fmt, session.simulated)
+    session.bus.subscribe(reporter)
+    return asyncio.run(finish_headless(session, reporter, session.run()))
 
 
 __all__ = ["InputError", "Inputs", "Session", "UsageError", "load_inputs", "run_headless"]

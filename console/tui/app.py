@@ -216,7 +216,7 @@ def run_app(session: Any) -> int:
         if app.record is not None:
             return app.record["exit_code"]
         from ..headless import HeadlessReporter
-        from ..session import install_interrupts
+        from ..session import finish_headless
 
         reporter = HeadlessReporter(sys.stdout, "text", session.simulated)
         print("console detached: the rollout continues headless (Ctrl-C stops it at the next safe point)",
@@ -224,17 +224,7 @@ def run_app(session: Any) -> int:
         for at, _kind, text in list(app.view.events)[-5:]:
             print(f"{reporter.prefix}[{at:8.2f}s] {text}", flush=True)
         session.bus.subscribe(reporter)
-        install_interrupts(session.engine, lambda name: print(
-            f"{name}: stopping at the next safe point", file=sys.stderr, flush=True))
-        result, error = None, None
-        try:
-            result = await task if task is not None else await session.run()
-        except Exception as exc:  # noqa: BLE001 - report, close the journal, exit 1
-            error = f"internal error: {exc!r}"
-            print(error, file=sys.stderr)
-        record = session.finish(result, error)
-        reporter.result(record)
-        return record["exit_code"]
+        return await finish_headless(session, reporter, task if task is not None else session.run())
 
     return asyncio.run(main())
 

@@ -96,6 +96,7 @@ class ProgressPanel(Static):
         self.update(t)
 
 
+LOWER_IS_WORSE = ("quality_score", "health_pass_rate")
 TIER_STYLE = {"critical": "bold white on red", "important": "bold red", "warning": "yellow"}
 
 
@@ -111,7 +112,8 @@ class AlertsPanel(Static):
             t.append("\n")
             t.append(f"{alert.tier.upper():9}", TIER_STYLE.get(alert.tier, ""))
             t.append(" ")
-            t.append(f"{alert.metric} {format_value(alert.metric, alert.value)} > "
+            op = "<" if alert.metric in LOWER_IS_WORSE else ">"
+            t.append(f"{alert.metric} {format_value(alert.metric, alert.value)} {op} "
                      f"{format_value(alert.metric, alert.threshold)} on {alert.where} @{alert.at:.0f}s")
         if not alerts:
             t.append("\nnone")

@@ -49,7 +49,7 @@ async def run_with_fault(args, trigger, inject):
     code, events, stderr)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "console", *args, "--headless", "--output", "json", cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=64 * 2**20)
     events, fired = [], False
     async for raw in proc.stdout:
         if not raw.startswith(b"{"):
@@ -244,7 +244,7 @@ async def test_journal_disk_full(fleet, tmp_path):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(jd)], check=True)
     try:
         code, events, err = await rollout(fleet, tmp_path, plan(tmp_path, rolling={"batch": 1, "interval": "1s"}),
-                                          batch(2), lambda: None, record=jd / "j.jsonl")
+                                          batch(1), lambda: None, record=jd / "j.jsonl")
         assert code == 4, err + json.dumps(events[-3:])
         assert "cannot write the journal" in events[-1]["message"]
         journal_ok(jd / "j.jsonl")
