@@ -60,7 +60,9 @@ def describe(event: Event) -> str | None:
 
 
 class HeadlessReporter:
-    """Writes events to a stream as text lines or JSON Lines."""
+    """Writes events to a stream as text lines or JSON Lines. JSON is ASCII
+    (non-ASCII escaped), so no byte a remote host prints, U+2028 included,
+    can split a line for a consumer."""
 
     def __init__(self, stream: TextIO, fmt: str = "text", simulated: bool = False):
         self.stream = stream
@@ -75,7 +77,7 @@ class HeadlessReporter:
 
     def __call__(self, event: Event) -> None:
         if self.fmt == "json":
-            self._line(json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":")))
+            self._line(json.dumps(event.to_dict(), separators=(",", ":")))
             return
         text = describe(event)
         if text is not None:
@@ -83,7 +85,7 @@ class HeadlessReporter:
 
     def result(self, record: dict[str, Any]) -> None:
         if self.fmt == "json":
-            self._line(json.dumps({"kind": "result", **record}, ensure_ascii=False, separators=(",", ":")))
+            self._line(json.dumps({"kind": "result", **record}, separators=(",", ":")))
         else:
             parts = [f"result: {record['outcome']} (exit {record['exit_code']})", record["message"]]
             if record.get("journal"):

@@ -148,7 +148,7 @@ class JournalWriter:
     def _write(self, record: dict[str, Any], durable: bool = False) -> None:
         record = {"seq": self._seq, "utc": utc_now(),
                   "mono": round(time.monotonic() - self._mono0, 6), "prev": self._prev, **record}
-        body = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+        body = json.dumps(record, separators=(",", ":")).encode()
         digest = chain(self._prev, body)
         line = body[:-1] + f',"hash":"{digest}"}}\n'.encode()
         if self.error is not None and record.get("type") != "close":

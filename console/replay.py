@@ -56,7 +56,7 @@ def print_timeline(journal: Journal, fmt: str, out=sys.stdout) -> None:
     header = journal.header or {}
     if fmt == "json":
         for event in journal.events:
-            out.write(json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+            out.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
     else:
         label = " SIMULATED" if header.get("simulated") else ""
         operator = header.get("operator", {})

@@ -22,9 +22,10 @@ from .clock import ScaledClock
 from .driver import (CommandListener, CommandRecord, DriverError, HealthSample,
                      InstanceMetrics, PoolStats, UnitStatus)
 from .model import Host, Instance
-from .nginx_config import Backend, LbState, parse_generation, parse_pools, render
+from .nginx_config import LbState, parse_generation, parse_pools, render
 
 SIM = "[simulated] "
+MAX_SAMPLE = 2000  # synthetic requests per traffic() call, at most
 
 
 @dataclass(frozen=True)
@@ -231,13 +232,16 @@ class SimFleet:
 
     # -- synthetic client traffic --------------------------------------
     async def traffic(self) -> dict[str, PoolStats]:
+        """Requests since the last call, at `sim_rps` per simulated second,
+        sampled down to at most MAX_SAMPLE requests: at a high time scale a
+        full count would cost more real time than it simulates."""
         now = self.clock.now()
         due = self._rps * max(0.0, now - self._last_traffic) + self._carry
         self._last_traffic = now
         count = int(due)
         self._carry = due - count
         stats: dict[str, PoolStats] = {}
-        for _ in range(count):
+        for _ in range(min(count, MAX_SAMPLE)):
             pool = self._pick_pool()
             self._serve(pool, stats.setdefault(pool, PoolStats()))
         return stats
@@ -253,10 +257,14 @@ class SimFleet:
         return state.default_pool
 
     def _serve(self, pool: str, stats: PoolStats) -> None:
-        backends: list[Backend] = list(self._lb_state.pools.get(pool, ()))
-        self._rng.shuffle(backends)
+        """One request as nginx would serve it: a random backend of the pool,
+        the next one on a connection failure (proxy_next_upstream, up to 3
+        tries), a 502 when none answers."""
+        backends = self._lb_state.pools.get(pool, ())
         stats.requests += 1
-        for attempt, backend in enumerate(backends[:3]):
+        start = self._rng.randrange(len(backends)) if backends else 0
+        for attempt in range(min(3, len(backends))):
+            backend = backends[(start + attempt) % len(backends)]
             owner = self._by_backend.get((backend.address, backend.port))
             state = self._instances.get((owner[0].name, owner[1])) if owner else None
             if state is None or not state.running:

@@ -31,6 +31,7 @@ from .driver import CommandRecord, DriverError, HostKeyError
 from .model import Host
 
 MAX_OUTPUT = 64 * 1024
+DOWN_HOLD = 15.0  # seconds an unreachable host fails fast before it is dialled again
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -136,6 +137,7 @@ class SshPool:
         self.keepalive_interval = keepalive_interval
         self.max_channels = max_channels
         self.connect_attempts = max(1, connect_attempts)
+        self._down: dict[str, tuple[float, DriverError]] = {}
         self.listener = listener
         self._handshakes = asyncio.Semaphore(max_handshakes)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -208,7 +210,9 @@ class SshPool:
             task.add_done_callback(self._watchers.discard)
             return entry
         msg = getattr(last, "reason", None) or str(last) or type(last).__name__
-        raise DriverError(host.name, "connect", f"{host.address}:{host.port}: {msg}")
+        error = DriverError(host.name, "connect", f"{host.address}:{host.port}: {msg}")
+        self._down[host.name] = (time.monotonic(), error)
+        raise error
 
     async def _watch(self, name: str, entry: _Entry) -> None:
         try:
@@ -234,6 +238,13 @@ class SshPool:
     async def _entry(self, host: Host) -> _Entry:
         if self._closing:
             raise DriverError(host.name, "connect", "pool is closed")
+        down = self._down.get(host.name)
+        if down is not None:
+            # A host that just failed every connect attempt fails fast for a
+            # while: a dead LB must not cost a full retry cycle per operation.
+            if time.monotonic() - down[0] < DOWN_HOLD:
+                raise DriverError(host.name, "connect", f"{down[1].message} (unreachable moments ago)")
+            del self._down[host.name]
         entry = self._entries.get(host.name)
         if entry is not None and not entry.conn.is_closed():
             return entry

@@ -413,24 +413,32 @@ class Engine:
         await asyncio.gather(*(one(i) for i in insts))
 
     async def update_instance(self, inst: Instance, version: str) -> tuple[bool, str]:
-        """Deploy `version`, restart, and wait until healthy on it."""
+        """Deploy `version`, restart, and wait until healthy on it. The
+        plan's health deadline is a progress deadline: it runs from the
+        restart, so a unit slow to start counts against it too."""
         plan = self.plan
+        deadline = plan.health.deadline
         try:
             self.instance_phase(inst, InstancePhase.DEPLOYING, version)
             commands = render_commands(plan, version, inst.slot, inst.host.name)
             await self.driver.run_commands(inst, commands, plan.deploy.timeout, version=version)
             self.instance_phase(inst, InstancePhase.RESTARTING)
-            await self.driver.restart(inst)
+            started = self.driver.clock.now()
+            await asyncio.wait_for(self.driver.restart(inst), deadline / self.driver.clock.scale)
         except DriverError as exc:
             self.versions[inst.key] = None
             return False, exc.message
+        except asyncio.TimeoutError:
+            self.versions[inst.key] = None
+            return False, f"{inst.unit} still starting after the {deadline:g}s deadline"
         self.versions[inst.key] = version
-        return await self.wait_healthy(inst, version)
+        return await self.wait_healthy(inst, version, started + deadline)
 
-    async def wait_healthy(self, inst: Instance, version: str) -> tuple[bool, str]:
+    async def wait_healthy(self, inst: Instance, version: str, end: float) -> tuple[bool, str]:
+        """Probe until `passes` checks in a row pass on `version`, or `end`
+        (engine clock) comes."""
         health = self.plan.health
         self.instance_phase(inst, InstancePhase.CHECKING)
-        end = self.driver.clock.now() + health.deadline
         passes = 0
         last = "no check ran"
         while self.driver.clock.now() < end:
@@ -443,7 +451,7 @@ class Engine:
                 passes = 0
                 last = sample.detail if not sample.ok else f"reports version {sample.version}, expected {version}"
             await self.driver.clock.sleep(health.interval)
-        return False, f"not healthy within {health.deadline:g}s: {last}"
+        return False, f"not healthy within the {health.deadline:g}s deadline: {last}"
 
     async def update_all(self, insts: Sequence[Instance], version: str) -> dict[str, tuple[bool, str]]:
         results = await asyncio.gather(*(self.update_instance(i, version) for i in insts))
@@ -547,13 +555,17 @@ class Engine:
                       thresholds=self.plan.thresholds.model_dump(), lb_snapshot=dict(self.lb_snapshot),
                       resumed=self.resume.journal if self.resume else None)
             self.set_phase(Phase.RUNNING)
-            outcome, message = await self._guarded(strategy)
+            try:
+                outcome, message = await self._guarded(strategy)
+            except DriverError as exc:  # a failure while failing (e.g. nginx refuses the way back)
+                outcome, message = Outcome.FAILED, f"failed: {exc}"
+            if outcome == Outcome.FAILED:
+                message += self.stranded()
         except PreflightError as exc:
             outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
         except LockHeld as exc:
             outcome, message = Outcome.REFUSED, f"lock refused: {exc}"
-        except DriverError as exc:
-            # Only open() and preflight() run outside _guarded: nothing changed yet.
+        except DriverError as exc:  # open() or preflight(): nothing changed yet
             outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
         finally:
             self._finished = True
@@ -624,6 +636,17 @@ class Engine:
         if problems:
             return Outcome.FAILED, f"rollback incomplete: {'; '.join(problems)} (after: {reason})"
         return Outcome.ROLLED_BACK, f"rolled back in {took:.1f}s: {reason}"
+
+    def stranded(self) -> str:
+        """For a failed run: which instances nginx no longer routes to, of
+        those it routed to before the run (what a human must look at)."""
+        if self.lb is None or not self.lb_snapshot:
+            return ""
+        before = {str(b) for bs in parse_pools(next(iter(self.lb_snapshot.values())), self.plan.nginx.upstream).values()
+                  for b in bs}
+        now = {str(b) for bs in self.lb.pools.values() for b in bs}
+        out = [i.key for i in self.instances if f"{i.host.address}:{i.port}" in before - now]
+        return f"; out of nginx: {', '.join(out)}" if out else "; every instance that served before is in nginx"
 
     # -- shared rollback pieces ---------------------------------------------
     async def revert(self, insts: Iterable[Instance]) -> dict[str, str]:

@@ -51,20 +51,24 @@ class Rolling(StrategyRunner):
         """Drain, update and re-admit one batch. Instances that fail are put
         back on their old version; returns the failures by instance key."""
         keys = {i.key for i in batch}
-        self.excluded |= keys
-        await engine.apply_lb(rolling_state(engine.plan, engine.instances, self.excluded, engine.next_generation()))
+        await self.route(engine, self.excluded | keys)
         await engine.drain(batch)
         results = await engine.update_all(batch, version)
         failed = [i for i in batch if not results[i.key][0]]
         for inst in failed:
             engine.instance_phase(inst, InstancePhase.FAILED, results[inst.key][1])
         stuck = await engine.revert(failed) if failed else {}
-        self.excluded -= keys - set(stuck)
-        await engine.apply_lb(rolling_state(engine.plan, engine.instances, self.excluded, engine.next_generation()))
+        await self.route(engine, self.excluded - (keys - set(stuck)))
         for inst in batch:
             if results[inst.key][0]:
                 engine.instance_phase(inst, InstancePhase.LIVE)
         return {i.key: f"{i.key}: {results[i.key][1]}" for i in failed}
+
+    async def route(self, engine: Engine, excluded: set[str]) -> None:
+        """Serve every instance but `excluded`; the record of who is out
+        changes only once nginx has verifiably taken the change."""
+        await engine.apply_lb(rolling_state(engine.plan, engine.instances, excluded, engine.next_generation()))
+        self.excluded = excluded
 
     async def settle(self, engine: Engine) -> None:
         """With every instance back in nginx, restore the managed file byte
@@ -78,15 +82,11 @@ class Rolling(StrategyRunner):
         problems: dict[str, str] = {}
         for batch in reversed(plan_batches(changed, engine.plan.rolling.batch)):
             keys = {i.key for i in batch}
-            self.excluded |= keys
-            await engine.apply_lb(rolling_state(engine.plan, engine.instances, self.excluded,
-                                                engine.next_generation()))
+            await self.route(engine, self.excluded | keys)
             await engine.drain(batch)
             stuck = await engine.revert(batch)
             problems.update(stuck)
-            self.excluded -= keys - set(stuck)
-            await engine.apply_lb(rolling_state(engine.plan, engine.instances, self.excluded,
-                                                engine.next_generation()))
+            await self.route(engine, self.excluded - (keys - set(stuck)))
         await self.settle(engine)
         return list(problems.values())
 

@@ -106,6 +106,8 @@ class SteadyLoad:
 
     async def _worker(self, client: httpx.AsyncClient, queue: asyncio.Queue) -> None:
         while (item := await queue.get()) is not None:
+            if self._stop.is_set():
+                continue  # not sent before stop(): a backlog behind a dead LB is dropped, not replayed
             try:
                 r = await client.get(self.url)
                 self.result.responses.append(Response(time.monotonic(), r.status_code, r.headers.get("x-agent-version")))

@@ -191,15 +191,23 @@ async def test_nginx_t_rejects_the_config_mid_run(fleet, tmp_path):
         fleet, tmp_path, plan(tmp_path), batch(2),
         lambda: fleet.ssh(fleet.lb_name, f"cp {site} /root/site.bak && echo 'bogus_directive;' >> {site}", check=True))
     assert code == 4, err + json.dumps(events[-3:])
-    assert "nginx -t" in events[-1]["message"] or "emerg" in events[-1]["message"]
+    message = events[-1]["message"]
+    assert "nginx -t" in message or "emerg" in message
     journal_ok(tmp_path / "j.jsonl")
-    # nothing was drained when nginx refused: every instance still serves
-    assert in_nginx(fleet) == set(fleet.agent_names)
+    # With nginx refusing every change, instances drained for the batch cannot
+    # be re-admitted: nginx keeps serving its last valid config, and the
+    # result names exactly who is out of it.
+    out = set(fleet.agent_names) - in_nginx(fleet)
+    if out:
+        assert message.endswith("out of nginx: " + ", ".join(sorted(out))), message
+    else:
+        assert message.endswith("every instance that served before is in nginx"), message
     fleet.ssh(fleet.lb_name, f"cp /root/site.bak {site} && nginx -t -q", check=True)
     code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
                                       "--output", "json", "--record", str(tmp_path / "r.jsonl"))
     assert code in (0, 3), err + json.dumps(events[-3:])
     assert set(versions(fleet).values()) == {"1.0.0"}
+    assert in_nginx(fleet) == set(fleet.agent_names)
 
 
 async def test_reload_exits_0_but_does_not_take(fleet, tmp_path):
