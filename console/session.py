@@ -4,6 +4,7 @@ to an exit code. Shared by the headless and interactive paths."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import sys
@@ -93,7 +94,7 @@ def journal_path(record: str | None, plan: Any, version: str) -> Path:
         return Path(record)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{plan.name}-{version}")
-    return default_dir() / f"{stamp}-{safe}.jsonl"
+    return default_dir() / f"{stamp}-{safe}-{os.getpid()}.jsonl"  # the pid: two runs in one second
 
 
 class Session:

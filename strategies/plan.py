@@ -272,7 +272,6 @@ class BlueGreen(_Model):
     ports: Ports = Ports()
     pre_switch_delay: Duration = 0.0
     rollback_window: Duration = 30.0
-    smoke_request: bool = True
 
     @field_validator("blue", "green", mode="before")
     @classmethod
