@@ -109,10 +109,12 @@ class SandboxFleet:
         return code, body
 
     def reset_lb(self) -> None:
-        """Put lb-01 back to the initial config (every agent in pool stable) and reload."""
+        """Put lb-01 back to the initial config (every agent in pool stable),
+        reload, and clear any rollout lock a killed console left behind."""
         from inventory.sandbox import provision
         provision.load_balancer(self.host_root(self.lb_name), self.agent_ips)
-        self.ssh(self.lb_name, "nginx -t -q && systemctl reload nginx", check=True)
+        self.ssh(self.lb_name, "rm -rf /var/lib/rollout-console/locks && nginx -t -q && systemctl reload nginx",
+                 check=True)
 
     def reset(self) -> None:
         """Both resets: the fleet as `up` left it."""

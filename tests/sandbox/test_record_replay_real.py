@@ -19,9 +19,10 @@ pytestmark = pytest.mark.sandbox
 
 
 async def test_replay_equals_the_live_state_at_every_event(sandbox_fleet, tmp_path):
-    sandbox_fleet.reset_agents()
+    sandbox_fleet.reset()
     plan = plan_file(tmp_path, "canary", canary={"sample_interval": "1s", "steps": [
-        {"set_weight": 20}, {"analysis": "3s"}, {"set_weight": 100}]})
+        {"set_weight": 20}, {"analysis": "3s"}, {"set_weight": 100}]},
+        thresholds={"min_requests": 0})  # no client load here: an empty window must not wait for a human
     inputs = load_inputs(str(plan), str(sandbox_fleet.inventory_path), None)
     session = Session(inputs, argv=["test"], record=str(tmp_path / "j.jsonl"), interactive=True)
     live, seen = FleetView(), []
