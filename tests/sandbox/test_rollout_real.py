@@ -24,7 +24,8 @@ def fleet(sandbox_fleet):
 @pytest.mark.parametrize("keepalive", [False, True], ids=["keepalive-off", "keepalive-on"])
 async def test_rolling_deploy_under_load_has_zero_failed_requests(fleet, tmp_path, keepalive):
     before = managed_config(fleet)
-    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100, keepalive=keepalive) as load:
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100, keepalive=keepalive,
+                          retry_reset=keepalive) as load:
         await asyncio.sleep(1)
         code, events, err = await console("--plan", str(plan_file(tmp_path)), "--inventory",
                                           str(fleet.inventory_path), "--headless", "--output", "json",
