@@ -108,44 +108,12 @@ def run_child(argv: list[str], *, timeout: float, env: dict | None = None, stdou
 
 # --------------------------------------------------------------- real sandbox
 def sandbox_module():
-    """inventory.sandbox for network ROLLOUT_SANDBOX_NET (must be set, != 0),
-    with a workaround for a product bug: hosts._launch passes `-M NAME` to
-    systemd-nspawn, so the host-side veth is `vb-NAME` and the propagate dir
-    /run/systemd/nspawn/propagate/NAME -- the same for every fleet. A second
-    fleet (another ROLLOUT_SANDBOX_NET) cannot boot while any other fleet is
-    up ("Failed to add new veth interfaces (vb-lb-01:host0): File exists").
-    Here the machine name gets a per-network suffix; nothing else changes."""
+    """inventory.sandbox on this benchmark's own network (ROLLOUT_SANDBOX_NET
+    must name one other than the test fleet's 0, so both can run at once)."""
     net = os.environ.get("ROLLOUT_SANDBOX_NET")
     if not net or net == "0":
         raise SystemExit("set ROLLOUT_SANDBOX_NET=1 (network 0 is the test fleet's)")
     from inventory import sandbox
-    from inventory.sandbox import hosts, network
-    from inventory.sandbox.common import BRIDGE, SandboxError
-
-    def _launch(state_dir, host):
-        dirs = hosts._host_dirs(state_dir, host["name"])
-        root = str(dirs["root"])
-        machine_name = f"{host['name']}-n{net}"
-        hosts._clear_propagate(machine_name)
-        with open(dirs["log"], "ab") as log:
-            proc = subprocess.Popen(
-                ["systemd-nspawn", "-D", root, "--register=no", "--keep-unit", "-M", machine_name,
-                 "-b", f"--network-bridge={BRIDGE}", "--console=passive"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        hosts._popens[proc.pid] = proc
-        host["pid"] = proc.pid
-        host["root"] = root
-        hosts._update_host(state_dir, host)
-        try:
-            init = network.container_init(proc.pid)
-        except SandboxError:
-            tail = dirs["log"].read_text(errors="replace").strip().splitlines()[-1:] or ["?"]
-            raise SandboxError(f"{host['name']}: nspawn exited early: {tail[0]}") from None
-        host["init_pid"] = init
-        network.configure_address(init, host["ip"])
-        hosts._update_host(state_dir, host)
-
-    hosts._launch = _launch
     return sandbox
 
 
