@@ -96,8 +96,19 @@ def dry_run(inputs) -> int:
     return Exit.OK
 
 
+def drive(session, headless: bool, fmt: str) -> int:
+    """Run a built session headless or in the TUI; the exit code."""
+    if headless:
+        from .session import run_headless
+
+        return run_headless(session, fmt)
+    from .tui.app import run_app
+
+    return run_app(session)
+
+
 def main_run(argv: Sequence[str]) -> int:
-    from .session import Session, UsageError, load_inputs, run_headless
+    from .session import Session, UsageError, load_inputs
 
     args = run_parser().parse_args(argv)
     try:
@@ -117,11 +128,7 @@ def main_run(argv: Sequence[str]) -> int:
         print(f"console: refused: cannot create the journal {exc.filename or ''}: {exc.strerror or exc}; "
               f"nothing touched", file=sys.stderr)
         return Exit.REFUSED
-    if args.headless:
-        return run_headless(session, args.output)
-    from .tui.app import run_app
-
-    return run_app(session)
+    return drive(session, args.headless, args.output)
 
 
 def main_sandbox(argv: Sequence[str]) -> int:
@@ -257,7 +264,7 @@ def main_resume(argv: Sequence[str]) -> int:
     from strategies.engine import Command
 
     from .resume import NothingToResume, ResumeRefused, load_resume
-    from .session import Session, run_headless
+    from .session import Session
 
     try:
         inputs, state = load_resume(args.journal)
@@ -281,11 +288,7 @@ def main_resume(argv: Sequence[str]) -> int:
         return Exit.REFUSED
     if args.rollback:
         session.engine.command(Command.ROLLBACK, source="cli resume --rollback")
-    if args.headless:
-        return run_headless(session, args.output)
-    from .tui.app import run_app
-
-    return run_app(session)
+    return drive(session, args.headless, args.output)
 
 
 def main_check(argv: Sequence[str]) -> int:

@@ -96,6 +96,15 @@ async def rollout(fleet, tmp_path, plan_path, trigger, inject, load_ok=True, rec
     return code, events, err
 
 
+async def resume_rollback(fleet, tmp_path) -> None:
+    """`console resume J --rollback` on the failed session: every host ends
+    on the old version."""
+    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
+    assert code in (0, 3), err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"1.0.0"}
+
+
 # -- a host dies ---------------------------------------------------------------------
 
 async def test_host_powered_off_mid_batch(fleet, tmp_path):
@@ -109,10 +118,7 @@ async def test_host_powered_off_mid_batch(fleet, tmp_path):
     assert {n: fleet.health(n)[1].get("version") for n in alive} == {n: "1.0.0" for n in alive}
     assert in_nginx(fleet) == set(alive)  # the dead host stays out, everyone else is back
     fleet.start_host("agent-03")
-    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
-                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
-    assert code in (0, 3), err + json.dumps(events[-3:])
-    assert set(versions(fleet).values()) == {"1.0.0"}
+    await resume_rollback(fleet, tmp_path)
     assert managed_config(fleet) == before
     journal_ok(tmp_path / "r.jsonl")
 
@@ -142,10 +148,7 @@ async def test_network_cut_mid_command(fleet, tmp_path):
     journal_ok(tmp_path / "j.jsonl")
     assert "agent-03" not in in_nginx(fleet)
     await asyncio.sleep(2)
-    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
-                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
-    assert code in (0, 3), err + json.dumps(events[-3:])
-    assert set(versions(fleet).values()) == {"1.0.0"}
+    await resume_rollback(fleet, tmp_path)
     assert in_nginx(fleet) == set(fleet.agent_names)
 
 
@@ -203,10 +206,7 @@ async def test_nginx_t_rejects_the_config_mid_run(fleet, tmp_path):
     else:
         assert message.endswith("every instance that served before is in nginx"), message
     fleet.ssh(fleet.lb_name, f"cp /root/site.bak {site} && nginx -t -q", check=True)
-    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
-                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
-    assert code in (0, 3), err + json.dumps(events[-3:])
-    assert set(versions(fleet).values()) == {"1.0.0"}
+    await resume_rollback(fleet, tmp_path)
     assert in_nginx(fleet) == set(fleet.agent_names)
 
 
@@ -221,10 +221,7 @@ async def test_reload_exits_0_but_does_not_take(fleet, tmp_path):
     assert "marker" in events[-1]["message"]
     journal_ok(tmp_path / "j.jsonl")
     await asyncio.sleep(1)
-    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
-                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
-    assert code in (0, 3), err + json.dumps(events[-3:])
-    assert set(versions(fleet).values()) == {"1.0.0"}
+    await resume_rollback(fleet, tmp_path)
     assert in_nginx(fleet) == set(fleet.agent_names)
 
 
@@ -236,10 +233,7 @@ async def test_lb_unreachable_then_resume_rollback(fleet, tmp_path):
     assert "lb-01" in events[-1]["message"]
     journal_ok(tmp_path / "j.jsonl")
     fleet.start_host(fleet.lb_name)
-    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
-                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
-    assert code in (0, 3), err + json.dumps(events[-3:])
-    assert set(versions(fleet).values()) == {"1.0.0"}
+    await resume_rollback(fleet, tmp_path)
     assert managed_config(fleet) == before
     journal_ok(tmp_path / "r.jsonl")
 
