@@ -23,6 +23,7 @@ from .driver import (CommandListener, CommandRecord, DriverError, HealthSample, 
                      PoolStats, UnitStatus)
 from .model import Host, Instance
 from .nginx_config import ConfigError, LbState, marker_path, parse_generation, render
+from .nginx_workers import RELOAD, old_workers, wait_retired
 from .ssh import SshPool
 
 _LISTEN_MARKER = re.compile(r"listen\s+127\.0\.0\.1:(\d+);")
@@ -379,8 +380,10 @@ class SshFleet:
         the bad file) and DriverError carries nginx's error line. Otherwise
         `nginx -s reload`, and the reload is *verified* by polling the
         marker server until it answers the new generation (a zero exit
-        status does not prove the new config was applied). If verification
-        fails the backup is put back and reloaded before raising.
+        status does not prove the new config was applied), then by waiting
+        until the old workers stopped accepting (nginx_workers says why).
+        If verification fails the backup is put back and reloaded before
+        raising.
 
         If one LB fails, LBs that did take the new file are put back to
         their previous text, so all LBs agree."""
@@ -445,9 +448,10 @@ class SshFleet:
             await self._run(lb, "nginx -t", 60.0)
             raise DriverError(lb.name, "nginx -t", nginx_error_line(test.stderr or test.stdout))
         try:
-            await self._check(lb, "reload", "nginx -s reload", 60.0)
+            reload = await self._check(lb, "reload", RELOAD, 60.0)
             if generation is not None and text:
                 await self._verify(lb, generation, marker_port)
+                await self._retired(lb, old_workers(reload.stdout))
         except DriverError as exc:
             await self._run(lb, restore, 30.0)
             await self._run(lb, "nginx -s reload", 60.0)
@@ -475,6 +479,16 @@ class SshFleet:
                                   f"marker answers {seen!r}, not generation {generation!r} "
                                   f"{self.reload_timeout:.0f} s after reload")
             await asyncio.sleep(0.05)
+
+    async def _retired(self, lb: Host, pids: list[int]) -> None:
+        """Wait until the workers of the previous config stopped accepting
+        (see nginx_workers: the marker alone can answer while they still do)."""
+        rec = await self._run(lb, wait_retired(pids, self.reload_timeout),
+                              self.reload_timeout + 30.0)
+        if not rec.ok:
+            raise DriverError(lb.name, "reload",
+                              f"workers of the previous config still accept connections "
+                              f"{self.reload_timeout:.0f} s after reload (pids {rec.stdout.strip()})")
 
     # -- traffic -----------------------------------------------------------
 

@@ -1,0 +1,48 @@
+"""Shell for one nginx reload whose end can be proven.
+
+`nginx -s reload` makes the master start new workers, sleep about 100 ms,
+and only then tell the old workers to stop accepting. In that window both
+generations accept new connections on the same sockets, so a marker that
+already answers the new generation does not mean every new request gets
+the new config: a drained backend can still be picked by an old worker.
+So the reload lists the worker processes it replaces, and after the marker
+answers, the driver waits until each of those has left the accepting state
+(exited, or retitled "worker process is shutting down", which closes its
+listening sockets; it may still finish requests it already holds, which is
+what the engine's drain wait is for).
+
+Workers are found through /proc, which every Linux host has (procps may not
+be installed); PIDs come back as text and are checked to be digits before
+they are ever put into a command.
+"""
+from __future__ import annotations
+
+import re
+
+# an accepting worker's title; a retiring one reads "... is shutting down"
+_WORKER = "nginx: worker process"
+_LIST = ("for d in /proc/[0-9]*; do "
+         "[ \"$(tr -d '\\000' < \"$d/cmdline\" 2>/dev/null)\" = '" + _WORKER + "' ]"
+         " && echo \"${d#/proc/}\"; done")
+RELOAD = f"{_LIST}; nginx -s reload"
+_PID = re.compile(r"\d{1,10}")
+POLL_SECONDS = 0.02
+
+
+def old_workers(stdout: str) -> list[int]:
+    """The PIDs RELOAD printed (the workers accepting before the reload)."""
+    return [int(tok) for tok in stdout.split() if _PID.fullmatch(tok)]
+
+
+def wait_retired(pids: list[int], seconds: float) -> str:
+    """A command that exits 0 once none of `pids` is an accepting nginx
+    worker, or 1 after `seconds`, printing the ones still accepting."""
+    if not pids:
+        return "true"
+    listed = " ".join(str(int(p)) for p in pids)
+    rounds = max(1, int(seconds / POLL_SECONDS))
+    return (f"i=0; while :; do live=; for p in {listed}; do "
+            f"[ \"$(tr -d '\\000' < /proc/$p/cmdline 2>/dev/null)\" = '{_WORKER}' ]"
+            f" && live=\"$live $p\"; done; [ -z \"$live\" ] && exit 0; "
+            f"i=$((i+1)); [ $i -ge {rounds} ] && {{ echo $live; exit 1; }}; "
+            f"sleep {POLL_SECONDS}; done")
