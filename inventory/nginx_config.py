@@ -6,7 +6,10 @@ context). The operator's server block proxies to ``http://$<upstream>_pool``;
 this file decides what that variable holds:
 
 * one upstream per pool (``agent_stable``, ``agent_canary``, ``agent_blue``...),
-  listing only the backends that take traffic (drained ones are left out);
+  listing only the backends that take traffic (drained ones are left out),
+  optionally followed by another pool's backends as ``backup`` servers, so a
+  request that finds every server of a small canary pool down is served by
+  stable instead of failing;
 * a ``split_clients`` block when traffic is split by weight (0.01 % steps),
   keyed per request or per sticky session;
 * a ``map`` that lets a tester force a pool with a header;
@@ -52,6 +55,9 @@ class LbState:
     marker_port: int = 8099
     force_header: str | None = "X-Canary"
     sticky: str | None = None  # None, "cookie", or a request header name
+    # pool -> pool whose backends back it up (nginx `backup`: used only
+    # when every server of the pool failed this request)
+    fallback: Mapping[str, str] = field(default_factory=dict)
 
     def with_pools(self, **changes: tuple[Backend, ...]) -> "LbState":
         return replace(self, pools={**self.pools, **changes})
@@ -99,6 +105,9 @@ def validate(state: LbState) -> None:
     for pool, weight in state.weights.items():
         if weight > 0 and not state.pools.get(pool):
             raise ConfigError(f"pool {pool!r} gets {weight} % of traffic but has no backends")
+    for pool, spare in state.fallback.items():
+        if not state.pools.get(pool) or not state.pools.get(spare) or pool == spare:
+            raise ConfigError(f"pool {pool!r} cannot fall back to {spare!r}: both need backends")
     if state.force_header is not None and not _HEADER.match(state.force_header):
         raise ConfigError(f"force header {state.force_header!r} is not a header name")
     if state.sticky not in (None, "cookie") and not _HEADER.match(state.sticky):
@@ -135,6 +144,9 @@ def render(state: LbState) -> str:
         lines.append(f"upstream {pool_name(up, pool)} {{")
         for b in backends:
             lines.append(f"    server {b} max_fails=0;")
+        spare = state.pools.get(state.fallback.get(pool, ""), ())
+        for b in (b for b in spare if b not in backends):
+            lines.append(f"    server {b} backup max_fails=0;")
         lines.append("    keepalive 16;")
         lines.append("}")
     default = pool_name(up, state.default_pool)
@@ -173,13 +185,14 @@ def render(state: LbState) -> str:
     return "\n".join(lines) + "\n"
 
 
-_SERVER_LINE = re.compile(r"^\s*server\s+(\S+):(\d+)\s", re.M)
+_SERVER_LINE = re.compile(r"^\s*server\s+(\S+):(\d+)\s+(?!backup\b)", re.M)
 _UPSTREAM = re.compile(r"upstream\s+(\w+)\s*\{(.*?)\}", re.S)
 _GEN = re.compile(r"generation (\S+)")
 
 
 def parse_pools(text: str, upstream: str) -> dict[str, tuple[Backend, ...]]:
-    """Read back which backends each pool holds from a managed file."""
+    """Read back which backends each pool holds from a managed file
+    (its own servers: backups belong to the pool they back up from)."""
     out: dict[str, tuple[Backend, ...]] = {}
     prefix = upstream + "_"
     for name, body in _UPSTREAM.findall(text):

@@ -259,12 +259,15 @@ class SimFleet:
     def _serve(self, pool: str, stats: PoolStats) -> None:
         """One request as nginx would serve it: a random backend of the pool,
         the next one on a connection failure (proxy_next_upstream, up to 3
-        tries), a 502 when none answers."""
-        backends = self._lb_state.pools.get(pool, ())
+        tries; the pool's backup servers after all of its own), a 502 when
+        none answers."""
+        lb = self._lb_state
+        backends = lb.pools.get(pool, ())
+        spare = [b for b in lb.pools.get(lb.fallback.get(pool, ""), ()) if b not in backends]
         stats.requests += 1
         start = self._rng.randrange(len(backends)) if backends else 0
-        for attempt in range(min(3, len(backends))):
-            backend = backends[(start + attempt) % len(backends)]
+        order = [*backends[start:], *backends[:start], *spare]
+        for attempt, backend in enumerate(order[:3]):
             owner = self._by_backend.get((backend.address, backend.port))
             state = self._instances.get((owner[0].name, owner[1])) if owner else None
             if state is None or not state.running:

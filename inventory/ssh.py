@@ -124,6 +124,12 @@ class _Entry:
     retired: bool = False
 
 
+def _retrieve(task: asyncio.Task) -> None:
+    """Mark a shared dial's failure as seen even if every waiter gave up."""
+    if not task.cancelled():
+        task.exception()
+
+
 class SshPool:
     """One lazily opened, reused asyncssh connection per host."""
 
@@ -140,7 +146,7 @@ class SshPool:
         self._down: dict[str, tuple[float, DriverError]] = {}
         self.listener = listener
         self._handshakes = asyncio.Semaphore(max_handshakes)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._dialing: dict[str, asyncio.Task] = {}
         self._entries: dict[str, _Entry] = {}
         self._options: dict[tuple, asyncssh.SSHClientConnectionOptions] = {}
         self._closing = False
@@ -235,7 +241,9 @@ class SshPool:
         if entry.inflight == 0:
             entry.conn.close()
 
-    async def _entry(self, host: Host) -> _Entry:
+    async def _entry(self, host: Host, within: float | None = None) -> _Entry:
+        """The host's open connection, dialling if needed; waits at most
+        `within` seconds (None: as long as the dial takes)."""
         if self._closing:
             raise DriverError(host.name, "connect", "pool is closed")
         down = self._down.get(host.name)
@@ -248,16 +256,32 @@ class SshPool:
         entry = self._entries.get(host.name)
         if entry is not None and not entry.conn.is_closed():
             return entry
-        lock = self._locks.setdefault(host.name, asyncio.Lock())
-        async with lock:
-            entry = self._entries.get(host.name)
-            if entry is not None and entry.conn.is_closed():
-                self._evict(host.name, entry)
-                entry = None
-            if entry is None:
-                entry = await self._dial(host)
-                self._entries[host.name] = entry
-            return entry
+        if entry is not None:
+            self._evict(host.name, entry)
+        # One dial per host, shared: a caller that stops waiting (a 1 s
+        # health probe) neither cancels it nor starts another.
+        task = self._dialing.get(host.name)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._open(host))
+            self._dialing[host.name] = task
+            task.add_done_callback(_retrieve)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), within)
+        except asyncio.TimeoutError:
+            raise DriverError(host.name, "connect",
+                              f"{host.address}:{host.port}: no connection within {within:g} s "
+                              f"(still dialling)") from None
+
+    async def _open(self, host: Host) -> _Entry:
+        try:
+            entry = await self._dial(host)
+        finally:
+            self._dialing.pop(host.name, None)
+        if self._closing:
+            entry.conn.close()
+            raise DriverError(host.name, "connect", "pool is closed")
+        self._entries[host.name] = entry
+        return entry
 
     async def connect(self, host: Host) -> float:
         """Open (or reuse) the host's connection; returns the handshake time."""
@@ -282,7 +306,7 @@ class SshPool:
         t0 = time.monotonic()
         attempt = 0
         while True:
-            entry = await self._entry(host)
+            entry = await self._entry(host, within=timeout)
 
             def fail(op_msg: str) -> DriverError:
                 self._emit(CommandRecord(host.name, command, None, time.monotonic() - t0, "", op_msg))
@@ -374,9 +398,10 @@ class SshPool:
 
     # -- forwards ----------------------------------------------------------
 
-    async def forward(self, host: Host, remote_port: int) -> int:
-        """A local port forwarded to 127.0.0.1:remote_port on the host (cached)."""
-        entry = await self._entry(host)
+    async def forward(self, host: Host, remote_port: int, within: float | None = None) -> int:
+        """A local port forwarded to 127.0.0.1:remote_port on the host
+        (cached); waits at most `within` seconds for the connection."""
+        entry = await self._entry(host, within)
         listener = entry.forwards.get(remote_port)
         if listener is None:
             try:
@@ -391,6 +416,8 @@ class SshPool:
 
     async def close(self) -> None:
         self._closing = True
+        for task in list(self._dialing.values()):
+            task.cancel()
         entries = list(self._entries.values())
         self._entries.clear()
         for e in entries:

@@ -28,6 +28,9 @@ from .ssh import SshPool
 
 _LISTEN_MARKER = re.compile(r"listen\s+127\.0\.0\.1:(\d+);")
 LOG_READ_MAX = 4 * 1024 * 1024
+# /metrics and /proc/stat answer in milliseconds; a sample must not wait on
+# a dead host for longer than this (gates sample every second or so)
+SAMPLE_TIMEOUT = 3.0
 
 
 def _last_line(text: str) -> str:
@@ -285,7 +288,7 @@ class SshFleet:
         return rec.stdout
 
     async def cpu(self, host: Host) -> float:
-        rec = await self._check(host, "cpu", cpu_mod.READ_CMD, 15.0)
+        rec = await self._check(host, "cpu", cpu_mod.READ_CMD, SAMPLE_TIMEOUT)
         try:
             cur = cpu_mod.parse_proc_stat(rec.stdout)
         except ValueError as exc:
@@ -297,7 +300,7 @@ class SshFleet:
     # -- HTTP through forwards ---------------------------------------------
 
     async def _get(self, host: Host, port: int, path: str, timeout: float) -> httpx.Response:
-        local = await self.pool.forward(host, port)
+        local = await self.pool.forward(host, port, within=timeout)
         return await self._client().get(f"http://127.0.0.1:{local}{path}", timeout=timeout)
 
     async def health(self, inst: Instance, path: str, port: int, timeout: float) -> HealthSample:
@@ -321,7 +324,7 @@ class SshFleet:
 
     async def _metrics(self, inst: Instance, port: int) -> dict:
         try:
-            r = await self._get(inst.host, port, "/metrics", 10.0)
+            r = await self._get(inst.host, port, "/metrics", SAMPLE_TIMEOUT)
             r.raise_for_status()
             body = r.json()
         except (httpx.HTTPError, ValueError, OSError) as exc:

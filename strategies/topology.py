@@ -57,7 +57,8 @@ def backend(inst: Instance) -> Backend:
 
 
 def lb_state(plan: Any, pools: Mapping[str, Iterable[Instance]], default_pool: str,
-             weights: Mapping[str, float] | None = None, generation: str = "0") -> LbState:
+             weights: Mapping[str, float] | None = None, generation: str = "0",
+             fallback: Mapping[str, str] | None = None) -> LbState:
     """The LbState for these pool memberships under this plan's nginx settings."""
     return LbState(
         upstream=plan.nginx.upstream,
@@ -69,6 +70,7 @@ def lb_state(plan: Any, pools: Mapping[str, Iterable[Instance]], default_pool: s
         marker_port=plan.nginx.marker_port,
         force_header=plan.nginx.force_header,
         sticky=plan.nginx.sticky,
+        fallback=dict(fallback or {}),
     )
 
 
@@ -87,14 +89,18 @@ def canary_state(plan: Any, stable: Sequence[Instance], canary: Sequence[Instanc
                  weight: float, generation: str) -> LbState:
     """Canary: `weight` percent to the canary pool, the rest to stable. At
     0 % (or no canary instance) the canary pool is not routed at all; at
-    100 % stable keeps no weight but stays defined for a fast rollback."""
+    100 % stable keeps no weight but stays defined for a fast rollback.
+    While stable runs, it backs the canary pool up: a canary pool of one
+    host that dies (or restarts) costs its requests a retry on stable, not
+    an error; the canary's own health probes still fail its gate."""
     if not canary or weight <= 0:
         return lb_state(plan, {"stable": stable}, "stable", generation=generation)
+    backup = {"canary": "stable"} if stable else {}
     if not stable or weight >= 100:
         pools = {"canary": canary, **({"stable": stable} if stable else {})}
-        return lb_state(plan, pools, "canary", generation=generation)
+        return lb_state(plan, pools, "canary", generation=generation, fallback=backup)
     return lb_state(plan, {"stable": stable, "canary": canary}, "stable",
-                    {"canary": weight, "stable": 100 - weight}, generation)
+                    {"canary": weight, "stable": 100 - weight}, generation, backup)
 
 
 def bluegreen_state(plan: Any, members: Mapping[str, Sequence[Instance]], active: str,

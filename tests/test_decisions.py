@@ -3,9 +3,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from inventory.model import Host, Instance
 from strategies import gates
 from strategies.batches import failure_budget, plan_batches
 from strategies.gates import Breach, GateState, Sample, Verdict
+from strategies.topology import canary_state
 
 TH = SimpleNamespace(error_rate=0.01, p95_latency=2.0, quality_score=0.90, health_pass_rate=0.95,
                      cpu=0.80, persistence=2, min_requests=50, compare_to_stable=True)
@@ -138,3 +140,22 @@ def test_recommendation_asks_only_what_the_path_needs():
     with pytest.raises(MissingAnswer) as missing:
         recommend("non-critical", "medium")
     assert missing.value.key == "budget"
+
+
+def _plan():
+    nginx = SimpleNamespace(upstream="agent", access_log="/var/log/nginx/a.log", marker_port=8099,
+                            force_header="X-Canary", sticky=None)
+    return SimpleNamespace(nginx=nginx)
+
+
+def _insts(*names):
+    return [Instance(Host(n, address=f"10.0.0.{i}"), "main", "agent@main", 8080) for i, n in enumerate(names, 1)]
+
+
+@pytest.mark.parametrize("weight", [10.0, 100.0])
+def test_stable_backs_up_the_canary_pool_while_it_runs(weight):
+    stable, canary = _insts("a", "b"), _insts("c")
+    assert canary_state(_plan(), stable, canary, weight, "g").fallback == {"canary": "stable"}
+    # nothing to fall back on once every instance is a canary, nor when no one is
+    assert canary_state(_plan(), [], canary, 100.0, "g").fallback == {}
+    assert canary_state(_plan(), stable, [], 0.0, "g").fallback == {}

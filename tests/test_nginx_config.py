@@ -56,3 +56,22 @@ def test_weights_over_100_are_refused():
     s = state(pools={"stable": (Backend("a", 1),), "canary": (Backend("b", 1),)}, weights={"canary": 60, "stable": 50})
     with pytest.raises(ConfigError):
         render(s)
+
+
+def test_fallback_pool_backs_up_without_joining_it():
+    a, b, c = Backend("10.0.0.1", 8080), Backend("10.0.0.2", 8080), Backend("10.0.0.3", 8080)
+    text = render(state(pools={"stable": (a, b), "canary": (c,)}, weights={"canary": 10, "stable": 90},
+                        fallback={"canary": "stable"}))
+    canary = text.split("upstream agent_canary {")[1].split("}")[0]
+    assert canary.split("\n")[1:4] == ["    server 10.0.0.3:8080 max_fails=0;",
+                                       "    server 10.0.0.1:8080 backup max_fails=0;",
+                                       "    server 10.0.0.2:8080 backup max_fails=0;"]
+    assert "backup" not in text.split("upstream agent_stable {")[1].split("}")[0]
+    # read back, a pool holds only its own servers: backups never count as serving
+    assert parse_pools(text, "agent") == {"stable": (a, b), "canary": (c,)}
+
+
+@pytest.mark.parametrize("fallback", [{"canary": "nope"}, {"canary": "canary"}, {"gone": "stable"}])
+def test_fallback_to_an_empty_or_same_pool_is_refused(fallback):
+    with pytest.raises(ConfigError, match="fall back"):
+        render(state(pools={"stable": (Backend("a", 1),), "canary": (Backend("b", 1),)}, fallback=fallback))

@@ -204,3 +204,16 @@ def sandbox_fleet() -> SandboxFleet:
             sandbox.down(state_dir, log=lambda m: None)
     finally:
         lock.close()
+
+
+@pytest.fixture
+def fleet(sandbox_fleet):
+    """The sandbox as `up` left it, before and after the test, whatever the
+    test broke (a stopped LB is started again). Modules that need less
+    reset override this."""
+    sandbox_fleet.reset()
+    yield sandbox_fleet
+    running = {s["name"]: s["running"] for s in sandbox_fleet.status()}
+    if not running.get(sandbox_fleet.lb_name):
+        sandbox_fleet.start_host(sandbox_fleet.lb_name)
+    sandbox_fleet.reset()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+from inventory.nginx_config import Backend, LbState, render
+
 ROOT = Path(__file__).resolve().parents[2]
+CONF = "/etc/nginx/conf.d/rollout-agent.conf"
 
 
 def plan_file(tmp_path: Path, strategy: str = "rolling", **sections) -> Path:
@@ -35,8 +39,48 @@ async def console(*args: str) -> tuple[int, list[dict], str]:
 
 
 def managed_config(fleet) -> str:
-    return fleet.ssh(fleet.lb_name, "cat /etc/nginx/conf.d/rollout-agent.conf", check=True).stdout
+    return fleet.ssh(fleet.lb_name, f"cat {CONF}", check=True).stdout
 
 
 def versions(fleet) -> dict[str, str]:
     return {name: fleet.health(name)[1].get("version") for name in fleet.agent_names}
+
+
+def install_lb(fleet, text: str) -> None:
+    """Put this exact managed file on the LB and reload (test set-up)."""
+    proc = subprocess.run([*fleet.ssh_argv(fleet.lb_name), f"cat > {CONF} && nginx -t -q && nginx -s reload"],
+                          input=text, text=True, capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+
+
+def units_lb(fleet, active: str) -> str:
+    """The LB text serving one colour's unit on every host."""
+    port = {"blue": 8081, "green": 8082}[active]
+    return render(LbState(upstream="agent", pools={active: tuple(Backend(ip, port) for ip in fleet.agent_ips)},
+                          default_pool=active, generation=f"test-{active}",
+                          access_log="/var/log/nginx/rollout-agent.log", marker_port=8099))
+
+
+def groups_setup(fleet, tmp_path):
+    """The two-group blue-green form: agents 1-3 blue, 4-6 green. Returns
+    (inventory path, LB text serving blue)."""
+    inv = yaml.safe_load(fleet.inventory_path.read_text())
+    agents = inv["all"]["children"].pop("agents")["hosts"]
+    names = list(agents)
+    inv["all"]["children"]["blue"] = {"hosts": {n: agents[n] for n in names[:3]}}
+    inv["all"]["children"]["green"] = {"hosts": {n: agents[n] for n in names[3:]}}
+    path = tmp_path / "bg-inventory.yaml"
+    path.write_text(yaml.safe_dump(inv))
+    lb = render(LbState(upstream="agent", pools={"blue": tuple(Backend(fleet.agents[n], 8080) for n in names[:3])},
+                        default_pool="blue", generation="test-groups", access_log="/var/log/nginx/rollout-agent.log",
+                        marker_port=8099))
+    return path, lb
+
+
+def units_setup(fleet) -> str:
+    """The single-group blue-green form: agent@blue on 1.0.0 on every host;
+    returns the LB text that serves blue."""
+    for name in fleet.agent_names:
+        fleet.ssh(name, "/opt/agent/bin/install-release --slot blue 1.0.0 >/dev/null && systemctl restart agent@blue",
+                  check=True)
+    return units_lb(fleet, "blue")

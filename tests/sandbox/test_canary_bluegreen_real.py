@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 
 import pytest
-import yaml
 
-from inventory.nginx_config import Backend, LbState, render
 from load import SteadyLoad
-from rollout_helpers import console, managed_config, plan_file, versions
+from rollout_helpers import console, groups_setup, install_lb, managed_config, plan_file, units_setup, versions
 
 pytestmark = pytest.mark.sandbox
-CONF = "/etc/nginx/conf.d/rollout-agent.conf"
 
 
 @pytest.fixture
@@ -24,12 +20,6 @@ def fleet(sandbox_fleet):
     yield sandbox_fleet
     install_lb(sandbox_fleet, before)
     sandbox_fleet.reset_agents()
-
-
-def install_lb(fleet, text: str) -> None:
-    proc = subprocess.run([*fleet.ssh_argv(fleet.lb_name), f"cat > {CONF} && nginx -t -q && nginx -s reload"],
-                                        input=text, text=True, capture_output=True, timeout=30)
-    assert proc.returncode == 0, proc.stderr
 
 
 def shares_by_weight(events: list[dict]) -> dict[float, float]:
@@ -87,27 +77,6 @@ async def test_canary_with_5_percent_errors_rolls_back_at_first_analysis(fleet, 
     print(f"\ncanary bad: {load.result.summary()}, all failures from 2.1.0")
 
 
-def units_lb(fleet, active: str) -> str:
-    port = {"blue": 8081, "green": 8082}[active]
-    return render(LbState(upstream="agent", pools={active: tuple(Backend(ip, port) for ip in fleet.agent_ips)},
-                          default_pool=active, generation=f"test-{active}",
-                          access_log="/var/log/nginx/rollout-agent.log", marker_port=8099))
-
-
-def groups_setup(fleet, tmp_path):
-    inv = yaml.safe_load(fleet.inventory_path.read_text())
-    agents = inv["all"]["children"].pop("agents")["hosts"]
-    names = list(agents)
-    inv["all"]["children"]["blue"] = {"hosts": {n: agents[n] for n in names[:3]}}
-    inv["all"]["children"]["green"] = {"hosts": {n: agents[n] for n in names[3:]}}
-    path = tmp_path / "bg-inventory.yaml"
-    path.write_text(yaml.safe_dump(inv))
-    lb = render(LbState(upstream="agent", pools={"blue": tuple(Backend(fleet.agents[n], 8080) for n in names[:3])},
-                        default_pool="blue", generation="test-groups", access_log="/var/log/nginx/rollout-agent.log",
-                        marker_port=8099))
-    return path, lb
-
-
 def switch_window(load, old: str, new: str) -> float:
     """Seconds from the first response by `new` to the last one by `old`."""
     first_new, last_old = load.result.first_time_of(new), load.result.last_time_of(old)
@@ -121,10 +90,7 @@ async def test_blue_green_switch_and_rollback_have_zero_failed_requests(fleet, t
     if release == "bad":  # healthy, but slow enough to fail the p95 gate after the switch
         fleet.write_release(None, version, {"latency_ms": 400})
     if mode == "units":
-        for name in fleet.agent_names:
-            fleet.ssh(name, "/opt/agent/bin/install-release --slot blue 1.0.0 >/dev/null && systemctl restart agent@blue",
-                      check=True)
-        lb, inventory = units_lb(fleet, "blue"), fleet.inventory_path
+        lb, inventory = units_setup(fleet), fleet.inventory_path
         bg = {"mode": "units", "active": "blue", "rollback_window": "8s"}
     else:
         inventory, lb = groups_setup(fleet, tmp_path)

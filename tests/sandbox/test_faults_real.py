@@ -5,21 +5,19 @@ is injected in the middle of a batch; each test asserts the end state
 code, and that the journal is complete (`console audit verify`). No mocks.
 
 The console killed mid-batch (SIGKILL, then `console resume`) is covered by
-tests/sandbox/test_resume_real.py. See docs/faults.md for the matrix.
+tests/sandbox/test_resume_real.py; canary and blue-green faults are in
+test_faults_strategies_real.py. The matrix is in the README ("Faults and guards").
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from console.journal import verify
-from load import SteadyLoad
-from rollout_helpers import ROOT, console, managed_config, plan_file, versions
+from fault_helpers import batch, in_nginx, journal_ok, restarting, resume_rollback, rollout
+from rollout_helpers import console, managed_config, plan_file, versions
 
 pytestmark = pytest.mark.sandbox
 
@@ -28,81 +26,8 @@ FAST = {"health": {"interval": "0.5s", "passes": 2, "deadline": "6s", "timeout":
         "rolling": {"batch": 2, "interval": "1s"}}
 
 
-@pytest.fixture
-def fleet(sandbox_fleet):
-    sandbox_fleet.reset()
-    yield sandbox_fleet
-    running = {s["name"]: s["running"] for s in sandbox_fleet.status()}
-    if not running.get(sandbox_fleet.lb_name):
-        sandbox_fleet.start_host(sandbox_fleet.lb_name)
-    sandbox_fleet.reset()
-    sandbox_fleet.ssh(sandbox_fleet.lb_name, "rm -rf /var/lib/rollout-console/locks")
-
-
 def plan(tmp_path, **extra):
     return plan_file(tmp_path, **{**FAST, **extra})
-
-
-async def run_with_fault(args, trigger, inject):
-    """Run a headless console (JSON), call `inject()` (blocking, in a thread)
-    at the first event for which `trigger(event)` is true; return (exit
-    code, events, stderr)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "console", *args, "--headless", "--output", "json", cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=64 * 2**20)
-    events, fired = [], False
-    async for raw in proc.stdout:
-        if not raw.startswith(b"{"):
-            continue
-        event = json.loads(raw)
-        events.append(event)
-        if not fired and trigger(event):
-            fired = True
-            await asyncio.to_thread(inject)
-    err = await proc.stderr.read()
-    await asyncio.wait_for(proc.wait(), 300)
-    assert fired, "the fault was never injected: " + json.dumps(events[-3:])
-    return proc.returncode, events, err.decode()
-
-
-def restarting(host: str):
-    return lambda e: e.get("kind") == "instance" and e.get("instance") == host and e.get("phase") == "restarting"
-
-
-def batch(n: int):
-    return lambda e: e.get("kind") == "step_started" and e.get("index") == n
-
-
-def journal_ok(path: Path) -> None:
-    v = verify(path)
-    assert v.ok, v.message
-
-
-def in_nginx(fleet) -> set[str]:
-    conf = managed_config(fleet)
-    return {name for name, ip in fleet.agents.items() if f"server {ip}:8080" in conf}
-
-
-async def rollout(fleet, tmp_path, plan_path, trigger, inject, load_ok=True, record=None):
-    record = record or tmp_path / "j.jsonl"
-    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100) as load:
-        await asyncio.sleep(0.5)
-        code, events, err = await run_with_fault(
-            ["--plan", str(plan_path), "--inventory", str(fleet.inventory_path), "--record", str(record)],
-            trigger, inject)
-        await asyncio.sleep(0.5)
-    if load_ok:
-        assert load.result.failed == [], load.result.summary() + f" {load.result.failed[:3]}"
-    return code, events, err
-
-
-async def resume_rollback(fleet, tmp_path) -> None:
-    """`console resume J --rollback` on the failed session: every host ends
-    on the old version."""
-    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--rollback", "--headless",
-                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
-    assert code in (0, 3), err + json.dumps(events[-3:])
-    assert set(versions(fleet).values()) == {"1.0.0"}
 
 
 # -- a host dies ---------------------------------------------------------------------

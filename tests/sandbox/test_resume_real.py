@@ -23,41 +23,75 @@ def fleet(sandbox_fleet):
     yield sandbox_fleet
 
 
-async def kill_mid_batch(plan, inventory, journal) -> None:
-    """Start a headless rollout and SIGKILL it while batch 2 is restarting."""
+async def kill_when(plan, inventory, journal, moment) -> None:
+    """Start a headless rollout and SIGKILL it at the first event for which
+    `moment(events so far)` is true."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "console", "--plan", str(plan), "--inventory", str(inventory), "--headless",
         "--output", "json", "--record", str(journal), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    batches = 0
+    events = []
     async for raw in proc.stdout:
-        event = json.loads(raw)
-        batches += event["kind"] == "step_started"
-        if batches == 2 and event["kind"] == "instance" and event["phase"] == "restarting":
+        events.append(json.loads(raw))
+        if moment(events):
             proc.send_signal(signal.SIGKILL)
             break
     await proc.wait()
     assert proc.returncode == -signal.SIGKILL
 
 
+def restarting_in_batch_2(events) -> bool:
+    e = events[-1]
+    batches = sum(x["kind"] == "step_started" for x in events)
+    return batches == 2 and e["kind"] == "instance" and e["phase"] == "restarting"
+
+
+def analysing_at_50(events) -> bool:
+    weights = [x["weights"].get("canary", 0.0) for x in events if x["kind"] == "traffic"]
+    return bool(weights) and weights[-1] == 50.0 and events[-1]["kind"] == "gate"
+
+
+async def resume_after_kill(fleet, tmp_path, plan, moment, *extra):
+    """Kill the console at `moment`, then `console resume` it, all under
+    load; returns (exit code, events, stderr, load result)."""
+    journal = tmp_path / "killed.jsonl"
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100) as load:
+        await kill_when(plan, fleet.inventory_path, journal, moment)
+        dead = read_journal(journal)
+        assert dead.close is None  # the killed session never closed its journal
+        await asyncio.sleep(2)
+        code, events, err = await console("resume", str(journal), "--headless", "--output", "json",
+                                          "--record", str(tmp_path / "resumed.jsonl"), *extra)
+        await asyncio.sleep(1)
+    started = next(e for e in events if e["kind"] == "run_started")
+    assert started["resumed"] == str(journal)
+    return code, events, err, load.result
+
+
 @pytest.mark.parametrize("mode", ["continue", "rollback"])
 async def test_sigkill_mid_batch_then_resume(fleet, tmp_path, mode):
     before = managed_config(fleet)
     plan = plan_file(tmp_path, rolling={"batch": 2, "interval": "1s"})
-    journal = tmp_path / "killed.jsonl"
-    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100) as load:
-        await kill_mid_batch(plan, fleet.inventory_path, journal)
-        dead = read_journal(journal)
-        assert dead.close is None  # the killed session never closed its journal
-        await asyncio.sleep(2)
-        args = ["resume", str(journal), "--headless", "--output", "json", "--record", str(tmp_path / "resumed.jsonl")]
-        code, events, err = await console(*args, *(["--rollback"] if mode == "rollback" else []))
-        await asyncio.sleep(1)
+    code, events, err, load = await resume_after_kill(fleet, tmp_path, plan, restarting_in_batch_2,
+                                                      *(["--rollback"] if mode == "rollback" else []))
     expected = {"continue": (0, "2.0.0"), "rollback": (3, "1.0.0")}[mode]
     assert code == expected[0], err + json.dumps(events[-3:])
     assert set(versions(fleet).values()) == {expected[1]}
     assert managed_config(fleet) == before
-    assert load.result.failed == [], load.result.summary()
-    started = next(e for e in events if e["kind"] == "run_started")
-    assert started["resumed"] == str(journal)
-    print(f"\nSIGKILL then resume ({mode}): {load.result.summary()}")
+    assert load.failed == [], load.summary()
+    print(f"\nSIGKILL then resume ({mode}): {load.summary()}")
+
+
+async def test_sigkill_at_a_canary_split_then_resume_rollback(fleet, tmp_path):
+    """Killed while nginx splits 50/50: the resume finds the split in the
+    LB's file, puts every request on stable, reinstalls the old version on
+    the canaries, and leaves the file exactly as before the rollout."""
+    before = managed_config(fleet)
+    plan = plan_file(tmp_path, "canary", canary={"sample_interval": "1s", "steps": [
+        {"set_weight": 50}, {"analysis": "30s"}, {"set_weight": 100}]})
+    code, events, err, load = await resume_after_kill(fleet, tmp_path, plan, analysing_at_50, "--rollback")
+    assert code == 3, err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"1.0.0"}
+    assert managed_config(fleet) == before
+    assert load.failed == [], load.summary()
+    print(f"\nSIGKILL at a canary split then resume --rollback: {load.summary()}")
