@@ -152,10 +152,11 @@ class Fleet:
                       " systemctl restart agent@main")
 
     def reset_lb(self) -> None:
+        from inventory.nginx_workers import reload_and_settle
         from inventory.sandbox import provision
         provision.load_balancer(self.sb.host_root(self.sb.LB_NAME, state_dir=self.state_dir),
                                 list(self.agents.values()))
-        self.ssh(self.lb_ip, "nginx -t -q && systemctl reload nginx")
+        self.ssh(self.lb_ip, "nginx -t -q && " + reload_and_settle())
 
     def down(self) -> None:
         self.sb.down(self.state_dir, log=lambda m: None)

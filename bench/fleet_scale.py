@@ -138,7 +138,6 @@ def main() -> int:
               f"{ok[0]['events']} | {','.join(sorted({r['outcome'] for r in ok}))} |")
     print("\nGrowth (median ratios):")
     for strategy in ("rolling", "canary"):
-        med = {h: stats([r[k] for r in ok]) for s, h, ok, _ in rows if s == strategy and ok for k in ["overhead"]}
         by = {h: ok for s, h, ok, _ in rows if s == strategy and ok}
         hs = sorted(by)
         for a, b in zip(hs, hs[1:]):

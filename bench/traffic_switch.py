@@ -65,11 +65,12 @@ async def console(*args: str) -> tuple[int, list[tuple[float, dict]]]:
 
 def setup_blue(fleet: Fleet) -> None:
     from inventory.nginx_config import Backend, LbState, render
+    from inventory.nginx_workers import reload_and_settle
     fleet.parallel("/opt/agent/bin/install-release --slot blue 1.0.0 >/dev/null && systemctl restart agent@blue")
     text = render(LbState(upstream="agent", pools={"blue": tuple(Backend(ip, 8081) for ip in fleet.agents.values())},
                           default_pool="blue", generation="bench-blue",
                           access_log="/var/log/nginx/rollout-agent.log", marker_port=8099))
-    fleet.ssh(fleet.lb_ip, f"cat > {CONF} && nginx -t -q && nginx -s reload", input_text=text)
+    fleet.ssh(fleet.lb_ip, f"cat > {CONF} && nginx -t -q && {reload_and_settle()}", input_text=text)
 
 
 async def blue_green(fleet: Fleet, tmp: Path, rate: float, keepalive: bool) -> dict:
@@ -117,6 +118,8 @@ async def canary_rollback(fleet: Fleet, tmp: Path, rate: float, keepalive: bool)
             "exposure": (last_bad - first_bad) if first_bad and last_bad else None,
             "requests": res.sent, "failed": len(res.failed), "failed_bad": len(bad_failed),
             "failed_other": len(res.failed) - len(bad_failed),
+            "other_detail": [(r.status, r.error[:60], round(r.t - fail_t, 3) if fail_t else None)
+                             for r in res.failed if r.version != BAD][:4],
             "reloads": len(traffic), "reload_durations": [e["duration"] for e in traffic]}
 
 
@@ -159,7 +162,7 @@ def main() -> int:
     print(f"# traffic_switch  {today()}\n# {machine()}\n# command: ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} "
           f"python3 bench/traffic_switch.py {' '.join(sys.argv[1:])}\n", flush=True)
     out = asyncio.run(amain(args))
-    print(f"\n| measure | keep-alive | median (min-max, n) | failed requests | anchor |")
+    print("\n| measure | keep-alive | median (min-max, n) | failed requests | anchor |")
     print("|---|---|---|---|---|")
     for ka in ("keep-alive off", "keep-alive on"):
         bg = out.get(("bg", ka), [])

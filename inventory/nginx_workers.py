@@ -34,15 +34,29 @@ def old_workers(stdout: str) -> list[int]:
     return [int(tok) for tok in stdout.split() if _PID.fullmatch(tok)]
 
 
+def _until_retired(pids: str, seconds: float) -> str:
+    """Shell: poll until none of the PIDs in `pids` (shell words) is an
+    accepting worker: exit 0, or print the ones still accepting and exit 1
+    after `seconds`."""
+    rounds = max(1, int(seconds / POLL_SECONDS))
+    return (f"i=0; while :; do live=; for p in {pids}; do "
+            f"[ \"$(tr -d '\\000' < /proc/$p/cmdline 2>/dev/null)\" = '{_WORKER}' ]"
+            f" && live=\"$live $p\"; done; [ -z \"$live\" ] && exit 0; "
+            f"i=$((i+1)); [ $i -ge {rounds} ] && {{ echo $live; exit 1; }}; "
+            f"sleep {POLL_SECONDS}; done")
+
+
 def wait_retired(pids: list[int], seconds: float) -> str:
     """A command that exits 0 once none of `pids` is an accepting nginx
     worker, or 1 after `seconds`, printing the ones still accepting."""
     if not pids:
         return "true"
-    listed = " ".join(str(int(p)) for p in pids)
-    rounds = max(1, int(seconds / POLL_SECONDS))
-    return (f"i=0; while :; do live=; for p in {listed}; do "
-            f"[ \"$(tr -d '\\000' < /proc/$p/cmdline 2>/dev/null)\" = '{_WORKER}' ]"
-            f" && live=\"$live $p\"; done; [ -z \"$live\" ] && exit 0; "
-            f"i=$((i+1)); [ $i -ge {rounds} ] && {{ echo $live; exit 1; }}; "
-            f"sleep {POLL_SECONDS}; done")
+    return _until_retired(" ".join(str(int(p)) for p in pids), seconds)
+
+
+def reload_and_settle(seconds: float = 5.0) -> str:
+    """One command for set-up code (sandbox resets, benchmarks): reload and
+    return once the previous workers stopped accepting, so the next request
+    meets the new config. (The engine verifies its own changes in two steps,
+    with the marker in between: see SshFleet.lb_apply.)"""
+    return f"(old=$({_LIST}); nginx -s reload && {_until_retired('$old', seconds)})"

@@ -111,9 +111,10 @@ class SandboxFleet:
     def reset_lb(self) -> None:
         """Put lb-01 back to the initial config (every agent in pool stable),
         reload, and clear any rollout lock a killed console left behind."""
+        from inventory.nginx_workers import reload_and_settle
         from inventory.sandbox import provision
         provision.load_balancer(self.host_root(self.lb_name), self.agent_ips)
-        self.ssh(self.lb_name, "rm -rf /var/lib/rollout-console/locks && nginx -t -q && systemctl reload nginx",
+        self.ssh(self.lb_name, "rm -rf /var/lib/rollout-console/locks && nginx -t -q && " + reload_and_settle(),
                  check=True)
 
     def reset(self) -> None:

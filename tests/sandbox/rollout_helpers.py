@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from inventory.nginx_config import Backend, LbState, render
+from inventory.nginx_workers import reload_and_settle
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = "/etc/nginx/conf.d/rollout-agent.conf"
@@ -48,7 +49,7 @@ def versions(fleet) -> dict[str, str]:
 
 def install_lb(fleet, text: str) -> None:
     """Put this exact managed file on the LB and reload (test set-up)."""
-    proc = subprocess.run([*fleet.ssh_argv(fleet.lb_name), f"cat > {CONF} && nginx -t -q && nginx -s reload"],
+    proc = subprocess.run([*fleet.ssh_argv(fleet.lb_name), f"cat > {CONF} && nginx -t -q && {reload_and_settle()}"],
                           input=text, text=True, capture_output=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
 
