@@ -4,7 +4,8 @@ One line per request: {"t","pool","status","ustatus","uaddr","rt","urt"}
 (see nginx_config.render). `pool` holds the full upstream name
 ("agent_stable"); it is reported without the "<upstream>_" prefix. A request
 counts once, by its final `status`; `ustatus` with several comma-separated
-values ("502, 200") means nginx retried it on another backend. Torn or
+values ("502, 200") means nginx retried it on another backend (`retried`;
+`hidden` when the retry succeeded, so the client never saw the failure). Torn or
 garbage lines are counted, never raised.
 """
 from __future__ import annotations
@@ -80,6 +81,7 @@ def parse(text: str, upstream: str | None = None) -> ParseResult:
             st.errors += 1
         if retried:
             st.retried += 1
+            st.hidden += status < 500
         if rt is not None:
             st.latencies.append(rt)
         if addr:

@@ -86,17 +86,21 @@ class PoolStats:
     """Client-facing traffic of one pool over a window, from the LB's log.
 
     A request counts once, by its final status; `retried` counts requests
-    nginx had to send to more than one backend (a hidden failure)."""
+    nginx had to send to more than one backend, and `hidden` those of them
+    that still succeeded: a backend failed them, the client never saw it
+    (the gates count them as errors of the pool, see engine.pool_sample)."""
 
     requests: int = 0
     errors: int = 0
     retried: int = 0
+    hidden: int = 0
     latencies: list[float] = field(default_factory=list)
 
     def merge(self, other: "PoolStats") -> None:
         self.requests += other.requests
         self.errors += other.errors
         self.retried += other.retried
+        self.hidden += other.hidden
         self.latencies.extend(other.latencies)
 
 

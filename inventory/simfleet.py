@@ -274,12 +274,14 @@ class SimFleet:
                 continue
             release = self._release(owner[0], state.version) or SimRelease()
             state.requests += 1
-            if attempt:
-                stats.retried += 1
             stats.latencies.append(self._rng.lognormvariate(0, 0.35) * release.latency_ms / 1000)
-            if self._rng.random() < release.error_rate:
+            failed = self._rng.random() < release.error_rate
+            if failed:
                 state.errors += 1
                 stats.errors += 1
+            if attempt:
+                stats.retried += 1
+                stats.hidden += not failed
             return
         stats.errors += 1
         stats.latencies.append(0.001)

@@ -705,14 +705,18 @@ class Engine:
 
 def pool_summary(stats: PoolStats) -> dict[str, float]:
     p95 = gates.percentile(stats.latencies)
-    return {"requests": stats.requests, "errors": stats.errors, "retried": stats.retried,
+    return {"requests": stats.requests, "errors": stats.errors, "retried": stats.retried, "hidden": stats.hidden,
             "error_rate": round(stats.errors / stats.requests, 6) if stats.requests else 0.0,
             "p95": round(p95, 4) if p95 is not None else 0.0}
 
 
 def pool_sample(stats: PoolStats | None, health: gates.Sample) -> gates.Sample:
+    """What the gates judge for one pool. A request nginx had to retry
+    counts as an error even when the retry hid it from the client: the
+    canary pool's backups (stable) and its other servers would otherwise
+    hide a release that drops connections or answers 502/503."""
     stats = stats or PoolStats()
-    return gates.Sample(requests=stats.requests, errors=stats.errors,
+    return gates.Sample(requests=stats.requests, errors=stats.errors + stats.hidden,
                         p95_latency=gates.percentile(stats.latencies),
                         quality_score=health.quality_score, health_pass_rate=health.health_pass_rate,
                         cpu=health.cpu)

@@ -25,7 +25,7 @@ def test_counts_per_pool_with_prefix_stripped():
 def test_retried_counts_once_by_final_status():
     text = line(ustatus="502, 200", uaddr="10.77.0.11:8080, 10.77.0.12:8080") + "\n"
     st = access_log.parse_pools(text, "agent")["stable"]
-    assert (st.requests, st.errors, st.retried) == (1, 0, 1)
+    assert (st.requests, st.errors, st.retried, st.hidden) == (1, 0, 1, 1)
     assert access_log.parse(text, "agent").backends == {"10.77.0.12:8080": 1}
 
 
@@ -36,7 +36,7 @@ def test_errors_are_final_5xx_only():
     st = access_log.parse_pools(text, "agent")["stable"]
     assert st.requests == 4
     assert st.errors == 3
-    assert st.retried == 1
+    assert st.retried == 1 and st.hidden == 0  # the retry failed too: the client saw it
 
 
 def test_torn_and_garbage_lines_counted_not_raised():

@@ -3,9 +3,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from inventory.driver import PoolStats
 from inventory.model import Host, Instance
 from strategies import gates
 from strategies.batches import failure_budget, plan_batches
+from strategies.engine import pool_sample
 from strategies.gates import Breach, GateState, Sample, Verdict
 from strategies.topology import canary_state
 
@@ -159,3 +161,11 @@ def test_stable_backs_up_the_canary_pool_while_it_runs(weight):
     # nothing to fall back on once every instance is a canary, nor when no one is
     assert canary_state(_plan(), [], canary, 100.0, "g").fallback == {}
     assert canary_state(_plan(), stable, [], 0.0, "g").fallback == {}
+
+
+def test_a_failure_a_retry_hid_from_the_client_still_counts_against_the_pool():
+    stats = PoolStats(requests=100, errors=1, retried=4, hidden=3, latencies=[0.01] * 100)
+    judged = pool_sample(stats, Sample())
+    assert (judged.requests, judged.errors) == (100, 4)
+    state, verdict, found = gates.judge(GateState(), judged, TH)
+    assert [b.metric for b in found] == ["error_rate"]

@@ -6,7 +6,8 @@ AGENT_ROOT (default /opt/agent, overridable for local tests). The release is
 read once at start from AGENT_ROOT/slots/SLOT/current/{VERSION,behaviour.json}.
 
 Endpoints: GET /health, GET /metrics, anything else -> a small JSON answer
-after ``latency_ms``, or a 500 for a random ``error_rate`` fraction.
+after ``latency_ms``, or an ``error_status`` (500; 502/503 are the ones nginx
+retries elsewhere) for a random ``error_rate`` fraction.
 SIGTERM: stop accepting, finish in-flight requests (up to 10 s), exit 0.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ DEFAULTS = {
     "start_delay": 0.0,
     "health_fail": False,
     "error_rate": 0.0,
+    "error_status": 500,
     "latency_ms": 5,
     "quality": 0.97,
     "cpu_burn": 0.0,
@@ -143,7 +145,7 @@ class Handler(BaseHTTPRequestHandler):
             if failed:
                 with st.lock:
                     st.errors += 1
-                self._send(500, {"version": srv.version, "slot": srv.slot,
+                self._send(int(srv.behaviour["error_status"]), {"version": srv.version, "slot": srv.slot,
                                  "host": srv.hostname, "error": "injected"})
             else:
                 self._send(200, {"version": srv.version, "slot": srv.slot, "host": srv.hostname})

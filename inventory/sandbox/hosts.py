@@ -40,8 +40,8 @@ STOP_TIMEOUT = 15.0
 Log = Callable[[str], None]
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
-_BEHAVIOUR_KEYS = ("start_fail", "start_delay", "health_fail", "error_rate", "latency_ms",
-                   "quality", "cpu_burn")
+_BEHAVIOUR_KEYS = ("start_fail", "start_delay", "health_fail", "error_rate", "error_status",
+                   "latency_ms", "quality", "cpu_burn")
 _popens: dict[int, subprocess.Popen] = {}  # nspawn processes started by this process
 _state_mutex = threading.Lock()
 

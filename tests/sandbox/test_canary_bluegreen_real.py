@@ -77,6 +77,31 @@ async def test_canary_with_5_percent_errors_rolls_back_at_first_analysis(fleet, 
     print(f"\ncanary bad: {load.result.summary()}, all failures from 2.1.0")
 
 
+async def test_canary_whose_failures_nginx_hides_is_still_rolled_back(fleet, tmp_path):
+    """A release answering 503 to 20 % of requests. nginx retries each one
+    on another backend (stable backs up the one-host canary pool), so no
+    client sees them; the access log still says a canary backend failed
+    them, and the gate counts them: rolled back with 0 failed requests."""
+    fleet.write_release(None, "2.3.0", {"error_rate": 0.2, "error_status": 503})
+    before = managed_config(fleet)
+    plan = plan_file(tmp_path, "canary", version="2.3.0",
+                     canary={"sample_interval": "2s", "steps": [{"set_weight": 10}, {"analysis": "30s"},
+                                                               {"set_weight": 100}]})
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=200) as load:
+        code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),
+                                          "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
+        await asyncio.sleep(1)
+    assert code == 3, err + json.dumps(events[-3:])
+    fails = [e for e in events if e["kind"] == "gate" and e["verdict"] == "fail"]
+    assert fails and any(r.startswith("error_rate") for r in fails[0]["reasons"]), fails
+    hidden = sum(e["pools"].get("canary", {}).get("hidden", 0) for e in events if e["kind"] == "metrics")
+    assert hidden > 0
+    assert load.result.failed == [], load.result.summary()
+    assert set(versions(fleet).values()) == {"1.0.0"}
+    assert managed_config(fleet) == before
+    print(f"\ncanary with hidden 503s: {hidden} hidden by retries, {load.result.summary()}")
+
+
 def switch_window(load, old: str, new: str) -> float:
     """Seconds from the first response by `new` to the last one by `old`."""
     first_new, last_old = load.result.first_time_of(new), load.result.last_time_of(old)
