@@ -51,16 +51,14 @@ async def test_host_powered_off_mid_batch(fleet, tmp_path):
 async def test_sshd_stopped_mid_batch(fleet, tmp_path):
     code, events, err = await rollout(fleet, tmp_path, plan(tmp_path), batch(2),
                                       lambda: fleet.exec_in("agent-04", ["systemctl", "stop", "ssh"]))
-    # The console's established connection outlives sshd's listener: the run
-    # completes; were it cut, the host would be treated as unreachable.
-    assert code in (0, 3, 4), err
+    # The console's established connection outlives sshd's listener (systemd
+    # stops the listener, not the sessions it forked): the run completes.
+    # Were the connection cut, the host would be treated as unreachable.
+    assert code == 0, err + json.dumps(events[-3:])
     journal_ok(tmp_path / "j.jsonl")
     fleet.exec_in("agent-04", ["systemctl", "start", "ssh"])
-    vs = versions(fleet)
-    expected = {0: "2.0.0", 3: "1.0.0"}.get(code)
-    if expected:
-        assert set(vs.values()) == {expected}, vs
-        assert in_nginx(fleet) == set(fleet.agent_names)
+    assert set(versions(fleet).values()) == {"2.0.0"}
+    assert in_nginx(fleet) == set(fleet.agent_names)
 
 
 async def test_network_cut_mid_command(fleet, tmp_path):
@@ -105,10 +103,11 @@ async def test_health_flaps(fleet, tmp_path):
     p = plan(tmp_path, rolling={"batch": 2, "interval": "4s"}, canary={"sample_interval": "1s"},
              thresholds={"error_rate": "1%", "persistence": 1, "min_requests": 0, "health_pass_rate": "90%"})
     code, events, err = await rollout(fleet, tmp_path, p, batch(2), flap)
-    assert code in (3, 4), err + json.dumps(events[-3:])
+    assert code == 3, err + json.dumps(events[-3:])
+    assert any(e["kind"] == "gate" and e["verdict"] == "fail" for e in events)
     journal_ok(tmp_path / "j.jsonl")
-    if code == 3:
-        assert set(versions(fleet).values()) == {"1.0.0"}
+    assert set(versions(fleet).values()) == {"1.0.0"}
+    assert in_nginx(fleet) == set(fleet.agent_names)
 
 
 # -- nginx --------------------------------------------------------------------------
