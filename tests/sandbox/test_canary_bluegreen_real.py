@@ -56,11 +56,14 @@ async def test_canary_of_good_release_reaches_100_with_exact_splits(fleet, tmp_p
     print(f"\ncanary good: shares {shares}, {load.result.summary()}")
 
 
-async def test_canary_with_5_percent_errors_rolls_back_at_first_analysis(fleet, tmp_path):
-    fleet.write_release(None, "2.1.0", {"error_rate": 0.05})
+async def bad_canary(fleet, tmp_path, version: str, behaviour: dict, weight: float):
+    """Ship a misbehaving release as a canary at `weight` % under 200 req/s;
+    assert it was rolled back by the first analysis and everything is as
+    before. Returns (the first failing gate event, events, load result)."""
+    fleet.write_release(None, version, behaviour)
     before = managed_config(fleet)
-    plan = plan_file(tmp_path, "canary", version="2.1.0",
-                     canary={"sample_interval": "2s", "steps": [{"set_weight": 50}, {"analysis": "30s"},
+    plan = plan_file(tmp_path, "canary", version=version,
+                     canary={"sample_interval": "2s", "steps": [{"set_weight": weight}, {"analysis": "30s"},
                                                                {"set_weight": 100}]})
     async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=200) as load:
         code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),
@@ -68,13 +71,18 @@ async def test_canary_with_5_percent_errors_rolls_back_at_first_analysis(fleet, 
         await asyncio.sleep(1)
     assert code == 3, err + json.dumps(events[-3:])
     fails = [e for e in events if e["kind"] == "gate" and e["verdict"] == "fail"]
-    assert fails and fails[0]["name"].startswith("step 2")
+    assert fails and fails[0]["name"].startswith("step 2"), fails
     assert set(versions(fleet).values()) == {"1.0.0"}
     assert managed_config(fleet) == before
-    failed = load.result.failed
+    return fails[0], events, load.result
+
+
+async def test_canary_with_5_percent_errors_rolls_back_at_first_analysis(fleet, tmp_path):
+    _, _, result = await bad_canary(fleet, tmp_path, "2.1.0", {"error_rate": 0.05}, 50)
+    failed = result.failed
     assert failed, "a 5 % error release must show some errors while it takes traffic"
     assert {r.version for r in failed} == {"2.1.0"}, failed[:3]
-    print(f"\ncanary bad: {load.result.summary()}, all failures from 2.1.0")
+    print(f"\ncanary bad: {result.summary()}, all failures from 2.1.0")
 
 
 async def test_canary_whose_failures_nginx_hides_is_still_rolled_back(fleet, tmp_path):
@@ -82,24 +90,12 @@ async def test_canary_whose_failures_nginx_hides_is_still_rolled_back(fleet, tmp
     on another backend (stable backs up the one-host canary pool), so no
     client sees them; the access log still says a canary backend failed
     them, and the gate counts them: rolled back with 0 failed requests."""
-    fleet.write_release(None, "2.3.0", {"error_rate": 0.2, "error_status": 503})
-    before = managed_config(fleet)
-    plan = plan_file(tmp_path, "canary", version="2.3.0",
-                     canary={"sample_interval": "2s", "steps": [{"set_weight": 10}, {"analysis": "30s"},
-                                                               {"set_weight": 100}]})
-    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=200) as load:
-        code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),
-                                          "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
-        await asyncio.sleep(1)
-    assert code == 3, err + json.dumps(events[-3:])
-    fails = [e for e in events if e["kind"] == "gate" and e["verdict"] == "fail"]
-    assert fails and any(r.startswith("error_rate") for r in fails[0]["reasons"]), fails
+    fail, events, result = await bad_canary(fleet, tmp_path, "2.3.0", {"error_rate": 0.2, "error_status": 503}, 10)
+    assert any(r.startswith("error_rate") for r in fail["reasons"]), fail
     hidden = sum(e["pools"].get("canary", {}).get("hidden", 0) for e in events if e["kind"] == "metrics")
     assert hidden > 0
-    assert load.result.failed == [], load.result.summary()
-    assert set(versions(fleet).values()) == {"1.0.0"}
-    assert managed_config(fleet) == before
-    print(f"\ncanary with hidden 503s: {hidden} hidden by retries, {load.result.summary()}")
+    assert result.failed == [], result.summary()
+    print(f"\ncanary with hidden 503s: {hidden} hidden by retries, {result.summary()}")
 
 
 def switch_window(load, old: str, new: str) -> float:
