@@ -73,19 +73,26 @@ def setup_blue(fleet: Fleet) -> None:
     fleet.ssh(fleet.lb_ip, f"cat > {CONF} && nginx -t -q && {reload_and_settle()}", input_text=text)
 
 
-async def blue_green(fleet: Fleet, tmp: Path, rate: float, keepalive: bool) -> dict:
+async def run_under_load(fleet: Fleet, tmp: Path, plan_path: Path, rate: float, keepalive: bool,
+                         settle: float):
+    """One headless console run inside 1 s of load before and `settle` s
+    after; returns (exit code, time-stamped events, the load's result)."""
     from load import SteadyLoad
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=rate, keepalive=keepalive, max_seconds=200) as load:
+        await asyncio.sleep(1)
+        code, events = await console("--plan", str(plan_path), "--inventory", str(fleet.inventory), "--headless",
+                                     "--output", "json", "--record", str(tmp / f"j-{time.monotonic_ns()}.jsonl"))
+        await asyncio.sleep(settle)
+    return code, events, load.result
+
+
+async def blue_green(fleet: Fleet, tmp: Path, rate: float, keepalive: bool) -> dict:
     fleet.reset_agents()
     setup_blue(fleet)
     await asyncio.sleep(0.5)
     p = plan(tmp, "blue_green", "2.0.0", blue_green={"mode": "units", "active": "blue", "rollback_window": "5s",
                                                       "pre_switch_delay": "1s"})
-    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=rate, keepalive=keepalive, max_seconds=200) as load:
-        await asyncio.sleep(1)
-        code, events = await console("--plan", str(p), "--inventory", str(fleet.inventory), "--headless",
-                                     "--output", "json", "--record", str(tmp / f"bg-{time.monotonic_ns()}.jsonl"))
-        await asyncio.sleep(1)
-    res = load.result
+    code, events, res = await run_under_load(fleet, tmp, p, rate, keepalive, settle=1)
     first_new, last_old = res.first_time_of("2.0.0"), res.last_time_of("1.0.0")
     traffic = [e for _, e in events if e["kind"] == "traffic"]
     switch_ev = [e for e in traffic if "green" in e.get("pools", {}) and "blue" not in e.get("pools", {})]
@@ -99,17 +106,11 @@ async def blue_green(fleet: Fleet, tmp: Path, rate: float, keepalive: bool) -> d
 
 
 async def canary_rollback(fleet: Fleet, tmp: Path, rate: float, keepalive: bool) -> dict:
-    from load import SteadyLoad
     fleet.reset_agents()
     fleet.reset_lb()
     p = plan(tmp, "canary", BAD, canary={"sample_interval": "1s",
                                          "steps": [{"set_weight": 10}, {"analysis": "30s"}, {"set_weight": 100}]})
-    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=rate, keepalive=keepalive, max_seconds=200) as load:
-        await asyncio.sleep(1)
-        code, events = await console("--plan", str(p), "--inventory", str(fleet.inventory), "--headless",
-                                     "--output", "json", "--record", str(tmp / f"c-{time.monotonic_ns()}.jsonl"))
-        await asyncio.sleep(2)
-    res = load.result
+    code, events, res = await run_under_load(fleet, tmp, p, rate, keepalive, settle=2)
     fail_t = next((t for t, e in events if e["kind"] == "gate" and e["verdict"] == "fail"), None)
     last_bad, first_bad = res.last_time_of(BAD), res.first_time_of(BAD)
     traffic = [e for _, e in events if e["kind"] == "traffic"]

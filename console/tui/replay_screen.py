@@ -40,20 +40,11 @@ REPLAY_KEYS_HELP = [
 
 
 class ReplayHelpScreen(HelpScreen):
-    def compose(self) -> ComposeResult:
-        from textual.containers import Vertical
-        from textual.widgets import Label
-
-        t = Text()
-        t.append("Replay keys\n\n", "bold")
-        for key, text in REPLAY_KEYS_HELP:
-            t.append(f"{key:>18}  ", "bold")
-            t.append(text + "\n")
-        t.append("\nThe panels at event i are what the operator saw after event i: the recorded events are fed "
-                 "through the same reducer as the live console.")
-        with Vertical(id="help"):
-            yield Static(t)
-            yield Label("esc / ? / q to close", id="help-close")
+    HEADING = "Replay keys"
+    KEYS = REPLAY_KEYS_HELP
+    KEY_WIDTH = 18
+    FOOTNOTE = ("The panels at event i are what the operator saw after event i: the recorded events are fed "
+                "through the same reducer as the live console.")
 
 
 class ReplayScreen(MainScreen):

@@ -92,16 +92,22 @@ KEYS_HELP = [
 
 
 class HelpScreen(ModalScreen[None]):
+    """The key list; subclasses (the replay's help) change only the text."""
+
     BINDINGS = [Binding("escape,q,question_mark", "dismiss_help", "Close")]
+    HEADING = "Keys"
+    KEYS = KEYS_HELP
+    KEY_WIDTH = 27
+    FOOTNOTE = ("Operator keys are sent to the engine and act at the next safe point; the footer shows only "
+                "the keys that apply now. Every command is recorded in the journal.")
 
     def compose(self) -> ComposeResult:
         t = Text()
-        t.append("Keys\n\n", "bold")
-        for key, text in KEYS_HELP:
-            t.append(f"{key:>27}  ", "bold")
+        t.append(f"{self.HEADING}\n\n", "bold")
+        for key, text in self.KEYS:
+            t.append(f"{key:>{self.KEY_WIDTH}}  ", "bold")
             t.append(text + "\n")
-        t.append("\nOperator keys are sent to the engine and act at the next safe point; the footer shows only "
-                 "the keys that apply now. Every command is recorded in the journal.")
+        t.append("\n" + self.FOOTNOTE)
         with Vertical(id="help"):
             yield Static(t)
             yield Label("esc / ? / q to close", id="help-close")
