@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
-for p in (str(ROOT), str(ROOT / "tests")):
+for p in (str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "sandbox")):
     if p not in sys.path:
         sys.path.insert(0, p)
 

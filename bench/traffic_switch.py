@@ -24,25 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, Fleet, fmt, machine, sandbox_module, today  # noqa: E402
+from rollout_helpers import plan_file  # noqa: E402  (the tests' plan defaults: same plans as the tests)
 
 CONF = "/etc/nginx/conf.d/rollout-agent.conf"
 BAD = "2.1.0"
-
-
-def plan(tmp: Path, strategy: str, version: str, **sections) -> Path:
-    doc = {"strategy": strategy, "version": version,
-           "health": {"interval": "0.5s", "passes": 2, "deadline": "30s", "timeout": "2s"},
-           "drain": {"timeout": "10s"},
-           "canary": {"sample_interval": "1s"},
-           "thresholds": {"error_rate": "1%", "persistence": 2, "min_requests": 20}}
-    doc.update(sections)
-    p = tmp / f"{strategy}-{version}.yaml"
-    p.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return p
 
 
 async def console(*args: str) -> tuple[int, list[tuple[float, dict]]]:
@@ -90,7 +78,7 @@ async def blue_green(fleet: Fleet, tmp: Path, rate: float, keepalive: bool) -> d
     fleet.reset_agents()
     setup_blue(fleet)
     await asyncio.sleep(0.5)
-    p = plan(tmp, "blue_green", "2.0.0", blue_green={"mode": "units", "active": "blue", "rollback_window": "5s",
+    p = plan_file(tmp, "blue_green", version="2.0.0", blue_green={"mode": "units", "active": "blue", "rollback_window": "5s",
                                                       "pre_switch_delay": "1s"})
     code, events, res = await run_under_load(fleet, tmp, p, rate, keepalive, settle=1)
     first_new, last_old = res.first_time_of("2.0.0"), res.last_time_of("1.0.0")
@@ -108,7 +96,7 @@ async def blue_green(fleet: Fleet, tmp: Path, rate: float, keepalive: bool) -> d
 async def canary_rollback(fleet: Fleet, tmp: Path, rate: float, keepalive: bool) -> dict:
     fleet.reset_agents()
     fleet.reset_lb()
-    p = plan(tmp, "canary", BAD, canary={"sample_interval": "1s",
+    p = plan_file(tmp, "canary", version=BAD, canary={"sample_interval": "1s",
                                          "steps": [{"set_weight": 10}, {"analysis": "30s"}, {"set_weight": 100}]})
     code, events, res = await run_under_load(fleet, tmp, p, rate, keepalive, settle=2)
     fail_t = next((t for t, e in events if e["kind"] == "gate" and e["verdict"] == "fail"), None)
