@@ -9,7 +9,7 @@ import json
 from typing import Any, TextIO
 
 from strategies.events import Event
-from strategies.gates import format_value
+from strategies.analysis import format_value
 
 
 def describe(event: Event) -> str | None:
@@ -39,13 +39,21 @@ def describe(event: Event) -> str | None:
         weights = ", ".join(f"{p} {w:g}%" for p, w in sorted(e["weights"].items()))
         return f"nginx generation {e['generation']}: {pools}" + (f"; split {weights}" if weights else "") + (
             f" ({e['duration'] * 1000:.0f} ms)")
-    if kind == "metrics":
+    if kind in ("metrics", "clients"):
         return None
     if kind == "gate":
-        if e["verdict"] == "pass" and not e["final"]:
+        if not e["final"] and e["verdict"] != "fail":
             return None
         reasons = "; ".join(e["reasons"])
-        return f"gate {e['name']}: {e['verdict']}" + (f" ({reasons})" if reasons else "")
+        seen = f", {e['seen']} requests" if e.get("seen") else ""
+        return f"gate {e['name']}: {e['verdict']}{seen}" + (f" ({reasons})" if reasons else "")
+    if kind == "routing_verified":
+        if not e["left_out"]:
+            return None
+        return "routing: left out, not verified: " + ", ".join(f"{k} ({v})" for k, v in e["left_out"].items())
+    if kind == "capacity":
+        return None if e["ok"] else (f"capacity guard: {', '.join(e['unhealthy'])} unhealthy; draining would leave "
+                                     f"{e['after']} serving (floor {e['floor']})")
     if kind == "alert":
         return (f"ALERT {e['tier']}: {e['metric']} {format_value(e['metric'], e['value'])} "
                 f"(threshold {format_value(e['metric'], e['threshold'])}) on {e['where']}")
@@ -55,7 +63,10 @@ def describe(event: Event) -> str | None:
     if kind == "notice":
         return f"{e['level']}: {e['message']}"
     if kind == "run_finished":
-        return f"finished: {e['outcome']} after {e['duration']:.1f}s: {e['message']}"
+        clients = e.get("clients") or {}
+        seen = (f" (clients: {clients['failed']} of {clients['requests']} requests failed)"
+                if clients.get("requests") else "")
+        return f"finished: {e['outcome']} after {e['duration']:.1f}s: {e['message']}{seen}"
     return None
 
 

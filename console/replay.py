@@ -2,7 +2,7 @@
 
 Replay feeds the journal's events back through the same formatting (and,
 in the TUI, the same event-to-state reducer) that the live session used.
-What-if re-scoring runs the recorded gate samples through `gates.judge`
+What-if re-scoring runs the recorded gate samples through the judge
 with other thresholds, to show where that rollout would have stopped.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from strategies import gates
+from strategies import analysis
 from strategies.events import Event, GateEvaluated
 
 from .headless import describe
@@ -27,29 +27,44 @@ class WhatIf:
     reasons: list[str]
 
 
-def sample_from(values: dict[str, Any]) -> gates.Sample:
-    """Rebuild a gate sample from a recorded GateEvaluated's values."""
-    requests = int(values.get("requests") or 0)
-    rate = values.get("error_rate")
-    return gates.Sample(requests=requests, errors=round((rate or 0.0) * requests),
-                        p95_latency=values.get("p95_latency"), quality_score=values.get("quality_score"),
-                        health_pass_rate=values.get("health_pass_rate"), cpu=values.get("cpu"))
-
-
 def rescore(events: Iterable[Event], thresholds: Any) -> WhatIf | None:
-    """The first gate these thresholds would have failed, or None. (The
-    comparison against stable is not re-run: it needs both pools' raw
-    samples; fixed thresholds are.)"""
-    state, current = gates.GateState(), None
+    """The first gate these thresholds would have failed, or None.
+
+    A recorded gate event carries its window's pooled counts, so the
+    samples' requests and errors (and the baseline's) are their
+    differences; readings (health, quality, CPU) are per sample. Per-request
+    latencies are not recorded, so latency rules are not re-run."""
+    policy = analysis.Policy.of(thresholds)
+    window, current, last = analysis.Window(), None, {}
     for event in events:
         if not isinstance(event, GateEvaluated) or event.final:
             continue
         if event.name != current:
-            state, current = gates.GateState(), event.name
-        state, verdict, found = gates.judge(state, sample_from(event.values), thresholds)
-        if verdict == gates.Verdict.FAIL:
-            return WhatIf(event.name, event.at, [str(b) for b in found])
+            window, current, last = analysis.Window(), event.name, {}
+        v = event.values
+        judged = _delta(v, last, "requests", "errors")
+        base = _delta(v, last, "baseline_requests", None, rate="baseline_error_rate") \
+            if v.get("baseline_requests") is not None else None
+        last = dict(v)
+        readings = analysis.Readings(v.get("health_pass_rate"), v.get("quality_score"), v.get("cpu"),
+                                     v.get("baseline_cpu"))
+        window, found = analysis.fold(window, judged, base, readings, policy)
+        if found.verdict == analysis.Verdict.FAIL:
+            return WhatIf(event.name, event.at, found.reasons)
     return None
+
+
+def _delta(values: dict[str, Any], last: dict[str, Any], requests: str, errors: str | None,
+           rate: str | None = None) -> analysis.Evidence:
+    """One sample's counts from two cumulative records."""
+    def errs(v: dict[str, Any]) -> float:
+        if errors is not None:
+            return float(v.get(errors) or 0)
+        return float(v.get(rate or "") or 0) * float(v.get(requests) or 0)
+
+    n = int(values.get(requests) or 0) - int(last.get(requests) or 0)
+    e = round(errs(values) - (errs(last) if last else 0.0))
+    return analysis.Evidence(max(0, n), max(0, min(e, n)))
 
 
 def print_timeline(journal: Journal, fmt: str, out=sys.stdout) -> None:

@@ -18,6 +18,7 @@ from inventory.errors import InputError
 from inventory.loaders import embedded_fleet_path, load_inventory
 from inventory.model import Inventory
 from strategies.engine import Command, Engine, ResumeState, RunResult
+from strategies import analysis
 from strategies.events import EventBus
 from strategies.plan import load_plan
 from strategies.registry import runner_for
@@ -104,6 +105,7 @@ class Session:
                  accept_new_host_keys: bool = False, interactive: bool = False, auto_promote: bool = False,
                  resume: ResumeState | None = None, lock_wait: float = 0.0, break_stale_lock: bool = False,
                  lock_max_age: float = 120.0):
+        analysis.warm_up()  # before the event loop runs anything: see warm_up's docstring
         self.inputs = inputs
         self.simulated = inputs.inventory.simulated
         self.redactor = Redactor(secret_values(inputs.inventory, inputs.plan))

@@ -212,8 +212,8 @@ class FleetView:
                     self.rows[key].group = pool
 
     def _on_MetricsSampled(self, e: MetricsSampled) -> None:
-        for host, value in e.cpu.items():
-            for key in self.by_host.get(host, ()):
+        for name, value in e.cpu.items():  # by instance (journals before 0.2: by host)
+            for key in ([name] if name in self.rows else self.by_host.get(name, ())):
                 self.rows[key].cpu = value
         pools = e.pools
         new = [p for p in pools if p in NEW_POOLS or (self.new_group and p == self.new_group)]

@@ -42,8 +42,25 @@ def pool_of(full: str, upstream: str | None) -> str:
     return full
 
 
+def _list(value: object) -> list[str]:
+    return [p.strip() for p in str(value or "").replace(" : ", ", ").split(",") if p.strip()]
+
+
+def tries_of(rec: dict) -> list[tuple[str, bool, float | None]]:
+    """Each try nginx made for one request: (backend, failed, seconds).
+    A try failed when its backend answered 5xx or not at all ("-")."""
+    addrs, statuses, times = _list(rec.get("uaddr")), _list(rec.get("ustatus")), _list(rec.get("urt"))
+    out = []
+    for n, addr in enumerate(addrs):
+        if ":" not in addr:  # "-" or a named location: no backend tried
+            continue
+        status = _num(statuses[n]) if n < len(statuses) else None
+        out.append((addr, status is None or status >= 500, _num(times[n]) if n < len(times) else None))
+    return out
+
+
 def parse_line(line: str, upstream: str | None = None):
-    """(pool, status, retried, rt, final backend) or None for a bad line."""
+    """(pool, status, retried, rt, final backend, tries) or None for a bad line."""
     line = line.strip()
     if not line:
         return None
@@ -61,7 +78,7 @@ def parse_line(line: str, upstream: str | None = None):
     tries = [p for p in ustatus.replace(" : ", ", ").split(",") if p.strip()]
     retried = len(tries) > 1
     rt = _num(rec.get("rt"))
-    return pool, int(status), retried, rt, _last(str(rec.get("uaddr") or ""))
+    return pool, int(status), retried, rt, _last(str(rec.get("uaddr") or "")), tries_of(rec)
 
 
 def parse(text: str, upstream: str | None = None) -> ParseResult:
@@ -74,8 +91,10 @@ def parse(text: str, upstream: str | None = None) -> ParseResult:
         if parsed is None:
             res.bad_lines += 1
             continue
-        pool, status, retried, rt, addr = parsed
+        pool, status, retried, rt, addr, tries = parsed
         st = res.pools.setdefault(pool, PoolStats())
+        for backend, failed, seconds in tries:
+            st.tried(backend, failed, seconds)
         st.requests += 1
         if status >= 500:
             st.errors += 1

@@ -1,54 +1,57 @@
-"""Host CPU busy fraction from /proc/stat deltas (pure, no I/O).
+"""A unit's own CPU use, from systemd's per-unit accounting (pure, no I/O).
 
-busy = total - idle - iowait, the same as psutil.cpu_percent. The first
-sample has no previous one to compare to: callers report 0.0 for it.
+Why not /proc/stat: inside a container (nspawn, LXC, Docker without lxcfs)
+/proc/stat is the whole machine, and on a VM it includes the neighbours, so
+a busy CI machine made a *good* canary look overloaded. `CPUUsageNSec` is
+the unit's cgroup counter (cpu.stat usage_usec), the service's own time.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .systemd import unit_arg
+
+
+def usage_cmd(unit: str) -> str:
+    """Prints "nsec N" (systemd's CPUUsageNSec) or, where CPU accounting is
+    off (systemd's default in many containers), "usec N" from the unit's
+    cgroup v2 cpu.stat, which the kernel keeps for every cgroup (also under
+    /sys/fs/cgroup/unified on a hybrid v1 host)."""
+    u = unit_arg(unit)
+    return (f"n=$(systemctl show -p CPUUsageNSec --value --no-pager {u}); case \"$n\" in [0-9]*) echo \"nsec $n\";; "
+            f"*) cg=$(systemctl show -p ControlGroup --value --no-pager {u}); "
+            f"for f in \"/sys/fs/cgroup$cg/cpu.stat\" \"/sys/fs/cgroup/unified$cg/cpu.stat\"; do "
+            f"[ -n \"$cg\" ] && [ -r \"$f\" ] && {{ sed -n 's/^usage_usec /usec /p' \"$f\"; break; }}; done;; esac")
+
 
 @dataclass(frozen=True)
-class CpuTimes:
-    total: int
-    idle: int  # idle + iowait
-
-    @property
-    def busy(self) -> int:
-        return self.total - self.idle
+class CpuReading:
+    nanoseconds: int  # CPU time the unit used since it started
+    at: float  # controller's monotonic clock when read
 
 
-READ_CMD = "head -n 1 /proc/stat"
-
-
-def parse_proc_stat(text: str) -> CpuTimes:
-    """Parse the aggregate `cpu` line (the first line) of /proc/stat.
-
-    Fields: user nice system idle iowait irq softirq steal guest guest_nice.
-    guest/guest_nice are already counted in user/nice, so they are left out
-    of the total (as the kernel and psutil do)."""
-    for line in text.splitlines():
-        parts = line.split()
-        if parts and parts[0] == "cpu":
-            break
-    else:
-        raise ValueError("no aggregate 'cpu' line in /proc/stat output")
+def parse_usage(text: str) -> int | None:
+    """Nanoseconds from `usage_cmd`'s output; None when neither source is
+    there (the unit is not running, or no cgroup v2 accounting at all)."""
+    fields = text.split()
+    if len(fields) != 2 or fields[0] not in ("nsec", "usec"):
+        if not fields:
+            return None
+        raise ValueError(f"bad CPU usage output {text.strip()[:40]!r}")
     try:
-        values = [int(v) for v in parts[1:]]
+        number = int(fields[1])
     except ValueError as exc:
-        raise ValueError(f"bad /proc/stat cpu line: {line!r}") from exc
-    if len(values) < 4:
-        raise ValueError(f"short /proc/stat cpu line: {line!r}")
-    values += [0] * (10 - len(values))
-    total = sum(values[:8])
-    idle = values[3] + values[4]
-    return CpuTimes(total=total, idle=idle)
+        raise ValueError(f"bad CPU usage value {fields[1][:40]!r}") from exc
+    if fields[0] == "nsec":
+        return None if number == 2**64 - 1 else number  # UINT64_MAX: "unset"
+    return number * 1000
 
 
-def busy_fraction(prev: CpuTimes, cur: CpuTimes) -> float:
-    """Busy share of CPU time between two samples, clamped to 0..1."""
-    dt = cur.total - prev.total
-    if dt <= 0:
+def cores_used(prev: CpuReading, cur: CpuReading) -> float:
+    """Average cores busy between two readings (1.0 = one core). A counter
+    that went backwards (the unit restarted) reads as unknown: 0.0."""
+    elapsed = cur.at - prev.at
+    used = cur.nanoseconds - prev.nanoseconds
+    if elapsed <= 0 or used < 0:
         return 0.0
-    frac = (cur.busy - prev.busy) / dt
-    return min(1.0, max(0.0, frac))
+    return used / 1e9 / elapsed

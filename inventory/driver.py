@@ -82,19 +82,38 @@ class InstanceMetrics:
 
 
 @dataclass
+class BackendStats:
+    """What one backend answered over a window: every try nginx sent it,
+    including tries that failed and were retried on another backend."""
+
+    tries: int = 0
+    failed: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def merge(self, other: "BackendStats") -> None:
+        self.tries += other.tries
+        self.failed += other.failed
+        self.latencies.extend(other.latencies)
+
+
+@dataclass
 class PoolStats:
     """Client-facing traffic of one pool over a window, from the LB's log.
 
     A request counts once, by its final status; `retried` counts requests
     nginx had to send to more than one backend, and `hidden` those of them
-    that still succeeded: a backend failed them, the client never saw it
-    (the gates count them as errors of the pool, see engine.pool_sample)."""
+    that still succeeded: a backend failed them, the client never saw it.
+    `backends` attributes every try to the backend that answered it
+    ("address:port"), so a judge can weigh the release's instances against
+    the others, and a dead old host's failures are its own, not the
+    release's."""
 
     requests: int = 0
     errors: int = 0
     retried: int = 0
     hidden: int = 0
     latencies: list[float] = field(default_factory=list)
+    backends: dict[str, BackendStats] = field(default_factory=dict)
 
     def merge(self, other: "PoolStats") -> None:
         self.requests += other.requests
@@ -102,6 +121,15 @@ class PoolStats:
         self.retried += other.retried
         self.hidden += other.hidden
         self.latencies.extend(other.latencies)
+        for addr, st in other.backends.items():
+            self.backends.setdefault(addr, BackendStats()).merge(st)
+
+    def tried(self, addr: str, failed: bool, latency: float | None) -> None:
+        st = self.backends.setdefault(addr, BackendStats())
+        st.tries += 1
+        st.failed += failed
+        if latency is not None:
+            st.latencies.append(latency)
 
 
 CommandListener = Callable[[CommandRecord], None]
@@ -148,8 +176,10 @@ class FleetDriver(Protocol):
 
     async def instance_metrics(self, inst: Instance, port: int) -> InstanceMetrics: ...
 
-    async def cpu(self, host: Host) -> float:
-        """Busy fraction (0..1) of the host since the previous call."""
+    async def unit_cpu(self, inst: Instance) -> float:
+        """CPU the instance's own unit used since the previous call, in cores
+        (1.0 = one core busy): the service's cgroup, not the machine, so
+        neighbours in a container host or a VM do not count."""
 
     async def traffic(self) -> dict[str, PoolStats]:
         """Per-pool client traffic seen by the LBs since the previous call."""

@@ -136,7 +136,8 @@ class SimFleet:
         first = next(iter(texts.values()), "")
         pools = parse_pools(first, self._lb_state.upstream)
         if pools:
-            self._lb_state = replace(self._lb_state, pools=pools, weights={},
+            default = self._lb_state.default_pool if self._lb_state.default_pool in pools else next(iter(pools))
+            self._lb_state = replace(self._lb_state, pools=pools, weights={}, default_pool=default, fallback={},
                                      generation=parse_generation(first) or "restored")
 
     # -- the rollout lock (in-process: a simulated fleet has one console) --
@@ -220,10 +221,12 @@ class SimFleet:
         quality = min(1.0, max(0.0, release.quality + self._rng.gauss(0, 0.005))) if state.running else None
         return InstanceMetrics(inst.key, state.version, state.requests, state.errors, 0, quality)
 
-    async def cpu(self, host: Host) -> float:
-        main = self._instances.get((host.name, "main"))
-        release = self._release(host, main.version if main else None) or SimRelease()
-        return min(1.0, max(0.0, release.cpu + self._rng.gauss(0, 0.02)))
+    async def unit_cpu(self, inst: Instance) -> float:
+        state = self._state(inst)
+        if not state.running:
+            return 0.0
+        release = self._release(inst.host, state.version) or SimRelease()
+        return max(0.0, release.cpu + self._rng.gauss(0, 0.02))
 
     async def journal_tail(self, inst: Instance, lines: int = 50) -> str:
         state = self._state(inst)
@@ -271,11 +274,14 @@ class SimFleet:
             owner = self._by_backend.get((backend.address, backend.port))
             state = self._instances.get((owner[0].name, owner[1])) if owner else None
             if state is None or not state.running:
+                stats.tried(str(backend), True, None)
                 continue
             release = self._release(owner[0], state.version) or SimRelease()
             state.requests += 1
-            stats.latencies.append(self._rng.lognormvariate(0, 0.35) * release.latency_ms / 1000)
+            latency = self._rng.lognormvariate(0, 0.35) * release.latency_ms / 1000
+            stats.latencies.append(latency)
             failed = self._rng.random() < release.error_rate
+            stats.tried(str(backend), failed, latency)
             if failed:
                 state.errors += 1
                 stats.errors += 1

@@ -86,7 +86,7 @@ class SshFleet:
         self.lbs: list[Host] = []
         self._http: httpx.AsyncClient | None = None
         self._log_offsets: dict[str, int] = {}
-        self._cpu_prev: dict[str, cpu_mod.CpuTimes] = {}
+        self._cpu_prev: dict[str, cpu_mod.CpuReading] = {}
         self.backends_seen: dict[str, int] = {}  # final upstream addr -> requests (last traffic())
         self.bad_log_lines = 0
         self.last_apply_seconds: float | None = None
@@ -287,15 +287,18 @@ class SshFleet:
         rec = await self._check(inst.host, "journal", systemd.journal_cmd(inst.unit, lines), 30.0)
         return rec.stdout
 
-    async def cpu(self, host: Host) -> float:
-        rec = await self._check(host, "cpu", cpu_mod.READ_CMD, SAMPLE_TIMEOUT)
+    async def unit_cpu(self, inst: Instance) -> float:
+        rec = await self._check(inst.host, "cpu", cpu_mod.usage_cmd(inst.unit), SAMPLE_TIMEOUT)
         try:
-            cur = cpu_mod.parse_proc_stat(rec.stdout)
+            used = cpu_mod.parse_usage(rec.stdout)
         except ValueError as exc:
-            raise DriverError(host.name, "cpu", str(exc)) from None
-        prev = self._cpu_prev.get(host.name)
-        self._cpu_prev[host.name] = cur
-        return 0.0 if prev is None else cpu_mod.busy_fraction(prev, cur)
+            raise DriverError(inst.host.name, "cpu", str(exc)) from None
+        if used is None:
+            raise DriverError(inst.host.name, "cpu", f"{inst.unit}: no CPU accounting (CPUUsageNSec not set)")
+        cur = cpu_mod.CpuReading(used, time.monotonic())
+        prev = self._cpu_prev.get(inst.key)
+        self._cpu_prev[inst.key] = cur
+        return 0.0 if prev is None else cpu_mod.cores_used(prev, cur)
 
     # -- HTTP through forwards ---------------------------------------------
 

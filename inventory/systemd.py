@@ -13,7 +13,7 @@ from .driver import UnitStatus
 SHOW_PROPERTIES = ("LoadState", "ActiveState", "SubState")
 
 
-def _unit(unit: str) -> str:
+def unit_arg(unit: str) -> str:
     if not unit or "\n" in unit or "\0" in unit:
         raise ValueError(f"bad unit name {unit!r}")
     return shlex.quote(unit)
@@ -22,28 +22,28 @@ def _unit(unit: str) -> str:
 def restart_cmd(unit: str) -> str:
     """`systemctl restart`: for Type=notify units this blocks until READY=1
     and exits non-zero if the start fails."""
-    return f"systemctl restart {_unit(unit)}"
+    return f"systemctl restart {unit_arg(unit)}"
 
 
 def stop_cmd(unit: str) -> str:
-    return f"systemctl stop {_unit(unit)}"
+    return f"systemctl stop {unit_arg(unit)}"
 
 
 def start_cmd(unit: str) -> str:
-    return f"systemctl start {_unit(unit)}"
+    return f"systemctl start {unit_arg(unit)}"
 
 
 def reload_cmd(unit: str) -> str:
-    return f"systemctl reload {_unit(unit)}"
+    return f"systemctl reload {unit_arg(unit)}"
 
 
 def show_cmd(unit: str) -> str:
-    return f"systemctl show -p {','.join(SHOW_PROPERTIES)} --no-pager {_unit(unit)}"
+    return f"systemctl show -p {','.join(SHOW_PROPERTIES)} --no-pager {unit_arg(unit)}"
 
 
 def journal_cmd(unit: str, lines: int = 50) -> str:
     n = max(1, int(lines))
-    return f"journalctl -u {_unit(unit)} -n {n} --no-pager -o short-iso"
+    return f"journalctl -u {unit_arg(unit)} -n {n} --no-pager -o short-iso"
 
 
 def parse_show(text: str) -> dict[str, str]:

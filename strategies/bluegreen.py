@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from inventory.model import Instance
-from inventory.nginx_config import parse_pools
 
 from .engine import Engine, GateFailed, PlannedStep, StrategyRunner
 from .events import InstancePhase, Notice, StepStarted
@@ -20,16 +19,6 @@ from .topology import COLOURS, bluegreen_state
 
 def other(colour: str) -> str:
     return COLOURS[1 - COLOURS.index(colour)]
-
-
-def live_colour(engine: Engine) -> str:
-    """The colour nginx serves now: the only colour pool in the managed file
-    (so a second run after a switch deploys to the right side), else the
-    plan's `active`."""
-    text = next(iter(engine.lb_snapshot.values()), "")
-    pools = parse_pools(text, engine.plan.nginx.upstream)
-    present = [c for c in COLOURS if pools.get(c)]
-    return present[0] if len(present) == 1 else engine.plan.blue_green.active
 
 
 class BlueGreen(StrategyRunner):
@@ -45,6 +34,12 @@ class BlueGreen(StrategyRunner):
                 PlannedStep(f"rollback window {plan.blue_green.rollback_window:g}s"),
                 PlannedStep(f"retire {plan.blue_green.active}")]
 
+    def serving_at_start(self, plan: Any, instances: Sequence[Instance]) -> list[Instance]:
+        """The plan's active colour: preflight refuses the plan when nginx
+        routes to anything else (a switch to a colour nobody checked is
+        what this prevents)."""
+        return [i for i in instances if i.role == plan.blue_green.active]
+
     def colour(self, engine: Engine, colour: str) -> list[Instance]:
         return [i for i in engine.instances if i.role == colour]
 
@@ -54,7 +49,7 @@ class BlueGreen(StrategyRunner):
 
     async def run(self, engine: Engine) -> str:
         bg = engine.plan.blue_green
-        self.live = live_colour(engine)
+        self.live = bg.active
         idle = other(self.live)
         old, new = self.colour(engine, self.live), self.colour(engine, idle)
         self.members = {self.live: old}
@@ -83,7 +78,7 @@ class BlueGreen(StrategyRunner):
         for inst in new:
             engine.instance_phase(inst, InstancePhase.LIVE, idle)
         engine.emit(StepStarted, index=3, total=4, title=f"rollback window {bg.rollback_window:g}s")
-        await engine.observe(f"{idle} after switch", bg.rollback_window, new, idle, needs_traffic=False)
+        await engine.gate(f"{idle} after switch", bg.rollback_window, new, where=idle)
         engine.emit(StepStarted, index=4, total=4, title=f"retire {self.live}")
         await self.route(engine, {idle: new}, idle)
         await self.retire(engine, old)

@@ -3,7 +3,7 @@ judging the canary pool (against thresholds and against the stable pool)
 before every increase.
 
 Capacity follows traffic: at each weight, just enough instances move to the
-new version to carry that share (gates.hosts_for_weight); at 100 % every
+new version to carry that share (capacity.hosts_for_weight); at 100 % every
 instance runs it and the split is removed. Rollback first sends every request
 back to stable (one verified nginx reload), then reinstalls the old version on
 the canary instances while they take no traffic.
@@ -16,7 +16,7 @@ from inventory.model import Instance
 
 from .engine import Engine, GateFailed, PlannedStep, StrategyRunner
 from .events import InstancePhase, Notice, StepStarted
-from .gates import Verdict, hosts_for_weight
+from .capacity import hosts_for_weight
 from .topology import canary_state
 
 
@@ -70,12 +70,8 @@ class Canary(StrategyRunner):
             elif step.kind == "pause":
                 await engine.wait(step.pause)
             else:
-                verdict = await engine.observe(f"step {n} {step_title(step)} at {self.weight:g}%",
-                                               step.analysis, self.canary, "canary", baseline="stable")
-                if verdict == Verdict.INCONCLUSIVE:
-                    engine.emit(Notice, level="warning",
-                                message=f"step {n}: too little traffic to judge the canary; a human decides")
-                    await engine.wait_for_promotion(f"step {n} inconclusive")
+                await engine.gate(f"step {n} {step_title(step)} at {self.weight:g}%", step.analysis,
+                                  self.canary, self.stable, where="canary")
         if self.weight < 100 or self.stable:
             await self.set_weight(engine, 100.0)
         # Every instance now runs the new version: the original file (one

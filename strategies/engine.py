@@ -20,18 +20,18 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
-from inventory.driver import CommandRecord, DriverError, FleetDriver, PoolStats
+from inventory.driver import CommandRecord, DriverError, FleetDriver, HealthSample, PoolStats
+from inventory.lock import HEARTBEAT_INTERVAL, LockHeld
 from inventory.model import Instance, Inventory
 from inventory.nginx_config import LbState, parse_generation, parse_pools
 
-from inventory.lock import HEARTBEAT_INTERVAL, LockHeld
-
-from . import checklist, gates
-from .events import (AlertRaised, CommandRan, Event, EventBus, GateEvaluated, HealthChecked,
-                     InstanceChanged, InstancePhase, MetricsSampled, Notice, OperatorCommand,
-                     Phase, PhaseChanged, RunFinished, RunStarted, TrafficChanged)
+from . import analysis, checklist
+from .capacity import CapacityCheck, check_capacity
+from .events import (AlertRaised, CapacityChecked, ClientTraffic, CommandRan, Event, EventBus, GateEvaluated,
+                     HealthChecked, InstanceChanged, InstancePhase, MetricsSampled, Notice, OperatorCommand,
+                     Phase, PhaseChanged, RoutingVerified, RunFinished, RunStarted, TrafficChanged)
 from .plan import render_commands
-from .topology import lb_state, load_balancers, resolve_instances
+from .topology import backend, lb_state, load_balancers, resolve_instances
 
 
 class Command(str, enum.Enum):
@@ -146,6 +146,14 @@ class Engine:
         self._finished = False
         self._alerts: dict[tuple[str, str], str] = {}
         self.phase = Phase.PREFLIGHT
+        self.by_backend = {str(backend(i)): i for i in self.instances}
+        self._verified_at: dict[str, float] = {}  # instance key -> engine time of its last good probe
+        self._traffic_lock = asyncio.Lock()
+        self.clients = ClientTally()  # what clients saw, from the first LB change to the last
+        self._accounting = False
+        self._window_open = False
+        self._watcher: asyncio.Task | None = None
+        self._alarm: str | None = None  # a critical alert between windows: on_failure at the next safe point
 
     # -- events ----------------------------------------------------------
     def elapsed(self) -> float:
@@ -221,9 +229,11 @@ class Engine:
         return self._promote_full
 
     async def safe_point(self) -> None:
-        """Honour rollback/abort/pause. Call only where the fleet is safe."""
+        """Honour rollback/abort/pause and critical alarms. Call only where
+        the fleet is safe."""
         if self._requested:
             raise Stop(*self._requested)
+        self._raise_alarm()
         if not self._running.is_set():
             previous = self.phase
             self.set_phase(Phase.PAUSED, "operator")
@@ -274,6 +284,7 @@ class Engine:
             await self._wait_wake(None)
             if self._requested:
                 raise Stop(*self._requested)
+            self._raise_alarm()
         self._promoted.clear()
         self.set_phase(Phase.RUNNING, "promoted")
         return True
@@ -283,6 +294,10 @@ class Engine:
         return f"{self._run_id}-{next(self._generation)}"
 
     async def apply_lb(self, state: LbState) -> None:
+        """Apply a routing change, sending traffic only to instances verified
+        just now (see `verified`)."""
+        state = await self.verified(state)
+        await self.start_accounting()
         started = self.driver.clock.now()
         await self.driver.lb_apply(state)
         self.lb = state
@@ -291,14 +306,129 @@ class Engine:
                   weights=dict(state.weights), duration=round(self.driver.clock.now() - started, 4))
 
     async def restore_lb(self) -> None:
-        """Put every LB's managed file back exactly as it was before the run."""
-        started = self.driver.clock.now()
-        await self.driver.lb_restore(self.lb_snapshot)
+        """Put every LB's managed file back exactly as it was before the run,
+        when every instance it routes to is verified now; otherwise the same
+        pools without the instances that failed verification."""
         first = next(iter(self.lb_snapshot.values()))
         pools = parse_pools(first, self.plan.nginx.upstream)
+        original = replace(lb_state(self.plan, {}, next(iter(pools), "stable"), generation=self.next_generation()),
+                           pools=pools)
+        checked = await self.verified(original)
+        if checked.pools != original.pools:
+            await self.apply_lb(checked)
+            return
+        await self.start_accounting()
+        started = self.driver.clock.now()
+        await self.driver.lb_restore(self.lb_snapshot)
         self.emit(TrafficChanged, generation=parse_generation(first) or "restored",
                   pools={p: [str(b) for b in bs] for p, bs in pools.items()}, weights={},
                   duration=round(self.driver.clock.now() - started, 4))
+
+    async def verified(self, state: LbState) -> LbState:
+        """Route only to what was verified: every instance `state` sends
+        traffic to must have passed the health gate's probe, on the version
+        the engine expects it to run, within the last health interval;
+        others are probed now. Instances that fail are left out of the
+        change (and named); a pool that would lose every server it is meant
+        to serve from refuses the change."""
+        now = self.driver.clock.now()
+        routed = [self.by_backend[str(b)] for bs in state.pools.values() for b in bs if str(b) in self.by_backend]
+        stale = list({i.key: i for i in routed
+                      if now - self._verified_at.get(i.key, float("-inf")) > self.plan.health.interval}.values())
+        samples = await asyncio.gather(*(self.probe(i, quiet=True) for i in stale))
+        bad = {i.key: self.why_unverified(i, s) for i, s in zip(stale, samples)}
+        bad = {k: v for k, v in bad.items() if v}
+        self.emit(RoutingVerified, generation=state.generation, instances=len({i.key for i in routed}),
+                  probed=len(stale), left_out=dict(bad))
+        if not bad:
+            return state
+        drop = {str(backend(self.by_key[k])) for k in bad}
+        pools = {p: tuple(b for b in bs if str(b) not in drop) for p, bs in state.pools.items()}
+        emptied = [p for p, bs in state.pools.items()
+                   if bs and not pools[p] and (p == state.default_pool or state.weights.get(p, 0) > 0)]
+        names = ", ".join(f"{k} ({v})" for k, v in bad.items())
+        if emptied:
+            raise DriverError("nginx", "route", f"pool {emptied[0]} would have no verified instance: {names}")
+        self.emit(Notice, level="warning", message=f"left out of nginx, not verified just now: {names}")
+        return replace(state, pools=pools)
+
+    def why_unverified(self, inst: Instance, sample: HealthSample) -> str:
+        """'' when the probe verifies the instance, else why not."""
+        if not sample.ok:
+            return sample.detail or "unhealthy"
+        expected = self.versions.get(inst.key)
+        if self.plan.health.expect_version and expected is not None and sample.version != expected:
+            return f"reports version {sample.version}, expected {expected}"
+        return ""
+
+    # -- what clients saw -------------------------------------------------------
+    async def read_traffic(self) -> dict[str, PoolStats]:
+        """Traffic since the last read, counted into what clients saw once
+        the console has changed nginx."""
+        async with self._traffic_lock:
+            traffic = await self.driver.traffic()
+        if self._accounting:
+            self.clients.add(traffic.values())
+        return traffic
+
+    async def start_accounting(self) -> None:
+        """Before the first LB change: from here to the last change every
+        second of client traffic is counted, and watched between windows."""
+        if self._accounting:
+            return
+        await self.read_traffic()  # what came before the console changed anything is not ours
+        self._accounting = True
+        self._watcher = asyncio.ensure_future(self._watch_clients())
+
+    async def _watch_clients(self) -> None:
+        """Between analysis windows, read what clients see every sample
+        interval: the journal records it, and a critical error rate applies
+        on_failure at the next safe point (a switch or a step is never
+        unwatched)."""
+        policy = analysis.Policy.of(self.plan.thresholds, self.plan.alerts)
+        limits = [r.value for r in policy.critical if r.metric == "error_rate" and r.op == ">"]
+        while True:
+            await self.driver.clock.sleep(self.sample_interval)
+            if self._window_open:
+                continue
+            try:
+                traffic = await self.read_traffic()
+            except DriverError:
+                continue
+            self.emit_client_traffic(traffic)
+            requests = sum(s.requests for s in traffic.values())
+            failed = sum(s.errors for s in traffic.values())
+            for limit in limits:
+                if self._alarm is None and analysis.clearly_above(failed, requests, limit):
+                    self._alarm = (f"critical: clients saw error_rate {failed / requests * 100:.2f}% > "
+                                   f"{limit * 100:.2f}% ({failed} of {requests} requests)")
+                    self.emit(AlertRaised, tier="critical", metric="error_rate", value=failed / requests,
+                              threshold=limit, where="clients")
+                    self._wake.set()
+
+    def emit_client_traffic(self, traffic: dict[str, PoolStats]) -> None:
+        self.emit(ClientTraffic, pools={p: pool_summary(s) for p, s in traffic.items()},
+                  requests=self.clients.requests, failed=self.clients.failed)
+
+    def _raise_alarm(self) -> None:
+        if self._alarm:
+            reason, self._alarm = self._alarm, None
+            raise GateFailed(reason)
+
+    async def stop_accounting(self) -> None:
+        """After the last LB change: count the tail, stop watching."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            try:
+                await self._watcher
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the watcher never decides the outcome
+                pass
+            self._watcher = None
+        if self._accounting:
+            try:
+                self.emit_client_traffic(await self.read_traffic())
+            except DriverError:
+                pass
 
     # -- the rollout lock -----------------------------------------------------
     async def acquire_lock(self) -> None:
@@ -355,16 +485,13 @@ class Engine:
         self.emit(Notice, level="info" if not bad else "error",
                   message=f"checklist: {len(items) - len(bad)} of {len(items)} items passed")
         return items
-    async def preflight(self) -> None:
+    async def preflight(self, expected: Sequence[Instance]) -> None:
         """Record where the fleet starts: the LB files and every instance's
         version. Refuses (nothing changed) if the LBs are not managed by the
-        console, disagree, or an instance that takes traffic is unhealthy.
-        A resumed session starts from the recorded originals instead."""
-        if self.run_checklist and self.resume is None:
-            bad = checklist.failed(await self.checklist())
-            if bad:
-                raise PreflightError("checklist: " + "; ".join(f"{i.name}: {i.reason}" for i in bad[:5])
-                                     + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""))
+        console, disagree, route to other instances than `expected` (what
+        the plan says serves now), or an instance that takes traffic is
+        unhealthy. A resumed session starts from the recorded originals
+        instead."""
         texts = await self.driver.lb_read()
         missing = [name for name, text in texts.items() if parse_generation(text) is None]
         if missing:
@@ -372,6 +499,15 @@ class Engine:
                                  f"{self.plan.nginx.config}")
         if len(set(texts.values())) > 1 and self.resume is None:
             raise PreflightError("load balancers disagree: their managed nginx files differ")
+        if self.resume is None:
+            first = next(iter(texts.values()))
+            self.check_live_routing({str(b) for bs in parse_pools(first, self.plan.nginx.upstream).values()
+                                     for b in bs}, expected)
+        if self.run_checklist and self.resume is None:
+            bad = checklist.failed(await self.checklist())
+            if bad:
+                raise PreflightError("checklist: " + "; ".join(f"{i.name}: {i.reason}" for i in bad[:5])
+                                     + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""))
         probes = await asyncio.gather(*(self.probe(i) for i in self.instances))
         current = {inst.key: (s.version if s.ok else None) for inst, s in zip(self.instances, probes)}
         if self.resume is not None:
@@ -383,17 +519,39 @@ class Engine:
         serving = {str(b) for bs in parse_pools(next(iter(texts.values())), self.plan.nginx.upstream).values()
                    for b in bs}
         sick = [i.key for i, s in zip(self.instances, probes)
-                if not s.ok and f"{i.host.address}:{i.port}" in serving]
+                if not s.ok and str(backend(i)) in serving]
         if sick:
             raise PreflightError(f"{', '.join(sick)}: unhealthy while taking traffic, before any change")
         self.old_versions = current
         self.versions = dict(current)
 
-    async def probe(self, inst: Instance):
+    def check_live_routing(self, routed: set[str], expected: Sequence[Instance]) -> None:
+        """What nginx routes to now is the truth: a plan that expects other
+        instances to be serving is refused before anything changes."""
+        want = {str(backend(i)) for i in expected}
+        if routed == want:
+            return
+        upstream = self.plan.nginx.upstream
+        what = ", ".join(sorted(routed)) or "nothing"
+        plan_says = ", ".join(sorted(want)) or "nothing"
+        detail = ""
+        if self.plan.strategy == "blue_green":
+            bg = self.plan.blue_green
+            detail = f" (active: {bg.active}, {bg.mode} form)"
+        raise PreflightError(f"live routing disagrees with the plan: nginx upstream {upstream!r} routes to {what} "
+                             f"({self.plan.nginx.config}); the plan{detail} expects {plan_says}")
+
+    async def probe(self, inst: Instance, *, quiet: bool = False) -> HealthSample:
+        """The health gate's probe. A pass on the expected version marks the
+        instance verified (routing may use it); `quiet` emits only failures
+        (routing checks of many instances)."""
         health = self.plan.health
         sample = await self.driver.health(inst, health.path, health.port or inst.port, health.timeout)
-        self.emit(HealthChecked, instance=inst.key, ok=sample.ok, version=sample.version,
-                  latency=round(sample.latency, 4), detail=sample.detail)
+        if not self.why_unverified(inst, sample):
+            self._verified_at[inst.key] = self.driver.clock.now()
+        if not quiet or not sample.ok:
+            self.emit(HealthChecked, instance=inst.key, ok=sample.ok, version=sample.version,
+                      latency=round(sample.latency, 4), detail=sample.detail)
         return sample
 
     # -- one instance ------------------------------------------------------
@@ -458,28 +616,28 @@ class Engine:
         return {i.key: r for i, r in zip(insts, results)}
 
     # -- metrics and gates ---------------------------------------------------
-    async def sample(self, watched: Sequence[Instance]) -> tuple[dict[str, PoolStats], gates.Sample]:
-        """Traffic per pool since the last sample, and health, quality and
-        CPU of (a spread of up to 50 of) the watched instances."""
-        traffic = await self.driver.traffic()
-        step = max(1, len(watched) // 50)
-        probe = list(watched)[::step][:50]
-        hosts = {i.host.name: i.host for i in probe}
+    async def sample(self, judged: Sequence[Instance],
+                     baseline: Sequence[Instance] = ()) -> tuple[dict[str, PoolStats], analysis.Readings]:
+        """Traffic per pool since the last sample, and the health, quality
+        and unit CPU of (a spread of up to 50 of) the judged instances, with
+        the CPU of up to 10 baseline instances to compare against."""
+        traffic = await self.read_traffic()
+        probe = spread(judged, 50)
+        base = spread(baseline, 10)
         # all at once: a dead host costs one probe timeout, not three in a row
-        healths, metrics, cpus = await asyncio.gather(
+        healths, metrics, cpus, base_cpus = await asyncio.gather(
             asyncio.gather(*(self.probe(i) for i in probe)),
             asyncio.gather(*(self._quality(i) for i in probe)),
-            asyncio.gather(*(self._cpu(h) for h in hosts.values())))
-        cpu = {h: c for h, c in zip(hosts, cpus) if c is not None}  # unreachable: unknown
+            asyncio.gather(*(self._cpu(i) for i in probe)),
+            asyncio.gather(*(self._cpu(i) for i in base)))
+        cpu = {i.key: c for i, c in zip([*probe, *base], [*cpus, *base_cpus]) if c is not None}
         quality = {i.key: q for i, q in zip(probe, metrics) if q is not None}
         pass_rate = sum(1 for h in healths if h.ok) / len(healths) if healths else None
         self.emit(MetricsSampled, pools={p: pool_summary(s) for p, s in traffic.items()},
-                  cpu={h: round(c, 4) for h, c in cpu.items()}, quality=quality, health_pass_rate=pass_rate)
-        values = list(cpu.values())
-        summary = gates.Sample(
-            quality_score=sum(quality.values()) / len(quality) if quality else None,
-            health_pass_rate=pass_rate, cpu=max(values) if values else None)
-        return traffic, summary
+                  cpu={k: round(c, 4) for k, c in cpu.items()}, quality=quality, health_pass_rate=pass_rate)
+        return traffic, analysis.Readings(
+            health_pass_rate=pass_rate, quality_score=mean(quality.values()),
+            cpu=mean(c for c in cpus if c is not None), baseline_cpu=mean(c for c in base_cpus if c is not None))
 
     async def _quality(self, inst: Instance) -> float | None:
         try:
@@ -487,58 +645,124 @@ class Engine:
         except DriverError:
             return None
 
-    async def _cpu(self, host) -> float | None:
+    async def _cpu(self, inst: Instance) -> float | None:
         try:
-            return await self.driver.cpu(host)
+            return await self.driver.unit_cpu(inst)
         except DriverError:
-            return None
+            return None  # unreachable or no accounting: unknown, never "0 %"
 
-    async def observe(self, name: str, seconds: float, watched: Sequence[Instance], pool: str,
-                      baseline: str | None = None, needs_traffic: bool = True) -> gates.Verdict:
-        """Gate a window: sample every `sample_interval`, judge `pool`
-        (against `baseline` when given), raise alerts, and return the window's
-        verdict. FAIL returns early; time paused does not count."""
+    async def gate(self, name: str, seconds: float, judged: Sequence[Instance],
+                   baseline: Sequence[Instance] = (), where: str = "new") -> None:
+        """An analysis window whose inconclusive end waits for a human
+        (exit 7 headless); a failure raises GateFailed."""
+        if await self.observe(name, seconds, judged, baseline, where) == analysis.Verdict.INCONCLUSIVE:
+            await self.wait_for_promotion(f"{name}: inconclusive")
+
+    async def observe(self, name: str, seconds: float, judged: Sequence[Instance],
+                      baseline: Sequence[Instance] = (), where: str = "new") -> analysis.Verdict:
+        """Judge a window on its pooled samples (strategies/analysis.py).
+
+        Samples every `sample_interval`; fails as soon as the evidence is
+        clear (a critical alert at once); at the window's end passes only on
+        enough evidence with no breach outstanding, else extends sample by
+        sample up to `thresholds.max_window` and is then INCONCLUSIVE. An
+        operator's promote ends it as a pass. Paused time does not count."""
         thresholds = self.plan.thresholds
-        state = gates.GateState()
-        await self.driver.traffic()  # the window judges only traffic inside it
-        end = self.driver.clock.now() + seconds
-        traffic_total: dict[str, PoolStats] = {}
-        while True:
-            remaining = end - self.driver.clock.now()
-            if remaining <= 1e-6:
-                break
-            before = self.driver.clock.now()
-            await self.wait(min(self.sample_interval, remaining))
-            end += max(0.0, (self.driver.clock.now() - before) - min(self.sample_interval, remaining))
-            traffic, health = await self.sample(watched)
-            judged = pool_sample(traffic.get(pool), health)
-            extra = []
-            if baseline and thresholds.compare_to_stable:
-                extra = gates.compare_to_stable(judged, pool_sample(traffic.get(baseline), gates.Sample()))
-            state, verdict, found = gates.judge(state, judged, thresholds, extra)
-            self.raise_alerts(judged, pool)
-            for p, s in traffic.items():
-                traffic_total.setdefault(p, PoolStats()).merge(s)
-            self.emit(GateEvaluated, name=name, verdict=verdict.value, reasons=[str(b) for b in found],
-                      values=judged.values(), remaining=round(max(0.0, end - self.driver.clock.now()), 3))
-            if verdict == gates.Verdict.FAIL:
-                raise GateFailed(f"{name}: " + "; ".join(str(b) for b in found))
-        verdict = gates.close_window(state, thresholds, needs_traffic)
-        self.emit(GateEvaluated, name=name, verdict=verdict.value,
-                  reasons=[] if verdict == gates.Verdict.PASS else
-                  [f"{state.requests} requests to {pool}, fewer than {thresholds.min_requests}"],
-                  values={"requests": float(state.requests)}, remaining=0.0, final=True)
-        return verdict
+        policy = analysis.Policy.of(thresholds, self.plan.alerts)
+        limit = max(seconds, thresholds.max_window)
+        window, spent, extended = analysis.Window(), 0.0, False
+        self._window_open = True
+        try:
+            await self.read_traffic()  # the window judges only traffic inside it
+            while True:
+                chunk = min(self.sample_interval, seconds - spent) if spent < seconds else self.sample_interval
+                chunk = min(chunk, limit - spent)
+                await self.wait(chunk)
+                spent += chunk
+                if self._promoted.is_set():
+                    self._promoted.clear()
+                    self.emit(GateEvaluated, name=name, verdict=analysis.Verdict.PASS.value,
+                              reasons=["promoted by operator"], values={}, final=True)
+                    return analysis.Verdict.PASS
+                traffic, readings = await self.sample(judged, baseline)
+                judged_ev = side_evidence(traffic, judged)
+                base_ev = side_evidence(traffic, baseline) if baseline else None
+                window, found = analysis.fold(window, judged_ev, base_ev, readings, policy)
+                self.raise_alerts(window, where, found)
+                if found.verdict == analysis.Verdict.FAIL:
+                    self.emit_gate(name, found, 0.0, final=True)
+                    raise GateFailed(f"{name}: " + "; ".join(found.reasons))
+                if spent + 1e-9 < seconds:
+                    self.emit_gate(name, found, seconds - spent)
+                    continue
+                verdict = analysis.close(window, policy, final=spent + 1e-9 >= limit)
+                if verdict.verdict == analysis.Verdict.PENDING:
+                    if not extended:
+                        extended = True
+                        self.emit(Notice, level="warning", message=f"{name}: extended (up to "
+                                  f"{limit:g}s): " + "; ".join(verdict.reasons))
+                    self.emit_gate(name, verdict, limit - spent, extended=True)
+                    continue
+                self.emit_gate(name, verdict, 0.0, final=True, extended=extended)
+                return verdict.verdict
+        finally:
+            self._window_open = False
 
-    def raise_alerts(self, sample: gates.Sample, where: str) -> None:
-        """Emit an alert when a metric enters a tier (or changes tier)."""
-        current = {a.metric: a for a in gates.alerts_for(sample, self.plan.alerts)}
+    def emit_gate(self, name: str, j: analysis.Judgement, remaining: float, *, final: bool = False,
+                  extended: bool = False) -> None:
+        self.emit(GateEvaluated, name=name, verdict=j.verdict.value, reasons=j.reasons, values=j.values,
+                  remaining=round(max(0.0, remaining), 3), final=final, extended=extended,
+                  needed=j.needed, seen=j.seen)
+
+    def raise_alerts(self, window: analysis.Window, where: str, judged: analysis.Judgement) -> None:
+        """Emit an alert when a metric enters a tier (or changes tier). A
+        failing gate's findings are alerts too (important, or critical):
+        the sequential test can be sure of a bad release before a tier's
+        fixed-level test is."""
+        current = {a.metric: a for a in analysis.alerts_for(window, self.plan.alerts)}
+        if judged.verdict == analysis.Verdict.FAIL:
+            for f in judged.findings:
+                tier = "critical" if f.tier == "critical" else "important"
+                held = current.get(f.metric)
+                if held is None or analysis.TIERS.index(held.tier) > analysis.TIERS.index(tier):
+                    current[f.metric] = analysis.Alert(tier, f.metric, f.value, f.limit)
         for metric, alert in current.items():
             if self._alerts.get((where, metric)) != alert.tier:
                 self.emit(AlertRaised, tier=alert.tier, metric=metric, value=alert.value,
                           threshold=alert.threshold, where=where)
         self._alerts = {k: v for k, v in self._alerts.items() if k[0] != where}
         self._alerts.update({(where, m): a.tier for m, a in current.items()})
+
+    async def guard_capacity(self, title: str, should_serve: Sequence[Instance], batch: Sequence[Instance],
+                             floor: int) -> None:
+        """Before draining `batch`: probe every instance that should be
+        serving, including those this run has not touched. If one is
+        unhealthy and draining would leave fewer than `floor` serving, or it
+        is in the batch (a dead host would only fail its deploy, slowly),
+        do not drain: pause for a human (exit 7 headless), or apply
+        on_failure when the plan says so. It is named, and said not to be
+        the release's fault when the release has not touched it."""
+        samples = await asyncio.gather(*(self.probe(i, quiet=True) for i in should_serve))
+        healthy = {i.key for i, s in zip(should_serve, samples) if s.ok}
+        check = check_capacity([i.key for i in should_serve], healthy, [i.key for i in batch], floor)
+        self.emit(CapacityChecked, serving=check.serving, after=check.after, floor=check.floor,
+                  unhealthy=list(check.unhealthy), in_batch=list(check.in_batch), ok=check.ok)
+        if check.ok:
+            return
+        reason = self.capacity_reason(title, check)
+        self.emit(Notice, level="error", message=reason)
+        if self.plan.rolling.capacity_guard == "on_failure":
+            raise GateFailed(reason)
+        await self.wait_for_promotion(reason)
+
+    def capacity_reason(self, title: str, check: CapacityCheck) -> str:
+        parts = []
+        for key in check.unhealthy:
+            untouched = self.versions.get(key) == self.old_versions.get(key) != self.version
+            parts.append(f"{key} unhealthy" + (" (not touched by this release)" if untouched else ""))
+        return (f"{title}: " + ", ".join(parts) + f"; draining would leave {check.after} of "
+                f"{check.serving + len(check.unhealthy)} serving, the plan allows no fewer than {check.floor}"
+                + ("; it is in this batch" if check.in_batch else ""))
 
     # -- the run -------------------------------------------------------------
     async def run(self, strategy: "StrategyRunner") -> RunResult:
@@ -548,7 +772,7 @@ class Engine:
             await self.driver.open([i.host for i in self.instances], self.lbs)
             self.set_phase(Phase.PREFLIGHT)
             await self.acquire_lock()
-            await self.preflight()
+            await self.preflight(strategy.serving_at_start(self.plan, self.instances))
             self.emit(RunStarted, plan=self.plan.source, strategy=self.plan.strategy,
                       service=self.plan.service, version=self.version, old_versions=dict(self.old_versions),
                       instances=[{"key": i.key, "host": i.host.name, "address": i.host.address,
@@ -571,6 +795,7 @@ class Engine:
             outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
         finally:
             self._finished = True
+            await self.stop_accounting()
             await self.release_lock()
             try:
                 await self.driver.close()
@@ -582,7 +807,7 @@ class Engine:
             final = Phase.PAUSED
         self.set_phase(final, message)
         self.emit(RunFinished, outcome=outcome.value, message=message, duration=round(self.elapsed(), 3),
-                  versions=dict(self.versions))
+                  versions=dict(self.versions), clients=self.clients.as_dict())
         return RunResult(outcome, message, dict(self.versions))
 
     async def _guarded(self, strategy: "StrategyRunner") -> tuple[Outcome, str]:
@@ -704,22 +929,56 @@ class Engine:
 
 
 def pool_summary(stats: PoolStats) -> dict[str, float]:
-    p95 = gates.percentile(stats.latencies)
+    p95 = analysis.percentile(stats.latencies)
     return {"requests": stats.requests, "errors": stats.errors, "retried": stats.retried, "hidden": stats.hidden,
             "error_rate": round(stats.errors / stats.requests, 6) if stats.requests else 0.0,
             "p95": round(p95, 4) if p95 is not None else 0.0}
 
 
-def pool_sample(stats: PoolStats | None, health: gates.Sample) -> gates.Sample:
-    """What the gates judge for one pool. A request nginx had to retry
-    counts as an error even when the retry hid it from the client: the
-    canary pool's backups (stable) and its other servers would otherwise
-    hide a release that drops connections or answers 502/503."""
-    stats = stats or PoolStats()
-    return gates.Sample(requests=stats.requests, errors=stats.errors + stats.hidden,
-                        p95_latency=gates.percentile(stats.latencies),
-                        quality_score=health.quality_score, health_pass_rate=health.health_pass_rate,
-                        cpu=health.cpu)
+def side_evidence(traffic: dict[str, PoolStats], insts: Sequence[Instance]) -> analysis.Evidence:
+    """Every try these instances answered, over all pools: a try a backend
+    failed counts against it even when nginx retried it elsewhere and the
+    client never saw it (a release that drops connections or answers
+    502/503 would otherwise look clean behind the retries)."""
+    keys = {str(backend(i)) for i in insts}
+    tries = failed = 0
+    latencies: list[float] = []
+    for stats in traffic.values():
+        for addr, st in stats.backends.items():
+            if addr in keys:
+                tries += st.tries
+                failed += st.failed
+                latencies.extend(st.latencies)
+    return analysis.Evidence(tries, failed, tuple(latencies))
+
+
+def spread(insts: Sequence[Instance], most: int) -> list[Instance]:
+    """Up to `most` instances spread evenly over the list."""
+    return list(insts)[:: max(1, len(insts) // most)][:most] if insts else []
+
+
+def mean(values: Iterable[float]) -> float | None:
+    items = list(values)
+    return sum(items) / len(items) if items else None
+
+
+@dataclass
+class ClientTally:
+    """Requests clients sent through the LBs and how many failed (5xx as
+    the client saw it), from the console's first LB change to its last."""
+
+    requests: int = 0
+    failed: int = 0
+    hidden: int = 0  # failures nginx retried away from the client
+
+    def add(self, pools: Iterable[PoolStats]) -> None:
+        for st in pools:
+            self.requests += st.requests
+            self.failed += st.errors
+            self.hidden += st.hidden
+
+    def as_dict(self) -> dict[str, int]:
+        return {"requests": self.requests, "failed": self.failed, "hidden": self.hidden}
 
 
 class StrategyRunner:
@@ -728,6 +987,10 @@ class StrategyRunner:
     def steps(self, plan: Any, instances: Sequence[Instance]) -> list[PlannedStep]:
         """The planned steps, each with the instance keys it changes."""
         raise NotImplementedError
+
+    def serving_at_start(self, plan: Any, instances: Sequence[Instance]) -> list[Instance]:
+        """The instances the plan expects nginx to route to before the run."""
+        return list(instances)
 
     async def run(self, engine: Engine) -> str:
         raise NotImplementedError

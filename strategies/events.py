@@ -153,6 +153,11 @@ class MetricsSampled(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class GateEvaluated(Event):
+    """The judge's view of a window after a sample (strategies/analysis.py).
+    `values` are the pooled window's numbers; `needed`/`seen` the requests a
+    pass needs and those seen; `extended` once the window outlived its
+    planned length for want of evidence."""
+
     kind: ClassVar[str] = "gate"
     name: str
     verdict: str
@@ -160,6 +165,45 @@ class GateEvaluated(Event):
     values: dict[str, float | None]
     remaining: float = 0.0
     final: bool = False  # the window's closing verdict, not one sample
+    extended: bool = False
+    needed: int = 0
+    seen: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientTraffic(Event):
+    """What clients saw between analysis windows (per pool), and the run's
+    running totals from the first LB change on."""
+
+    kind: ClassVar[str] = "clients"
+    pools: dict[str, dict[str, float]]
+    requests: int
+    failed: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutingVerified(Event):
+    """Before an LB change: the instances it routes to were verified;
+    `left_out` names those that failed (instance -> why)."""
+
+    kind: ClassVar[str] = "routing_verified"
+    generation: str
+    instances: int
+    probed: int
+    left_out: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapacityChecked(Event):
+    """The capacity guard before draining a batch (strategies/capacity.py)."""
+
+    kind: ClassVar[str] = "capacity"
+    serving: int
+    after: int
+    floor: int
+    unhealthy: list[str]
+    in_batch: list[str]
+    ok: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,6 +239,7 @@ class RunFinished(Event):
     message: str
     duration: float
     versions: dict[str, str | None] = field(default_factory=dict)
+    clients: dict[str, int] = field(default_factory=dict)  # requests, failed, hidden (engine.ClientTally)
 
 
 Subscriber = Callable[[Event], None]

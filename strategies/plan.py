@@ -164,9 +164,14 @@ def _max_fail(value: Any) -> float:
 
 
 class Rolling(_Model):
+    """`capacity_guard`: what to do when an instance that should serve is
+    down before a batch and draining it would leave too few: `pause` for a
+    human (exit 7 headless), or `on_failure`."""
+
     batch: Annotated[int | str | list[int | str], BeforeValidator(T.batch)] = 1
     interval: Duration = 0.0
     max_fail_percentage: Annotated[float, BeforeValidator(_max_fail)] = 0.0
+    capacity_guard: Literal["pause", "on_failure"] = "pause"
 
 
 STEP_KINDS = ("set_weight", "pause", "analysis")
@@ -293,7 +298,24 @@ class BlueGreen(_Model):
         return "green" if self.active == "blue" else "blue"
 
 
+def _confidence(value: Any) -> float:
+    number = T.fraction(value)
+    if not 0.5 <= number < 1.0:
+        raise ValueError(f"expected a confidence from 50% to below 100% (e.g. 99%), got {show(value)}")
+    return number
+
+
 class Thresholds(_Model):
+    """What the judge (strategies/analysis.py) holds a release to.
+
+    `cpu` is an alert level on the unit's own CPU (cores); the gate compares
+    CPU against the baseline instead. `min_requests` is the least a window
+    must see before it may pass (0: judge on health and quality alone, an
+    explicit opt-out). `confidence` sets both risks of the error test: a
+    good release stopped, a bad one passed (1 - confidence each).
+    `max_window` is how long a window may be extended while the evidence
+    is not yet enough; then it is inconclusive and a human decides."""
+
     error_rate: Fraction = 0.01
     p95_latency: Duration = 2.0
     quality_score: Quality = 0.90
@@ -302,6 +324,8 @@ class Thresholds(_Model):
     persistence: Count = 2
     min_requests: Count0 = 20
     compare_to_stable: bool = True
+    confidence: Annotated[float, BeforeValidator(_confidence)] = 0.99
+    max_window: PositiveDuration = 900.0
 
 
 class Rule(_Model):

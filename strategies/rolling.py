@@ -1,5 +1,9 @@
 """Rolling: replace instances batch by batch, each drained from nginx first
-and put back only once healthy on the new version."""
+and put back only once healthy on the new version.
+
+Before each batch the capacity guard checks every instance that should be
+serving (engine.guard_capacity); between batches the new instances are
+judged against the old ones over the same window (engine.gate)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -24,13 +28,16 @@ class Rolling(StrategyRunner):
         plan = engine.plan
         batches = plan_batches(engine.instances, plan.rolling.batch)
         budget = failure_budget(len(engine.instances), plan.rolling.max_fail_percentage)
+        floor = len(engine.instances) - max((len(b) for b in batches), default=0)
         failures: list[str] = []
         changed: list[Instance] = []
         for n, batch in enumerate(batches, 1):
             await engine.safe_point()
+            todo = [i for i in batch if engine.versions.get(i.key) != engine.version]
+            serving = [i for i in engine.instances if i.key not in self.excluded]
+            await engine.guard_capacity(f"before batch {n}/{len(batches)}", serving, todo, floor)
             engine.emit(StepStarted, index=n, total=len(batches), title=f"batch {n}/{len(batches)}",
                         instances=[i.key for i in batch])
-            todo = [i for i in batch if engine.versions.get(i.key) != engine.version]
             for inst in batch:
                 if inst not in todo:
                     engine.instance_phase(inst, InstancePhase.LIVE, "already on the target version")
@@ -41,8 +48,9 @@ class Rolling(StrategyRunner):
                 raise GateFailed(f"{len(failures)} of {len(engine.instances)} instances failed "
                                  f"(max_fail_percentage {plan.rolling.max_fail_percentage:g}): {failures[0]}")
             if n < len(batches) and plan.rolling.interval > 0:
-                await engine.observe(f"after batch {n}", plan.rolling.interval, changed, "stable",
-                                     needs_traffic=False)
+                new = {i.key for i in changed}
+                old = [i for i in engine.instances if i.key not in new and i.key not in self.excluded]
+                await engine.gate(f"after batch {n}", plan.rolling.interval, changed, old)
         await self.settle(engine)
         return f"{len(changed)} instance(s) now on {engine.version}" + (
             f"; {len(failures)} failed and were reverted" if failures else "")

@@ -1,45 +1,31 @@
 import pytest
 
-from inventory.cpu import CpuTimes, busy_fraction, parse_proc_stat
-
-STAT1 = """cpu  100 0 50 800 50 0 0 0 0 0
-cpu0 50 0 25 400 25 0 0 0 0 0
-intr 1 2 3
-"""
-STAT2 = """cpu  200 0 100 900 100 0 0 0 0 0
-cpu0 100 0 50 450 50 0 0 0 0 0
-"""
+from inventory.cpu import CpuReading, cores_used, parse_usage, usage_cmd
 
 
-def test_parse_first_line():
-    t = parse_proc_stat(STAT1)
-    assert t == CpuTimes(total=1000, idle=850)
-    assert t.busy == 150
+def test_usage_command_quotes_the_unit_and_falls_back_to_the_cgroup():
+    cmd = usage_cmd("agent@main.service")
+    assert "CPUUsageNSec --value --no-pager agent@main.service" in cmd
+    assert "/sys/fs/cgroup/unified$cg/cpu.stat" in cmd and "usage_usec" in cmd
+    assert "'a b.service'" in usage_cmd("a b.service")
 
 
-def test_busy_excludes_idle_and_iowait():
-    a, b = parse_proc_stat(STAT1), parse_proc_stat(STAT2)
-    # delta total 300, delta idle+iowait 150 -> busy 150/300
-    assert busy_fraction(a, b) == pytest.approx(0.5)
-
-
-def test_guest_not_double_counted_and_short_lines():
-    t = parse_proc_stat("cpu 10 0 10 80 0 0 0 0 7 3\n")
-    assert t.total == 100
-    assert parse_proc_stat("cpu 1 2 3 4\n") == CpuTimes(total=10, idle=4)
-
-
-def test_no_time_passed_or_counter_reset_is_zero_and_clamped():
-    a = CpuTimes(1000, 500)
-    assert busy_fraction(a, a) == 0.0
-    assert busy_fraction(a, CpuTimes(900, 400)) == 0.0
-    assert 0.0 <= busy_fraction(CpuTimes(0, 0), CpuTimes(10, -5)) <= 1.0
-
-
-def test_garbage_raises_value_error():
+def test_parse_usage_reads_systemd_nanoseconds_or_cgroup_microseconds():
+    assert parse_usage("nsec 123456789\n") == 123456789
+    assert parse_usage("usec 40279411\n") == 40_279_411_000
+    assert parse_usage("") is None  # neither source: unknown, never 0 %
+    assert parse_usage(f"nsec {2**64 - 1}") is None
     with pytest.raises(ValueError):
-        parse_proc_stat("intr 1 2\n")
+        parse_usage("garbage here")
     with pytest.raises(ValueError):
-        parse_proc_stat("cpu a b c d\n")
-    with pytest.raises(ValueError):
-        parse_proc_stat("cpu 1 2\n")
+        parse_usage("usec many")
+
+
+def test_cores_used_is_cpu_time_over_wall_time():
+    assert cores_used(CpuReading(0, 10.0), CpuReading(1_500_000_000, 12.0)) == pytest.approx(0.75)
+    assert cores_used(CpuReading(0, 10.0), CpuReading(4_000_000_000, 12.0)) == pytest.approx(2.0)
+
+
+def test_restart_or_no_time_reads_zero():
+    assert cores_used(CpuReading(5_000, 10.0), CpuReading(1_000, 11.0)) == 0.0  # counter reset by a restart
+    assert cores_used(CpuReading(0, 10.0), CpuReading(10, 10.0)) == 0.0

@@ -1,18 +1,16 @@
-"""Pure decisions: batches, gates, alert tiers, capacity. No I/O."""
+"""Pure decisions: batches, capacity, canary topology, attribution of tries. No I/O.
+(The judge has its own tests: tests/test_analysis.py.)"""
 from types import SimpleNamespace
 
 import pytest
 
-from inventory.driver import PoolStats
+from inventory import access_log
 from inventory.model import Host, Instance
-from strategies import gates
+from strategies.analysis import Evidence, Finding, percentile
 from strategies.batches import failure_budget, plan_batches
-from strategies.engine import pool_sample
-from strategies.gates import Breach, GateState, Sample, Verdict
+from strategies.capacity import hosts_for_weight
+from strategies.engine import side_evidence
 from strategies.topology import canary_state
-
-TH = SimpleNamespace(error_rate=0.01, p95_latency=2.0, quality_score=0.90, health_pass_rate=0.95,
-                     cpu=0.80, persistence=2, min_requests=50, compare_to_stable=True)
 
 
 @pytest.mark.parametrize("spec,sizes", [
@@ -31,95 +29,16 @@ def test_failure_budget_is_floor_of_percentage():
     assert failure_budget(3, 50) == 1
 
 
-def test_breach_must_persist_before_failing():
-    bad = Sample(requests=100, errors=5)
-    state, verdict, found = gates.judge(GateState(), bad, TH)
-    assert verdict == Verdict.PENDING and str(found[0]) == "error_rate 5.00% > 1.00%"
-    state, verdict, _ = gates.judge(state, bad, TH)
-    assert verdict == Verdict.FAIL
-
-
-def test_a_good_sample_resets_persistence():
-    bad, good = Sample(requests=100, errors=5), Sample(requests=100, errors=0)
-    state, _, _ = gates.judge(GateState(), bad, TH)
-    state, verdict, _ = gates.judge(state, good, TH)
-    assert verdict == Verdict.PASS and state.consecutive == 0
-    state, verdict, _ = gates.judge(state, bad, TH)
-    assert verdict == Verdict.PENDING
-
-
-def test_small_samples_do_not_judge_traffic_metrics():
-    state, verdict, found = gates.judge(GateState(), Sample(requests=5, errors=5), TH)
-    assert verdict == Verdict.PASS and found == []
-
-
-def test_window_with_too_little_traffic_is_inconclusive():
-    state = GateState(consecutive=0, samples=3, requests=20)
-    assert gates.close_window(state, TH) == Verdict.INCONCLUSIVE
-    assert gates.close_window(state, TH, needs_traffic=False) == Verdict.PASS
-    assert gates.close_window(GateState(0, 3, 500), TH) == Verdict.PASS
-
-
-@pytest.mark.parametrize("sample,metric", [
-    (Sample(requests=100, p95_latency=2.5), "p95_latency"),
-    (Sample(quality_score=0.85), "quality_score"),
-    (Sample(health_pass_rate=0.9), "health_pass_rate"),
-    (Sample(cpu=0.95), "cpu"),
-])
-def test_each_threshold_is_checked(sample, metric):
-    assert [b.metric for b in gates.breaches(sample, TH)] == [metric]
-
-
-def test_comparison_flags_canary_significantly_worse_than_stable():
-    canary, stable = Sample(requests=400, errors=24), Sample(requests=4000, errors=40)
-    found = gates.compare_to_stable(canary, stable)
-    assert [b.metric for b in found] == ["error_rate_vs_stable"]
-
-
-def test_comparison_ignores_differences_chance_explains():
-    canary, stable = Sample(requests=40, errors=1), Sample(requests=400, errors=4)
-    assert gates.compare_to_stable(canary, stable) == []
-
-
-def test_comparison_flags_slower_canary():
-    canary = Sample(requests=100, p95_latency=0.9)
-    stable = Sample(requests=100, p95_latency=0.3)
-    assert [b.metric for b in gates.compare_to_stable(canary, stable)] == ["p95_latency_vs_stable"]
-
-
-def rules(**tiers):
-    return SimpleNamespace(**{t: [SimpleNamespace(metric=m, op=o, value=v) for m, o, v in r]
-                              for t, r in tiers.items()})
-
-
-SEED_ALERTS = rules(
-    critical=[("health_check_failed", ">", 0), ("error_rate", ">", 0.05), ("p95_latency", ">", 5.0)],
-    important=[("error_rate", ">", 0.01), ("p95_latency", ">", 2.0), ("quality_score", "<", 0.90)],
-    warning=[("error_rate", ">", 0.005), ("cpu", ">", 0.70)])
-
-
-@pytest.mark.parametrize("errors,tier", [(9, "critical"), (2, "important"), (1, None)])
-def test_alert_tiers_pick_the_most_severe(errors, tier):
-    alerts = gates.alerts_for(Sample(requests=150, errors=errors), SEED_ALERTS)
-    got = [a.tier for a in alerts if a.metric == "error_rate"]
-    assert got == ([tier] if tier else ["warning"])
-
-
-def test_failed_health_check_is_critical():
-    alerts = gates.alerts_for(Sample(health_pass_rate=0.9, cpu=0.75), SEED_ALERTS)
-    assert {(a.tier, a.metric) for a in alerts} == {("critical", "health_check_failed"), ("warning", "cpu")}
-
-
 @pytest.mark.parametrize("weight,total,hosts", [(1, 10, 1), (5, 10, 1), (10, 10, 1), (50, 10, 5),
                                                (51, 10, 6), (100, 10, 10), (1, 1000, 10), (0.5, 3, 1)])
 def test_capacity_follows_traffic(weight, total, hosts):
-    assert gates.hosts_for_weight(weight, total) == hosts
+    assert hosts_for_weight(weight, total) == hosts
 
 
 def test_percentile_nearest_rank():
-    assert gates.percentile(list(range(1, 101))) == 95
-    assert gates.percentile([]) is None
-    assert str(Breach("p95_latency", 2.5, 2.0)) == "p95_latency 2500ms > 2000ms"
+    assert percentile(list(range(1, 101))) == 95
+    assert percentile([]) is None
+    assert str(Finding("p95_latency", 2.5, 2.0)) == "p95_latency 2500ms > 2000ms"
 
 
 @pytest.mark.parametrize("answers,strategy", [
@@ -163,9 +82,14 @@ def test_stable_backs_up_the_canary_pool_while_it_runs(weight):
     assert canary_state(_plan(), stable, [], 0.0, "g").fallback == {}
 
 
-def test_a_failure_a_retry_hid_from_the_client_still_counts_against_the_pool():
-    stats = PoolStats(requests=100, errors=1, retried=4, hidden=3, latencies=[0.01] * 100)
-    judged = pool_sample(stats, Sample())
-    assert (judged.requests, judged.errors) == (100, 4)
-    state, verdict, found = gates.judge(GateState(), judged, TH)
-    assert [b.metric for b in found] == ["error_rate"]
+def test_a_failure_a_retry_hid_from_the_client_still_counts_against_its_backend():
+    """nginx retried a 503 of the canary on stable: the client saw 200, the
+    canary's backend is still charged with a failed try (and stable with
+    the good one)."""
+    log = ('{"pool":"agent_canary","status":"200","ustatus":"503, 200","uaddr":"10.0.0.3:8080, 10.0.0.1:8080",'
+           '"rt":"0.012","urt":"0.002, 0.010"}\n')
+    traffic = access_log.parse_pools(log, "agent")
+    canary, stable = _insts("a", "b", "c")[2:], _insts("a")
+    assert side_evidence(traffic, canary) == Evidence(1, 1, (0.002,))
+    assert side_evidence(traffic, stable) == Evidence(1, 0, (0.010,))
+    assert (traffic["canary"].requests, traffic["canary"].errors, traffic["canary"].hidden) == (1, 0, 1)

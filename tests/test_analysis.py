@@ -1,0 +1,188 @@
+"""The judge (strategies/analysis.py): pooled windows, enough evidence or no
+verdict, sequential statistics, alert tiers, persistence. Pure, no I/O."""
+import math
+import random
+
+import pytest
+
+from strategies import analysis
+from strategies.analysis import Evidence, Policy, Readings, Verdict, Window, alerts_for, close, fold
+from strategies.capacity import check_capacity
+from strategies.plan import Alerts, Thresholds
+
+SEED = Policy.of(Thresholds(), Alerts())  # the article's thresholds and alert tiers
+
+
+def run(samples, policy=SEED, baseline=None, readings=Readings()):
+    """Fold samples of (requests, errors[, latencies]) into one window; the
+    last judgement and the window."""
+    window, j = Window(), None
+    for n, sample in enumerate(samples):
+        requests, errors, *lat = sample
+        ev = Evidence(requests, errors, tuple(lat[0]) if lat else ())
+        base = baseline[n] if baseline else None
+        window, j = fold(window, ev, base, readings, policy)
+        if j.verdict == Verdict.FAIL:
+            break
+    return window, j
+
+
+def test_the_issue_case_twenty_percent_errors_at_a_one_percent_step_fails():
+    """One in five requests answered 500, five per 5 s sample, stable
+    clean: no single sample is evidence enough (the first version judged
+    samples alone and passed this window); pooled, the window fails."""
+    per_sample = [(5, 1)] * 6
+    stable = [Evidence(480, 0)] * 6
+    _, j = run(per_sample, baseline=stable)
+    assert j.verdict == Verdict.FAIL
+    assert j.findings[0].metric == "error_rate"
+
+
+def test_a_bad_release_is_stopped_after_a_handful_of_requests():
+    _, j = run([(4, 2)], baseline=[Evidence(400, 0)])
+    assert j.verdict == Verdict.FAIL and j.seen == 4
+
+
+def test_few_clean_requests_are_not_a_pass():
+    window, _ = run([(5, 0)] * 6, baseline=[Evidence(500, 0)] * 6)
+    j = close(window, SEED, final=False)
+    assert j.verdict == Verdict.PENDING
+    assert j.needed > 30 and j.seen == 30
+    assert any("needs about" in r and "saw 30" in r for r in j.reasons)
+    assert close(window, SEED, final=True).verdict == Verdict.INCONCLUSIVE
+
+
+def test_enough_clean_requests_pass():
+    window, _ = run([(100, 0)] * 6, baseline=[Evidence(5000, 5)] * 6)
+    assert close(window, SEED, final=False).verdict == Verdict.PASS
+
+
+def test_min_requests_zero_is_an_explicit_opt_out_of_traffic_evidence():
+    policy = Policy.of(Thresholds(min_requests=0), Alerts())
+    window, _ = run([(0, 0)] * 3, policy)
+    assert close(window, policy, final=False).verdict == Verdict.PASS
+    window, _ = run([(0, 0)] * 3)
+    assert close(window, SEED, final=True).verdict == Verdict.INCONCLUSIVE
+
+
+def test_requests_to_pass_matches_the_sprt():
+    h = analysis.Hypotheses(0.005, 0.02)
+    n = h.requests_to_pass(0.01)
+    # n requests erring at the good rate take the log-likelihood ratio to log(beta)
+    assert h.llr(Evidence(n, round(n * 0.005))) == pytest.approx(math.log(0.01), abs=0.5)
+    assert h.llr(Evidence(n // 2, round(n * 0.0025))) > math.log(0.01)
+
+
+def test_the_good_rate_comes_from_the_baseline_upper_bound():
+    h = analysis.hypotheses(SEED, Evidence(10_000, 50))
+    assert 0.005 < h.good < 0.007 and h.bad == pytest.approx(max(h.good + 0.01, 0.02))
+    lone = analysis.hypotheses(SEED, None)
+    assert lone.good == pytest.approx(0.005) and lone.bad == pytest.approx(0.02)
+
+
+def test_looking_after_every_sample_keeps_false_alarms_rare():
+    """A good release (same 0.5 % error rate as stable) watched sample by
+    sample for 60 samples, 400 trials: the sequential test stays near its
+    1 % promise although it looks 60 times."""
+    rng = random.Random(11)
+    alarms = 0
+    for _ in range(400):
+        window = Window()
+        for _ in range(60):
+            c = sum(rng.random() < 0.005 for _ in range(10))
+            s = sum(rng.random() < 0.005 for _ in range(400))
+            window, j = fold(window, Evidence(10, c), Evidence(400, s), Readings(), SEED)
+            if j.verdict == Verdict.FAIL:
+                alarms += 1
+                break
+    assert alarms <= 8  # 2 %: the promise is 1 %, the slack is sampling noise of 400 trials
+
+
+def test_a_release_clearly_over_the_absolute_threshold_fails_even_when_stable_is_as_bad():
+    _, j = run([(500, 40)], baseline=[Evidence(5000, 400)])
+    assert j.verdict == Verdict.FAIL and j.findings[0].metric == "error_rate"
+
+
+def test_latency_is_compared_on_distributions():
+    rng = random.Random(3)
+    stable = [Evidence(300, 0, tuple(rng.lognormvariate(0, 0.3) * 0.040 for _ in range(300)))]
+    slow = [(30, 0, [rng.lognormvariate(0, 0.3) * 0.040 + 0.300 for _ in range(30)])]
+    _, j = run(slow, baseline=stable)
+    assert j.verdict == Verdict.FAIL and j.findings[0].metric == "median_latency_vs_stable"
+    same = [(30, 0, [rng.lognormvariate(0, 0.3) * 0.040 for _ in range(30)])]
+    _, j = run(same, baseline=stable)
+    assert j.verdict == Verdict.PENDING and not j.findings
+
+
+def test_p95_ceiling_is_a_proportion_test():
+    slow = [2.5] * 20 + [0.1] * 80  # 20 % above 2 s: the p95 is clearly above it
+    _, j = run([(100, 0, slow)])
+    assert any(f.metric == "p95_latency" for f in j.findings)
+    one_slow = [2.5] + [0.1] * 9  # p95 of 10 looks like 2.5 s, but 1 in 10 proves nothing
+    _, j = run([(10, 0, one_slow)])
+    assert not any(f.metric == "p95_latency" for f in j.findings)
+
+
+def test_a_failed_health_check_is_critical_and_acts_at_once():
+    _, j = run([(0, 0)], readings=Readings(health_pass_rate=0.5))
+    assert j.verdict == Verdict.FAIL and j.findings[0].tier == "critical"
+    assert SEED.persistence == 2  # did not wait for persistence
+
+
+def test_a_clear_critical_error_rate_acts_at_once():
+    _, j = run([(40, 20)])
+    assert j.verdict == Verdict.FAIL and j.findings[0].tier == "critical"
+
+
+def test_per_sample_breaches_need_persistence_and_an_outstanding_one_does_not_pass():
+    policy = Policy.of(Thresholds(min_requests=0), Alerts())
+    low = Readings(quality_score=0.80)
+    window, j = fold(Window(), Evidence(), None, low, policy)
+    assert j.verdict == Verdict.PENDING and j.findings[0].metric == "quality_score"
+    assert close(window, policy, final=False).verdict == Verdict.PENDING  # the window is extended
+    window, j = fold(window, Evidence(), None, low, policy)
+    assert j.verdict == Verdict.FAIL
+    window, _ = fold(Window(), Evidence(), None, low, policy)
+    window, j = fold(window, Evidence(), None, Readings(quality_score=0.99), policy)
+    assert j.verdict == Verdict.PENDING and close(window, policy, final=False).verdict == Verdict.PASS
+
+
+def test_cpu_is_judged_against_the_baseline_not_the_machine():
+    policy = Policy.of(Thresholds(min_requests=0), Alerts())
+    busy_both = Readings(cpu=0.95, baseline_cpu=0.90)  # a busy machine: both pools pay
+    window, _ = fold(Window(), Evidence(), None, busy_both, policy)
+    window, j = fold(window, Evidence(), None, busy_both, policy)
+    assert j.verdict == Verdict.PENDING and close(window, policy, final=False).verdict == Verdict.PASS
+    hungry = Readings(cpu=0.90, baseline_cpu=0.30)
+    window, _ = fold(Window(), Evidence(), None, hungry, policy)
+    window, j = fold(window, Evidence(), None, hungry, policy)
+    assert j.verdict == Verdict.FAIL and j.findings[0].metric == "cpu_vs_stable"
+
+
+def test_absolute_cpu_is_an_alert_not_a_gate():
+    window, _ = fold(Window(), Evidence(), None, Readings(cpu=0.75), SEED)
+    assert [(a.tier, a.metric) for a in alerts_for(window, Alerts())] == [("warning", "cpu")]
+
+
+@pytest.mark.parametrize("errors,tier", [(20, "critical"), (8, "important"), (0, None)])
+def test_alert_tiers_pick_the_most_severe_clear_one(errors, tier):
+    window, _ = fold(Window(), Evidence(150, errors), None, Readings(), SEED)
+    got = [a.tier for a in alerts_for(window, Alerts()) if a.metric == "error_rate"]
+    assert got == ([tier] if tier else [])
+
+
+def test_a_handful_of_requests_raises_no_error_alert():
+    window, _ = fold(Window(), Evidence(3, 1), None, Readings(), SEED)
+    assert alerts_for(window, Alerts()) == []
+
+
+def test_capacity_guard_counts_every_serving_instance():
+    serving = ["a", "b", "c", "d", "e", "f"]
+    ok = check_capacity(serving, set(serving), ["a", "b"], floor=4)
+    assert ok.ok and ok.after == 4
+    dead_old = check_capacity(serving, {"a", "b", "c", "e", "f"}, ["e", "f"], floor=4)
+    assert not dead_old.ok and dead_old.unhealthy == ("d",) and dead_old.after == 3
+    dead_in_batch = check_capacity(serving, {"a", "b", "c", "e", "f"}, ["c", "d"], floor=3)
+    assert not dead_in_batch.ok and dead_in_batch.in_batch == ("d",)
+    spare = check_capacity(serving, {"a", "b", "c", "e", "f"}, ["e"], floor=4)
+    assert spare.ok  # one down, one drained: four still serve
