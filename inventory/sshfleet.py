@@ -88,8 +88,6 @@ class SshFleet:
         self._log_offsets: dict[str, int] = {}
         self._cpu_prev: dict[str, cpu_mod.CpuTimes] = {}
         self.backends_seen: dict[str, int] = {}  # final upstream addr -> requests (last traffic())
-        self.bad_log_lines = 0
-        self.last_apply_seconds: float | None = None
         self.lock_dir = lock_mod.LOCK_DIR
         self._lock: lock_mod.LockRecord | None = None
         self._locked: list[Host] = []
@@ -275,9 +273,7 @@ class SshFleet:
         except DriverError:
             pass
         detail = journal_summary(journal) or _last_line(rec.stderr) or "no output"
-        err = DriverError(inst.host.name, op, f"{inst.unit} exit {rec.exit_status}: {detail}")
-        err.journal = journal  # type: ignore[attr-defined]
-        raise err
+        raise DriverError(inst.host.name, op, f"{inst.unit} exit {rec.exit_status}: {detail}")
 
     async def unit_status(self, inst: Instance) -> UnitStatus:
         rec = await self._check(inst.host, "unit_status", systemd.show_cmd(inst.unit), 30.0)
@@ -398,7 +394,6 @@ class SshFleet:
             self.access_log_path = state.access_log
             self._log_offsets.clear()
             await asyncio.gather(*(self._init_log_offset(lb) for lb in self.lbs))
-        t0 = time.monotonic()
         previous = await self.lb_read()
         results = await asyncio.gather(
             *(self._install(lb, text, state.generation, state.marker_port) for lb in self.lbs),
@@ -412,7 +407,6 @@ class SshFleet:
                                                      self._marker_port_of(previous[lb.name]))
                                        for lb in done), return_exceptions=True)
             raise failed[0]
-        self.last_apply_seconds = time.monotonic() - t0
 
     async def lb_restore(self, texts: dict[str, str]) -> None:
         """Write these exact texts back ('' removes the managed file), with
@@ -536,7 +530,6 @@ class SshFleet:
         merged: dict[str, PoolStats] = {}
         backends: dict[str, int] = {}
         for res in results:
-            self.bad_log_lines += res.bad_lines
             for pool, st in res.pools.items():
                 merged.setdefault(pool, PoolStats()).merge(st)
             for addr, n in res.backends.items():

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from inventory.validate import GROUP_NAME, VAR_NAME, show
+from inventory.validate import GROUP_NAME, RELEASE_VERSION, VAR_NAME, did_you_mean, show
 from inventory.yaml_source import YamlDoc, format_path, parse_yaml, read_text
 
 from . import plan_types as T
@@ -28,7 +28,6 @@ from .durations import format_duration
 from .errors import PlanError
 
 SERVICE = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 SLOT = re.compile(r"^[a-z][a-z0-9_-]{0,20}$")
 UNIT = re.compile(r"^[A-Za-z0-9@._{}-]+$")
 UPSTREAM = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -76,7 +75,7 @@ def _template_fields(template: str, allowed: tuple[str, ...]) -> None:
             continue
         if name not in allowed:
             names = ", ".join("{" + a + "}" for a in allowed)
-            hint = T.closest(name, allowed).replace('"', "")
+            hint = did_you_mean(name, allowed).replace('"', "")
             if "did you mean" in hint:
                 hint = hint.replace("did you mean ", 'did you mean "{').replace("?", '}"?')
             else:
@@ -178,7 +177,7 @@ def _pause(value: Any) -> float | None:
     if isinstance(value, dict):
         extra = [k for k in value if k != "duration"]
         if extra:
-            raise ValueError(f"unknown key {show(extra[0])} in pause{T.closest(extra[0], ['duration'])}")
+            raise ValueError(f"unknown key {show(extra[0])} in pause{did_you_mean(extra[0], ['duration'])}")
         return _pause(value.get("duration"))
     return T.duration(value)
 
@@ -205,7 +204,7 @@ class Step(_Model):
             raise ValueError(f"a step is exactly one of {keys}, got {got}")
         (key, value), = data.items()
         if key not in STEP_KINDS:
-            raise ValueError(f"unknown step {show(key)}{T.closest(key, STEP_KINDS)}")
+            raise ValueError(f"unknown step {show(key)}{did_you_mean(key, STEP_KINDS)}")
         if key == "set_weight":
             return {"kind": key, key: T.percent_weight(value)}
         if key == "pause":
@@ -377,7 +376,7 @@ class Plan(_Model):
     source: str
     name: Annotated[str, BeforeValidator(_name)]
     service: Annotated[str, _regex(SERVICE, "a service name")] = "agent"
-    version: Annotated[str | None, _optional(_regex(VERSION, "a release version").func)] = None
+    version: Annotated[str | None, _optional(_regex(RELEASE_VERSION, "a release version").func)] = None
     strategy: Literal["rolling", "canary", "blue_green"]
     hosts: Annotated[str, _regex(GROUP_NAME, "an inventory group name")] = "agents"
     load_balancers: Annotated[str, _regex(GROUP_NAME, "an inventory group name")] = "lb"
@@ -396,13 +395,6 @@ class Plan(_Model):
     on_failure: Literal["rollback", "pause", "abort"] = "rollback"
     secrets: Annotated[list[str], BeforeValidator(_secrets)] = []
     rollback_delay: Annotated[float | None, _optional(T.duration)] = None
-
-    def unit_for(self, slot: str | None = None) -> str:
-        """The systemd unit of a slot (default: the plan's slot)."""
-        return self.unit.format(slot=slot or self.slot)
-
-    def summary(self) -> str:
-        return summary(self)
 
 
 # -- public helpers -------------------------------------------------------------------
@@ -517,7 +509,7 @@ def _message(err: dict, known: list[str] | None) -> str:
     typ, msg, value = err["type"], err["msg"], err.get("input")
     if typ == "extra_forbidden":
         key = err["loc"][-1]
-        return "unknown key" + (T.closest(str(key), known) if known else "")
+        return "unknown key" + (did_you_mean(str(key), known) if known else "")
     if typ == "missing":
         return "missing required field"
     if msg.startswith("Value error, "):
@@ -526,7 +518,7 @@ def _message(err: dict, known: list[str] | None) -> str:
         msg = msg[len("Assertion failed, "):]
     if typ == "literal_error" and isinstance(value, str):
         expected = re.findall(r"'([^']*)'", msg)
-        return f"expected one of {', '.join(expected)}, got {show(value)}{T.closest(value, expected) if T.closest(value, expected).startswith('; did') else ''}"
+        return f"expected one of {', '.join(expected)}, got {show(value)}{did_you_mean(value, expected) if did_you_mean(value, expected).startswith('; did') else ''}"
     if typ in ("model_type", "model_attributes_type", "dict_type"):
         return f"expected a mapping, got {show(value)}"
     if "got " in msg:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from inventory.validate import check_bool, show
+from inventory.validate import check_bool, did_you_mean, show
 from inventory.yaml_source import YamlDoc, format_path
 
 from . import plan_types as T
@@ -73,7 +73,7 @@ class _Translation:
             raise self.fail(src, f"expected a mapping, got {show(value)}")
         for k, v in value.items():
             if k not in schema:
-                raise self.fail(src + (k,), f"unknown key{T.closest(str(k), schema)}")
+                raise self.fail(src + (k,), f"unknown key{did_you_mean(str(k), schema)}")
             if isinstance(schema[k], dict):
                 self.check_schema(v, schema[k], src + (k,))
 
@@ -106,7 +106,7 @@ class _Translation:
                 raise self.fail(src, f"expected a list of metric names, got {show(metrics)}")
             for i, m in enumerate(metrics):
                 if m not in METRICS:
-                    raise self.fail(src + (i,), f"unknown metric {show(m)}{T.closest(str(m), METRICS)}")
+                    raise self.fail(src + (i,), f"unknown metric {show(m)}{did_you_mean(str(m), METRICS)}")
                 names.append(m)
         thresholds = self.get(block, "monitoring", "thresholds")
         for k, v in (thresholds or {}).items():
@@ -186,7 +186,7 @@ class _Translation:
         if staging is not None:
             src = base + ("staging_env",)
             if staging not in ("blue", "green"):
-                raise self.fail(src, f'expected "blue" or "green", got {show(staging)}{T.closest(str(staging), ["blue", "green"])}')
+                raise self.fail(src, f'expected "blue" or "green", got {show(staging)}{did_you_mean(str(staging), ["blue", "green"])}')
             if prod is not None and staging == prod:
                 raise self.fail(src, f"staging_env must be the other colour than production_env ({show(prod)})")
             if prod is None:

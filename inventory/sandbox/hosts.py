@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -29,6 +28,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
+from ..validate import RELEASE_VERSION
 from . import network, provision
 from .common import (BRIDGE, DEFAULT_IMAGE_DIR, DEFAULT_STATE_DIR, LB_IP, LB_NAME, MAX_AGENTS, NET,
                      SandboxError, agent_ip, agent_name, preflight, run)
@@ -39,7 +39,6 @@ SSH_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 Log = Callable[[str], None]
 
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _BEHAVIOUR_KEYS = ("start_fail", "start_delay", "health_fail", "error_rate", "error_status",
                    "latency_ms", "quality", "cpu_burn")
 _popens: dict[int, subprocess.Popen] = {}  # nspawn processes started by this process
@@ -376,7 +375,7 @@ def write_release(host_names: Iterable[str] | None, version: str, behaviour: Map
                   state_dir: Path = DEFAULT_STATE_DIR) -> list[Path]:
     """Ship a release to the catalog of each host (None = every agent host):
     /opt/agent/catalog/VERSION.json, which `install-release VERSION` reads."""
-    if not _VERSION.match(version):
+    if not RELEASE_VERSION.match(version):
         raise SandboxError(f"invalid version {version!r}")
     unknown = set(behaviour) - set(_BEHAVIOUR_KEYS)
     if unknown:
