@@ -178,29 +178,31 @@ async def test_session_refusals_like_maxsessions_are_retried_on_the_same_connect
     assert server.stats.connections == 1
 
 
-async def test_unknown_host_key_is_refused_and_not_retried(server: SshTestServer) -> None:
-    server.known_hosts_path.write_text("")
-    pool = SshPool()
+async def host_key_refusal(server: SshTestServer, accept_new_host_keys: bool = False) -> HostKeyError:
+    """The error a fresh pool raises on its first command to the server."""
+    pool = SshPool(accept_new_host_keys=accept_new_host_keys)
     try:
-        with pytest.raises(HostKeyError, match="host key unknown") as err:
+        with pytest.raises(HostKeyError) as err:
             await pool.run(server.host(), "echo x", timeout=5)
     finally:
         await pool.close()
     assert server.host_key.get_fingerprint("sha256") in err.value.message
-    assert server.stats.connections == 1 and server.stats.authenticated == 0
-    assert server.stats.commands == []
+    assert server.stats.connections == 1  # never retried
+    assert server.stats.authenticated == 0 and server.stats.commands == []
+    return err.value
+
+
+async def test_unknown_host_key_is_refused_and_not_retried(server: SshTestServer) -> None:
+    server.known_hosts_path.write_text("")
+    err = await host_key_refusal(server)
+    assert "host key unknown" in err.message
     assert server.known_hosts_path.read_text() == ""
 
 
 async def test_missing_known_hosts_file_refuses_every_key(server: SshTestServer) -> None:
     server.known_hosts_path.unlink()
-    pool = SshPool()
-    try:
-        with pytest.raises(HostKeyError, match="host key unknown"):
-            await pool.connect(server.host())
-    finally:
-        await pool.close()
-    assert server.stats.authenticated == 0
+    err = await host_key_refusal(server)
+    assert "host key unknown" in err.message
     assert not server.known_hosts_path.exists()
 
 
@@ -208,14 +210,8 @@ async def test_changed_host_key_is_refused_even_when_new_keys_are_accepted(
         server: SshTestServer) -> None:
     server.trust(asyncssh.generate_private_key("ssh-ed25519"))  # someone else's key on record
     before = server.known_hosts_path.read_text()
-    pool = SshPool(accept_new_host_keys=True)
-    try:
-        with pytest.raises(HostKeyError, match="host key changed") as err:
-            await pool.run(server.host(), "echo x", timeout=5)
-    finally:
-        await pool.close()
-    assert server.host_key.get_fingerprint("sha256") in err.value.message
-    assert server.stats.connections == 1 and server.stats.authenticated == 0
+    err = await host_key_refusal(server, accept_new_host_keys=True)
+    assert "host key changed" in err.message
     assert server.known_hosts_path.read_text() == before
 
 
