@@ -96,7 +96,7 @@ class PoolStats:
     hidden: int = 0
     latencies: list[float] = field(default_factory=list)
 
-    def merge(self, other: "PoolStats") -> None:
+    def merge(self, other: PoolStats) -> None:
         self.requests += other.requests
         self.errors += other.errors
         self.retried += other.retried

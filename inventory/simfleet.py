@@ -19,8 +19,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Sequence
 
 from .clock import ScaledClock
-from .driver import (CommandListener, CommandRecord, DriverError, HealthSample,
-                     InstanceMetrics, PoolStats, UnitStatus)
+from .driver import CommandListener, CommandRecord, DriverError, HealthSample, InstanceMetrics, PoolStats, UnitStatus
 from .model import Host, Instance
 from .nginx_config import LbState, parse_generation, parse_pools, render
 
@@ -39,7 +38,7 @@ class SimRelease:
     cpu: float = 0.30
 
     @classmethod
-    def from_vars(cls, raw: Any) -> "SimRelease":
+    def from_vars(cls, raw: Any) -> SimRelease:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in dict(raw or {}).items() if k in names})
 

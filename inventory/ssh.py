@@ -201,7 +201,7 @@ class SshPool:
                 ) from None
             except asyncssh.PermissionDenied as exc:
                 raise DriverError(host.name, "connect", f"permission denied: {exc.reason}") from None
-            except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncssh.Error) as exc:
                 last = exc
                 if attempt + 1 < self.connect_attempts:
                     await asyncio.sleep(delay)
@@ -267,7 +267,7 @@ class SshPool:
             task.add_done_callback(_retrieve)
         try:
             return await asyncio.wait_for(asyncio.shield(task), within)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DriverError(host.name, "connect",
                               f"{host.address}:{host.port}: no connection within {within:g} s "
                               f"(still dialling)") from None
@@ -344,7 +344,7 @@ class SshPool:
             except asyncssh.ConnectionLost as exc:
                 self._evict(host.name, entry)
                 raise fail(f"connection lost: {exc.reason}") from None
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise fail(f"timed out after {timeout:.0f} s: {command[:80]}") from None
             except (OSError, asyncssh.Error) as exc:
                 self._evict(host.name, entry)

@@ -19,8 +19,7 @@ import httpx
 
 from . import access_log, cpu as cpu_mod, lock as lock_mod, systemd
 from .clock import Clock
-from .driver import (CommandListener, CommandRecord, DriverError, HealthSample, InstanceMetrics,
-                     PoolStats, UnitStatus)
+from .driver import CommandListener, CommandRecord, DriverError, HealthSample, InstanceMetrics, PoolStats, UnitStatus
 from .model import Host, Instance
 from .nginx_config import ConfigError, LbState, marker_path, parse_generation, render
 from .nginx_workers import RELOAD, old_workers, wait_retired
@@ -163,7 +162,7 @@ class SshFleet:
                     await self.lock_release()
                     raise
 
-    async def _lock_one(self, lb: Host, record: "lock_mod.LockRecord", break_stale: bool,
+    async def _lock_one(self, lb: Host, record: lock_mod.LockRecord, break_stale: bool,
                         max_age: float, takeover_journal: str | None) -> None:
         path = self.lock_path
         for _ in range(3):

@@ -105,7 +105,8 @@ def _command(cmd: Any) -> Any:
 
 
 class Deploy(_Model):
-    commands: Annotated[list[Annotated[str, BeforeValidator(_command)]], BeforeValidator(_commands)] = ["/opt/agent/bin/install-release --slot {slot} {version}"]
+    commands: Annotated[list[Annotated[str, BeforeValidator(_command)]], BeforeValidator(_commands)] = [
+        "/opt/agent/bin/install-release --slot {slot} {version}"]
     timeout: PositiveDuration = 120.0
     # Run on each host by `console check` and before every rollout; must
     # exit 0 if the release is present or fetchable. Same fields and quoting
@@ -142,7 +143,7 @@ class Nginx(_Model):
         raise ValueError(f'expected null, "cookie" or a request header name, got {show(value)}')
 
     @model_validator(mode="after")
-    def _defaults(self) -> "Nginx":
+    def _defaults(self) -> Nginx:
         if self.config is None:
             object.__setattr__(self, "config", f"/etc/nginx/conf.d/rollout-{self.upstream}.conf")
         if self.access_log is None:
@@ -212,7 +213,7 @@ class Step(_Model):
         return {"kind": key, key: T.positive_duration(value)}
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Step":
+    def _consistent(self) -> Step:
         for k in STEP_KINDS:
             if k != self.kind and getattr(self, k) is not None:
                 raise ValueError(f"a {self.kind} step cannot also set {k}")
@@ -257,7 +258,7 @@ class Ports(_Model):
     green: Port = 8082
 
     @model_validator(mode="after")
-    def _distinct(self) -> "Ports":
+    def _distinct(self) -> Ports:
         if self.blue == self.green:
             raise ValueError(f"blue and green need different ports, both are {self.blue}")
         return self
@@ -282,7 +283,7 @@ class BlueGreen(_Model):
         return value
 
     @model_validator(mode="after")
-    def _distinct(self) -> "BlueGreen":
+    def _distinct(self) -> BlueGreen:
         if self.blue == self.green:
             raise ValueError(f"blue and green must differ, both are {show(self.blue)}")
         return self
@@ -518,7 +519,8 @@ def _message(err: dict, known: list[str] | None) -> str:
         msg = msg[len("Assertion failed, "):]
     if typ == "literal_error" and isinstance(value, str):
         expected = re.findall(r"'([^']*)'", msg)
-        return f"expected one of {', '.join(expected)}, got {show(value)}{did_you_mean(value, expected) if did_you_mean(value, expected).startswith('; did') else ''}"
+        hint = did_you_mean(value, expected)
+        return f"expected one of {', '.join(expected)}, got {show(value)}{hint if hint.startswith('; did') else ''}"
     if typ in ("model_type", "model_attributes_type", "dict_type"):
         return f"expected a mapping, got {show(value)}"
     if "got " in msg:
@@ -531,7 +533,8 @@ def _raise_validation(exc: ValidationError, data: dict, src: _Source, file: str)
     for err in exc.errors():
         loc = tuple(err["loc"])
         path = _existing(data, loc)
-        if err["type"] in ("missing", "extra_forbidden") and len(loc) == len(path) + (0 if err["type"] == "extra_forbidden" else 1):
+        missing_depth = 0 if err["type"] == "extra_forbidden" else 1
+        if err["type"] in ("missing", "extra_forbidden") and len(loc) == len(path) + missing_depth:
             path = loc
         line, fld = src.locate(path)
         known = None

@@ -186,7 +186,8 @@ class _Translation:
         if staging is not None:
             src = base + ("staging_env",)
             if staging not in ("blue", "green"):
-                raise self.fail(src, f'expected "blue" or "green", got {show(staging)}{did_you_mean(str(staging), ["blue", "green"])}')
+                raise self.fail(src, f'expected "blue" or "green", got {show(staging)}'
+                                     f'{did_you_mean(str(staging), ["blue", "green"])}')
             if prod is not None and staging == prod:
                 raise self.fail(src, f"staging_env must be the other colour than production_env ({show(prod)})")
             if prod is None:
@@ -307,7 +308,7 @@ def reindent_flat(text: str) -> str:
                     continue
         m = _KEY_LINE.match(body)
         if m and m.group(1) in _FLAT_SCHEMAS and _empty(m.group(2)):
-            nxt = next((l for l in lines[i + 1:] if l.strip() and not l.strip().startswith("#")), "")
+            nxt = next((ln for ln in lines[i + 1:] if ln.strip() and not ln.strip().startswith("#")), "")
             if nxt and not nxt[:1].isspace():
                 km = _KEY_LINE.match(nxt.rstrip("\r\n"))
                 if km and km.group(1) in _FLAT_SCHEMAS[m.group(1)]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 
 from console.session import Session, load_inputs
+from simfleet import write_inventory, write_plan
 from strategies.engine import Command, Outcome
 from strategies.events import GateEvaluated, InstanceChanged, OperatorCommand, PhaseChanged, TrafficChanged
-from simfleet import write_inventory, write_plan
 
 SCALE = 100.0
 

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from inventory.errors import InputError
 from inventory.loaders import embedded_fleet_path, load_inventory
@@ -197,13 +198,15 @@ def test_seed_rollback_disabled_means_pause(tmp_path):
         ("canary_deployment:\n  initial_traffic: 0.5\n  max_traffic: 0.2\n", 2, "is above max_traffic"),
         ("blue_green_deployment:\n  production_env: green\n  staging_env: green\n", 3,
          "blue_green_deployment.staging_env: staging_env must be the other colour"),
-        ("blue_green_deployment:\n  production_env: purple\n", 2, "blue_green_deployment.production_env: expected one of blue, green"),
+        ("blue_green_deployment:\n  production_env: purple\n", 2,
+         "blue_green_deployment.production_env: expected one of blue, green"),
         ("rolling_deployment:\n  replacement_rate: 0\n", 2, "rolling_deployment.replacement_rate: expected a replacement rate"),
         ("rolling_deployment:\n  monitoring:\n    metrics:\n      - error_rate\n      - latncy\n", 5,
          'rolling_deployment.monitoring.metrics[1]: unknown metric "latncy"; did you mean "latency"?'),
         ("rolling_deployment:\n  monitoring:\n    thresholds:\n      latency: fast\n", 4,
          "rolling_deployment.monitoring.thresholds.latency: expected a duration"),
-        ("rolling_deployment:\n  rollback:\n    enabled: sometimes\n", 3, "rolling_deployment.rollback.enabled: expected a boolean"),
+        ("rolling_deployment:\n  rollback:\n    enabled: sometimes\n", 3,
+         "rolling_deployment.rollback.enabled: expected a boolean"),
         ("rolling_deployment:\n  strategy: rolling\ncanary_deployment:\n  strategy: canary\n", 3, "only one deployment block"),
     ],
 )
@@ -245,8 +248,8 @@ def test_defaults(tmp_path):
     assert [str(r) for r in plan.alerts.critical] == ["health_check_failed > 0", "error_rate > 0.05", "p95_latency > 5"]
     assert [str(r) for r in plan.alerts.important] == ["error_rate > 0.01", "p95_latency > 2", "quality_score < 0.9"]
     assert plan.on_failure == "rollback" and plan.secrets == [] and plan.rollback_delay is None
-    with pytest.raises(Exception):
-        plan.port = 1  # frozen
+    with pytest.raises(ValidationError, match="frozen"):
+        plan.port = 1
 
 
 def test_nginx_paths_follow_upstream(tmp_path):

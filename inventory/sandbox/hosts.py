@@ -30,8 +30,20 @@ import yaml
 
 from ..validate import RELEASE_VERSION
 from . import network, provision
-from .common import (BRIDGE, DEFAULT_IMAGE_DIR, DEFAULT_STATE_DIR, LB_IP, LB_NAME, MAX_AGENTS, NET,
-                     SandboxError, agent_ip, agent_name, preflight, run)
+from .common import (
+    BRIDGE,
+    DEFAULT_IMAGE_DIR,
+    DEFAULT_STATE_DIR,
+    LB_IP,
+    LB_NAME,
+    MAX_AGENTS,
+    NET,
+    SandboxError,
+    agent_ip,
+    agent_name,
+    preflight,
+    run,
+)
 from .image import ensure_image
 
 BOOT_PARALLEL = 4

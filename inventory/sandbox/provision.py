@@ -36,7 +36,7 @@ def _symlink(target: str, link: Path) -> None:
 
 def _append_line(path: Path, prefix: str, line: str) -> None:
     text = path.read_text()
-    if not any(l.startswith(prefix) for l in text.splitlines()):
+    if not any(existing.startswith(prefix) for existing in text.splitlines()):
         path.write_text(text.rstrip("\n") + "\n" + line + "\n")
 
 
