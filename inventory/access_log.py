@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from .driver import PoolStats
 
@@ -23,7 +24,7 @@ class ParseResult:
     backends: dict[str, int] = field(default_factory=dict)  # final upstream addr -> count
 
 
-def _num(value) -> float | None:
+def _num(value: Any) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -42,7 +43,7 @@ def pool_of(full: str, upstream: str | None) -> str:
     return full
 
 
-def parse_line(line: str, upstream: str | None = None):
+def parse_line(line: str, upstream: str | None = None) -> tuple[str, int, bool, float | None, str] | None:
     """(pool, status, retried, rt, final backend) or None for a bad line."""
     line = line.strip()
     if not line:

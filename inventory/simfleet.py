@@ -71,7 +71,7 @@ class SimFleet:
         self._carry = 0.0
         self._rps = 100.0
         self._restart_seconds = restart_seconds
-        self._lock_holder: dict | None = None
+        self._lock_holder: dict[str, Any] | None = None
 
     # -- lifecycle -----------------------------------------------------
     def set_command_listener(self, listener: CommandListener) -> None:
@@ -139,7 +139,7 @@ class SimFleet:
                                      generation=parse_generation(first) or "restored")
 
     # -- the rollout lock (in-process: a simulated fleet has one console) --
-    async def lock_acquire(self, holder: dict, wait: float, *, break_stale: bool = False,
+    async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,
                            max_age: float = 120.0, takeover_journal: str | None = None) -> None:
         self._lock_holder = dict(holder)
 
@@ -268,7 +268,9 @@ class SimFleet:
         order = [*backends[start:], *backends[:start], *spare]
         for attempt, backend in enumerate(order[:3]):
             owner = self._by_backend.get((backend.address, backend.port))
-            state = self._instances.get((owner[0].name, owner[1])) if owner else None
+            if owner is None:
+                continue
+            state = self._instances.get((owner[0].name, owner[1]))
             if state is None or not state.running:
                 continue
             release = self._release(owner[0], state.version) or SimRelease()

@@ -13,7 +13,7 @@ import os
 import re
 import shlex
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import httpx
 
@@ -137,7 +137,7 @@ class SshFleet:
     def lock_path(self) -> str:
         return lock_mod.lock_path(self.upstream, self.lock_dir)
 
-    async def lock_acquire(self, holder: dict, wait: float, *, break_stale: bool = False,
+    async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,
                            max_age: float = lock_mod.DEFAULT_MAX_AGE,
                            takeover_journal: str | None = None) -> None:
         """Take the lock on every LB (in name order, so two consoles cannot
@@ -232,11 +232,12 @@ class SshFleet:
 
     # -- plain commands ----------------------------------------------------
 
-    async def _run(self, host: Host, command: str, timeout: float | None = None, input=None):
+    async def _run(self, host: Host, command: str, timeout: float | None = None,
+                   input: str | bytes | None = None) -> CommandRecord:
         return await self.pool.run(host, command, timeout or self.command_timeout, input)
 
     async def _check(self, host: Host, op: str, command: str, timeout: float | None = None,
-                     input=None):
+                     input: str | bytes | None = None) -> CommandRecord:
         rec = await self._run(host, command, timeout, input)
         if not rec.ok:
             detail = _last_line(rec.stderr) or _last_line(rec.stdout) or "no output"
@@ -317,7 +318,7 @@ class SshFleet:
         detail = "" if ok else f"HTTP {r.status_code} status={body.get('status')!r}"
         return HealthSample(inst.key, ok, version, latency, detail)
 
-    async def _metrics(self, inst: Instance, port: int) -> dict:
+    async def _metrics(self, inst: Instance, port: int) -> dict[str, Any]:
         try:
             r = await self._get(inst.host, port, "/metrics", SAMPLE_TIMEOUT)
             r.raise_for_status()

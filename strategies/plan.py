@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from inventory.validate import GROUP_NAME, RELEASE_VERSION, VAR_NAME, did_you_mean, show
 from inventory.yaml_source import YamlDoc, format_path, parse_yaml, read_text
@@ -156,8 +157,9 @@ class Drain(_Model):
 
 
 def _max_fail(value: Any) -> float:
-    if isinstance(value, str) and T.PERCENT.match(value):
-        value = float(T.PERCENT.match(value).group(1))
+    m = T.PERCENT.match(value) if isinstance(value, str) else None
+    if m:
+        value = float(m.group(1))
     if not T.is_number(value) or not 0 <= value <= 100:
         raise ValueError(f"expected a percentage 0-100, got {show(value)}")
     return float(value)
@@ -506,7 +508,7 @@ class _Source:
         return self.doc.line_of(path), format_path(path)
 
 
-def _message(err: dict, known: list[str] | None) -> str:
+def _message(err: ErrorDetails, known: list[str] | None) -> str:
     typ, msg, value = err["type"], err["msg"], err.get("input")
     if typ == "extra_forbidden":
         key = err["loc"][-1]
@@ -540,12 +542,11 @@ def _raise_validation(exc: ValidationError, data: dict, src: _Source, file: str)
         known = None
         if err["type"] == "extra_forbidden":
             model = _model_at(Plan, loc[:-1])
-            known = list(model.model_fields) if model else None
-            if model is Plan:
-                known = [k for k in known if k != "source"]
+            known = [k for k in model.model_fields if not (model is Plan and k == "source")] if model else None
         key = (line if line is not None else 10**9,)
         if best is None or key < best[0]:
             best = (key, PlanError(file, line, fld, _message(err, known)))
+    assert best is not None  # a ValidationError holds at least one error
     raise best[1]
 
 

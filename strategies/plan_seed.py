@@ -292,7 +292,7 @@ def reindent_flat(text: str) -> str:
                         if m.group(1) in stack[n][0]:
                             level = n
                             break
-                if level is None:
+                if m is None or level is None:
                     stack = None
                 else:
                     del stack[level + 1:]
