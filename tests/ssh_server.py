@@ -70,7 +70,7 @@ class _Server(asyncssh.SSHServer):
         self.owner.stats.authenticated += 1
         self.owner.changed()
 
-    def session_requested(self):  # type: ignore[no-untyped-def]
+    def session_requested(self) -> asyncssh.SSHServerProcess[str] | bool:
         stats = self.owner.stats
         cap = self.owner.max_sessions
         if cap is not None and stats.sessions_open >= cap:
@@ -168,7 +168,7 @@ class SshTestServer:
         finally:
             self._waiters.remove(waiter)
 
-    async def handle(self, process: asyncssh.SSHServerProcess) -> None:
+    async def handle(self, process: asyncssh.SSHServerProcess[str]) -> None:
         """Answer one exec request; any exception here would close the
         whole connection, so everything is guarded."""
         stats = self.stats

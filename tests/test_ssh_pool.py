@@ -6,13 +6,14 @@ same pool honest against OpenSSH."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncssh
 import pytest
 
 from inventory import ssh
-from inventory.driver import DriverError, HostKeyError
+from inventory.driver import CommandRecord, DriverError, HostKeyError
 from inventory.model import Host
 from inventory.ssh import SshPool
 from ssh_server import SshTestServer
@@ -29,7 +30,7 @@ def no_user_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def server(tmp_path: Path):
+async def server(tmp_path: Path) -> AsyncIterator[SshTestServer]:
     async with SshTestServer(tmp_path) as srv:
         srv.trust()
         yield srv
@@ -64,7 +65,7 @@ async def test_redials_after_the_server_drops_the_connection(server: SshTestServ
 
 async def test_connection_lost_mid_command_is_an_error_and_the_next_command_redials(
         server: SshTestServer) -> None:
-    seen = []
+    seen: list[CommandRecord] = []
     pool = SshPool(listener=seen.append)
     host = server.host()
     try:
