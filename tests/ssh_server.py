@@ -13,8 +13,9 @@ a tiny command language:
     hold        keep the session open until `release()` (counts as running)
     drop        close the whole connection from the server side
 
-It records what the pool does to it (connections, sessions, forwards), and
-can emulate OpenSSH's MaxSessions by refusing session channels beyond a cap.
+It records what the pool does to it (connections, sessions, forwards), can
+emulate OpenSSH's MaxSessions by refusing session channels beyond a cap, and
+can hold logins (a slow handshake) until the test lets them through.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class Stats:
     """What the server saw, in the order it saw it."""
 
     connections: int = 0  # SSH connections accepted (TCP + version exchange)
+    auth_begun: int = 0  # connections that asked to log in
     authenticated: int = 0  # connections that logged in
     sessions_open: int = 0  # session channels open right now
     sessions_peak: int = 0
@@ -65,6 +67,12 @@ class _Server(asyncssh.SSHServer):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.conn is not None:
             self.owner.live.discard(self.conn)
+
+    async def begin_auth(self, username: str) -> bool:
+        self.owner.stats.auth_begun += 1
+        self.owner.changed()
+        await self.owner.logins.wait()  # a slow login, until the test allows it
+        return True
 
     def auth_completed(self) -> None:
         self.owner.stats.authenticated += 1
@@ -103,6 +111,8 @@ class SshTestServer:
         self.port = 0
         self._listener: asyncssh.SSHAcceptor | None = None
         self._released = asyncio.Event()
+        self.logins = asyncio.Event()  # cleared: logins wait (see begin_auth)
+        self.logins.set()
         self._waiters: list[tuple[Callable[[Stats], bool], asyncio.Future[None]]] = []
 
     async def __aenter__(self) -> SshTestServer:

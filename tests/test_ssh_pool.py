@@ -81,6 +81,23 @@ async def test_connection_lost_mid_command_is_an_error_and_the_next_command_redi
     assert [(r.command, r.exit_status) for r in seen] == [("drop", None), ("echo again", 0)]
 
 
+async def test_a_slow_handshake_is_shared_and_outlives_a_caller_that_gives_up(server: SshTestServer) -> None:
+    server.logins.clear()
+    pool = SshPool()
+    host = server.host()
+    try:
+        with pytest.raises(DriverError, match="still dialling"):
+            await pool.run(host, "echo early", timeout=0.1)
+        second = asyncio.ensure_future(pool.run(host, "echo late", timeout=5))
+        await server.wait_for(lambda s: s.auth_begun == 1)
+        server.logins.set()
+        assert (await second).stdout == "late"
+    finally:
+        await pool.close()
+    assert server.stats.connections == 1  # the abandoned dial was kept and shared
+    assert server.stats.commands == ["echo late"]
+
+
 class _Slammer:
     """A TCP port that accepts and at once closes: an sshd that is up but
     refusing, where every connect attempt can be counted."""
