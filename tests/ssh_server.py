@@ -57,10 +57,12 @@ class _Server(asyncssh.SSHServer):
     def __init__(self, owner: SshTestServer):
         self.owner = owner
         self.conn: asyncssh.SSHServerConnection | None = None
+        self.number = 0  # 1 for the first connection the server accepted, ...
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
         self.owner.stats.connections += 1
+        self.number = self.owner.stats.connections
         self.owner.live.add(conn)
         self.owner.changed()
 
@@ -80,7 +82,7 @@ class _Server(asyncssh.SSHServer):
 
     def session_requested(self) -> asyncssh.SSHServerProcess[str] | bool:
         stats = self.owner.stats
-        cap = self.owner.max_sessions
+        cap = self.owner.session_caps.get(self.number, self.owner.max_sessions)
         if cap is not None and stats.sessions_open >= cap:
             stats.sessions_refused += 1
             return False
@@ -98,9 +100,11 @@ class _Server(asyncssh.SSHServer):
 class SshTestServer:
     """``async with SshTestServer(tmp_path) as server:`` listens on 127.0.0.1:<free port>."""
 
-    def __init__(self, directory: Path, *, max_sessions: int | None = None):
+    def __init__(self, directory: Path, *, max_sessions: int | None = None,
+                 session_caps: dict[int, int] | None = None):
         self.dir = directory
         self.max_sessions = max_sessions
+        self.session_caps = session_caps or {}  # connection number -> its own MaxSessions
         self.stats = Stats()
         self.live: set[asyncssh.SSHServerConnection] = set()
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")

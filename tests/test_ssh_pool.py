@@ -196,6 +196,19 @@ async def test_session_refusals_like_maxsessions_are_retried_on_the_same_connect
     assert server.stats.connections == 1
 
 
+async def test_a_connection_that_keeps_refusing_sessions_is_retired_and_redialled(tmp_path: Path) -> None:
+    async with SshTestServer(tmp_path, session_caps={1: 0}) as server:  # the first connection opens nothing
+        server.trust()
+        pool = SshPool()
+        try:
+            result = await pool.run(server.host(), "echo through", timeout=5)
+        finally:
+            await pool.close()
+    assert result.stdout == "through"
+    assert server.stats.connections == 2
+    assert server.stats.sessions_refused == pool.channel_retries == 6
+
+
 async def host_key_refusal(server: SshTestServer, accept_new_host_keys: bool = False) -> HostKeyError:
     """The error a fresh pool raises on its first command to the server."""
     pool = SshPool(accept_new_host_keys=accept_new_host_keys)
