@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, fmt, machine, run_child, stats, today  # noqa: E402
+from _common import fmt, machine, run_child, stats, today  # noqa: E402
 
 # Deadlines are simulated seconds: at --time-scale 1000 a 60 s deadline is 60 ms of wall
 # time, which event-loop load alone can exceed at 1,000+ hosts. Keep them long.
@@ -83,7 +83,7 @@ def one_run(tmp: Path, hosts: int, strategy: str, scale: float, rps: float, time
                       timeout=timeout, stdout=f)
     lines = out.read_bytes().splitlines()
     result = json.loads(lines[-1]) if lines and lines[-1].startswith(b"{") else {}
-    finished = next((json.loads(l) for l in reversed(lines) if b'"run_finished"' in l), {})
+    finished = next((json.loads(line) for line in reversed(lines) if b'"run_finished"' in line), {})
     r["outcome"] = result.get("outcome", "timeout" if r["timeout"] else "?")
     r["sim_duration"] = finished.get("duration")
     r["events"] = len(lines)
@@ -129,7 +129,7 @@ def main() -> int:
                 rows.append((strategy, hosts, ok, runs))
     print("\n| strategy | hosts | wall | overhead (wall - inherent) | CPU | peak RSS | events | outcome |")
     print("|---|---|---|---|---|---|---|---|")
-    for strategy, hosts, ok, runs in rows:
+    for strategy, hosts, ok, _runs in rows:
         if not ok:
             print(f"| {strategy} | {hosts:,} | > {args.timeout:.0f} s (timed out) | | | | | timeout |")
             continue
@@ -141,7 +141,7 @@ def main() -> int:
         by = {h: ok for s, h, ok, _ in rows if s == strategy and ok}
         hs = sorted(by)
         for a, b in zip(hs, hs[1:]):
-            def m(h, k):
+            def m(h, k, by=by):
                 return stats([r[k] for r in by[h]])["median"]
             print(f"  {strategy} {b:,}/{a:,} hosts (x{b / a:g}): overhead x{m(b, 'overhead') / m(a, 'overhead'):.1f}, "
                   f"CPU x{m(b, 'cpu') / m(a, 'cpu'):.1f}, peak RSS x{m(b, 'maxrss_mb') / m(a, 'maxrss_mb'):.2f}")

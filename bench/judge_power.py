@@ -30,7 +30,6 @@ import time
 from dataclasses import dataclass
 
 from _common import ROOT, machine, today
-
 from strategies.analysis import Evidence, Policy, Readings, Verdict, Window, close, fold
 from strategies.plan import Alerts, Thresholds
 

@@ -85,7 +85,7 @@ def setup(n: int, tmp: Path) -> list[str]:
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"sshd on {ip} did not start: {(tmp / 'sshd0.log').read_text()[-300:]}")
+                    raise RuntimeError(f"sshd on {ip} did not start: {(tmp / 'sshd0.log').read_text()[-300:]}") from None
                 time.sleep(0.1)
     return ips
 

@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, fmt, machine, run_child, stats, today  # noqa: E402
-
 import fleet_scale  # noqa: E402  (inventory/plan writers)
+from _common import ROOT, fmt, machine, run_child, stats, today  # noqa: E402
 
 PY = sys.executable
 TEXTUAL_CHECK = r'''
@@ -36,8 +35,10 @@ try:
     runpy.run_module("console", run_name="__main__", alter_sys=True)
 except SystemExit:
     pass
-mods = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual.") or m == "rich" or m.startswith("rich."))
-sys.stderr.write("\nTEXTUAL_MODULES %d RICH %d\n" % (sum(m.startswith("textual") for m in mods), sum(m.startswith("rich") for m in mods)))
+mods = sorted(m for m in sys.modules
+              if m == "textual" or m.startswith("textual.") or m == "rich" or m.startswith("rich."))
+sys.stderr.write("\nTEXTUAL_MODULES %d RICH %d\n"
+                 % (sum(m.startswith("textual") for m in mods), sum(m.startswith("rich") for m in mods)))
 '''
 
 
@@ -106,12 +107,12 @@ def main() -> int:
                      max(3, n // 2), env=env)
         chk = run_child([PY, "-c", TEXTUAL_CHECK, "--plan", "examples/rolling.yaml", "--headless", "--time-scale", "1000"],
                         timeout=120, env=env)
-        line = [l for l in chk["stderr"].splitlines() if l.startswith("TEXTUAL_MODULES")]
+        line = [ln for ln in chk["stderr"].splitlines() if ln.startswith("TEXTUAL_MODULES")]
         imp = subprocess.run([PY, "-X", "importtime", "-m", "console", "--plan", "examples/rolling.yaml", "--dry-run"],
                              cwd=ROOT, env=env, capture_output=True, text=True)
-        textual_lines = [l for l in imp.stderr.splitlines() if "| textual" in l or "|   textual" in l]
-        top = sorted(((int(l.split("|")[1]), l.split("|")[2].strip()) for l in imp.stderr.splitlines()
-                      if l.startswith("import time:") and l.split("|")[1].strip().isdigit()), reverse=True)[:6]
+        textual_lines = [ln for ln in imp.stderr.splitlines() if "| textual" in ln or "|   textual" in ln]
+        top = sorted(((int(ln.split("|")[1]), ln.split("|")[2].strip()) for ln in imp.stderr.splitlines()
+                      if ln.startswith("import time:") and ln.split("|")[1].strip().isdigit()), reverse=True)[:6]
 
         # journal: a recorded simulated run of --hosts hosts
         inv, planp = tmp / "inv.yaml", tmp / "rolling.yaml"

@@ -24,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, Fleet, fmt, machine, sandbox_module, today  # noqa: E402
 from rollout_helpers import plan_file  # noqa: E402  (the tests' plan defaults: same plans as the tests)
@@ -163,7 +162,8 @@ def main() -> int:
               f"{fmt([r['switch_event_duration'] * 1000 for r in bg if r['switch_event_duration']], 'ms', 0)} | | |")
         print(f"| canary rollback (gate fail -> last bad response) | {ka} | "
               f"{fmt([r['rollback'] for r in c if r['rollback'] is not None], 's', 2)} | "
-              f"{sum(r['failed_bad'] for r in c)} by {BAD} (expected, 20 % errors), {sum(r['failed_other'] for r in c)} other, of {sum(r['requests'] for r in c)} | 5-10 min (seed) |")
+              f"{sum(r['failed_bad'] for r in c)} by {BAD} (expected, 20 % errors), "
+              f"{sum(r['failed_other'] for r in c)} other, of {sum(r['requests'] for r in c)} | 5-10 min (seed) |")
         print(f"| canary exposure (first -> last bad response) | {ka} | "
               f"{fmt([r['exposure'] for r in c if r['exposure'] is not None], 's', 2)} | | |")
         durs = [x * 1000 for r in bg + c for x in r["reload_durations"]]

@@ -28,8 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from console.tui.app import RolloutApp  # noqa: E402
 from console.tui.fleet_table import FleetTable  # noqa: E402
 from console.view_state import FleetView  # noqa: E402
-from strategies.events import (HealthChecked, InstanceChanged, MetricsSampled, PhaseChanged,  # noqa: E402
-                               RunStarted, StepStarted)
+from strategies.events import HealthChecked, InstanceChanged, MetricsSampled, PhaseChanged, RunStarted, StepStarted  # noqa: E402
 
 STATES = ["draining", "deploying", "restarting", "checking", "live"]
 

@@ -25,13 +25,12 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCH, ROOT, Fleet, fmt, machine, run_child, sandbox_module, stats, today  # noqa: E402
+from _common import BENCH, Fleet, fmt, machine, run_child, sandbox_module, stats, today  # noqa: E402
 
 VERSION = "2.0.0"
 BATCH = 2
@@ -117,7 +116,7 @@ def run_console(fleet: Fleet, tmp: Path, n: int) -> dict:
         r = run_child([sys.executable, "-m", "console", "--plan", str(console_plan(tmp)), "--inventory",
                        str(fleet.inventory), "--headless", "--output", "json", "--record", str(tmp / f"j{n}.jsonl")],
                       timeout=300, stdout=f)
-    events = [json.loads(l) for l in out.read_text().splitlines() if l.startswith("{")]
+    events = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
     r["ok"] = r["rc"] == 0
     r["restart_events"] = [e["duration"] for e in events if e["kind"] == "command" and
                            "systemctl restart" in e.get("command", "")]
@@ -213,9 +212,10 @@ def main() -> int:
     print("|---|---|---|---|")
     print(f"| wall time | {fmt([r['wall'] for r in c])} | {fmt([r['wall'] for r in a])} | {fmt(ratios, 'x')} |")
     print(f"| controller CPU (user+sys) | {fmt([r['cpu'] for r in c])} | {fmt([r['cpu'] for r in a])} | {fmt(cpu_ratios, 'x')} |")
+    overhead_ratios = [(ra["wall"] - inh_med) / (rc["wall"] - inh_med)
+                       for rc, ra in zip(results["console"], results["ansible"]) if rc["ok"] and ra["ok"]]
     print(f"| overhead = wall - inherent ({inh_med:.2f} s) | {fmt([r['wall'] - inh_med for r in c])} | "
-          f"{fmt([r['wall'] - inh_med for r in a])} | "
-          f"{fmt([(ra['wall'] - inh_med) / (rc['wall'] - inh_med) for rc, ra in zip(results['console'], results['ansible']) if rc['ok'] and ra['ok']], 'x')} |")
+          f"{fmt([r['wall'] - inh_med for r in a])} | {fmt(overhead_ratios, 'x')} |")
     print(f"| failed requests at {args.load_rps:g} req/s (keep-alive off) | "
           f"{sum(r['failed_requests'] or 0 for r in c)} of {sum(r['requests'] or 0 for r in c)} | "
           f"{sum(r['failed_requests'] or 0 for r in a)} of {sum(r['requests'] or 0 for r in a)} | |")

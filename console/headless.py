@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from strategies.events import Event
 from strategies.analysis import format_value
+from strategies.events import Event
 
 
 def describe(event: Event) -> str | None:

@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -68,7 +68,7 @@ def operator_identity() -> dict[str, str]:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def file_entry(path: str | None, redact) -> dict[str, Any]:
@@ -120,7 +120,7 @@ class JournalWriter:
         self._write({"type": "header", "schema": SCHEMA, **header}, durable=True)
 
     @classmethod
-    def open_new(cls, path: Path, header: dict[str, Any]) -> "JournalWriter":
+    def open_new(cls, path: Path, header: dict[str, Any]) -> JournalWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         reserve = path.with_name(f".{path.name}.reserve")
         with open(reserve, "wb") as f:

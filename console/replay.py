@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable
 
 from strategies import analysis

@@ -17,8 +17,8 @@ from typing import Any, Awaitable, Callable
 from inventory.errors import InputError
 from inventory.loaders import embedded_fleet_path, load_inventory
 from inventory.model import Inventory
-from strategies.engine import Command, Engine, ResumeState, RunResult
 from strategies import analysis
+from strategies.engine import Command, Engine, ResumeState, RunResult
 from strategies.events import EventBus
 from strategies.plan import load_plan
 from strategies.registry import runner_for

@@ -12,9 +12,22 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
-from strategies.events import (AlertRaised, CommandRan, Event, GateEvaluated, HealthChecked, InstanceChanged,
-                               MetricsSampled, Notice, OperatorCommand, PhaseChanged, RunFinished, RunStarted,
-                               StepStarted, TrafficChanged)
+from strategies.events import (
+    AlertRaised,
+    CommandRan,
+    Event,
+    GateEvaluated,
+    HealthChecked,
+    InstanceChanged,
+    MetricsSampled,
+    Notice,
+    OperatorCommand,
+    PhaseChanged,
+    RunFinished,
+    RunStarted,
+    StepStarted,
+    TrafficChanged,
+)
 
 from .headless import describe
 
@@ -124,7 +137,7 @@ class FleetView:
             self.events.append((event.at, event.kind, text))
             self.events_total += 1
 
-    def apply_all(self, events: Iterable[Event]) -> "FleetView":
+    def apply_all(self, events: Iterable[Event]) -> FleetView:
         for event in events:
             self.apply(event)
         return self

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from .driver import PoolStats
 
@@ -23,7 +24,7 @@ class ParseResult:
     backends: dict[str, int] = field(default_factory=dict)  # final upstream addr -> count
 
 
-def _num(value) -> float | None:
+def _num(value: Any) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -46,11 +47,14 @@ def _list(value: object) -> list[str]:
     return [p.strip() for p in str(value or "").replace(" : ", ", ").split(",") if p.strip()]
 
 
-def tries_of(rec: dict) -> list[tuple[str, bool, float | None]]:
-    """Each try nginx made for one request: (backend, failed, seconds).
-    A try failed when its backend answered 5xx or not at all ("-")."""
+Try = tuple[str, bool, float | None]  # (backend, failed, seconds)
+
+
+def tries_of(rec: dict[str, object]) -> list[Try]:
+    """Each try nginx made for one request. A try failed when its backend
+    answered 5xx or not at all ("-")."""
     addrs, statuses, times = _list(rec.get("uaddr")), _list(rec.get("ustatus")), _list(rec.get("urt"))
-    out = []
+    out: list[Try] = []
     for n, addr in enumerate(addrs):
         if ":" not in addr:  # "-" or a named location: no backend tried
             continue
@@ -59,7 +63,7 @@ def tries_of(rec: dict) -> list[tuple[str, bool, float | None]]:
     return out
 
 
-def parse_line(line: str, upstream: str | None = None):
+def parse_line(line: str, upstream: str | None = None) -> tuple[str, int, bool, float | None, str, list[Try]] | None:
     """(pool, status, retried, rt, final backend, tries) or None for a bad line."""
     line = line.strip()
     if not line:

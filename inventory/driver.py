@@ -9,7 +9,7 @@ asyncssh, httpx or file formats.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from .clock import Clock
 from .model import Host, Instance
@@ -90,7 +90,7 @@ class BackendStats:
     failed: int = 0
     latencies: list[float] = field(default_factory=list)
 
-    def merge(self, other: "BackendStats") -> None:
+    def merge(self, other: BackendStats) -> None:
         self.tries += other.tries
         self.failed += other.failed
         self.latencies.extend(other.latencies)
@@ -115,7 +115,7 @@ class PoolStats:
     latencies: list[float] = field(default_factory=list)
     backends: dict[str, BackendStats] = field(default_factory=dict)
 
-    def merge(self, other: "PoolStats") -> None:
+    def merge(self, other: PoolStats) -> None:
         self.requests += other.requests
         self.errors += other.errors
         self.retried += other.retried
@@ -186,7 +186,7 @@ class FleetDriver(Protocol):
 
     async def journal_tail(self, inst: Instance, lines: int = 50) -> str: ...
 
-    async def lock_acquire(self, holder: dict, wait: float, *, break_stale: bool = False,
+    async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,
                            max_age: float = 120.0, takeover_journal: str | None = None) -> None:
         """Take the rollout lock for this upstream on every LB (inventory/lock.py),
         waiting up to `wait` seconds for a live holder; raises LockHeld

@@ -31,7 +31,8 @@ class InputError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
 
-    def __reduce__(self):  # keep picklable despite the custom __init__
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, int | None, str, str]]:
+        # keep picklable despite the custom __init__
         return (type(self), (self.file, self.line, self.field, self.message))
 
 

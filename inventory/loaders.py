@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable
@@ -34,7 +34,7 @@ from .validate import (
     expand_range,
     show,
 )
-from .yaml_source import format_path, load_yaml, parse_yaml, read_text
+from .yaml_source import PathKey, YamlDoc, format_path, load_yaml, parse_yaml, read_text
 
 FLEETS_DIR = Path(__file__).resolve().parent / "fleets"
 _FLEET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -63,9 +63,10 @@ class _Group:
     name: str
     line: int | None
     field: str
-    hosts: list[str] = field(default_factory=list)
-    children: list[str] = field(default_factory=list)
-    vars: dict[str, _Var] = field(default_factory=dict)
+    # dc_field: `field` is also an attribute name here
+    hosts: list[str] = dc_field(default_factory=list)
+    children: list[str] = dc_field(default_factory=list)
+    vars: dict[str, _Var] = dc_field(default_factory=dict)
 
 
 class _Collector:
@@ -208,8 +209,8 @@ class _Collector:
         for name in self.host_order:
             merged: dict[str, _Var] = {}
             in_groups = [g for g in order if name in members[g]]
-            for g in in_groups:
-                merged.update(self.groups[g].vars)
+            for group_name in in_groups:
+                merged.update(self.groups[group_name].vars)
             merged.update(self.host_vars[name])
             hosts[name] = self._make_host(name, merged, tuple(g for g in in_groups if g != "all"))
 
@@ -249,7 +250,7 @@ class _Collector:
 
 # -- YAML ----------------------------------------------------------------------
 
-def _from_yaml(doc, file: str) -> Inventory:
+def _from_yaml(doc: YamlDoc, file: str) -> Inventory:
     c = _Collector(file)
     data = doc.data
     if data is None:
@@ -257,7 +258,7 @@ def _from_yaml(doc, file: str) -> Inventory:
     if not isinstance(data, dict):
         raise c.fail(doc.line_of(()), "", f"expected a mapping of groups like `all: {{hosts: ...}}`, got {show(data)}")
 
-    def group(name: Any, body: Any, path: tuple, parent: str | None) -> None:
+    def group(name: Any, body: Any, path: PathKey, parent: str | None) -> None:
         line = doc.line_of(path)
         g = c.group(name, line, format_path(path))
         if parent is not None:

@@ -27,7 +27,7 @@ import secrets
 import shlex
 import socket
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Callable
 
 from .driver import DriverError
@@ -50,7 +50,7 @@ class LockRecord:
     upstream: str = ""
 
     @classmethod
-    def new(cls, holder: dict[str, Any], upstream: str = "") -> "LockRecord":
+    def new(cls, holder: dict[str, Any], upstream: str = "") -> LockRecord:
         """A record for this process; `holder` may set user, host, pid,
         plan, journal (anything else is ignored)."""
         return cls(
@@ -58,7 +58,7 @@ class LockRecord:
             host=str(holder.get("host") or socket.gethostname()),
             pid=int(holder.get("pid") or os.getpid()),
             plan=str(holder.get("plan") or ""),
-            since=str(holder.get("since") or datetime.now(timezone.utc).isoformat(timespec="seconds")),
+            since=str(holder.get("since") or datetime.now(UTC).isoformat(timespec="seconds")),
             journal=str(holder.get("journal") or ""),
             token=str(holder.get("token") or secrets.token_hex(16)),
             upstream=upstream,
@@ -68,7 +68,7 @@ class LockRecord:
         return json.dumps(asdict(self), ensure_ascii=True, separators=(",", ":")) + "\n"
 
     @classmethod
-    def parse(cls, text: str) -> "LockRecord | None":
+    def parse(cls, text: str) -> LockRecord | None:
         """The record in a lock file, or None if it is not one (torn, foreign)."""
         try:
             data = json.loads(text.strip().splitlines()[0] if text.strip() else "")

@@ -59,7 +59,7 @@ class LbState:
     # when every server of the pool failed this request)
     fallback: Mapping[str, str] = field(default_factory=dict)
 
-    def with_pools(self, **changes: tuple[Backend, ...]) -> "LbState":
+    def with_pools(self, **changes: tuple[Backend, ...]) -> LbState:
         return replace(self, pools={**self.pools, **changes})
 
 

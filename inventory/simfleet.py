@@ -19,8 +19,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Sequence
 
 from .clock import ScaledClock
-from .driver import (CommandListener, CommandRecord, DriverError, HealthSample,
-                     InstanceMetrics, PoolStats, UnitStatus)
+from .driver import CommandListener, CommandRecord, DriverError, HealthSample, InstanceMetrics, PoolStats, UnitStatus
 from .model import Host, Instance
 from .nginx_config import LbState, parse_generation, parse_pools, render
 
@@ -39,7 +38,7 @@ class SimRelease:
     cpu: float = 0.30
 
     @classmethod
-    def from_vars(cls, raw: Any) -> "SimRelease":
+    def from_vars(cls, raw: Any) -> SimRelease:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in dict(raw or {}).items() if k in names})
 
@@ -72,7 +71,7 @@ class SimFleet:
         self._carry = 0.0
         self._rps = 100.0
         self._restart_seconds = restart_seconds
-        self._lock_holder: dict | None = None
+        self._lock_holder: dict[str, Any] | None = None
 
     # -- lifecycle -----------------------------------------------------
     def set_command_listener(self, listener: CommandListener) -> None:
@@ -141,7 +140,7 @@ class SimFleet:
                                      generation=parse_generation(first) or "restored")
 
     # -- the rollout lock (in-process: a simulated fleet has one console) --
-    async def lock_acquire(self, holder: dict, wait: float, *, break_stale: bool = False,
+    async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,
                            max_age: float = 120.0, takeover_journal: str | None = None) -> None:
         self._lock_holder = dict(holder)
 
@@ -272,7 +271,9 @@ class SimFleet:
         order = [*backends[start:], *backends[:start], *spare]
         for attempt, backend in enumerate(order[:3]):
             owner = self._by_backend.get((backend.address, backend.port))
-            state = self._instances.get((owner[0].name, owner[1])) if owner else None
+            if owner is None:
+                continue
+            state = self._instances.get((owner[0].name, owner[1]))
             if state is None or not state.running:
                 stats.tried(str(backend), True, None)
                 continue

@@ -23,7 +23,7 @@ import shlex
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import asyncssh
 
@@ -124,7 +124,7 @@ class _Entry:
     retired: bool = False
 
 
-def _retrieve(task: asyncio.Task) -> None:
+def _retrieve(task: asyncio.Task[_Entry]) -> None:
     """Mark a shared dial's failure as seen even if every waiter gave up."""
     if not task.cancelled():
         task.exception()
@@ -146,12 +146,12 @@ class SshPool:
         self._down: dict[str, tuple[float, DriverError]] = {}
         self.listener = listener
         self._handshakes = asyncio.Semaphore(max_handshakes)
-        self._dialing: dict[str, asyncio.Task] = {}
+        self._dialing: dict[str, asyncio.Task[_Entry]] = {}
         self._entries: dict[str, _Entry] = {}
-        self._options: dict[tuple, asyncssh.SSHClientConnectionOptions] = {}
+        self._options: dict[tuple[str | None, str | None, str], asyncssh.SSHClientConnectionOptions] = {}
         self._closing = False
         self.connect_times: list[float] = []  # seconds per successful handshake
-        self._watchers: set[asyncio.Task] = set()
+        self._watchers: set[asyncio.Task[None]] = set()
         self.channel_retries = 0  # channel opens refused by sshd and retried
 
     # -- connections -------------------------------------------------------
@@ -161,11 +161,11 @@ class SshPool:
         key = (host.user, host.key_file, path)
         opts = self._options.get(key)
         if opts is None:
-            def match(h: str, addr: str, port: int | None, _path: str = path):
+            def match(h: str, addr: str, port: int | None, _path: str = path) -> tuple[Sequence[object], ...]:
                 # Re-read each handshake: a key appended on first use counts.
                 return _read_known_hosts(_path).match(h, addr, port)
 
-            kwargs: dict = dict(
+            kwargs: dict[str, Any] = dict(
                 known_hosts=match,
                 connect_timeout=self.connect_timeout,
                 login_timeout=self.login_timeout,
@@ -201,7 +201,7 @@ class SshPool:
                 ) from None
             except asyncssh.PermissionDenied as exc:
                 raise DriverError(host.name, "connect", f"permission denied: {exc.reason}") from None
-            except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncssh.Error) as exc:
                 last = exc
                 if attempt + 1 < self.connect_attempts:
                     await asyncio.sleep(delay)
@@ -267,7 +267,7 @@ class SshPool:
             task.add_done_callback(_retrieve)
         try:
             return await asyncio.wait_for(asyncio.shield(task), within)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DriverError(host.name, "connect",
                               f"{host.address}:{host.port}: no connection within {within:g} s "
                               f"(still dialling)") from None
@@ -344,7 +344,7 @@ class SshPool:
             except asyncssh.ConnectionLost as exc:
                 self._evict(host.name, entry)
                 raise fail(f"connection lost: {exc.reason}") from None
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise fail(f"timed out after {timeout:.0f} s: {command[:80]}") from None
             except (OSError, asyncssh.Error) as exc:
                 self._evict(host.name, entry)
@@ -366,7 +366,7 @@ class SshPool:
                 proc.stdin.write(data)
             proc.stdin.write_eof()
 
-            async def drain(stream) -> bytes:
+            async def drain(stream: asyncssh.SSHReader[bytes]) -> bytes:
                 buf = bytearray()
                 while True:
                     chunk = await stream.read(65536)

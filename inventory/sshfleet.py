@@ -13,14 +13,13 @@ import os
 import re
 import shlex
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import httpx
 
 from . import access_log, cpu as cpu_mod, lock as lock_mod, systemd
 from .clock import Clock
-from .driver import (CommandListener, CommandRecord, DriverError, HealthSample, InstanceMetrics,
-                     PoolStats, UnitStatus)
+from .driver import CommandListener, CommandRecord, DriverError, HealthSample, InstanceMetrics, PoolStats, UnitStatus
 from .model import Host, Instance
 from .nginx_config import ConfigError, LbState, marker_path, parse_generation, render
 from .nginx_workers import RELOAD, old_workers, wait_retired
@@ -88,8 +87,6 @@ class SshFleet:
         self._log_offsets: dict[str, int] = {}
         self._cpu_prev: dict[str, cpu_mod.CpuReading] = {}
         self.backends_seen: dict[str, int] = {}  # final upstream addr -> requests (last traffic())
-        self.bad_log_lines = 0
-        self.last_apply_seconds: float | None = None
         self.lock_dir = lock_mod.LOCK_DIR
         self._lock: lock_mod.LockRecord | None = None
         self._locked: list[Host] = []
@@ -140,7 +137,7 @@ class SshFleet:
     def lock_path(self) -> str:
         return lock_mod.lock_path(self.upstream, self.lock_dir)
 
-    async def lock_acquire(self, holder: dict, wait: float, *, break_stale: bool = False,
+    async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,
                            max_age: float = lock_mod.DEFAULT_MAX_AGE,
                            takeover_journal: str | None = None) -> None:
         """Take the lock on every LB (in name order, so two consoles cannot
@@ -165,7 +162,7 @@ class SshFleet:
                     await self.lock_release()
                     raise
 
-    async def _lock_one(self, lb: Host, record: "lock_mod.LockRecord", break_stale: bool,
+    async def _lock_one(self, lb: Host, record: lock_mod.LockRecord, break_stale: bool,
                         max_age: float, takeover_journal: str | None) -> None:
         path = self.lock_path
         for _ in range(3):
@@ -235,11 +232,12 @@ class SshFleet:
 
     # -- plain commands ----------------------------------------------------
 
-    async def _run(self, host: Host, command: str, timeout: float | None = None, input=None):
+    async def _run(self, host: Host, command: str, timeout: float | None = None,
+                   input: str | bytes | None = None) -> CommandRecord:
         return await self.pool.run(host, command, timeout or self.command_timeout, input)
 
     async def _check(self, host: Host, op: str, command: str, timeout: float | None = None,
-                     input=None):
+                     input: str | bytes | None = None) -> CommandRecord:
         rec = await self._run(host, command, timeout, input)
         if not rec.ok:
             detail = _last_line(rec.stderr) or _last_line(rec.stdout) or "no output"
@@ -275,9 +273,7 @@ class SshFleet:
         except DriverError:
             pass
         detail = journal_summary(journal) or _last_line(rec.stderr) or "no output"
-        err = DriverError(inst.host.name, op, f"{inst.unit} exit {rec.exit_status}: {detail}")
-        err.journal = journal  # type: ignore[attr-defined]
-        raise err
+        raise DriverError(inst.host.name, op, f"{inst.unit} exit {rec.exit_status}: {detail}")
 
     async def unit_status(self, inst: Instance) -> UnitStatus:
         rec = await self._check(inst.host, "unit_status", systemd.show_cmd(inst.unit), 30.0)
@@ -325,7 +321,7 @@ class SshFleet:
         detail = "" if ok else f"HTTP {r.status_code} status={body.get('status')!r}"
         return HealthSample(inst.key, ok, version, latency, detail)
 
-    async def _metrics(self, inst: Instance, port: int) -> dict:
+    async def _metrics(self, inst: Instance, port: int) -> dict[str, Any]:
         try:
             r = await self._get(inst.host, port, "/metrics", SAMPLE_TIMEOUT)
             r.raise_for_status()
@@ -401,7 +397,6 @@ class SshFleet:
             self.access_log_path = state.access_log
             self._log_offsets.clear()
             await asyncio.gather(*(self._init_log_offset(lb) for lb in self.lbs))
-        t0 = time.monotonic()
         previous = await self.lb_read()
         results = await asyncio.gather(
             *(self._install(lb, text, state.generation, state.marker_port) for lb in self.lbs),
@@ -415,7 +410,6 @@ class SshFleet:
                                                      self._marker_port_of(previous[lb.name]))
                                        for lb in done), return_exceptions=True)
             raise failed[0]
-        self.last_apply_seconds = time.monotonic() - t0
 
     async def lb_restore(self, texts: dict[str, str]) -> None:
         """Write these exact texts back ('' removes the managed file), with
@@ -539,7 +533,6 @@ class SshFleet:
         merged: dict[str, PoolStats] = {}
         backends: dict[str, int] = {}
         for res in results:
-            self.bad_log_lines += res.bad_lines
             for pool, st in res.pools.items():
                 merged.setdefault(pool, PoolStats()).merge(st)
             for addr, n in res.backends.items():

@@ -11,6 +11,10 @@ HOSTNAME_ADDRESS = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$")
 USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# A release version: safe as a path component and a shell word. The sandbox's
+# install-release script keeps a copy (it runs on hosts without this package);
+# tests/test_validate.py holds the two equal.
+RELEASE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 RANGE = re.compile(r"\[([0-9A-Za-z]+):([0-9A-Za-z]+)(?::([0-9]+))?\]")
 MAX_RANGE = 10_000
 
@@ -19,6 +23,7 @@ _FALSE = {"no", "false", "off", "0", "n", ""}
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """The closest choice as a hint for an error message (or the choices)."""
     choices = sorted(set(choices))
     close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
     if close:

@@ -29,8 +29,8 @@ MAX_BYTES = 5_000_000
 class YamlDoc:
     file: str
     data: Any
-    lines: dict[tuple, int] = field(default_factory=dict)
-    texts: dict[tuple, str] = field(default_factory=dict)
+    lines: dict[PathKey, int] = field(default_factory=dict)
+    texts: dict[PathKey, str] = field(default_factory=dict)
 
     def line_of(self, path: PathKey) -> int | None:
         """Line of the key / item at ``path``, else of its nearest parent."""
@@ -57,7 +57,7 @@ def format_path(path: PathKey) -> str:
     return out
 
 
-def _error(file: str, mark, path: PathKey, message: str, cls: type[InputError]) -> InputError:
+def _error(file: str, mark: yaml.Mark | None, path: PathKey, message: str, cls: type[InputError]) -> InputError:
     line = mark.line + 1 if mark is not None else None
     return cls(file, line, format_path(path), message)
 
@@ -164,7 +164,7 @@ class _Builder:
             if isinstance(node, MappingNode):
                 if node.tag not in ("tag:yaml.org,2002:map",):
                     raise self.fail(node, path, f"unsupported tag {node.tag}")
-                result: dict = {}
+                result: dict[Any, Any] = {}
                 for knode, vnode in node.value:
                     if not isinstance(knode, ScalarNode):
                         raise self.fail(knode, path, "mapping keys must be plain scalars")

@@ -86,7 +86,7 @@ class Evidence:
     def __post_init__(self) -> None:
         object.__setattr__(self, "latencies", tuple(sorted(self.latencies)))
 
-    def __add__(self, other: "Evidence") -> "Evidence":
+    def __add__(self, other: Evidence) -> Evidence:
         return Evidence(self.requests + other.requests, self.errors + other.errors,
                         self.latencies + other.latencies)
 
@@ -203,11 +203,11 @@ class Policy:
     compare_to_stable: bool
     alpha: float  # chance a good release is stopped
     beta: float  # chance a release at the bad rate passes
-    critical: tuple["Rule", ...] = ()
-    important: tuple["Rule", ...] = ()
+    critical: tuple[Rule, ...] = ()
+    important: tuple[Rule, ...] = ()
 
     @classmethod
-    def of(cls, thresholds: "Thresholds", alerts: "Alerts | None" = None) -> "Policy":
+    def of(cls, thresholds: Thresholds, alerts: Alerts | None = None) -> Policy:
         risk = 1 - thresholds.confidence
         return cls(thresholds.error_rate, thresholds.p95_latency, thresholds.quality_score,
                    thresholds.health_pass_rate, max(1, int(thresholds.persistence)),
@@ -429,13 +429,13 @@ class Alert:
     threshold: float
 
 
-def alerts_for(window: Window, rules: "Alerts") -> list[Alert]:
+def alerts_for(window: Window, rules: Alerts) -> list[Alert]:
     """The most severe alert tier per metric the window raises now. Traffic
     metrics alert only when statistically clear (a handful of requests with
     one error is not "33 % errors"); readings alert on their value."""
     ev, r = window.judged, window.readings
 
-    def hit(rule: "Rule") -> float | None:
+    def hit(rule: Rule) -> float | None:
         if rule.metric == "error_rate":
             ok = rule.op == ">" and clearly_above(ev.errors, ev.requests, rule.value)
             return ev.errors / ev.requests if ok else None

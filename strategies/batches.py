@@ -24,7 +24,7 @@ def batch_size(entry: int | str, total: int) -> int:
 
 def plan_batches(items: Sequence[T], spec: BatchSpec) -> list[list[T]]:
     """Split `items` into consecutive batches according to `spec`."""
-    entries = list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    entries: list[int | str] = [spec] if isinstance(spec, (int, str)) else list(spec)
     if not entries:
         entries = [1]
     total = len(items)

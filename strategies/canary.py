@@ -14,9 +14,9 @@ from typing import Any, Sequence
 
 from inventory.model import Instance
 
+from .capacity import hosts_for_weight
 from .engine import Engine, GateFailed, PlannedStep, StrategyRunner
 from .events import InstancePhase, Notice, StepStarted
-from .capacity import hosts_for_weight
 from .topology import canary_state
 
 

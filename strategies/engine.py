@@ -5,7 +5,7 @@ The engine owns the operations every strategy shares (drain, update one
 instance, gate a window of metrics, put nginx back) and the control loop
 (pause, resume, promote, rollback, abort). Strategies (rolling.py, canary.py,
 bluegreen.py) sequence those operations; pure decisions live in batches.py,
-gates.py and topology.py; all I/O goes through the driver.
+analysis.py, capacity.py and topology.py; all I/O goes through the driver.
 
 Safety rule: commands and failures are acted on only at safe points, where
 every instance is either serving on one version or deliberately out of

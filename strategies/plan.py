@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
-from inventory.validate import GROUP_NAME, VAR_NAME, show
+from inventory.validate import GROUP_NAME, RELEASE_VERSION, VAR_NAME, did_you_mean, show
 from inventory.yaml_source import YamlDoc, format_path, parse_yaml, read_text
 
 from . import plan_types as T
@@ -28,7 +29,6 @@ from .durations import format_duration
 from .errors import PlanError
 
 SERVICE = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 SLOT = re.compile(r"^[a-z][a-z0-9_-]{0,20}$")
 UNIT = re.compile(r"^[A-Za-z0-9@._{}-]+$")
 UPSTREAM = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -76,7 +76,7 @@ def _template_fields(template: str, allowed: tuple[str, ...]) -> None:
             continue
         if name not in allowed:
             names = ", ".join("{" + a + "}" for a in allowed)
-            hint = T.closest(name, allowed).replace('"', "")
+            hint = did_you_mean(name, allowed).replace('"', "")
             if "did you mean" in hint:
                 hint = hint.replace("did you mean ", 'did you mean "{').replace("?", '}"?')
             else:
@@ -106,7 +106,8 @@ def _command(cmd: Any) -> Any:
 
 
 class Deploy(_Model):
-    commands: Annotated[list[Annotated[str, BeforeValidator(_command)]], BeforeValidator(_commands)] = ["/opt/agent/bin/install-release --slot {slot} {version}"]
+    commands: Annotated[list[Annotated[str, BeforeValidator(_command)]], BeforeValidator(_commands)] = [
+        "/opt/agent/bin/install-release --slot {slot} {version}"]
     timeout: PositiveDuration = 120.0
     # Run on each host by `console check` and before every rollout; must
     # exit 0 if the release is present or fetchable. Same fields and quoting
@@ -143,7 +144,7 @@ class Nginx(_Model):
         raise ValueError(f'expected null, "cookie" or a request header name, got {show(value)}')
 
     @model_validator(mode="after")
-    def _defaults(self) -> "Nginx":
+    def _defaults(self) -> Nginx:
         if self.config is None:
             object.__setattr__(self, "config", f"/etc/nginx/conf.d/rollout-{self.upstream}.conf")
         if self.access_log is None:
@@ -156,8 +157,9 @@ class Drain(_Model):
 
 
 def _max_fail(value: Any) -> float:
-    if isinstance(value, str) and T.PERCENT.match(value):
-        value = float(T.PERCENT.match(value).group(1))
+    m = T.PERCENT.match(value) if isinstance(value, str) else None
+    if m:
+        value = float(m.group(1))
     if not T.is_number(value) or not 0 <= value <= 100:
         raise ValueError(f"expected a percentage 0-100, got {show(value)}")
     return float(value)
@@ -183,7 +185,7 @@ def _pause(value: Any) -> float | None:
     if isinstance(value, dict):
         extra = [k for k in value if k != "duration"]
         if extra:
-            raise ValueError(f"unknown key {show(extra[0])} in pause{T.closest(extra[0], ['duration'])}")
+            raise ValueError(f"unknown key {show(extra[0])} in pause{did_you_mean(extra[0], ['duration'])}")
         return _pause(value.get("duration"))
     return T.duration(value)
 
@@ -210,7 +212,7 @@ class Step(_Model):
             raise ValueError(f"a step is exactly one of {keys}, got {got}")
         (key, value), = data.items()
         if key not in STEP_KINDS:
-            raise ValueError(f"unknown step {show(key)}{T.closest(key, STEP_KINDS)}")
+            raise ValueError(f"unknown step {show(key)}{did_you_mean(key, STEP_KINDS)}")
         if key == "set_weight":
             return {"kind": key, key: T.percent_weight(value)}
         if key == "pause":
@@ -218,7 +220,7 @@ class Step(_Model):
         return {"kind": key, key: T.positive_duration(value)}
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Step":
+    def _consistent(self) -> Step:
         for k in STEP_KINDS:
             if k != self.kind and getattr(self, k) is not None:
                 raise ValueError(f"a {self.kind} step cannot also set {k}")
@@ -263,7 +265,7 @@ class Ports(_Model):
     green: Port = 8082
 
     @model_validator(mode="after")
-    def _distinct(self) -> "Ports":
+    def _distinct(self) -> Ports:
         if self.blue == self.green:
             raise ValueError(f"blue and green need different ports, both are {self.blue}")
         return self
@@ -288,7 +290,7 @@ class BlueGreen(_Model):
         return value
 
     @model_validator(mode="after")
-    def _distinct(self) -> "BlueGreen":
+    def _distinct(self) -> BlueGreen:
         if self.blue == self.green:
             raise ValueError(f"blue and green must differ, both are {show(self.blue)}")
         return self
@@ -401,7 +403,7 @@ class Plan(_Model):
     source: str
     name: Annotated[str, BeforeValidator(_name)]
     service: Annotated[str, _regex(SERVICE, "a service name")] = "agent"
-    version: Annotated[str | None, _optional(_regex(VERSION, "a release version").func)] = None
+    version: Annotated[str | None, _optional(_regex(RELEASE_VERSION, "a release version").func)] = None
     strategy: Literal["rolling", "canary", "blue_green"]
     hosts: Annotated[str, _regex(GROUP_NAME, "an inventory group name")] = "agents"
     load_balancers: Annotated[str, _regex(GROUP_NAME, "an inventory group name")] = "lb"
@@ -420,13 +422,6 @@ class Plan(_Model):
     on_failure: Literal["rollback", "pause", "abort"] = "rollback"
     secrets: Annotated[list[str], BeforeValidator(_secrets)] = []
     rollback_delay: Annotated[float | None, _optional(T.duration)] = None
-
-    def unit_for(self, slot: str | None = None) -> str:
-        """The systemd unit of a slot (default: the plan's slot)."""
-        return self.unit.format(slot=slot or self.slot)
-
-    def summary(self) -> str:
-        return summary(self)
 
 
 # -- public helpers -------------------------------------------------------------------
@@ -537,11 +532,11 @@ class _Source:
         return self.doc.line_of(path), format_path(path)
 
 
-def _message(err: dict, known: list[str] | None) -> str:
+def _message(err: ErrorDetails, known: list[str] | None) -> str:
     typ, msg, value = err["type"], err["msg"], err.get("input")
     if typ == "extra_forbidden":
         key = err["loc"][-1]
-        return "unknown key" + (T.closest(str(key), known) if known else "")
+        return "unknown key" + (did_you_mean(str(key), known) if known else "")
     if typ == "missing":
         return "missing required field"
     if msg.startswith("Value error, "):
@@ -550,7 +545,8 @@ def _message(err: dict, known: list[str] | None) -> str:
         msg = msg[len("Assertion failed, "):]
     if typ == "literal_error" and isinstance(value, str):
         expected = re.findall(r"'([^']*)'", msg)
-        return f"expected one of {', '.join(expected)}, got {show(value)}{T.closest(value, expected) if T.closest(value, expected).startswith('; did') else ''}"
+        hint = did_you_mean(value, expected)
+        return f"expected one of {', '.join(expected)}, got {show(value)}{hint if hint.startswith('; did') else ''}"
     if typ in ("model_type", "model_attributes_type", "dict_type"):
         return f"expected a mapping, got {show(value)}"
     if "got " in msg:
@@ -563,18 +559,18 @@ def _raise_validation(exc: ValidationError, data: dict, src: _Source, file: str)
     for err in exc.errors():
         loc = tuple(err["loc"])
         path = _existing(data, loc)
-        if err["type"] in ("missing", "extra_forbidden") and len(loc) == len(path) + (0 if err["type"] == "extra_forbidden" else 1):
+        missing_depth = 0 if err["type"] == "extra_forbidden" else 1
+        if err["type"] in ("missing", "extra_forbidden") and len(loc) == len(path) + missing_depth:
             path = loc
         line, fld = src.locate(path)
         known = None
         if err["type"] == "extra_forbidden":
             model = _model_at(Plan, loc[:-1])
-            known = list(model.model_fields) if model else None
-            if model is Plan:
-                known = [k for k in known if k != "source"]
+            known = [k for k in model.model_fields if not (model is Plan and k == "source")] if model else None
         key = (line if line is not None else 10**9,)
         if best is None or key < best[0]:
             best = (key, PlanError(file, line, fld, _message(err, known)))
+    assert best is not None  # a ValidationError holds at least one error
     raise best[1]
 
 

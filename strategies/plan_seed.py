@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from inventory.validate import check_bool, show
+from inventory.validate import check_bool, did_you_mean, show
 from inventory.yaml_source import YamlDoc, format_path
 
 from . import plan_types as T
@@ -73,7 +73,7 @@ class _Translation:
             raise self.fail(src, f"expected a mapping, got {show(value)}")
         for k, v in value.items():
             if k not in schema:
-                raise self.fail(src + (k,), f"unknown key{T.closest(str(k), schema)}")
+                raise self.fail(src + (k,), f"unknown key{did_you_mean(str(k), schema)}")
             if isinstance(schema[k], dict):
                 self.check_schema(v, schema[k], src + (k,))
 
@@ -106,7 +106,7 @@ class _Translation:
                 raise self.fail(src, f"expected a list of metric names, got {show(metrics)}")
             for i, m in enumerate(metrics):
                 if m not in METRICS:
-                    raise self.fail(src + (i,), f"unknown metric {show(m)}{T.closest(str(m), METRICS)}")
+                    raise self.fail(src + (i,), f"unknown metric {show(m)}{did_you_mean(str(m), METRICS)}")
                 names.append(m)
         thresholds = self.get(block, "monitoring", "thresholds")
         for k, v in (thresholds or {}).items():
@@ -186,7 +186,8 @@ class _Translation:
         if staging is not None:
             src = base + ("staging_env",)
             if staging not in ("blue", "green"):
-                raise self.fail(src, f'expected "blue" or "green", got {show(staging)}{T.closest(str(staging), ["blue", "green"])}')
+                raise self.fail(src, f'expected "blue" or "green", got {show(staging)}'
+                                     f'{did_you_mean(str(staging), ["blue", "green"])}')
             if prod is not None and staging == prod:
                 raise self.fail(src, f"staging_env must be the other colour than production_env ({show(prod)})")
             if prod is None:
@@ -291,7 +292,7 @@ def reindent_flat(text: str) -> str:
                         if m.group(1) in stack[n][0]:
                             level = n
                             break
-                if level is None:
+                if m is None or level is None:
                     stack = None
                 else:
                     del stack[level + 1:]
@@ -307,7 +308,7 @@ def reindent_flat(text: str) -> str:
                     continue
         m = _KEY_LINE.match(body)
         if m and m.group(1) in _FLAT_SCHEMAS and _empty(m.group(2)):
-            nxt = next((l for l in lines[i + 1:] if l.strip() and not l.strip().startswith("#")), "")
+            nxt = next((ln for ln in lines[i + 1:] if ln.strip() and not ln.strip().startswith("#")), "")
             if nxt and not nxt[:1].isspace():
                 km = _KEY_LINE.match(nxt.rstrip("\r\n"))
                 if km and km.group(1) in _FLAT_SCHEMAS[m.group(1)]:

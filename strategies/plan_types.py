@@ -4,12 +4,11 @@ Each raises ValueError with a message meant to follow ``file:line: field: ``.
 """
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from typing import Any
 
-from inventory.validate import show
+from inventory.validate import did_you_mean, show
 
 from .durations import parse_duration
 
@@ -74,14 +73,6 @@ def integer(value: Any, low: int, high: int | None = None, what: str = "an integ
 
 def port(value: Any) -> int:
     return integer(value, 1, 65535, "a port number")
-
-
-def closest(word: str, choices) -> str:
-    choices = sorted(set(choices))
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
-    if close:
-        return f'; did you mean "{close[0]}"?'
-    return "; expected one of: " + ", ".join(choices)
 
 
 def percent_weight(value: Any) -> float:
@@ -156,7 +147,7 @@ def metric_name(name: Any) -> str:
         raise ValueError(f"expected a metric name, got {show(name)}")
     name = METRIC_ALIASES.get(name, name)
     if name not in METRICS:
-        raise ValueError(f"unknown metric {show(name)}{closest(name, list(METRICS) + list(METRIC_ALIASES))}")
+        raise ValueError(f"unknown metric {show(name)}{did_you_mean(name, list(METRICS) + list(METRIC_ALIASES))}")
     return name
 
 

@@ -74,7 +74,7 @@ class SteadyLoad:
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 
-    async def __aenter__(self) -> "SteadyLoad":
+    async def __aenter__(self) -> SteadyLoad:
         self._task = asyncio.create_task(self._run())
         return self
 
@@ -105,7 +105,7 @@ class SteadyLoad:
                     try:
                         await asyncio.wait_for(self._stop.wait(), delay)
                         break
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
                 queue.put_nowait(time.monotonic())
                 n += 1
@@ -114,7 +114,7 @@ class SteadyLoad:
             await asyncio.gather(*workers)
 
     async def _worker(self, client: httpx.AsyncClient, queue: asyncio.Queue) -> None:
-        while (item := await queue.get()) is not None:
+        while await queue.get() is not None:
             if self._stop.is_set():
                 continue  # not sent before stop(): a backlog behind a dead LB is dropped, not replayed
             for attempt in (0, 1):

@@ -13,7 +13,7 @@ from strategies.plan import Alerts, Thresholds
 SEED = Policy.of(Thresholds(), Alerts())  # the article's thresholds and alert tiers
 
 
-def run(samples, policy=SEED, baseline=None, readings=Readings()):
+def run(samples, policy=SEED, baseline=None, readings=None):
     """Fold samples of (requests, errors[, latencies]) into one window; the
     last judgement and the window."""
     window, j = Window(), None
@@ -21,7 +21,7 @@ def run(samples, policy=SEED, baseline=None, readings=Readings()):
         requests, errors, *lat = sample
         ev = Evidence(requests, errors, tuple(lat[0]) if lat else ())
         base = baseline[n] if baseline else None
-        window, j = fold(window, ev, base, readings, policy)
+        window, j = fold(window, ev, base, readings or Readings(), policy)
         if j.verdict == Verdict.FAIL:
             break
     return window, j

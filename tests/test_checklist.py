@@ -6,11 +6,18 @@ import json
 from pathlib import Path
 
 from console.cli import main
-from console.journal import JournalWriter, verify
+from console.journal import verify
 from inventory.driver import CommandRecord, HealthSample, UnitStatus
 from inventory.model import Host, Instance
-from strategies.checklist import (evaluate_disk, evaluate_health, evaluate_lb, evaluate_release,
-                                  evaluate_thresholds, evaluate_unit, render_check)
+from strategies.checklist import (
+    evaluate_disk,
+    evaluate_health,
+    evaluate_lb,
+    evaluate_release,
+    evaluate_thresholds,
+    evaluate_unit,
+    render_check,
+)
 from strategies.engine import Outcome
 from strategies.plan import load_plan
 from test_engine_sim import make_session

@@ -7,10 +7,18 @@ from __future__ import annotations
 import asyncio
 
 from console.session import Session, load_inputs
-from strategies.engine import Command, Outcome
-from strategies.events import (CapacityChecked, GateEvaluated, InstanceChanged, OperatorCommand, PhaseChanged,
-                               RoutingVerified, RunFinished, TrafficChanged)
 from simfleet import write_inventory, write_plan
+from strategies.engine import Command, Outcome
+from strategies.events import (
+    CapacityChecked,
+    GateEvaluated,
+    InstanceChanged,
+    OperatorCommand,
+    PhaseChanged,
+    RoutingVerified,
+    RunFinished,
+    TrafficChanged,
+)
 
 SCALE = 100.0
 

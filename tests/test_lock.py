@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from inventory.lock import (LockHeld, LockRecord, acquire_script, owned_script, parse_held, staleness)
+from inventory.lock import LockHeld, LockRecord, acquire_script, owned_script, parse_held, staleness
 
 
 def test_record_round_trips_and_names_the_holder():
@@ -41,7 +41,10 @@ def test_held_message_is_one_line_and_says_how_to_break_a_stale_lock():
 def test_scripts_against_a_local_shell(tmp_path):
     path = str(tmp_path / "locks" / "agent.lock")
     a, b = LockRecord.new({"pid": 1}), LockRecord.new({"pid": 2})
-    sh = lambda script, inp="": subprocess.run(["sh", "-c", script], input=inp, capture_output=True, text=True).stdout
+
+    def sh(script: str, inp: str = "") -> str:
+        return subprocess.run(["sh", "-c", script], input=inp, capture_output=True, text=True).stdout
+
     assert sh(acquire_script(path), a.to_line()).startswith("ACQUIRED")
     out = sh(acquire_script(path), b.to_line())
     assert out.startswith("HELD")

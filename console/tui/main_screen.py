@@ -87,20 +87,18 @@ class MainScreen(Screen):
         self.app.send(Command.PROMOTE_FULL, "N")
 
     def action_rollback(self) -> None:
-        view = self.app.view
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.app.send(Command.ROLLBACK, "r")
-        self.app.push_screen(ConfirmScreen("Roll back?", view.rollback_plan(), yes="Roll back"), answered)
+        self._confirm_then_send(ConfirmScreen("Roll back?", self.app.view.rollback_plan(), yes="Roll back"),
+                                Command.ROLLBACK, "r")
 
     def action_abort(self) -> None:
-        view = self.app.view
+        self._confirm_then_send(ConfirmScreen("Abort?", self.app.view.abort_plan(), yes="Abort"), Command.ABORT, "a")
 
+    def _confirm_then_send(self, question: ConfirmScreen, command: Command, key: str) -> None:
+        """Destructive commands go to the engine only after a yes."""
         def answered(yes: bool | None) -> None:
             if yes:
-                self.app.send(Command.ABORT, "a")
-        self.app.push_screen(ConfirmScreen("Abort?", view.abort_plan(), yes="Abort"), answered)
+                self.app.send(command, key)
+        self.app.push_screen(question, answered)
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)

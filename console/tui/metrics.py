@@ -1,15 +1,23 @@
 """Sparklines for error rate, p95 latency and CPU (Textual Sparkline)."""
 from __future__ import annotations
 
+from functools import partial
+
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, Sparkline
+
+from strategies.analysis import format_value
 
 from ..view_state import FleetView
 
 
 class MetricsPanel(Vertical):
-    SERIES = (("error_rate", "err", lambda v: f"{v * 100:.2f}%"), ("p95", "p95", lambda v: f"{v * 1000:.0f}ms"),
+    # Values print as gates and alerts print them, except CPU, which keeps
+    # whole percents here (format_value gives two decimals): it moves to
+    # format_value with the metric table of issue 13, snapshots and all.
+    SERIES = (("error_rate", "err", partial(format_value, "error_rate")),
+              ("p95", "p95", partial(format_value, "p95_latency")),
               ("cpu", "cpu", lambda v: f"{v * 100:.0f}%"))
 
     def compose(self) -> ComposeResult:

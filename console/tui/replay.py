@@ -45,7 +45,7 @@ class ReplayController:
         self._checkpoints: dict[int, FleetView] = {0: FleetView()}  # position -> view there (never handed out)
 
     @classmethod
-    def from_journal(cls, journal: Any, source: str = "") -> "ReplayController":
+    def from_journal(cls, journal: Any, source: str = "") -> ReplayController:
         header = journal.header or {}
         if not source:
             plan = (header.get("plan") or {}).get("path") or "?"

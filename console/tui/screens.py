@@ -177,7 +177,7 @@ class HostDetailScreen(Screen):
             h.append(f"  {key}: ")
             if not hist:
                 h.append("no checks yet")
-            for at, ok, latency, _detail in hist:
+            for _at, ok, _latency, _detail in hist:
                 h.append("+" if ok else "X", "green" if ok else "bold red")
             if hist:
                 at, ok, latency, detail = hist[-1]

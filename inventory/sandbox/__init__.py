@@ -3,10 +3,8 @@ containers (systemd, sshd, nginx) on overlays of one debootstrap image,
 bridged on rcbr0 (10.77.0.0/24). Used by integration tests and by
 ``console sandbox up|down|status|release``. Needs root on Linux.
 """
-from .common import (BRIDGE, DEFAULT_IMAGE_DIR, DEFAULT_STATE_DIR, LB_IP, LB_NAME,
-                     SandboxError, agent_ip, agent_name)
-from .hosts import (down, exec_in, host_root, start_host, status, stop_host, up,
-                    write_release)
+from .common import BRIDGE, DEFAULT_IMAGE_DIR, DEFAULT_STATE_DIR, LB_IP, LB_NAME, SandboxError, agent_ip, agent_name
+from .hosts import down, exec_in, host_root, start_host, status, stop_host, up, write_release
 from .image import ensure_image
 from .provision import INITIAL_VERSION, SLOTS
 

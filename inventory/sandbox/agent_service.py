@@ -22,6 +22,7 @@ import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 DEFAULTS = {
     "start_fail": False,
@@ -36,7 +37,7 @@ DEFAULTS = {
 DRAIN_TIMEOUT = 10.0
 
 
-def load_release(root: str, slot: str) -> tuple[str, dict]:
+def load_release(root: str, slot: str) -> tuple[str, dict[str, Any]]:
     current = os.path.join(root, "slots", slot, "current")
     with open(os.path.join(current, "VERSION"), encoding="utf-8") as f:
         version = f.read().strip()
@@ -82,7 +83,7 @@ class AgentServer(ThreadingHTTPServer):
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(self, addr, version: str, slot: str, behaviour: dict) -> None:
+    def __init__(self, addr: tuple[str, int], version: str, slot: str, behaviour: dict[str, Any]) -> None:
         super().__init__(addr, Handler)
         self.version, self.slot, self.behaviour = version, slot, behaviour
         self.stats = Stats()
@@ -96,10 +97,10 @@ class Handler(BaseHTTPRequestHandler):
     server: AgentServer
     timeout = 60
 
-    def log_message(self, format, *args):  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
         pass
 
-    def _send(self, code: int, body: dict) -> None:
+    def _send(self, code: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")

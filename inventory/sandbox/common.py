@@ -59,8 +59,8 @@ def preflight() -> None:
             raise SandboxError(f"{tool} not found: apt-get install {pkg}")
 
 
-def run(argv: Sequence[str], *, check: bool = True, timeout: float = 60,
-        input: str | None = None) -> subprocess.CompletedProcess:
+def run(argv: Sequence[str | int | os.PathLike[str]], *, check: bool = True, timeout: float = 60,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command, capturing text output; on failure raise SandboxError
     naming the command and the last line of its stderr."""
     try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -25,13 +24,26 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
+from ..validate import RELEASE_VERSION
 from . import network, provision
-from .common import (BRIDGE, DEFAULT_IMAGE_DIR, DEFAULT_STATE_DIR, LB_IP, LB_NAME, MAX_AGENTS, NET,
-                     SandboxError, agent_ip, agent_name, preflight, run)
+from .common import (
+    BRIDGE,
+    DEFAULT_IMAGE_DIR,
+    DEFAULT_STATE_DIR,
+    LB_IP,
+    LB_NAME,
+    MAX_AGENTS,
+    NET,
+    SandboxError,
+    agent_ip,
+    agent_name,
+    preflight,
+    run,
+)
 from .image import ensure_image
 
 BOOT_PARALLEL = 4
@@ -39,10 +51,9 @@ SSH_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 Log = Callable[[str], None]
 
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _BEHAVIOUR_KEYS = ("start_fail", "start_delay", "health_fail", "error_rate", "error_status",
                    "latency_ms", "quality", "cpu_burn")
-_popens: dict[int, subprocess.Popen] = {}  # nspawn processes started by this process
+_popens: dict[int, subprocess.Popen[bytes]] = {}  # nspawn processes started by this process
 _state_mutex = threading.Lock()
 
 
@@ -52,16 +63,17 @@ def _state_path(state_dir: Path) -> Path:
     return Path(state_dir) / "state.json"
 
 
-def _load(state_dir: Path) -> dict:
+def _load(state_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads(_state_path(state_dir).read_text())
+        state: dict[str, Any] = json.loads(_state_path(state_dir).read_text())
+        return state
     except FileNotFoundError:
         return {}
     except ValueError as exc:
         raise SandboxError(f"{_state_path(state_dir)} is corrupt: {exc}") from exc
 
 
-def _save(state_dir: Path, state: dict) -> None:
+def _save(state_dir: Path, state: dict[str, Any]) -> None:
     path = _state_path(state_dir)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
@@ -79,7 +91,7 @@ def _locked(state_dir: Path) -> Iterator[None]:
         yield
 
 
-def _plan(hosts: int) -> list[dict]:
+def _plan(hosts: int) -> list[dict[str, Any]]:
     plan = [{"name": LB_NAME, "ip": LB_IP, "role": "lb"}]
     plan += [{"name": agent_name(i), "ip": agent_ip(i), "role": "agent"} for i in range(1, hosts + 1)]
     return plan
@@ -188,7 +200,7 @@ def _terminate(pid: int, root: str, timeout: float = STOP_TIMEOUT) -> None:
     raise SandboxError(f"nspawn {pid} for {root} survived SIGKILL")
 
 
-def _stop(host: dict, timeout: float = STOP_TIMEOUT) -> None:
+def _stop(host: dict[str, Any], timeout: float = STOP_TIMEOUT) -> None:
     """Stop one host: SIGTERM nspawn (clean shutdown), then SIGKILL the
     container's init and nspawn; finally kill an init left orphaned."""
     pid, init = host.get("pid"), host.get("init_pid")
@@ -258,7 +270,7 @@ def _clear_propagate(name: str) -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _launch(state_dir: Path, host: dict) -> None:
+def _launch(state_dir: Path, host: dict[str, Any]) -> None:
     """Start nspawn for host (root already mounted and provisioned), give it
     its address, record its pid; does not wait for services."""
     dirs = _host_dirs(state_dir, host["name"])
@@ -283,20 +295,20 @@ def _launch(state_dir: Path, host: dict) -> None:
     _update_host(state_dir, host)
 
 
-def _update_host(state_dir: Path, host: dict) -> None:
+def _update_host(state_dir: Path, host: dict[str, Any]) -> None:
     with _state_mutex:
         state = _load(state_dir)
         state.setdefault("hosts", {})[host["name"]] = dict(host)
         _save(state_dir, state)
 
 
-def _wait_ready(host: dict) -> None:
+def _wait_ready(host: dict[str, Any]) -> None:
     network.wait_tcp(host["ip"], 22, SSH_TIMEOUT, banner=b"SSH-")
     if host["role"] == "lb":
         network.wait_tcp(host["ip"], 80, SSH_TIMEOUT)
 
 
-def _boot(state_dir: Path, host: dict, log: Log) -> None:
+def _boot(state_dir: Path, host: dict[str, Any], log: Log) -> None:
     t0 = time.monotonic()
     _launch(state_dir, host)
     _wait_ready(host)
@@ -313,8 +325,8 @@ def host_root(name: str, state_dir: Path = DEFAULT_STATE_DIR) -> Path:
     return Path(host["root"])
 
 
-def _running_host(name: str, state_dir: Path) -> dict:
-    host = _load(state_dir).get("hosts", {}).get(name)
+def _running_host(name: str, state_dir: Path) -> dict[str, Any]:
+    host: dict[str, Any] | None = _load(state_dir).get("hosts", {}).get(name)
     if host is None:
         raise SandboxError(f"no sandbox host {name!r} (is the fleet up?)")
     if not _is_our_nspawn(host.get("pid"), host["root"]):
@@ -323,7 +335,7 @@ def _running_host(name: str, state_dir: Path) -> dict:
 
 
 def exec_in(name: str, argv: Sequence[str], state_dir: Path = DEFAULT_STATE_DIR,
-            timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess:
+            timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
     """Run argv inside a running host (nsenter into all its namespaces).
     For test setup and assertions only: the product talks SSH."""
     host = _running_host(name, state_dir)
@@ -335,7 +347,7 @@ def exec_in(name: str, argv: Sequence[str], state_dir: Path = DEFAULT_STATE_DIR,
     return proc
 
 
-def status(state_dir: Path = DEFAULT_STATE_DIR) -> list[dict]:
+def status(state_dir: Path = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
     """One dict per host: name, ip, role, pid, running."""
     state = _load(state_dir)
     out = []
@@ -372,11 +384,11 @@ def start_host(name: str, state_dir: Path = DEFAULT_STATE_DIR, wait: bool = True
         _wait_ready(host)
 
 
-def write_release(host_names: Iterable[str] | None, version: str, behaviour: Mapping,
+def write_release(host_names: Iterable[str] | None, version: str, behaviour: Mapping[str, Any],
                   state_dir: Path = DEFAULT_STATE_DIR) -> list[Path]:
     """Ship a release to the catalog of each host (None = every agent host):
     /opt/agent/catalog/VERSION.json, which `install-release VERSION` reads."""
-    if not _VERSION.match(version):
+    if not RELEASE_VERSION.match(version):
         raise SandboxError(f"invalid version {version!r}")
     unknown = set(behaviour) - set(_BEHAVIOUR_KEYS)
     if unknown:
@@ -401,7 +413,7 @@ def _sandbox_files(state_dir: Path) -> dict[str, Path]:
             "inventory": d / "inventory.yaml"}
 
 
-def _write_inventory(state_dir: Path, hosts: list[dict]) -> Path:
+def _write_inventory(state_dir: Path, hosts: list[dict[str, Any]]) -> Path:
     files = _sandbox_files(state_dir)
     inv = {"all": {
         "vars": {"ansible_user": "root",
@@ -419,7 +431,7 @@ def _write_inventory(state_dir: Path, hosts: list[dict]) -> Path:
     return files["inventory"]
 
 
-def _fleet_healthy(state: dict, hosts: int) -> bool:
+def _fleet_healthy(state: dict[str, Any], hosts: int) -> bool:
     hs = state.get("hosts", {})
     if state.get("size") != hosts or len(hs) != hosts + 1 or not state.get("complete"):
         return False

@@ -5,7 +5,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from .common import AGENT_PORT, BRIDGE, HERE, run
 
@@ -36,7 +36,7 @@ def _symlink(target: str, link: Path) -> None:
 
 def _append_line(path: Path, prefix: str, line: str) -> None:
     text = path.read_text()
-    if not any(l.startswith(prefix) for l in text.splitlines()):
+    if not any(existing.startswith(prefix) for existing in text.splitlines()):
         path.write_text(text.rstrip("\n") + "\n" + line + "\n")
 
 
@@ -78,7 +78,7 @@ def base(root: Path, name: str, authorized_key: str) -> str:
     return pub
 
 
-def _release(root: Path, version: str, behaviour: Mapping) -> None:
+def _release(root: Path, version: str, behaviour: Mapping[str, Any]) -> None:
     rel = root / "opt/agent/releases" / version
     _write(rel / "VERSION", version + "\n")
     _write(rel / "behaviour.json", json.dumps(dict(behaviour)) + "\n")
@@ -128,7 +128,7 @@ def load_balancer(root: Path, agent_ips: Iterable[str]) -> None:
             link.unlink()
 
 
-def write_catalog(root: Path, version: str, behaviour: Mapping) -> Path:
+def write_catalog(root: Path, version: str, behaviour: Mapping[str, Any]) -> Path:
     path = root / "opt/agent/catalog" / f"{version}.json"
     _write(path, json.dumps(dict(behaviour), sort_keys=True) + "\n")
     return path

@@ -26,10 +26,10 @@ def test_inventory_and_known_hosts(sandbox_fleet):
     assert {n: h["ansible_host"] for n, h in agents.items()} == sandbox_fleet.agents
     assert inv["children"]["lb"]["hosts"] == {"lb-01": {"ansible_host": sandbox_fleet.lb_ip}}
     lines = sandbox_fleet.known_hosts.read_text().splitlines()
-    ips = [l.split()[0] for l in lines]
-    keys = [l.split()[2] for l in lines]
+    ips = [line.split()[0] for line in lines]
+    keys = [line.split()[2] for line in lines]
     assert sorted(ips) == sorted([sandbox_fleet.lb_ip, *sandbox_fleet.agent_ips])
-    assert all(l.split()[1] == "ssh-ed25519" for l in lines)
+    assert all(line.split()[1] == "ssh-ed25519" for line in lines)
     assert len(set(keys)) == len(keys), "every host has its own host key"
 
 
@@ -74,7 +74,7 @@ def test_nginx_masked_on_agents_and_sshd_key_only(sandbox_fleet):
     assert sandbox_fleet.ssh("agent-01", "systemctl is-enabled nginx").stdout.strip() == "masked"
     proc = sandbox_fleet.ssh("agent-01", "sshd -T | grep -Ei '^(permitrootlogin|passwordauthentication|usedns) '",
                              check=True)
-    conf = dict(l.split() for l in proc.stdout.lower().splitlines())
+    conf = dict(line.split() for line in proc.stdout.lower().splitlines())
     assert conf == {"permitrootlogin": "without-password", "passwordauthentication": "no",
                     "usedns": "no"}
 
@@ -152,7 +152,7 @@ def test_agent_finishes_inflight_request_on_sigterm(sandbox_fleet):
                                        "systemctl show -p Result -p ExecMainStatus agent@main")
         t.join(15)
         assert stop.returncode == 0, stop.stderr
-        props = dict(l.split("=", 1) for l in stop.stdout.split())
+        props = dict(word.split("=", 1) for word in stop.stdout.split())
         assert props == {"Result": "success", "ExecMainStatus": "0"}
         code, headers, body = result["resp"]
         assert code == 200 and body["version"] == "1.0.1-fleet-slow"

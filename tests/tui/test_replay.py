@@ -11,9 +11,10 @@ from console.tui.app import RolloutApp, make_replay_app
 from console.tui.fleet_table import FleetTable
 from console.tui.replay import SPEEDS, ReplayController
 from console.tui.replay_screen import ReplayHelpScreen, ReplayScreen
-from console.tui.scenarios import load_events
 from console.tui.screens import ConfirmScreen, HostDetailScreen
 from console.view_state import FleetView
+
+from .scenarios import load_events
 
 EVENTS = load_events("canary-bad")
 N = len(EVENTS)

@@ -2,7 +2,7 @@
 fixtures: no engine, frozen clock (elapsed comes from the events)."""
 import pytest
 
-from console.tui.scenarios import scene_app
+from .scenarios import scene_app
 
 SCENES = ["rolling-mid-batch", "canary-alert", "blue-green-before-switch", "rollback-in-progress", "finished"]
 
@@ -30,6 +30,6 @@ def test_help(snap_compare):
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 def test_replay_screen(snap_compare, size):
     """`console replay`: paused at a fixed event of the bad canary (banner, panels as recorded)."""
-    from console.tui.screenshots import replay_scene_app
+    from .screenshots import replay_scene_app
 
     assert snap_compare(replay_scene_app(), terminal_size=size)

@@ -3,10 +3,21 @@ import asyncio
 from pathlib import Path
 
 from console.journal import read_journal
-from console.tui.scenarios import load_events, scene_view
 from console.view_state import FleetView
-from strategies.events import (AlertRaised, GateEvaluated, HealthChecked, InstanceChanged, MetricsSampled,
-                               PhaseChanged, RunFinished, RunStarted, StepStarted, TrafficChanged)
+from strategies.events import (
+    AlertRaised,
+    GateEvaluated,
+    HealthChecked,
+    InstanceChanged,
+    MetricsSampled,
+    PhaseChanged,
+    RunFinished,
+    RunStarted,
+    StepStarted,
+    TrafficChanged,
+)
+
+from .scenarios import load_events, scene_view
 
 
 def started(n=3, strategy="canary"):

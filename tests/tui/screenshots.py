@@ -1,7 +1,9 @@
 """Write SVG screenshots of the console into screenshots/ from recorded
 SIMULATED-fleet event fixtures (deterministic; no engine runs):
 
-    python3 -m console.tui.screenshots [--out screenshots] [--size 160x48]
+    python3 -m tests.tui.screenshots [--out screenshots] [--size 160x48]
+
+(from the repository root; development tooling, not part of the package)
 """
 from __future__ import annotations
 
@@ -27,8 +29,8 @@ SHOTS = [
 def replay_scene_app():
     """`console replay` of the bad canary, paused at the gate after its first
     alert (the canary-alert scene's event), at 10x: deterministic."""
-    from .app import make_replay_app
-    from .replay import ReplayController
+    from console.tui.app import make_replay_app
+    from console.tui.replay import ReplayController
 
     events = load_events("canary-bad")
     controller = ReplayController(events, simulated=True, source="examples/canary.yaml (canary-bad.jsonl)")
@@ -54,7 +56,7 @@ async def shoot(out: Path, size: tuple[int, int], suffix: str = "") -> list[Path
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python3 -m console.tui.screenshots")
+    p = argparse.ArgumentParser(prog="python3 -m tests.tui.screenshots")
     p.add_argument("--out", default="screenshots")
     p.add_argument("--size", default="160x48", help="WxH, e.g. 160x48 or 80x24")
     args = p.parse_args()

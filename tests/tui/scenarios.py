@@ -1,17 +1,19 @@
 """Deterministic scenes for snapshots and screenshots: recorded event
 fixtures (tests/tui/fixtures/*.jsonl, from the embedded SIMULATED fleet) cut
-at interesting moments and folded into a FleetView. No engine, no clock."""
+at interesting moments and folded into a FleetView. No engine, no clock.
+
+Development tooling: it lives under tests/ so the installed package neither
+ships nor needs it."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Callable
 
+from console.view_state import FleetView
 from strategies.events import Event, from_dict
 
-from ..view_state import FleetView
-
-FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "tui" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def load_events(name: str, fixtures: Path = FIXTURES) -> list[Event]:
@@ -87,7 +89,7 @@ async def canned_journal_tail(key: str) -> str:
 
 def scene_app(name: str, fixtures: Path = FIXTURES):
     """A static (replay) app showing one scene with a frozen clock."""
-    from .app import RolloutApp
+    from console.tui.app import RolloutApp
 
     view = scene_view(name, fixtures)
     return RolloutApp(view=view, now=view.elapsed, journal_tail=canned_journal_tail,
