@@ -23,7 +23,7 @@ def write_plan(path: Path, strategy: str = "rolling", **sections: Any) -> Path:
     """A native plan with fast health checks; `sections` override keys."""
     doc: dict[str, Any] = {
         "strategy": strategy, "version": "2.0.0",
-        "health": {"interval": "1s", "passes": 2, "deadline": "20s"},
+        "health": {"interval": "1s", "passes": 2, "deadline": "120s"},  # 1.2 s of real time at SCALE 100: room for a busy machine
         "canary": {"sample_interval": "2s",
                    "steps": [{"set_weight": 10}, {"analysis": "10s"}, {"set_weight": 50},
                              {"analysis": "10s"}, {"set_weight": 100}]},
