@@ -31,12 +31,28 @@ def plan_file(tmp_path: Path, strategy: str = "rolling", **sections) -> Path:
 
 
 async def console(*args: str) -> tuple[int, list[dict], str]:
+    """Run the console; with `--output json` every stdout line must be one
+    JSON object (parsed unfiltered: a stray line fails the test), otherwise
+    stdout is text and no events are returned."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "console", *args, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 300)
-    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
-    return proc.returncode, lines, err.decode()
+    json_output = "--output" in args and args[args.index("--output") + 1] == "json"
+    return proc.returncode, json_lines(out) if json_output else [], err.decode()
+
+
+def json_lines(out: bytes) -> list[dict]:
+    """Every line of JSON Lines output, each required to be a JSON object."""
+    events = []
+    for n, line in enumerate(out.decode().splitlines(), 1):
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            raise AssertionError(f"stdout line {n} is not JSON ({exc}): {line[:200]!r}") from None
+        assert isinstance(event, dict), f"stdout line {n} is not a JSON object: {line[:200]!r}"
+        events.append(event)
+    return events
 
 
 def managed_config(fleet) -> str:
