@@ -61,7 +61,7 @@ async def rollout(fleet, tmp_path, plan_path, trigger, inject, load_ok=True, rec
             trigger, inject)
         await asyncio.sleep(0.5)
     if load_ok:
-        assert load.result.failed == [], load.result.summary() + f" {load.result.failed[:3]}"
+        load.result.assert_no_failures()
     return code, events, err
 
 

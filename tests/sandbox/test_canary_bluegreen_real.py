@@ -48,7 +48,7 @@ async def test_canary_of_good_release_reaches_100_with_exact_splits(fleet, tmp_p
     assert code == 0, err + json.dumps(events[-3:])
     assert set(versions(fleet).values()) == {"2.0.0"}
     assert managed_config(fleet) == before
-    assert load.result.failed == [], load.result.summary()
+    load.result.assert_no_failures()
     shares = shares_by_weight(events)
     assert set(shares) == {10.0, 50.0}
     for weight, share in shares.items():
@@ -94,7 +94,7 @@ async def test_canary_whose_failures_nginx_hides_is_still_rolled_back(fleet, tmp
     assert any(r.startswith("error_rate") for r in fail["reasons"]), fail
     hidden = sum(e["pools"].get("canary", {}).get("hidden", 0) for e in events if e["kind"] == "metrics")
     assert hidden > 0
-    assert result.failed == [], result.summary()
+    result.assert_no_failures()
     print(f"\ncanary with hidden 503s: {hidden} hidden by retries, {result.summary()}")
 
 
@@ -125,7 +125,7 @@ async def test_blue_green_switch_and_rollback_have_zero_failed_requests(fleet, t
         code, events, err = await console("--plan", str(plan), "--inventory", str(inventory),
                                           "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
         await asyncio.sleep(1)
-    assert load.result.failed == [], load.result.summary()
+    load.result.assert_no_failures()
     if release == "good":
         assert code == 0, err + json.dumps(events[-3:])
         assert load.result.versions() == {"1.0.0", version}

@@ -78,7 +78,7 @@ async def test_sigkill_mid_batch_then_resume(fleet, tmp_path, mode):
     assert code == expected[0], err + json.dumps(events[-3:])
     assert set(versions(fleet).values()) == {expected[1]}
     assert managed_config(fleet) == before
-    assert load.failed == [], load.summary()
+    load.assert_no_failures()
     print(f"\nSIGKILL then resume ({mode}): {load.summary()}")
 
 
@@ -93,5 +93,5 @@ async def test_sigkill_at_a_canary_split_then_resume_rollback(fleet, tmp_path):
     assert code == 3, err + json.dumps(events[-3:])
     assert set(versions(fleet).values()) == {"1.0.0"}
     assert managed_config(fleet) == before
-    assert load.failed == [], load.summary()
+    load.assert_no_failures()
     print(f"\nSIGKILL at a canary split then resume --rollback: {load.summary()}")

@@ -37,7 +37,7 @@ async def test_rolling_deploy_under_load_has_zero_failed_requests(fleet, tmp_pat
     assert set(versions(fleet).values()) == {"2.0.0"}
     assert managed_config(fleet) == before
     assert result.sent > 500, result.summary()
-    assert result.failed == [], result.summary() + f": {result.failed[:3]}"
+    result.assert_no_failures()
     assert result.versions() == {"1.0.0", "2.0.0"}
     steps = [e for e in events if e["kind"] == "step_started"]
     assert [len(s["instances"]) for s in steps] == [2, 2, 2]
@@ -55,7 +55,7 @@ async def test_release_failing_health_is_rolled_back_without_failed_requests(fle
         await asyncio.sleep(1)
     assert code == 3, err + json.dumps(events[-3:])
     assert set(versions(fleet).values()) == {"1.0.0"}
-    assert load.result.failed == [], load.result.summary()
+    load.result.assert_no_failures()
     assert load.result.versions() == {"1.0.0"}
 
 
