@@ -397,6 +397,23 @@ class Plan(_Model):
     secrets: Annotated[list[str], BeforeValidator(_secrets)] = []
     rollback_delay: Annotated[float | None, _optional(T.duration)] = None
 
+    @field_validator("rollback_delay")
+    @classmethod
+    def _rollback_within_delay(cls, value: float | None, info) -> float | None:
+        """rollback_delay (the seed's rollback.delay) bounds how long a failing
+        check may stand before the rollback starts; refuse a persistence and
+        sample interval that would let it stand longer."""
+        t, c = info.data.get("thresholds"), info.data.get("canary")
+        if value is None or t is None or c is None:
+            return value
+        standing = (t.persistence - 1) * c.sample_interval
+        if standing > value:
+            raise ValueError(
+                f"a failing check must start the rollback within {format_duration(value)}, but "
+                f"thresholds.persistence {t.persistence} samples every {format_duration(c.sample_interval)} "
+                f"(canary.sample_interval) let it stand {format_duration(standing)}; lower one of them")
+        return value
+
     def unit_for(self, slot: str | None = None) -> str:
         """The systemd unit of a slot (default: the plan's slot)."""
         return self.unit.format(slot=slot or self.slot)
