@@ -444,10 +444,11 @@ def _check_lb(agent_names: set[str], timeout: float = 20.0) -> None:
 
 
 def up(hosts: int = 6, state_dir: Path = DEFAULT_STATE_DIR, log: Log = print,
-       image: Path | None = None) -> Path:
+       image: Path | None = None, install_deps: bool = False) -> Path:
     """Boot lb-01 and agent-01..NN; return the inventory path. Idempotent when
-    the same size is already up; otherwise tears down what is there first."""
-    preflight()
+    the same size is already up; otherwise tears down what is there first.
+    `install_deps` apt-installs missing host packages instead of refusing."""
+    preflight(install_deps, log)
     if not 1 <= hosts <= MAX_AGENTS:
         raise SandboxError(f"hosts must be 1..{MAX_AGENTS}, not {hosts}")
     state_dir = Path(state_dir)
