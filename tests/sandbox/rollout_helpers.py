@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -40,6 +41,22 @@ async def console(*args: str) -> tuple[int, list[dict], str]:
     out, err = await asyncio.wait_for(proc.communicate(), 300)
     json_output = "--output" in args and args[args.index("--output") + 1] == "json"
     return proc.returncode, json_lines(out) if json_output else [], err.decode()
+
+
+async def console_timeline(*args: str) -> tuple[int, list[tuple[float, dict]], str]:
+    """Run the console with `--output json`, stamping each event with
+    time.monotonic() when its line arrives: the client-side clock of
+    tests/load.py, so responses can be placed between two routing changes."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "console", *args, "--output", "json", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=64 * 2**20)
+    timeline = []
+    async for raw in proc.stdout:
+        event, = json_lines(raw)
+        timeline.append((time.monotonic(), event))
+    err = await proc.stderr.read()
+    await asyncio.wait_for(proc.wait(), 300)
+    return proc.returncode, timeline, err.decode()
 
 
 def json_lines(out: bytes) -> list[dict]:
