@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
-from . import network, provision
+from . import agent_service, network, provision
 from .common import (BRIDGE, DEFAULT_IMAGE_DIR, DEFAULT_STATE_DIR, LB_IP, LB_NAME, MAX_AGENTS, NET,
                      SandboxError, agent_ip, agent_name, preflight, run)
 from .image import ensure_image
@@ -40,8 +40,7 @@ STOP_TIMEOUT = 15.0
 Log = Callable[[str], None]
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
-_BEHAVIOUR_KEYS = ("start_fail", "start_delay", "health_fail", "error_rate", "error_status",
-                   "latency_ms", "quality", "cpu_burn")
+_BEHAVIOUR_KEYS = tuple(agent_service.DEFAULTS)  # what the stand-in agent reads
 _popens: dict[int, subprocess.Popen] = {}  # nspawn processes started by this process
 _state_mutex = threading.Lock()
 
@@ -456,6 +455,9 @@ def up(hosts: int = 6, state_dir: Path = DEFAULT_STATE_DIR, log: Log = print,
         state = _load(state_dir)
         if _fleet_healthy(state, hosts):
             log(f"sandbox fleet already up ({hosts} agents + lb) in {state_dir}")
+            for h in state["hosts"].values():  # a fleet left up by an older checkout runs this one's agent
+                if h["role"] == "agent":
+                    provision.agent_code(Path(h["root"]))
             return _sandbox_files(state_dir)["inventory"]
         if state or (state_dir / "hosts").exists():
             log("tearing down the previous sandbox fleet")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 
 import pytest
 
@@ -91,20 +92,43 @@ async def test_release_fails_on_one_host(fleet, tmp_path, behaviour):
 
 
 async def test_health_flaps(fleet, tmp_path):
-    """Health toggled off and on again on a host that was already updated
-    (behaviour flipped in its release dir, then a restart): the gate after
-    the batch catches it and the run rolls back."""
+    """A release whose /health flaps on agent-01 (ok 2 s, failing 2 s, ok
+    ...): it passes its health check, is re-admitted, then fails while the
+    gate after its batch watches; the run rolls back. A poller on this
+    machine sees the flapping from the client side."""
     fleet.write_release(None, "2.0.0", {})
+    fleet.write_release(["agent-01"], "2.0.0", {"health_flap": 2})
+    seen: list[tuple[int, str | None]] = []  # agent-01's /health (code, version), changes only
+    stop = threading.Event()
 
-    def flap():
-        fleet.ssh("agent-01", "echo '{\"health_fail\": true}' > /opt/agent/releases/2.0.0/behaviour.json"
-                              " && systemctl restart agent@main", check=True)
+    def poll():
+        while not stop.is_set():
+            try:
+                code, _, body = fleet.http_get(f"http://{fleet.ip('agent-01')}:8080/health", timeout=2)
+                now = (code, (body or {}).get("version"))
+            except OSError:
+                now = (0, None)
+            if not seen or seen[-1] != now:
+                seen.append(now)
+            stop.wait(0.1)
 
-    p = plan(tmp_path, rolling={"batch": 2, "interval": "4s"}, canary={"sample_interval": "1s"},
-             thresholds={"error_rate": "1%", "persistence": 1, "min_requests": 0, "health_pass_rate": "90%"})
-    code, events, err = await rollout(fleet, tmp_path, p, batch(2), flap)
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        p = plan(tmp_path, rolling={"batch": 2, "interval": "6s"}, canary={"sample_interval": "1s"},
+                 thresholds={"error_rate": "1%", "persistence": 1, "min_requests": 0, "health_pass_rate": "90%"})
+        code, events, err = await rollout(fleet, tmp_path, p, batch(1), lambda: None)
+    finally:
+        stop.set()
+        poller.join()
     assert code == 3, err + json.dumps(events[-3:])
-    assert any(e["kind"] == "gate" and e["verdict"] == "fail" for e in events)
+    fails = [e for e in events if e["kind"] == "gate" and e["verdict"] == "fail"]
+    assert fails and fails[0]["name"].startswith("after batch 1") and \
+        any(r.startswith("health_pass_rate") for r in fails[0]["reasons"]), fails
+    flaps = [c for c, v in seen if v == "2.0.0"]
+    assert flaps[:2] == [200, 503], seen  # healthy on 2.0.0 first, then failing: a flap, not a dead host
+    health = [e["ok"] for e in events if e["kind"] == "health" and e["instance"].split("/")[0] == "agent-01"]
+    assert True in health and health.index(False) > health.index(True), health
     journal_ok(tmp_path / "j.jsonl")
     assert set(versions(fleet).values()) == {"1.0.0"}
     assert in_nginx(fleet) == set(fleet.agent_names)
