@@ -12,7 +12,7 @@ import pytest
 
 from console.journal import read_journal
 from load import SteadyLoad
-from rollout_helpers import ROOT, console, managed_config, plan_file, versions
+from rollout_helpers import ROOT, console, hosts_settled, managed_config, plan_file, versions
 
 pytestmark = pytest.mark.sandbox
 
@@ -59,7 +59,7 @@ async def resume_after_kill(fleet, tmp_path, plan, moment, *extra):
         await kill_when(plan, fleet.inventory_path, journal, moment)
         dead = read_journal(journal)
         assert dead.close is None  # the killed session never closed its journal
-        await asyncio.sleep(2)
+        await asyncio.to_thread(hosts_settled, fleet)  # the commands it left running have ended
         code, events, err = await console("resume", str(journal), "--headless", "--output", "json",
                                           "--record", str(tmp_path / "resumed.jsonl"), *extra)
         await asyncio.sleep(1)

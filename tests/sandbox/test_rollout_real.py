@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from load import SteadyLoad
-from rollout_helpers import console, managed_config, plan_file, versions
+from rollout_helpers import console, invocations, managed_config, plan_file, versions
 
 pytestmark = pytest.mark.sandbox
 
@@ -95,9 +95,3 @@ async def test_malformed_input_exits_2_and_touches_no_host(fleet, tmp_path, targ
     assert err.strip().splitlines() == [err.strip()] and f"{bad}{where}" in err
     assert not (tmp_path / "j.jsonl").exists()
     assert (managed_config(fleet), invocations(fleet)) == before
-
-
-def invocations(fleet) -> dict[str, str]:
-    """Each agent unit's systemd invocation id: it changes on any restart."""
-    return {name: fleet.ssh(name, "systemctl show -p InvocationID --value agent@main", check=True).stdout.strip()
-            for name in fleet.agent_names}
