@@ -424,18 +424,18 @@ class Plan(_Model):
 
 # -- public helpers -------------------------------------------------------------------
 
-def render_commands(plan: Plan, version: str, slot: str, host_name: str) -> list[str]:
-    """Deploy commands for one host; every substituted value is shell-quoted.
+def render_template(plan: Plan, template: str, version: str, slot: str, host_name: str) -> str:
+    """One command template with every substituted value shell-quoted.
 
     The template text is the plan author's shell and is trusted; the values
     (version, slot, service, host) are not."""
-    values = {
-        "version": shlex.quote(str(version)),
-        "slot": shlex.quote(str(slot)),
-        "service": shlex.quote(str(plan.service)),
-        "host": shlex.quote(str(host_name)),
-    }
-    return [cmd.format(**values) for cmd in plan.deploy.commands]
+    return template.format(version=shlex.quote(str(version)), slot=shlex.quote(str(slot)),
+                           service=shlex.quote(str(plan.service)), host=shlex.quote(str(host_name)))
+
+
+def render_commands(plan: Plan, version: str, slot: str, host_name: str) -> list[str]:
+    """Deploy commands for one host (see `render_template`)."""
+    return [render_template(plan, cmd, version, slot, host_name) for cmd in plan.deploy.commands]
 
 
 def summary(plan: Plan) -> str:
