@@ -37,8 +37,66 @@ def machine() -> str:
             f"{cpu or platform.machine()}, Python {platform.python_version()}, load avg at start {load:.2f}")
 
 
-def today() -> str:
-    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _git(*args: str) -> str:
+    proc = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def provenance() -> tuple[str, str]:
+    """(short commit, dirty state) of the tree being measured."""
+    commit = _git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    changed = [line[3:] for line in _git("status", "--porcelain").splitlines()]
+    if not changed:
+        return commit, "clean"
+    more = f", +{len(changed) - 5} more" if len(changed) > 5 else ""
+    return commit, f"DIRTY: {len(changed)} file(s) changed or untracked ({', '.join(changed[:5])}{more})"
+
+
+class _Tee:
+    """sys.stdout/stderr that also writes into the run's raw-output file."""
+
+    def __init__(self, stream, file) -> None:
+        self.stream, self.file = stream, file
+
+    def write(self, text: str) -> int:
+        self.file.write(text)
+        self.file.flush()
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+        self.stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def start(name: str, command_prefix: str = "") -> Path:
+    """Begin a benchmark run: print the header (commit and dirty state,
+    machine, UTC date, command) and, from here on, copy everything the
+    script prints into bench/results/<YYYY-MM-DD>-<commit>/<name>.txt
+    ($ROLLOUT_BENCH_RESULTS instead of bench/results), so each figure in
+    RESULTS.md and the README can be traced to the raw run that made it.
+    Returns that file's path."""
+    commit, dirty = provenance()
+    now = _dt.datetime.now(_dt.UTC)
+    base = Path(os.environ.get("ROLLOUT_BENCH_RESULTS", BENCH / "results"))
+    folder = base / f"{now:%Y-%m-%d}-{commit}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.txt"
+    n = 2
+    while path.exists():  # a second run the same day at the same commit keeps the first
+        path, n = folder / f"{name}-{n}.txt", n + 1
+    raw = open(path, "w", encoding="utf-8")
+    sys.stdout, sys.stderr = _Tee(sys.stdout, raw), _Tee(sys.stderr, raw)
+    u = platform.uname()
+    print(f"# {name}  {now:%Y-%m-%d %H:%M:%S} UTC\n"
+          f"# commit {commit} ({dirty})\n"
+          f"# machine: {u.system} {u.node} {u.release} {u.version} {u.machine}\n"
+          f"# {machine()}\n"
+          f"# command: {command_prefix}python3 bench/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}\n"
+          f"# raw output: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}\n", flush=True)
+    return path
 
 
 def stats(values: list[float]) -> dict:

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fmt, machine, run_child, stats, today  # noqa: E402
+from _common import fmt, run_child, start, stats  # noqa: E402
 
 # Deadlines are simulated seconds: at --time-scale 1000 a 60 s deadline is 60 ms of wall
 # time, which event-loop load alone can exceed at 1,000+ hosts. Keep them long.
@@ -106,8 +106,7 @@ def main() -> int:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rows, raw = [], {}
-    print(f"# fleet_scale  {today()}\n# {machine()}\n# command: python3 bench/fleet_scale.py "
-          f"{' '.join(sys.argv[1:])}\n", flush=True)
+    start("fleet_scale")
     with tempfile.TemporaryDirectory(prefix="fleet-scale-") as d:
         tmp = Path(d)
         for strategy in ("rolling", "canary"):

@@ -24,12 +24,11 @@ import argparse
 import math
 import random
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
-from _common import ROOT, machine, today
+from _common import start
 from strategies.analysis import Evidence, Policy, Readings, Verdict, Window, close, fold
 from strategies.plan import Alerts, Thresholds
 
@@ -103,13 +102,6 @@ def med(values: list[float], digits: int = 0) -> str:
     return f"{statistics.median(values):.{digits}f}" if values else "-"
 
 
-def commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    return f"{git('rev-parse', '--short', 'HEAD')}{' (dirty)' if git('status', '--porcelain') else ''}"
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=500)
@@ -120,8 +112,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     policy = Policy.of(Thresholds(max_window=args.max_window), Alerts())
-    print(f"# judge_power SIMULATED  commit {commit()}  {today()}")
-    print(f"# machine: {machine()}")
+    start("judge_power")
+    print("# SIMULATED: the real judge fed simulated traffic, no host involved")
     print(f"# {args.trials} trials per case; {args.rps:g} req/s Poisson; stable errors {args.base_error * 100:g}%; "
           f"samples every {SAMPLE:g}s; window {WINDOW:g}s extended up to {args.max_window:g}s; "
           f"confidence {1 - policy.alpha:.2f}; seed {args.seed}")

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, fmt, machine, today  # noqa: E402
+from _common import ROOT, fmt, start  # noqa: E402
 
 BRIDGE, SUBNET = "rcfan0", "10.79.0"
 USER = "rcfanout"  # a plain /bin/sh user, see setup()
@@ -185,8 +185,7 @@ def main() -> int:
     ap.add_argument("--hosts", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    print(f"# ssh_fanout  {today()}\n# {machine()}\n# command: python3 bench/ssh_fanout.py {' '.join(sys.argv[1:])}\n",
-          flush=True)
+    start("ssh_fanout")
     tmp = Path(tempfile.mkdtemp(prefix="fanout-"))
     res: dict[str, list] = {"SshPool": [], "OpenSSH parallel": [], "ansible -m command": []}
     try:

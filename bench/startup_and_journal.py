@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fleet_scale  # noqa: E402  (inventory/plan writers)
-from _common import ROOT, fmt, machine, run_child, stats, today  # noqa: E402
+from _common import ROOT, fmt, run_child, start, stats  # noqa: E402
 
 PY = sys.executable
 TEXTUAL_CHECK = r'''
@@ -95,8 +95,7 @@ def main() -> int:
     ap.add_argument("--hosts", type=int, default=1000, help="fleet size of the journal run")
     args = ap.parse_args()
     n = args.repeats
-    print(f"# startup_and_journal  {today()}\n# {machine()}\n# command: python3 bench/startup_and_journal.py "
-          f"{' '.join(sys.argv[1:])}\n", flush=True)
+    start("startup_and_journal")
     env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="startup-", dir="/var/tmp") as d:
         tmp = Path(d)

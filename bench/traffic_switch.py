@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, Fleet, fmt, machine, sandbox_module, today  # noqa: E402
+from _common import ROOT, Fleet, fmt, sandbox_module, start  # noqa: E402
 from rollout_helpers import plan_file  # noqa: E402  (the tests' plan defaults: same plans as the tests)
 
 CONF = "/etc/nginx/conf.d/rollout-agent.conf"
@@ -147,8 +147,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    print(f"# traffic_switch  {today()}\n# {machine()}\n# command: ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} "
-          f"python3 bench/traffic_switch.py {' '.join(sys.argv[1:])}\n", flush=True)
+    start("traffic_switch", f"ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} ")
     out = asyncio.run(amain(args))
     print("\n| measure | keep-alive | median (min-max, n) | failed requests | anchor |")
     print("|---|---|---|---|---|")

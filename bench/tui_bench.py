@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _common import start  # noqa: E402
 from console.tui.app import RolloutApp  # noqa: E402
 from console.tui.fleet_table import FleetTable  # noqa: E402
 from console.view_state import FleetView  # noqa: E402
@@ -99,6 +100,7 @@ def main() -> None:
     p.add_argument("--sizes", default="100,1000,5000")
     p.add_argument("--ticks", type=int, default=20)
     args = p.parse_args()
+    start("tui_bench")
     rows = [asyncio.run(bench(int(n), args.ticks)) for n in args.sizes.split(",")]
     print(f"{'hosts':>6} | {'refresh ms (median)':>19} | {'refresh p95':>11} | {'reducer ms':>10} | "
           f"{'key down ms':>11} | {'key filter ms':>13}")

@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCH, Fleet, fmt, machine, run_child, sandbox_module, stats, today  # noqa: E402
+from _common import BENCH, Fleet, fmt, run_child, sandbox_module, start, stats  # noqa: E402
 
 VERSION = "2.0.0"
 BATCH = 2
@@ -159,8 +159,7 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="leave the sandbox up")
     args = ap.parse_args()
     sb = sandbox_module()
-    print(f"# vs_ansible  {today()}\n# {machine()}\n# command: ROLLOUT_SANDBOX_NET={os.environ['ROLLOUT_SANDBOX_NET']} "
-          f"python3 bench/vs_ansible.py {' '.join(sys.argv[1:])}\n", flush=True)
+    start("vs_ansible", f"ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} ")
     fleet = None
     results = {"console": [], "ansible": [], "baseline": []}
     try:

@@ -137,6 +137,8 @@ def main_sandbox(argv: Sequence[str]) -> int:
     sub = p.add_subparsers(dest="action", required=True)
     up = sub.add_parser("up", help="boot N agent hosts and one nginx LB; prints the inventory path last")
     up.add_argument("--hosts", type=int, default=6)
+    up.add_argument("--install-deps", action="store_true",
+                    help="apt-get install the missing Debian packages instead of naming them")
     sub.add_parser("down", help="remove every container, mount and interface the sandbox made")
     sub.add_parser("status", help="list the sandbox hosts")
     rel = sub.add_parser("release", help="define how a release behaves on the sandbox hosts")
@@ -149,7 +151,7 @@ def main_sandbox(argv: Sequence[str]) -> int:
         if args.action == "up":
             if not 1 <= args.hosts <= 60:
                 p.error("--hosts must be between 1 and 60")
-            print(sandbox.up(hosts=args.hosts))
+            print(sandbox.up(hosts=args.hosts, install_deps=args.install_deps))
         elif args.action == "down":
             sandbox.down()
         elif args.action == "status":

@@ -74,12 +74,15 @@ def make_driver(inputs: Inputs, *, time_scale: float, accept_new_host_keys: bool
         from inventory.simfleet import SimFleet
 
         instances = resolve_instances(plan, inputs.inventory)
+        running = ("main", "blue")
         if plan.strategy == "blue_green":
-            active = [i for i in instances if i.role == plan.blue_green.active]
-            initial = bluegreen_state(plan, {plan.blue_green.active: active}, plan.blue_green.active, "sim-initial")
+            bg = plan.blue_green
+            active = [i for i in instances if i.role == bg.active]
+            initial = bluegreen_state(plan, {bg.active: active}, bg.active, "sim-initial")
+            running = ("main", getattr(bg, bg.active))  # the live colour serves, like the LB says
         else:
             initial = rolling_state(plan, instances, (), "sim-initial")
-        driver = SimFleet(initial, time_scale=time_scale)
+        driver = SimFleet(initial, time_scale=time_scale, running_slots=running)
         driver.register_ports(instances)
         return driver
     if time_scale != 1.0:

@@ -24,6 +24,7 @@ _WORKER = "nginx: worker process"
 _LIST = ("for d in /proc/[0-9]*; do "
          "[ \"$(tr -d '\\000' < \"$d/cmdline\" 2>/dev/null)\" = '" + _WORKER + "' ]"
          " && echo \"${d#/proc/}\"; done")
+LIST_WORKERS = _LIST  # prints the PIDs of the accepting workers
 RELOAD = f"{_LIST}; nginx -s reload"
 _PID = re.compile(r"\d{1,10}")
 POLL_SECONDS = 0.02

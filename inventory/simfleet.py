@@ -58,8 +58,9 @@ class SimFleet:
     simulated = True
 
     def __init__(self, initial_lb: LbState, *, time_scale: float = 1.0, seed: int = 7,
-                 restart_seconds: float = 2.0):
+                 restart_seconds: float = 2.0, running_slots: Sequence[str] = ("main", "blue")):
         self.clock = ScaledClock(time_scale)
+        self._running_slots = list(running_slots)  # at boot, unless a host sets sim_running_slots
         self._rng = random.Random(seed)
         self._lb_state = initial_lb
         self._lb_texts: dict[str, str] = {}
@@ -80,7 +81,7 @@ class SimFleet:
     async def open(self, hosts: Sequence[Host], lbs: Sequence[Host]) -> None:
         for host in hosts:
             self._hosts[host.name] = host
-            running = host.var("sim_running_slots", ["main", "blue"])
+            running = host.var("sim_running_slots", self._running_slots)
             for slot in ("main", "blue", "green"):
                 self._instances[(host.name, slot)] = _SimInstance(
                     version=str(host.var("sim_version", "1.0.0")), running=slot in running)

@@ -68,7 +68,7 @@ class Canary(StrategyRunner):
             elif step.kind == "pause" and step.pause is None:
                 await engine.wait_for_promotion(f"step {n}")
             elif step.kind == "pause":
-                await engine.wait(step.pause)
+                await engine.wait(step.pause, promotable=True)
             else:
                 await engine.gate(f"step {n} {step_title(step)} at {self.weight:g}%", step.analysis,
                                   self.canary, self.stable, where="canary")

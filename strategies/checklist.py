@@ -13,13 +13,14 @@ driver (read-only commands only) and evaluates them.
 from __future__ import annotations
 
 import asyncio
-import shlex
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from inventory.driver import DriverError, HealthSample, UnitStatus
 from inventory.model import Host, Instance
 from inventory.nginx_config import parse_generation, parse_pools
+
+from .plan import render_template
 
 MIN_FREE_BYTES = 200 * 2**20
 DISK_PATHS = ("/", "/opt")
@@ -134,9 +135,7 @@ def render_check(plan: Any, version: str, slot: str, host_name: str) -> str | No
     """`deploy.check` with every value shell-quoted (as render_commands)."""
     if not plan.deploy.check:
         return None
-    values = {"version": shlex.quote(str(version)), "slot": shlex.quote(str(slot)),
-              "service": shlex.quote(str(plan.service)), "host": shlex.quote(str(host_name))}
-    return plan.deploy.check.format(**values)
+    return render_template(plan, plan.deploy.check, version, slot, host_name)
 
 
 def _why(exc: Exception) -> str:

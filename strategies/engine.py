@@ -255,12 +255,16 @@ class Engine:
             for task in pending:
                 task.cancel()
 
-    async def wait(self, seconds: float) -> None:
+    async def wait(self, seconds: float, promotable: bool = False) -> None:
         """Sleep on the engine clock, waking at once for commands; time spent
-        paused does not count."""
+        paused does not count. A `promotable` wait (a canary's timed pause)
+        ends early on promote or promote-full: the operator's "next step"."""
         end = self.driver.clock.now() + seconds
         while True:
             await self.safe_point()
+            if promotable and self._promoted.is_set():
+                self._promoted.clear()
+                return
             remaining = end - self.driver.clock.now()
             if remaining <= 0:
                 return

@@ -423,21 +423,38 @@ class Plan(_Model):
     secrets: Annotated[list[str], BeforeValidator(_secrets)] = []
     rollback_delay: Annotated[float | None, _optional(T.duration)] = None
 
+    @field_validator("rollback_delay")
+    @classmethod
+    def _rollback_within_delay(cls, value: float | None, info) -> float | None:
+        """rollback_delay (the seed's rollback.delay) bounds how long a failing
+        check may stand before the rollback starts; refuse a persistence and
+        sample interval that would let it stand longer."""
+        t, c = info.data.get("thresholds"), info.data.get("canary")
+        if value is None or t is None or c is None:
+            return value
+        standing = (t.persistence - 1) * c.sample_interval
+        if standing > value:
+            raise ValueError(
+                f"a failing check must start the rollback within {format_duration(value)}, but "
+                f"thresholds.persistence {t.persistence} samples every {format_duration(c.sample_interval)} "
+                f"(canary.sample_interval) let it stand {format_duration(standing)}; lower one of them")
+        return value
+
 
 # -- public helpers -------------------------------------------------------------------
 
-def render_commands(plan: Plan, version: str, slot: str, host_name: str) -> list[str]:
-    """Deploy commands for one host; every substituted value is shell-quoted.
+def render_template(plan: Plan, template: str, version: str, slot: str, host_name: str) -> str:
+    """One command template with every substituted value shell-quoted.
 
     The template text is the plan author's shell and is trusted; the values
     (version, slot, service, host) are not."""
-    values = {
-        "version": shlex.quote(str(version)),
-        "slot": shlex.quote(str(slot)),
-        "service": shlex.quote(str(plan.service)),
-        "host": shlex.quote(str(host_name)),
-    }
-    return [cmd.format(**values) for cmd in plan.deploy.commands]
+    return template.format(version=shlex.quote(str(version)), slot=shlex.quote(str(slot)),
+                           service=shlex.quote(str(plan.service)), host=shlex.quote(str(host_name)))
+
+
+def render_commands(plan: Plan, version: str, slot: str, host_name: str) -> list[str]:
+    """Deploy commands for one host (see `render_template`)."""
+    return [render_template(plan, cmd, version, slot, host_name) for cmd in plan.deploy.commands]
 
 
 def summary(plan: Plan) -> str:

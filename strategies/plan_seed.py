@@ -245,7 +245,44 @@ def translate(doc: YamlDoc, file: str) -> tuple[dict, dict]:
     if "strategy" in beside:
         raise PlanError(file, doc.line_of(("strategy",)), "strategy", f"the strategy is set by {key}; remove this key")
     _merge(t, t.data, beside, ())
+    _derive(t)
     return t.data, t.origin
+
+
+def _derive(t: _Translation) -> None:
+    """Settings the article implies but does not write, so that the console
+    never refuses its own translation. Keys written beside the block win.
+
+    - health.deadline: the article probes every health_check.interval (30s)
+      and our default asks for `passes` probes in a row, which cannot fit
+      the 60s default deadline; the deadline becomes passes x interval plus
+      one probe timeout.
+    - thresholds.persistence: rollback.delay is the longest a failing check
+      may stand before the rollback starts (the article's canary: "rollback
+      trigger ... for 5 minutes"; blue-green "immediate", 5s). The gate fails
+      after `persistence` failing samples `canary.sample_interval` apart,
+      so persistence is lowered until (persistence - 1) x sample_interval
+      fits the delay. The console never waits the delay out before rolling
+      back; `Plan` refuses settings written beside the block that exceed it."""
+    from .plan import Canary, Health, Thresholds  # plan imports this module
+
+    def setting(section: str, key: str, model) -> Any:
+        value = (t.data.get(section) or {}).get(key)
+        return model.model_fields[key].default if value is None else value
+
+    try:
+        health = t.data.get("health") or {}
+        if ("health", "interval") in t.origin and "deadline" not in health:
+            deadline = (T.integer(setting("health", "passes", Health), 1, 1_000_000, "a count")
+                        * T.positive_duration(health["interval"]) + T.positive_duration(setting("health", "timeout", Health)))
+            t.set(("health", "deadline"), f"{deadline:g}s", t.origin[("health", "interval")])
+        if ("rollback_delay",) in t.origin and "persistence" not in (t.data.get("thresholds") or {}):
+            delay = T.duration(t.data["rollback_delay"])
+            interval = T.positive_duration(setting("canary", "sample_interval", Canary))
+            persistence = min(Thresholds.model_fields["persistence"].default, 1 + int(delay // interval))
+            t.set(("thresholds", "persistence"), persistence, t.origin[("rollback_delay",)])
+    except (ValueError, TypeError):
+        return  # a bad value: the plan's own validation names it with its line
 
 
 # -- the article's flattened text --------------------------------------------------

@@ -9,8 +9,11 @@ a GET once, as browsers and most HTTP clients do, and counts it in `resets`.
 A bounded fixed-rate httpx client: `rate` requests per second, stopped by
 `stop()` or after `max_seconds`, whichever comes first. Every response is
 kept (time, status, version header), so a test can say exactly how many
-requests failed and when each version served. Targets only the project's
-own sandbox hosts.
+requests failed and when each version served. Requests it scheduled but
+could not send before the stop (all workers busy behind a slow or dead LB)
+are counted in `unsent`: "0 failed" means nothing when few requests went
+out, so `assert_no_failures` also requires `sent` >= 90 % of rate x
+duration. Targets only the project's own sandbox hosts.
 """
 from __future__ import annotations
 
@@ -31,12 +34,34 @@ class Response:
 
 @dataclass
 class LoadResult:
+    rate: float = 0.0
     responses: list[Response] = field(default_factory=list)
     resets: int = 0  # keep-alive connections reset under a request, then retried
+    scheduled: int = 0  # requests due by the fixed rate before the stop
+    started: float = 0.0
+    stopped: float = 0.0
 
     @property
     def sent(self) -> int:
         return len(self.responses)
+
+    @property
+    def unsent(self) -> int:
+        """Due by the rate but never sent: dropped from the backlog at stop."""
+        return self.scheduled - self.sent
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.stopped - self.started)
+
+    def assert_no_failures(self, min_share: float = 0.9) -> None:
+        """0 failed requests, and at least `min_share` of rate x duration
+        actually sent (a client that could not keep up proves nothing)."""
+        assert self.failed == [], self.summary() + f": {self.failed[:3]}"
+        expected = self.rate * self.duration
+        assert self.sent >= min_share * expected, (
+            f"only {self.sent} of {expected:.0f} requests due at {self.rate:g}/s over {self.duration:.1f}s "
+            f"were sent: {self.summary()}")
 
     @property
     def failed(self) -> list[Response]:
@@ -54,8 +79,9 @@ class LoadResult:
         return min(times) if times else None
 
     def summary(self) -> str:
-        return f"{self.sent} requests, {len(self.failed)} failed" + (
-            f", {self.resets} keep-alive resets retried" if self.resets else "")
+        return (f"{self.sent} requests in {self.duration:.1f}s at {self.rate:g}/s, {len(self.failed)} failed"
+                + (f", {self.unsent} not sent" if self.unsent else "")
+                + (f", {self.resets} keep-alive resets retried" if self.resets else ""))
 
 
 class SteadyLoad:
@@ -70,7 +96,7 @@ class SteadyLoad:
         self.headers = headers or {}
         self.workers = workers
         self.retry_reset = retry_reset
-        self.result = LoadResult()
+        self.result = LoadResult(rate=rate)
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -96,7 +122,7 @@ class SteadyLoad:
         queue: asyncio.Queue[float | None] = asyncio.Queue()
         async with httpx.AsyncClient(limits=limits, timeout=10.0, headers=headers) as client:
             workers = [asyncio.create_task(self._worker(client, queue)) for _ in range(self.workers)]
-            start = time.monotonic()
+            start = self.result.started = time.monotonic()
             n = 0
             while not self._stop.is_set() and time.monotonic() - start < self.max_seconds:
                 due = start + n / self.rate
@@ -109,6 +135,8 @@ class SteadyLoad:
                         pass
                 queue.put_nowait(time.monotonic())
                 n += 1
+            self.result.stopped = time.monotonic()
+            self.result.scheduled = n
             for _ in workers:
                 queue.put_nowait(None)
             await asyncio.gather(*workers)

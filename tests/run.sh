@@ -1,21 +1,37 @@
 #!/usr/bin/env bash
 # Runs every test, including those against real sandbox hosts (systemd-nspawn
 # containers with sshd, systemd and nginx). Needs Linux and root. Installs
-# what the tests need first: Debian packages, the Python package with its
-# test extras, and the cached sandbox image (/var/cache/rollout-console/image).
+# what the tests need first, on a stock Debian 12 / Ubuntu 24.04 too (where
+# pip refuses the system interpreter, PEP 668):
+#   - python3-venv when the interpreter cannot make a virtual environment;
+#   - a virtual environment in $ROLLOUT_VENV (default .venv) with the package,
+#     its test extras, and the pins of tests/constraints.txt;
+#   - the sandbox's Debian packages (`console sandbox up --install-deps`);
+#   - the cached sandbox image (/var/cache/rollout-console/image).
+# Arguments go to pytest, e.g. `tests/run.sh tests/test_plan_loading.py -q`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=()
-command -v systemd-nspawn >/dev/null || need+=(systemd-container)
-command -v debootstrap >/dev/null || need+=(debootstrap)
-command -v ip >/dev/null || need+=(iproute2)
-command -v ssh >/dev/null || need+=(openssh-client)
-command -v ssh-keygen >/dev/null || need+=(openssh-client)
-if [ ${#need[@]} -gt 0 ]; then
+venv=${ROLLOUT_VENV:-.venv}
+
+apt_install() {
+  echo "tests/run.sh: apt-get install $*" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v python3 >/dev/null || apt_install python3
+if [ ! -x "$venv/bin/python" ]; then
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then  # Debian ships venv/ensurepip apart
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
 fi
-python3 -m pip install -q -e ".[test]"
-python3 -c "from inventory.sandbox import ensure_image; ensure_image()"
-python3 -m pytest "$@"
+"$venv/bin/python" -m pip install -q -c tests/constraints.txt -e ".[test]"
+"$venv/bin/python" -c "
+from inventory.sandbox import ensure_image
+from inventory.sandbox.common import preflight
+preflight(install_deps=True)
+ensure_image()"
+exec "$venv/bin/python" -m pytest "$@"

@@ -136,6 +136,7 @@ def check_blue_green_seed(p: Plan) -> None:
     assert p.thresholds.health_pass_rate == 0.95
     assert p.thresholds.quality_score == 0.95  # quality_score is among the metrics
     assert (p.health.path, p.health.interval, p.health.timeout) == ("/health", 30.0, 10.0)
+    assert p.health.deadline == 3 * 30.0 + 10.0  # 3 passes every 30s and one slow probe fit
     assert p.on_failure == "rollback" and p.rollback_delay == 5.0
 
 

@@ -7,7 +7,9 @@ read once at start from AGENT_ROOT/slots/SLOT/current/{VERSION,behaviour.json}.
 
 Endpoints: GET /health, GET /metrics, anything else -> a small JSON answer
 after ``latency_ms``, or an ``error_status`` (500; 502/503 are the ones nginx
-retries elsewhere) for a random ``error_rate`` fraction.
+retries elsewhere) for a random ``error_rate`` fraction. ``health_flap``
+(seconds) makes /health flap: ok for that long after start, failing as long,
+ok again, and so on.
 SIGTERM: stop accepting, finish in-flight requests (up to 10 s), exit 0.
 """
 from __future__ import annotations
@@ -28,6 +30,7 @@ DEFAULTS = {
     "start_fail": False,
     "start_delay": 0.0,
     "health_fail": False,
+    "health_flap": 0.0,  # seconds: /health ok for that long, failing as long, ok again, ...
     "error_rate": 0.0,
     "error_status": 500,
     "latency_ms": 5,
@@ -121,7 +124,9 @@ class Handler(BaseHTTPRequestHandler):
         srv, st = self.server, self.server.stats
         path = self.path.split("?", 1)[0]
         if path == "/health":
-            if srv.behaviour["health_fail"]:
+            flap = float(srv.behaviour["health_flap"])
+            flapped = flap > 0 and int((time.monotonic() - srv.started) / flap) % 2 == 1
+            if srv.behaviour["health_fail"] or flapped:
                 self._send(503, {"status": "failing", "version": srv.version, "slot": srv.slot})
             else:
                 self._send(200, {"status": "ok", "version": srv.version, "slot": srv.slot})

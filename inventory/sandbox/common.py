@@ -46,17 +46,42 @@ def agent_ip(i: int) -> str:
     return f"{_SUBNET}.{FIRST_AGENT_OCTET + i - 1}"
 
 
-def preflight() -> None:
-    """Refuse early, with one line, on machines that cannot run the fleet."""
+# The host tools the fleet needs and the Debian package that ships each.
+HOST_TOOLS = (("systemd-nspawn", "systemd-container"), ("debootstrap", "debootstrap"),
+              ("nsenter", "util-linux"), ("ip", "iproute2"), ("ssh", "openssh-client"),
+              ("ssh-keygen", "openssh-client"), ("mount", "mount"))
+
+
+def missing_packages() -> list[str]:
+    """Every Debian package whose tool is not on PATH, each named once."""
+    return list(dict.fromkeys(pkg for tool, pkg in HOST_TOOLS if shutil.which(tool) is None))
+
+
+def install_packages(packages: Sequence[str], log=print) -> None:
+    """apt-get install the packages (non-interactive)."""
+    if shutil.which("apt-get") is None:
+        raise SandboxError(f"missing packages {' '.join(packages)} and no apt-get to install them")
+    log(f"installing {' '.join(packages)} with apt-get")
+    run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "update", "-qq"], timeout=900)
+    run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", *packages], timeout=1800)
+
+
+def preflight(install_deps: bool = False, log=print) -> None:
+    """Refuse early, with one line naming every missing Debian package at
+    once, on machines that cannot run the fleet; with `install_deps`,
+    install them first."""
     if platform.system() != "Linux":
         raise SandboxError(f"the sandbox fleet needs Linux (this is {platform.system()})")
     if os.geteuid() != 0:
         raise SandboxError("the sandbox fleet needs root (systemd-nspawn, overlayfs, bridges)")
-    for tool, pkg in (("systemd-nspawn", "systemd-container"), ("nsenter", "util-linux"),
-                      ("ip", "iproute2"), ("ssh-keygen", "openssh-client"),
-                      ("mount", "mount")):
-        if shutil.which(tool) is None:
-            raise SandboxError(f"{tool} not found: apt-get install {pkg}")
+    missing = missing_packages()
+    if missing and install_deps:
+        install_packages(missing, log)
+        missing = missing_packages()
+    if missing:
+        names = " ".join(missing)
+        raise SandboxError(f"missing Debian packages: {names} (apt-get install {names}, "
+                           f"or `console sandbox up --install-deps`)")
 
 
 def run(argv: Sequence[str | int | os.PathLike[str]], *, check: bool = True, timeout: float = 60,

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import yaml
 
 from ..validate import RELEASE_VERSION
-from . import network, provision
+from . import agent_service, network, provision
 from .common import (
     BRIDGE,
     DEFAULT_IMAGE_DIR,
@@ -51,8 +51,7 @@ SSH_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 Log = Callable[[str], None]
 
-_BEHAVIOUR_KEYS = ("start_fail", "start_delay", "health_fail", "error_rate", "error_status",
-                   "latency_ms", "quality", "cpu_burn")
+_BEHAVIOUR_KEYS = tuple(agent_service.DEFAULTS)  # what the stand-in agent reads
 _popens: dict[int, subprocess.Popen[bytes]] = {}  # nspawn processes started by this process
 _state_mutex = threading.Lock()
 
@@ -456,10 +455,11 @@ def _check_lb(agent_names: set[str], timeout: float = 20.0) -> None:
 
 
 def up(hosts: int = 6, state_dir: Path = DEFAULT_STATE_DIR, log: Log = print,
-       image: Path | None = None) -> Path:
+       image: Path | None = None, install_deps: bool = False) -> Path:
     """Boot lb-01 and agent-01..NN; return the inventory path. Idempotent when
-    the same size is already up; otherwise tears down what is there first."""
-    preflight()
+    the same size is already up; otherwise tears down what is there first.
+    `install_deps` apt-installs missing host packages instead of refusing."""
+    preflight(install_deps, log)
     if not 1 <= hosts <= MAX_AGENTS:
         raise SandboxError(f"hosts must be 1..{MAX_AGENTS}, not {hosts}")
     state_dir = Path(state_dir)
@@ -467,6 +467,9 @@ def up(hosts: int = 6, state_dir: Path = DEFAULT_STATE_DIR, log: Log = print,
         state = _load(state_dir)
         if _fleet_healthy(state, hosts):
             log(f"sandbox fleet already up ({hosts} agents + lb) in {state_dir}")
+            for h in state["hosts"].values():  # a fleet left up by an older checkout runs this one's agent
+                if h["role"] == "agent":
+                    provision.agent_code(Path(h["root"]))
             return _sandbox_files(state_dir)["inventory"]
         if state or (state_dir / "hosts").exists():
             log("tearing down the previous sandbox fleet")

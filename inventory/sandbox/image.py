@@ -29,8 +29,6 @@ def ensure_image(log: Callable[[str], None] = print, image: Path | None = None) 
     preflight()
     if image.exists():
         raise SandboxError(f"{image} exists but is incomplete: remove it and retry")
-    if shutil.which("debootstrap") is None:
-        raise SandboxError("debootstrap not found: apt-get install debootstrap")
     image.parent.mkdir(parents=True, exist_ok=True)
     with open(image.parent / f".{image.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

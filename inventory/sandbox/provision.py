@@ -84,11 +84,17 @@ def _release(root: Path, version: str, behaviour: Mapping[str, Any]) -> None:
     _write(rel / "behaviour.json", json.dumps(dict(behaviour)) + "\n")
 
 
-def agent(root: Path) -> None:
-    """The stand-in agent: code, installer, unit, env files, release 1.0.0."""
+def agent_code(root: Path) -> None:
+    """The stand-in agent's program and installer (used from the next start)."""
     opt = root / "opt/agent"
     _write(opt / "bin/agent.py", (HERE / "agent_service.py").read_text(), 0o755)
     _write(opt / "bin/install-release", (HERE / "install-release.py").read_text(), 0o755)
+
+
+def agent(root: Path) -> None:
+    """The stand-in agent: code, installer, unit, env files, release 1.0.0."""
+    opt = root / "opt/agent"
+    agent_code(root)
     (opt / "catalog").mkdir(parents=True, exist_ok=True)
     _release(root, INITIAL_VERSION, {})
     for slot, port in SLOTS.items():

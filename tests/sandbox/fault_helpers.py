@@ -10,7 +10,7 @@ from pathlib import Path
 
 from console.journal import verify
 from load import SteadyLoad
-from rollout_helpers import ROOT, console, managed_config, versions
+from rollout_helpers import ROOT, console, json_lines, managed_config, versions
 
 
 async def run_with_fault(args, trigger, inject):
@@ -22,9 +22,7 @@ async def run_with_fault(args, trigger, inject):
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=64 * 2**20)
     events, fired = [], False
     async for raw in proc.stdout:
-        if not raw.startswith(b"{"):
-            continue
-        event = json.loads(raw)
+        event, = json_lines(raw)  # every line, unfiltered: each must be one JSON object
         events.append(event)
         if not fired and trigger(event):
             fired = True
@@ -63,7 +61,7 @@ async def rollout(fleet, tmp_path, plan_path, trigger, inject, load_ok=True, rec
             trigger, inject)
         await asyncio.sleep(0.5)
     if load_ok:
-        assert load.result.failed == [], load.result.summary() + f" {load.result.failed[:3]}"
+        load.result.assert_no_failures()
     return code, events, err
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -31,16 +32,82 @@ def plan_file(tmp_path: Path, strategy: str = "rolling", **sections) -> Path:
 
 
 async def console(*args: str) -> tuple[int, list[dict], str]:
+    """Run the console; with `--output json` every stdout line must be one
+    JSON object (parsed unfiltered: a stray line fails the test), otherwise
+    stdout is text and no events are returned."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "console", *args, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 300)
-    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
-    return proc.returncode, lines, err.decode()
+    json_output = "--output" in args and args[args.index("--output") + 1] == "json"
+    return proc.returncode, json_lines(out) if json_output else [], err.decode()
+
+
+async def console_timeline(*args: str, timeline: list | None = None) -> tuple[int, list[tuple[float, dict]], str]:
+    """Run the console with `--output json`, stamping each event with
+    time.monotonic() when its line arrives: the client-side clock of
+    tests/load.py, so responses can be placed between two routing changes.
+    Pass `timeline` to watch the events while the console runs (`until`)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "console", *args, "--output", "json", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=64 * 2**20)
+    timeline = [] if timeline is None else timeline
+    async for raw in proc.stdout:
+        event, = json_lines(raw)
+        timeline.append((time.monotonic(), event))
+    err = await proc.stderr.read()
+    await asyncio.wait_for(proc.wait(), 300)
+    return proc.returncode, timeline, err.decode()
+
+
+async def until(timeline: list, kind: str, timeout: float = 120) -> float:
+    """Wait for the first event of `kind` in a live `console_timeline`;
+    returns its arrival time."""
+    deadline = time.monotonic() + timeout
+    while not any(e["kind"] == kind for _, e in timeline):
+        assert time.monotonic() < deadline, f"no {kind} event in {timeout:g}s: {timeline[-3:]}"
+        await asyncio.sleep(0.02)
+    return next(t for t, e in timeline if e["kind"] == kind)
+
+
+def json_lines(out: bytes) -> list[dict]:
+    """Every line of JSON Lines output, each required to be a JSON object."""
+    events = []
+    for n, line in enumerate(out.decode().splitlines(), 1):
+        try:
+            event = json.loads(line)
+        except ValueError as exc:
+            raise AssertionError(f"stdout line {n} is not JSON ({exc}): {line[:200]!r}") from None
+        assert isinstance(event, dict), f"stdout line {n} is not a JSON object: {line[:200]!r}"
+        events.append(event)
+    return events
 
 
 def managed_config(fleet) -> str:
     return fleet.ssh(fleet.lb_name, f"cat {CONF}", check=True).stdout
+
+
+def wait_until(check, what: str, timeout: float = 60.0, poll: float = 0.1) -> None:
+    """Poll `check()` (blocking) until true: the event a test waits for,
+    instead of a guessed sleep."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:g}s"
+        time.sleep(poll)
+
+
+def hosts_settled(fleet) -> None:
+    """Wait until no agent has a systemd job queued or an install-release
+    running: what a killed console started on the hosts has finished."""
+    busy = "systemctl list-jobs --no-legend | grep -q . || pgrep -f install-release >/dev/null"
+    for name in fleet.agent_names:
+        wait_until(lambda name=name: fleet.ssh(name, busy).returncode == 1, f"{name} still busy")
+
+
+def invocations(fleet, names=None) -> dict[str, str]:
+    """Each agent unit's systemd invocation id: it changes on any restart."""
+    return {name: fleet.ssh(name, "systemctl show -p InvocationID --value agent@main", check=True).stdout.strip()
+            for name in (fleet.agent_names if names is None else names)}
 
 
 def versions(fleet) -> dict[str, str]:

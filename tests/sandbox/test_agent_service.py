@@ -111,6 +111,19 @@ def test_error_rate_and_health_fail(agent_factory):
     assert m["requests"] == 300 and m["errors"] == codes.count(500) and m["quality_score"] == 0.5
 
 
+def test_health_flap_alternates_ok_and_failing(agent_factory):
+    a = agent_factory({"health_flap": 0.4})
+    a.ready()
+    seen = []  # /health codes, consecutive duplicates dropped
+    deadline = time.monotonic() + 10
+    while len(seen) < 4 and time.monotonic() < deadline:
+        code = _get(a.url + "/health")[0]
+        if not seen or seen[-1] != code:
+            seen.append(code)
+        time.sleep(0.05)
+    assert seen == [200, 503, 200, 503]
+
+
 def test_start_fail_exits_1(agent_factory):
     a = agent_factory({"start_fail": True})
     assert a.proc.wait(10) == 1

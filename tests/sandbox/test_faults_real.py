@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 
 import pytest
 
 from fault_helpers import batch, in_nginx, journal_ok, restarting, resume_rollback, rollout
-from rollout_helpers import console, managed_config, plan_file, versions
+from inventory.nginx_workers import LIST_WORKERS, old_workers, wait_retired
+from rollout_helpers import managed_config, plan_file, versions, wait_until
 
 pytestmark = pytest.mark.sandbox
 
@@ -70,7 +72,8 @@ async def test_network_cut_mid_command(fleet, tmp_path):
     assert code == 4, err + json.dumps(events[-3:])
     journal_ok(tmp_path / "j.jsonl")
     assert "agent-03" not in in_nginx(fleet)
-    await asyncio.sleep(2)
+    await asyncio.to_thread(wait_until, lambda: fleet.ssh("agent-03", "true", timeout=10).returncode == 0,
+                            "agent-03 reachable over SSH after the link came back")
     await resume_rollback(fleet, tmp_path)
     assert in_nginx(fleet) == set(fleet.agent_names)
 
@@ -91,20 +94,44 @@ async def test_release_fails_on_one_host(fleet, tmp_path, behaviour):
 
 
 async def test_health_flaps(fleet, tmp_path):
-    """Health toggled off and on again on a host that was already updated
-    (behaviour flipped in its release dir, then a restart): the gate after
-    the batch catches it and the run rolls back."""
+    """A release whose /health flaps on agent-01 (ok 2 s, failing 2 s, ok
+    ...): it passes its health check, is re-admitted, then fails while the
+    gate after its batch watches; the run rolls back. A poller on this
+    machine sees the flapping from the client side."""
     fleet.write_release(None, "2.0.0", {})
+    fleet.write_release(["agent-01"], "2.0.0", {"health_flap": 2})
+    seen: list[tuple[int, str | None]] = []  # agent-01's /health (code, version), changes only
+    stop = threading.Event()
 
-    def flap():
-        fleet.ssh("agent-01", "echo '{\"health_fail\": true}' > /opt/agent/releases/2.0.0/behaviour.json"
-                              " && systemctl restart agent@main", check=True)
+    def poll():
+        while not stop.is_set():
+            try:
+                code, _, body = fleet.http_get(f"http://{fleet.ip('agent-01')}:8080/health", timeout=2)
+                now = (code, (body or {}).get("version"))
+            except OSError:
+                now = (0, None)
+            if not seen or seen[-1] != now:
+                seen.append(now)
+            stop.wait(0.1)
 
-    p = plan(tmp_path, rolling={"batch": 2, "interval": "4s"}, canary={"sample_interval": "1s"},
-             thresholds={"error_rate": "1%", "persistence": 1, "min_requests": 0, "health_pass_rate": "90%"})
-    code, events, err = await rollout(fleet, tmp_path, p, batch(2), flap)
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        p = plan(tmp_path, rolling={"batch": 2, "interval": "6s"}, canary={"sample_interval": "1s"},
+                 thresholds={"error_rate": "1%", "persistence": 1, "min_requests": 0, "health_pass_rate": "90%"})
+        code, events, err = await rollout(fleet, tmp_path, p, batch(1), lambda: None)
+    finally:
+        stop.set()
+        poller.join()
+        fleet.write_release(None, "2.0.0", {})  # the next test's 2.0.0 is a good release again
     assert code == 3, err + json.dumps(events[-3:])
-    assert any(e["kind"] == "gate" and e["verdict"] == "fail" for e in events)
+    fails = [e for e in events if e["kind"] == "gate" and e["verdict"] == "fail"]
+    assert fails and fails[0]["name"].startswith("after batch 1") and \
+        any(r.startswith("health_pass_rate") for r in fails[0]["reasons"]), fails
+    flaps = [c for c, v in seen if v == "2.0.0"]
+    assert flaps[:2] == [200, 503], seen  # healthy on 2.0.0 first, then failing: a flap, not a dead host
+    health = [e["ok"] for e in events if e["kind"] == "health" and e["instance"].split("/")[0] == "agent-01"]
+    assert True in health and health.index(False) > health.index(True), health
     journal_ok(tmp_path / "j.jsonl")
     assert set(versions(fleet).values()) == {"1.0.0"}
     assert in_nginx(fleet) == set(fleet.agent_names)
@@ -137,14 +164,20 @@ async def test_nginx_t_rejects_the_config_mid_run(fleet, tmp_path):
 async def test_reload_exits_0_but_does_not_take(fleet, tmp_path):
     """A stopped nginx master: `nginx -s reload` exits 0 (the signal is
     queued), workers keep serving the old config. The marker check sees it."""
-    code, events, err = await rollout(
-        fleet, tmp_path, plan(tmp_path), batch(2),
-        lambda: fleet.ssh(fleet.lb_name, "kill -STOP $(cat /run/nginx.pid)", check=True))
-    fleet.ssh(fleet.lb_name, "kill -CONT $(cat /run/nginx.pid)", check=True)
+    stopped_workers = []
+    try:
+        code, events, err = await rollout(
+            fleet, tmp_path, plan(tmp_path), batch(2),
+            lambda: fleet.ssh(fleet.lb_name, "kill -STOP $(cat /run/nginx.pid)", check=True))
+        stopped_workers = old_workers(fleet.ssh(fleet.lb_name, LIST_WORKERS).stdout)
+    finally:
+        fleet.ssh(fleet.lb_name, "kill -CONT $(cat /run/nginx.pid)", check=True)
+    assert stopped_workers
     assert code == 4, err + json.dumps(events[-3:])
     assert "marker" in events[-1]["message"]
     journal_ok(tmp_path / "j.jsonl")
-    await asyncio.sleep(1)
+    # the master, running again, handles the queued reload: its old workers retire
+    fleet.ssh(fleet.lb_name, wait_retired(stopped_workers, 30), check=True)
     await resume_rollback(fleet, tmp_path)
     assert in_nginx(fleet) == set(fleet.agent_names)
 
@@ -181,28 +214,3 @@ async def test_journal_disk_full(fleet, tmp_path):
         assert set(versions(fleet).values()) <= {"1.0.0", "2.0.0"}
     finally:
         subprocess.run(["umount", str(jd)], check=False)
-
-
-async def test_second_console_is_refused_by_the_lock(fleet, tmp_path):
-    p = plan(tmp_path)
-    first = asyncio.create_task(console("--plan", str(p), "--inventory", str(fleet.inventory_path), "--headless",
-                                        "--output", "json", "--record", str(tmp_path / "a.jsonl")))
-    await asyncio.sleep(3)
-    code, events, err = await console("--plan", str(p), "--inventory", str(fleet.inventory_path), "--headless",
-                                      "--output", "json", "--record", str(tmp_path / "b.jsonl"))
-    assert code == 6 and "lock held by" in events[-1]["message"] and "a.jsonl" in events[-1]["message"]
-    code1, _, err1 = await first
-    assert code1 == 0, err1
-    assert fleet.ssh(fleet.lb_name, "ls /var/lib/rollout-console/locks").stdout.strip() == ""
-    # a lock left by a dead console on this controller is stale, broken only when asked
-    fleet.ssh(fleet.lb_name, "mkdir -p /var/lib/rollout-console/locks", check=True)
-    rec = json.dumps({"user": "ghost", "host": "elsewhere", "pid": 4242, "plan": "p", "since": "2020-01-01",
-                      "journal": "", "token": "deadbeef"})
-    fleet.ssh(fleet.lb_name, f"echo '{rec}' > /var/lib/rollout-console/locks/agent.lock && "
-              "touch -d '2020-01-01' /var/lib/rollout-console/locks/agent.lock", check=True)
-    code, events, err = await console("--plan", str(p), "--inventory", str(fleet.inventory_path), "--headless",
-                                      "--output", "json", "--record", str(tmp_path / "c.jsonl"))
-    assert code == 6 and "stale" in events[-1]["message"] and "ghost@elsewhere" in events[-1]["message"]
-    code, events, err = await console("--plan", str(p), "--inventory", str(fleet.inventory_path), "--headless",
-                                      "--output", "json", "--record", str(tmp_path / "d.jsonl"), "--break-stale-lock")
-    assert code == 0, err + json.dumps(events[-3:])

@@ -7,6 +7,7 @@ and on this machine). Remote output that is huge, binary, non-UTF-8 or
 endless is bounded and cannot break the journal or the JSON output."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -16,6 +17,8 @@ import yaml
 
 from console.journal import verify
 from rollout_helpers import console, managed_config, plan_file, versions
+from strategies.checklist import render_check
+from strategies.plan import load_plan, render_commands
 
 pytestmark = pytest.mark.sandbox
 
@@ -122,8 +125,36 @@ async def test_hostile_remote_output_is_bounded(fleet, tmp_path, noise, timeout,
                                       "--output", "json", "--record", str(journal))
     assert code == expected, err + json.dumps(events[-3:])[:2000]
     assert events[-1]["kind"] == "result" and events[-1]["exit_code"] == expected
-    assert all(isinstance(e, dict) for e in events)  # every stdout line was one JSON object
+    # `console` parsed every stdout line unfiltered: each was one JSON object
     v = verify(journal)
     assert v.ok, v.message
     assert journal.stat().st_size < 6 * 1024 * 1024, journal.stat().st_size
     assert set(versions(fleet).values()) == {"2.0.0" if expected == 0 else "1.0.0"}
+
+
+NEEDS_QUOTING = ["$(touch /tmp/pwned)", "`touch /tmp/pwned`", "x; touch /tmp/pwned", "a b\tc", "it's \"q\"",
+                 "*", "$HOME", "a|b&c>/tmp/pwned", "line1\nline2", "-oProxyCommand=touch /tmp/pwned", "~root", ""]
+
+
+async def test_template_values_that_need_quoting_reach_a_real_shell_verbatim(fleet, tmp_path):
+    """Validation refuses such values before any host is touched (tests
+    above); this proves the layer under it on a real host: deploy commands
+    and `deploy.check` rendered by the product put each value into the
+    remote shell as one literal word."""
+    plan = load_plan(plan_file(tmp_path, deploy={
+        "commands": ["printf '%s\\0' {version} {slot} {service} {host} > /tmp/seen-values"],
+        "check": "printf '%s\\0' {host} {slot} {version} > /tmp/seen-check"}))
+
+    def words(path: str) -> list[str]:
+        raw = base64.b64decode(fleet.ssh("agent-02", f"base64 -w0 {path}", check=True).stdout)
+        return raw.decode().split("\0")[:-1]
+
+    for value in NEEDS_QUOTING:
+        fleet.ssh("agent-02", "rm -f /tmp/seen-values /tmp/seen-check", check=True)
+        command, = render_commands(plan, value, value, value)
+        for cmd in (command, render_check(plan, value, value, value)):
+            proc = fleet.ssh("agent-02", cmd)
+            assert proc.returncode == 0, (value, proc.stderr)
+        assert words("/tmp/seen-values") == [value, value, "agent", value], value
+        assert words("/tmp/seen-check") == [value, value, value], value
+    no_marker_anywhere(fleet)

@@ -12,7 +12,7 @@ import pytest
 
 from console.journal import read_journal
 from load import SteadyLoad
-from rollout_helpers import ROOT, console, managed_config, plan_file, versions
+from rollout_helpers import ROOT, console, hosts_settled, managed_config, plan_file, versions
 
 pytestmark = pytest.mark.sandbox
 
@@ -59,7 +59,7 @@ async def resume_after_kill(fleet, tmp_path, plan, moment, *extra):
         await kill_when(plan, fleet.inventory_path, journal, moment)
         dead = read_journal(journal)
         assert dead.close is None  # the killed session never closed its journal
-        await asyncio.sleep(2)
+        await asyncio.to_thread(hosts_settled, fleet)  # the commands it left running have ended
         code, events, err = await console("resume", str(journal), "--headless", "--output", "json",
                                           "--record", str(tmp_path / "resumed.jsonl"), *extra)
         await asyncio.sleep(1)
@@ -78,7 +78,7 @@ async def test_sigkill_mid_batch_then_resume(fleet, tmp_path, mode):
     assert code == expected[0], err + json.dumps(events[-3:])
     assert set(versions(fleet).values()) == {expected[1]}
     assert managed_config(fleet) == before
-    assert load.failed == [], load.summary()
+    load.assert_no_failures()
     print(f"\nSIGKILL then resume ({mode}): {load.summary()}")
 
 
@@ -93,5 +93,5 @@ async def test_sigkill_at_a_canary_split_then_resume_rollback(fleet, tmp_path):
     assert code == 3, err + json.dumps(events[-3:])
     assert set(versions(fleet).values()) == {"1.0.0"}
     assert managed_config(fleet) == before
-    assert load.failed == [], load.summary()
+    load.assert_no_failures()
     print(f"\nSIGKILL at a canary split then resume --rollback: {load.summary()}")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from load import SteadyLoad
-from rollout_helpers import console, managed_config, plan_file, versions
+from rollout_helpers import console, invocations, managed_config, plan_file, versions
 
 pytestmark = pytest.mark.sandbox
 
@@ -37,7 +37,7 @@ async def test_rolling_deploy_under_load_has_zero_failed_requests(fleet, tmp_pat
     assert set(versions(fleet).values()) == {"2.0.0"}
     assert managed_config(fleet) == before
     assert result.sent > 500, result.summary()
-    assert result.failed == [], result.summary() + f": {result.failed[:3]}"
+    result.assert_no_failures()
     assert result.versions() == {"1.0.0", "2.0.0"}
     steps = [e for e in events if e["kind"] == "step_started"]
     assert [len(s["instances"]) for s in steps] == [2, 2, 2]
@@ -55,7 +55,7 @@ async def test_release_failing_health_is_rolled_back_without_failed_requests(fle
         await asyncio.sleep(1)
     assert code == 3, err + json.dumps(events[-3:])
     assert set(versions(fleet).values()) == {"1.0.0"}
-    assert load.result.failed == [], load.result.summary()
+    load.result.assert_no_failures()
     assert load.result.versions() == {"1.0.0"}
 
 
@@ -95,9 +95,3 @@ async def test_malformed_input_exits_2_and_touches_no_host(fleet, tmp_path, targ
     assert err.strip().splitlines() == [err.strip()] and f"{bad}{where}" in err
     assert not (tmp_path / "j.jsonl").exists()
     assert (managed_config(fleet), invocations(fleet)) == before
-
-
-def invocations(fleet) -> dict[str, str]:
-    """Each agent unit's systemd invocation id: it changes on any restart."""
-    return {name: fleet.ssh(name, "systemctl show -p InvocationID --value agent@main", check=True).stdout.strip()
-            for name in fleet.agent_names}

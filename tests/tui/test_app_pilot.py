@@ -8,7 +8,8 @@ from textual.widgets import Input, Static
 from console.tui.app import RolloutApp
 from console.tui.fleet_table import FleetTable
 from console.tui.screens import ConfirmScreen, HelpScreen, HostDetailScreen, QuitScreen
-from strategies.events import OperatorCommand, Phase
+from simfleet import write_plan
+from strategies.events import OperatorCommand, Phase, StepStarted
 
 from .conftest import stop_engine
 
@@ -53,26 +54,36 @@ async def test_pause_resume_and_footer(make_session):
         await stop_engine(app)
 
 
-async def test_promote_keys(make_session):
-    session = make_session("examples/canary.yaml", time_scale=20)
+async def test_promote_keys(make_session, tmp_path):
+    """`n` ends the current hour-long pause (the next step starts at once);
+    `N` skips every remaining step: all traffic on the new version, the run
+    succeeded, hours of pauses early. Without the engine's promote handling
+    the run sits in its first pause and this test times out."""
+    plan = write_plan(tmp_path / "hours.yaml", "canary",
+                      canary={"sample_interval": "2s", "steps": [
+                          {"set_weight": 25}, {"pause": "1h"}, {"set_weight": 50}, {"pause": "1h"},
+                          {"set_weight": 75}, {"pause": "1h"}, {"set_weight": 100}]})
+    session = make_session(str(plan), time_scale=20)
     ops = operator_log(session)
+    steps = []
+    session.bus.subscribe(lambda e: steps.append(e) if isinstance(e, StepStarted) else None)
     app = RolloutApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.view.phase == "running" and app.view.step_index >= 1)
+        await wait_for(pilot, lambda: app.view.step_index == 2)  # the first hour-long pause
         await pilot.press("n")
-        assert ops[-1].command == "promote" and ops[-1].source == "key:n"
+        assert ops[-1].command == "promote" and ops[-1].source == "key:n" and ops[-1].accepted
+        await wait_for(pilot, lambda: app.view.step_index == 4, timeout=20)  # 50 %, then the second pause
+        assert [s.title for s in steps[2:4]] == ["set weight 50%", "pause 3600s"]
+        assert app.view.traffic_weights == {"canary": 50.0, "stable": 50.0}
         await pilot.press("N")
-        assert ops[-1].command == "promote_full" and ops[-1].source == "key:N"
+        assert ops[-1].command == "promote_full" and ops[-1].source == "key:N" and ops[-1].accepted
         await pilot.press("shift+n")
         assert ops[-1].command == "promote_full"
         await wait_for(pilot, lambda: app.record is not None, timeout=20)
         assert app.record["outcome"] == "succeeded"
-        assert app.view.steps_done == app.view.steps_total
-        await pilot.pause(0.2)
-        assert "RESULT succeeded (exit 0)" in str(app.screen.query_one("#result").render())
-        assert "p" not in footer_keys(app) and "q" in footer_keys(app)  # finished: only quit etc.
-        await pilot.press("q")
-    assert app.return_code in (0, None)
+        assert [s.index for s in steps] == [1, 2, 3, 4]  # the 75 % step and the last pause skipped
+        assert app.view.traffic_pools == {"stable": 10} and app.view.traffic_weights == {}  # all on 2.0.0
+        assert set(app.record["versions"].values()) == {"2.0.0"}
 
 
 async def test_rollback_confirm_then_rolls_back(make_session):
