@@ -6,7 +6,7 @@ import platform
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 # Several fleets can run side by side (tests on net 0, a benchmark on net 1):
 # ROLLOUT_SANDBOX_NET=N gives bridge rcbrN, subnet 10.(77+N).0.0/24 and its
@@ -57,7 +57,7 @@ def missing_packages() -> list[str]:
     return list(dict.fromkeys(pkg for tool, pkg in HOST_TOOLS if shutil.which(tool) is None))
 
 
-def install_packages(packages: Sequence[str], log=print) -> None:
+def install_packages(packages: Sequence[str], log: Callable[[str], None] = print) -> None:
     """apt-get install the packages (non-interactive)."""
     if shutil.which("apt-get") is None:
         raise SandboxError(f"missing packages {' '.join(packages)} and no apt-get to install them")
@@ -66,7 +66,7 @@ def install_packages(packages: Sequence[str], log=print) -> None:
     run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", *packages], timeout=1800)
 
 
-def preflight(install_deps: bool = False, log=print) -> None:
+def preflight(install_deps: bool = False, log: Callable[[str], None] = print) -> None:
     """Refuse early, with one line naming every missing Debian package at
     once, on machines that cannot run the fleet; with `install_deps`,
     install them first."""
