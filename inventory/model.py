@@ -16,7 +16,7 @@ class Host:
 
     name: str
     address: str
-    port: int = 22
+    port: int | None = None  # None: not set by the inventory (~/.ssh/config Port, else 22)
     user: str | None = None
     key_file: str | None = None
     become: bool = False
@@ -50,12 +50,19 @@ class Instance:
 @dataclass(frozen=True)
 class Inventory:
     """A loaded inventory: hosts by name and group membership (children
-    resolved, so `groups["all"]` lists every host)."""
+    resolved, so `groups["all"]` lists every host), in Ansible's order.
+
+    `direct` and `children` keep the structure as written (each group's own
+    hosts and subgroups), which is what `ansible-inventory --list` shows;
+    `engine` names what read it ("built-in" or "ansible-core X.Y.Z")."""
 
     source: str
     hosts: Mapping[str, Host]
     groups: Mapping[str, tuple[str, ...]]
     secrets: frozenset[str] = frozenset()
+    direct: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    children: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    engine: str = "built-in"
 
     def group(self, name: str) -> list[Host]:
         """Hosts of a group in inventory order; KeyError names the group."""
@@ -65,6 +72,14 @@ class Inventory:
 
     @property
     def simulated(self) -> bool:
+        """Every host declares `rollout_simulated` true. Read as Ansible's
+        `| bool` filter reads it, so the INI string "false" is false."""
         return bool(self.groups.get("all")) and all(
-            bool(h.var("rollout_simulated")) for h in self.hosts.values()
+            _truthy(h.var("rollout_simulated")) for h in self.hosts.values()
         )
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
+    return value is True or (isinstance(value, (int, float)) and value == 1)

@@ -101,7 +101,7 @@ class _Client(asyncssh.SSHClient):
             self.reason = "unknown"
             return False
         alg, blob = key.export_public_key("openssh").decode().split()[:2]
-        line = f"{known_hosts_name(self.host.address, self.host.port)} {alg} {blob}\n"
+        line = f"{known_hosts_name(self.host.address, port or 22)} {alg} {blob}\n"
         os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
         with open(self.path, "a+", encoding="utf-8") as f:
             f.seek(0, os.SEEK_END)
@@ -189,7 +189,7 @@ class SshPool:
             t0 = time.monotonic()
             try:
                 async with self._handshakes:
-                    conn = await asyncssh.connect(host.address, host.port, options=opts,
+                    conn = await asyncssh.connect(host.address, host.port or (), options=opts,
                                                   client_factory=lambda c=client: c)
             except asyncssh.HostKeyNotVerifiable as exc:
                 fp = client.rejected_fingerprint or "?"
@@ -216,7 +216,7 @@ class SshPool:
             task.add_done_callback(self._watchers.discard)
             return entry
         msg = getattr(last, "reason", None) or str(last) or type(last).__name__
-        error = DriverError(host.name, "connect", f"{host.address}:{host.port}: {msg}")
+        error = DriverError(host.name, "connect", f"{host.address}:{host.port or 22}: {msg}")
         self._down[host.name] = (time.monotonic(), error)
         raise error
 
@@ -269,7 +269,7 @@ class SshPool:
             return await asyncio.wait_for(asyncio.shield(task), within)
         except asyncio.TimeoutError:
             raise DriverError(host.name, "connect",
-                              f"{host.address}:{host.port}: no connection within {within:g} s "
+                              f"{host.address}:{host.port or 22}: no connection within {within:g} s "
                               f"(still dialling)") from None
 
     async def _open(self, host: Host) -> _Entry:
