@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from inventory.errors import InputError
-from inventory.loaders import embedded_fleet_path, load_inventory
+from inventory.loaders import embedded_fleet_path, load_inventory, read_inventory
 from inventory.model import Inventory
 from strategies.engine import Command, Engine, ResumeState, RunResult
 from strategies.events import EventBus
@@ -46,13 +46,17 @@ class Inputs:
     plan_path: str
     inventory_path: str
     version: str
+    inventory_given: bool = False  # False: the embedded fleet
 
 
 def load_inputs(plan_path: str, inventory_path: str | None, version: str | None) -> Inputs:
     """Load and cross-check plan and inventory; raise InputError/UsageError."""
     inv_path = str(inventory_path or embedded_fleet_path())
     plan = load_plan(plan_path, version_override=version)
-    inventory = load_inventory(inv_path)
+    # --inventory through Ansible when ansible-core is installed
+    # (ROLLOUT_INVENTORY_ENGINE=built-in|ansible to choose); the embedded fleet is ours
+    inventory = (read_inventory(inv_path, os.environ.get("ROLLOUT_INVENTORY_ENGINE", "auto"))
+                 if inventory_path else load_inventory(inv_path))
     if not plan.version:
         raise UsageError(f"{plan_path}: version: the plan names no version to ship; pass --version")
     try:
@@ -63,7 +67,7 @@ def load_inputs(plan_path: str, inventory_path: str | None, version: str | None)
     except KeyError:
         raise UsageError(f"{plan_path}: load_balancers: inventory {inv_path} has no group "
                          f"{plan.load_balancers!r}") from None
-    return Inputs(plan, inventory, plan_path, inv_path, plan.version)
+    return Inputs(plan, inventory, plan_path, inv_path, plan.version, inventory_given=bool(inventory_path))
 
 
 def make_driver(inputs: Inputs, *, time_scale: float, accept_new_host_keys: bool):
@@ -120,6 +124,8 @@ class Session:
         self.runner = runner_for(inputs.plan)
         header = make_header(argv, inputs.plan_path, inputs.inventory_path, self.simulated,
                              self.redactor.text, tool_version())
+        header["inventory_engine"] = inputs.inventory.engine
+        self.inventory_engine = inputs.inventory.engine if inputs.inventory_given else ""
         header["resumes"] = resume.journal if resume else None
         self.journal = JournalWriter.open_new(path, header)
         self.journal.on_error = lambda msg: self.engine.fail_stop(f"journal {path}: {msg}")
@@ -176,6 +182,8 @@ def run_headless(session: Session, fmt: str) -> int:
     from .headless import HeadlessReporter
 
     reporter = HeadlessReporter(sys.stdout, fmt, session.simulated)
+    if fmt == "text" and session.inventory_engine:
+        print(f"inventory {session.inputs.inventory_path} read by {session.inventory_engine}", flush=True)
     session.bus.subscribe(reporter)
     return asyncio.run(finish_headless(session, reporter, session.run()))
 

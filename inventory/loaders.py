@@ -23,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable
 
+from .connection import connection_of
 from .errors import InventoryError
 from .model import Host, Inventory
 from .validate import (
@@ -313,15 +314,17 @@ class _Collector:
                 address = check_address(name)
             except ValueError as exc:  # pragma: no cover - host names are valid addresses
                 raise self.fail(line, fld, str(exc)) from None
+        become = get(("ansible_become",), check_bool, False)
         return Host(
             name=name,
             address=address,
             port=get(("ansible_port", "ansible_ssh_port"), check_port, None),
             user=get(("ansible_user", "ansible_ssh_user"), check_user, None),
             key_file=get(("ansible_ssh_private_key_file", "ansible_private_key_file"), check_key_file, None),
-            become=get(("ansible_become",), check_bool, False),
+            become=become,
             groups=groups,
             vars=MappingProxyType({k: v.value for k, v in merged.items()}),
+            connection=connection_of(get, lambda key: key in merged, become),
         )
 
 
@@ -433,3 +436,68 @@ def load_inventory(path: str | Path) -> Inventory:
                 raise yaml_error from None
             raise
     return c.build(VarsDirs(p.resolve().parent))
+
+
+# -- Ansible's own reading ------------------------------------------------------
+
+def from_listing(listing: Any, file: str, all_hosts: list[str], engine: str) -> Inventory:
+    """An Inventory from `ansible-inventory --list` JSON: groups, their own
+    hosts and subgroups as Ansible printed them, variables already merged by
+    Ansible; `all_hosts` is Ansible's order of `all`."""
+    c = _Collector(file)
+    if not isinstance(listing, dict):
+        raise c.fail(None, "ansible-inventory", f"expected a JSON object, got {show(listing)}")
+    hostvars = (listing.get("_meta") or {}).get("hostvars") or {}
+    for name, body in listing.items():
+        if name == "_meta":
+            continue
+        g = c.group(name, None, name)
+        body = body if isinstance(body, dict) else {}
+        for h in body.get("hosts") or ():
+            c.host(g, h, None, f"{name}.hosts.{h}")
+        for child in body.get("children") or ():
+            c.group(child, None, f"{name}.children.{child}")
+            c.add_child(name, child)
+    for h in all_hosts:  # hosts only in `all` (not printed under any group)
+        if h not in c.host_vars:
+            c.host(c.groups["all"], h, None, f"all.hosts.{h}")
+    for h, hv in hostvars.items():
+        if h not in c.host_vars or not isinstance(hv, dict):
+            continue
+        for k, v in hv.items():
+            c.set_var(c.host_vars[h], k, v, None, f"_meta.hostvars.{h}.{k}")
+    inv = c.build()
+    order = [h for h in all_hosts if h in inv.hosts] + [h for h in inv.groups["all"] if h not in all_hosts]
+    groups = dict(inv.groups)
+    groups["all"] = tuple(order)
+    return Inventory(source=file, hosts={h: inv.hosts[h] for h in order}, groups=groups, secrets=inv.secrets,
+                     direct=inv.direct, children=inv.children, engine=engine)
+
+
+ENGINES = ("auto", "ansible", "built-in")
+
+
+def read_inventory(path: str | Path, engine: str = "auto") -> Inventory:
+    """The inventory behind `--inventory`: through Ansible when ansible-core
+    is installed (engine "auto" or "ansible"), else the built-in loader."""
+    from .ansible_engine import ansible_inventory_bin, load_with_ansible
+
+    if engine not in ENGINES:
+        raise InventoryError(str(path), None, "", f"unknown inventory engine {show(engine)}{did_you_mean(engine, ENGINES)}")
+    binary = ansible_inventory_bin() if engine != "built-in" else None
+    if binary is None and engine == "ansible":
+        raise InventoryError(str(path), None, "", "ansible-core is not installed (pip install rollout-console[ansible])")
+    if binary is None:
+        return load_inventory(path)
+    try:
+        return load_with_ansible(path, binary)
+    except InventoryError as exc:
+        if exc.field == "ansible-inventory":
+            raise  # Ansible itself refused the source: its own message
+        # A value the console refuses. Ansible's JSON has no line numbers:
+        # where the built-in loader reads the file, its error names the line.
+        try:
+            load_inventory(path)
+        except InventoryError as located:
+            raise located from None
+        raise

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .connection import Connection
+
 
 @dataclass(frozen=True)
 class Host:
@@ -22,6 +24,7 @@ class Host:
     become: bool = False
     groups: tuple[str, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    connection: Connection = Connection()  # how Ansible would reach it (local, jump hosts, become user)
 
     def var(self, key: str, default: Any = None) -> Any:
         return self.vars.get(key, default)
