@@ -25,6 +25,7 @@ from strategies.topology import TopologyError, bluegreen_state, resolve_instance
 
 from .exitcodes import FOR_OUTCOME, Exit
 from .journal import JournalWriter, default_dir, make_header, operator_identity
+from .notify import Notifier
 from .redact import Redactor, secret_values
 
 
@@ -130,10 +131,17 @@ class Session:
         self.journal = JournalWriter.open_new(path, header)
         self.journal.on_error = lambda msg: self.engine.fail_stop(f"journal {path}: {msg}")
         self.bus.subscribe(self.journal)
+        self.notifier = Notifier(inputs.plan, self.bus, self.redactor.text) if inputs.plan.notify.targets else None
+        if self.notifier is not None:
+            self.bus.subscribe(self.notifier)
         self.result: RunResult | None = None
 
     async def run(self) -> RunResult:
-        self.result = await self.engine.run(self.runner)
+        try:
+            self.result = await self.engine.run(self.runner)
+        finally:
+            if self.notifier is not None:  # the engine is done: bounded by notify.flush
+                await self.notifier.drain()
         return self.result
 
     def finish(self, result: RunResult | None, error: str | None = None) -> dict[str, Any]:

@@ -119,6 +119,10 @@ def parse_ssh_args(text: Any) -> tuple[tuple[JumpHop, ...] | None, str | None]:
                 key = key.strip()
                 if key.lower() == "proxyjump":  # OpenSSH: the first value given wins
                     jump = jump if jump is not None else parse_jump(opt_value.strip())
+                elif key.lower() in ("stricthostkeychecking", "userknownhostsfile"):
+                    raise ValueError(f"ssh option {show(key)} is not supported: the console always checks host "
+                                     "keys against known_hosts (rollout_known_hosts; --accept-new-host-keys "
+                                     "for trust on first use)")
                 elif key.lower() not in _HARMLESS_OPTIONS:
                     raise ValueError(f"ssh option {show(key)} is not supported by the console's SSH transport "
                                      "(supported: -J / ProxyJump, -F; ProxyCommand is refused)")

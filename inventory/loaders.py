@@ -302,6 +302,9 @@ class _Collector:
                 v = merged.get(key)
                 if v is not None:
                     try:
+                        if isinstance(v.value, str) and ("{{" in v.value or "{%" in v.value):
+                            raise ValueError(f"Jinja2 template {show(v.value)}: the console does not evaluate "
+                                             "templates (neither does `ansible-inventory --list`)")
                         return check(v.value)
                     except ValueError as exc:
                         raise self.fail(v.line, v.field, str(exc), v.file) from None

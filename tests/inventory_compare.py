@@ -9,28 +9,30 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+from inventory.ansible_engine import ansible_inventory_bin
 from inventory.model import Inventory
 
+__all__ = ["ansible_inventory_bin", "ansible_fixes_order", "builtin_listing", "differences", "normalise",
+           "run_ansible", "run_ansible_group_order"]
 
-def ansible_inventory_bin() -> str | None:
-    beside = Path(sys.executable).parent / "ansible-inventory"
-    return str(beside) if beside.exists() else shutil.which("ansible-inventory")
+
+def _ansible_env(cwd: Path) -> dict[str, str]:
+    """Ansible with default settings (an empty ansible.cfg in `cwd`), an
+    unparsable source an error, and its files kept in `cwd`."""
+    (cwd / "ansible.cfg").write_text("[defaults]\n")
+    return dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="true", ANSIBLE_NOCOLOR="1",
+                ANSIBLE_CONFIG=str(cwd / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(cwd / ".tmp"),
+                ANSIBLE_HOME=str(cwd / ".ansible"))
 
 
 def run_ansible(path: Path, cwd: Path) -> tuple[dict | None, str]:
     """(JSON, "") or (None, Ansible's error text). Runs in `cwd` (an empty
     directory) so no playbook-adjacent group_vars are picked up."""
-    (cwd / "ansible.cfg").write_text("[defaults]\n")
-    env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="true", ANSIBLE_NOCOLOR="1",
-               ANSIBLE_CONFIG=str(cwd / "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(cwd / ".tmp"),
-               ANSIBLE_HOME=str(cwd / ".ansible"))
     proc = subprocess.run([ansible_inventory_bin(), "-i", str(path), "--list"], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=120)
+                          text=True, cwd=cwd, env=_ansible_env(cwd), timeout=120)
     if proc.returncode != 0:
         return None, " ".join(proc.stderr.split())
     return json.loads(proc.stdout), ""
@@ -67,19 +69,12 @@ def normalise(listing: dict) -> dict:
     return data
 
 
-def host_order(listing: dict) -> list[str]:
-    return list(listing["_meta"]["hostvars"])
-
-
 def run_ansible_group_order(path: Path, cwd: Path) -> dict[str, list[str]]:
     """Every group's hosts in the order plays (and `serial`) see them: the
     `groups` variable, printed by an ad-hoc `debug` on the controller."""
-    (cwd / "ansible.cfg").write_text("[defaults]\n")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(cwd / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(cwd / ".tmp"), ANSIBLE_HOME=str(cwd / ".ansible"))
     ansible = str(Path(ansible_inventory_bin()).with_name("ansible"))
     proc = subprocess.run([ansible, "localhost", "-i", str(path), "-m", "debug", "-a", "var=groups", "-o"],
-                          capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+                          capture_output=True, text=True, cwd=cwd, env=_ansible_env(cwd), timeout=120)
     out = proc.stdout
     if proc.returncode != 0 or "=>" not in out:
         raise AssertionError(f"ansible debug failed: {proc.stderr.strip()[:300]}")
@@ -97,3 +92,21 @@ def differences(ansible: dict, builtin: dict) -> list[str]:
         if ha.get(h) != hb.get(h):
             out.append(f"hostvars {h}: ansible {ha.get(h)} built-in {hb.get(h)}")
     return out
+
+
+def ansible_fixes_order(inv: Inventory, group: str) -> bool:
+    """Whether Ansible's own host order for `group` is fixed. Ansible walks a
+    group's subgroups level by level, but each level below the first as a
+    Python set of Group objects (hashed by address): when two groups on a
+    level bring new subgroups, their order changes from run to run (seen on
+    kolla-ansible's multinode: three runs, three orders of `all`)."""
+    seen = {group, *inv.children.get(group, ())}
+    level = list(inv.children.get(group, ()))
+    while level:
+        contributing = [g for g in level if set(inv.children.get(g, ())) - seen]
+        if len(contributing) > 1:
+            return False
+        nxt = [c for g in contributing for c in inv.children.get(g, ()) if c not in seen]
+        seen |= set(nxt)
+        level = nxt
+    return True
