@@ -83,7 +83,8 @@ def dry_run(inputs) -> int:
     instances = {i.key: i for i in resolve_instances(plan, inputs.inventory)}
     print(f"DRY RUN (nothing is touched): {summary(plan)}")
     print(f"inventory {inputs.inventory_path}: {len(instances)} instance(s)"
-          + (" [SIMULATED]" if inputs.inventory.simulated else ""))
+          + (" [SIMULATED]" if inputs.inventory.simulated else "")
+          + (f", read by {inputs.inventory.engine}" if inputs.inventory_given else ""))
     for n, step in enumerate(runner_for(plan).steps(plan, list(instances.values())), 1):
         print(f"step {n}: {step.title}" + (f": {', '.join(step.instances)}" if step.instances else ""))
         for key in step.instances:

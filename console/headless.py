@@ -62,6 +62,10 @@ def describe(event: Event) -> str | None:
             f" ({e['detail']})" if e["detail"] else "")
     if kind == "notice":
         return f"{e['level']}: {e['message']}"
+    if kind == "notify":
+        status = "" if e["status"] is None else f", status {e['status']}"
+        return (f"notify {e['target']}: {e['about']}{' ' + e['tier'] if e['tier'] else ''} {e['outcome']} "
+                f"after {e['attempts']} attempt(s){status}" + (f": {e['error']}" if e["error"] else ""))
     if kind == "run_finished":
         clients = e.get("clients") or {}
         seen = (f" (clients: {clients['failed']} of {clients['requests']} requests failed)"

@@ -27,6 +27,8 @@ from typing import Any, Iterator
 
 from strategies.events import Event, from_dict
 
+from .notify import NotificationDelivered  # noqa: F401 - registers the "notify" kind for reading journals back
+
 SCHEMA = 1
 GENESIS = "0" * 64
 _DURABLE = {"phase", "operator", "run_finished", "alert"}

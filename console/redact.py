@@ -59,4 +59,5 @@ def secret_values(inventory: Any, plan: Any) -> list[str]:
             value = host.vars.get(name)
             if isinstance(value, (str, int)) and not isinstance(value, bool):
                 out.append(str(value))
-    return out
+    notify = getattr(plan, "notify", None)
+    return out + (notify.secret_values() if notify is not None else [])

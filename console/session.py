@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from inventory.errors import InputError
-from inventory.loaders import embedded_fleet_path, load_inventory
+from inventory.loaders import embedded_fleet_path, load_inventory, read_inventory
 from inventory.model import Inventory
 from strategies import analysis
 from strategies.engine import Command, Engine, ResumeState, RunResult
@@ -26,6 +26,7 @@ from strategies.topology import TopologyError, bluegreen_state, resolve_instance
 
 from .exitcodes import FOR_OUTCOME, Exit
 from .journal import JournalWriter, default_dir, make_header, operator_identity
+from .notify import Notifier
 from .redact import Redactor, secret_values
 
 
@@ -47,13 +48,17 @@ class Inputs:
     plan_path: str
     inventory_path: str
     version: str
+    inventory_given: bool = False  # False: the embedded fleet
 
 
 def load_inputs(plan_path: str, inventory_path: str | None, version: str | None) -> Inputs:
     """Load and cross-check plan and inventory; raise InputError/UsageError."""
     inv_path = str(inventory_path or embedded_fleet_path())
     plan = load_plan(plan_path, version_override=version)
-    inventory = load_inventory(inv_path)
+    # --inventory through Ansible when ansible-core is installed
+    # (ROLLOUT_INVENTORY_ENGINE=built-in|ansible to choose); the embedded fleet is ours
+    inventory = (read_inventory(inv_path, os.environ.get("ROLLOUT_INVENTORY_ENGINE", "auto"))
+                 if inventory_path else load_inventory(inv_path))
     if not plan.version:
         raise UsageError(f"{plan_path}: version: the plan names no version to ship; pass --version")
     try:
@@ -64,7 +69,7 @@ def load_inputs(plan_path: str, inventory_path: str | None, version: str | None)
     except KeyError:
         raise UsageError(f"{plan_path}: load_balancers: inventory {inv_path} has no group "
                          f"{plan.load_balancers!r}") from None
-    return Inputs(plan, inventory, plan_path, inv_path, plan.version)
+    return Inputs(plan, inventory, plan_path, inv_path, plan.version, inventory_given=bool(inventory_path))
 
 
 def make_driver(inputs: Inputs, *, time_scale: float, accept_new_host_keys: bool):
@@ -125,14 +130,23 @@ class Session:
         self.runner = runner_for(inputs.plan)
         header = make_header(argv, inputs.plan_path, inputs.inventory_path, self.simulated,
                              self.redactor.text, tool_version())
+        header["inventory_engine"] = inputs.inventory.engine
+        self.inventory_engine = inputs.inventory.engine if inputs.inventory_given else ""
         header["resumes"] = resume.journal if resume else None
         self.journal = JournalWriter.open_new(path, header)
         self.journal.on_error = lambda msg: self.engine.fail_stop(f"journal {path}: {msg}")
         self.bus.subscribe(self.journal)
+        self.notifier = Notifier(inputs.plan, self.bus, self.redactor.text) if inputs.plan.notify.targets else None
+        if self.notifier is not None:
+            self.bus.subscribe(self.notifier)
         self.result: RunResult | None = None
 
     async def run(self) -> RunResult:
-        self.result = await self.engine.run(self.runner)
+        try:
+            self.result = await self.engine.run(self.runner)
+        finally:
+            if self.notifier is not None:  # the engine is done: bounded by notify.flush
+                await self.notifier.drain()
         return self.result
 
     def finish(self, result: RunResult | None, error: str | None = None) -> dict[str, Any]:
@@ -181,6 +195,8 @@ def run_headless(session: Session, fmt: str) -> int:
     from .headless import HeadlessReporter
 
     reporter = HeadlessReporter(sys.stdout, fmt, session.simulated)
+    if fmt == "text" and session.inventory_engine:
+        print(f"inventory {session.inputs.inventory_path} read by {session.inventory_engine}", flush=True)
     session.bus.subscribe(reporter)
     return asyncio.run(finish_headless(session, reporter, session.run()))
 

@@ -92,6 +92,7 @@ class FleetView:
         self.version = ""
         self.old_version = ""
         self.simulated = False
+        self.inventory_engine = ""  # what read a given --inventory ("" for the embedded fleet)
         self.phase = "preflight"
         self.phase_reason = ""
         self.started = False

@@ -1,25 +1,32 @@
-"""Load Ansible-style inventories (YAML or INI) into an ``Inventory``.
+"""The built-in loader: Ansible inventory files (YAML or INI) read exactly as
+Ansible reads them, or refused in one line.
 
     load_inventory("hosts.yaml")   # all: {hosts, vars, children}
     load_inventory("hosts.ini")    # [group], [group:vars], [group:children]
 
-Variable precedence follows Ansible: ``all`` vars < parent group vars < child
-group vars < host vars. Groups are ordered by depth below ``all`` (deeper
-wins), then ``ansible_group_priority``, then name (alphabetical, later wins).
+What "exactly" covers: the format chosen by content, host patterns (ranges,
+`host:port`), INI value typing, group and host order, `ungrouped`, the
+`group_vars/` and `host_vars/` beside the file, and variable precedence:
+`all` < groups by depth below `all` (deeper wins), then
+``ansible_group_priority``, then name (later wins) < group_vars/all <
+group_vars/<group> (same order) < host vars < host_vars/<host>. The corpus
+test (tests/test_inventory_corpus.py) holds this against ansible-inventory.
 
 All bad input raises ``InventoryError`` naming file, line and field.
 """
 from __future__ import annotations
 
-import ast
+import os
 import re
-import shlex
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable
 
+from .connection import connection_of
 from .errors import InventoryError
+from .host_patterns import parse_pattern
+from .ini_source import parse_ini
 from .model import Host, Inventory
 from .validate import (
     GROUP_NAME,
@@ -31,17 +38,15 @@ from .validate import (
     check_port,
     check_user,
     did_you_mean,
-    expand_range,
     show,
 )
-from .yaml_source import PathKey, YamlDoc, format_path, load_yaml, parse_yaml, read_text
+from .vars_files import VarsDirs
+from .yaml_source import PathKey, YamlDoc, format_path, parse_yaml, read_text
 
 FLEETS_DIR = Path(__file__).resolve().parent / "fleets"
 _FLEET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _GROUP_KEYS = ("hosts", "vars", "children")
-_INI_KINDS = ("vars", "children", "hosts")
-_YAML_EXT = {".yaml", ".yml", ".json"}
-_INI_EXT = {".ini", ".cfg", ".hosts", ".inventory", ""}
+_YAML_EXT = {".yaml", ".yml", ".json", ""}
 
 
 def embedded_fleet_path(name: str = "default") -> Path:
@@ -56,6 +61,7 @@ class _Var:
     value: Any
     line: int | None
     field: str
+    file: str | None = None  # None: the inventory file itself
 
 
 @dataclass
@@ -64,13 +70,26 @@ class _Group:
     line: int | None
     field: str
     # dc_field: `field` is also an attribute name here
-    hosts: list[str] = dc_field(default_factory=list)
+    hosts: list[str] = dc_field(default_factory=list)  # direct members, in listing order
     children: list[str] = dc_field(default_factory=list)
     vars: dict[str, _Var] = dc_field(default_factory=dict)
 
 
+def _valid_host_name(name: str) -> bool:
+    if HOST_NAME.match(name):
+        return True
+    try:
+        check_address(name)
+    except ValueError:
+        return False
+    return ":" in name  # an IPv6 address
+
+
 class _Collector:
-    """Format-independent inventory being built: groups, hosts, their vars."""
+    """Format-independent inventory being built the way Ansible's
+    InventoryData builds it: `all` and `ungrouped` exist from the start
+    (`ungrouped` first child of `all`), groups and hosts are kept in the order
+    they are first seen."""
 
     def __init__(self, file: str) -> None:
         self.file = file
@@ -79,15 +98,20 @@ class _Collector:
         self.host_order: list[str] = []
         self.host_vars: dict[str, dict[str, _Var]] = {}
         self.host_origin: dict[str, tuple[int | None, str]] = {}
+        self.group("all", None, "all")
+        self.group("ungrouped", None, "ungrouped")
+        self.add_child("all", "ungrouped")
 
-    def fail(self, line: int | None, fld: str, message: str) -> InventoryError:
-        return InventoryError(self.file, line, fld, message)
+    def fail(self, line: int | None, fld: str, message: str, file: str | None = None) -> InventoryError:
+        return InventoryError(file or self.file, line, fld, message)
 
     def group(self, name: Any, line: int | None, fld: str) -> _Group:
         if not isinstance(name, str) or not GROUP_NAME.match(name):
             raise self.fail(line, fld, f"bad group name {show(name)} (letters, digits, '_', '-', '.')")
         if name not in self.groups:
             self.groups[name] = _Group(name, line, fld)
+        elif self.groups[name].line is None and line is not None:
+            self.groups[name].line, self.groups[name].field = line, fld
         return self.groups[name]
 
     def add_child(self, parent: str, child: str) -> None:
@@ -98,15 +122,17 @@ class _Collector:
         if parent not in ps:
             ps.append(parent)
 
-    def host(self, group: _Group, pattern: Any, line: int | None, fld: str) -> list[str]:
+    def host(self, group: _Group, pattern: Any, line: int | None, fld: str, ini: bool = False) -> list[str]:
         if not isinstance(pattern, str):
-            pattern = str(pattern)
+            raise self.fail(line, fld, f"host pattern {show(pattern)} must be a string (quote it)")
         try:
-            names = expand_range(pattern)
+            names, port = parse_pattern(pattern)
         except ValueError as exc:
             raise self.fail(line, fld, str(exc)) from None
+        if ini and pattern.strip().endswith(":") and port is None:
+            raise self.fail(line, fld, f"host pattern {show(pattern)} ends in ':' (reserved for a port)")
         for name in names:
-            if not HOST_NAME.match(name):
+            if not _valid_host_name(name):
                 raise self.fail(
                     line, fld, f"bad host name {show(name)} (letters, digits, '.', '_', '-'; must start with a letter or digit)"
                 )
@@ -114,6 +140,8 @@ class _Collector:
                 self.host_order.append(name)
                 self.host_vars[name] = {}
                 self.host_origin[name] = (line, fld)
+                if port:  # Ansible sets the port only where a host first appears
+                    self.host_vars[name]["ansible_port"] = _Var(port, line, fld)
             if name not in group.hosts:
                 group.hosts.append(name)
         return names
@@ -125,49 +153,94 @@ class _Collector:
 
     # -- resolution -------------------------------------------------------
 
-    def build(self) -> Inventory:
-        if "all" not in self.groups:
-            self.groups["all"] = _Group("all", None, "all")
-        for name in self.groups:
+    def _reconcile(self) -> None:
+        """Ansible's reconcile_inventory: parentless groups join `all`; a host
+        in `ungrouped` and in another group leaves `ungrouped`; a host in no
+        group but `all` joins `ungrouped`."""
+        for name in list(self.groups):
             if name != "all" and not self.parents.get(name):
                 self.add_child("all", name)
         if "all" in self.parents:
-            p = self.parents["all"][0]
-            g = self.groups[p]
+            g = self.groups[self.parents["all"][0]]
             raise self.fail(g.line, g.field, '"all" cannot be a child of another group')
-        if not self.host_order:
-            raise self.fail(None, "", "inventory has no hosts")
+        ungrouped = self.groups["ungrouped"]
+        for name in self.host_order:
+            direct = [g for g in self.groups.values() if name in g.hosts]
+            mine = set()
+            for g in direct:
+                mine.add(g.name)
+                mine |= self._ancestors(g.name)
+            if "ungrouped" in mine:
+                if mine - {"all", "ungrouped"}:
+                    ungrouped.hosts.remove(name)
+            elif not mine or mine == {"all"}:
+                ungrouped.hosts.append(name)
 
-        members: dict[str, set[str]] = {}
-        depth: dict[str, int] = {}
+    def _ancestors(self, name: str) -> set[str]:
+        out: set[str] = set()
+        todo = list(self.parents.get(name, ()))
+        while todo:
+            p = todo.pop()
+            if p not in out:
+                out.add(p)
+                todo.extend(self.parents.get(p, ()))
+        return out
+
+    def _check_cycles(self) -> None:
         state: dict[str, int] = {}
 
-        def visit(name: str, trail: tuple[str, ...]) -> set[str]:
+        def visit(name: str, trail: tuple[str, ...]) -> None:
             if state.get(name) == 2:
-                return members[name]
+                return
             if state.get(name) == 1:
                 g = self.groups[name]
                 cycle = " -> ".join(trail[trail.index(name):] + (name,))
                 raise self.fail(g.line, g.field, f"group cycle: {cycle}")
             state[name] = 1
-            out = set(self.groups[name].hosts)
             for child in self.groups[name].children:
-                out |= visit(child, trail + (name,))
+                visit(child, trail + (name,))
             state[name] = 2
-            members[name] = out
-            return out
 
         for name in list(self.groups):
             visit(name, ())
-        members["all"] = set(self.host_order)
+
+    def _members(self, name: str) -> tuple[str, ...]:
+        """Ansible's Group.get_hosts order: the group's own hosts, then its
+        descendants level by level (each level in listing order; Ansible
+        walks levels below the first as a set, so for two subgroups at the
+        same depth that both have subgroups its own order is not fixed)."""
+        ordered = [name] + list(self.groups[name].children)
+        seen = {name} | set(self.groups[name].children)
+        level = list(self.groups[name].children)
+        while level:
+            nxt: list[str] = []
+            for g in level:
+                for child in self.groups[g].children:
+                    if child not in seen and child not in nxt:
+                        nxt.append(child)
+            ordered.extend(nxt)
+            seen |= set(nxt)
+            level = nxt
+        out: list[str] = []
+        taken: set[str] = set()
+        for g in ordered:
+            for h in self.groups[g].hosts:
+                if h not in taken:
+                    taken.add(h)
+                    out.append(h)
+        return tuple(out)
+
+    def build(self, vars_dirs: VarsDirs | None = None) -> Inventory:
+        self._reconcile()
+        if not self.host_order:
+            raise self.fail(None, "", "inventory has no hosts")
+        self._check_cycles()
+
+        depth: dict[str, int] = {}
 
         def depth_of(name: str) -> int:
-            if name in depth:
-                return depth[name]
-            if name == "all":
-                depth[name] = 0
-            else:
-                depth[name] = 1 + max((depth_of(p) for p in self.parents.get(name, ["all"])), default=0)
+            if name not in depth:
+                depth[name] = 0 if name == "all" else 1 + max(depth_of(p) for p in self.parents[name])
             return depth[name]
 
         def priority(name: str) -> int:
@@ -181,42 +254,48 @@ class _Collector:
             except (TypeError, ValueError):
                 raise self.fail(v.line, v.field, f"expected an integer, got {show(v.value)}") from None
 
-        order = sorted(self.groups, key=lambda n: (depth_of(n), priority(n), n))
-        index = {h: i for i, h in enumerate(self.host_order)}
+        order = sorted((g for g in self.groups if g != "all"), key=lambda n: (depth_of(n), priority(n), n))
+        groups = {g: self._members(g) for g in self.groups}
+        member_sets = {g: set(hs) for g, hs in groups.items()}
 
-        secrets: set[str] = set()
-
-        def collect_secrets(vars_: dict[str, _Var]) -> None:
-            v = vars_.get("rollout_secrets")
-            if v is None:
-                return
-            items = v.value
-            if isinstance(items, str):
-                items = [s.strip() for s in items.split(",") if s.strip()]
-            if not isinstance(items, list):
-                raise self.fail(v.line, v.field, f"expected a list of variable names, got {show(v.value)}")
-            for item in items:
-                if not isinstance(item, str) or not VAR_NAME.match(item):
-                    raise self.fail(v.line, v.field, f"expected a variable name, got {show(item)}")
-                secrets.add(item)
-
-        for g in self.groups.values():
-            collect_secrets(g.vars)
-        for hv in self.host_vars.values():
-            collect_secrets(hv)
+        def file_vars(found: dict[str, Any]) -> dict[str, _Var]:
+            return {k: _Var(v.value, v.line, v.field, v.file) for k, v in found.items()}
 
         hosts: dict[str, Host] = {}
-        for name in self.host_order:
-            merged: dict[str, _Var] = {}
-            in_groups = [g for g in order if name in members[g]]
-            for group_name in in_groups:
-                merged.update(self.groups[group_name].vars)
+        secrets: set[str] = set()
+        for name in groups["all"]:
+            in_groups = [g for g in order if name in member_sets[g]]
+            # Ansible's precedence: inventory vars of all, then of each group
+            # (depth, priority, name); then group_vars/all, group_vars/<group>
+            # files in that order; then the host's inventory vars, host_vars/.
+            merged: dict[str, _Var] = dict(self.groups["all"].vars)
+            for g in in_groups:
+                merged.update(self.groups[g].vars)
+            if vars_dirs is not None:
+                for g in ["all", *in_groups]:
+                    merged.update(file_vars(vars_dirs.group(g)))
             merged.update(self.host_vars[name])
-            hosts[name] = self._make_host(name, merged, tuple(g for g in in_groups if g != "all"))
+            if vars_dirs is not None:
+                merged.update(file_vars(vars_dirs.host(name)))
+            secrets |= self._secrets(merged.get("rollout_secrets"))
+            hosts[name] = self._make_host(name, merged, tuple(in_groups))
 
-        groups = {g: tuple(sorted(members[g], key=index.__getitem__)) for g in self.groups}
-        groups["all"] = tuple(self.host_order)
-        return Inventory(source=self.file, hosts=hosts, groups=groups, secrets=frozenset(secrets))
+        return Inventory(source=self.file, hosts=hosts, groups=groups, secrets=frozenset(secrets),
+                         direct={g: tuple(v.hosts) for g, v in self.groups.items()},
+                         children={g: tuple(v.children) for g, v in self.groups.items()})
+
+    def _secrets(self, v: _Var | None) -> set[str]:
+        if v is None:
+            return set()
+        items = v.value
+        if isinstance(items, str):
+            items = [s.strip() for s in items.split(",") if s.strip()]
+        if not isinstance(items, list):
+            raise self.fail(v.line, v.field, f"expected a list of variable names, got {show(v.value)}", v.file)
+        for item in items:
+            if not isinstance(item, str) or not VAR_NAME.match(item):
+                raise self.fail(v.line, v.field, f"expected a variable name, got {show(item)}", v.file)
+        return set(items)
 
     def _make_host(self, name: str, merged: dict[str, _Var], groups: tuple[str, ...]) -> Host:
         def get(keys: tuple[str, ...], check: Callable[[Any], Any], default: Any) -> Any:
@@ -224,9 +303,12 @@ class _Collector:
                 v = merged.get(key)
                 if v is not None:
                     try:
+                        if isinstance(v.value, str) and ("{{" in v.value or "{%" in v.value):
+                            raise ValueError(f"Jinja2 template {show(v.value)}: the console does not evaluate "
+                                             "templates (neither does `ansible-inventory --list`)")
                         return check(v.value)
                     except ValueError as exc:
-                        raise self.fail(v.line, v.field, str(exc)) from None
+                        raise self.fail(v.line, v.field, str(exc), v.file) from None
             return default
 
         address = get(("ansible_host", "ansible_ssh_host"), check_address, None)
@@ -236,186 +318,191 @@ class _Collector:
                 address = check_address(name)
             except ValueError as exc:  # pragma: no cover - host names are valid addresses
                 raise self.fail(line, fld, str(exc)) from None
+        become = get(("ansible_become",), check_bool, False)
         return Host(
             name=name,
             address=address,
-            port=get(("ansible_port", "ansible_ssh_port"), check_port, 22),
+            port=get(("ansible_port", "ansible_ssh_port"), check_port, None),
             user=get(("ansible_user", "ansible_ssh_user"), check_user, None),
             key_file=get(("ansible_ssh_private_key_file", "ansible_private_key_file"), check_key_file, None),
-            become=get(("ansible_become",), check_bool, False),
+            become=become,
             groups=groups,
             vars=MappingProxyType({k: v.value for k, v in merged.items()}),
+            connection=connection_of(get, lambda key: key in merged, become),
         )
 
 
 # -- YAML ----------------------------------------------------------------------
 
-def _from_yaml(doc: YamlDoc, file: str) -> Inventory:
-    c = _Collector(file)
+def _as_mapping(value: Any) -> Any:
+    """Ansible reads `hosts: web1` (a plain string) as `hosts: {web1: }`."""
+    return {value: None} if isinstance(value, str) else value
+
+
+def _from_yaml(doc: YamlDoc, c: _Collector) -> None:
     data = doc.data
     if data is None:
         raise c.fail(None, "", "inventory has no hosts (empty file)")
     if not isinstance(data, dict):
         raise c.fail(doc.line_of(()), "", f"expected a mapping of groups like `all: {{hosts: ...}}`, got {show(data)}")
+    if "plugin" in data:
+        raise c.fail(doc.line_of(("plugin",)), "plugin",
+                     "inventory plugin configuration: only Ansible can run inventory plugins "
+                     "(install rollout-console[ansible])")
 
-    def group(name: Any, body: Any, path: PathKey, parent: str | None) -> None:
+    def group(name: Any, body: Any, path: PathKey) -> str:
         line = doc.line_of(path)
         g = c.group(name, line, format_path(path))
-        if parent is not None:
-            c.add_child(parent, g.name)
         if body is None:
-            return
+            return g.name
         if not isinstance(body, dict):
             raise c.fail(line, format_path(path), f"expected a group mapping with hosts/vars/children, got {show(body)}")
         for key in body:
             if key not in _GROUP_KEYS:
                 sub = path + (key,)
                 raise c.fail(doc.line_of(sub), format_path(sub), f"unknown key{did_you_mean(key, _GROUP_KEYS)}")
-        hosts = body.get("hosts")
-        if hosts is not None:
-            hp = path + ("hosts",)
-            if not isinstance(hosts, dict):
-                raise c.fail(doc.line_of(hp), format_path(hp), f"expected a mapping of host names, got {show(hosts)}")
-            for hname, hvars in hosts.items():
-                sub = hp + (hname,)
-                names = c.host(g, hname, doc.line_of(sub), format_path(sub))
-                if hvars is None:
-                    continue
-                if not isinstance(hvars, dict):
-                    raise c.fail(doc.line_of(sub), format_path(sub), f"expected a mapping of host variables, got {show(hvars)}")
-                for n in names:
-                    for k, v in hvars.items():
-                        vp = sub + (k,)
-                        c.set_var(c.host_vars[n], k, v, doc.line_of(vp), format_path(vp))
-        vars_ = body.get("vars")
-        if vars_ is not None:
-            vp = path + ("vars",)
-            if not isinstance(vars_, dict):
-                raise c.fail(doc.line_of(vp), format_path(vp), f"expected a mapping of variables, got {show(vars_)}")
-            for k, v in vars_.items():
-                sub = vp + (k,)
-                c.set_var(g.vars, k, v, doc.line_of(sub), format_path(sub))
-        children = body.get("children")
-        if children is not None:
-            cp = path + ("children",)
-            if not isinstance(children, dict):
-                raise c.fail(doc.line_of(cp), format_path(cp), f"expected a mapping of child groups, got {show(children)}")
-            for cname, cbody in children.items():
-                if cname == "all":
-                    sub = cp + (cname,)
-                    raise c.fail(doc.line_of(sub), format_path(sub), '"all" cannot be a child group')
-                group(cname, cbody, cp + (cname,), g.name)
+        for key in body:  # in written order, as Ansible reads them
+            value = _as_mapping(body[key])
+            kp = path + (key,)
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise c.fail(doc.line_of(kp), format_path(kp), f"expected a mapping, got {show(value)}")
+            if key == "hosts":
+                for hname, hvars in value.items():
+                    sub = kp + (hname,)
+                    names = c.host(g, hname, doc.line_of(sub), format_path(sub))
+                    if hvars is None:
+                        continue
+                    if not isinstance(hvars, dict):
+                        raise c.fail(doc.line_of(sub), format_path(sub),
+                                     f"expected a mapping of host variables, got {show(hvars)}")
+                    for n in names:
+                        for k, v in hvars.items():
+                            vp = sub + (k,)
+                            c.set_var(c.host_vars[n], k, v, doc.line_of(vp), format_path(vp))
+            elif key == "vars":
+                for k, v in value.items():
+                    sub = kp + (k,)
+                    c.set_var(g.vars, k, v, doc.line_of(sub), format_path(sub))
+            else:
+                for cname, cbody in value.items():
+                    sub = kp + (cname,)
+                    if cname == "all":
+                        raise c.fail(doc.line_of(sub), format_path(sub), '"all" cannot be a child group')
+                    c.add_child(g.name, group(cname, cbody, sub))
+        return g.name
 
     for name, body in data.items():
-        group(name, body, (name,), None)
-    return c.build()
-
-
-# -- INI -----------------------------------------------------------------------
-
-_SECTION = re.compile(r"^\[([^\[\]]*)\]\s*(?:[#;].*)?$")
-
-
-def _ini_value(text: str, literal: bool) -> Any:
-    if literal and len(text) < 1000:
-        try:
-            return ast.literal_eval(text)
-        except Exception:  # noqa: BLE001 - anything unparsable stays a string
-            return text
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return text
-
-
-def _from_ini(text: str, file: str) -> Inventory:
-    c = _Collector(file)
-    group = c.group("ungrouped", None, "ungrouped")
-    section, kind = "ungrouped", "hosts"
-    explicit_ungrouped = False
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            m = _SECTION.match(line)
-            if not m:
-                raise c.fail(lineno, "", f"bad section header {show(line)}; expected [group], [group:vars] or [group:children]")
-            name, _, kind = m.group(1).strip().partition(":")
-            kind = kind.strip() or "hosts"
-            if kind not in _INI_KINDS:
-                raise c.fail(lineno, f"[{m.group(1)}]", f"unknown section kind {show(kind)}{did_you_mean(kind, _INI_KINDS)}")
-            group = c.group(name.strip(), lineno, f"[{m.group(1).strip()}]")
-            section = group.name
-            if section == "ungrouped":
-                explicit_ungrouped = True
-            continue
-        if kind == "hosts":
-            try:
-                tokens = shlex.split(line, comments=True)
-            except ValueError as exc:
-                raise c.fail(lineno, section, f"cannot parse host line: {exc}") from None
-            if not tokens:
-                continue
-            pattern = tokens[0]
-            if "=" in pattern:
-                raise c.fail(lineno, section, f"expected a host name before variables, got {show(pattern)}")
-            if section == "ungrouped":
-                explicit_ungrouped = True
-            names = c.host(group, pattern, lineno, f"{section}.hosts.{pattern}")
-            for tok in tokens[1:]:
-                key, eq, value = tok.partition("=")
-                fld = f"{section}.hosts.{pattern}.{key}"
-                if not eq:
-                    raise c.fail(lineno, fld, f"expected key=value, got {show(tok)}")
-                for n in names:
-                    c.set_var(c.host_vars[n], key, _ini_value(value, True), lineno, fld)
-        elif kind == "vars":
-            body = line.split(" #", 1)[0].strip() if " #" in line else line
-            key, eq, value = body.partition("=")
-            key = key.strip()
-            fld = f"{section}:vars.{key}"
-            if not eq:
-                raise c.fail(lineno, f"{section}:vars", f"expected key=value, got {show(line)}")
-            c.set_var(group.vars, key, _ini_value(value.strip(), False), lineno, fld)
-        else:  # children
-            child = line.split()[0]
-            if len(line.split()) > 1 and not line.split()[1].startswith(("#", ";")):
-                raise c.fail(lineno, f"{section}:children", f"expected one group name per line, got {show(line)}")
-            if child == "all":
-                raise c.fail(lineno, f"{section}:children", '"all" cannot be a child group')
-            c.group(child, lineno, f"{section}:children.{child}")
-            c.add_child(section, child)
-    if not explicit_ungrouped and not c.groups["ungrouped"].hosts:
-        del c.groups["ungrouped"]
-    return c.build()
+        group(name, body, (name,))
 
 
 # -- entry point ---------------------------------------------------------------
 
-def _looks_like_ini(text: str) -> bool:
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        return line.startswith("[") and _SECTION.match(line) is not None or "=" in line.split("#")[0]
-    return False
+def _refuse_source(p: Path, file: str) -> None:
+    if p.is_dir():
+        raise InventoryError(file, None, "", "inventory directories need the Ansible engine "
+                                             "(install rollout-console[ansible]); give one inventory file")
+    if p.suffix.lower() == ".toml":
+        raise InventoryError(file, None, "", "TOML inventories need the Ansible engine (install rollout-console[ansible])")
+    if p.is_file() and os.access(p, os.X_OK):
+        raise InventoryError(file, None, "", "executable file: Ansible would run it as an inventory script, "
+                                             "which needs the Ansible engine (install rollout-console[ansible]); "
+                                             "clear its executable bit if it is a plain inventory")
 
 
 def load_inventory(path: str | Path) -> Inventory:
-    """Load an Ansible-style inventory; the format is chosen by extension."""
+    """Load an Ansible inventory file with the built-in loader.
+
+    The format comes from the content, as Ansible decides it: a file named
+    `*.yaml`, `*.yml`, `*.json` or without extension that parses as a YAML
+    mapping is a YAML inventory; anything else is read as INI
+    (`hosts.example`, `inventory.handlers`). `group_vars/` and `host_vars/`
+    beside the file are read too."""
     file = str(path)
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in _YAML_EXT and suffix not in _INI_EXT:
-        raise InventoryError(file, None, "", f"unknown inventory format {show(suffix)}; use .yaml, .yml or .ini")
-    if suffix in _YAML_EXT:
-        return _from_yaml(load_yaml(p, error_cls=InventoryError), file)
+    _refuse_source(p, file)
     text = read_text(p, error_cls=InventoryError)
-    if suffix == "" and not _looks_like_ini(text):
+    c = _Collector(file)
+    yaml_error: InventoryError | None = None
+    doc = None
+    if p.suffix.lower() in _YAML_EXT:
         try:
             doc = parse_yaml(text, file=file, error_cls=InventoryError)
+        except InventoryError as exc:
+            yaml_error = exc
+    if doc is not None and isinstance(doc.data, dict) and doc.data:
+        _from_yaml(doc, c)
+    else:
+        try:
+            parse_ini(text, c)
         except InventoryError:
-            doc = None
-        if doc is not None and isinstance(doc.data, dict):
-            return _from_yaml(doc, file)
-    return _from_ini(text, file)
+            if yaml_error is not None and p.suffix.lower() in {".yaml", ".yml", ".json"}:
+                raise yaml_error from None
+            raise
+    return c.build(VarsDirs(p.resolve().parent))
+
+
+# -- Ansible's own reading ------------------------------------------------------
+
+def from_listing(listing: Any, file: str, all_hosts: list[str], engine: str) -> Inventory:
+    """An Inventory from `ansible-inventory --list` JSON: groups, their own
+    hosts and subgroups as Ansible printed them, variables already merged by
+    Ansible; `all_hosts` is Ansible's order of `all`."""
+    c = _Collector(file)
+    if not isinstance(listing, dict):
+        raise c.fail(None, "ansible-inventory", f"expected a JSON object, got {show(listing)}")
+    hostvars = (listing.get("_meta") or {}).get("hostvars") or {}
+    for name, body in listing.items():
+        if name == "_meta":
+            continue
+        g = c.group(name, None, name)
+        body = body if isinstance(body, dict) else {}
+        for h in body.get("hosts") or ():
+            c.host(g, h, None, f"{name}.hosts.{h}")
+        for child in body.get("children") or ():
+            c.group(child, None, f"{name}.children.{child}")
+            c.add_child(name, child)
+    for h in all_hosts:  # hosts only in `all` (not printed under any group)
+        if h not in c.host_vars:
+            c.host(c.groups["all"], h, None, f"all.hosts.{h}")
+    for h, hv in hostvars.items():
+        if h not in c.host_vars or not isinstance(hv, dict):
+            continue
+        for k, v in hv.items():
+            c.set_var(c.host_vars[h], k, v, None, f"_meta.hostvars.{h}.{k}")
+    inv = c.build()
+    order = [h for h in all_hosts if h in inv.hosts] + [h for h in inv.groups["all"] if h not in all_hosts]
+    groups = dict(inv.groups)
+    groups["all"] = tuple(order)
+    return Inventory(source=file, hosts={h: inv.hosts[h] for h in order}, groups=groups, secrets=inv.secrets,
+                     direct=inv.direct, children=inv.children, engine=engine)
+
+
+ENGINES = ("auto", "ansible", "built-in")
+
+
+def read_inventory(path: str | Path, engine: str = "auto") -> Inventory:
+    """The inventory behind `--inventory`: through Ansible when ansible-core
+    is installed (engine "auto" or "ansible"), else the built-in loader."""
+    from .ansible_engine import ansible_inventory_bin, load_with_ansible
+
+    if engine not in ENGINES:
+        raise InventoryError(str(path), None, "", f"unknown inventory engine {show(engine)}{did_you_mean(engine, ENGINES)}")
+    binary = ansible_inventory_bin() if engine != "built-in" else None
+    if binary is None and engine == "ansible":
+        raise InventoryError(str(path), None, "", "ansible-core is not installed (pip install rollout-console[ansible])")
+    if binary is None:
+        return load_inventory(path)
+    try:
+        return load_with_ansible(path, binary)
+    except InventoryError as exc:
+        if exc.field == "ansible-inventory":
+            raise  # Ansible itself refused the source: its own message
+        # A value the console refuses. Ansible's JSON has no line numbers:
+        # where the built-in loader reads the file, its error names the line.
+        try:
+            load_inventory(path)
+        except InventoryError as located:
+            raise located from None
+        raise

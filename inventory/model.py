@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .connection import Connection
+
 
 @dataclass(frozen=True)
 class Host:
@@ -16,12 +18,13 @@ class Host:
 
     name: str
     address: str
-    port: int = 22
+    port: int | None = None  # None: not set by the inventory (~/.ssh/config Port, else 22)
     user: str | None = None
     key_file: str | None = None
     become: bool = False
     groups: tuple[str, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    connection: Connection = Connection()  # how Ansible would reach it (local, jump hosts, become user)
 
     def var(self, key: str, default: Any = None) -> Any:
         return self.vars.get(key, default)
@@ -50,12 +53,19 @@ class Instance:
 @dataclass(frozen=True)
 class Inventory:
     """A loaded inventory: hosts by name and group membership (children
-    resolved, so `groups["all"]` lists every host)."""
+    resolved, so `groups["all"]` lists every host), in Ansible's order.
+
+    `direct` and `children` keep the structure as written (each group's own
+    hosts and subgroups), which is what `ansible-inventory --list` shows;
+    `engine` names what read it ("built-in" or "ansible-core X.Y.Z")."""
 
     source: str
     hosts: Mapping[str, Host]
     groups: Mapping[str, tuple[str, ...]]
     secrets: frozenset[str] = frozenset()
+    direct: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    children: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    engine: str = "built-in"
 
     def group(self, name: str) -> list[Host]:
         """Hosts of a group in inventory order; KeyError names the group."""
@@ -65,6 +75,14 @@ class Inventory:
 
     @property
     def simulated(self) -> bool:
+        """Every host declares `rollout_simulated` true. Read as Ansible's
+        `| bool` filter reads it, so the INI string "false" is false."""
         return bool(self.groups.get("all")) and all(
-            bool(h.var("rollout_simulated")) for h in self.hosts.values()
+            _truthy(h.var("rollout_simulated")) for h in self.hosts.values()
         )
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
+    return value is True or (isinstance(value, (int, float)) and value == 1)

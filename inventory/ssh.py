@@ -9,10 +9,19 @@ running, so every command is also wrapped in coreutils `timeout`; `sudo -n`
 without a PTY keeps stderr separate.
 
 Host keys are always verified against a known_hosts file: the host variable
-``rollout_known_hosts`` if set, else ~/.ssh/known_hosts. ~/.ssh/config is
-read as asyncssh does by default. Trust-on-first-use only with an explicit
-``accept_new_host_keys=True``: a key is accepted and appended only when the
-file has no entry at all for that address; a changed key is always refused.
+``rollout_known_hosts`` if set, else ~/.ssh/known_hosts. Trust-on-first-use
+only with an explicit ``accept_new_host_keys=True``: a key is accepted and
+appended only when the file has no entry at all for that address; a changed
+key is always refused.
+
+~/.ssh/config (or the file given with `-F` in ansible_ssh_common_args) comes
+first, as with OpenSSH under Ansible: its Port, User, IdentityFile and
+HostName apply unless the inventory sets ansible_port / ansible_user /
+ansible_ssh_private_key_file (ansible_host is what the config is matched
+against). Jump hosts (`-J` / `ProxyJump` from the inventory, else ProxyJump
+from the config) are dialled by this pool itself, each hop with the same
+host key checks as the target, and shared by every host behind them. A
+host with `ansible_connection: local` runs its commands on the controller.
 """
 from __future__ import annotations
 
@@ -27,6 +36,7 @@ from typing import Any, Callable, Sequence
 
 import asyncssh
 
+from .connection import Connection, JumpHop, parse_jump
 from .driver import CommandRecord, DriverError, HostKeyError
 from .model import Host
 
@@ -67,12 +77,49 @@ def _has_entry(path: str, host: str, addr: str, port: int | None) -> bool:
     return any(len(part) for part in result)
 
 
-def wrap_command(command: str, timeout: float, become: bool) -> str:
-    """`[sudo -n] timeout -k 5 SECS sh -c COMMAND` (COMMAND already quoted
-    by its builder; here it is quoted once more as one argument)."""
+def wrap_command(command: str, timeout: float, become: bool, become_user: str | None = None) -> str:
+    """`[sudo -n [-u USER]] timeout -k 5 SECS sh -c COMMAND` (COMMAND already
+    quoted by its builder; here it is quoted once more as one argument)."""
     secs = max(1, int(round(timeout)))
     inner = f"timeout -k 5 {secs} sh -c {shlex.quote(command)}"
-    return f"sudo -n {inner}" if become else inner
+    if not become:
+        return inner
+    as_user = f"-u {shlex.quote(become_user)} " if become_user else ""
+    return f"sudo -n {as_user}{inner}"
+
+
+def _target(host: Host) -> str:
+    """`address[:port]` for messages (no port: the ssh config's, else 22)."""
+    return f"{host.address}:{host.port}" if host.port else host.address
+
+
+def ssh_config_paths(conn: Connection) -> list[str] | tuple[()]:
+    """The ssh config files asyncssh reads: `-F FILE`, else its default."""
+    return [os.path.expanduser(conn.ssh_config)] if conn.ssh_config else ()
+
+
+def config_jump(host: Host) -> tuple[JumpHop, ...]:
+    """ProxyJump from the ssh config for this host (after the inventory's
+    own -J, which wins as on OpenSSH's command line)."""
+    if host.connection.jump:
+        return host.connection.jump
+    opts = asyncssh.SSHClientConnectionOptions(
+        config=ssh_config_paths(host.connection), host=host.address, port=host.port or (),
+        client_keys=None, known_hosts=None)
+    tunnel = opts.tunnel
+    if isinstance(tunnel, str) and tunnel.strip():
+        try:
+            return parse_jump(tunnel)
+        except ValueError as exc:
+            raise DriverError(host.name, "connect", f"ProxyJump in ssh config: {exc}") from None
+    return ()
+
+
+def hop_host(target: Host, hop: JumpHop, index: int) -> Host:
+    """A jump hop as a Host: the target's known_hosts and ssh config apply."""
+    return Host(name=f"{target.name} via {hop}", address=hop.host, port=hop.port, user=hop.user,
+                vars={"rollout_known_hosts": known_hosts_path(target)},
+                connection=Connection(ssh_config=target.connection.ssh_config))
 
 
 class _Client(asyncssh.SSHClient):
@@ -101,7 +148,7 @@ class _Client(asyncssh.SSHClient):
             self.reason = "unknown"
             return False
         alg, blob = key.export_public_key("openssh").decode().split()[:2]
-        line = f"{known_hosts_name(self.host.address, self.host.port)} {alg} {blob}\n"
+        line = f"{known_hosts_name(self.host.address, port or 22)} {alg} {blob}\n"
         os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
         with open(self.path, "a+", encoding="utf-8") as f:
             f.seek(0, os.SEEK_END)
@@ -148,7 +195,9 @@ class SshPool:
         self._handshakes = asyncio.Semaphore(max_handshakes)
         self._dialing: dict[str, asyncio.Task[_Entry]] = {}
         self._entries: dict[str, _Entry] = {}
-        self._options: dict[tuple[str | None, str | None, str], asyncssh.SSHClientConnectionOptions] = {}
+        self._options: dict[tuple[object, ...], asyncssh.SSHClientConnectionOptions] = {}
+        self._jumps: dict[tuple[object, ...], asyncssh.SSHClientConnection] = {}
+        self._jump_locks: dict[tuple[object, ...], asyncio.Lock] = {}
         self._closing = False
         self.connect_times: list[float] = []  # seconds per successful handshake
         self._watchers: set[asyncio.Task[None]] = set()
@@ -158,7 +207,7 @@ class SshPool:
 
     def _options_for(self, host: Host) -> tuple[asyncssh.SSHClientConnectionOptions, str]:
         path = known_hosts_path(host)
-        key = (host.user, host.key_file, path)
+        key = (host.user, host.key_file, path, host.connection.ssh_config)
         opts = self._options.get(key)
         if opts is None:
             def match(h: str, addr: str, port: int | None, _path: str = path) -> tuple[Sequence[object], ...]:
@@ -180,27 +229,59 @@ class SshPool:
             self._options[key] = opts
         return opts, path
 
-    async def _dial(self, host: Host) -> _Entry:
+    async def _handshake(self, host: Host,
+                         tunnel: asyncssh.SSHClientConnection | None) -> asyncssh.SSHClientConnection:
+        """One connection attempt (through `tunnel` if given); a host key or
+        login refusal raises at once, other failures are left to retry."""
         opts, path = self._options_for(host)
+        client = _Client(path, self.accept_new_host_keys, host)
+        try:
+            async with self._handshakes:
+                return await asyncssh.connect(host.address, host.port or (), options=opts,
+                                              config=ssh_config_paths(host.connection),
+                                              tunnel=tunnel if tunnel is not None else (),
+                                              client_factory=lambda c=client: c)
+        except asyncssh.HostKeyNotVerifiable as exc:
+            fp = client.rejected_fingerprint or "?"
+            what = "changed" if client.reason == "changed" else "unknown"
+            raise HostKeyError(
+                host.name, "connect",
+                f"host key {what} for {host.address}: server presented {fp} "
+                f"(known_hosts {path}){' ' + str(exc.reason) if not client.rejected_fingerprint else ''}",
+            ) from None
+        except asyncssh.PermissionDenied as exc:
+            raise DriverError(host.name, "connect", f"permission denied: {exc.reason}") from None
+
+    async def _tunnel(self, host: Host) -> asyncssh.SSHClientConnection | None:
+        """The connection to the last jump hop for `host` (None: direct).
+        Hop connections are shared and redialled when closed."""
+        tunnel = None
+        for i, hop in enumerate(config_jump(host)):
+            key = (str(hop), known_hosts_path(host), host.connection.ssh_config, id(tunnel))
+            conn = self._jumps.get(key)
+            if conn is None or conn.is_closed():
+                lock = self._jump_locks.setdefault(key, asyncio.Lock())
+                async with lock:
+                    conn = self._jumps.get(key)
+                    if conn is None or conn.is_closed():
+                        try:
+                            conn = await self._handshake(hop_host(host, hop, i), tunnel)
+                        except DriverError as exc:
+                            raise type(exc)(host.name, "connect", f"jump host {hop}: {exc.message}") from None
+                        except (TimeoutError, OSError, asyncssh.Error) as exc:
+                            msg = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+                            raise OSError(f"jump host {hop}: {msg}") from None
+                        self._jumps[key] = conn
+            tunnel = conn
+        return tunnel
+
+    async def _dial(self, host: Host) -> _Entry:
         delay = 0.2
         last: Exception | None = None
         for attempt in range(self.connect_attempts):
-            client = _Client(path, self.accept_new_host_keys, host)
             t0 = time.monotonic()
             try:
-                async with self._handshakes:
-                    conn = await asyncssh.connect(host.address, host.port, options=opts,
-                                                  client_factory=lambda c=client: c)
-            except asyncssh.HostKeyNotVerifiable as exc:
-                fp = client.rejected_fingerprint or "?"
-                what = "changed" if client.reason == "changed" else "unknown"
-                raise HostKeyError(
-                    host.name, "connect",
-                    f"host key {what} for {host.address}: server presented {fp} "
-                    f"(known_hosts {path}){' ' + str(exc.reason) if not client.rejected_fingerprint else ''}",
-                ) from None
-            except asyncssh.PermissionDenied as exc:
-                raise DriverError(host.name, "connect", f"permission denied: {exc.reason}") from None
+                conn = await self._handshake(host, await self._tunnel(host))
             except (TimeoutError, OSError, asyncssh.Error) as exc:
                 last = exc
                 if attempt + 1 < self.connect_attempts:
@@ -216,7 +297,7 @@ class SshPool:
             task.add_done_callback(self._watchers.discard)
             return entry
         msg = getattr(last, "reason", None) or str(last) or type(last).__name__
-        error = DriverError(host.name, "connect", f"{host.address}:{host.port}: {msg}")
+        error = DriverError(host.name, "connect", f"{_target(host)}: {msg}")
         self._down[host.name] = (time.monotonic(), error)
         raise error
 
@@ -269,7 +350,7 @@ class SshPool:
             return await asyncio.wait_for(asyncio.shield(task), within)
         except TimeoutError:
             raise DriverError(host.name, "connect",
-                              f"{host.address}:{host.port}: no connection within {within:g} s "
+                              f"{_target(host)}: no connection within {within:g} s "
                               f"(still dialling)") from None
 
     async def _open(self, host: Host) -> _Entry:
@@ -284,7 +365,10 @@ class SshPool:
         return entry
 
     async def connect(self, host: Host) -> float:
-        """Open (or reuse) the host's connection; returns the handshake time."""
+        """Open (or reuse) the host's connection; returns the handshake time
+        (0 for a local host: there is nothing to open)."""
+        if host.connection.kind == "local":
+            return 0.0
         return (await self._entry(host)).connect_time
 
     # -- commands ----------------------------------------------------------
@@ -301,9 +385,23 @@ class SshPool:
 
         A non-zero exit is reported in the record, not raised; DriverError is
         raised when the command could not be run at all."""
-        wrapped = wrap_command(command, timeout, host.become)
+        wrapped = wrap_command(command, timeout, host.become, host.connection.become_user)
         data = input.encode() if isinstance(input, str) else input
         t0 = time.monotonic()
+        if host.connection.kind == "local":
+            exit_status, out, err = await self._run_local(host, command, wrapped, data, max_output, timeout, t0)
+        else:
+            exit_status, out, err = await self._run_remote(host, command, wrapped, data, max_output, timeout, t0)
+        record = CommandRecord(
+            host=host.name, command=command, exit_status=exit_status,
+            duration=time.monotonic() - t0,
+            stdout=clean_output(out), stderr=clean_output(err),
+        )
+        self._emit(record)
+        return record, out
+
+    async def _run_remote(self, host: Host, command: str, wrapped: str, data: bytes | None,
+                          max_output: int, timeout: float, t0: float) -> tuple[int | None, bytes, bytes]:
         attempt = 0
         while True:
             entry = await self._entry(host, within=timeout)
@@ -325,7 +423,7 @@ class SshPool:
                 if exit_status is None and entry.conn.is_closed():
                     self._evict(host.name, entry)
                     raise fail("connection lost while the command ran")
-                break
+                return exit_status, out, err
             except asyncssh.ChannelOpenError as exc:
                 # The command never started, so retrying is safe. On a live
                 # connection this is sshd's MaxSessions (a closed session is
@@ -350,13 +448,30 @@ class SshPool:
                 self._evict(host.name, entry)
                 msg = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
                 raise fail(msg) from None
-        record = CommandRecord(
-            host=host.name, command=command, exit_status=exit_status,
-            duration=time.monotonic() - t0,
-            stdout=clean_output(out), stderr=clean_output(err),
-        )
-        self._emit(record)
-        return record, out
+
+    async def _run_local(self, host: Host, command: str, wrapped: str, data: bytes | None,
+                         max_output: int, timeout: float, t0: float) -> tuple[int | None, bytes, bytes]:
+        """`ansible_connection: local`: the same wrapped command, run by sh on
+        the controller (as Ansible's local connection does)."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "sh", "-c", wrapped, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            self._emit(CommandRecord(host.name, command, None, time.monotonic() - t0, "", str(exc)))
+            raise DriverError(host.name, "run", f"cannot start sh on the controller: {exc}") from None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(data), timeout + 15.0)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            msg = f"timed out after {timeout:.0f} s: {command[:80]}"
+            self._emit(CommandRecord(host.name, command, None, time.monotonic() - t0, "", msg))
+            raise DriverError(host.name, "run", msg) from None
+        status = proc.returncode
+        if status is not None and status < 0:
+            status = 128 - status
+        return status, out[:max_output], err[:max_output]
 
     async def _exec(self, conn: asyncssh.SSHClientConnection, command: str, data: bytes | None,
                     limit: int) -> tuple[int | None, bytes, bytes]:
@@ -400,7 +515,10 @@ class SshPool:
 
     async def forward(self, host: Host, remote_port: int, within: float | None = None) -> int:
         """A local port forwarded to 127.0.0.1:remote_port on the host
-        (cached); waits at most `within` seconds for the connection."""
+        (cached); waits at most `within` seconds for the connection. A local
+        host's port is on the controller already."""
+        if host.connection.kind == "local":
+            return remote_port
         entry = await self._entry(host, within)
         listener = entry.forwards.get(remote_port)
         if listener is None:
@@ -424,8 +542,12 @@ class SshPool:
             for lst in e.forwards.values():
                 lst.close()
             e.conn.close()
-        for e in entries:
+        jumps = list(self._jumps.values())
+        self._jumps.clear()
+        for conn in jumps:
+            conn.close()
+        for conn in [e.conn for e in entries] + jumps:
             try:
-                await asyncio.wait_for(e.conn.wait_closed(), 5.0)
+                await asyncio.wait_for(conn.wait_closed(), 5.0)
             except Exception:  # noqa: BLE001
                 pass

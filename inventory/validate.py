@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 HOSTNAME_ADDRESS = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$")
-USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+USER_NAME = re.compile(r"^[^\s\x00-\x1f\x7f-][^\s\x00-\x1f\x7f]{0,255}$")
 GROUP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # A release version: safe as a path component and a shell word. The sandbox's
@@ -79,8 +79,11 @@ def check_port(value: Any) -> int:
 
 
 def check_user(value: Any) -> str:
+    """Any name OpenSSH takes (`first.last`, `Admin`, `user@corp`): it goes
+    to asyncssh as an argument and, for become, through shlex.quote."""
     if not isinstance(value, str) or not USER_NAME.match(value):
-        raise ValueError(f"expected a user name matching ^[a-z_][a-z0-9_-]{{0,31}}$, got {show(value)}")
+        raise ValueError(f"expected a user name (no spaces or control characters, not starting with '-'), "
+                         f"got {show(value)}")
     return value
 
 
@@ -102,35 +105,3 @@ def check_bool(value: Any) -> bool:
         if low in _FALSE and low:
             return False
     raise ValueError(f"expected a boolean (true/false, yes/no), got {show(value)}")
-
-
-def expand_range(pattern: str) -> list[str]:
-    """Ansible host ranges: web[01:03] -> web01 web02 web03; db-[a:c]; [1:9:2]."""
-    m = RANGE.search(pattern)
-    if not m:
-        return [pattern]
-    start, end, step = m.group(1), m.group(2), m.group(3)
-    step_n = int(step) if step else 1
-    if step_n < 1:
-        raise ValueError(f"range step must be at least 1 in {show(pattern)}")
-    head, tail = pattern[: m.start()], pattern[m.end():]
-    if start.isdigit() and end.isdigit():
-        a, b = int(start), int(end)
-        if b < a:
-            raise ValueError(f"range end is before its start in {show(pattern)}")
-        if (b - a) // step_n + 1 > MAX_RANGE:
-            raise ValueError(f"range expands to more than {MAX_RANGE} hosts in {show(pattern)}")
-        width = len(start) if start.startswith("0") and len(start) > 1 else 0
-        items = [str(i).zfill(width) for i in range(a, b + 1, step_n)]
-    elif len(start) == 1 and len(end) == 1 and start.isalpha() and end.isalpha():
-        if ord(end) < ord(start):
-            raise ValueError(f"range end is before its start in {show(pattern)}")
-        items = [chr(c) for c in range(ord(start), ord(end) + 1, step_n)]
-    else:
-        raise ValueError(f"bad host range in {show(pattern)}: use [01:10] or [a:f]")
-    out: list[str] = []
-    for item in items:
-        out.extend(expand_range(head + item + tail))
-        if len(out) > MAX_RANGE:
-            raise ValueError(f"range expands to more than {MAX_RANGE} hosts in {show(pattern)}")
-    return out

@@ -377,6 +377,70 @@ class Alerts(_Model):
     warning: RuleList = _rules("warning")
 
 
+NOTIFY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
+NOTIFY_URL = re.compile(r"^https?://[^\s/?#@]+(?::[0-9]{1,5})?(?:[/?#][^\s]*)?$")
+
+
+def _notify_url(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not NOTIFY_URL.match(value):
+        raise ValueError(f"expected an http:// or https:// URL, got {show(value)}")
+    return value
+
+
+def _argv(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = shlex.split(value)
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) and a and "\0" not in a for a in value):
+        raise ValueError(f"expected a command as a list of arguments (run without a shell), got {show(value)}")
+    return value
+
+
+class NotifyTarget(_Model):
+    """One place notifications go: a webhook taking generic JSON, a
+    Slack-compatible webhook ({"text": ...}), or a command (argv, no shell)
+    reading the JSON on stdin. URLs and header values are secrets: they are
+    redacted from the journal and every output."""
+
+    name: Annotated[str, _regex(NOTIFY_NAME, "a target name")]
+    kind: Literal["json", "slack", "command"]
+    url: Annotated[str | None, BeforeValidator(_notify_url)] = None
+    headers: dict[Annotated[str, _regex(HEADER, "an HTTP header name")], str] = {}
+    command: Annotated[list[str] | None, BeforeValidator(_argv)] = None
+    tiers: list[Literal["critical", "important", "warning"]] = ["critical", "important", "warning"]
+    events: list[Literal["alert", "gate", "result"]] = ["alert", "gate", "result"]
+
+    @model_validator(mode="after")
+    def _where(self) -> NotifyTarget:
+        if self.kind == "command":
+            if self.command is None or self.url is not None:
+                raise ValueError("a command target takes `command:` (and no url)")
+        elif self.url is None or self.command is not None:
+            raise ValueError(f"a {self.kind} target takes `url:` (and no command)")
+        return self
+
+
+class Notify(_Model):
+    """Where alerts, final gate verdicts and the result are sent. Delivery
+    runs beside the engine, never in its way: each attempt is cut at
+    `timeout`, failed attempts are retried `retries` times with back-off
+    doubling from `backoff`, and at the end of the run the console waits at
+    most `flush` for deliveries still in flight."""
+
+    targets: list[NotifyTarget] = []
+    timeout: PositiveDuration = 5.0
+    retries: Annotated[int, BeforeValidator(lambda v: T.integer(v, 0, 10, "a retry count"))] = 3
+    backoff: PositiveDuration = 1.0
+    flush: Duration = 10.0
+
+    def secret_values(self) -> list[str]:
+        """URLs and header values: never shown or journalled."""
+        return [t.url for t in self.targets if t.url] + [v for t in self.targets for v in t.headers.values() if v]
+
+
 def _secrets(value: Any) -> Any:
     if not isinstance(value, list):
         raise ValueError(f"expected a list of variable names, got {show(value)}")
@@ -419,6 +483,7 @@ class Plan(_Model):
     blue_green: BlueGreen = BlueGreen()
     thresholds: Thresholds = Thresholds()
     alerts: Alerts = Alerts()
+    notify: Notify = Notify()
     on_failure: Literal["rollback", "pause", "abort"] = "rollback"
     secrets: Annotated[list[str], BeforeValidator(_secrets)] = []
     rollback_delay: Annotated[float | None, _optional(T.duration)] = None

@@ -394,3 +394,30 @@ def test_durations():
     for bad in ("abc", "-1s", True, None, "", "5 parsecs"):
         with pytest.raises(ValueError, match="duration"):
             parse_duration(bad)
+
+
+def test_notify_block(tmp_path):
+    p = tmp_path / "plan.yaml"
+    p.write_text("name: n\nstrategy: rolling\nnotify:\n  timeout: 2s\n  retries: 1\n  targets:\n"
+                 "    - {name: chat, kind: slack, url: 'https://hooks.example.com/T/B/x', tiers: [critical]}\n"
+                 "    - {name: page, kind: command, command: /usr/local/bin/page --now}\n")
+    plan = load_plan(p)
+    chat, page = plan.notify.targets
+    assert (chat.tiers, chat.events, page.command) == (["critical"], ["alert", "gate", "result"],
+                                                       ["/usr/local/bin/page", "--now"])
+    assert plan.notify.secret_values() == ["https://hooks.example.com/T/B/x"]
+    assert load_plan(tmp_path / "plan.yaml").notify.timeout == 2.0
+
+
+@pytest.mark.parametrize("target, line, fragment", [
+    ("{name: a, kind: json}", 5, "notify.targets[0]: a json target takes `url:`"),
+    ("{name: a, kind: json, url: 'ftp://x/y'}", 5, "notify.targets[0].url: expected an http:// or https:// URL"),
+    ("{name: a, kind: sms, url: 'http://x/'}", 5, "notify.targets[0].kind"),
+    ("{name: a, kind: json, url: 'http://x/', tiers: [urgent]}", 5, "notify.targets[0].tiers"),
+])
+def test_notify_block_errors(tmp_path, target, line, fragment):
+    p = tmp_path / "plan.yaml"
+    p.write_text(f"name: n\nstrategy: rolling\nnotify:\n  targets:\n    - {target}\n")
+    with pytest.raises(PlanError) as info:
+        load_plan(p)
+    assert str(info.value).startswith(f"{p}:{line}: {fragment}"), str(info.value)

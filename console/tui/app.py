@@ -51,6 +51,8 @@ class RolloutApp(App[int]):
         self.session = session
         self.replay = replay  # a ReplayController: `console replay FILE` (see replay_screen.py)
         self.view = view or FleetView()
+        if session is not None:
+            self.view.inventory_engine = getattr(session, "inventory_engine", "")
         self.refresh_hz = refresh_hz
         self.frozen_now = now
         self._journal_tail = journal_tail

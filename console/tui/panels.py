@@ -35,6 +35,8 @@ class StatusHeader(Static):
         t.append(f"{view.strategy or '?'} ", "bold")
         t.append(f"{view.service} {view.old_version or '?'} -> {view.version or '?'}", "bold")
         t.append(f"   plan {view.plan}", "dim")
+        if view.inventory_engine:
+            t.append(f"   inventory read by {view.inventory_engine}", "dim")
         t.append("\n")
         t.append("phase ")
         t.append(f" {view.phase} ", PHASE_STYLE.get(view.phase, "bold"))

@@ -487,6 +487,23 @@ def up(hosts: int = 6, state_dir: Path = DEFAULT_STATE_DIR, log: Log = print,
             raise
 
 
+INOTIFY_INSTANCES = 1024
+_INOTIFY = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def _raise_inotify_limit(log: Log) -> None:
+    """Each booted container's systemd takes about ten inotify instances, all
+    charged to root; Debian's default of 128 lets about two fleets boot, and
+    on a third the containers hang in "initializing" with sshd never started
+    (seen). Raise the limit, never lower it."""
+    try:
+        if int(_INOTIFY.read_text()) < INOTIFY_INSTANCES:
+            _INOTIFY.write_text(f"{INOTIFY_INSTANCES}\n")
+            log(f"raised fs.inotify.max_user_instances to {INOTIFY_INSTANCES}")
+    except (OSError, ValueError) as exc:
+        log(f"cannot raise fs.inotify.max_user_instances: {exc}")
+
+
 def _up_locked(hosts: int, state_dir: Path, image: Path, log: Log, t0: float) -> Path:
     state_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state_dir, 0o700)
@@ -512,6 +529,7 @@ def _up_locked(hosts: int, state_dir: Path, image: Path, log: Log, t0: float) ->
         else:
             provision.agent(root)
         _update_host(state_dir, h)
+    _raise_inotify_limit(log)
     log(f"provisioned {len(plan)} hosts in {time.monotonic() - t0:.1f}s; booting")
     with ThreadPoolExecutor(BOOT_PARALLEL) as pool:
         for f in [pool.submit(_boot, state_dir, h, log) for h in plan]:

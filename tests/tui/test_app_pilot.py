@@ -185,3 +185,20 @@ async def test_subscriber_batches_refreshes(make_session):
         await wait_for(pilot, lambda: app.record is not None, timeout=20)
         assert app.view.revision > 100  # events applied
         assert app.ticks < app.view.revision / 2  # far fewer repaints than events
+
+
+async def test_header_names_the_engine_that_read_a_given_inventory(make_session, tmp_path, monkeypatch):
+    from simfleet import write_inventory
+
+    monkeypatch.setenv("ROLLOUT_INVENTORY_ENGINE", "built-in")
+    session = make_session("examples/rolling.yaml", time_scale=20,
+                           inventory=str(write_inventory(tmp_path / "inv.yaml", hosts=10)))
+    app = RolloutApp(session)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: "inventory read by built-in" in screen_text(app))
+        await stop_engine(app)
+    embedded = RolloutApp(make_session("examples/rolling.yaml", time_scale=20))
+    async with embedded.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: embedded.view.phase == "running")
+        assert "inventory read by" not in screen_text(embedded)  # the embedded SIMULATED fleet
+        await stop_engine(embedded)

@@ -1,0 +1,80 @@
+"""Read an inventory through Ansible itself, when ansible-core is installed.
+
+`ansible-inventory -i SOURCE --list` then reads every source Ansible reads
+(INI, YAML, directories, group_vars/host_vars, inventory plugins such as
+aws_ec2 or netbox, inventory scripts) and prints groups, their hosts and
+subgroups, and every host's merged variables as JSON; `ansible all
+--list-hosts` gives the order of `all`. Both run as separate programs:
+ansible-core is GPL-3, and its command-line JSON is a stable interface, so
+the console neither imports nor ships it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import InventoryError
+from .model import Inventory
+
+TIMEOUT = 300.0
+
+
+def ansible_inventory_bin() -> str | None:
+    """ansible-inventory beside this Python (a venv), else on PATH."""
+    beside = Path(sys.executable).parent / "ansible-inventory"
+    return str(beside) if beside.exists() else shutil.which("ansible-inventory")
+
+
+def _run(argv: list[str], file: str) -> str:
+    try:
+        # A source Ansible cannot parse is an error, not an empty inventory
+        # (Ansible's default is a warning and no hosts).
+        env = dict(os.environ, ANSIBLE_INVENTORY_UNPARSED_FAILED="true", ANSIBLE_NOCOLOR="1")
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL,
+                              env=env)
+    except subprocess.TimeoutExpired:
+        raise InventoryError(file, None, "ansible-inventory", f"no answer within {TIMEOUT:g} s") from None
+    except OSError as exc:
+        raise InventoryError(file, None, "ansible-inventory", f"cannot run {argv[0]}: {exc}") from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        # the plugin's own reason ("Failed to parse ... with 'ini' plugin: WHY")
+        # says more than the final "[ERROR]: No inventory was parsed"
+        errors = ([ln for ln in lines if "Failed to parse" in ln] + [ln for ln in lines if "ERROR" in ln]
+                  + lines + [f"exit status {proc.returncode}"])
+        raise InventoryError(file, None, "ansible-inventory", errors[0].removeprefix("[WARNING]: "))
+    return proc.stdout
+
+
+def engine_version(binary: str) -> str:
+    """"ansible-core 2.19.14" from `ansible-inventory --version`."""
+    first = _run([binary, "--version"], binary).splitlines()[0]
+    core = first.split("[core ", 1)[1].split("]", 1)[0] if "[core " in first else first
+    return f"ansible-core {core.strip()}"
+
+
+def all_order(binary: str, path: str) -> list[str]:
+    ansible = str(Path(binary).with_name("ansible"))
+    out = _run([ansible, "all", "-i", path, "--list-hosts"], path)
+    return [ln.strip() for ln in out.splitlines()[1:] if ln.strip()]
+
+
+def load_with_ansible(path: str | Path, binary: str | None = None) -> Inventory:
+    """The inventory as Ansible reads it; errors name the source and
+    Ansible's own first error line (Ansible's JSON carries no line numbers,
+    so a bad value is named by its variable)."""
+    from .loaders import from_listing
+
+    file = str(path)
+    binary = binary or ansible_inventory_bin()
+    if binary is None:
+        raise InventoryError(file, None, "", "ansible-core is not installed (pip install rollout-console[ansible])")
+    try:
+        listing = json.loads(_run([binary, "-i", file, "--list"], file))
+    except json.JSONDecodeError as exc:
+        raise InventoryError(file, None, "ansible-inventory", f"output is not JSON: {exc}") from None
+    return from_listing(listing, file, all_order(binary, file), engine_version(binary))

@@ -1,0 +1,182 @@
+"""Ansible's connection variables: honoured, or refused naming file, line
+and variable.
+
+The console must reach a host the way Ansible would, or not at all. So
+every variable that changes how a host is reached or how commands run is
+either carried out or refused:
+
+- `ansible_connection`: `ssh`/`smart`/`paramiko` (SSH), `local` (commands
+  run on the controller); anything else (docker, winrm, ...) is refused.
+- `ansible_become_user` -> `sudo -n -u USER`; `ansible_become_method` other
+  than sudo, `ansible_become_exe` and `ansible_become_flags` are refused
+  when become is on (without become Ansible ignores them too).
+- Passwords (`ansible_password`, `ansible_ssh_pass`, `ansible_become_pass`
+  ...) are refused: the console authenticates with keys and runs `sudo -n`.
+- `ansible_ssh_common_args`, `ansible_ssh_extra_args`, `ansible_ssh_args`:
+  `-J HOPS` / `-o ProxyJump=HOPS` go through those jump hosts (host keys
+  checked on every hop), `-F FILE` reads that ssh config instead of
+  ~/.ssh/config (the first ProxyJump given wins, as in OpenSSH); options
+  that only tune an OpenSSH client (-C, -q, Control*, ServerAlive*,
+  ConnectTimeout, LogLevel) have no effect here. Anything
+  else (ProxyCommand, -p, -i, -o User=, -o StrictHostKeyChecking=no...)
+  is refused.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .validate import check_address, check_port, check_user, show
+
+SSH_CONNECTIONS = ("ssh", "smart", "paramiko", "paramiko_ssh", "ansible.builtin.ssh",
+                   "ansible.builtin.paramiko_ssh")
+LOCAL_CONNECTIONS = ("local", "ansible.builtin.local")
+PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password", "ansible_become_password",
+                 "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password")
+SSH_ARG_VARS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")
+BECOME_REFUSED = ("ansible_become_exe", "ansible_become_flags")
+_HARMLESS_FLAGS = ("-C", "-q")
+_HARMLESS_OPTIONS = ("controlmaster", "controlpersist", "controlpath", "serveraliveinterval",
+                     "serveralivecountmax", "connecttimeout", "loglevel")
+
+
+@dataclass(frozen=True)
+class JumpHop:
+    """One ProxyJump hop: `[user@]host[:port]`."""
+
+    host: str
+    port: int | None = None
+    user: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.user}@{self.host}" if self.user else self.host
+        return f"{text}:{self.port}" if self.port else text
+
+
+@dataclass(frozen=True)
+class Connection:
+    kind: str = "ssh"  # "ssh" or "local"
+    become_user: str | None = None
+    jump: tuple[JumpHop, ...] = ()
+    ssh_config: str | None = None
+
+
+def parse_jump(value: str) -> tuple[JumpHop, ...]:
+    """OpenSSH's ProxyJump: comma-separated `[user@]host[:port]`, or `none`."""
+    if value.strip().lower() == "none":
+        return ()
+    hops = []
+    for part in value.split(","):
+        part = part.strip()
+        if part.startswith("ssh://"):
+            part = part[len("ssh://"):]
+        user, at, rest = part.rpartition("@")
+        host, port = rest, None
+        if rest.startswith("["):
+            inner, _, tail = rest[1:].partition("]")
+            host = inner
+            if tail.startswith(":"):
+                port = check_port(tail[1:])
+        elif rest.count(":") == 1:
+            host, port_text = rest.split(":")
+            port = check_port(port_text)
+        hops.append(JumpHop(check_address(host), port, check_user(user) if at else None))
+    if not hops or any(not h.host for h in hops):
+        raise ValueError(f"expected ProxyJump hops like user@bastion:22, got {show(value)}")
+    return tuple(hops)
+
+
+def parse_ssh_args(text: Any) -> tuple[tuple[JumpHop, ...] | None, str | None]:
+    """(jump hops or None, ssh config file or None) from an ssh argument string."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected ssh arguments as a string, got {show(text)}")
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"cannot split ssh arguments: {exc}") from None
+    jump: tuple[JumpHop, ...] | None = None
+    config: str | None = None
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        flag = tok[:2]
+        if flag in ("-J", "-o", "-F"):
+            value = tok[2:]
+            if not value:
+                i += 1
+                if i >= len(tokens):
+                    raise ValueError(f"{flag} needs a value")
+                value = tokens[i]
+            if flag == "-J":
+                jump = jump if jump is not None else parse_jump(value)
+            elif flag == "-F":
+                config = value
+            else:
+                key, sep, opt_value = value.partition("=")
+                if not sep:
+                    key, _, opt_value = value.partition(" ")
+                key = key.strip()
+                if key.lower() == "proxyjump":  # OpenSSH: the first value given wins
+                    jump = jump if jump is not None else parse_jump(opt_value.strip())
+                elif key.lower() in ("stricthostkeychecking", "userknownhostsfile"):
+                    raise ValueError(f"ssh option {show(key)} is not supported: the console always checks host "
+                                     "keys against known_hosts (rollout_known_hosts; --accept-new-host-keys "
+                                     "for trust on first use)")
+                elif key.lower() not in _HARMLESS_OPTIONS:
+                    raise ValueError(f"ssh option {show(key)} is not supported by the console's SSH transport "
+                                     "(supported: -J / ProxyJump, -F; ProxyCommand is refused)")
+        elif tok not in _HARMLESS_FLAGS:
+            raise ValueError(f"ssh argument {show(tok)} is not supported by the console's SSH transport "
+                             "(supported: -J / ProxyJump, -F)")
+        i += 1
+    return jump, config
+
+
+def connection_of(get: Callable[[tuple[str, ...], Callable[[Any], Any], Any], Any],
+                  present: Callable[[str], bool], become: bool) -> Connection:
+    """The host's Connection. `get(keys, check, default)` reads a merged
+    variable (a ValueError from `check` becomes an error naming its file,
+    line and variable); `present(key)` tells whether it is set."""
+
+    def refuse(message: str) -> Callable[[Any], Any]:
+        def check(value: Any) -> Any:
+            raise ValueError(message)
+        return check
+
+    for key in PASSWORD_VARS:
+        if present(key):
+            get((key,), refuse("passwords are not supported: the console logs in with keys (ssh-agent, "
+                               "IdentityFile, ansible_ssh_private_key_file) and runs sudo -n"), None)
+
+    def check_connection(value: Any) -> str:
+        if value in SSH_CONNECTIONS:
+            return "ssh"
+        if value in LOCAL_CONNECTIONS:
+            return "local"
+        raise ValueError(f"connection {show(value)} is not supported (ssh or local)")
+
+    kind = get(("ansible_connection",), check_connection, "ssh")
+    become_user = None
+    if become:
+        def check_method(value: Any) -> str:
+            if value not in ("sudo", "ansible.builtin.sudo"):
+                raise ValueError(f"become method {show(value)} is not supported (sudo)")
+            return str(value)
+
+        get(("ansible_become_method",), check_method, "sudo")
+        for key in BECOME_REFUSED:
+            if present(key):
+                get((key,), refuse(f"{key} is not supported: the console runs `sudo -n [-u USER]`"), None)
+        become_user = get(("ansible_become_user",), check_user, None)
+    jump: tuple[JumpHop, ...] = ()
+    config: str | None = None
+    for key in SSH_ARG_VARS:
+        if present(key):
+            found_jump, found_config = get((key,), parse_ssh_args, (None, None))
+            jump = jump or found_jump or ()
+            config = found_config or config
+    if kind == "local":  # Ansible's local connection ignores ssh arguments too
+        jump, config = (), None
+    return Connection(kind=kind, become_user=become_user if become_user != "root" else None,
+                      jump=jump, ssh_config=config)
