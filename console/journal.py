@@ -198,6 +198,11 @@ class JournalWriter:
             self._reserve_fd = None
 
     @property
+    def records(self) -> int:
+        """How many records are in the file so far (header included)."""
+        return self._seq
+
+    @property
     def last_hash(self) -> str:
         return self._prev
 
