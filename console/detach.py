@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -41,10 +42,19 @@ def leave_terminal(announce: Callable[[int], str]) -> Callable[[], None]:
     in the child only.
 
     Safe inside a running asyncio loop: the parent only prints and _exits;
-    the child replaces the loop's default executor, whose worker threads
-    were not copied by fork (a DNS lookup would otherwise wait forever)."""
+    the child, which inherits the loop (its epoll set, sockets and tasks),
+    tells asyncio that the loop runs in this pid now (asyncio refuses a loop
+    whose pid changed, and from 3.12 forgets it at fork), puts back the
+    signal wakeup fd, and replaces the loop's default executor, whose worker
+    threads fork did not copy (a DNS lookup would otherwise wait forever)."""
     sys.stdout.flush()
     sys.stderr.flush()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None  # not in a loop yet: asyncio.run makes a fresh one in the child
+    wakeup = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup, warn_on_full_buffer=False)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid:
@@ -60,10 +70,11 @@ def leave_terminal(announce: Callable[[int], str]) -> Callable[[], None]:
     os.close(read_fd)
     os.setsid()
     quiet_stdio()
-    try:
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
-    except RuntimeError:
-        pass  # not in a loop yet: asyncio.run makes a fresh one
+    if loop is not None:
+        asyncio.events._set_running_loop(loop)
+        if wakeup != -1:
+            signal.set_wakeup_fd(wakeup, warn_on_full_buffer=False)
+        loop.set_default_executor(ThreadPoolExecutor())
 
     def ready() -> None:
         try:
@@ -72,3 +83,34 @@ def leave_terminal(announce: Callable[[int], str]) -> Callable[[], None]:
         except OSError:
             pass  # told already
     return ready
+
+
+class HangupSafeStream:
+    """The stream Textual draws on (it writes `sys.__stderr__` from a
+    thread), made to drop writes once the terminal is gone. Textual's
+    writer thread dies at the first EIO of a hung-up terminal, and the UI
+    thread then blocks for ever on that thread's full queue, so the app
+    could never leave in order; through this stream the writes after a
+    hangup simply go nowhere."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except OSError:
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except OSError:
+                self.gone = True
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)

@@ -72,3 +72,64 @@ def until(condition, what: str, timeout: float = 60.0, every: float = 0.05):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+class PtyConsole:
+    """A console command on a pseudo-terminal of its own, as in an SSH
+    session: the process leads a new session whose controlling terminal is
+    the pty. `hang_up` closes the terminal under it (the kernel sends
+    SIGHUP), as a dropped SSH connection or a killed tmux does."""
+
+    def __init__(self, env, *args: str, size=(120, 40)) -> None:
+        import fcntl
+        import pty
+        import struct
+        import termios
+        import threading
+
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+
+        def controlling_terminal() -> None:
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        self.proc = subprocess.Popen([sys.executable, "-m", "console", *args], cwd=ROOT,
+                                     env={**env, "TERM": "xterm-256color"}, stdin=slave, stdout=slave,
+                                     stderr=slave, preexec_fn=controlling_terminal)
+        os.close(slave)
+        self.master = master
+        self.output = bytearray()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        """Keep reading, so the application never blocks on a full terminal."""
+        import select
+
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                try:
+                    data = os.read(self.master, 65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.output.extend(data)
+
+    def send(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def hang_up(self) -> None:
+        self._stop.set()
+        self._reader.join()
+        os.close(self.master)
+        self.master = -1
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.master >= 0:
+            self.hang_up()

@@ -16,7 +16,7 @@ import pytest
 from console.control.attach import RemoteRun
 from console.control.client import ControlError, request
 from console.journal import read_journal, verify
-from control_helpers import HeadlessRun, cli, control_env, status, until
+from control_helpers import HeadlessRun, PtyConsole, cli, control_env, status, until
 from simfleet import write_inventory, write_plan
 
 PAUSE_STEP = {"sample_interval": "2s", "steps": [{"set_weight": 25}, {"pause": None}, {"set_weight": 100}]}
@@ -232,3 +232,73 @@ def test_another_uid_is_refused(canary, other_user):
     notices = [e.message for e in read_journal(journal).events if e.kind == "notice"]
     assert any(f"refused uid {uid}" in m for m in notices)
     assert [o.command for o in operator_events(journal)] == ["promote"]
+
+
+def test_killing_an_attached_tui_leaves_the_run_going(canary):
+    env, plan, inv = canary
+    run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion")
+    viewer = None
+    try:
+        run.wait_for(paused_for_promotion, "the pause step")
+        viewer = PtyConsole(env, "attach")
+        until(lambda: status(env)["live"][0]["viewers"] == 1, "the TUI attached")
+        until(lambda: b"Promote" in viewer.output, "the attached TUI's footer")
+        viewer.proc.kill()
+        viewer.proc.wait()
+        until(lambda: status(env)["live"][0]["viewers"] == 0, "the killed viewer dropped")
+        assert run.proc.poll() is None and status(env)["live"][0]["phase"] == "paused"
+        assert cli(env, "promote").returncode == 0
+        assert run.finish() == 0
+    finally:
+        run.kill()
+        if viewer is not None:
+            viewer.close()
+
+
+def test_d_in_the_tui_moves_the_run_to_the_background(canary):
+    env, plan, inv = canary
+    tui = PtyConsole(env, "--plan", str(plan), "--inventory", str(inv), "--time-scale", "20")
+    pid = None
+    try:
+        live = until(lambda: status(env)["live"], "the TUI's run")[0]
+        until(lambda: b"Detach" in tui.output, "the footer")
+        tui.send(b"d")
+        assert tui.proc.wait(30) == 0
+        until(lambda: b"detached: run" in tui.output, "the detach notice")
+        after = status(env)["live"][0]
+        pid = after["pid"]
+        assert after["run_id"] == live["run_id"] and pid != tui.proc.pid and os.getsid(pid) == pid
+        tui.hang_up()  # the terminal goes; the run does not
+        until(lambda: status(env)["live"][0]["phase"] == "paused", "the pause step")
+        assert cli(env, "promote").returncode == 0
+        ended = until(lambda: status(env, live["run_id"])["ended"], "the result")
+        assert ended[0]["exit_code"] == 0 and verify(Path(live["journal"])).ok
+    finally:
+        tui.close()
+        if pid and Path(f"/proc/{pid}").exists() and not status(env)["ended"]:
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("policy", ["stop", "detach"])
+def test_tui_hangup_stops_at_a_safe_point_or_goes_on(canary, policy):
+    env, plan, inv = canary
+    tui = PtyConsole(env, "--plan", str(plan), "--inventory", str(inv), "--time-scale", "20",
+                     "--on-hangup", policy)
+    try:
+        live = until(lambda: status(env)["live"], "the TUI's run")[0]
+        until(lambda: status(env)["live"][0]["step"]["index"] >= 1, "the first step")
+        tui.hang_up()
+        if policy == "stop":
+            assert tui.proc.wait(60) == 5
+        else:
+            until(lambda: status(env)["live"][0]["phase"] == "paused", "the pause step")
+            assert tui.proc.poll() is None  # the same process, going on without its terminal
+            assert cli(env, "promote").returncode == 0
+            assert tui.proc.wait(60) == 0
+    finally:
+        tui.close()
+    journal = read_journal(Path(live["journal"]))
+    assert verify(Path(live["journal"])).ok
+    assert journal.close["outcome"] == {"stop": "aborted", "detach": "succeeded"}[policy]
+    sources = [e.source for e in journal.events if e.kind == "operator"]
+    assert ("signal SIGHUP" in sources) == (policy == "stop")

@@ -260,9 +260,10 @@ def run_app(session: Any, on_hangup: str = "stop") -> int:
     SIGTERM stops it. Either way the journal is closed by the run's end."""
     import signal
 
-    from ..detach import leave_terminal
+    from ..detach import HangupSafeStream, leave_terminal
     from ..session import finish_headless
 
+    sys.__stderr__ = HangupSafeStream(sys.__stderr__)  # what Textual draws on; see HangupSafeStream
     app = RolloutApp(session)
 
     async def main() -> int:
