@@ -219,9 +219,10 @@ class RolloutApp(App[int]):
         live = self.session is not None and self.view.active
         if not force and not live and self.view.revision == self._painted_revision:
             return
-        phase_changed = getattr(self, "_painted_phase", None) != (self.view.phase, self.record is None)
+        shown = (self.view.phase, self.view.pending, self.record is None)  # what decides the footer's keys
+        phase_changed = getattr(self, "_painted_phase", None) != shown
         self._painted_revision = self.view.revision
-        self._painted_phase = (self.view.phase, self.record is None)
+        self._painted_phase = shown
         main.repaint(self.now(), self.record)
         self._write_log(main)
         if phase_changed:
