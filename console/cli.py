@@ -46,8 +46,22 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--accept-new-host-keys", action="store_true",
                    help="trust and record unknown SSH host keys (changed keys are always refused)")
     p.add_argument("--auto-promote", action="store_true", help="headless: continue through indefinite pauses")
+    add_live_flags(p)
     add_lock_flags(p)
     return p
+
+
+def add_live_flags(p: argparse.ArgumentParser) -> None:
+    from .detach import DEFAULT_ON_HANGUP, HANGUP_POLICIES
+
+    p.add_argument("--detach", action="store_true", help="run in the background (new session, no terminal "
+                   "output; journal and control socket only): follow with `console attach`")
+    p.add_argument("--on-hangup", choices=HANGUP_POLICIES, default=DEFAULT_ON_HANGUP,
+                   help=f"when the terminal hangs up (SIGHUP): stop at the next safe point, or detach and go on "
+                        f"(default {DEFAULT_ON_HANGUP})")
+    p.add_argument("--wait-for-promotion", action="store_true",
+                   help="headless: at an indefinite pause, wait for `console promote` or `console rollback` "
+                        "instead of exiting 7")
 
 
 def _seconds(text: str) -> float:
@@ -97,15 +111,20 @@ def dry_run(inputs) -> int:
     return Exit.OK
 
 
-def drive(session, headless: bool, fmt: str) -> int:
-    """Run a built session headless or in the TUI; the exit code."""
-    if headless:
+def drive(session, args) -> int:
+    """Run a built session headless (or detached) or in the TUI; the exit code."""
+    if args.headless or args.detach:
         from .session import run_headless
 
-        return run_headless(session, fmt)
+        return run_headless(session, args.output, on_hangup=args.on_hangup, detach=args.detach)
     from .tui.app import run_app
 
-    return run_app(session)
+    return run_app(session, on_hangup=args.on_hangup)
+
+
+def _interactive(args) -> bool:
+    """Whether the engine waits for an operator at indefinite pauses."""
+    return not (args.headless or args.detach) or args.wait_for_promotion
 
 
 def main_run(argv: Sequence[str]) -> int:
@@ -117,7 +136,7 @@ def main_run(argv: Sequence[str]) -> int:
         if args.dry_run:
             return dry_run(inputs)
         session = Session(inputs, argv=["console", *argv], record=args.record, time_scale=args.time_scale,
-                          accept_new_host_keys=args.accept_new_host_keys, interactive=not args.headless,
+                          accept_new_host_keys=args.accept_new_host_keys, interactive=_interactive(args),
                           auto_promote=args.auto_promote, **_lock_kwargs(args))
     except (InputError, UsageError) as exc:
         print(f"console: error: {exc}", file=sys.stderr)
@@ -129,7 +148,7 @@ def main_run(argv: Sequence[str]) -> int:
         print(f"console: refused: cannot create the journal {exc.filename or ''}: {exc.strerror or exc}; "
               f"nothing touched", file=sys.stderr)
         return Exit.REFUSED
-    return drive(session, args.headless, args.output)
+    return drive(session, args)
 
 
 def main_sandbox(argv: Sequence[str]) -> int:
@@ -253,15 +272,23 @@ def main_replay(argv: Sequence[str]) -> int:
 
 
 def main_resume(argv: Sequence[str]) -> int:
+    """`console resume JOURNAL` picks up a dead run; `console resume [RUN]`
+    resumes a paused live one (a JOURNAL of a live run means that run)."""
+    from .control.commands import names_live_run
+
+    if names_live_run(argv):
+        return _verb("resume")(argv)
     p = _Parser(prog="console resume", description="Continue (or roll back) a rollout whose console died "
                 "or stopped, from its journal: every host is inspected and made safe first.")
-    p.add_argument("journal")
+    p.add_argument("journal", help="the journal of a run that died or stopped (`console resume [RUN]` "
+                   "with a live run's id, or no argument, resumes that paused run instead)")
     p.add_argument("--rollback", action="store_true", help="roll back instead of continuing")
     p.add_argument("--headless", action="store_true")
     p.add_argument("--output", choices=["text", "json"], default="text")
     p.add_argument("--record", metavar="FILE")
     p.add_argument("--time-scale", type=_positive, default=1.0)
     p.add_argument("--auto-promote", action="store_true")
+    add_live_flags(p)
     add_lock_flags(p)
     args = p.parse_args(argv)
     from strategies.engine import Command
@@ -272,7 +299,7 @@ def main_resume(argv: Sequence[str]) -> int:
     try:
         inputs, state = load_resume(args.journal)
         session = Session(inputs, argv=["console", "resume", *argv], record=args.record,
-                          time_scale=args.time_scale, interactive=not args.headless,
+                          time_scale=args.time_scale, interactive=_interactive(args),
                           auto_promote=args.auto_promote, resume=state, **_lock_kwargs(args))
     except FileNotFoundError:
         print(f"console resume: error: {args.journal}: no such file", file=sys.stderr)
@@ -291,7 +318,7 @@ def main_resume(argv: Sequence[str]) -> int:
         return Exit.REFUSED
     if args.rollback:
         session.engine.command(Command.ROLLBACK, source="cli resume --rollback")
-    return drive(session, args.headless, args.output)
+    return drive(session, args)
 
 
 def main_check(argv: Sequence[str]) -> int:
@@ -343,8 +370,34 @@ def main_check(argv: Sequence[str]) -> int:
     return Exit.REFUSED if bad else Exit.OK
 
 
+def main_status(argv: Sequence[str]) -> int:
+    from .control.commands import main_status as status
+
+    return status(argv, _Parser)
+
+
+def main_attach(argv: Sequence[str]) -> int:
+    p = _Parser(prog="console attach", description="Open the TUI on a live run (another process's): state "
+                "from its journal, then its live events. Several viewers may attach; `q` leaves, the run goes on.")
+    p.add_argument("run", nargs="?", help="run id, pid, upstream, plan, journal path or socket "
+                   "(default: the only live run)")
+    args = p.parse_args(argv)
+    from .control.attach import main_attach as attach
+
+    return attach(args.run)
+
+
+def _verb(name: str):
+    def main(argv: Sequence[str]) -> int:
+        from .control.commands import main_command
+
+        return main_command(name, argv, _Parser)
+    return main
+
+
 SUBCOMMANDS = {"check": main_check, "sandbox": main_sandbox, "audit": main_audit, "recommend": main_recommend,
-               "replay": main_replay, "resume": main_resume}
+               "replay": main_replay, "resume": main_resume, "status": main_status, "attach": main_attach,
+               **{verb: _verb(verb) for verb in ("pause", "promote", "rollback", "abort")}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,11 @@ class Exit(enum.IntEnum):
     ABORTED = 5       # aborted or interrupted at a safe point
     REFUSED = 6       # preflight or lock refused; nothing touched
     PAUSED = 7        # paused awaiting promotion
+    # `console pause|resume|promote|rollback|abort|status|attach`, talking to a live run:
+    NOT_ACCEPTED = 8  # the run refused the command (it does not apply now); the reason is printed
+    NO_RUN = 9        # no live run matches (or it ended before answering)
+    DENIED = 10       # the run's control socket refused this user (not its owner, not root)
+    NOT_CONFIRMED = 11  # a destructive command was not confirmed; nothing was sent
 
 
 FOR_OUTCOME = {

@@ -12,6 +12,7 @@ the tail since the last decision, and a reader tolerates a torn last line.
 """
 from __future__ import annotations
 
+import fcntl
 import getpass
 import hashlib
 import json
@@ -40,6 +41,47 @@ def default_dir() -> Path:
         return Path(os.environ["ROLLOUT_JOURNAL_DIR"])
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "rollout-console" / "journals"
+
+
+def private_dir(path: Path, *, tighten: bool = False) -> Path:
+    """Make `path` (mode 0700 when this creates it). `tighten` also narrows
+    an existing directory to 0700: for the console's own directories (the
+    default journal and control directories), never for a directory the
+    operator named with --record."""
+    existed = path.is_dir()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if tighten or not existed:
+        os.chmod(path, 0o700)
+    return path
+
+
+def create_private(path: Path, exclusive: bool = True) -> int:
+    """Open a new file readable by its owner only (0600 whatever the umask)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC) | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def clear_dead_reserves(directory: Path) -> list[Path]:
+    """Remove the disk-full reserves of runs that died (SIGKILL, power loss).
+    A live run holds an exclusive flock on its reserve for as long as it
+    writes its journal, so a reserve that can be locked has no owner left."""
+    removed = []
+    for reserve in directory.glob(".*.reserve"):
+        try:
+            fd = os.open(reserve, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            reserve.unlink(missing_ok=True)
+            removed.append(reserve)
+        except BlockingIOError:
+            pass  # its run is alive
+        finally:
+            os.close(fd)
+    return removed
 
 
 _HASH_TAIL = re.compile(rb',"hash":"([0-9a-f]{64})"\}\n?$')
@@ -106,7 +148,8 @@ class JournalWriter:
     reserve lasts, or counted as lost. The closing record always fits in
     what the reserve keeps back and says how many events were lost."""
 
-    def __init__(self, path: Path, handle, header: dict[str, Any], reserve: Path | None = None):
+    def __init__(self, path: Path, handle, header: dict[str, Any], reserve: Path | None = None,
+                 reserve_fd: int | None = None):
         self.path = path
         self._fh = handle
         self._seq = 0
@@ -117,24 +160,34 @@ class JournalWriter:
         self.lost = 0
         self.on_error = None  # callable(message) once, at the first write error
         self._reserve = reserve
+        self._reserve_fd = reserve_fd  # its flock says "this run is alive" (clear_dead_reserves)
         self._budget = 0
         self._good = 0
         self._write({"type": "header", "schema": SCHEMA, **header}, durable=True)
 
     @classmethod
     def open_new(cls, path: Path, header: dict[str, Any]) -> JournalWriter:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Create the journal and its reserve, both 0600 (a journal holds every
+        command, output and inventory of the run: its operator's alone)."""
+        private_dir(path.parent)
+        clear_dead_reserves(path.parent)
         reserve = path.with_name(f".{path.name}.reserve")
-        with open(reserve, "wb") as f:
-            f.write(b"\0" * RESERVE_BYTES)
-            f.flush()
-            os.fsync(f.fileno())
-        handle = open(path, "xb", buffering=0)  # unbuffered: a failed write leaves nothing pending
+        reserve_fd = create_private(reserve, exclusive=False)
         try:
-            return cls(path, handle, header, reserve)
+            fcntl.flock(reserve_fd, fcntl.LOCK_EX)
+            os.write(reserve_fd, b"\0" * RESERVE_BYTES)
+            os.fsync(reserve_fd)
+            handle = open(create_private(path), "wb", buffering=0)  # unbuffered: a failed write leaves nothing pending
+        except OSError:
+            os.close(reserve_fd)
+            reserve.unlink(missing_ok=True)
+            raise
+        try:
+            return cls(path, handle, header, reserve, reserve_fd)
         except OSError:
             handle.close()
             path.unlink(missing_ok=True)
+            os.close(reserve_fd)
             reserve.unlink(missing_ok=True)
             raise
 
@@ -142,6 +195,14 @@ class JournalWriter:
         if self._reserve is not None:
             self._reserve.unlink(missing_ok=True)
             self._reserve = None
+        if self._reserve_fd is not None:
+            os.close(self._reserve_fd)
+            self._reserve_fd = None
+
+    @property
+    def records(self) -> int:
+        """How many records are in the file so far (header included)."""
+        return self._seq
 
     @property
     def last_hash(self) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from strategies.engine import ResumeState
 from strategies.events import RunStarted
 
-from .journal import read_journal
+from .journal import clear_dead_reserves, read_journal
 from .session import Inputs, UsageError, load_inputs
 
 FINISHED = {"succeeded", "rolled_back", "refused"}
@@ -43,6 +43,7 @@ def _same_file(entry: dict, what: str) -> str:
 
 def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
     journal = read_journal(Path(journal_path))
+    clear_dead_reserves(Path(journal_path).parent)  # the dead session's reserve, if it was killed
     if journal.close and journal.close.get("outcome") in FINISHED:
         raise NothingToResume(f"the session ended {journal.close['outcome']}: nothing to resume")
     started = next((e for e in journal.events if isinstance(e, RunStarted)), None)

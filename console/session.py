@@ -19,13 +19,15 @@ from inventory.loaders import embedded_fleet_path, load_inventory, read_inventor
 from inventory.model import Inventory
 from strategies import analysis
 from strategies.engine import Command, Engine, ResumeState, RunResult
-from strategies.events import EventBus
+from strategies.events import EventBus, Notice
 from strategies.plan import load_plan
 from strategies.registry import runner_for
 from strategies.topology import TopologyError, bluegreen_state, resolve_instances, rolling_state
 
+from .control.server import ControlServer
+from .detach import DEFAULT_ON_HANGUP, leave_terminal, quiet_stdio
 from .exitcodes import FOR_OUTCOME, Exit
-from .journal import JournalWriter, default_dir, make_header, operator_identity
+from .journal import JournalWriter, default_dir, make_header, operator_identity, private_dir
 from .notify import Notifier
 from .redact import Redactor, secret_values
 
@@ -103,7 +105,7 @@ def journal_path(record: str | None, plan: Any, version: str) -> Path:
         return Path(record)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{plan.name}-{version}")
-    return default_dir() / f"{stamp}-{safe}-{os.getpid()}.jsonl"  # the pid: two runs in one second
+    return private_dir(default_dir(), tighten=True) / f"{stamp}-{safe}-{os.getpid()}.jsonl"  # the pid: two runs in one second
 
 
 class Session:
@@ -139,15 +141,29 @@ class Session:
         self.notifier = Notifier(inputs.plan, self.bus, self.redactor.text) if inputs.plan.notify.targets else None
         if self.notifier is not None:
             self.bus.subscribe(self.notifier)
+        self.run_id = f"{re.sub(r'[^A-Za-z0-9._-]', '_', inputs.plan.name)[:24]}-{os.getpid()}"
+        self.control = ControlServer(self, self.run_id)
+        self.on_listening: Callable[[], None] = lambda: None  # --detach: tells the parent the run is up
         self.result: RunResult | None = None
 
     async def run(self) -> RunResult:
+        try:
+            await self.control.start()
+        except OSError as exc:  # the run goes on; only remote control is lost
+            self.engine.emit(Notice, level="warning", message=f"no control socket: {exc.strerror or exc}")
+        finally:
+            self.on_listening()
         try:
             self.result = await self.engine.run(self.runner)
         finally:
             if self.notifier is not None:  # the engine is done: bounded by notify.flush
                 await self.notifier.drain()
         return self.result
+
+    def detached_notice(self, pid: int) -> str:
+        return (f"console: detached: run {self.run_id} (pid {pid}) continues in the background; journal "
+                f"{self.journal.path}; follow it with `console attach {self.run_id}`, "
+                f"`console status {self.run_id}`")
 
     def finish(self, result: RunResult | None, error: str | None = None) -> dict[str, Any]:
         """Close the journal and build the result record."""
@@ -156,30 +172,41 @@ class Session:
         else:
             code, outcome, message = FOR_OUTCOME[result.outcome], result.outcome.value, result.message
         final_hash = self.journal.close(outcome, int(code))
-        return {"outcome": outcome, "exit_code": int(code), "message": message,
-                "simulated": self.simulated, "journal": str(self.journal.path), "journal_hash": final_hash,
-                "versions": result.versions if result else {}}
+        record = {"outcome": outcome, "exit_code": int(code), "message": message,
+                  "simulated": self.simulated, "journal": str(self.journal.path), "journal_hash": final_hash,
+                  "versions": result.versions if result else {}}
+        self.control.close(record)
+        return record
 
 
-def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda name: None) -> None:
-    """SIGINT, SIGTERM and SIGHUP (the operator's terminal or SSH session
-    went away) stop the engine at the next safe point: every instance in
-    nginx on one version, the journal closed, and `console resume` able to
-    continue from there."""
+def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda name: None,
+                       on_hangup: str = DEFAULT_ON_HANGUP) -> None:
+    """SIGINT and SIGTERM stop the engine at the next safe point: every
+    instance in nginx on one version, the journal closed, and `console
+    resume` able to continue from there. SIGHUP (the operator's terminal or
+    SSH session went away) does the same with --on-hangup stop; with
+    --on-hangup detach the run goes on, writing only to its journal and
+    control socket."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         def handler(sig=sig) -> None:
+            if sig == signal.SIGHUP and on_hangup == "detach":
+                quiet_stdio()
+                engine.emit(Notice, level="warning", message="terminal hung up: the run continues detached")
+                return
             on_signal(sig.name)
             engine.command(Command.ABORT, source=f"signal {sig.name}")
         loop.add_signal_handler(sig, handler)
 
 
-async def finish_headless(session: Session, reporter, run: Awaitable[RunResult]) -> int:
-    """Await a run with the headless reporter attached: interrupts stop it at
-    a safe point, an internal error is reported and the journal still closed,
-    and the result record ends the output. Returns the exit code."""
+async def finish_headless(session: Session, reporter, run: Awaitable[RunResult],
+                          on_hangup: str = DEFAULT_ON_HANGUP) -> int:
+    """Await a run (the headless reporter attached, or none once detached):
+    interrupts stop it at a safe point, an internal error is reported and
+    the journal still closed, and the result record ends the output.
+    Returns the exit code."""
     install_interrupts(session.engine, lambda name: print(
-        f"{name}: stopping at the next safe point", file=sys.stderr, flush=True))
+        f"{name}: stopping at the next safe point", file=sys.stderr, flush=True), on_hangup)
     result, error = None, None
     try:
         result = await run
@@ -187,18 +214,27 @@ async def finish_headless(session: Session, reporter, run: Awaitable[RunResult])
         error = f"internal error: {exc!r}"
         print(error, file=sys.stderr)
     record = session.finish(result, error)
-    reporter.result(record)
+    if reporter is not None:
+        reporter.result(record)
     return record["exit_code"]
 
 
-def run_headless(session: Session, fmt: str) -> int:
+def run_headless(session: Session, fmt: str, *, on_hangup: str = DEFAULT_ON_HANGUP, detach: bool = False) -> int:
+    """Headless, or with `detach` in the background (new session, no
+    terminal output: only the journal and the control socket)."""
     from .headless import HeadlessReporter
 
-    reporter = HeadlessReporter(sys.stdout, fmt, session.simulated)
-    if fmt == "text" and session.inventory_engine:
-        print(f"inventory {session.inputs.inventory_path} read by {session.inventory_engine}", flush=True)
-    session.bus.subscribe(reporter)
-    return asyncio.run(finish_headless(session, reporter, session.run()))
+    reporter = None
+    if detach:
+        session.on_listening = leave_terminal(session.detached_notice)
+    else:
+        reporter = HeadlessReporter(sys.stdout, fmt, session.simulated)
+        if fmt == "text" and session.inventory_engine:
+            print(f"inventory {session.inputs.inventory_path} read by {session.inventory_engine}", flush=True)
+        session.bus.subscribe(reporter)
+        print(f"control: run {session.run_id}: `console status|attach|pause ... {session.run_id}`",
+              file=sys.stderr, flush=True)
+    return asyncio.run(finish_headless(session, reporter, session.run(), on_hangup))
 
 
 __all__ = ["InputError", "Inputs", "Session", "UsageError", "load_inputs", "run_headless"]

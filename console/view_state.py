@@ -95,6 +95,7 @@ class FleetView:
         self.inventory_engine = ""  # what read a given --inventory ("" for the embedded fleet)
         self.phase = "preflight"
         self.phase_reason = ""
+        self.pending: str | None = None  # an accepted pause/rollback/abort not yet at its safe point
         self.started = False
         self.elapsed = 0.0
         self.step_starts: list[float] = []
@@ -173,6 +174,8 @@ class FleetView:
 
     def _on_PhaseChanged(self, e: PhaseChanged) -> None:
         self.phase, self.phase_reason = e.phase, e.reason
+        if e.phase not in ("running", "analysing", "preflight"):
+            self.pending = None  # the safe point was reached (paused, rolling back) or the run ended
 
     def _on_StepStarted(self, e: StepStarted) -> None:
         self.step_index, self.steps_total, self.step_title = e.index, e.total, e.title
@@ -250,6 +253,10 @@ class FleetView:
         self.operator.append({"at": e.at, "command": e.command, "source": e.source, "accepted": e.accepted,
                               "detail": e.detail})
         del self.operator[:-50]
+        if e.accepted and e.command in ("pause", "rollback", "abort"):
+            self.pending = e.command if self.pending in (None, "pause") else self.pending
+        elif e.accepted and e.command in ("resume", "promote", "promote_full") and self.pending == "pause":
+            self.pending = None
 
     def _on_Notice(self, e: Notice) -> None:
         if self.strategy == "blue_green" and e.message.startswith("switched to "):
@@ -341,12 +348,38 @@ class FleetView:
         return (f"The rollout stops at the next safe point: nothing more is deployed and traffic stays on the "
                 f"safest pool. {changed} instance(s) already on {self.version} stay on it (no rollback).")
 
+    def command_refusal(self, action: str) -> str | None:
+        """Why an operator command does not apply now, or None if it does.
+        One rule for the TUI's footer and for commands sent over the
+        control socket, so both offer exactly the same things."""
+        if not self.active:
+            return "the run has finished" if self.finished else "the run is not active"
+        phase, pending = self.phase, self.pending
+        if pending in ("rollback", "abort") and action != "abort":
+            return f"already stopping ({pending} at the next safe point)"
+        if action == "pause":
+            if pending == "pause":
+                return "already pausing at the next safe point"
+            return None if phase in ("running", "analysing") else (
+                "already paused" if phase == "paused" else f"nothing to pause while {phase}")
+        if action == "resume":
+            return None if phase == "paused" or pending == "pause" else "not paused"
+        if action in ("promote", "promote_full"):
+            if self.strategy not in ("canary", "blue_green"):
+                return f"a {self.strategy or 'run'} plan has no step to promote"
+            return None if phase in ("running", "analysing", "paused") else f"no step to promote while {phase}"
+        if action == "rollback":
+            return None if phase in ("running", "analysing", "paused") else f"cannot roll back while {phase}"
+        if action == "abort":
+            return "already aborting" if pending == "abort" else None
+        return f"unknown command {action!r}"
+
     def snapshot(self) -> dict[str, Any]:
         """Everything as plain data (replay equivalence, debugging)."""
         return {
             "plan": self.plan, "strategy": self.strategy, "service": self.service, "version": self.version,
             "old_version": self.old_version, "simulated": self.simulated, "phase": self.phase,
-            "phase_reason": self.phase_reason, "elapsed": self.elapsed, "eta": self.eta(),
+            "phase_reason": self.phase_reason, "pending": self.pending, "elapsed": self.elapsed, "eta": self.eta(),
             "steps": [self.steps_done, self.steps_total, self.step_index, self.step_title],
             "rows": {k: asdict(r) for k, r in self.rows.items()},
             "gate": asdict(self.gate) if self.gate else None,

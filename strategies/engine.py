@@ -175,11 +175,13 @@ class Engine:
                   duration=round(record.duration, 4), stdout=record.stdout, stderr=record.stderr)
 
     # -- operator commands --------------------------------------------------
-    def command(self, cmd: Command, source: str = "operator") -> bool:
+    def command(self, cmd: Command, source: str = "operator", sender: dict[str, Any] | None = None) -> bool:
         """Ask the engine to do something; acted on at the next safe point.
-        Returns whether the command applies in the current state."""
+        Returns whether the command applies in the current state. `sender`
+        identifies who sent it from another shell (journalled)."""
         accepted, detail = self._accept(cmd)
-        self.emit(OperatorCommand, command=cmd.value, source=source, accepted=accepted, detail=detail)
+        self.emit(OperatorCommand, command=cmd.value, source=source, accepted=accepted, detail=detail,
+                  sender=dict(sender or {}))
         return accepted
 
     def _accept(self, cmd: Command) -> tuple[bool, str]:

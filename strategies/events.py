@@ -223,6 +223,7 @@ class OperatorCommand(Event):
     source: str
     accepted: bool
     detail: str = ""
+    sender: dict[str, Any] = field(default_factory=dict)  # control socket: uid, user, pid, ssh_client
 
 
 @dataclass(frozen=True, kw_only=True)

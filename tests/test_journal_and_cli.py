@@ -169,3 +169,46 @@ def test_paused_headless_run_exits_7_and_resume_promotes_it(tmp_path):
     assert events[-1]["outcome"] == "succeeded"
     again = run_cli("resume", str(tmp_path / "b.jsonl"), "--headless")
     assert again.returncode == 0 and "nothing to resume" in again.stdout
+
+
+def start_headless(plan, inv, *extra, env=None):
+    """A headless JSON run as a child process; returns it once run_started is out."""
+    proc = subprocess.Popen([sys.executable, "-m", "console", "--plan", str(plan), "--inventory", str(inv),
+                             "--headless", "--output", "json", *extra], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        if json.loads(line)["kind"] == "run_started":
+            return proc
+    raise AssertionError(f"the run ended before it started: exit {proc.wait()}")
+
+
+def test_journals_and_reserves_are_private_and_a_dead_runs_reserve_is_cleared(tmp_path):
+    import os
+    import signal
+    import stat
+
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
+    plan = write_plan(tmp_path / "plan.yaml", rolling={"batch": 1, "interval": "30s"})
+    jdir = tmp_path / "journals"
+    env = {**os.environ, "ROLLOUT_JOURNAL_DIR": str(jdir), "PYTHONPATH": str(ROOT)}
+    os.umask(0o022)
+    killed = start_headless(plan, inv, env=env)
+    journal = next(jdir.glob("*.jsonl"))
+    reserve = jdir / f".{journal.name}.reserve"
+    assert stat.S_IMODE(jdir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(journal.stat().st_mode) == 0o600 and stat.S_IMODE(reserve.stat().st_mode) == 0o600
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert reserve.exists()  # the dead run could not release it
+    live = start_headless(plan, inv, env=env)  # a living run's reserve is never taken
+    other = next(p for p in jdir.glob("*.jsonl") if p != journal)
+    done = run_cli("--plan", str(plan), "--inventory", str(inv), "--headless", "--time-scale", "100",
+                   "--record", str(jdir / "third.jsonl"))
+    assert done.returncode == 0, done.stderr
+    assert not reserve.exists()
+    assert (jdir / f".{other.name}.reserve").exists()
+    live.send_signal(signal.SIGKILL)
+    live.wait()
+    resumed = run_cli("resume", str(other), "--headless", "--time-scale", "100", "--record", str(tmp_path / "r.jsonl"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert not list(jdir.glob(".*.reserve"))

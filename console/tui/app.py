@@ -27,6 +27,7 @@ from strategies.events import Event
 from ..view_state import FleetView
 from .fleet_table import FleetTable
 from .main_screen import MainScreen
+from .screens import QuitScreen
 
 REFRESH_HZ = 8
 
@@ -46,10 +47,13 @@ class RolloutApp(App[int]):
 
     def __init__(self, session: Any = None, view: FleetView | None = None, *, refresh_hz: float = REFRESH_HZ,
                  now: float | None = None, journal_tail: Callable[[str], Awaitable[str]] | None = None,
-                 record: dict | None = None, show_operator_keys: bool = False, replay: Any = None) -> None:
+                 record: dict | None = None, show_operator_keys: bool = False, replay: Any = None,
+                 remote: Any = None) -> None:
         super().__init__()
         self.session = session
         self.replay = replay  # a ReplayController: `console replay FILE` (see replay_screen.py)
+        self.remote = remote  # a RemoteRun: `console attach RUN` (see control/attach.py)
+        self.hung_up = False
         self.view = view or FleetView()
         if session is not None:
             self.view.inventory_engine = getattr(session, "inventory_engine", "")
@@ -58,7 +62,7 @@ class RolloutApp(App[int]):
         self._journal_tail = journal_tail
         self.record: dict | None = record
         self.detached = False
-        self.show_operator_keys = show_operator_keys or session is not None
+        self.show_operator_keys = show_operator_keys or session is not None or remote is not None
         self.engine_task: asyncio.Task | None = None
         self._queue: deque[Event] = deque()
         self._posted = False
@@ -92,7 +96,12 @@ class RolloutApp(App[int]):
             self.view.apply(queue.popleft())
 
     def send(self, command: Command, key: str) -> bool:
-        """An operator key: ask the engine; it acts at the next safe point."""
+        """An operator key: ask the engine; it acts at the next safe point.
+        Attached to a run in another process, the command goes over its
+        control socket; the answer comes back as an event like any other."""
+        if self.remote is not None:
+            self.run_worker(self._send_remote(command), group="command", exit_on_error=False)
+            return True
         if self.session is None:
             self.notify("replay: read-only, no engine to command", severity="warning")
             return False
@@ -102,6 +111,40 @@ class RolloutApp(App[int]):
         self.drain()
         self.repaint(force=True)
         return accepted
+
+    async def _send_remote(self, command: Command) -> None:
+        from ..control.client import ControlError
+
+        try:
+            reply = await self.remote.command(command.value)
+        except ControlError as exc:
+            self.notify(f"{command.value}: {exc}", severity="error")
+            return
+        if not reply["accepted"]:
+            self.notify(f"{command.value} refused: {reply['detail']}", severity="warning")
+
+    async def _follow_remote(self) -> None:
+        """Attached: the run's live events, until it ends or goes away."""
+        record = await self.remote.follow(self._on_bus_event)
+        self.drain()
+        if record is None:
+            self.notify("the run's controller went away (see `console status`)", severity="error", timeout=30)
+        else:
+            self.record = record
+        self.repaint(force=True)
+        self.screen.refresh_bindings()
+
+    def hang_up(self, signal_name: str, stop: bool) -> None:
+        """The terminal went away (SIGHUP) or SIGTERM arrived: leave the app
+        without another byte to the terminal; `run_app` then stops the run
+        at a safe point or lets it go on detached."""
+        from ..detach import quiet_stdio
+
+        quiet_stdio()
+        self.hung_up = True
+        if stop and self.session is not None:
+            self.session.engine.command(Command.ABORT, source=f"signal {signal_name}")
+        self.exit()
 
     def journal_tail_fn(self) -> Callable[[str], Awaitable[str]] | None:
         if self._journal_tail is not None:
@@ -127,6 +170,8 @@ class RolloutApp(App[int]):
         if self.session is not None:
             self.engine_task = asyncio.ensure_future(self.session.run())
             self.engine_task.add_done_callback(lambda _t: self._closed or self.post_message(EngineDone()))
+        if self.remote is not None:
+            self.run_worker(self._follow_remote(), group="follow", exit_on_error=False)
         self.repaint(force=True)
         self.set_interval(1.0 / self.refresh_hz, self.repaint, name="refresh")
 
@@ -147,6 +192,8 @@ class RolloutApp(App[int]):
             error = "the engine task was cancelled"
         if self.record is None and self.session is not None:
             self.record = self.session.finish(result, error)
+        if isinstance(self.screen, QuitScreen):
+            self.pop_screen()  # the run ended under the dialog: nothing left to choose, `q` quits
         self.repaint(force=True)
         self.screen.refresh_bindings()
 
@@ -174,9 +221,10 @@ class RolloutApp(App[int]):
         live = self.session is not None and self.view.active
         if not force and not live and self.view.revision == self._painted_revision:
             return
-        phase_changed = getattr(self, "_painted_phase", None) != (self.view.phase, self.record is None)
+        shown = (self.view.phase, self.view.pending, self.record is None)  # what decides the footer's keys
+        phase_changed = getattr(self, "_painted_phase", None) != shown
         self._painted_revision = self.view.revision
-        self._painted_phase = (self.view.phase, self.record is None)
+        self._painted_phase = shown
         main.repaint(self.now(), self.record)
         self._write_log(main)
         if phase_changed:
@@ -204,29 +252,35 @@ class RolloutApp(App[int]):
         main.query_one("#log", Log).write_lines(f"[{at:7.1f}s] {text}" for at, _kind, text in items)
 
 
-def run_app(session: Any) -> int:
+def run_app(session: Any, on_hangup: str = "stop") -> int:
     """Run the interactive console; return the session's exit code.
 
-    Quitting while the rollout is active offers "keep going headless": the
-    app exits, a HeadlessReporter is attached to the bus, and this function
-    keeps awaiting the engine on the same loop until the rollout finishes."""
+    Detaching (`d`, or quitting while the rollout is active) forks the run
+    into the background (see console/detach.py): this process returns to
+    the shell, the child awaits the engine writing only to the journal and
+    the control socket. A hangup (SIGHUP) leaves the app at once and, per
+    `on_hangup`, stops the run at the next safe point or lets it go on; a
+    SIGTERM stops it. Either way the journal is closed by the run's end."""
+    import signal
+
+    from ..detach import HangupSafeStream, leave_terminal
+    from ..session import finish_headless
+
+    sys.__stderr__ = HangupSafeStream(sys.__stderr__)  # what Textual draws on; see HangupSafeStream
     app = RolloutApp(session)
 
     async def main() -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: app.hang_up("SIGHUP", stop=on_hangup == "stop"))
+        loop.add_signal_handler(signal.SIGTERM, lambda: app.hang_up("SIGTERM", stop=True))
         await app.run_async()
         task = app.engine_task
         if app.record is not None:
             return app.record["exit_code"]
-        from ..headless import HeadlessReporter
-        from ..session import finish_headless
-
-        reporter = HeadlessReporter(sys.stdout, "text", session.simulated)
-        print("console detached: the rollout continues headless (Ctrl-C stops it at the next safe point)",
-              flush=True)
-        for at, _kind, text in list(app.view.events)[-5:]:
-            print(f"{reporter.prefix}[{at:8.2f}s] {text}", flush=True)
-        session.bus.subscribe(reporter)
-        return await finish_headless(session, reporter, task if task is not None else session.run())
+        if not app.hung_up:  # detached by the operator
+            leave_terminal(session.detached_notice)()
+        return await finish_headless(session, None, task if task is not None else session.run(),
+                                     on_hangup="detach" if app.hung_up and on_hangup == "detach" else "stop")
 
     return asyncio.run(main())
 

@@ -29,6 +29,7 @@ class MainScreen(Screen):
         Binding("a", "abort", "Abort"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("d", "detach", "Detach"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit_console", "Quit"),
     ]
@@ -55,23 +56,11 @@ class MainScreen(Screen):
 
     # -- which keys apply now ------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        view = self.app.view
+        if action == "detach":
+            return self.app.session is not None and self.app.record is None and self.app.view.active
         if action not in OPERATOR_ACTIONS:
             return True
-        if not view.active or not self.app.can_command:
-            return False
-        phase = view.phase
-        if action == "pause":
-            return phase in ("running", "analysing")
-        if action == "resume":
-            return phase == "paused"
-        if action in ("promote", "promote_full"):
-            return view.strategy in ("canary", "blue_green") and phase in ("running", "analysing", "paused")
-        if action == "rollback":
-            return phase in ("running", "analysing", "paused")
-        if action == "abort":
-            return phase in ("preflight", "running", "analysing", "paused", "rolling back")
-        return True
+        return self.app.can_command and self.app.view.command_refusal(action) is None
 
     # -- operator keys ----------------------------------------------------------
     def action_pause(self) -> None:
@@ -127,7 +116,14 @@ class MainScreen(Screen):
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
 
+    def action_detach(self) -> None:
+        self.app.detached = True
+        self.app.exit()
+
     def action_quit_console(self) -> None:
+        """Leaving an attached view never touches the run; leaving the
+        controlling console while its run is active asks first."""
+        self.app.drain()
         if not self.app.view.active or self.app.session is None or self.app.record is not None:
             self.app.exit()
             return
@@ -138,8 +134,7 @@ class MainScreen(Screen):
             elif choice == "rollback":
                 self.app.send(Command.ROLLBACK, "q:rollback")
             elif choice == "detach":
-                self.app.detached = True
-                self.app.exit()
+                self.action_detach()
         self.app.push_screen(QuitScreen(self.app.view.rollback_plan()), chosen)
 
     # -- refresh (called by the app's timer) ----------------------------------------

@@ -26,6 +26,9 @@ PHASE_STYLE = {"running": "bold green", "analysing": "bold cyan", "paused": "bol
                "preflight": "bold"}
 
 
+PENDING = {"pause": "pausing", "rollback": "rolling back", "abort": "aborting"}
+
+
 class StatusHeader(Static):
     def show(self, view: FleetView, now: float) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
@@ -40,6 +43,8 @@ class StatusHeader(Static):
         t.append("\n")
         t.append("phase ")
         t.append(f" {view.phase} ", PHASE_STYLE.get(view.phase, "bold"))
+        if view.pending:
+            t.append(f" {PENDING[view.pending]} at the next safe point", "bold yellow")
         t.append(f"   elapsed {clock(now)}  ETA {clock(view.eta(now))}")
         t.append(f"  fleet {len(view.rows)} instance(s)" + (" (SIMULATED)" if view.simulated else ""))
         self.update(t)

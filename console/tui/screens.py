@@ -44,7 +44,7 @@ class QuitScreen(ModalScreen[str]):
     """Quitting while the rollout is active: pause, roll back, detach, cancel."""
 
     BINDINGS = [Binding("p", "choose('pause')", "Pause safely"), Binding("r", "choose('rollback')", "Roll back"),
-                Binding("d", "choose('detach')", "Keep going headless"),
+                Binding("d", "choose('detach')", "Detach"),
                 Binding("escape,c", "choose('cancel')", "Cancel")]
 
     def __init__(self, rollback_text: str) -> None:
@@ -57,8 +57,8 @@ class QuitScreen(ModalScreen[str]):
             yield Static("Leaving now must not strand the fleet. Choose:\n"
                          "  p  pause safely (at the next safe point; stay here)\n"
                          f"  r  roll back: {self.rollback_text}\n"
-                         "  d  keep going headless: the console exits, the rollout continues and prints "
-                         "headless output to this terminal until it finishes\n"
+                         "  d  detach: the console exits, the rollout continues in the background (journal "
+                         "and control socket only; `console attach` to come back)\n"
                          "  c  cancel", id="dialog-body")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Pause (p)", id="pause")
@@ -87,7 +87,8 @@ KEYS_HELP = [
     ("up/down pgup/pgdn home/end", "move in the host table"),
     ("tab", "move focus"),
     ("?", "this help"),
-    ("q", "quit (offers pause / roll back / detach while the rollout runs)"),
+    ("d", "detach: the rollout continues in the background; `console attach` comes back"),
+    ("q", "quit (offers pause / roll back / detach while the rollout runs; attached: just leaves)"),
 ]
 
 

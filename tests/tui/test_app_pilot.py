@@ -104,7 +104,7 @@ async def test_rollback_confirm_then_rolls_back(make_session):
 
 
 async def test_abort_cancelled_then_confirmed(make_session):
-    session = make_session("examples/rolling.yaml", time_scale=20)
+    session = make_session("examples/rolling.yaml", time_scale=5)  # slow enough to abort before the end
     ops = operator_log(session)
     app = RolloutApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -202,3 +202,38 @@ async def test_header_names_the_engine_that_read_a_given_inventory(make_session,
         await wait_for(pilot, lambda: embedded.view.phase == "running")
         assert "inventory read by" not in screen_text(embedded)  # the embedded SIMULATED fleet
         await stop_engine(embedded)
+
+
+def header(app) -> str:
+    return str(app.screen.query_one("#status").render())
+
+
+async def test_pause_says_pausing_at_once_then_paused_at_the_safe_point(make_session):
+    session = make_session("examples/canary.yaml", time_scale=10)
+    app = RolloutApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.view.step_title.startswith("analysis"))  # a 30 s wait: 3 s here
+        await pilot.press("p")
+        assert session.engine.phase != Phase.PAUSED  # the safe point is still ahead...
+        assert "pausing at the next safe point" in header(app)  # ...and the key shows at once
+        assert "p" in footer_keys(app)  # now offering resume (cancels the pause)
+        await wait_for(pilot, lambda: session.engine.phase == Phase.PAUSED)
+        await pilot.pause(0.2)
+        assert "paused" in header(app) and "pausing" not in header(app)
+        await stop_engine(app)
+
+
+async def test_q_when_the_run_ends_under_the_quit_dialog_just_quits(make_session):
+    session = make_session("examples/canary.yaml", time_scale=20)
+    app = RolloutApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.view.phase == "running")
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen)
+        session.engine.command(__import__("strategies.engine", fromlist=["Command"]).Command.PROMOTE_FULL, "test")
+        await wait_for(pilot, lambda: app.record is not None, timeout=30)
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, QuitScreen)  # nothing left to choose: the dialog went
+        assert "RESULT succeeded" in str(app.screen.query_one("#result").render())
+        await pilot.press("q")
+        assert app._exit  # quit at once: no dialog on a finished run

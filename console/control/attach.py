@@ -1,0 +1,92 @@
+"""`console attach [RUN]`: the same TUI on a run in another process.
+
+The view is rebuilt from the run's journal, then follows the live events
+from its control socket. The socket says how many journal records came
+before its stream (it registers the viewer and counts in the same loop
+step), so every event is shown once: the first N from the file, the rest
+live. Any number of viewers may attach; leaving one never touches the run.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from strategies.events import Event, from_dict
+
+from ..journal import read_records
+from .client import ControlError, send_command, subscribe
+from .protocol import ProtocolError, decode
+
+
+def journal_events(path: Path, before: int) -> list[Event]:
+    """The events among the journal's first `before` records."""
+    events = []
+    for _number, record, _raw in read_records(path):
+        if record is None or record.get("seq", before) >= before:
+            continue
+        if record.get("type") == "event":
+            events.append(from_dict(record["event"]))
+    return events
+
+
+class RemoteRun:
+    """What an attached app talks to: `connect` (events so far), `follow`
+    (live events until the result), `command`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.status: dict[str, Any] = {}
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def connect(self) -> list[Event]:
+        self._reader, self._writer, hello = await subscribe(self.path)
+        self.status = hello["status"]
+        return journal_events(Path(hello["journal"]), hello["journal_records"])
+
+    async def follow(self, on_event: Callable[[Event], None]) -> dict[str, Any] | None:
+        """Feed live events to `on_event`; the run's result record, or None
+        if the connection was lost first."""
+        assert self._reader is not None and self._writer is not None
+        try:
+            while line := await self._reader.readline():
+                message = decode(line)
+                if message.get("type") == "event":
+                    on_event(from_dict(message["event"]))
+                elif message.get("type") == "result":
+                    return {k: v for k, v in message.items() if k != "type"}
+            return None
+        except (ConnectionError, ProtocolError, ValueError, json.JSONDecodeError):
+            return None
+        finally:
+            self._writer.close()
+
+    async def command(self, name: str) -> dict[str, Any]:
+        return await send_command(self.path, name)
+
+
+def main_attach(selector: str | None) -> int:
+    """Attach the TUI to a live run; exit 0 when the viewer leaves."""
+    import sys
+
+    from ..exitcodes import Exit
+    from ..tui.app import RolloutApp
+    from ..view_state import FleetView
+    from .client import find_run
+    from .commands import FOR_ERROR, _stale
+
+    async def main() -> int:
+        try:
+            path, _status = find_run(selector, _stale)
+            remote = RemoteRun(path)
+            events = await remote.connect()
+        except ControlError as exc:
+            print(f"console attach: {'refused' if exc.code == 'denied' else 'error'}: {exc}", file=sys.stderr)
+            return FOR_ERROR.get(exc.code, Exit.INTERNAL)
+        app = RolloutApp(view=FleetView().apply_all(events), remote=remote)
+        await app.run_async()
+        return Exit.OK
+
+    return asyncio.run(main())

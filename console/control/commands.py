@@ -1,0 +1,121 @@
+"""`console status`, `console pause|resume|promote|rollback|abort` and
+`console attach`: the clients an operator runs from any shell."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..exitcodes import Exit
+from .client import ControlError, find_run, finished_runs, live_runs, request
+from .runs import matches
+
+FOR_ERROR = {"no_run": Exit.NO_RUN, "ambiguous": Exit.BAD_INPUT, "denied": Exit.DENIED,
+             "bad_request": Exit.BAD_INPUT, "protocol": Exit.INTERNAL}
+CONFIRM = {"rollback": ("Roll back?", "rollback_plan"), "abort": ("Abort?", "abort_plan")}
+VERBS = ("pause", "resume", "promote", "rollback", "abort")
+
+
+def _stale(path: Path) -> None:
+    print(f"console: removed a stale control socket {path} (its run is gone)", file=sys.stderr)
+
+
+def _fail(exc: ControlError) -> int:
+    print(f"console: {'refused' if exc.code == 'denied' else 'error'}: {exc}", file=sys.stderr)
+    return FOR_ERROR.get(exc.code, Exit.INTERNAL)
+
+
+def describe_run(s: dict[str, Any]) -> str:
+    """A few lines on one run, live or ended."""
+    label = " SIMULATED" if s.get("simulated") else ""
+    step = s.get("step") or {}
+    gate = s.get("gate")
+    weights = ", ".join(f"{p} {w:g}%" for p, w in sorted((s.get("weights") or {}).items())) or "-"
+    lines = [f"{s['run_id']}  pid {s['pid']}  {s.get('user', '?')}{label}",
+             f"  plan {s['plan']} ({s['strategy']}, upstream {s['upstream']}): "
+             f"{s.get('old_version') or '?'} -> {s['version']}"]
+    if "exit_code" in s:
+        lines.append(f"  ENDED {s['outcome']} (exit {s['exit_code']}): {s['message']}")
+    else:
+        gate_text = (f"{gate['name']} {gate['verdict']}" + (f" {gate['remaining']:.0f}s left"
+                                                            if gate.get("remaining") else "")) if gate else "-"
+        lines.append(f"  phase {s['phase']}" + (f" ({s['phase_reason']})" if s.get("phase_reason") else "")
+                     + f"  step {step.get('index', 0)}/{step.get('total', 0)} {step.get('title', '')}".rstrip())
+        lines.append(f"  gate {gate_text}  weights {weights}  elapsed {s['elapsed']:.1f}s  "
+                     f"viewers {s.get('viewers', 0)}")
+    lines.append(f"  journal {s['journal']}")
+    return "\n".join(lines)
+
+
+def main_status(argv: Sequence[str], parser: Callable[..., argparse.ArgumentParser]) -> int:
+    p = parser(prog="console status", description="Live runs of this user (and those that ended in the last "
+               "day): plan, strategy, versions, phase, step, gate, weights, elapsed, controller pid.")
+    p.add_argument("run", nargs="?", help="run id, pid, upstream, plan or journal path (default: all)")
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    args = p.parse_args(argv)
+    live = [s for _p, s in live_runs(_stale) if args.run is None or matches(s, args.run)]
+    ended = [s for s in finished_runs() if args.run is None or matches(s, args.run)]
+    if args.output == "json":
+        print(json.dumps({"live": live, "ended": ended}, separators=(",", ":")))
+    else:
+        for s in live + ended:
+            print(describe_run(s))
+        if not live and not ended:
+            print("no live run" + (f" matches {args.run!r}" if args.run else ""))
+    return Exit.OK if live or ended or args.run is None else Exit.NO_RUN
+
+
+def _confirm(verb: str, status: dict[str, Any]) -> bool | None:
+    """The TUI dialog's question and sentence; None when nobody can answer."""
+    title, plan_key = CONFIRM[verb]
+    if not sys.stdin.isatty():
+        return None
+    print(f"{title} {status['run_id']} ({status['plan']})\n{status[plan_key]}")
+    reply = input(f"{title[:-1]} now? [y/N] ").strip().lower()
+    return reply in ("y", "yes")
+
+
+def main_command(verb: str, argv: Sequence[str], parser: Callable[..., argparse.ArgumentParser]) -> int:
+    p = parser(prog=f"console {verb}", description=f"Send `{verb}` to a live run, as its key in the TUI does; "
+               "it acts at the run's next safe point. Answers accepted, or refused and why.")
+    p.add_argument("run", nargs="?", help="run id, pid, upstream, plan, journal path or socket "
+                   "(default: the only live run)")
+    if verb == "promote":
+        p.add_argument("--full", action="store_true", help="skip the remaining steps")
+    if verb in CONFIRM:
+        p.add_argument("--yes", action="store_true", help="do not ask (scripts)")
+    args = p.parse_args(argv)
+    command = "promote_full" if getattr(args, "full", False) else verb
+    try:
+        path, status = find_run(args.run, _stale)
+        if verb in CONFIRM and not args.yes:
+            answer = _confirm(verb, status or request(path, {"op": "status"}))
+            if answer is None:
+                p.error(f"{verb} asks for confirmation; stdin is not a terminal: pass --yes")
+            if not answer:
+                print(f"{verb}: not confirmed; nothing sent")
+                return Exit.NOT_CONFIRMED
+        reply = request(path, {"op": "command", "command": command})
+    except ControlError as exc:
+        return _fail(exc)
+    detail = f" ({reply['detail']})" if reply.get("detail") else ""
+    if reply["accepted"]:
+        print(f"accepted: {command}{detail}")
+        return Exit.OK
+    print(f"refused: {command}{detail}")
+    return Exit.NOT_ACCEPTED
+
+
+def names_live_run(argv: Sequence[str]) -> bool:
+    """Whether `console resume ARGV` means a live run: no journal-resume
+    flag, and either nothing named, or what is named is not a file, or it
+    is a live run's journal."""
+    if any(a.startswith("--") and a != "--help" for a in argv):
+        return False
+    positional = [a for a in argv if not a.startswith("-")]
+    if not positional:
+        return not any(a in ("-h", "--help") for a in argv)
+    target = positional[0]
+    return not Path(target).is_file() or any(matches(s, target) for _p, s in live_runs())

@@ -1,0 +1,39 @@
+"""The control socket's wire format: JSON Lines, one request per connection.
+
+Client -> server, one line: {"op": "status"} | {"op": "command", "command":
+"pause"} | {"op": "subscribe"}. Server -> client: one reply line for status
+and command; for subscribe, a "subscribed" line (the journal path and how
+many journal records precede the stream), then one "event" line per event
+and a final "result" line when the run ends. Errors: {"type": "error",
+"code": ..., "message": ...}. Lines are ASCII JSON (non-ASCII escaped), so
+no byte a host prints can split one.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+LINE_LIMIT = 64 * 1024 * 1024   # one event line (a command's output) can be large
+OPS = ("status", "command", "subscribe")
+
+
+class ProtocolError(Exception):
+    """A line that is not a JSON object."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("not a JSON object")
+    return message
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}

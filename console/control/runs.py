@@ -1,0 +1,92 @@
+"""Where control sockets live, and finding a live run among them.
+
+`$XDG_RUNTIME_DIR/rollout-console/`, else the state directory
+(`$XDG_STATE_HOME` or `~/.local/state`)`/rollout-console/control/`; always
+0700. A run's socket is `<run id>.sock`; when the run ends it leaves
+`<run id>.result.json` (0600) so `console status` can still say how a
+detached run ended. A socket nobody listens on (its run was SIGKILLed) is
+stale: the first client that meets it removes it.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from ..journal import private_dir
+
+SOCKET_SUFFIX = ".sock"
+RESULT_SUFFIX = ".result.json"
+RESULTS_KEPT = 24 * 3600  # seconds a finished run's result stays listed
+
+
+def control_dir() -> Path:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir():
+        base = Path(runtime) / "rollout-console"
+    else:
+        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        base = Path(state) / "rollout-console" / "control"
+    return private_dir(base, tighten=True)
+
+
+def socket_path(run_id: str) -> Path:
+    return control_dir() / f"{run_id}{SOCKET_SUFFIX}"
+
+
+def result_path(run_id: str) -> Path:
+    return control_dir() / f"{run_id}{RESULT_SUFFIX}"
+
+
+def is_stale(path: Path) -> bool:
+    """True when nothing listens on the socket (its run died)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False  # gone already, or not ours to judge
+    finally:
+        probe.close()
+    return False
+
+
+def live_sockets(on_stale=lambda path: None) -> list[Path]:
+    """The sockets of live runs; stale ones are removed (and reported)."""
+    found = []
+    for path in sorted(control_dir().glob(f"*{SOCKET_SUFFIX}")):
+        if is_stale(path):
+            path.unlink(missing_ok=True)
+            on_stale(path)
+        else:
+            found.append(path)
+    return found
+
+
+def recent_results() -> list[Path]:
+    """Result files of runs that ended in the last day; older ones removed."""
+    keep = []
+    for path in sorted(control_dir().glob(f"*{RESULT_SUFFIX}")):
+        try:
+            if time.time() - path.stat().st_mtime > RESULTS_KEPT:
+                path.unlink(missing_ok=True)
+            else:
+                keep.append(path)
+        except FileNotFoundError:
+            pass
+    return keep
+
+
+def matches(status: dict, selector: str) -> bool:
+    """A run is named by its run id, controller pid, upstream, plan (path or
+    name) or journal path."""
+    if selector in (status.get("run_id"), str(status.get("pid")), status.get("upstream"), status.get("plan_name")):
+        return True
+    candidates = {status.get("plan"), status.get("journal")}
+    try:
+        resolved = str(Path(selector).resolve())
+    except OSError:
+        resolved = selector
+    return selector in candidates or resolved in candidates

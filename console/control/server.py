@@ -1,0 +1,183 @@
+"""The control server every run serves on its Unix socket.
+
+It is a subscriber of the run's EventBus, like the TUI and the journal: it
+keeps its own FleetView (for `status` and for which commands apply now) and
+forwards each event to the attached viewers. Commands go to
+`Engine.command` with the sender's identity, so the journal records who
+sent each one. A slow viewer is dropped rather than slowing the rollout.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from strategies.engine import Command
+from strategies.events import Event, Notice, OperatorCommand
+
+from ..journal import create_private
+from ..view_state import FleetView
+from . import peer as peers
+from .protocol import LINE_LIMIT, ProtocolError, decode, encode, error
+from .runs import result_path, socket_path
+
+SLOW_VIEWER_BYTES = 8 * 1024 * 1024  # a viewer this far behind is dropped
+COMMANDS = tuple(c.value for c in Command)
+
+
+class ControlServer:
+    """Create with the session, `await start()` when the run starts,
+    `close(record)` when it has finished."""
+
+    def __init__(self, session: Any, run_id: str) -> None:
+        self.session = session
+        self.run_id = run_id
+        self.path: Path | None = None
+        self.view = FleetView()
+        self.record: dict[str, Any] | None = None
+        self.started = datetime.now(UTC).isoformat(timespec="seconds")
+        self._viewers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.base_events.Server | None = None
+        self._last_operator: OperatorCommand | None = None
+        session.bus.subscribe(self)
+
+    # -- the bus side ---------------------------------------------------------------
+    def __call__(self, event: Event) -> None:
+        self.view.apply(event)
+        if isinstance(event, OperatorCommand):
+            self._last_operator = event
+        if self._viewers:
+            line = encode({"type": "event", "event": event.to_dict()})
+            for writer in list(self._viewers):
+                self._send(writer, line)
+
+    def _send(self, writer: asyncio.StreamWriter, line: bytes) -> None:
+        if writer.is_closing() or writer.transport.get_write_buffer_size() > SLOW_VIEWER_BYTES:
+            self._viewers.discard(writer)
+            writer.close()
+            return
+        writer.write(line)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> Path:
+        """Listen on `<run id>.sock`: bound under a temporary name, made 0600,
+        then renamed into place, so no client ever finds it half made (and
+        takes it for stale)."""
+        final = socket_path(self.run_id)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(str(tmp))
+            os.chmod(tmp, 0o600)
+            sock.listen(16)
+            os.replace(tmp, final)
+        except OSError:
+            sock.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=LINE_LIMIT)
+        self.path = final
+        return final
+
+    def close(self, record: dict[str, Any]) -> None:
+        """The run ended: leave the result for `console status`, tell the
+        viewers, stop listening and remove the socket."""
+        self.record = record
+        try:
+            fd = create_private(result_path(self.run_id), exclusive=False)
+            with open(fd, "w") as fh:
+                json.dump({**self.status(), **record}, fh)
+        except OSError:
+            pass  # the journal holds the result too
+        line = encode({"type": "result", **record})
+        for writer in list(self._viewers):
+            if not writer.is_closing():
+                writer.write(line)
+                writer.close()
+        self._viewers.clear()
+        if self._server is not None:
+            self._server.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    # -- requests ------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        v, s = self.view, self.session
+        plan = s.inputs.plan
+        gate = {"name": v.gate.name, "verdict": v.gate.verdict, "remaining": v.gate_remaining()} if v.gate else None
+        return {"run_id": self.run_id, "pid": os.getpid(), "user": peers.user_name(os.getuid()),
+                "plan": str(Path(s.inputs.plan_path).resolve()), "plan_name": plan.name,
+                "upstream": plan.nginx.upstream, "journal": str(s.journal.path.resolve()),
+                "strategy": plan.strategy, "service": plan.service, "version": s.inputs.version,
+                "old_version": v.old_version, "simulated": s.simulated, "started": self.started,
+                "phase": v.phase, "phase_reason": v.phase_reason,
+                "step": {"index": v.step_index, "total": v.steps_total, "title": v.step_title},
+                "gate": gate, "weights": v.traffic_split(), "elapsed": round(s.engine.elapsed(), 1),
+                "viewers": len(self._viewers), "outcome": v.outcome,
+                "applies": {c: v.command_refusal(c) is None for c in COMMANDS},
+                "rollback_plan": v.rollback_plan(), "abort_plan": v.abort_plan()}
+
+    def command(self, name: Any, peer: dict[str, Any]) -> dict[str, Any]:
+        try:
+            cmd = Command(name)
+        except ValueError:
+            return error("bad_request", f"unknown command {name!r}; one of {', '.join(COMMANDS)}")
+        engine, source = self.session.engine, peers.source_label(peer)
+        refusal = self.view.command_refusal(cmd.value)
+        if refusal is not None:
+            engine.emit(OperatorCommand, command=cmd.value, source=source, accepted=False, detail=refusal,
+                        sender=peer)
+            return {"type": "reply", "command": cmd.value, "accepted": False, "detail": refusal,
+                    "phase": self.view.phase}
+        accepted = engine.command(cmd, source=source, sender=peer)
+        detail = self._last_operator.detail if self._last_operator is not None else ""
+        return {"type": "reply", "command": cmd.value, "accepted": accepted, "detail": detail,
+                "phase": self.view.phase}
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            peer = peers.identify(writer.get_extra_info("socket"))
+            if not peers.may_control(peer):
+                self.session.engine.emit(Notice, level="warning", message=(
+                    f"control socket: refused uid {peer['uid']} ({peer['user']}): only the run's owner or root"))
+                writer.write(encode(error("denied", f"uid {peer['uid']} ({peer['user']}) may not control this "
+                                                    f"run: only its owner ({peers.user_name(os.getuid())}) or root")))
+                return
+            request = decode(await reader.readline())
+            op = request.get("op")
+            if op == "status":
+                writer.write(encode({"type": "status", **self.status()}))
+            elif op == "command":
+                writer.write(encode(self.command(request.get("command"), peer)))
+            elif op == "subscribe":
+                await self._follow(reader, writer)
+            else:
+                writer.write(encode(error("bad_request", f"unknown op {op!r}")))
+            await writer.drain()
+        except ProtocolError as exc:
+            writer.write(encode(error("bad_request", str(exc))))
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            self._viewers.discard(writer)
+            writer.close()
+
+    async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A viewer: how far the journal already goes (read those from the
+        file), then every later event, live, until the run ends or the
+        viewer leaves. Registered in the same loop step the count is taken,
+        so no event falls between the file and the stream."""
+        journal = self.session.journal
+        writer.write(encode({"type": "subscribed", "journal": str(journal.path.resolve()),
+                             "journal_records": journal.records, "status": self.status()}))
+        if self.record is not None:
+            writer.write(encode({"type": "result", **self.record}))
+            return
+        self._viewers.add(writer)
+        while await reader.read(4096):  # a viewer only listens; EOF means it left
+            pass
