@@ -68,6 +68,9 @@ MIN_LATENCY_GAP = 0.010  # ... and at least 10 ms slower
 MIN_LATENCY_SAMPLES = 10
 CPU_RATIO = 1.5  # the release's unit CPU 1.5 x the baseline's ...
 MIN_CPU_GAP = 0.10  # ... and 10 points of a core more
+# The gross error rate the second SPRT looks for (see Hypotheses). Both
+# SPRTs share the false-alarm budget: each fails at log(2 / alpha).
+GROSS_ERROR_RATE = 0.10
 # Mann-Whitney on a very large baseline costs time and adds nothing: cap it.
 MAX_LATENCIES = 5000
 
@@ -133,10 +136,20 @@ class Finding:
 
 @dataclass(frozen=True)
 class Hypotheses:
-    """The two error rates the SPRT tells apart."""
+    """The two error rates the SPRT tells apart, and a gross rate a second
+    SPRT watches for (it needs only two or three errors to be sure of a
+    release that fails one request in five)."""
 
     good: float
     bad: float
+    gross: float = 0.0
+
+    def gross_llr(self, ev: Evidence) -> float:
+        if self.gross <= self.bad:
+            return float("-inf")
+        ok = ev.requests - ev.errors
+        return (ev.errors * math.log(self.gross / self.good)
+                + ok * math.log((1 - self.gross) / (1 - self.good)))
 
     def llr(self, ev: Evidence) -> float:
         """Log-likelihood ratio (bad over good) of the pooled counts."""
@@ -251,7 +264,7 @@ def hypotheses(policy: Policy, baseline: Evidence | None) -> Hypotheses:
     else:
         good = max(ERROR_FLOOR, policy.error_rate / 2)
     bad = min(0.99, max(good + policy.error_rate, 2 * policy.error_rate))
-    return Hypotheses(good, bad)
+    return Hypotheses(good, bad, min(0.99, max(GROSS_ERROR_RATE, 5 * good)))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -334,9 +347,11 @@ def pooled(window: Window, policy: Policy, hyp: Hypotheses, llr: float) -> list[
     """Statistical verdicts on the pooled window (each fails the gate)."""
     out: list[Finding] = []
     ev, base = window.judged, window.baseline
-    if ev.requests and llr >= math.log(1 / policy.alpha):
-        out.append(Finding("error_rate", ev.errors / ev.requests, hyp.bad, "~", note=(
-            f"{ev.errors} of {ev.requests}; {hyp.bad * 100:.2f}% is {math.exp(llr):.0f}x likelier than "
+    gross = hyp.gross_llr(ev)
+    if ev.requests and max(llr, gross) >= math.log(2 / policy.alpha):
+        worse, ratio = (hyp.gross, gross) if gross > llr else (hyp.bad, llr)
+        out.append(Finding("error_rate", ev.errors / ev.requests, worse, "~", note=(
+            f"{ev.errors} of {ev.requests}; {worse * 100:.2f}% is {math.exp(min(ratio, 700)):.0f}x likelier than "
             f"{hyp.good * 100:.2f}%")))
     elif clearly_above(ev.errors, ev.requests, policy.error_rate):
         out.append(Finding("error_rate", ev.errors / ev.requests, policy.error_rate,
