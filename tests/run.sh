@@ -34,4 +34,21 @@ from inventory.sandbox import ensure_image
 from inventory.sandbox.common import preflight
 preflight(install_deps=True)
 ensure_image()"
-exec "$venv/bin/python" -m pytest "$@"
+py="$venv/bin/python"
+for arg in "$@"; do
+  case "$arg" in -*) ;; *) exec "$py" -m pytest "$@" ;; esac  # tests named: run just those
+done
+# The whole suite: the fast tests first, then the real-host tests on two
+# sandbox fleets side by side (ROLLOUT_SANDBOX_NET 0 and 1), each half the
+# files, so the slow real rollouts take half the wall time.
+"$py" -m pytest "$@" --ignore=tests/sandbox
+mapfile -t real < <(ls tests/sandbox/test_*.py)
+half=$(( (${#real[@]} + 1) / 2 ))
+ROLLOUT_SANDBOX_NET=0 "$py" -m pytest "$@" "${real[@]:0:$half}" > .sandbox-0.log 2>&1 & a=$!
+ROLLOUT_SANDBOX_NET=1 "$py" -m pytest "$@" "${real[@]:$half}" > .sandbox-1.log 2>&1 & b=$!
+status=0
+wait $a || status=1
+wait $b || status=1
+cat .sandbox-0.log .sandbox-1.log
+rm -f .sandbox-0.log .sandbox-1.log
+exit $status
