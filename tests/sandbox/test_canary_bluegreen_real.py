@@ -72,7 +72,7 @@ async def test_canary_of_good_release_reaches_100_with_exact_splits(fleet, tmp_p
 
 
 async def bad_canary(fleet, tmp_path, version: str, behaviour: dict, weight: float):
-    """Ship a misbehaving release as a canary at `weight` % under 200 req/s;
+    """Ship a misbehaving release as a canary at `weight` % under 100 req/s;
     assert it was rolled back by the first analysis and everything is as
     before. Returns (the first failing gate event, events, load result)."""
     fleet.write_release(None, version, behaviour)
@@ -80,7 +80,7 @@ async def bad_canary(fleet, tmp_path, version: str, behaviour: dict, weight: flo
     plan = plan_file(tmp_path, "canary", version=version,
                      canary={"sample_interval": "2s", "steps": [{"set_weight": weight}, {"analysis": "30s"},
                                                                {"set_weight": 100}]})
-    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=200) as load:
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100) as load:
         code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),
                                           "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
         await asyncio.sleep(1)
