@@ -63,7 +63,8 @@ def test_seed_blue_green_block_runs_verbatim_with_green_live(tmp_path):
 
 
 def first_breach(events: list[dict]) -> dict:
-    return next(e for e in events if e["kind"] == "gate" and e["reasons"])
+    """The first gate sample (not a window's closing verdict) with a breach."""
+    return next(e for e in events if e["kind"] == "gate" and not e["final"] and e["reasons"])
 
 
 @pytest.mark.parametrize("delay,verdict", [("300s # 5 分鐘", "pending"), ("0s", "fail")])

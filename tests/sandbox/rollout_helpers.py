@@ -99,7 +99,8 @@ def wait_until(check, what: str, timeout: float = 60.0, poll: float = 0.1) -> No
 def hosts_settled(fleet) -> None:
     """Wait until no agent has a systemd job queued or an install-release
     running: what a killed console started on the hosts has finished."""
-    busy = "systemctl list-jobs --no-legend | grep -q . || pgrep -f install-release >/dev/null"
+    # ([i]: the pattern must not match this very command line in /proc)
+    busy = "systemctl list-jobs --no-legend | grep -q . || grep -qs '[i]nstall-release' /proc/[0-9]*/cmdline"
     for name in fleet.agent_names:
         wait_until(lambda name=name: fleet.ssh(name, busy).returncode == 1, f"{name} still busy")
 

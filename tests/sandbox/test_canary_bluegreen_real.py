@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 
+import httpx
 import pytest
 
 from load import LoadResult, SteadyLoad
@@ -69,7 +71,7 @@ async def test_canary_of_good_release_reaches_100_with_exact_splits(fleet, tmp_p
 
 
 async def bad_canary(fleet, tmp_path, version: str, behaviour: dict, weight: float):
-    """Ship a misbehaving release as a canary at `weight` % under 200 req/s;
+    """Ship a misbehaving release as a canary at `weight` % under 100 req/s;
     assert it was rolled back by the first analysis and everything is as
     before. Returns (the first failing gate event, events, load result)."""
     fleet.write_release(None, version, behaviour)
@@ -77,7 +79,7 @@ async def bad_canary(fleet, tmp_path, version: str, behaviour: dict, weight: flo
     plan = plan_file(tmp_path, "canary", version=version,
                      canary={"sample_interval": "2s", "steps": [{"set_weight": weight}, {"analysis": "30s"},
                                                                {"set_weight": 100}]})
-    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=200) as load:
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100) as load:
         code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),
                                           "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
         await asyncio.sleep(1)
@@ -150,3 +152,56 @@ async def test_blue_green_switch_and_rollback_have_zero_failed_requests(fleet, t
         last_new = load.result.last_time_of(version)
         assert last_new is not None and load.result.last_time_of("1.0.0") > last_new
         print(f"\nblue-green {mode} rollback: {load.result.summary()}")
+
+
+async def cookie_client(url: str, stop: asyncio.Event, seen: list[tuple[float, int, str | None]]) -> None:
+    """One browser-like client: keeps the cookies nginx sets and asks again
+    every 0.2 s; records (time, status, X-Agent-Version)."""
+    async with httpx.AsyncClient(timeout=10.0, headers={"Connection": "close"}) as client:  # keep-alive off
+        while not stop.is_set():
+            try:
+                r = await client.get(url)
+                seen.append((time.monotonic(), r.status_code, r.headers.get("x-agent-version")))
+            except httpx.HTTPError:
+                seen.append((time.monotonic(), 0, None))
+            try:
+                await asyncio.wait_for(stop.wait(), 0.2)
+            except asyncio.TimeoutError:
+                pass
+
+
+async def test_cookie_stickiness_keeps_a_client_on_one_pool_across_steps(fleet, tmp_path):
+    """nginx.sticky: cookie, loaded into the real LB: 30 clients that keep
+    their cookie each see one version for the whole of a step, and a client
+    the 10 % step put on the canary is still on it at 50 %."""
+    plan = plan_file(tmp_path, "canary", nginx={"sticky": "cookie"},
+                     canary={"sample_interval": "2s", "steps": CANARY_STEPS},
+                     # not a gate test: the sandbox's CPU reading is the whole shared machine's
+                     thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 20, "cpu": "100%"})
+    stop, timeline = asyncio.Event(), []
+    clients = [[] for _ in range(30)]
+    tasks = [asyncio.create_task(cookie_client(f"http://{fleet.lb_ip}/v1/chat", stop, seen)) for seen in clients]
+    try:
+        code, timeline, err = await console_timeline("--plan", str(plan), "--inventory", str(fleet.inventory_path),
+                                                     "--headless", "--record", str(tmp_path / "j.jsonl"))
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    events = [e for _, e in timeline]
+    assert code == 0, err + json.dumps(events[-3:])
+    failed = [(n, r) for n, seen in enumerate(clients) for r in seen if r[1] != 200]
+    assert failed == [], failed[:5]
+    changes = [(t, e["weights"].get("canary", 0.0)) for t, e in timeline if e["kind"] == "traffic"]
+    by_weight: dict[float, list[set]] = {}
+    for (start, weight), (end, _) in zip(changes, changes[1:]):
+        if 0 < weight < 100:
+            by_weight.setdefault(weight, [set() for _ in clients])
+            for n, seen in enumerate(clients):
+                by_weight[weight][n] |= {v for t, _, v in seen if start + 0.5 <= t <= end - 0.5}
+    assert set(by_weight) == {10.0, 50.0}
+    for weight, per_client in by_weight.items():
+        assert all(len(v) == 1 for v in per_client), (weight, per_client)  # one version per client per step
+    on_canary = {n for n, v in enumerate(by_weight[10.0]) if v == {"2.0.0"}}
+    assert on_canary and all(by_weight[50.0][n] == {"2.0.0"} for n in on_canary), by_weight
+    print(f"\ncookie stickiness: {len(on_canary)} of {len(clients)} clients on the canary at 10 %, "
+          f"{sum(v == {'2.0.0'} for v in by_weight[50.0])} at 50 %")

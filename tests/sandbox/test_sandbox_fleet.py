@@ -147,7 +147,10 @@ def test_agent_finishes_inflight_request_on_sigterm(sandbox_fleet):
 
         t = threading.Thread(target=slow_request)
         t.start()
-        time.sleep(0.7)
+        deadline = time.monotonic() + 10  # wait for the request to be in flight, then stop the unit
+        while sandbox_fleet.http_get(f"http://{sandbox_fleet.ip(host)}:8080/metrics")[2]["inflight"] < 1:
+            assert time.monotonic() < deadline, "the slow request never reached the agent"
+            time.sleep(0.05)
         stop = sandbox_fleet.ssh(host, "systemctl stop agent@main && "
                                        "systemctl show -p Result -p ExecMainStatus agent@main")
         t.join(15)
