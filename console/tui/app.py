@@ -247,7 +247,11 @@ class RolloutApp(App[int]):
             return
         items = list(view.events)[-min(new, len(view.events)):]
         self._logged = view.events_total
-        main.query_one("#log", Log).write_lines(f"[{at:7.1f}s] {text}" for at, _kind, text in items)
+        log = main.query_one("#log", Log)
+        log.write_lines((f"[{at:7.1f}s] {text}" for at, _kind, text in items), scroll_end=not log.has_focus)
+        # Once Log holds max_lines, write_lines marks the lines *before* its pruning as changed: the
+        # new lines would never reach the terminal. Repaint the (visible part of the) log instead.
+        log.refresh()
 
 
 def run_app(session: Any, on_hangup: str = "stop") -> int:
