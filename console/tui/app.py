@@ -166,12 +166,17 @@ class RolloutApp(App[int]):
     def on_mount(self) -> None:
         self.on_resize()
         if self.session is not None:
-            self.engine_task = asyncio.ensure_future(self.session.run())
-            self.engine_task.add_done_callback(lambda _t: self._closed or self.post_message(EngineDone()))
+            # after the first frame: the engine's preflight (every host probed) shares this loop and
+            # would otherwise hold the first paint back until it is done
+            self.call_after_refresh(self._start_engine)
         if self.remote is not None:
             self.run_worker(self._follow_remote(), group="follow", exit_on_error=False)
         self.repaint(force=True)
         self.set_interval(1.0 / self.refresh_hz, self.repaint, name="refresh")
+
+    def _start_engine(self) -> None:
+        self.engine_task = asyncio.ensure_future(self.session.run())
+        self.engine_task.add_done_callback(lambda _t: self._closed or self.post_message(EngineDone()))
 
     def on_resize(self, _event=None) -> None:
         self.screen.set_class(self.size.width < 110 or self.size.height < 30, "-narrow")
