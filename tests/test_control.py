@@ -101,7 +101,6 @@ def test_two_viewers_see_every_event_once_and_leaving_never_stops_the_run(canary
     the stream, see exactly the journal's events; a viewer that goes away
     (here killed mid-stream) leaves the run going."""
     env, plan, inv = canary
-    os.environ["XDG_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"]
     run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion")
     try:
         run.wait_for(lambda e: e["kind"] == "step_started", "the first step")
@@ -127,7 +126,6 @@ def test_two_viewers_see_every_event_once_and_leaving_never_stops_the_run(canary
         assert run.finish() == 0
     finally:
         run.kill()
-        os.environ.pop("XDG_RUNTIME_DIR", None)
     path = Path(results[0]["journal"])
     expected = [e.to_dict() for e in read_journal(path).events]
     for events, result in zip(seen, results):
