@@ -1,13 +1,14 @@
-"""The interactive console: a Textual app over a Session (live) or over a
-FleetView built from recorded events (static/replay, used by snapshots and
-screenshots).
+"""The interactive console: a Textual app over a Session (live), over a
+RemoteRun (`console attach`: a live run in another process, fed from its
+journal then its control socket), or over a FleetView built from recorded
+events (static/replay, used by snapshots and screenshots).
 
 Live wiring: the app subscribes to `session.bus`; the callback only queues
 the event and posts one coalesced `EventsArrived` message, whose handler
 folds the queue into the FleetView (pure, cheap). Widgets repaint on a
 fixed-rate timer (REFRESH_HZ), never per event. The engine runs as an
 asyncio task on the app's loop, owned by `run_app`'s loop rather than by a
-Textual worker, so that "keep going headless" can leave the app while the
+Textual worker, so that a detach (or a hangup) can leave the app while the
 engine continues, and so a failing engine cannot quit the app mid-rollout.
 """
 from __future__ import annotations
