@@ -190,10 +190,11 @@ def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         def handler(sig=sig) -> None:
-            if sig == signal.SIGHUP and on_hangup == "detach":
-                quiet_stdio()
-                engine.emit(Notice, level="warning", message="terminal hung up: the run continues detached")
-                return
+            if sig == signal.SIGHUP:
+                quiet_stdio()  # the terminal is gone: writing to it would only fail (EIO)
+                if on_hangup == "detach":
+                    engine.emit(Notice, level="warning", message="terminal hung up: the run continues detached")
+                    return
             on_signal(sig.name)
             engine.command(Command.ABORT, source=f"signal {sig.name}")
         loop.add_signal_handler(sig, handler)

@@ -2,3 +2,25 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _tests_control_dir():
+    """Runs that tests start serve their control sockets in a directory of
+    the test session's own (short: a socket path has 108 bytes), not in the
+    developer's, where `console status` would list them."""
+    runtime = tempfile.mkdtemp(prefix="rc-tests-", dir="/tmp")
+    before = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = runtime
+    yield runtime
+    if before is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = before
+    shutil.rmtree(runtime, ignore_errors=True)

@@ -3,8 +3,10 @@ process, the CLI as another, and waiting on what they report (never on a
 fixed delay)."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,6 +20,7 @@ def control_env(tmp_path: Path) -> dict[str, str]:
     """An environment with its own (short: sun_path is 108 bytes) runtime
     directory and journal directory, and this worktree's code."""
     runtime = tempfile.mkdtemp(prefix="rc-", dir="/tmp")
+    atexit.register(shutil.rmtree, runtime, True)
     return {**os.environ, "XDG_RUNTIME_DIR": runtime, "ROLLOUT_JOURNAL_DIR": str(tmp_path / "journals"),
             "PYTHONPATH": str(ROOT)}
 

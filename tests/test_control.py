@@ -101,7 +101,6 @@ def test_two_viewers_see_every_event_once_and_leaving_never_stops_the_run(canary
     the stream, see exactly the journal's events; a viewer that goes away
     (here killed mid-stream) leaves the run going."""
     env, plan, inv = canary
-    os.environ["XDG_RUNTIME_DIR"] = env["XDG_RUNTIME_DIR"]
     run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion")
     try:
         run.wait_for(lambda e: e["kind"] == "step_started", "the first step")
@@ -127,7 +126,6 @@ def test_two_viewers_see_every_event_once_and_leaving_never_stops_the_run(canary
         assert run.finish() == 0
     finally:
         run.kill()
-        os.environ.pop("XDG_RUNTIME_DIR", None)
     path = Path(results[0]["journal"])
     expected = [e.to_dict() for e in read_journal(path).events]
     for events, result in zip(seen, results):
@@ -302,3 +300,44 @@ def test_tui_hangup_stops_at_a_safe_point_or_goes_on(canary, policy):
     assert journal.close["outcome"] == {"stop": "aborted", "detach": "succeeded"}[policy]
     sources = [e.source for e in journal.events if e.kind == "operator"]
     assert ("signal SIGHUP" in sources) == (policy == "stop")
+
+
+def test_destructive_commands_ask_what_the_dialog_asks(canary):
+    env, plan, inv = canary
+    run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion")
+    try:
+        run.wait_for(paused_for_promotion, "the pause step")
+        declined = PtyConsole(env, "rollback")
+        until(lambda: b"[y/N]" in declined.output, "the question")
+        assert b"All traffic returns to stable (1.0.0); 1 canary instance(s) are reinstalled" in declined.output
+        declined.send(b"n\r")
+        assert declined.proc.wait(30) == 11
+        until(lambda: b"not confirmed; nothing sent" in declined.output, "the answer")
+        declined.close()
+        confirmed = PtyConsole(env, "abort")
+        until(lambda: b"[y/N]" in confirmed.output, "the question")
+        assert b"The rollout stops at the next safe point" in confirmed.output
+        confirmed.send(b"y\r")
+        assert confirmed.proc.wait(30) == 0
+        confirmed.close()
+        assert run.finish() == 5
+    finally:
+        run.kill()
+    journal = Path(status(env)["ended"][0]["journal"])
+    assert [o.command for o in operator_events(journal)] == ["abort"]  # the declined rollback was never sent
+
+
+def test_headless_hangup_detach_goes_on_and_stop_stops(canary, tmp_path):
+    env, _plan, inv = canary
+    plan = write_plan(tmp_path / "rolling.yaml", rolling={"batch": 1, "interval": "2s"})
+    for policy, expected in (("detach", 0), ("stop", 5)):
+        run = PtyConsole(env, "--plan", str(plan), "--inventory", str(inv), "--headless", "--time-scale", "5",
+                         "--on-hangup", policy)
+        try:
+            until(lambda: b"batch 1/" in run.output, "the first batch")
+            run.hang_up()
+            assert run.proc.wait(120) == expected, policy
+        finally:
+            run.close()
+    ended = {s["outcome"] for s in status(env)["ended"]}
+    assert ended == {"succeeded", "aborted"}

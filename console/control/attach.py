@@ -69,22 +69,19 @@ class RemoteRun:
 
 def main_attach(selector: str | None) -> int:
     """Attach the TUI to a live run; exit 0 when the viewer leaves."""
-    import sys
-
     from ..exitcodes import Exit
     from ..tui.app import RolloutApp
     from ..view_state import FleetView
     from .client import find_run
-    from .commands import FOR_ERROR, _stale
+    from .commands import report_error, report_stale
 
     async def main() -> int:
         try:
-            path, _status = find_run(selector, _stale)
+            path, _status = find_run(selector, report_stale)
             remote = RemoteRun(path)
             events = await remote.connect()
         except ControlError as exc:
-            print(f"console attach: {'refused' if exc.code == 'denied' else 'error'}: {exc}", file=sys.stderr)
-            return FOR_ERROR.get(exc.code, Exit.INTERNAL)
+            return report_error(exc)
         app = RolloutApp(view=FleetView().apply_all(events), remote=remote)
         await app.run_async()
         return Exit.OK

@@ -18,11 +18,11 @@ CONFIRM = {"rollback": ("Roll back?", "rollback_plan"), "abort": ("Abort?", "abo
 VERBS = ("pause", "resume", "promote", "rollback", "abort")
 
 
-def _stale(path: Path) -> None:
+def report_stale(path: Path) -> None:
     print(f"console: removed a stale control socket {path} (its run is gone)", file=sys.stderr)
 
 
-def _fail(exc: ControlError) -> int:
+def report_error(exc: ControlError) -> int:
     print(f"console: {'refused' if exc.code == 'denied' else 'error'}: {exc}", file=sys.stderr)
     return FOR_ERROR.get(exc.code, Exit.INTERNAL)
 
@@ -55,7 +55,7 @@ def main_status(argv: Sequence[str], parser: Callable[..., argparse.ArgumentPars
     p.add_argument("run", nargs="?", help="run id, pid, upstream, plan or journal path (default: all)")
     p.add_argument("--output", choices=["text", "json"], default="text")
     args = p.parse_args(argv)
-    live = [s for _p, s in live_runs(_stale) if args.run is None or matches(s, args.run)]
+    live = [s for _p, s in live_runs(report_stale) if args.run is None or matches(s, args.run)]
     ended = [s for s in finished_runs() if args.run is None or matches(s, args.run)]
     if args.output == "json":
         print(json.dumps({"live": live, "ended": ended}, separators=(",", ":")))
@@ -89,7 +89,7 @@ def main_command(verb: str, argv: Sequence[str], parser: Callable[..., argparse.
     args = p.parse_args(argv)
     command = "promote_full" if getattr(args, "full", False) else verb
     try:
-        path, status = find_run(args.run, _stale)
+        path, status = find_run(args.run, report_stale)
         if verb in CONFIRM and not args.yes:
             answer = _confirm(verb, status or request(path, {"op": "status"}))
             if answer is None:
@@ -99,7 +99,7 @@ def main_command(verb: str, argv: Sequence[str], parser: Callable[..., argparse.
                 return Exit.NOT_CONFIRMED
         reply = request(path, {"op": "command", "command": command})
     except ControlError as exc:
-        return _fail(exc)
+        return report_error(exc)
     detail = f" ({reply['detail']})" if reply.get("detail") else ""
     if reply["accepted"]:
         print(f"accepted: {command}{detail}")

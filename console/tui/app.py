@@ -1,13 +1,14 @@
-"""The interactive console: a Textual app over a Session (live) or over a
-FleetView built from recorded events (static/replay, used by snapshots and
-screenshots).
+"""The interactive console: a Textual app over a Session (live), over a
+RemoteRun (`console attach`: a live run in another process, fed from its
+journal then its control socket), or over a FleetView built from recorded
+events (static/replay, used by snapshots and screenshots).
 
 Live wiring: the app subscribes to `session.bus`; the callback only queues
 the event and posts one coalesced `EventsArrived` message, whose handler
 folds the queue into the FleetView (pure, cheap). Widgets repaint on a
 fixed-rate timer (REFRESH_HZ), never per event. The engine runs as an
 asyncio task on the app's loop, owned by `run_app`'s loop rather than by a
-Textual worker, so that "keep going headless" can leave the app while the
+Textual worker, so that a detach (or a hangup) can leave the app while the
 engine continues, and so a failing engine cannot quit the app mid-rollout.
 """
 from __future__ import annotations
@@ -168,12 +169,17 @@ class RolloutApp(App[int]):
     def on_mount(self) -> None:
         self.on_resize()
         if self.session is not None:
-            self.engine_task = asyncio.ensure_future(self.session.run())
-            self.engine_task.add_done_callback(lambda _t: self._closed or self.post_message(EngineDone()))
+            # after the first frame: the engine's preflight (every host probed) shares this loop and
+            # would otherwise hold the first paint back until it is done
+            self.call_after_refresh(self._start_engine)
         if self.remote is not None:
             self.run_worker(self._follow_remote(), group="follow", exit_on_error=False)
         self.repaint(force=True)
         self.set_interval(1.0 / self.refresh_hz, self.repaint, name="refresh")
+
+    def _start_engine(self) -> None:
+        self.engine_task = asyncio.ensure_future(self.session.run())
+        self.engine_task.add_done_callback(lambda _t: self._closed or self.post_message(EngineDone()))
 
     def on_resize(self, _event=None) -> None:
         self.screen.set_class(self.size.width < 110 or self.size.height < 30, "-narrow")
@@ -249,7 +255,11 @@ class RolloutApp(App[int]):
             return
         items = list(view.events)[-min(new, len(view.events)):]
         self._logged = view.events_total
-        main.query_one("#log", Log).write_lines(f"[{at:7.1f}s] {text}" for at, _kind, text in items)
+        log = main.query_one("#log", Log)
+        log.write_lines((f"[{at:7.1f}s] {text}" for at, _kind, text in items), scroll_end=not log.has_focus)
+        # Once Log holds max_lines, write_lines marks the lines *before* its pruning as changed: the
+        # new lines would never reach the terminal. Repaint the (visible part of the) log instead.
+        log.refresh()
 
 
 def run_app(session: Any, on_hangup: str = "stop") -> int:

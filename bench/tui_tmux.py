@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""The real TUI in a real terminal (tmux, 120x40): first paint and the time
+from a key to its effect on screen, during a SIMULATED rolling run of
+examples/rolling.yaml (batches of 1, 20 %, 50 % of the hosts).
+
+    python3 bench/tui_tmux.py [--sizes 1000,10000] [--time-scale 1]
+
+Measured from the client's side: keys go in with `tmux send-keys`, the
+screen is read with `tmux capture-pane` every few ms (so figures carry that
+polling granularity, printed as `poll`). For each size:
+  first paint   launch -> the first frame (the header shows a phase)
+  fleet shown   launch -> the header shows "fleet N instance(s)" (after the engine's
+                preflight has probed every host and the run started)
+  p: pausing    `p` while a batch is in flight -> "pausing at the next safe point"
+  p: paused     the same key -> "paused" in the header (the engine's safe point)
+  p: running    `p` again -> "running"
+  /: filter     `/` -> the filter box shows
+  log live      the newest event-log line's time at the end vs the run's last event
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, machine, today  # noqa: E402
+
+SESSION = f"tui-bench-{os.getpid()}"
+POLL = 0.005
+
+
+def screen() -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", SESSION], capture_output=True, text=True).stdout
+
+
+def wait_for(predicate, timeout: float) -> tuple[float, str]:
+    """Seconds until predicate(screen) holds, and that screen."""
+    t0 = time.perf_counter()
+    while True:
+        text = screen()
+        if predicate(text):
+            return time.perf_counter() - t0, text
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError(f"not seen in {timeout:g}s; screen:\n{text}")
+        time.sleep(POLL)
+
+
+def key(k: str, predicate, timeout: float = 120.0) -> float:
+    subprocess.run(["tmux", "send-keys", "-t", SESSION, k], check=True)
+    return wait_for(predicate, timeout)[0]
+
+
+def header(text: str) -> str:
+    return "\n".join(text.splitlines()[:2])
+
+
+def log_times(text: str) -> list[float]:
+    return [float(m) for m in re.findall(r"^\[\s*([0-9.]+)s\]", text, re.MULTILINE)]
+
+
+def write_inventory(path: Path, hosts: int) -> None:
+    doc = {"all": {"vars": {"rollout_simulated": True, "sim_releases": {"1.0.0": {}, "2.0.0": {}}},
+                   "children": {"agents": {"hosts": {f"agent-{n:05d}": None for n in range(1, hosts + 1)}},
+                                "lb": {"hosts": {"lb-01": {"sim_rps": 1}}}}}}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def one(tmp: Path, hosts: int, scale: float) -> dict:
+    inv = tmp / f"inv-{hosts}.yaml"
+    write_inventory(inv, hosts)
+    env = f"cd {ROOT} && PYTHONPATH={ROOT} XDG_RUNTIME_DIR={tmp} ROLLOUT_JOURNAL_DIR={tmp / 'j'}"
+    cmd = (f"{env} {sys.executable} -m console --plan examples/rolling.yaml --inventory {inv} "
+           f"--time-scale {scale:g}; sleep 600")
+    r: dict = {"hosts": hosts}
+    t0 = time.perf_counter()
+    subprocess.run(["tmux", "new-session", "-d", "-s", SESSION, "-x", "120", "-y", "40", cmd], check=True)
+    try:
+        wait_for(lambda s: "phase " in header(s), 300)
+        r["first_paint"] = time.perf_counter() - t0
+        wait_for(lambda s: f"fleet {hosts} instance" in s, 300)
+        r["fleet_shown"] = time.perf_counter() - t0
+        # a big batch in flight: the second batch (20 %) started and hosts are changing
+        wait_for(lambda s: "STEPS 1/" in s and re.search(r"deploying|restarting|checking|draining", s), 300)
+        r["pausing"] = key("p", lambda s: "pausing at the next safe point" in header(s))
+        t1 = time.perf_counter()
+        wait_for(lambda s: "phase  paused" in header(s), 600)
+        r["paused"] = r["pausing"] + time.perf_counter() - t1
+        r["running"] = key("p", lambda s: "phase  running" in header(s))
+        r["filter"] = key("/", lambda s: "filter hosts" in s)
+        key("Escape", lambda s: "filter hosts" not in s)
+        _, end = wait_for(lambda s: "RESULT" in s, 1800)
+        time.sleep(0.5)
+        end = screen()
+        times = log_times(end)
+        finished = re.search(r"finished: \w+ after ([0-9.]+)s", end)
+        r["log_last"] = max(times) if times else None
+        r["run_end"] = float(finished.group(1)) if finished else None
+        r["log_live"] = bool(finished)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+    return r
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000")
+    ap.add_argument("--time-scale", type=float, default=1.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tuib-", dir="/tmp") as tmp:
+        rows = [one(Path(tmp), int(n), args.time_scale) for n in args.sizes.split(",")]
+    print(f"{today()} {machine()}; tmux 120x40, --time-scale {args.time_scale:g}, poll {POLL * 1000:.0f} ms")
+    print(f"{'hosts':>6} | {'first paint s':>13} | {'fleet shown s':>13} | {'p: pausing ms':>13} | {'p: paused s':>11} | "
+          f"{'p: running ms':>13} | {'/: filter ms':>12} | log live to the end")
+    for r in rows:
+        print(f"{r['hosts']:>6} | {r['first_paint']:>13.2f} | {r['fleet_shown']:>13.2f} | {r['pausing'] * 1000:>13.0f} | {r['paused']:>11.2f} | "
+              f"{r['running'] * 1000:>13.0f} | {r['filter'] * 1000:>12.0f} | "
+              f"{'yes' if r['log_live'] else 'NO'} (last line {r['log_last']}s, run ended {r['run_end']}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
