@@ -14,12 +14,13 @@ either carried out or refused:
   ...) are refused: the console authenticates with keys and runs `sudo -n`.
 - `ansible_ssh_common_args`, `ansible_ssh_extra_args`, `ansible_ssh_args`:
   `-J HOPS` / `-o ProxyJump=HOPS` go through those jump hosts (host keys
-  checked on every hop), `-F FILE` reads that ssh config instead of
-  ~/.ssh/config (the first ProxyJump given wins, as in OpenSSH); options
-  that only tune an OpenSSH client (-C, -q, Control*, ServerAlive*,
-  ConnectTimeout, LogLevel) have no effect here. Anything
-  else (ProxyCommand, -p, -i, -o User=, -o StrictHostKeyChecking=no...)
-  is refused.
+  checked on every hop), and so does the classic
+  `-o ProxyCommand="ssh -W %h:%p [-q] [-p PORT] [user@]bastion"` (the first
+  jump given wins, as in OpenSSH); `-F FILE` reads that ssh config instead
+  of ~/.ssh/config; options that only tune an OpenSSH client (-C, -q,
+  Control*, ServerAlive*, ConnectTimeout, LogLevel) have no effect here.
+  Anything else (any other ProxyCommand, -p, -i, -o User=,
+  -o StrictHostKeyChecking=no...) is refused.
 """
 from __future__ import annotations
 
@@ -87,6 +88,45 @@ def parse_jump(value: str) -> tuple[JumpHop, ...]:
     return tuple(hops)
 
 
+def proxy_command_jump(value: str) -> tuple[JumpHop, ...]:
+    """The one ProxyCommand that is a jump host in disguise,
+    `ssh [-q] [-p PORT] [-l USER] -W %h:%p [USER@]BASTION`, as that hop;
+    any other ProxyCommand is refused (it would run a program of its own)."""
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"cannot split ProxyCommand: {exc}") from None
+    refuse = ValueError(f"ProxyCommand {show(value)} is not supported: only `ssh -W %h:%p [user@]bastion` "
+                        "(use ProxyJump / -J)")
+    if not argv or argv[0] not in ("ssh", "/usr/bin/ssh"):
+        raise refuse
+    port = user = dest = None
+    forward = False
+    rest = argv[1:]
+    while rest:
+        tok = rest.pop(0)
+        if tok == "-q":
+            continue
+        if tok in ("-W", "-p", "-l") and rest:
+            arg = rest.pop(0)
+            if tok == "-W":
+                forward = arg in ("%h:%p", "[%h]:%p")
+            elif tok == "-p":
+                port = check_port(arg)
+            else:
+                user = check_user(arg)
+        elif not tok.startswith("-") and dest is None:
+            dest = tok
+        else:
+            raise refuse
+    if not forward or dest is None:
+        raise refuse
+    hop = parse_jump(dest)
+    if len(hop) != 1:
+        raise refuse
+    return (JumpHop(hop[0].host, port or hop[0].port, hop[0].user or user),)
+
+
 def parse_ssh_args(text: Any) -> tuple[tuple[JumpHop, ...] | None, str | None]:
     """(jump hops or None, ssh config file or None) from an ssh argument string."""
     if not isinstance(text, str):
@@ -119,6 +159,8 @@ def parse_ssh_args(text: Any) -> tuple[tuple[JumpHop, ...] | None, str | None]:
                 key = key.strip()
                 if key.lower() == "proxyjump":  # OpenSSH: the first value given wins
                     jump = jump if jump is not None else parse_jump(opt_value.strip())
+                elif key.lower() == "proxycommand":
+                    jump = jump if jump is not None else proxy_command_jump(opt_value.strip())
                 elif key.lower() in ("stricthostkeychecking", "userknownhostsfile"):
                     raise ValueError(f"ssh option {show(key)} is not supported: the console always checks host "
                                      "keys against known_hosts (rollout_known_hosts; --accept-new-host-keys "
