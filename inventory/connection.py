@@ -70,8 +70,7 @@ def parse_jump(value: str) -> tuple[JumpHop, ...]:
     hops = []
     for part in value.split(","):
         part = part.strip()
-        if part.startswith("ssh://"):
-            part = part[len("ssh://"):]
+        part = part.removeprefix("ssh://")
         user, at, rest = part.rpartition("@")
         host, port = rest, None
         if rest.startswith("["):

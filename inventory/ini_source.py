@@ -57,7 +57,7 @@ def ini_value(text: str) -> Any:
     return _coerce(value)
 
 
-def parse_ini(text: str, c: "_Collector") -> None:
+def parse_ini(text: str, c: _Collector) -> None:
     group = c.group("ungrouped", None, "ungrouped")
     section, kind = "ungrouped", "hosts"
     pending: dict[str, dict] = {}  # group -> {"kind", "line", "parents"}
@@ -120,7 +120,7 @@ def parse_ini(text: str, c: "_Collector") -> None:
                      f"includes undefined group {show(name)} (declare it with [{name}])")
 
 
-def _host_line(c: "_Collector", group, section: str, line: str, lineno: int) -> None:
+def _host_line(c: _Collector, group, section: str, line: str, lineno: int) -> None:
     try:
         tokens = shlex.split(line, comments=True)
     except ValueError as exc:

@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 from .connection import connection_of
 from .errors import InventoryError
+from .host_patterns import parse_pattern
+from .ini_source import parse_ini
 from .model import Host, Inventory
 from .validate import (
     GROUP_NAME,
@@ -38,8 +40,6 @@ from .validate import (
     did_you_mean,
     show,
 )
-from .host_patterns import parse_pattern
-from .ini_source import parse_ini
 from .vars_files import VarsDirs
 from .yaml_source import format_path, parse_yaml, read_text
 

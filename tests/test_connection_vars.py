@@ -7,11 +7,10 @@ import textwrap
 
 import pytest
 
-from inventory.connection import JumpHop
+from inventory.connection import Connection, JumpHop
 from inventory.errors import InventoryError
 from inventory.loaders import load_inventory
 from inventory.model import Host
-from inventory.connection import Connection
 from inventory.ssh import SshPool, wrap_command
 
 

@@ -17,11 +17,18 @@ import json
 from pathlib import Path
 
 import pytest
+from inventory_compare import (
+    ansible_fixes_order,
+    ansible_inventory_bin,
+    builtin_listing,
+    differences,
+    normalise,
+    run_ansible,
+    run_ansible_group_order,
+)
 
 from inventory.errors import InventoryError
 from inventory.loaders import load_inventory
-from inventory_compare import (ansible_fixes_order, ansible_inventory_bin, builtin_listing, differences,
-                               normalise, run_ansible, run_ansible_group_order)
 
 CORPUS = Path(__file__).parent / "inventory_corpus"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text())

@@ -3,7 +3,6 @@ when ansible-core is installed, else the built-in loader; which one read
 the inventory is shown in the header and recorded in the journal."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,12 +10,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from simfleet import write_inventory, write_plan
 
 from console.journal import read_journal
 from inventory.ansible_engine import ansible_inventory_bin
 from inventory.errors import InventoryError
 from inventory.loaders import load_inventory, read_inventory
-from simfleet import write_inventory, write_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 

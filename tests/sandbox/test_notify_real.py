@@ -9,16 +9,15 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from simfleet import write_inventory, write_plan
 
 from console.journal import read_journal
 from console.notify import NotificationDelivered, Notifier
 from strategies.events import AlertRaised, EventBus, GateEvaluated, RunFinished
 from strategies.plan import load_plan
-from simfleet import write_inventory, write_plan
 
 pytestmark = pytest.mark.sandbox
 
