@@ -10,6 +10,8 @@ either carried out or refused:
 - `ansible_become_user` -> `sudo -n -u USER`; `ansible_become_method` other
   than sudo, `ansible_become_exe` and `ansible_become_flags` are refused
   when become is on (without become Ansible ignores them too).
+- `ansible_shell_type`, `ansible_shell_executable`, `ansible_ssh_executable`
+  other than sh, /bin/sh and ssh are refused.
 - Passwords (`ansible_password`, `ansible_ssh_pass`, `ansible_become_pass`
   ...) are refused: the console authenticates with keys and runs `sudo -n`.
 - `ansible_ssh_common_args`, `ansible_ssh_extra_args`, `ansible_ssh_args`:
@@ -37,6 +39,10 @@ PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password",
                  "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password")
 SSH_ARG_VARS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")
 BECOME_REFUSED = ("ansible_become_exe", "ansible_become_flags")
+# variables that change which program runs the commands, with the values
+# that mean what the console does anyway (`sh -c` over OpenSSH's protocol)
+DEFAULT_ONLY = {"ansible_shell_type": ("sh",), "ansible_shell_executable": ("/bin/sh", "sh"),
+                "ansible_ssh_executable": ("ssh", "/usr/bin/ssh")}
 _HARMLESS_FLAGS = ("-C", "-q")
 _HARMLESS_OPTIONS = ("controlmaster", "controlpersist", "controlpath", "serveraliveinterval",
                      "serveralivecountmax", "connecttimeout", "loglevel")
@@ -198,6 +204,15 @@ def connection_of(get: Callable[[tuple[str, ...], Callable[[Any], Any], Any], An
         raise ValueError(f"connection {show(value)} is not supported (ssh or local)")
 
     kind = get(("ansible_connection",), check_connection, "ssh")
+    for key, allowed in DEFAULT_ONLY.items():
+        if present(key):
+            def check_default(value: Any, key: str = key, allowed: tuple[str, ...] = allowed) -> Any:
+                if value not in allowed:
+                    raise ValueError(f"{key} {show(value)} is not supported: the console runs commands with "
+                                     f"`sh -c` over SSH ({' or '.join(allowed)} only)")
+                return value
+
+            get((key,), check_default, None)
     become_user = None
     if become:
         def check_method(value: Any) -> str:

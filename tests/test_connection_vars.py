@@ -34,6 +34,7 @@ def test_honoured_connection_variables(tmp_path):
               ansible_ssh_common_args: "-F /etc/ssh/rollout_config -J a@j1,j2:23 -C"
             web3:
               ansible_become_user: app   # no become: Ansible ignores it too
+              ansible_shell_executable: /bin/sh
             web4:
               ansible_ssh_common_args: >-
                 -o ProxyCommand="ssh -W %h:%p -q -p 2200 jumper@bastion2"
@@ -69,6 +70,10 @@ def test_first_proxyjump_wins_as_in_openssh(tmp_path):
          "all.hosts.h1.ansible_ssh_common_args", 'ProxyCommand "nc -x proxy:1080 %h %p" is not supported'),
         ("all:\n  hosts:\n    h1:\n      ansible_ssh_common_args: \"-o ProxyCommand='ssh -i k -W %h:%p b'\"\n", 4,
          "all.hosts.h1.ansible_ssh_common_args", "only `ssh -W %h:%p [user@]bastion`"),
+        ("all:\n  hosts:\n    h1:\n      ansible_shell_type: powershell\n", 4,
+         "all.hosts.h1.ansible_shell_type", 'ansible_shell_type "powershell" is not supported'),
+        ("all:\n  vars:\n    ansible_shell_executable: /bin/bash\n  hosts:\n    h1:\n", 3,
+         "all.vars.ansible_shell_executable", 'ansible_shell_executable "/bin/bash" is not supported'),
         ("all:\n  hosts:\n    h1:\n      ansible_ssh_extra_args: -p 2222\n", 4,
          "all.hosts.h1.ansible_ssh_extra_args", 'ssh argument "-p" is not supported'),
         ("all:\n  hosts:\n    h1:\n      ansible_ssh_common_args: -o StrictHostKeyChecking=no\n", 4,
