@@ -10,16 +10,19 @@ either carried out or refused:
 - `ansible_become_user` -> `sudo -n -u USER`; `ansible_become_method` other
   than sudo, `ansible_become_exe` and `ansible_become_flags` are refused
   when become is on (without become Ansible ignores them too).
+- `ansible_shell_type`, `ansible_shell_executable`, `ansible_ssh_executable`
+  other than sh, /bin/sh and ssh are refused.
 - Passwords (`ansible_password`, `ansible_ssh_pass`, `ansible_become_pass`
   ...) are refused: the console authenticates with keys and runs `sudo -n`.
 - `ansible_ssh_common_args`, `ansible_ssh_extra_args`, `ansible_ssh_args`:
   `-J HOPS` / `-o ProxyJump=HOPS` go through those jump hosts (host keys
-  checked on every hop), `-F FILE` reads that ssh config instead of
-  ~/.ssh/config (the first ProxyJump given wins, as in OpenSSH); options
-  that only tune an OpenSSH client (-C, -q, Control*, ServerAlive*,
-  ConnectTimeout, LogLevel) have no effect here. Anything
-  else (ProxyCommand, -p, -i, -o User=, -o StrictHostKeyChecking=no...)
-  is refused.
+  checked on every hop), and so does the classic
+  `-o ProxyCommand="ssh -W %h:%p [-q] [-p PORT] [user@]bastion"` (the first
+  jump given wins, as in OpenSSH); `-F FILE` reads that ssh config instead
+  of ~/.ssh/config; options that only tune an OpenSSH client (-C, -q,
+  Control*, ServerAlive*, ConnectTimeout, LogLevel) have no effect here.
+  Anything else (any other ProxyCommand, -p, -i, -o User=,
+  -o StrictHostKeyChecking=no...) is refused.
 """
 from __future__ import annotations
 
@@ -36,6 +39,10 @@ PASSWORD_VARS = ("ansible_password", "ansible_ssh_pass", "ansible_ssh_password",
                  "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password")
 SSH_ARG_VARS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")
 BECOME_REFUSED = ("ansible_become_exe", "ansible_become_flags")
+# variables that change which program runs the commands, with the values
+# that mean what the console does anyway (`sh -c` over OpenSSH's protocol)
+DEFAULT_ONLY = {"ansible_shell_type": ("sh",), "ansible_shell_executable": ("/bin/sh", "sh"),
+                "ansible_ssh_executable": ("ssh", "/usr/bin/ssh")}
 _HARMLESS_FLAGS = ("-C", "-q")
 _HARMLESS_OPTIONS = ("controlmaster", "controlpersist", "controlpath", "serveraliveinterval",
                      "serveralivecountmax", "connecttimeout", "loglevel")
@@ -69,8 +76,7 @@ def parse_jump(value: str) -> tuple[JumpHop, ...]:
     hops = []
     for part in value.split(","):
         part = part.strip()
-        if part.startswith("ssh://"):
-            part = part[len("ssh://"):]
+        part = part.removeprefix("ssh://")
         user, at, rest = part.rpartition("@")
         host, port = rest, None
         if rest.startswith("["):
@@ -85,6 +91,45 @@ def parse_jump(value: str) -> tuple[JumpHop, ...]:
     if not hops or any(not h.host for h in hops):
         raise ValueError(f"expected ProxyJump hops like user@bastion:22, got {show(value)}")
     return tuple(hops)
+
+
+def proxy_command_jump(value: str) -> tuple[JumpHop, ...]:
+    """The one ProxyCommand that is a jump host in disguise,
+    `ssh [-q] [-p PORT] [-l USER] -W %h:%p [USER@]BASTION`, as that hop;
+    any other ProxyCommand is refused (it would run a program of its own)."""
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"cannot split ProxyCommand: {exc}") from None
+    refuse = ValueError(f"ProxyCommand {show(value)} is not supported: only `ssh -W %h:%p [user@]bastion` "
+                        "(use ProxyJump / -J)")
+    if not argv or argv[0] not in ("ssh", "/usr/bin/ssh"):
+        raise refuse
+    port = user = dest = None
+    forward = False
+    rest = argv[1:]
+    while rest:
+        tok = rest.pop(0)
+        if tok == "-q":
+            continue
+        if tok in ("-W", "-p", "-l") and rest:
+            arg = rest.pop(0)
+            if tok == "-W":
+                forward = arg in ("%h:%p", "[%h]:%p")
+            elif tok == "-p":
+                port = check_port(arg)
+            else:
+                user = check_user(arg)
+        elif not tok.startswith("-") and dest is None:
+            dest = tok
+        else:
+            raise refuse
+    if not forward or dest is None:
+        raise refuse
+    hop = parse_jump(dest)
+    if len(hop) != 1:
+        raise refuse
+    return (JumpHop(hop[0].host, port or hop[0].port, hop[0].user or user),)
 
 
 def parse_ssh_args(text: Any) -> tuple[tuple[JumpHop, ...] | None, str | None]:
@@ -119,6 +164,8 @@ def parse_ssh_args(text: Any) -> tuple[tuple[JumpHop, ...] | None, str | None]:
                 key = key.strip()
                 if key.lower() == "proxyjump":  # OpenSSH: the first value given wins
                     jump = jump if jump is not None else parse_jump(opt_value.strip())
+                elif key.lower() == "proxycommand":
+                    jump = jump if jump is not None else proxy_command_jump(opt_value.strip())
                 elif key.lower() in ("stricthostkeychecking", "userknownhostsfile"):
                     raise ValueError(f"ssh option {show(key)} is not supported: the console always checks host "
                                      "keys against known_hosts (rollout_known_hosts; --accept-new-host-keys "
@@ -157,6 +204,15 @@ def connection_of(get: Callable[[tuple[str, ...], Callable[[Any], Any], Any], An
         raise ValueError(f"connection {show(value)} is not supported (ssh or local)")
 
     kind = get(("ansible_connection",), check_connection, "ssh")
+    for key, allowed in DEFAULT_ONLY.items():
+        if present(key):
+            def check_default(value: Any, key: str = key, allowed: tuple[str, ...] = allowed) -> Any:
+                if value not in allowed:
+                    raise ValueError(f"{key} {show(value)} is not supported: the console runs commands with "
+                                     f"`sh -c` over SSH ({' or '.join(allowed)} only)")
+                return value
+
+            get((key,), check_default, None)
     become_user = None
     if become:
         def check_method(value: Any) -> str:

@@ -58,7 +58,7 @@ def expand(pattern: str) -> list[str]:
     """Every host name a pattern stands for, in Ansible's order."""
     if "[" not in pattern:
         return [pattern]
-    head, sep, rest = pattern.partition("[")
+    head, _, rest = pattern.partition("[")
     body, sep2, tail = rest.partition("]")
     if not sep2:
         raise ValueError(f"unclosed host range in {show(pattern)}")

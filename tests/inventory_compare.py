@@ -15,8 +15,15 @@ from pathlib import Path
 from inventory.ansible_engine import ansible_inventory_bin
 from inventory.model import Inventory
 
-__all__ = ["ansible_inventory_bin", "ansible_fixes_order", "builtin_listing", "differences", "normalise",
-           "run_ansible", "run_ansible_group_order"]
+__all__ = [
+    "ansible_fixes_order",
+    "ansible_inventory_bin",
+    "builtin_listing",
+    "differences",
+    "normalise",
+    "run_ansible",
+    "run_ansible_group_order",
+]
 
 
 def _ansible_env(cwd: Path) -> dict[str, str]:

@@ -34,6 +34,10 @@ def test_honoured_connection_variables(tmp_path):
               ansible_ssh_common_args: "-F /etc/ssh/rollout_config -J a@j1,j2:23 -C"
             web3:
               ansible_become_user: app   # no become: Ansible ignores it too
+              ansible_shell_executable: /bin/sh
+            web4:
+              ansible_ssh_common_args: >-
+                -o ProxyCommand="ssh -W %h:%p -q -p 2200 jumper@bastion2"
         """)
     h = i.hosts
     assert h["ctl"].connection.kind == "local"
@@ -42,6 +46,7 @@ def test_honoured_connection_variables(tmp_path):
     assert h["web2"].connection.jump == (JumpHop("j1", None, "a"), JumpHop("j2", 23, None))
     assert h["web2"].connection.ssh_config == "/etc/ssh/rollout_config"
     assert h["web3"].connection.become_user is None
+    assert h["web4"].connection.jump == (JumpHop("bastion2", 2200, "jumper"),)  # the classic ProxyCommand
 
 
 def test_first_proxyjump_wins_as_in_openssh(tmp_path):
@@ -61,8 +66,14 @@ def test_first_proxyjump_wins_as_in_openssh(tmp_path):
          "passwords are not supported"),
         ("all:\n  vars:\n    ansible_become: yes\n    ansible_become_method: su\n  hosts:\n    h1:\n", 4,
          "all.vars.ansible_become_method", 'become method "su" is not supported'),
-        ("all:\n  hosts:\n    h1:\n      ansible_ssh_common_args: \"-o ProxyCommand='ssh -W %h:%p b'\"\n", 4,
-         "all.hosts.h1.ansible_ssh_common_args", 'ssh option "ProxyCommand" is not supported'),
+        ("all:\n  hosts:\n    h1:\n      ansible_ssh_common_args: \"-o ProxyCommand='nc -x proxy:1080 %h %p'\"\n", 4,
+         "all.hosts.h1.ansible_ssh_common_args", 'ProxyCommand "nc -x proxy:1080 %h %p" is not supported'),
+        ("all:\n  hosts:\n    h1:\n      ansible_ssh_common_args: \"-o ProxyCommand='ssh -i k -W %h:%p b'\"\n", 4,
+         "all.hosts.h1.ansible_ssh_common_args", "only `ssh -W %h:%p [user@]bastion`"),
+        ("all:\n  hosts:\n    h1:\n      ansible_shell_type: powershell\n", 4,
+         "all.hosts.h1.ansible_shell_type", 'ansible_shell_type "powershell" is not supported'),
+        ("all:\n  vars:\n    ansible_shell_executable: /bin/bash\n  hosts:\n    h1:\n", 3,
+         "all.vars.ansible_shell_executable", 'ansible_shell_executable "/bin/bash" is not supported'),
         ("all:\n  hosts:\n    h1:\n      ansible_ssh_extra_args: -p 2222\n", 4,
          "all.hosts.h1.ansible_ssh_extra_args", 'ssh argument "-p" is not supported'),
         ("all:\n  hosts:\n    h1:\n      ansible_ssh_common_args: -o StrictHostKeyChecking=no\n", 4,

@@ -92,19 +92,21 @@ async def test_proxyjump_from_ssh_config_goes_through_the_bastion(tmp_path, wall
     assert out == {"agent-05": f"agent-05 {walled.lb_ip}", "agent-06": f"agent-06 {walled.lb_ip}"}
 
 
-async def test_jump_from_inventory_args_and_become_user(tmp_path, walled):
+@pytest.mark.parametrize("jump", ["-o ProxyJump=root@{lb}:22",
+                                  "-o 'ProxyCommand=ssh -W %h:%p -q root@{lb}'"])
+async def test_jump_from_inventory_args_and_become_user(tmp_path, walled, jump):
     inv = load_inventory(write_inventory(tmp_path, walled, """
         all:
           vars:
             ansible_user: root
             ansible_ssh_private_key_file: "{key}"
             rollout_known_hosts: "{known}"
-            ansible_ssh_common_args: "-F {cfg} -o ProxyJump=root@{lb}:22 -o ServerAliveInterval=5"
+            ansible_ssh_common_args: "-F {cfg} JUMP -o ServerAliveInterval=5"
             ansible_become: true
             ansible_become_user: deploy
           hosts:
             agent-05: {{ansible_host: "{a5}"}}
-        """))
+        """.replace("JUMP", jump)))
     # the jump comes from the inventory; the config (no ProxyJump in it) only
     # gives the bastion hop its key, as OpenSSH's -J would take it
     write_ssh_config(tmp_path, walled, proxy=False)

@@ -166,7 +166,7 @@ async def cookie_client(url: str, stop: asyncio.Event, seen: list[tuple[float, i
                 seen.append((time.monotonic(), 0, None))
             try:
                 await asyncio.wait_for(stop.wait(), 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
 
