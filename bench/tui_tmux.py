@@ -120,7 +120,8 @@ def main() -> int:
     print(f"{'hosts':>6} | {'first paint s':>13} | {'fleet shown s':>13} | {'p: pausing ms':>13} | {'p: paused s':>11} | "
           f"{'p: running ms':>13} | {'/: filter ms':>12} | log live to the end")
     for r in rows:
-        print(f"{r['hosts']:>6} | {r['first_paint']:>13.2f} | {r['fleet_shown']:>13.2f} | {r['pausing'] * 1000:>13.0f} | {r['paused']:>11.2f} | "
+        print(f"{r['hosts']:>6} | {r['first_paint']:>13.2f} | {r['fleet_shown']:>13.2f} | "
+              f"{r['pausing'] * 1000:>13.0f} | {r['paused']:>11.2f} | "
               f"{r['running'] * 1000:>13.0f} | {r['filter'] * 1000:>12.0f} | "
               f"{'yes' if r['log_live'] else 'NO'} (last line {r['log_last']}s, run ended {r['run_end']}s)")
     return 0

@@ -334,7 +334,7 @@ def test_headless_hangup_detach_goes_on_and_stop_stops(canary, tmp_path):
         run = PtyConsole(env, "--plan", str(plan), "--inventory", str(inv), "--headless", "--time-scale", "5",
                          "--on-hangup", policy)
         try:
-            until(lambda: b"batch 1/" in run.output, "the first batch")
+            until(lambda run=run: b"batch 1/" in run.output, "the first batch")
             run.hang_up()
             assert run.proc.wait(120) == expected, policy
         finally:
