@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from simfleet import write_inventory
+
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "examples" / "seed"
 
 
-def run(plan: Path, tmp_path: Path, version: str = "2.0.0") -> tuple[int, list[dict], str]:
+def run(plan: Path, tmp_path: Path, version: str = "2.0.0", *extra: str) -> tuple[int, list[dict], str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "console", "--plan", str(plan), "--version", version, "--headless",
+        [sys.executable, "-m", "console", "--plan", str(plan), "--version", version, *extra, "--headless",
          "--auto-promote", "--time-scale", "1000", "--output", "json", "--record", str(tmp_path / "j.jsonl")],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
@@ -63,25 +65,28 @@ def test_seed_blue_green_block_runs_verbatim_with_green_live(tmp_path):
 
 
 def first_breach(events: list[dict]) -> dict:
-    """The first gate sample (not a window's closing verdict) with a breach."""
-    return next(e for e in events if e["kind"] == "gate" and not e["final"] and e["reasons"])
+    """The first gate sample that breaks a threshold (a failing sample also closes its window)."""
+    return next(e for e in events if e["kind"] == "gate" and (not e["final"] or e["verdict"] == "fail")
+                and any(r.startswith("quality_score") for r in e["reasons"]))
 
 
 @pytest.mark.parametrize("delay,verdict", [("300s # 5 分鐘", "pending"), ("0s", "fail")])
 def test_rollback_delay_bounds_how_long_a_failing_check_stands(tmp_path, delay, verdict):
-    """The canary seed shipping a release with 8 % errors. With the article's
-    300s, the gate waits for a second failing sample (persistence 2, 5s
-    apart, within 300s); with `delay: 0s` the first failing sample starts
-    the rollback."""
+    """The canary seed shipping a release whose quality score is too low (a
+    per-sample reading: error rates are judged on the pooled window and fail
+    at once). With the article's 300s, the gate waits for a second failing
+    sample (persistence 2, 5s apart, within 300s); with `delay: 0s` the first
+    failing sample starts the rollback."""
     plan = tmp_path / "canary.yaml"
     plan.write_text((SEEDS / "canary.yaml").read_text(encoding="utf-8").replace("300s # 5 分鐘", delay),
                     encoding="utf-8")
-    code, events, err = run(plan, tmp_path, version="2.1.0-bad")
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=10, releases={"1.0.0": {}, "2.5.0-dull": {"quality": 0.5}})
+    code, events, err = run(plan, tmp_path, "2.5.0-dull", "--inventory", str(inv))
     started = next(e for e in events if e["kind"] == "run_started")
     assert started["thresholds"]["persistence"] == {"pending": 2, "fail": 1}[verdict]
-    assert first_breach(events)["verdict"] == verdict
-    if verdict == "fail":  # the first failing sample rolled it back
-        assert code == 3 and first_breach(events)["name"].startswith("step 2"), err + json.dumps(events[-2:])[:3000]
+    first = first_breach(events)
+    assert first["verdict"] == verdict and first["name"].startswith("step 2")
+    assert code == 3, err + json.dumps(events[-2:])[:3000]  # rolled back at the first step either way
 
 
 def test_settings_beside_the_block_that_exceed_rollback_delay_are_refused(tmp_path):
