@@ -20,7 +20,7 @@ SEEDS = ROOT / "examples" / "seed"
 def run(plan: Path, tmp_path: Path, version: str = "2.0.0", *extra: str) -> tuple[int, list[dict], str]:
     proc = subprocess.run(
         [sys.executable, "-m", "console", "--plan", str(plan), "--version", version, *extra, "--headless",
-         "--auto-promote", "--time-scale", "1000", "--output", "json", "--record", str(tmp_path / "j.jsonl")],
+         "--auto-promote", "--time-scale", "100", "--output", "json", "--record", str(tmp_path / "j.jsonl")],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
 

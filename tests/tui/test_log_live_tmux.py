@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def write_inventory(path: Path, hosts: int) -> None:
     doc = {"all": {"vars": {"rollout_simulated": True, "sim_releases": {"1.0.0": {}, "2.0.0": {}}},
                    "children": {"agents": {"hosts": {f"agent-{n:05d}": None for n in range(1, hosts + 1)}},
-                                "lb": {"hosts": {"lb-01": {"sim_rps": 1}}}}}}
+                                "lb": {"hosts": {"lb-01": {"sim_rps": 200}}}}}}  # enough traffic for each gate to pass
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
