@@ -127,7 +127,7 @@ async def test_health_flaps(fleet, tmp_path):
     assert code == 3, err + json.dumps(events[-3:])
     fails = [e for e in events if e["kind"] == "gate" and e["verdict"] == "fail"]
     assert fails and fails[0]["name"].startswith("after batch 1") and \
-        any(r.startswith("health_pass_rate") for r in fails[0]["reasons"]), fails
+        any(r.startswith("health_check_failed") for r in fails[0]["reasons"]), fails  # critical: at once
     flaps = [c for c, v in seen if v == "2.0.0"]
     assert flaps[:2] == [200, 503], seen  # healthy on 2.0.0 first, then failing: a flap, not a dead host
     health = [e["ok"] for e in events if e["kind"] == "health" and e["instance"].split("/")[0] == "agent-01"]
