@@ -35,17 +35,23 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, today  # noqa: E402  (puts tests/ and tests/sandbox/ on sys.path)
-from load import SteadyLoad  # noqa: E402
-from rollout_helpers import CONF, groups_setup, install_lb, managed_config, plan_file, units_setup  # noqa: E402
+from _common import ROOT, machine, today
+from load import SteadyLoad
+from rollout_helpers import (
+    groups_setup,
+    install_lb,
+    managed_config,
+    plan_file,
+    units_setup,
+)
 
-from console.journal import read_journal, verify  # noqa: E402
-from inventory.nginx_config import parse_pools  # noqa: E402
+from console.journal import read_journal, verify
+from inventory.nginx_config import parse_pools
 
 RATE = 100
 LOCKS = "/var/lib/rollout-console/locks"
@@ -126,13 +132,13 @@ def write_plan(s: dict, work: Path, fleet) -> tuple[Path, Path]:
 
 @dataclass
 class Fault:
-    inject: Callable[["Run", dict], None]  # blocking; runs in a thread at the fault's moment
-    heal: Callable[["Run", dict], None] = lambda run, f: None  # what an operator does before `resume`
+    inject: Callable[[Run, dict], None]  # blocking; runs in a thread at the fault's moment
+    heal: Callable[[Run, dict], None] = lambda run, f: None  # what an operator does before `resume`
     voids_client_promise: bool = False  # clients cannot be served at all while it lasts
     ends_output: bool = False  # the console's output stops (killed, or its terminal is gone)
 
 
-def _flap(run: "Run", f: dict) -> None:
+def _flap(run: Run, f: dict) -> None:
     """Health fails on an updated instance for 3 s, then recovers: the
     behaviour is flipped in the release's directory and the unit restarted,
     twice (only where that unit already runs the new version)."""
@@ -146,18 +152,18 @@ def _flap(run: "Run", f: dict) -> None:
         time.sleep(3)
 
 
-def _release_on(behaviour: dict) -> Callable[["Run", dict], None]:
-    def inject(run: "Run", f: dict) -> None:
+def _release_on(behaviour: dict) -> Callable[[Run, dict], None]:
+    def inject(run: Run, f: dict) -> None:
         run.fleet.write_release([f["host"]], run.schedule["release"]["version"],
                                 {**run.schedule["release"]["behaviour"], **behaviour})
     return inject
 
 
-def _signal(sig: signal.Signals) -> Callable[["Run", dict], None]:
+def _signal(sig: signal.Signals) -> Callable[[Run, dict], None]:
     return lambda run, f: run.proc.send_signal(sig) if run.proc.returncode is None else None
 
 
-def _lb(command: str) -> Callable[["Run", dict], None]:
+def _lb(command: str) -> Callable[[Run, dict], None]:
     return lambda run, f: run.fleet.ssh(run.fleet.lb_name, command)
 
 
@@ -194,6 +200,7 @@ class Run:
     fired: list[dict] = field(default_factory=list)  # {fault, host, at (s since start), event}
     violations: list[str] = field(default_factory=list)
     outcome: dict = field(default_factory=dict)
+    exit_lag: float = 0.0  # the longest a console process took to end after printing its result
 
     @property
     def new_slot(self) -> str:
@@ -217,18 +224,21 @@ async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run.proc = proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "console", *args, "--headless", "--output", "json", "--record", str(journal),
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=open(run.work / f"{out_name}.stderr", "wb"), limit=64 * 2**20)
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=64 * 2**20)
     started = time.monotonic()
     counts: Counter = Counter()
     pending = list(faults)
     tasks = []
-    with open(run.work / f"{out_name}.jsonl", "wb") as out:
+    result_at = None
+    with open(run.work / f"{out_name}.jsonl", "wb") as out, open(run.work / f"{out_name}.stderr", "wb") as err:
+        errors = asyncio.create_task(_copy(proc.stderr, err))
         async for raw in proc.stdout:
             out.write(raw)
             if not raw.startswith(b"{"):
                 continue
             event = json.loads(raw)
+            if event.get("kind") == "result":
+                result_at = time.monotonic()
             counts[_key(event)] += 1
             ending = False
             for f in [f for f in pending if _matches(f["moment"], event, counts)]:
@@ -236,19 +246,28 @@ async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: 
                 run.fired.append({**f, "at": time.monotonic() - t0, "event": event.get("kind")})
                 tasks.append(asyncio.create_task(asyncio.to_thread(FAULTS[f["fault"]].inject, run, f)))
                 ending = ending or FAULTS[f["fault"]].ends_output
-            if ending:
-                break  # the console is killed, or its terminal went away: nobody reads it any more
-    if proc.returncode is None and proc.stdout is not None:
-        proc._transport.get_pipe_transport(1).close()  # the reader (terminal) is gone
+            if ending:  # killed, or its terminal went away: nobody reads its output any more
+                for fd in (1, 2):
+                    proc._transport.get_pipe_transport(fd).close()
+                errors.cancel()
+                break
+        await asyncio.gather(errors, return_exceptions=True)
     try:
         await asyncio.wait_for(proc.wait(), 400)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         run.violations.append("the console did not end within 400 s: killed")
         proc.kill()
         await proc.wait()
+    if result_at is not None:  # from the result line to the process's end: shutdown
+        run.exit_lag = max(run.exit_lag, time.monotonic() - result_at)
     for t in tasks:
         await t
     return proc.returncode, time.monotonic() - started
+
+
+async def _copy(stream: asyncio.StreamReader, out) -> None:
+    async for line in stream:
+        out.write(line)
 
 
 def prepare(fleet, s: dict, work: Path) -> tuple[Path, Path, str]:
@@ -309,13 +328,13 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
         await asyncio.sleep(0.5)
     first = min((f["at"] for f in run.fired), default=None)
     run.outcome = {"exit": code, "seconds": round(took, 1), "resume_exit": resume_code,
-                   "fired": [f["fault"] for f in run.fired],
+                   "fired": [f["fault"] for f in run.fired], "exit_lag": round(run.exit_lag, 1),
                    "to_safe": None if first is None else round(run_end - t0 - first, 2),
                    "to_resumed": None if first is None or resume_code is None else round(done - t0 - first, 2)}
     client_checks(run, load.result)
     (work / "load.json").write_text(json.dumps(run.outcome["clients"], indent=1))
     log(f"  -> exit {code} in {took:.1f}s" + (f", resume exit {resume_code}" if resume_code is not None else "")
-        + f"; fired {run.outcome['fired'] or 'nothing'}; clients {run.outcome['clients']['summary']}"
+        + f"; exit lag {run.exit_lag:.1f}s; fired {run.outcome['fired'] or 'nothing'}; clients {run.outcome['clients']['summary']}"
         + (f"; VIOLATIONS: {run.violations}" if run.violations else "; ok"))
     return run
 
@@ -378,7 +397,7 @@ class Checks:
             self.fail(f"exit {code} but the journal closed with {close.get('exit_code')}")
         exit_code = close.get("exit_code", code)
         self.fleet_agrees(exit_code, self.result().get("message", ""), final)
-        if self.s["release"]["bad"] and exit_code == 0 and self.s["release"]["bad"] not in ("start_delay",):
+        if self.s["release"]["bad"] and exit_code == 0:
             self.fail(f"a bad release ({self.s['release']['bad']}) succeeded")
         if final:
             self.finals()
@@ -513,6 +532,7 @@ def table(runs: list[Run]) -> list[str]:
 
 def fleet_from_state():
     from conftest import SANDBOX_HOSTS, SandboxFleet
+
     from inventory import sandbox
     state = sandbox.DEFAULT_STATE_DIR
     inventory = sandbox.up(hosts=SANDBOX_HOSTS, state_dir=state, log=lambda m: None)
@@ -522,17 +542,20 @@ def fleet_from_state():
                         owned=False)
 
 
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def header() -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-    return (f"# bench/soak.py, commit {commit}{' (dirty: ' + ', '.join(dirty.split()[1::2]) + ')' if dirty else ''}\n"
+    return (f"# bench/soak.py, commit {commit()}{' (dirty: ' + ', '.join(dirty.split()[1::2]) + ')' if dirty else ''}\n"
             f"# {today()}; {machine()}; sandbox net {os.environ.get('ROLLOUT_SANDBOX_NET', '0')}")
 
 
 async def soak(args) -> int:
     fleet = fleet_from_state()
-    out = Path(args.out)
+    out = Path(args.out or ROOT / "bench" / "results" / f"{time.strftime('%Y-%m-%d', time.gmtime())}-{commit()}")
     out.mkdir(parents=True, exist_ok=True)
     text = open(out / "soak.txt", "a")
 
@@ -551,7 +574,7 @@ async def soak(args) -> int:
         run = await run_one(fleet, s, work_root / f"seed{s['seed']}-run{s['index']}", log)
         runs.append(run)
         if run.violations:
-            log(f"  case saved: {save_case(run, Path(args.cases))}")
+            log(f"  case saved: {save_case(run, out / 'cases')}")
     clean(fleet)
     fired = sum(len(r.outcome["fired"]) for r in runs)
     log(f"\n{len(runs)} rollouts, {fired} faults injected "
@@ -568,8 +591,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start", type=int, default=0, help="first run index (runs are independent per index)")
     p.add_argument("--replay", metavar="CASE", help="run a saved case's schedule again")
-    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "soak"), help="where soak.txt goes")
-    p.add_argument("--cases", default=str(ROOT / "bench" / "soak-cases"))
+    p.add_argument("--out", help="where soak.txt and cases/ go (default bench/results/<date>-<commit>/)")
     p.add_argument("--work", default="/tmp/rollout-soak")
     return asyncio.run(soak(p.parse_args()))
 

@@ -152,23 +152,32 @@ def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         def handler(sig=sig) -> None:
-            on_signal(sig.name)
             engine.command(Command.ABORT, source=f"signal {sig.name}")
+            on_signal(sig.name)  # after the abort: telling a hung-up terminal may fail
         loop.add_signal_handler(sig, handler)
+
+
+def _tell(message: str) -> None:
+    """A line on stderr, which may be a terminal that hung up (EIO, EPIPE)."""
+    from .headless import silence
+
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        silence(sys.stderr)
 
 
 async def finish_headless(session: Session, reporter, run: Awaitable[RunResult]) -> int:
     """Await a run with the headless reporter attached: interrupts stop it at
     a safe point, an internal error is reported and the journal still closed,
     and the result record ends the output. Returns the exit code."""
-    install_interrupts(session.engine, lambda name: print(
-        f"{name}: stopping at the next safe point", file=sys.stderr, flush=True))
+    install_interrupts(session.engine, lambda name: _tell(f"{name}: stopping at the next safe point"))
     result, error = None, None
     try:
         result = await run
     except Exception as exc:  # noqa: BLE001 - report, close the journal, exit 1
         error = f"internal error: {exc!r}"
-        print(error, file=sys.stderr)
+        _tell(error)
     record = session.finish(result, error)
     reporter.result(record)
     return record["exit_code"]
