@@ -548,12 +548,18 @@ def commit() -> str:
 
 
 def header() -> str:
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!bench/results"], cwd=ROOT,
+                           capture_output=True, text=True).stdout
     return (f"# bench/soak.py, commit {commit()}{' (dirty: ' + ', '.join(dirty.split()[1::2]) + ')' if dirty else ''}\n"
             f"# {today()}; {machine()}; sandbox net {os.environ.get('ROLLOUT_SANDBOX_NET', '0')}")
 
 
 async def soak(args) -> int:
+    if args.table:
+        for line in table([Run(None, r["schedule"], Path(), outcome=r["outcome"], violations=r["violations"])
+                           for r in map(json.loads, Path(args.table).read_text().splitlines())]):
+            print(line)
+        return 0
     fleet = fleet_from_state()
     out = Path(args.out or ROOT / "bench" / "results" / f"{time.strftime('%Y-%m-%d', time.gmtime())}-{commit()}")
     out.mkdir(parents=True, exist_ok=True)
@@ -573,6 +579,8 @@ async def soak(args) -> int:
     for s in schedules:
         run = await run_one(fleet, s, work_root / f"seed{s['seed']}-run{s['index']}", log)
         runs.append(run)
+        with open(out / "runs.jsonl", "a") as f:
+            f.write(json.dumps({"schedule": s, "outcome": run.outcome, "violations": run.violations}) + "\n")
         if run.violations:
             log(f"  case saved: {save_case(run, out / 'cases')}")
     clean(fleet)
@@ -591,6 +599,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start", type=int, default=0, help="first run index (runs are independent per index)")
     p.add_argument("--replay", metavar="CASE", help="run a saved case's schedule again")
+    p.add_argument("--table", metavar="RUNS_JSONL", help="print the per-fault table of a soak's runs.jsonl")
     p.add_argument("--out", help="where soak.txt and cases/ go (default bench/results/<date>-<commit>/)")
     p.add_argument("--work", default="/tmp/rollout-soak")
     return asyncio.run(soak(p.parse_args()))
