@@ -305,7 +305,15 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
     work.mkdir(parents=True, exist_ok=True)
     (work / "schedule.json").write_text(json.dumps(s, indent=1))
     log(describe(s))
-    plan, inventory, before = prepare(fleet, s, work)
+    try:
+        plan, inventory, before = prepare(fleet, s, work)
+    except (AssertionError, OSError, subprocess.SubprocessError) as exc:
+        # The sandbox itself broke (seen once: systemd in a container failing
+        # a unit with 219/CGROUP): reboot the agents and set up once more.
+        log(f"  set-up failed ({str(exc).splitlines()[0][:160]}); rebooting the agents and retrying")
+        for name in fleet.agent_names:
+            fleet.stop_host(name)
+        plan, inventory, before = prepare(fleet, s, work)
     run = Run(fleet, s, work)
     journal, resumed = work / "run.journal.jsonl", work / "resume.journal.jsonl"
     args = ["--plan", str(plan), "--inventory", str(inventory)]
