@@ -6,6 +6,7 @@ result record is written by the session once the exit code is known.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, TextIO
 
 from strategies.analysis import format_value
@@ -74,6 +75,15 @@ def describe(event: Event) -> str | None:
     return None
 
 
+def silence(stream: TextIO) -> None:
+    """Point a dead stream's descriptor at /dev/null, so the bytes still in
+    its buffer flush harmlessly at exit instead of failing the exit code."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 class HeadlessReporter:
     """Writes events to a stream as text lines or JSON Lines. JSON is ASCII
     (non-ASCII escaped), so no byte a remote host prints, U+2028 included,
@@ -83,12 +93,19 @@ class HeadlessReporter:
         self.stream = stream
         self.fmt = fmt
         self.prefix = "SIMULATED " if simulated else ""
+        self.gone = False  # the output's reader is gone: the run goes on, the journal keeps the record
         if fmt == "text" and simulated:
             self._line("SIMULATED fleet: in-process stand-in, no real host is touched")
 
     def _line(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        if self.gone:
+            return
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except OSError:  # EPIPE, EIO: the terminal or the reader went away (SIGHUP comes with it)
+            self.gone = True
+            silence(self.stream)
 
     def __call__(self, event: Event) -> None:
         if self.fmt == "json":

@@ -174,7 +174,7 @@ class Session:
         final_hash = self.journal.close(outcome, int(code))
         record = {"outcome": outcome, "exit_code": int(code), "message": message,
                   "simulated": self.simulated, "journal": str(self.journal.path), "journal_hash": final_hash,
-                  "versions": result.versions if result else {}}
+                  "versions": result.versions if result else {}, "clients": self.engine.clients.as_dict()}
         self.control.close(record)
         return record
 
@@ -195,9 +195,19 @@ def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda
                 if on_hangup == "detach":
                     engine.emit(Notice, level="warning", message="terminal hung up: the run continues detached")
                     return
-            on_signal(sig.name)
             engine.command(Command.ABORT, source=f"signal {sig.name}")
+            on_signal(sig.name)  # after the abort: telling a hung-up terminal may fail
         loop.add_signal_handler(sig, handler)
+
+
+def _tell(message: str) -> None:
+    """A line on stderr, which may be a terminal that hung up (EIO, EPIPE)."""
+    from .headless import silence
+
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        silence(sys.stderr)
 
 
 async def finish_headless(session: Session, reporter, run: Awaitable[RunResult],
@@ -206,14 +216,13 @@ async def finish_headless(session: Session, reporter, run: Awaitable[RunResult],
     interrupts stop it at a safe point, an internal error is reported and
     the journal still closed, and the result record ends the output.
     Returns the exit code."""
-    install_interrupts(session.engine, lambda name: print(
-        f"{name}: stopping at the next safe point", file=sys.stderr, flush=True), on_hangup)
+    install_interrupts(session.engine, lambda name: _tell(f"{name}: stopping at the next safe point"), on_hangup)
     result, error = None, None
     try:
         result = await run
     except Exception as exc:  # noqa: BLE001 - report, close the journal, exit 1
         error = f"internal error: {exc!r}"
-        print(error, file=sys.stderr)
+        _tell(error)
     record = session.finish(result, error)
     if reporter is not None:
         reporter.result(record)

@@ -212,3 +212,25 @@ def test_journals_and_reserves_are_private_and_a_dead_runs_reserve_is_cleared(tm
     resumed = run_cli("resume", str(other), "--headless", "--time-scale", "100", "--record", str(tmp_path / "r.jsonl"))
     assert resumed.returncode == 0, resumed.stderr
     assert not list(jdir.glob(".*.reserve"))
+
+
+def test_terminal_hangup_stops_at_a_safe_point_with_exit_5(sim):
+    """The operator's terminal goes away (bench/soak.py seed 7 run 4, on the
+    real sandbox): SIGHUP arrives and stdout/stderr can no longer be
+    written. The run still stops at a safe point, the journal closes with
+    exit 5, and so does the process (it used to die of BrokenPipeError: 1)."""
+    import signal
+
+    tmp, inv, plan = sim
+    journal = tmp / "j.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "console", "--plan", str(plan), "--inventory", str(inv),
+                             "--headless", "--output", "json", "--time-scale", "5", "--record", str(journal)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while b'"kind":"step_started"' not in proc.stdout.readline():
+        pass
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=120) == 5
+    assert verify(journal).ok
+    assert read_journal(journal).close["exit_code"] == 5

@@ -1,0 +1,642 @@
+"""Randomized fault soak on the real sandbox (issue 15).
+
+Runs N rollouts on the sandbox fleet (ROLLOUT_SANDBOX_NET) under about
+100 req/s of client load through the LB, keep-alive off and on in turn.
+Every choice comes from one seed: run i of seed S draws its strategy
+(rolling, canary, blue-green units or groups), its release (good, or bad in
+one of the sandbox agent's behaviours), 0-2 faults and the moment of each,
+picked from the run's own JSON Lines events (the n-th event of a kind), and
+what `console resume` does afterwards. Each run's schedule is printed.
+
+After each run, and after its resume when the run left something to
+resume, the invariants of the README's "Faults and guards" are checked on
+the hosts themselves (`Checks`). A run with a violation is saved as a case
+directory (schedule, plan, journals, console output, load summary);
+`bench/soak.py --replay CASE` runs that schedule again.
+
+    ROLLOUT_SANDBOX_NET=5 PYTHONPATH=$PWD python3 bench/soak.py --runs 40 --seed 1
+
+A fault is one entry of FAULTS: how to inject it at its moment, how the
+operator heals it before `resume`, and whether it voids the zero-failure
+promise to clients. An operator command from another shell (pause,
+promote, rollback over the control socket) is added the same way: one
+entry whose `inject` sends the command.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, machine, today
+from console.journal import read_journal, verify
+from inventory.nginx_config import parse_pools
+from load import SteadyLoad
+from rollout_helpers import (
+    groups_setup,
+    install_lb,
+    managed_config,
+    plan_file,
+    units_setup,
+)
+
+RATE = 100
+LOCKS = "/var/lib/rollout-console/locks"
+SITE = "/etc/nginx/sites-enabled/agent"
+OLD = "1.0.0"
+FINISHED = {"succeeded", "rolled_back", "refused"}  # console/resume.py: nothing left to resume
+DEADLINE = 6  # health.deadline (s); a bad start_delay is beyond it
+TIMINGS = {"health": {"interval": "0.5s", "passes": 2, "deadline": f"{DEADLINE}s", "timeout": "1s"},
+           "drain": {"timeout": "3s"}, "deploy": {"timeout": "15s"}}
+STRATEGIES = ("rolling", "canary", "blue_green/units", "blue_green/groups")
+BAD = {  # behaviour -> a draw of a clearly bad value (the judge or the deploy must stop it)
+    "error_rate": lambda r: {"error_rate": round(r.uniform(0.1, 0.3), 2)},
+    "error_status": lambda r: {"error_rate": round(r.uniform(0.1, 0.3), 2), "error_status": r.choice([502, 503])},
+    "latency_ms": lambda r: {"latency_ms": r.choice([300, 500, 800])},
+    "health_fail": lambda r: {"health_fail": True},
+    "start_fail": lambda r: {"start_fail": True},
+    "start_delay": lambda r: {"start_delay": DEADLINE + 4},
+}
+MOMENTS = [("run_started", None, 1), ("step_started", None, 1), ("step_started", None, 2),
+           ("step_started", None, 3), ("traffic", None, 1), ("traffic", None, 2), ("gate", None, 1),
+           ("gate", None, 3), ("gate", None, 6)] + [
+    ("instance", phase, n) for phase in ("draining", "deploying", "restarting", "checking", "live") for n in (1, 2, 4)]
+
+
+# -- the schedule ------------------------------------------------------------------------------------
+
+def schedule_for(seed: int, index: int, agents: list[str]) -> dict:
+    """Run `index` of `seed`: every random choice of the run, as JSON."""
+    r = random.Random(f"{seed}/{index}")
+    strategy = r.choice(STRATEGIES)
+    kind = r.choice(["good", "good", *BAD])  # one in four good
+    release = {"version": f"2.{index}.{seed}" + ("" if kind == "good" else f"-{kind.replace('_', '')}"),
+               "bad": kind if kind != "good" else None,
+               "behaviour": {} if kind == "good" else BAD[kind](r)}
+    faults = []
+    for _ in range(r.choice([0, 1, 1, 2, 2])):
+        name = r.choice(sorted(FAULTS))
+        event, phase, nth = r.choice(MOMENTS)
+        faults.append({"fault": name, "host": r.choice(agents),
+                       "moment": {"kind": event, "phase": phase, "nth": nth}})
+    shape = {"rolling": {"batch": r.choice([1, 2, "34%"]), "interval": "2s"},
+             "canary": {"weights": sorted(r.sample([10, 20, 50], r.choice([1, 2])))}}
+    return {"seed": seed, "index": index, "strategy": strategy, "keepalive": index % 2 == 1,
+            "release": release, "faults": faults, "resume": r.choice(["rollback", "continue"]),
+            "shape": shape.get(strategy, {})}
+
+
+def describe(s: dict) -> str:
+    rel = s["release"]
+    faults = ", ".join(f"{f['fault']}({f['host']}) at {f['moment']['kind']}"
+                       + (f"/{f['moment']['phase']}" if f["moment"]["phase"] else "") + f"#{f['moment']['nth']}"
+                       for f in s["faults"]) or "none"
+    return (f"run {s['index']} seed {s['seed']}: {s['strategy']} {json.dumps(s['shape'])} "
+            f"keep-alive {'on' if s['keepalive'] else 'off'}; release {rel['version']} "
+            f"{json.dumps(rel['behaviour'])}; faults: {faults}; resume: {s['resume']}")
+
+
+def write_plan(s: dict, work: Path, fleet) -> tuple[Path, Path]:
+    """(plan path, inventory path) for the schedule."""
+    th = {"error_rate": "1%", "persistence": 2, "min_requests": 20, "max_window": "30s"}
+    common = {**TIMINGS, "version": s["release"]["version"], "thresholds": th,
+              "canary": {"sample_interval": "1s"}}
+    strategy, _, form = s["strategy"].partition("/")
+    if strategy == "rolling":
+        return plan_file(work, "rolling", **common, rolling=s["shape"]), fleet.inventory_path
+    if strategy == "canary":
+        steps = [x for w in s["shape"]["weights"] for x in ({"set_weight": w}, {"analysis": "8s"})]
+        common["canary"] = {"sample_interval": "1s", "steps": [*steps, {"set_weight": 100}]}
+        return plan_file(work, "canary", **common), fleet.inventory_path
+    bg = {"mode": form, "active": "blue", "rollback_window": "6s"}
+    if form == "groups":
+        inventory, _ = groups_setup(fleet, work)
+        return plan_file(work, "blue_green", **common, blue_green={**bg, "blue": "blue", "green": "green"}), inventory
+    return plan_file(work, "blue_green", **common, blue_green=bg), fleet.inventory_path
+
+
+# -- faults --------------------------------------------------------------------------------------------
+
+@dataclass
+class Fault:
+    inject: Callable[[Run, dict], None]  # blocking; runs in a thread at the fault's moment
+    heal: Callable[[Run, dict], None] = lambda run, f: None  # what an operator does before `resume`
+    voids_client_promise: bool = False  # clients cannot be served at all while it lasts
+    vanishes_host: bool = False  # requests in flight on it are lost (see in_flight_on_vanished_host)
+    ends_output: bool = False  # the console's output stops (killed, or its terminal is gone)
+
+
+def _flap(run: Run, f: dict) -> None:
+    """Health fails on an updated instance for 3 s, then recovers: the
+    behaviour is flipped in the release's directory and the unit restarted,
+    twice (only where that unit already runs the new version)."""
+    slot, version = run.new_slot, run.schedule["release"]["version"]
+    base = run.schedule["release"]["behaviour"]
+    for behaviour in ({**base, "health_fail": True}, base):
+        run.fleet.ssh(f["host"], f"d=/opt/agent/releases/{version}; [ -d $d ] && "
+                      f"echo '{json.dumps(behaviour)}' > $d/behaviour.json && "
+                      f"[ \"$(cat /opt/agent/slots/{slot}/current/VERSION)\" = {version} ] && "
+                      f"systemctl restart agent@{slot}")
+        time.sleep(3)
+
+
+def _release_on(behaviour: dict) -> Callable[[Run, dict], None]:
+    def inject(run: Run, f: dict) -> None:
+        run.fleet.write_release([f["host"]], run.schedule["release"]["version"],
+                                {**run.schedule["release"]["behaviour"], **behaviour})
+    return inject
+
+
+def _signal(sig: signal.Signals) -> Callable[[Run, dict], None]:
+    return lambda run, f: run.proc.send_signal(sig) if run.proc.returncode is None else None
+
+
+def _lb(command: str) -> Callable[[Run, dict], None]:
+    return lambda run, f: run.fleet.ssh(run.fleet.lb_name, command)
+
+
+FAULTS: dict[str, Fault] = {
+    "host_off": Fault(lambda run, f: run.fleet.stop_host(f["host"]),
+                      lambda run, f: run.fleet.start_host(f["host"]), vanishes_host=True),
+    "link_cut": Fault(lambda run, f: run.fleet.exec_in(f["host"], ["ip", "link", "set", "host0", "down"]),
+                      lambda run, f: run.fleet.exec_in(f["host"], ["ip", "link", "set", "host0", "up"]),
+                      vanishes_host=True),
+    "sshd_stop": Fault(lambda run, f: run.fleet.exec_in(f["host"], ["systemctl", "stop", "ssh"]),
+                       lambda run, f: run.fleet.exec_in(f["host"], ["systemctl", "start", "ssh"])),
+    "start_fail": Fault(_release_on({"start_fail": True})),
+    "slow_start": Fault(_release_on({"start_delay": DEADLINE + 4})),
+    "health_flap": Fault(_flap),
+    "nginx_t_rejects": Fault(_lb(f"cp {SITE} /root/site.bak && echo 'bogus_directive;' >> {SITE}"),
+                             _lb(f"[ -f /root/site.bak ] && mv /root/site.bak {SITE}; nginx -t -q")),
+    "reload_no_take": Fault(_lb("kill -STOP $(cat /run/nginx.pid)"), _lb("kill -CONT $(cat /run/nginx.pid)")),
+    "lb_off": Fault(lambda run, f: run.fleet.stop_host(run.fleet.lb_name),
+                    lambda run, f: run.fleet.start_host(run.fleet.lb_name), voids_client_promise=True),
+    "sigkill": Fault(_signal(signal.SIGKILL), ends_output=True),
+    "hangup": Fault(_signal(signal.SIGHUP), ends_output=True),
+    "sigint": Fault(_signal(signal.SIGINT)),
+    "sigterm": Fault(_signal(signal.SIGTERM)),
+}
+
+
+# -- one run -------------------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    fleet: object
+    schedule: dict
+    work: Path
+    proc: asyncio.subprocess.Process | None = None
+    fired: list[dict] = field(default_factory=list)  # {fault, host, at (s since start), event}
+    violations: list[str] = field(default_factory=list)
+    outcome: dict = field(default_factory=dict)
+    exit_lag: float = 0.0  # the longest a console process took to end after printing its result
+
+    @property
+    def new_slot(self) -> str:
+        return "green" if self.schedule["strategy"] == "blue_green/units" else "main"
+
+
+def _key(event: dict) -> tuple[str, str | None]:
+    return event.get("kind", ""), event.get("phase") if event.get("kind") == "instance" else None
+
+
+def _matches(moment: dict, event: dict, counts: Counter) -> bool:
+    """Is `event` the moment: the n-th event of its kind (and instance phase)?
+    `counts` already includes this event."""
+    return (moment["kind"], moment["phase"]) == _key(event) and counts[_key(event)] == moment["nth"]
+
+
+async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: float,
+                   faults: list[dict]) -> tuple[int, float]:
+    """Run one console process, firing `faults` at their moments; returns
+    (exit code, seconds). Output goes to `out_name` in the run directory."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run.proc = proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "console", *args, "--headless", "--output", "json", "--record", str(journal),
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=64 * 2**20)
+    started = time.monotonic()
+    counts: Counter = Counter()
+    pending = list(faults)
+    tasks = []
+    result_at = None
+    with open(run.work / f"{out_name}.jsonl", "wb") as out, open(run.work / f"{out_name}.stderr", "wb") as err:
+        errors = asyncio.create_task(_copy(proc.stderr, err))
+        async for raw in proc.stdout:
+            out.write(raw)
+            if not raw.startswith(b"{"):
+                continue
+            event = json.loads(raw)
+            if event.get("kind") == "result":
+                result_at = time.monotonic()
+            counts[_key(event)] += 1
+            ending = False
+            for f in [f for f in pending if _matches(f["moment"], event, counts)]:
+                pending.remove(f)
+                run.fired.append({**f, "at": time.monotonic() - t0, "t": time.monotonic(), "event": event.get("kind")})
+                tasks.append(asyncio.create_task(asyncio.to_thread(FAULTS[f["fault"]].inject, run, f)))
+                ending = ending or FAULTS[f["fault"]].ends_output
+            if ending:  # killed, or its terminal went away: nobody reads its output any more
+                for fd in (1, 2):
+                    proc._transport.get_pipe_transport(fd).close()
+                errors.cancel()
+                break
+        await asyncio.gather(errors, return_exceptions=True)
+    try:
+        await asyncio.wait_for(proc.wait(), 400)
+    except TimeoutError:
+        run.violations.append("the console did not end within 400 s: killed")
+        proc.kill()
+        await proc.wait()
+    if result_at is not None:  # from the result line to the process's end: shutdown
+        run.exit_lag = max(run.exit_lag, time.monotonic() - result_at)
+    for t in tasks:
+        await t
+    return proc.returncode, time.monotonic() - started
+
+
+async def _copy(stream: asyncio.StreamReader, out) -> None:
+    async for line in stream:
+        out.write(line)
+
+
+def prepare(fleet, s: dict, work: Path) -> tuple[Path, Path, str]:
+    """Clean fleet, release shipped, LB matching the plan; (plan, inventory,
+    managed file before the run)."""
+    clean(fleet)
+    plan, inventory = write_plan(s, work, fleet)
+    fleet.write_release(None, s["release"]["version"], s["release"]["behaviour"])
+    if s["strategy"] == "blue_green/units":
+        install_lb(fleet, units_setup(fleet))
+    elif s["strategy"] == "blue_green/groups":
+        install_lb(fleet, groups_setup(fleet, work)[1])
+    return plan, inventory, managed_config(fleet)
+
+
+def clean(fleet) -> None:
+    """The fleet as `sandbox up` left it: every host running, links and sshd
+    up, nginx running the initial config, no lock, agents on 1.0.0."""
+    running = {h["name"]: h["running"] for h in fleet.status()}
+    for name in [fleet.lb_name, *fleet.agent_names]:
+        if not running.get(name):
+            fleet.start_host(name)
+    for name in fleet.agent_names:
+        fleet.exec_in(name, ["sh", "-c", "ip link set host0 up; systemctl start ssh"])
+    fleet.exec_in(fleet.lb_name, ["sh", "-c", "kill -CONT $(cat /run/nginx.pid) 2>/dev/null; rm -f /root/site.bak"])
+    fleet.reset_lb()
+    fleet.reset_agents()
+
+
+async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print) -> Run:
+    """Prepare, run under load with the schedule's faults, check, heal,
+    resume if needed, check again. Returns the run with its violations."""
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "schedule.json").write_text(json.dumps(s, indent=1))
+    log(describe(s))
+    try:
+        plan, inventory, before = prepare(fleet, s, work)
+    except (AssertionError, OSError, subprocess.SubprocessError) as exc:
+        # The sandbox itself broke (seen once: systemd in a container failing
+        # a unit with 219/CGROUP): reboot the agents and set up once more.
+        log(f"  set-up failed ({str(exc).splitlines()[0][:160]}); rebooting the agents and retrying")
+        for name in fleet.agent_names:
+            fleet.stop_host(name)
+        plan, inventory, before = prepare(fleet, s, work)
+    run = Run(fleet, s, work)
+    journal, resumed = work / "run.journal.jsonl", work / "resume.journal.jsonl"
+    args = ["--plan", str(plan), "--inventory", str(inventory)]
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=RATE, keepalive=s["keepalive"],
+                          retry_reset=s["keepalive"], max_seconds=900) as load:
+        await asyncio.sleep(0.5)
+        t0 = time.monotonic()
+        code, took = await _console(run, args, journal, "run", t0, s["faults"])
+        run_end = time.monotonic()
+        checks = Checks(run, before, journal)
+        checks.after(code, final=False)
+        heal_faults(run)
+        resume_code = None
+        close = read_journal(journal).close if journal.exists() else None
+        if journal.exists() and (close is None or close.get("outcome") not in FINISHED):
+            extra = ["--rollback"] if s["resume"] == "rollback" else ["--auto-promote"]
+            resume_code, _ = await _console(run, ["resume", str(journal), *extra], resumed, "resume", t0, [])
+            Checks(run, before, resumed).after(resume_code, final=True)
+        else:
+            checks.finals()
+        done = time.monotonic()
+        await asyncio.sleep(0.5)
+    first = min((f["at"] for f in run.fired), default=None)
+    run.outcome = {"exit": code, "seconds": round(took, 1), "resume_exit": resume_code,
+                   "fired": [f["fault"] for f in run.fired], "exit_lag": round(run.exit_lag, 1),
+                   "to_safe": None if first is None else round(run_end - t0 - first, 2),
+                   "to_resumed": None if first is None or resume_code is None else round(done - t0 - first, 2)}
+    client_checks(run, load.result)
+    (work / "load.json").write_text(json.dumps(run.outcome["clients"], indent=1))
+    log(f"  -> exit {code} in {took:.1f}s" + (f", resume exit {resume_code}" if resume_code is not None else "")
+        + f"; exit lag {run.exit_lag:.1f}s; fired {run.outcome['fired'] or 'nothing'}"
+        + f"; clients {run.outcome['clients']['summary']}"
+        + (f"; VIOLATIONS: {run.violations}" if run.violations else "; ok"))
+    return run
+
+
+def heal_faults(run: Run) -> None:
+    """What the operator does before `console resume`: every host back,
+    links and sshd up, the site file fixed, the nginx master running."""
+    for f in run.fired:
+        FAULTS[f["fault"]].heal(run, f)
+
+
+# -- the invariants ------------------------------------------------------------------------------------
+
+SLOT_OF_PORT = {8080: "main", 8081: "blue", 8082: "green"}
+
+
+class Checks:
+    """The README's promises, read from the hosts after a console process
+    ended: who nginx routes to, what each routed instance runs, the managed
+    file, the journal, the lock, the exit code."""
+
+    def __init__(self, run: Run, before: str, journal: Path):
+        self.run, self.fleet, self.before, self.journal = run, run.fleet, before, journal
+        self.s = run.schedule
+        self.new = self.s["release"]["version"]
+
+    def fail(self, what: str) -> None:
+        self.run.violations.append(f"{self.journal.name}: {what}")
+
+    def result(self) -> dict:
+        name = "resume" if self.journal.name.startswith("resume") else "run"
+        lines = (self.run.work / f"{name}.jsonl").read_bytes().splitlines()
+        found = [json.loads(x) for x in lines if x.startswith(b'{"kind":"result"')]
+        return found[-1] if found else {}
+
+    def down(self) -> set[str]:
+        """Hosts the controller cannot reach now (powered off, link cut)."""
+        running = {h["name"]: h["running"] for h in self.fleet.status()}
+        out = {n for n in [self.fleet.lb_name, *self.fleet.agent_names] if not running.get(n)}
+        for f in self.run.fired:
+            if f["fault"] == "link_cut" and running.get(f["host"]):
+                up = self.fleet.exec_in(f["host"], ["cat", "/sys/class/net/host0/operstate"], check=False)
+                if "up" not in (up.stdout or ""):
+                    out.add(f["host"])
+        return out
+
+    def after(self, code: int, final: bool) -> None:
+        if code == 1:
+            self.fail("exit 1 (internal error)")
+        if code == -signal.SIGKILL and not final:
+            return  # killed by the soak: the resume is checked
+        if not self.journal.exists():
+            self.fail("no journal")
+            return
+        v = verify(self.journal)
+        if not v.ok:
+            self.fail(f"journal does not verify: {v.message}")
+        close = read_journal(self.journal).close or {}
+        if close.get("exit_code") not in (None, code) and code >= 0:
+            self.fail(f"exit {code} but the journal closed with {close.get('exit_code')}")
+        exit_code = close.get("exit_code", code)
+        self.fleet_agrees(exit_code, self.result().get("message", ""), final)
+        if self.s["release"]["bad"] and exit_code == 0 and not self.unseen_by_design():
+            self.fail(f"a bad release ({self.s['release']['bad']}) succeeded")
+        if final:
+            self.finals()
+
+    def unseen_by_design(self) -> bool:
+        """Blue-green's new colour has no baseline after the switch (README,
+        "How a release is judged"): a slower release under the absolute p95
+        ceiling passes there by design."""
+        return self.s["release"]["bad"] == "latency_ms" and self.s["strategy"].startswith("blue_green")
+
+    def fleet_agrees(self, code: int, message: str, final: bool) -> None:
+        down = self.down()
+        if self.fleet.lb_name in down:
+            if code not in (4, 6) or self.fleet.lb_name not in message:
+                self.fail(f"LB down, exit {code}, message does not name it: {message!r}")
+            return
+        conf = managed_config(self.fleet)
+        nginx_broken = any(f["fault"] == "nginx_t_rejects" for f in self.run.fired) and not final
+        if not nginx_broken and self.fleet.ssh(self.fleet.lb_name, "nginx -t -q").returncode != 0:
+            self.fail("nginx -t fails on the LB")
+        routed = {(b.address, b.port) for pool in parse_pools(conf, "agent").values() for b in pool}
+        names = {ip: n for n, ip in self.fleet.agents.items()}
+        expected = self.expected(routed)
+        for ip, port in sorted(expected - routed):
+            if names[ip] not in message:
+                self.fail(f"{names[ip]}:{port} is out of nginx and the result does not name it: {message!r}")
+        versions = {}
+        for ip, port in sorted(routed):
+            if names.get(ip) in down:
+                if code != 4 or names[ip] not in message:  # a failed run may leave it, naming it for a human
+                    self.fail(f"nginx routes to {names.get(ip)}:{port}, which is down")
+                continue
+            code_h, body = self.health(ip, port)
+            installed = self.fleet.exec_in(names[ip], ["cat", f"/opt/agent/slots/{SLOT_OF_PORT[port]}/current/VERSION"],
+                                           check=False).stdout.strip()
+            versions[(ip, port)] = body.get("version")
+            if body.get("version") != installed:
+                self.fail(f"{names[ip]}:{port} runs {body.get('version')} but has {installed!r} installed")
+            if code_h != 200:
+                self.fail(f"{names[ip]}:{port} is in nginx but its health answers {code_h}")
+        seen = set(versions.values())
+        if not seen <= {OLD, self.new}:
+            self.fail(f"routed instances run {sorted(map(str, seen))}")
+        if code == 0 and seen != {self.new}:
+            self.fail(f"exit 0 but nginx routes to {sorted(map(str, seen))}")
+        if code in (3, 6) and seen != {OLD}:
+            self.fail(f"exit {code} but nginx routes to {sorted(map(str, seen))}")
+        same_shape = code in (3, 6) or (code == 0 and not self.s["strategy"].startswith("blue_green"))
+        if same_shape and conf != self.before:
+            self.fail(f"exit {code}: the managed file is not the original")
+
+    def health(self, ip: str, port: int) -> tuple[int, dict]:
+        try:
+            return self.fleet.health(ip, port)
+        except OSError as exc:  # refused, timed out
+            return 0, {"error": repr(exc)}
+
+    def expected(self, routed: set[tuple[str, int]]) -> set[tuple[str, int]]:
+        """The instances that should serve, given what is routed: every
+        host's instance on each routed port (rolling, canary, blue-green
+        units); in the groups form, every host of the routed group."""
+        ips = self.fleet.agent_ips
+        if self.s["strategy"] == "blue_green/groups":
+            groups = [ips[:3], ips[3:]]
+            return {(ip, 8080) for g in groups if any((x, 8080) in routed for x in g) for ip in g}
+        ports = {p for _, p in routed} or {8080}
+        return {(ip, p) for ip in ips for p in ports}
+
+    def finals(self) -> None:
+        """Nothing left behind on the LB or the controller."""
+        if self.fleet.lb_name not in self.down():
+            locks = self.fleet.ssh(self.fleet.lb_name, f"ls {LOCKS} 2>/dev/null").stdout.split()
+            if locks:
+                self.fail(f"lock left on the LB: {locks}")
+        work = str(self.run.work)
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "-m console" in cmd and work in cmd:
+                self.fail(f"console process left: {pid} {cmd[:120]}")
+
+
+CLIENT_TIMEOUT = 10.0  # tests/load.py's httpx timeout
+
+
+def in_flight_on_vanished_host(run: Run, r) -> bool:
+    """A request nginx had already sent to a host that then vanished (power
+    off, link cut) waits for nginx's proxy_read_timeout (60 s): the client
+    gives up first. No console can save it: counted apart, not a violation."""
+    return r.status == 0 and "Timeout" in r.error and any(
+        FAULTS[f["fault"]].vanishes_host and f["t"] <= r.t <= f["t"] + CLIENT_TIMEOUT + 1 for f in run.fired)
+
+
+def client_checks(run: Run, result) -> None:
+    """0 failed requests unless a fault took the LB away; otherwise only the
+    bad release's own answers (X-Agent-Version names it) may fail, and
+    requests in flight on a host as it vanished."""
+    bad = run.schedule["release"]["version"] if run.schedule["release"]["bad"] else None
+    own = [r for r in result.failed if bad and r.version == bad]
+    lost = [r for r in result.failed if r not in own and in_flight_on_vanished_host(run, r)]
+    foreign = [r for r in result.failed if r not in own and r not in lost]
+    voided = any(FAULTS[f["fault"]].voids_client_promise for f in run.fired)
+    if foreign and not voided:
+        run.violations.append(f"clients: {len(foreign)} failed requests not by the bad release, e.g. "
+                              + "; ".join(f"{r.status} {r.version} {r.error[:80]}" for r in foreign[:3]))
+    run.outcome["clients"] = {"sent": result.sent, "failed": len(result.failed), "own": len(own),
+                              "in_flight_lost": len(lost), "foreign": len(foreign),
+                              "resets_retried": result.resets, "voided": voided,
+                              "summary": result.summary() + (f" ({len(own)} by the bad release)" if own else "")
+                              + (f" ({len(lost)} in flight on a vanished host)" if lost else "")}
+
+
+# -- the soak ------------------------------------------------------------------------------------------
+
+def save_case(run: Run, cases: Path) -> Path:
+    s = run.schedule
+    case = cases / f"seed{s['seed']}-run{s['index']}"
+    if case.exists():
+        shutil.rmtree(case)
+    shutil.copytree(run.work, case, ignore=shutil.ignore_patterns("run.jsonl", "resume.jsonl"))  # = the journals
+    (case / "violations.txt").write_text("\n".join(run.violations) + "\n")
+    (case / "outcome.json").write_text(json.dumps(run.outcome, indent=1))
+    return case
+
+
+def table(runs: list[Run]) -> list[str]:
+    """Per fault kind: runs it fired in, exits, client-visible failures, and
+    the time from the fault to the end of the run (a safe state) and to the
+    end of its resume."""
+    by: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        for name in set(run.outcome["fired"]) or {"(none)"}:
+            by[name].append(run)
+
+    def med(xs):
+        xs = sorted(x for x in xs if x is not None)
+        return f"{xs[len(xs) // 2]:.1f} s (max {xs[-1]:.1f})" if xs else "-"
+    lines = ["| fault | runs | exits (run -> resume) | clients failed, not the release's (total, max/run) "
+             "| in flight on a vanished host | bad release's own errors | fault to end of run "
+             "| fault to end of resume | violations |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name in sorted(by):
+        rs = by[name]
+        exits = Counter(f"{r.outcome['exit']}" + (f"->{r.outcome['resume_exit']}" if r.outcome["resume_exit"]
+                                                  is not None else "") for r in rs)
+        foreign = [r.outcome["clients"]["foreign"] for r in rs]
+        lines.append(f"| {name} | {len(rs)} | {', '.join(f'{k} x{v}' for k, v in sorted(exits.items()))} "
+                     f"| {sum(foreign)}, {max(foreign)} | {sum(r.outcome['clients'].get('in_flight_lost', 0) for r in rs)} "
+                     f"| {sum(r.outcome['clients']['own'] for r in rs)} "
+                     f"| {med(r.outcome['to_safe'] for r in rs)} | {med(r.outcome['to_resumed'] for r in rs)} "
+                     f"| {sum(bool(r.violations) for r in rs)} |")
+    return lines
+
+
+def fleet_from_state():
+    from conftest import SANDBOX_HOSTS, SandboxFleet
+    from inventory import sandbox
+    state = sandbox.DEFAULT_STATE_DIR
+    inventory = sandbox.up(hosts=SANDBOX_HOSTS, state_dir=state, log=lambda m: None)
+    return SandboxFleet(state_dir=state, inventory_path=inventory, key=state / "id_ed25519",
+                        known_hosts=state / "known_hosts", lb_ip=sandbox.LB_IP,
+                        agents={sandbox.agent_name(i): sandbox.agent_ip(i) for i in range(1, SANDBOX_HOSTS + 1)},
+                        owned=False)
+
+
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def header() -> str:
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!bench/results"], cwd=ROOT,
+                           capture_output=True, text=True).stdout
+    return (f"# bench/soak.py, commit {commit()}{' (dirty: ' + ', '.join(dirty.split()[1::2]) + ')' if dirty else ''}\n"
+            f"# {today()}; {machine()}; sandbox net {os.environ.get('ROLLOUT_SANDBOX_NET', '0')}")
+
+
+async def soak(args) -> int:
+    if args.table:
+        for line in table([Run(None, r["schedule"], Path(), outcome=r["outcome"], violations=r["violations"])
+                           for r in map(json.loads, Path(args.table).read_text().splitlines())]):
+            print(line)
+        return 0
+    fleet = fleet_from_state()
+    out = Path(args.out or ROOT / "bench" / "results" / f"{time.strftime('%Y-%m-%d', time.gmtime())}-{commit()}")
+    out.mkdir(parents=True, exist_ok=True)
+    text = open(out / "soak.txt", "a")
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+        text.write(line + "\n")
+        text.flush()
+    log(header())
+    if args.replay:
+        schedules = [json.loads((Path(args.replay) / "schedule.json").read_text())]
+    else:
+        schedules = [schedule_for(args.seed, i, fleet.agent_names) for i in range(args.start, args.start + args.runs)]
+    runs = []
+    work_root = Path(args.work)
+    for s in schedules:
+        run = await run_one(fleet, s, work_root / f"seed{s['seed']}-run{s['index']}", log)
+        runs.append(run)
+        with open(out / "runs.jsonl", "a") as f:
+            f.write(json.dumps({"schedule": s, "outcome": run.outcome, "violations": run.violations}) + "\n")
+        if run.violations:
+            log(f"  case saved: {save_case(run, out / 'cases')}")
+    clean(fleet)
+    fired = sum(len(r.outcome["fired"]) for r in runs)
+    log(f"\n{len(runs)} rollouts, {fired} faults injected "
+        f"({sum(len(r.schedule['faults']) for r in runs) - fired} scheduled at moments that never came), "
+        f"{sum(bool(r.violations) for r in runs)} runs with violations")
+    for line in table(runs):
+        log(line)
+    return 1 if any(r.violations for r in runs) else 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--start", type=int, default=0, help="first run index (runs are independent per index)")
+    p.add_argument("--replay", metavar="CASE", help="run a saved case's schedule again")
+    p.add_argument("--table", metavar="RUNS_JSONL", help="print the per-fault table of a soak's runs.jsonl")
+    p.add_argument("--out", help="where soak.txt and cases/ go (default bench/results/<date>-<commit>/)")
+    p.add_argument("--work", default="/tmp/rollout-soak")
+    return asyncio.run(soak(p.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
