@@ -326,6 +326,7 @@ class Engine:
         await self.start_accounting()
         started = self.driver.clock.now()
         await self.driver.lb_restore(self.lb_snapshot)
+        self.lb = original
         self.emit(TrafficChanged, generation=parse_generation(first) or "restored",
                   pools={p: [str(b) for b in bs] for p, bs in pools.items()}, weights={},
                   duration=round(self.driver.clock.now() - started, 4))
@@ -796,7 +797,10 @@ class Engine:
                 outcome, message = await self._guarded(strategy)
             except DriverError as exc:  # a failure while failing (e.g. nginx refuses the way back)
                 outcome, message = Outcome.FAILED, f"failed: {exc}"
-            if outcome == Outcome.FAILED:
+            if outcome == Outcome.ROLLED_BACK and self.out_of_nginx():
+                # a rollback that could not put every instance back is not done: a human must look
+                outcome, message = Outcome.FAILED, f"rollback incomplete: {message}"
+            if outcome in (Outcome.FAILED, Outcome.ABORTED):
                 message += self.stranded()
         except PreflightError as exc:
             outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
@@ -875,15 +879,18 @@ class Engine:
             return Outcome.FAILED, f"rollback incomplete: {'; '.join(problems)} (after: {reason})"
         return Outcome.ROLLED_BACK, f"rolled back in {took:.1f}s: {reason}"
 
-    def stranded(self) -> str:
-        """For a failed run: which instances nginx no longer routes to, of
-        those it routed to before the run (what a human must look at)."""
+    def out_of_nginx(self) -> list[str]:
+        """Instances nginx no longer routes to, of those it routed to before
+        the run (what a human must look at)."""
         if self.lb is None or not self.lb_snapshot:
-            return ""
+            return []
         before = {str(b) for bs in parse_pools(next(iter(self.lb_snapshot.values())), self.plan.nginx.upstream).values()
                   for b in bs}
         now = {str(b) for bs in self.lb.pools.values() for b in bs}
-        out = [i.key for i in self.instances if f"{i.host.address}:{i.port}" in before - now]
+        return [i.key for i in self.instances if str(backend(i)) in before - now]
+
+    def stranded(self) -> str:
+        out = self.out_of_nginx()
         return f"; out of nginx: {', '.join(out)}" if out else "; every instance that served before is in nginx"
 
     # -- shared rollback pieces ---------------------------------------------

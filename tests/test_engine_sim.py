@@ -266,8 +266,9 @@ async def test_capacity_guard_on_failure_applies_the_plan_policy(tmp_path):
 
     session.bus.subscribe(kill)
     result = await session.run()
-    assert result.outcome == Outcome.ROLLED_BACK  # on_failure: rollback of what the release touched
-    assert "agent-04 unhealthy" in result.message
+    # on_failure: the release's instances rolled back; the dead agent-04 is out of nginx, so a human must look
+    assert result.outcome == Outcome.FAILED and "rollback incomplete" in result.message
+    assert "agent-04 unhealthy" in result.message and "out of nginx: agent-04" in result.message
     assert result.versions["agent-01"] == "1.0.0"
     last = [e for e in events if isinstance(e, TrafficChanged)][-1]  # the dead host is not routed back to
     assert not any(b.startswith("agent-04:") for bs in last.pools.values() for b in bs)
