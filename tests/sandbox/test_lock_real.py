@@ -34,7 +34,8 @@ def plant_lock(fleet, record: dict, mtime: str = "now") -> None:
 
 
 async def test_second_console_refused_and_lock_wait_runs_after_the_holder(fleet, tmp_path):
-    p = plan_file(tmp_path, **FAST)
+    # the holder must outlive the other consoles' start-up: 15 s between batches (judged on health alone)
+    p = plan_file(tmp_path, **{**FAST, "rolling": {"batch": 2, "interval": "15s"}}, thresholds={"min_requests": 0})
     first_events: list = []
     first = asyncio.create_task(console_timeline("--plan", str(p), "--inventory", str(fleet.inventory_path),
                                                  "--headless", "--record", str(tmp_path / "a.jsonl"),
