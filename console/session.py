@@ -141,7 +141,8 @@ class Session:
         final_hash = self.journal.close(outcome, int(code))
         return {"outcome": outcome, "exit_code": int(code), "message": message,
                 "simulated": self.simulated, "journal": str(self.journal.path), "journal_hash": final_hash,
-                "versions": result.versions if result else {}}
+                "versions": result.versions if result else {},
+                "clients": self.engine.clients.as_dict()}
 
 
 def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda name: None) -> None:
