@@ -40,13 +40,16 @@ for arg in "$@"; do
   case "$arg" in -*) ;; *) exec "$py" -m pytest "$@" ;; esac  # tests named: run just those
 done
 # The whole suite: the fast tests first, then the real-host tests on two
-# sandbox fleets side by side (ROLLOUT_SANDBOX_NET 0 and 1), each half the
-# files, so the slow real rollouts take half the wall time.
+# sandbox fleets side by side (ROLLOUT_SANDBOX_NET 0 and 1), each every other
+# file, so the slow real rollouts take about half the wall time.
 "$py" -m pytest "$@" --ignore=tests/sandbox
 mapfile -t real < <(ls tests/sandbox/test_*.py)
-half=$(( (${#real[@]} + 1) / 2 ))
-ROLLOUT_SANDBOX_NET=0 "$py" -m pytest "$@" "${real[@]:0:$half}" > .sandbox-0.log 2>&1 & a=$!
-ROLLOUT_SANDBOX_NET=1 "$py" -m pytest "$@" "${real[@]:$half}" > .sandbox-1.log 2>&1 & b=$!
+even=() odd=()
+for i in "${!real[@]}"; do  # alternate files, so neither fleet gets all the slow ones
+  if (( i % 2 )); then odd+=("${real[$i]}"); else even+=("${real[$i]}"); fi
+done
+ROLLOUT_SANDBOX_NET=0 "$py" -m pytest "$@" "${even[@]}" > .sandbox-0.log 2>&1 & a=$!
+ROLLOUT_SANDBOX_NET=1 "$py" -m pytest "$@" "${odd[@]}" > .sandbox-1.log 2>&1 & b=$!
 status=0
 wait $a || status=1
 wait $b || status=1
