@@ -37,7 +37,7 @@ preflight(install_deps=True)
 ensure_image()"
 py="$venv/bin/python"
 for arg in "$@"; do
-  case "$arg" in -*) ;; *) exec "$py" -m pytest "$@" ;; esac  # tests named: run just those
+  case "$arg" in tests*|*.py|*::*) exec "$py" -m pytest "$@" ;; esac  # tests named: run just those
 done
 # The whole suite: the fast tests first, then the real-host tests on two
 # sandbox fleets side by side (ROLLOUT_SANDBOX_NET 0 and 1), each every other
