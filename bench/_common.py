@@ -37,6 +37,10 @@ def machine() -> str:
             f"{cpu or platform.machine()}, Python {platform.python_version()}, load avg at start {load:.2f}")
 
 
+def today() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _git(*args: str) -> str:
     proc = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30)
     return proc.stdout if proc.returncode == 0 else ""
