@@ -359,6 +359,10 @@ class Engine:
         self.emit(Notice, level="warning", message=f"left out of nginx, not verified just now: {names}")
         return replace(state, pools=pools)
 
+    def routes(self, inst: Instance) -> bool:
+        """Does the LB state this session last applied send traffic to `inst`?"""
+        return self.lb is not None and any(str(b) == str(backend(inst)) for bs in self.lb.pools.values() for b in bs)
+
     def why_unverified(self, inst: Instance, sample: HealthSample) -> str:
         """'' when the probe verifies the instance, else why not."""
         if not sample.ok:

@@ -38,16 +38,20 @@ class Rolling(StrategyRunner):
             await engine.guard_capacity(f"before batch {n}/{len(batches)}", serving, todo, floor)
             engine.emit(StepStarted, index=n, total=len(batches), title=f"batch {n}/{len(batches)}",
                         instances=[i.key for i in batch])
-            for inst in batch:
-                if inst not in todo:
-                    engine.instance_phase(inst, InstancePhase.LIVE, "already on the target version")
+            already = [i for i in batch if i not in todo]
+            for inst in already:
+                engine.instance_phase(inst, InstancePhase.LIVE, "already on the target version")
+            if already and not all(engine.routes(i) for i in already):
+                # a resumed run: what a crash left updated but out of nginx serves again (verified first)
+                await self.route(engine, self.excluded)
+            changed.extend(already)
             batch_failures = await self.replace(engine, todo, engine.version) if todo else {}
             failures.extend(batch_failures.values())
             changed.extend(i for i in todo if i.key not in batch_failures)
             if len(failures) > budget:
                 raise GateFailed(f"{len(failures)} of {len(engine.instances)} instances failed "
                                  f"(max_fail_percentage {plan.rolling.max_fail_percentage:g}): {failures[0]}")
-            if n < len(batches) and plan.rolling.interval > 0:
+            if n < len(batches) and plan.rolling.interval > 0 and changed:
                 new = {i.key for i in changed}
                 old = [i for i in engine.instances if i.key not in new and i.key not in self.excluded]
                 await engine.gate(f"after batch {n}", plan.rolling.interval, changed, old)
