@@ -20,6 +20,7 @@ pytestmark = pytest.mark.sandbox
 @pytest.fixture
 def fleet(sandbox_fleet):
     sandbox_fleet.reset_agents()
+    sandbox_fleet.reset_lb()  # a killed console may have left instances out of nginx: start from the original
     yield sandbox_fleet
 
 
