@@ -42,7 +42,7 @@ import functools
 import math
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from .plan import Alerts, Rule, Thresholds
@@ -424,13 +424,6 @@ def window_values(window: Window, hyp: Hypotheses, llr: float) -> dict[str, floa
         "quality_score": r.quality_score, "health_pass_rate": r.health_pass_rate, "cpu": r.cpu,
         "baseline_cpu": r.baseline_cpu,
     }
-
-
-def combine(parts: Iterable[Evidence]) -> Evidence:
-    total = Evidence()
-    for part in parts:
-        total = total + part
-    return total
 
 
 TIERS = ("critical", "important", "warning")
