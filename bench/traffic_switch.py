@@ -5,12 +5,16 @@
 
 Sandbox: lb-01 + 6 agents (network 1). For keep-alive off and on, --repeats each:
   * blue-green (units form: agent@blue on 8081 active, green 8082 gets 2.0.0):
-    switch window = last response by 1.0.0 - first response by 2.0.0, from the
-    load's per-response X-Agent-Version timeline; plus the console's `traffic`
-    event durations (nginx write + test + reload + verified generation).
-  * canary of a release with error_rate 0.2 (write_release): rollback time =
-    last response by the bad version - the moment the failing gate event
-    reached this process (stdout is read line by line and time-stamped).
+    the switch = from the engine's decision (its "switch" step event, index 2,
+    time-stamped as this process reads it) until 100 % of responses come from
+    the new version (the last response by 1.0.0), from the load's per-response
+    X-Agent-Version timeline; the overlap window = last 1.0.0 response - first
+    2.0.0 response (negative: none); the console's `traffic` event durations
+    (nginx write + test + reload + verified generation).
+  * canary of a release with error_rate 0.2 (write_release): exposure = first
+    to last response by the bad version (detection included), and how many
+    responses it served; rollback = the failing gate event's arrival here to
+    the last response by the bad version.
 Failed requests (non-200 or transport errors) are counted for every run.
 """
 from __future__ import annotations
@@ -83,7 +87,9 @@ async def blue_green(fleet: Fleet, tmp: Path, rate: float, keepalive: bool) -> d
     first_new, last_old = res.first_time_of("2.0.0"), res.last_time_of("1.0.0")
     traffic = [e for _, e in events if e["kind"] == "traffic"]
     switch_ev = [e for e in traffic if "green" in e.get("pools", {}) and "blue" not in e.get("pools", {})]
+    decided = next((t for t, e in events if e["kind"] == "step_started" and e["index"] == 2), None)
     return {"rc": code, "window": (last_old - first_new) if first_new and last_old else None,
+            "switch": (last_old - decided) if decided and last_old else None,
             "requests": res.sent, "failed": len(res.failed),
             "failed_detail": sorted({(r.status, r.error[:60]) for r in res.failed})[:3],
             "reloads": len(traffic), "reload_durations": [e["duration"] for e in traffic],
@@ -104,6 +110,7 @@ async def canary_rollback(fleet: Fleet, tmp: Path, rate: float, keepalive: bool)
     bad_failed = [r for r in res.failed if r.version == BAD]
     return {"rc": code, "rollback": (last_bad - fail_t) if fail_t and last_bad else None,
             "exposure": (last_bad - first_bad) if first_bad and last_bad else None,
+            "bad_served": sum(r.version == BAD for r in res.responses),
             "requests": res.sent, "failed": len(res.failed), "failed_bad": len(bad_failed),
             "failed_other": len(res.failed) - len(bad_failed),
             "other_detail": [(r.status, r.error[:60], round(r.t - fail_t, 3) if fail_t else None)
@@ -154,17 +161,21 @@ def main() -> int:
     for ka in ("keep-alive off", "keep-alive on"):
         bg = out.get(("bg", ka), [])
         c = out.get(("canary", ka), [])
-        print(f"| blue-green switch window (first 2.0.0 -> last 1.0.0 response) | {ka} | "
+        print(f"| blue-green switch (engine's switch decision -> last 1.0.0 response) | {ka} | "
+              f"{fmt([r['switch'] * 1000 for r in bg if r['switch'] is not None], 'ms', 0)} | | "
+              f"the article's configured traffic_switch.delay: 45 s |")
+        print(f"| blue-green overlap (first 2.0.0 -> last 1.0.0 response) | {ka} | "
               f"{fmt([r['window'] * 1000 for r in bg if r['window'] is not None], 'ms', 0)} | "
-              f"{sum(r['failed'] for r in bg)} of {sum(r['requests'] for r in bg)} | 45 s (seed) |")
+              f"{sum(r['failed'] for r in bg)} of {sum(r['requests'] for r in bg)} | |")
         print(f"| blue-green switch traffic event (write+test+reload+verify) | {ka} | "
               f"{fmt([r['switch_event_duration'] * 1000 for r in bg if r['switch_event_duration']], 'ms', 0)} | | |")
         print(f"| canary rollback (gate fail -> last bad response) | {ka} | "
               f"{fmt([r['rollback'] for r in c if r['rollback'] is not None], 's', 2)} | "
               f"{sum(r['failed_bad'] for r in c)} by {BAD} (expected, 20 % errors), "
-              f"{sum(r['failed_other'] for r in c)} other, of {sum(r['requests'] for r in c)} | 5-10 min (seed) |")
-        print(f"| canary exposure (first -> last bad response) | {ka} | "
-              f"{fmt([r['exposure'] for r in c if r['exposure'] is not None], 's', 2)} | | |")
+              f"{sum(r['failed_other'] for r in c)} other, of {sum(r['requests'] for r in c)} | |")
+        print(f"| canary exposure (first -> last bad response, detection included) | {ka} | "
+              f"{fmt([r['exposure'] for r in c if r['exposure'] is not None], 's', 2)} | "
+              f"{fmt([r['bad_served'] for r in c], 'responses by ' + BAD, 0)} | the article's 5-10 min rollback |")
         durs = [x * 1000 for r in bg + c for x in r["reload_durations"]]
         print(f"| nginx reloads per run / duration per reload step | {ka} | "
               f"bg {fmt([r['reloads'] for r in bg], '', 0)}, canary {fmt([r['reloads'] for r in c], '', 0)} / "

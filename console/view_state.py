@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from strategies.events import (
     AlertRaised,
@@ -19,9 +19,10 @@ from strategies.events import (
     GateEvaluated,
     HealthChecked,
     InstanceChanged,
+    InstancePhase,
     MetricsSampled,
-    Notice,
     OperatorCommand,
+    Phase,
     PhaseChanged,
     RunFinished,
     RunStarted,
@@ -37,7 +38,9 @@ HEALTH_PER_INSTANCE = 30
 METRIC_HISTORY = 120
 ALERT_LIMIT = 200
 TIER_ORDER = {"critical": 0, "important": 1, "warning": 2}
-ACTIVE_PHASES = {"preflight", "running", "paused", "analysing", "rolling back"}
+ACTIVE_PHASES = {Phase.PREFLIGHT, Phase.RUNNING, Phase.PAUSED, Phase.ANALYSING, Phase.ROLLING_BACK}
+# Phases in which the engine has not yet reached a safe point for a pending command.
+WORKING_PHASES = {Phase.RUNNING, Phase.ANALYSING, Phase.PREFLIGHT}
 NEW_POOLS = {"canary"}
 
 
@@ -113,7 +116,6 @@ class FleetView:
         self.traffic_generation = ""
         self.active_group: str | None = None
         self.new_group: str | None = None
-        self._pending_switch: str | None = None
         self.alerts: list[Alert] = []
         self.error_rate: deque[float] = deque(maxlen=METRIC_HISTORY)
         self.p95: deque[float] = deque(maxlen=METRIC_HISTORY)
@@ -131,9 +133,9 @@ class FleetView:
     def apply(self, event: Event) -> None:
         self.revision += 1
         self.elapsed = max(self.elapsed, float(event.at))
-        handler = getattr(self, "_on_" + type(event).__name__, None)
+        handler = HANDLERS.get(type(event))
         if handler is not None:
-            handler(event)
+            handler(self, event)
         text = describe(event)
         if text is not None:
             self.events.append((event.at, event.kind, text))
@@ -174,7 +176,7 @@ class FleetView:
 
     def _on_PhaseChanged(self, e: PhaseChanged) -> None:
         self.phase, self.phase_reason = e.phase, e.reason
-        if e.phase not in ("running", "analysing", "preflight"):
+        if e.phase not in WORKING_PHASES:
             self.pending = None  # the safe point was reached (paused, rolling back) or the run ended
 
     def _on_StepStarted(self, e: StepStarted) -> None:
@@ -183,8 +185,6 @@ class FleetView:
         for key in e.instances:
             if key in self.rows:
                 self.rows[key].step = e.index
-        if e.title.startswith("switch to "):
-            self._pending_switch = e.title[len("switch to "):].strip()
 
     def _on_InstanceChanged(self, e: InstanceChanged) -> None:
         row = self.rows.get(e.instance)
@@ -192,7 +192,7 @@ class FleetView:
             row = self.rows[e.instance] = InstanceRow(key=e.instance, host=e.instance.split("/")[0])
             self.by_host.setdefault(row.host, []).append(e.instance)
         row.state, row.detail = e.phase, e.detail
-        if e.version is not None or e.phase in ("deploying",):
+        if e.version is not None or e.phase == InstancePhase.DEPLOYING:
             row.version = e.version if e.version is not None else row.version
 
     def _on_HealthChecked(self, e: HealthChecked) -> None:
@@ -214,13 +214,10 @@ class FleetView:
         self.traffic_pools = {p: len(b) for p, b in e.pools.items()}
         self.traffic_weights = {p: float(w) for p, w in e.weights.items()}
         if self.strategy == "blue_green":
-            if len(e.pools) == 1:
+            if e.serving in e.pools:
+                self.active_group = e.serving
+            elif len(e.pools) == 1:  # a journal from before `serving`: only the retire step is certain
                 self.active_group = next(iter(e.pools))
-            elif self._pending_switch and self.phase != "rolling back":
-                self.active_group = self._pending_switch
-            elif self.phase == "rolling back" and self.new_group and self.active_group == self.new_group:
-                self.active_group = next((g for g in e.pools if g != self.new_group), self.active_group)
-            self._pending_switch = None
             return
         for pool, backends in e.pools.items():
             for backend in backends:
@@ -257,10 +254,6 @@ class FleetView:
             self.pending = e.command if self.pending in (None, "pause") else self.pending
         elif e.accepted and e.command in ("resume", "promote", "promote_full") and self.pending == "pause":
             self.pending = None
-
-    def _on_Notice(self, e: Notice) -> None:
-        if self.strategy == "blue_green" and e.message.startswith("switched to "):
-            self.active_group = e.message.split()[2]
 
     def _on_RunFinished(self, e: RunFinished) -> None:
         self.outcome, self.outcome_message = e.outcome, e.message
@@ -360,16 +353,16 @@ class FleetView:
         if action == "pause":
             if pending == "pause":
                 return "already pausing at the next safe point"
-            return None if phase in ("running", "analysing") else (
-                "already paused" if phase == "paused" else f"nothing to pause while {phase}")
+            return None if phase in (Phase.RUNNING, Phase.ANALYSING) else (
+                "already paused" if phase == Phase.PAUSED else f"nothing to pause while {phase}")
         if action == "resume":
-            return None if phase == "paused" or pending == "pause" else "not paused"
+            return None if phase == Phase.PAUSED or pending == "pause" else "not paused"
         if action in ("promote", "promote_full"):
             if self.strategy not in ("canary", "blue_green"):
                 return f"a {self.strategy or 'run'} plan has no step to promote"
-            return None if phase in ("running", "analysing", "paused") else f"no step to promote while {phase}"
+            return None if phase in (Phase.RUNNING, Phase.ANALYSING, Phase.PAUSED) else f"no step to promote while {phase}"
         if action == "rollback":
-            return None if phase in ("running", "analysing", "paused") else f"cannot roll back while {phase}"
+            return None if phase in (Phase.RUNNING, Phase.ANALYSING, Phase.PAUSED) else f"cannot roll back while {phase}"
         if action == "abort":
             return "already aborting" if pending == "abort" else None
         return f"unknown command {action!r}"
@@ -394,3 +387,21 @@ class FleetView:
 
 
 __all__ = ["Alert", "FleetView", "Gate", "InstanceRow"]
+
+
+# Which reducer step each event kind feeds: explicit, so a renamed event or
+# method fails here at import time instead of silently never updating a view.
+HANDLERS: dict[type[Event], Callable[[FleetView, Any], None]] = {
+    RunStarted: FleetView._on_RunStarted,
+    PhaseChanged: FleetView._on_PhaseChanged,
+    StepStarted: FleetView._on_StepStarted,
+    InstanceChanged: FleetView._on_InstanceChanged,
+    HealthChecked: FleetView._on_HealthChecked,
+    CommandRan: FleetView._on_CommandRan,
+    TrafficChanged: FleetView._on_TrafficChanged,
+    MetricsSampled: FleetView._on_MetricsSampled,
+    GateEvaluated: FleetView._on_GateEvaluated,
+    AlertRaised: FleetView._on_AlertRaised,
+    OperatorCommand: FleetView._on_OperatorCommand,
+    RunFinished: FleetView._on_RunFinished,
+}

@@ -53,8 +53,14 @@ class BlueGreen(StrategyRunner):
         idle = other(self.live)
         old, new = self.colour(engine, self.live), self.colour(engine, idle)
         self.members = {self.live: old}
+        planned = self.steps(engine.plan, engine.instances)
+
+        def begin(n: int) -> None:
+            engine.emit(StepStarted, index=n, total=len(planned), title=planned[n - 1].title,
+                        instances=list(planned[n - 1].instances))
+
         await engine.safe_point()
-        engine.emit(StepStarted, index=1, total=4, title=f"deploy {idle}", instances=[i.key for i in new])
+        begin(1)
         todo = [i for i in new if engine.versions.get(i.key) != engine.version]
         results = await engine.update_all(todo, engine.version)
         failed = [i for i in todo if not results[i.key][0]]
@@ -69,7 +75,7 @@ class BlueGreen(StrategyRunner):
         if bg.pre_switch_delay:
             await engine.wait(bg.pre_switch_delay)
         await engine.safe_point()
-        engine.emit(StepStarted, index=2, total=4, title=f"switch to {idle}")
+        begin(2)
         started = engine.driver.clock.now()
         await self.route(engine, {self.live: old, idle: new}, idle)
         self.switched = True
@@ -77,9 +83,9 @@ class BlueGreen(StrategyRunner):
                     message=f"switched to {idle} in {engine.driver.clock.now() - started:.3f}s")
         for inst in new:
             engine.instance_phase(inst, InstancePhase.LIVE, idle)
-        engine.emit(StepStarted, index=3, total=4, title=f"rollback window {bg.rollback_window:g}s")
+        begin(3)
         await engine.gate(f"{idle} after switch", bg.rollback_window, new, where=idle)
-        engine.emit(StepStarted, index=4, total=4, title=f"retire {self.live}")
+        begin(4)
         await self.route(engine, {idle: new}, idle)
         await self.retire(engine, old)
         return f"{idle} live on {engine.version}; {self.live} retired"

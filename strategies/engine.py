@@ -309,7 +309,8 @@ class Engine:
         self.lb = state
         self.emit(TrafficChanged, generation=state.generation,
                   pools={p: [str(b) for b in bs] for p, bs in state.pools.items()},
-                  weights=dict(state.weights), duration=round(self.driver.clock.now() - started, 4))
+                  weights=dict(state.weights), duration=round(self.driver.clock.now() - started, 4),
+                  serving=state.default_pool)
 
     async def restore_lb(self) -> None:
         """Put every LB's managed file back exactly as it was before the run,

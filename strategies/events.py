@@ -138,6 +138,9 @@ class TrafficChanged(Event):
     pools: dict[str, list[str]]
     weights: dict[str, float]
     duration: float
+    # The pool every request not weighted elsewhere goes to: blue-green's live
+    # colour, a canary's stable pool. "" in journals written before it existed.
+    serving: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -101,3 +101,22 @@ def test_replaying_a_journal_reproduces_the_live_state(make_session):
     replayed = FleetView().apply_all(read_journal(Path(session.journal.path)).events)
     assert live.snapshot() == replayed.snapshot()
     assert replayed.outcome == "rolled_back" and replayed.alerts
+
+
+def test_blue_green_active_colour_comes_from_the_traffic_event(make_session):
+    """The live colour is the routing fact the engine emits (`serving`), not a
+    step title: green from the switch's reload on, blue again after a rollback
+    moves traffic back, before any pool is retired."""
+    for version, expected in (("2.0.0", ["blue", "green"]), ("2.1.0-bad", ["blue", "green", "blue"])):
+        session = make_session("examples/blue-green.yaml", version=version, time_scale=200)
+        view = FleetView()
+        colours: list[str | None] = []
+
+        def watch(event, view=view, colours=colours):
+            view.apply(event)
+            if isinstance(event, TrafficChanged) and len(event.pools) == 2:
+                colours.append(view.active_group)
+        session.bus.subscribe(watch)
+        result = asyncio.run(session.run())
+        session.finish(result)
+        assert colours == expected, (version, colours, view.outcome)
