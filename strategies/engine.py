@@ -758,11 +758,7 @@ class Engine:
         do not drain: pause for a human (exit 7 headless), or apply
         on_failure when the plan says so. It is named, and said not to be
         the release's fault when the release has not touched it."""
-        samples = await asyncio.gather(*(self.probe(i, quiet=True) for i in should_serve))
-        healthy = {i.key for i, s in zip(should_serve, samples) if s.ok}
-        check = check_capacity([i.key for i in should_serve], healthy, [i.key for i in batch], floor)
-        self.emit(CapacityChecked, serving=check.serving, after=check.after, floor=check.floor,
-                  unhealthy=list(check.unhealthy), in_batch=list(check.in_batch), ok=check.ok)
+        check = await self.capacity(should_serve, batch, floor)
         if check.ok:
             return
         reason = self.capacity_reason(title, check)
@@ -770,6 +766,22 @@ class Engine:
         if self.plan.rolling.capacity_guard == "on_failure":
             raise GateFailed(reason)
         await self.wait_for_promotion(reason)
+
+    async def capacity(self, should_serve: Sequence[Instance], batch: Sequence[Instance],
+                       floor: int) -> CapacityCheck:
+        """Probe every instance in `should_serve` and decide (capacity.py)
+        whether `batch` may be drained; journalled, not acted on."""
+        samples = await asyncio.gather(*(self.probe(i, quiet=True) for i in should_serve))
+        healthy = {i.key for i, s in zip(should_serve, samples) if s.ok}
+        check = check_capacity([i.key for i in should_serve], healthy, [i.key for i in batch], floor)
+        self.emit(CapacityChecked, serving=check.serving, after=check.after, floor=check.floor,
+                  unhealthy=list(check.unhealthy), in_batch=list(check.in_batch), ok=check.ok)
+        return check
+
+    def undisturbed(self) -> bool:
+        """No operator command, critical alarm or fatal error waits for a
+        safe point: the run may go on without stopping at one."""
+        return self._requested is None and self._alarm is None and self._running.is_set()
 
     def capacity_reason(self, title: str, check: CapacityCheck) -> str:
         parts = []
