@@ -305,11 +305,12 @@ class Engine:
         state = await self.verified(state)
         await self.start_accounting()
         started = self.driver.clock.now()
-        await self.driver.lb_apply(state)
+        steps = await self.driver.lb_apply(state)
         self.lb = state
         self.emit(TrafficChanged, generation=state.generation,
                   pools={p: [str(b) for b in bs] for p, bs in state.pools.items()},
-                  weights=dict(state.weights), duration=round(self.driver.clock.now() - started, 4))
+                  weights=dict(state.weights), duration=round(self.driver.clock.now() - started, 4),
+                  steps=dict(steps or {}))
 
     async def restore_lb(self) -> None:
         """Put every LB's managed file back exactly as it was before the run,
@@ -325,11 +326,11 @@ class Engine:
             return
         await self.start_accounting()
         started = self.driver.clock.now()
-        await self.driver.lb_restore(self.lb_snapshot)
+        steps = await self.driver.lb_restore(self.lb_snapshot)
         self.lb = original
         self.emit(TrafficChanged, generation=parse_generation(first) or "restored",
                   pools={p: [str(b) for b in bs] for p, bs in pools.items()}, weights={},
-                  duration=round(self.driver.clock.now() - started, 4))
+                  duration=round(self.driver.clock.now() - started, 4), steps=dict(steps or {}))
 
     async def verified(self, state: LbState) -> LbState:
         """Route only to what was verified: every instance `state` sends

@@ -138,6 +138,10 @@ class TrafficChanged(Event):
     pools: dict[str, list[str]]
     weights: dict[str, float]
     duration: float
+    # seconds per step of the change where the driver measures them (real
+    # LBs: ssh, write, nginx_t, reload, marker, old_workers, cleanup): the
+    # breakdown bench/vs_ansible.py prints
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
