@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from strategies.batches import readmit_later
 from strategies.engine import Outcome
-from strategies.events import CapacityChecked, GateEvaluated, InstanceChanged, RoutingVerified, TrafficChanged
+from strategies.events import CapacityChecked, GateEvaluated, InstanceChanged, TrafficChanged
 from test_engine_sim import make_session
 
 
@@ -21,15 +21,25 @@ def watch_changes(session, batch: int):
     violations: list[str] = []
     interval = session.inputs.plan.health.interval
 
-    checked: dict[str, float] = {}  # at the change's routing check: instance -> age of its last good probe
+    engine = session.engine
+    checked: set[str] = set()  # at the change's routing check: the instances it found verified
+    check = engine.verified
+
+    async def spy(state):
+        """The rule verified() must keep: an instance counts as verified if
+        a good probe on the expected version is at most one health interval
+        older than the check, or one passed during it."""
+        start = session.driver.clock.now()
+        before = dict(engine._verified_at)
+        result = await check(state)
+        checked.clear()
+        checked.update(k for k, t in engine._verified_at.items()
+                       if t != before.get(k) or start - t <= interval)
+        return result
+
+    engine.verified = spy
 
     def on_event(event):
-        engine = session.engine
-        if isinstance(event, RoutingVerified):
-            now = session.driver.clock.now()
-            checked.clear()
-            checked.update({k: now - t for k, t in engine._verified_at.items()})
-            return
         if not isinstance(event, TrafficChanged):
             return
         routed = {b for bs in event.pools.values() for b in bs}
@@ -43,7 +53,7 @@ def watch_changes(session, batch: int):
             state = session.driver._instances[(inst.host.name, inst.slot)]
             if not state.running or state.version != engine.versions.get(inst.key):
                 violations.append(f"{inst.key} routed while {state}")
-            if checked.get(inst.key, float("inf")) > interval:
+            if inst.key not in checked:
                 violations.append(f"{inst.key} routed without a probe in the last {interval:g}s")
 
     session.bus.subscribe(on_event)
