@@ -502,13 +502,34 @@ class Engine:
         self.emit(Notice, level="info" if not bad else "error",
                   message=f"checklist: {len(items) - len(bad)} of {len(items)} items passed")
         return items
-    async def preflight(self, expected: Sequence[Instance]) -> None:
+    async def locked_preflight(self, expected: Sequence[Instance]) -> None:
+        """Take the lock and run the checklist side by side, then the rest of
+        preflight under the lock. The checklist only reads, so nothing is
+        changed before the lock is held; the LB snapshot is read only once
+        it is (a console finishing its own run may still change the file
+        until it lets go). A refused lock is reported before a failed
+        checklist, as when they ran one after the other."""
+        async def no_checklist() -> None:
+            return None
+
+        run_checklist = self.run_checklist and self.resume is None
+        locked, items = await asyncio.gather(self.acquire_lock(),
+                                             self.checklist() if run_checklist else no_checklist(),
+                                             return_exceptions=True)
+        if isinstance(locked, BaseException):
+            raise locked
+        if isinstance(items, BaseException):
+            raise items
+        await self.preflight(expected, items)
+
+    async def preflight(self, expected: Sequence[Instance],
+                        items: Sequence["checklist.CheckItem"] | None = None) -> None:
         """Record where the fleet starts: the LB files and every instance's
         version. Refuses (nothing changed) if the LBs are not managed by the
         console, disagree, route to other instances than `expected` (what
         the plan says serves now), or an instance that takes traffic is
-        unhealthy. A resumed session starts from the recorded originals
-        instead."""
+        unhealthy, or the checklist's `items` (run beside the lock) failed.
+        A resumed session starts from the recorded originals instead."""
         texts = await self.driver.lb_read()
         missing = [name for name, text in texts.items() if parse_generation(text) is None]
         if missing:
@@ -520,8 +541,8 @@ class Engine:
             first = next(iter(texts.values()))
             self.check_live_routing({str(b) for bs in parse_pools(first, self.plan.nginx.upstream).values()
                                      for b in bs}, expected)
-        if self.run_checklist and self.resume is None:
-            bad = checklist.failed(await self.checklist())
+        if items is not None:
+            bad = checklist.failed(items)
             if bad:
                 raise PreflightError("checklist: " + "; ".join(f"{i.name}: {i.reason}" for i in bad[:5])
                                      + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""))
@@ -800,8 +821,7 @@ class Engine:
         try:
             await self.driver.open([i.host for i in self.instances], self.lbs)
             self.set_phase(Phase.PREFLIGHT)
-            await self.acquire_lock()
-            await self.preflight(strategy.serving_at_start(self.plan, self.instances))
+            await self.locked_preflight(strategy.serving_at_start(self.plan, self.instances))
             self.emit(RunStarted, plan=self.plan.source, strategy=self.plan.strategy,
                       service=self.plan.service, version=self.version, old_versions=dict(self.old_versions),
                       instances=[{"key": i.key, "host": i.host.name, "address": i.host.address,
