@@ -34,6 +34,12 @@ from .plan import render_commands
 from .topology import backend, lb_state, load_balancers, resolve_instances
 
 
+# how often a drain asks an instance for its in-flight count: requests still
+# running on a just-drained backend mostly end within tens of milliseconds,
+# so a coarser poll would add its own interval to most batches
+DRAIN_POLL = 0.05
+
+
 class Command(str, enum.Enum):
     PAUSE = "pause"
     RESUME = "resume"
@@ -604,7 +610,7 @@ class Engine:
                         return
                 except DriverError:
                     return  # not answering: nothing in flight to protect
-                await self.driver.clock.sleep(0.2)
+                await self.driver.clock.sleep(DRAIN_POLL)
             self.emit(Notice, level="warning", message=f"{inst.key}: still busy after drain timeout")
         await asyncio.gather(*(one(i) for i in insts))
 
