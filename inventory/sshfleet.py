@@ -12,6 +12,7 @@ import asyncio
 import os
 import re
 import shlex
+import ssl
 import time
 from typing import Any, Awaitable, Sequence
 
@@ -140,8 +141,11 @@ class SshFleet:
         if self._http is None:
             # No keep-alive: nginx reloads and agent restarts reset idle
             # connections; a fresh forwarded channel per probe is cheap.
+            # Only plain http:// to a forward's 127.0.0.1 is ever asked for,
+            # so no CA bundle is loaded (tens of ms at start-up): a context
+            # that trusts nothing, so any TLS would fail closed.
             self._http = httpx.AsyncClient(
-                trust_env=False,
+                trust_env=False, verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
                 limits=httpx.Limits(max_keepalive_connections=0, max_connections=200),
             )
         return self._http
