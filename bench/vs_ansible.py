@@ -2,18 +2,30 @@
 """rollout-console versus Ansible, the same rolling update on the same real hosts.
 
     sudo ROLLOUT_SANDBOX_NET=1 python3 bench/vs_ansible.py [--rounds 3] [--load-rps 20]
+    sudo ROLLOUT_SANDBOX_NET=3 python3 bench/vs_ansible.py --hosts 50 --rounds 1 --load-rps 50
 
-Boots the sandbox (lb-01 + 6 agents, network 1), then alternates console,
-ansible, console, ansible ... (--rounds each), resetting every agent to 1.0.0
-between runs. Both do batches of 2: drain from nginx, install 2.0.0, restart
-agent@main, wait for /health to report 2.0.0, undrain. Ansible runs with
-pipelining, forks 6, ControlPersist, gathering explicit (bench/ansible/).
+Boots the sandbox (lb-01 + --hosts agents, 6 by default, on the network
+ROLLOUT_SANDBOX_NET names), then alternates console, ansible, console,
+ansible ... (--rounds each), resetting every agent to 1.0.0 and the LB to
+its original file between runs, with steady client load through the LB
+(keep-alive off) during each run. Both roll in the same batches (--batch:
+2 on up to 6 hosts, else 10 % of the hosts): take the batch out of the
+nginx upstream, install 2.0.0, restart agent@main, wait for /health to
+report 2.0.0, put it back. Ansible runs with pipelining, forks = max(6,
+batch), ControlPersist, gathering explicit (bench/ansible/). The safety
+steps each side performs are printed with the results: the console also
+takes the lock, runs its preflight checklist, waits for in-flight requests
+(drain), verifies every reload (marker, old workers), checks capacity and
+verifies every instance it routes to; the playbook does none of these.
 
 Reported per tool: wall time, controller CPU (os.wait4 of the tool's process
-tree), failed requests under light steady load, and overhead = wall - the
-inherent service time (3 batches x the slowest of 2 hosts doing
-`systemctl restart agent@main` + first healthy probe on 2.0.0, timed on the
-host itself, measured in the same run).
+tree), failed requests under the load, and overhead = wall - the inherent
+service time (per batch, the slowest of its hosts doing `systemctl restart
+agent@main` + first healthy probe on 2.0.0, timed on the host itself,
+summed over the batches, measured in the same round). For the console, a
+breakdown of its wall time from its own JSON Lines events: start-up and
+exit, SSH set-up, preflight, each verified nginx change by step, drain
+waits, deploy + restart + health per batch, and the rest.
 """
 from __future__ import annotations
 
@@ -33,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BENCH, Fleet, fmt, run_child, sandbox_module, start, stats  # noqa: E402
 
 VERSION = "2.0.0"
-BATCH = 2
 
 PROBE = r'''
 import subprocess, time, urllib.request, json
@@ -54,11 +65,11 @@ print(json.dumps({"restart": t1 - t0, "healthy": time.monotonic() - t0}))
 '''
 
 
-def console_plan(tmp: Path) -> Path:
+def console_plan(tmp: Path, batch: int) -> Path:
     doc = {"strategy": "rolling", "version": VERSION,
            "health": {"interval": "0.5s", "passes": 1, "deadline": "30s", "timeout": "2s"},
            "drain": {"timeout": "10s"},
-           "rolling": {"batch": BATCH, "interval": "0s"},
+           "rolling": {"batch": batch, "interval": "0s"},
            "thresholds": {"error_rate": "1%", "persistence": 2, "min_requests": 20}}
     p = tmp / "rolling.yaml"
     p.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -94,46 +105,141 @@ class LoadThread:
         self.thread.join(30)
 
 
-def baseline(fleet: Fleet) -> dict:
-    """Inherent service time: per batch of 2 (in parallel), restart + first healthy
-    probe on the new version timed on the host; summed over the batches."""
+def baseline(fleet: Fleet, size: int) -> dict:
+    """Inherent service time: per batch (its hosts in parallel), restart + first
+    healthy probe on the new version timed on the host; summed over the batches."""
     from concurrent.futures import ThreadPoolExecutor
     ips = list(fleet.agents.values())
     fleet.parallel(f"/opt/agent/bin/install-release --slot main {VERSION} >/dev/null")
     total, restarts = 0.0, []
-    for i in range(0, len(ips), BATCH):
-        batch = ips[i:i + BATCH]
-        with ThreadPoolExecutor(BATCH) as ex:
+    for i in range(0, len(ips), size):
+        batch = ips[i:i + size]
+        with ThreadPoolExecutor(size) as ex:
             res = list(ex.map(lambda ip: json.loads(fleet.ssh(ip, "python3 -", input_text=PROBE % VERSION)), batch))
         total += max(r["healthy"] for r in res)
         restarts += [r["restart"] for r in res]
     return {"inherent": total, "restart": restarts}
 
 
-def run_console(fleet: Fleet, tmp: Path, n: int) -> dict:
+def run_console(fleet: Fleet, tmp: Path, n: int, batch: int) -> dict:
     out = tmp / f"console-{n}.jsonl"
     with open(out, "wb") as f:
-        r = run_child([sys.executable, "-m", "console", "--plan", str(console_plan(tmp)), "--inventory",
+        r = run_child([sys.executable, "-m", "console", "--plan", str(console_plan(tmp, batch)), "--inventory",
                        str(fleet.inventory), "--headless", "--output", "json", "--record", str(tmp / f"j{n}.jsonl")],
-                      timeout=300, stdout=f)
+                      timeout=600, stdout=f)
     events = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
     r["ok"] = r["rc"] == 0
     r["restart_events"] = [e["duration"] for e in events if e["kind"] == "command" and
                            "systemctl restart" in e.get("command", "")]
     r["reloads"] = [e["duration"] for e in events if e["kind"] == "traffic"]
+    r["breakdown"] = breakdown(events, r["wall"])
     return r
 
 
-def run_ansible(fleet: Fleet, tmp: Path, n: int) -> dict:
+def breakdown(events: list[dict], wall: float) -> dict:
+    """Where the console's wall time went, from its own events (`at` is
+    seconds since the engine started; durations are the events' own).
+
+    start-up + exit: the process's wall minus the engine's run (imports,
+    reading plan and inventory, journal and control socket set-up, exit).
+    ssh set-up: connecting to every host, up to the preflight phase.
+    preflight: the lock beside the checklist, the LB snapshot, the probes.
+    nginx changes: every verified change; per step summed over changes
+    (ssh round trip, write + swap, nginx -t, reload, marker beside
+    old-worker wait, cleanup).
+    drain: from a batch leaving nginx to its first deploy command.
+    update: per batch, from its first deploy to its last instance's healthy
+    probe on the new version (install, restart, health).
+    rest: capacity-guard and routing probes, accounting, the lock release."""
+    by_kind: dict[str, list[dict]] = {}
+    for e in events:
+        by_kind.setdefault(e["kind"], []).append(e)
+    finished = by_kind.get("run_finished", [{}])[-1]
+    run = float(finished.get("duration") or 0.0)
+    phases = by_kind.get("phase", [])
+    pre = next((e["at"] for e in phases if e.get("phase") == "preflight"), 0.0)
+    started = by_kind.get("run_started", [{}])[0].get("at", pre)
+    changes = by_kind.get("traffic", [])
+    steps: dict[str, float] = {}
+    for c in changes:
+        st = c.get("steps") or {}
+        for name, v in st.items():
+            if name not in ("marker", "old_workers"):
+                steps[name] = steps.get(name, 0.0) + v
+        if "marker" in st or "old_workers" in st:
+            both = max(st.get("marker", 0.0), st.get("old_workers", 0.0))
+            steps["marker | old workers"] = steps.get("marker | old workers", 0.0) + both
+            steps["(old workers alone)"] = steps.get("(old workers alone)", 0.0) + st.get("old_workers", 0.0)
+    # per batch: draining -> first deploying -> last healthy probe of the batch
+    batches = [set(s["instances"]) for s in by_kind.get("step_started", [])]
+    inst_events = [e for e in events if e["kind"] in ("instance", "health")]
+    drain = update = 0.0
+    for keys in batches:
+        draining = [e["at"] for e in inst_events if e["kind"] == "instance" and e["instance"] in keys
+                    and e["phase"] == "draining"]
+        deploying = [e["at"] for e in inst_events if e["kind"] == "instance" and e["instance"] in keys
+                     and e["phase"] == "deploying"]
+        healthy = [e["at"] for e in inst_events if e["kind"] == "health" and e["instance"] in keys
+                   and e.get("ok") and e.get("version") == VERSION]
+        if draining and deploying:
+            drain += min(deploying) - min(draining)
+        if deploying and healthy:
+            update += max(healthy) - min(deploying)
+    nginx = sum(c["duration"] for c in changes)
+    lock = sum(e["duration"] for e in by_kind.get("command", [])
+               if "rollout-console/locks" in e.get("command", "") and e["at"] <= started)
+    out = {"wall": wall, "start-up + exit": wall - run, "ssh set-up": pre, "preflight": started - pre,
+           "(lock, beside the checklist)": lock, "nginx changes": nginx, "changes": len(changes),
+           "drain": drain, "update (deploy, restart, health)": update}
+    out["rest"] = run - pre - (started - pre) - nginx - drain - update
+    out["steps"] = steps
+    return out
+
+
+def print_breakdown(rows: list[dict]) -> None:
+    """Median of each term over the console's runs."""
+    if not rows:
+        return
+    med = {k: stats([r[k] for r in rows])["median"] for k in rows[0] if k != "steps"}
+    print(f"\nconsole wall time, where it goes (median of {len(rows)} run(s), seconds):")
+    for k, v in med.items():
+        if k == "changes":
+            continue
+        extra = f"  ({med['changes']:.0f} verified changes, {v / max(1, med['changes']):.3f} s each)" \
+            if k == "nginx changes" else ""
+        print(f"  {k:34s} {v:7.3f}{extra}")
+    names = sorted({n for r in rows for n in r["steps"]})
+    if names:
+        print("  nginx changes by step (summed over the changes; marker and old-worker wait run side by side):")
+        for n in names:
+            print(f"    {n:32s} {stats([r['steps'].get(n, 0.0) for r in rows])['median']:7.3f}")
+
+
+SAFETY = [  # (step, console, the playbook in bench/ansible/rolling.yml)
+    ("rollout lock on the LB (one rollout per upstream)", "yes", "no"),
+    ("preflight checklist (reach, unit, nginx -t, health, disk)", "yes", "no"),
+    ("capacity guard before each drain", "yes", "no"),
+    ("batch taken out of the nginx upstream", "yes", "yes"),
+    ("nginx -t before every reload", "yes", "yes"),
+    ("reload verified: marker answers the new generation", "yes", "no"),
+    ("reload verified: old workers stopped accepting", "yes", "no"),
+    ("drain: wait for in-flight requests to finish", "yes", "no"),
+    ("health on the new version before re-admitting", "yes", "yes"),
+    ("every routed instance verified just before each change", "yes", "no"),
+    ("journal of every command and change", "yes", "no"),
+]
+
+
+def run_ansible(fleet: Fleet, tmp: Path, n: int, batch: int) -> dict:
     cp = Path(tempfile.mkdtemp(prefix="acp-", dir="/tmp"))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(BENCH / "ansible" / "ansible.cfg"),
+    env = dict(os.environ, ANSIBLE_CONFIG=str(BENCH / "ansible" / "ansible.cfg"), ANSIBLE_FORKS=str(max(6, batch)),
                ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp), ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"),
                ANSIBLE_SSH_ARGS=f"-o ControlMaster=auto -o ControlPersist=60s "
                                 f"-o UserKnownHostsFile={fleet.known_hosts} -o StrictHostKeyChecking=yes")
     try:
         r = run_child([shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(fleet.inventory),
-                       str(BENCH / "ansible" / "rolling.yml"), "-e", f"version={VERSION}"],
-                      timeout=300, env=env, stdout=open(tmp / f"ansible-{n}.log", "wb"))
+                       str(BENCH / "ansible" / "rolling.yml"), "-e", f"version={VERSION}", "-e", f"batch={batch}"],
+                      timeout=900, env=env, stdout=open(tmp / f"ansible-{n}.log", "wb"))
     finally:
         # close the persistent masters this run opened (ssh -O exit on each socket)
         for sock in cp.glob("*"):
@@ -157,13 +263,21 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--load-rps", type=float, default=20.0, help="steady load through the LB during each run (0 = off)")
     ap.add_argument("--keep", action="store_true", help="leave the sandbox up")
+    ap.add_argument("--hosts", type=int, default=6, help="agent hosts in the sandbox (at most 60)")
+    ap.add_argument("--batch", type=int, default=0,
+                    help="hosts per batch, the same for both sides (default: 2 up to 6 hosts, else 10 %%)")
     args = ap.parse_args()
+    batch = args.batch or (2 if args.hosts <= 6 else max(1, args.hosts // 10))
+    n_batches = -(-args.hosts // batch)
     sb = sandbox_module()
     start("vs_ansible", f"ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} ")
     fleet = None
     results = {"console": [], "ansible": [], "baseline": []}
     try:
-        fleet = Fleet(sb, 6)
+        fleet = Fleet(sb, args.hosts)
+        print(f"{args.hosts} agent hosts + lb-01, batches of {batch} ({n_batches} batches), "
+              f"client load {args.load_rps:g} req/s keep-alive off; console inventory engine: "
+              f"{os.environ.get('ROLLOUT_INVENTORY_ENGINE') or 'default (ansible-core when installed)'}", flush=True)
         with tempfile.TemporaryDirectory(prefix="vs-ansible-") as d:
             tmp = Path(d)
             for rnd in range(args.rounds):
@@ -171,15 +285,16 @@ def main() -> int:
                     fleet.reset_agents()
                     fleet.reset_lb()
                     assert versions(fleet) == {"1.0.0"}
-                    ctx = LoadThread(f"http://{fleet.lb_ip}/v1/chat", args.load_rps, 300) if args.load_rps else None
+                    ctx = LoadThread(f"http://{fleet.lb_ip}/v1/chat", args.load_rps, 900) if args.load_rps else None
                     if ctx:
                         ctx.__enter__()
                     try:
-                        r = (run_console if tool == "console" else run_ansible)(fleet, tmp, rnd)
+                        r = (run_console if tool == "console" else run_ansible)(fleet, tmp, rnd, batch)
                     finally:
                         if ctx:
                             ctx.__exit__()
                     r["failed_requests"] = len(ctx.load.result.failed) if ctx else None
+                    r["expected_requests"] = args.load_rps * r["wall"]
                     r["requests"] = ctx.load.result.sent if ctx else None
                     r["final_versions"] = sorted(versions(fleet))
                     results[tool].append(r)
@@ -187,11 +302,14 @@ def main() -> int:
                           f"versions {r['final_versions']} load {r['requests']} req / {r['failed_requests']} failed"
                           + (f" restarts {[round(x, 2) for x in r.get('restart_events', [])]}" if tool == "console" else ""),
                           flush=True)
+                    if tool == "console" and r["ok"]:
+                        print("  " + ", ".join(f"{k} {v:.2f}" for k, v in r["breakdown"].items() if k != "steps"),
+                              flush=True)
                     if not r["ok"]:
                         print("  stderr:", r["stderr"][-1500:], flush=True)
                 # inherent service time, same round, same machine
                 fleet.reset_agents()
-                b = baseline(fleet)
+                b = baseline(fleet, batch)
                 results["baseline"].append(b)
                 print(f"round {rnd + 1} baseline inherent {b['inherent']:.2f}s (restart {[round(x, 2) for x in b['restart']]})",
                       flush=True)
@@ -218,10 +336,20 @@ def main() -> int:
     print(f"| failed requests at {args.load_rps:g} req/s (keep-alive off) | "
           f"{sum(r['failed_requests'] or 0 for r in c)} of {sum(r['requests'] or 0 for r in c)} | "
           f"{sum(r['failed_requests'] or 0 for r in a)} of {sum(r['requests'] or 0 for r in a)} | |")
-    print(f"\ninherent service time per run (3 batches x slowest restart+healthy): {fmt(inh)}")
+    walls = [r["wall"] for r in c]
+    print(f"| console wall / inherent | {fmt([w / inh_med for w in walls], 'x')} | "
+          f"{fmt([r['wall'] / inh_med for r in a], 'x')} | |")
+    print(f"\ninherent service time per run ({n_batches} batches x slowest restart+healthy): {fmt(inh)}")
     print(f"console restart command durations: {fmt([x for r in c for x in r['restart_events']])}; "
           f"traffic (reload) event durations: {fmt([x for r in c for x in r['reloads']], 's', 3)}")
     print(f"runs ok: console {len(c)}/{len(results['console'])}, ansible {len(a)}/{len(results['ansible'])}")
+    print(f"client load sent: console {sum(r['requests'] or 0 for r in c)} of about "
+          f"{sum(r['expected_requests'] for r in c):.0f} (rate x wall), ansible {sum(r['requests'] or 0 for r in a)}"
+          f" of about {sum(r['expected_requests'] for r in a):.0f}")
+    print_breakdown([r["breakdown"] for r in c])
+    print("\nsafety steps performed | console | ansible playbook (bench/ansible/rolling.yml)")
+    for step, con, ans in SAFETY:
+        print(f"  {step:58s} | {con:7s} | {ans}")
     return 0
 
 

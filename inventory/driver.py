@@ -150,13 +150,15 @@ class FleetDriver(Protocol):
     async def lb_read(self) -> dict[str, str]:
         """The managed nginx file's text on each LB ('' if absent)."""
 
-    async def lb_apply(self, state: LbState) -> None:
+    async def lb_apply(self, state: LbState) -> dict[str, float]:
         """Render, write atomically, `nginx -t`, reload, and verify the new
         generation is served, on every LB; on failure restore the previous
-        file (and reload) before raising."""
+        file (and reload) before raising. Returns seconds per step where the
+        driver measures them (the journal's breakdown of a change), else {}."""
 
-    async def lb_restore(self, texts: dict[str, str]) -> None:
-        """Put back exactly these file contents (from lb_read) and verify."""
+    async def lb_restore(self, texts: dict[str, str]) -> dict[str, float]:
+        """Put back exactly these file contents (from lb_read) and verify;
+        returns seconds per step as lb_apply does."""
 
     async def inflight(self, inst: Instance) -> int: ...
 

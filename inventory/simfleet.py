@@ -119,7 +119,7 @@ class SimFleet:
     async def lb_read(self) -> dict[str, str]:
         return dict(self._lb_texts)
 
-    async def lb_apply(self, state: LbState) -> None:
+    async def lb_apply(self, state: LbState) -> dict[str, float]:
         started = self.clock.now()
         text = render(state)
         await self.clock.sleep(0.05)
@@ -127,8 +127,9 @@ class SimFleet:
             self._record(lb, "nginx -t && nginx -s reload", 0, started)
             self._lb_texts[lb] = text
         self._lb_state = state
+        return {}
 
-    async def lb_restore(self, texts: dict[str, str]) -> None:
+    async def lb_restore(self, texts: dict[str, str]) -> dict[str, float]:
         started = self.clock.now()
         for lb, text in texts.items():
             self._record(lb, f"restore managed config (generation {parse_generation(text)})", 0, started)
@@ -139,6 +140,7 @@ class SimFleet:
             default = self._lb_state.default_pool if self._lb_state.default_pool in pools else next(iter(pools))
             self._lb_state = replace(self._lb_state, pools=pools, weights={}, default_pool=default, fallback={},
                                      generation=parse_generation(first) or "restored")
+        return {}
 
     # -- the rollout lock (in-process: a simulated fleet has one console) --
     async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,

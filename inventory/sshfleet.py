@@ -12,8 +12,9 @@ import asyncio
 import os
 import re
 import shlex
+import ssl
 import time
-from typing import Any, Sequence
+from typing import Any, Awaitable, Sequence
 
 import httpx
 
@@ -30,6 +31,45 @@ LOG_READ_MAX = 4 * 1024 * 1024
 # /metrics and /proc/stat answer in milliseconds; a sample must not wait on
 # a dead host for longer than this (gates sample every second or so)
 SAMPLE_TIMEOUT = 3.0
+# the new config serves about 17 ms after `nginx -s reload`: a coarser poll of
+# the marker would add its own interval to every verified change
+MARKER_POLL = 0.01
+
+
+# exit codes of the install script (nginx and coreutils never use these)
+_EXIT_WRITE, _EXIT_TEST, _EXIT_RELOAD = 90, 92, 93
+# `_t NAME` prints "@NAME <ns>": the remote steps' times, told apart from the worker PIDs
+_STAMP = "_t() { echo \"@$1 $(date +%s%N)\"; }; _t"
+
+
+def _remote_steps(stdout: str, total: float) -> dict[str, float]:
+    """Seconds per step of the install script from its `@NAME ns` stamps:
+    write (temp file and swap), nginx_t, reload, and ssh (the round trip:
+    channel, `timeout`/`sh` start, the rest of `total`)."""
+    stamps: dict[str, int] = {}
+    for line in stdout.splitlines():
+        name, _, ns = line.partition(" ")
+        if name.startswith("@") and ns.strip().isdigit():
+            stamps[name[1:]] = int(ns)
+    steps: dict[str, float] = {}
+    previous = None
+    for name, label in (("start", ""), ("written", "write"), ("tested", "nginx_t"), ("reloaded", "reload")):
+        if name not in stamps:
+            break
+        if previous is not None:
+            steps[label] = (stamps[name] - stamps[previous]) / 1e9
+        previous = name
+    steps["ssh"] = max(0.0, total - sum(steps.values()))
+    return steps
+
+
+def slowest(per_lb: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Per step, the slowest LB's seconds (the LBs change side by side)."""
+    out: dict[str, float] = {}
+    for steps in per_lb:
+        for name, seconds in steps.items():
+            out[name] = round(max(out.get(name, 0.0), seconds), 4)
+    return out
 
 
 def _last_line(text: str) -> str:
@@ -85,6 +125,7 @@ class SshFleet:
         self.lbs: list[Host] = []
         self._http: httpx.AsyncClient | None = None
         self._log_offsets: dict[str, int] = {}
+        self._texts: dict[str, str] = {}  # LB -> the managed file's text as last read or installed
         self._cpu_prev: dict[str, cpu_mod.CpuReading] = {}
         self.backends_seen: dict[str, int] = {}  # final upstream addr -> requests (last traffic())
         self.lock_dir = lock_mod.LOCK_DIR
@@ -100,8 +141,11 @@ class SshFleet:
         if self._http is None:
             # No keep-alive: nginx reloads and agent restarts reset idle
             # connections; a fresh forwarded channel per probe is cheap.
+            # Only plain http:// to a forward's 127.0.0.1 is ever asked for,
+            # so no CA bundle is loaded (tens of ms at start-up): a context
+            # that trusts nothing, so any TLS would fail closed.
             self._http = httpx.AsyncClient(
-                trust_env=False,
+                trust_env=False, verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
                 limits=httpx.Limits(max_keepalive_connections=0, max_connections=200),
             )
         return self._http
@@ -368,9 +412,11 @@ class SshFleet:
                                              30.0, max_output=LOG_READ_MAX)
         if not rec.ok:
             raise DriverError(lb.name, "lb_read", f"exit {rec.exit_status}: {_last_line(rec.stderr)}")
-        return raw.decode("utf-8", errors="replace")
+        text = raw.decode("utf-8", errors="replace")
+        self._texts[lb.name] = text
+        return text
 
-    async def lb_apply(self, state: LbState) -> None:
+    async def lb_apply(self, state: LbState) -> dict[str, float]:
         """Install render(state) on every LB at once.
 
         Per LB: `nginx -t` checks the configuration nginx would load, i.e.
@@ -388,7 +434,11 @@ class SshFleet:
         raising.
 
         If one LB fails, LBs that did take the new file are put back to
-        their previous text, so all LBs agree."""
+        their previous text, so all LBs agree. The previous text is the one
+        this driver last read or installed there (the rollout lock keeps
+        other consoles out), read afresh where unknown.
+
+        Returns seconds per step, the slowest LB's (see _install)."""
         try:
             text = render(state)
         except ConfigError as exc:
@@ -397,11 +447,14 @@ class SshFleet:
             self.access_log_path = state.access_log
             self._log_offsets.clear()
             await asyncio.gather(*(self._init_log_offset(lb) for lb in self.lbs))
-        previous = await self.lb_read()
+        previous = dict(self._texts) if all(lb.name in self._texts for lb in self.lbs) else await self.lb_read()
         results = await asyncio.gather(
             *(self._install(lb, text, state.generation, state.marker_port) for lb in self.lbs),
             return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
+        for lb, r in zip(self.lbs, results):
+            if isinstance(r, BaseException):
+                self._texts.pop(lb.name, None)  # read it afresh next time
         if failed:
             done = [lb for lb, r in zip(self.lbs, results) if not isinstance(r, BaseException)]
             if done:
@@ -410,8 +463,9 @@ class SshFleet:
                                                      self._marker_port_of(previous[lb.name]))
                                        for lb in done), return_exceptions=True)
             raise failed[0]
+        return slowest([r for r in results if isinstance(r, dict)])
 
-    async def lb_restore(self, texts: dict[str, str]) -> None:
+    async def lb_restore(self, texts: dict[str, str]) -> dict[str, float]:
         """Write these exact texts back ('' removes the managed file), with
         the same test/reload/verify steps as lb_apply."""
         lbs = [lb for lb in self.lbs if lb.name in texts]
@@ -419,44 +473,77 @@ class SshFleet:
             *(self._install(lb, texts[lb.name], parse_generation(texts[lb.name]),
                             self._marker_port_of(texts[lb.name])) for lb in lbs),
             return_exceptions=True)
+        for lb, r in zip(lbs, results):
+            if isinstance(r, BaseException):
+                self._texts.pop(lb.name, None)
         for r in results:
             if isinstance(r, BaseException):
                 raise r
+        return slowest([r for r in results if isinstance(r, dict)])
 
     def _marker_port_of(self, text: str) -> int:
         m = _LISTEN_MARKER.search(text)
         return int(m.group(1)) if m else self.marker_port
 
-    async def _install(self, lb: Host, text: str, generation: str | None, marker_port: int) -> None:
+    async def _install(self, lb: Host, text: str, generation: str | None, marker_port: int) -> dict[str, float]:
+        """Write, test, reload and verify on one LB; returns seconds per step.
+
+        Three round trips: one script writes the temp file, swaps it in,
+        runs `nginx -t` (swapping back on failure: the master never sees
+        the bad file), lists the accepting workers and reloads; then the
+        marker poll and the wait for the old workers run side by side (both
+        must hold; the marker's verdict is reported first, since a reload
+        that did not take also leaves the old workers accepting); then the
+        backup is removed."""
         q = shlex.quote
         target, tmp, bak = q(self.nginx_config_path), q(self._tmp_path), q(self._bak_path)
         restore = f"if [ -e {bak} ]; then mv -f {bak} {target}; else rm -f {target}; fi"
         if text:
-            await self._check(lb, "lb_write", f"umask 022; cat > {tmp}", 30.0, input=text)
-            swap = (f"if [ -e {target} ]; then cp -p {target} {bak}; else rm -f {bak}; fi"
-                    f" && mv -f {tmp} {target}")
+            swap = (f"umask 022; cat > {tmp} || exit {_EXIT_WRITE}; "
+                    f"{{ if [ -e {target} ]; then cp -p {target} {bak}; else rm -f {bak}; fi"
+                    f" && mv -f {tmp} {target}; }} || {{ rm -f {tmp}; exit {_EXIT_WRITE}; }}")
         else:
-            swap = f"if [ -e {target} ]; then mv -f {target} {bak}; else rm -f {bak}; fi"
+            swap = (f"{{ if [ -e {target} ]; then mv -f {target} {bak}; else rm -f {bak}; fi; }}"
+                    f" || exit {_EXIT_WRITE}")
+        script = (f"{_STAMP} start; {swap}; _t written; "
+                  f"if ! nginx -t; then {restore}; exit {_EXIT_TEST}; fi; _t tested; "
+                  f"{RELOAD} || exit {_EXIT_RELOAD}; _t reloaded")
+        started = time.monotonic()
+        rec = await self._run(lb, script, 60.0, input=text if text else None)
+        steps = _remote_steps(rec.stdout, time.monotonic() - started)
+        if rec.exit_status == _EXIT_WRITE:
+            raise DriverError(lb.name, "lb_write", f"exit {rec.exit_status}: "
+                              f"{_last_line(rec.stderr) or 'no output'}")
+        if rec.exit_status == _EXIT_TEST:
+            raise DriverError(lb.name, "nginx -t", nginx_error_line(rec.stderr or rec.stdout))
         try:
-            await self._check(lb, "lb_write", swap, 30.0)
-        except DriverError:
-            await self._run(lb, f"rm -f {tmp}", 30.0)
-            raise
-        test = await self._run(lb, "nginx -t", 60.0)
-        if not test.ok:
-            await self._run(lb, restore, 30.0)
-            await self._run(lb, "nginx -t", 60.0)
-            raise DriverError(lb.name, "nginx -t", nginx_error_line(test.stderr or test.stdout))
-        try:
-            reload = await self._check(lb, "reload", RELOAD, 60.0)
+            if not rec.ok:
+                raise DriverError(lb.name, "reload", f"exit {rec.exit_status}: "
+                                  f"{_last_line(rec.stderr) or 'no output'}")
             if generation is not None and text:
-                await self._verify(lb, generation, marker_port)
-                await self._retired(lb, old_workers(reload.stdout))
+                pids = old_workers("\n".join(ln for ln in rec.stdout.splitlines() if not ln.startswith("@")))
+                marker, retired = await asyncio.gather(self._timed(self._verify(lb, generation, marker_port)),
+                                                       self._timed(self._retired(lb, pids)),
+                                                       return_exceptions=True)
+                if isinstance(marker, BaseException):
+                    raise marker
+                if isinstance(retired, BaseException):
+                    raise retired
+                steps["marker"], steps["old_workers"] = marker, retired
         except DriverError as exc:
             await self._run(lb, restore, 30.0)
             await self._run(lb, "nginx -s reload", 60.0)
             raise DriverError(lb.name, exc.op, exc.message + " (previous config restored)") from None
-        await self._run(lb, f"rm -f {bak}", 30.0)
+        steps["cleanup"] = await self._timed(self._run(lb, f"rm -f {bak}", 30.0))
+        self._texts[lb.name] = text
+        return steps
+
+    @staticmethod
+    async def _timed(aw: Awaitable[Any]) -> float:
+        """Seconds `aw` took (its result is dropped; its errors raise)."""
+        t0 = time.monotonic()
+        await aw
+        return time.monotonic() - t0
 
     async def marker(self, lb: Host, marker_port: int | None = None, timeout: float = 2.0) -> str | None:
         """The generation the LB's marker server answers now (None if none)."""
@@ -478,7 +565,7 @@ class SshFleet:
                 raise DriverError(lb.name, "reload",
                                   f"marker answers {seen!r}, not generation {generation!r} "
                                   f"{self.reload_timeout:.0f} s after reload")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(MARKER_POLL)
 
     async def _retired(self, lb: Host, pids: list[int]) -> None:
         """Wait until the workers of the previous config stopped accepting

@@ -43,3 +43,17 @@ def failure_budget(total: int, max_fail_percentage: float) -> int:
     """How many instances may fail before the run fails (Ansible's
     max_fail_percentage: the run fails when failures *exceed* it)."""
     return math.floor(total * max_fail_percentage / 100)
+
+
+def readmit_later(interval: float, last: bool, failed: int) -> bool:
+    """May a batch that updated cleanly stay out of nginx until the next
+    verified change, which then re-admits it and drains the next batch in
+    one reload (or, after the last batch, restores the original file)?
+    Each verified nginx change costs about 0.1-0.2 s, most of the console's
+    own time on a small fleet, so this halves the changes of a rolling run.
+    Only when nothing must watch the batch serve first: with an analysis
+    window between batches (`interval`) the gate judges the batch while it
+    serves, so it is re-admitted on its own (the last batch has no window
+    after it). A batch in which an instance failed is re-admitted at once,
+    so failures are acted on with the fleet exactly as before."""
+    return failed == 0 and (last or interval <= 0)

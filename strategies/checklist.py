@@ -184,28 +184,36 @@ async def run_checklist(plan: Any, instances: Sequence[Instance], lbs: Sequence[
     up = {n for n, r in reached.items() if not isinstance(r, Exception) and r.exit_status == 0}
 
     live_lbs = [lb for lb in lbs if lb.name in up]
-    texts = await guard(driver.lb_read()) if live_lbs else {}
+    live = [i for i in instances if i.host.name in up]
+    live_hosts = [h for n, h in hosts.items() if n in up]
+
+    async def each(aws) -> list[Any]:
+        return list(await asyncio.gather(*aws))
+
+    async def read_lbs():
+        return await guard(driver.lb_read()) if live_lbs else {}
+
+    # every check below only reads and none needs another's answer: all at
+    # once, so the checklist costs its slowest check, not their sum
+    texts, tests, units, samples, recs, frees = await asyncio.gather(
+        read_lbs(),
+        each(guard(driver.run_check(lb, "nginx -t", 60.0)) for lb in live_lbs),
+        each(guard(driver.unit_status(i)) for i in live),
+        each(health(i) for i in live),
+        each(guard(driver.run_check(h, render_check(plan, version, slot_of[h.name], h.name),
+                                    plan.deploy.timeout, version=version))
+             for h in (live_hosts if plan.deploy.check else [])),
+        each(guard(driver.free_space(h, list(DISK_PATHS))) for h in live_hosts))
     if isinstance(texts, Exception):
         texts = {}
-    tests = await asyncio.gather(*(guard(driver.run_check(lb, "nginx -t", 60.0)) for lb in live_lbs))
     for lb, t in zip(live_lbs, tests):
         items.extend(evaluate_lb(lb, texts.get(lb.name), t, plan.nginx.config))
     first = next((t for t in texts.values() if t), "")
     serving = {str(b) for bs in parse_pools(first, plan.nginx.upstream).values() for b in bs} if first else set()
-
-    live = [i for i in instances if i.host.name in up]
-    units = await asyncio.gather(*(guard(driver.unit_status(i)) for i in live))
     items.extend(evaluate_unit(i, s) for i, s in zip(live, units))
-    samples = await asyncio.gather(*(health(i) for i in live))
     for inst, sample in zip(live, samples):
         items.extend(evaluate_health(inst, sample, f"{inst.host.address}:{inst.port}" in serving))
-
-    live_hosts = [h for n, h in hosts.items() if n in up]
     if plan.deploy.check:
-        recs = await asyncio.gather(*(guard(driver.run_check(h, render_check(plan, version, slot_of[h.name], h.name),
-                                                             plan.deploy.timeout, version=version))
-                                      for h in live_hosts))
         items.extend(evaluate_release(h, version, r) for h, r in zip(live_hosts, recs))
-    frees = await asyncio.gather(*(guard(driver.free_space(h, list(DISK_PATHS))) for h in live_hosts))
     items.extend(evaluate_disk(h, f, min_free) for h, f in zip(live_hosts, frees))
     return items

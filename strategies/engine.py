@@ -34,6 +34,12 @@ from .plan import render_commands
 from .topology import backend, lb_state, load_balancers, resolve_instances
 
 
+# how often a drain asks an instance for its in-flight count: requests still
+# running on a just-drained backend mostly end within tens of milliseconds,
+# so a coarser poll would add its own interval to most batches
+DRAIN_POLL = 0.05
+
+
 class Command(str, enum.Enum):
     PAUSE = "pause"
     RESUME = "resume"
@@ -305,12 +311,12 @@ class Engine:
         state = await self.verified(state)
         await self.start_accounting()
         started = self.driver.clock.now()
-        await self.driver.lb_apply(state)
+        steps = await self.driver.lb_apply(state)
         self.lb = state
         self.emit(TrafficChanged, generation=state.generation,
                   pools={p: [str(b) for b in bs] for p, bs in state.pools.items()},
                   weights=dict(state.weights), duration=round(self.driver.clock.now() - started, 4),
-                  serving=state.default_pool)
+                  serving=state.default_pool, steps=dict(steps or {}))
 
     async def restore_lb(self) -> None:
         """Put every LB's managed file back exactly as it was before the run,
@@ -326,11 +332,11 @@ class Engine:
             return
         await self.start_accounting()
         started = self.driver.clock.now()
-        await self.driver.lb_restore(self.lb_snapshot)
+        steps = await self.driver.lb_restore(self.lb_snapshot)
         self.lb = original
         self.emit(TrafficChanged, generation=parse_generation(first) or "restored",
                   pools={p: [str(b) for b in bs] for p, bs in pools.items()}, weights={},
-                  duration=round(self.driver.clock.now() - started, 4))
+                  duration=round(self.driver.clock.now() - started, 4), steps=dict(steps or {}))
 
     async def verified(self, state: LbState) -> LbState:
         """Route only to what was verified: every instance `state` sends
@@ -502,13 +508,34 @@ class Engine:
         self.emit(Notice, level="info" if not bad else "error",
                   message=f"checklist: {len(items) - len(bad)} of {len(items)} items passed")
         return items
-    async def preflight(self, expected: Sequence[Instance]) -> None:
+    async def locked_preflight(self, expected: Sequence[Instance]) -> None:
+        """Take the lock and run the checklist side by side, then the rest of
+        preflight under the lock. The checklist only reads, so nothing is
+        changed before the lock is held; the LB snapshot is read only once
+        it is (a console finishing its own run may still change the file
+        until it lets go). A refused lock is reported before a failed
+        checklist, as when they ran one after the other."""
+        async def no_checklist() -> None:
+            return None
+
+        run_checklist = self.run_checklist and self.resume is None
+        locked, items = await asyncio.gather(self.acquire_lock(),
+                                             self.checklist() if run_checklist else no_checklist(),
+                                             return_exceptions=True)
+        if isinstance(locked, BaseException):
+            raise locked
+        if isinstance(items, BaseException):
+            raise items
+        await self.preflight(expected, items)
+
+    async def preflight(self, expected: Sequence[Instance],
+                        items: Sequence["checklist.CheckItem"] | None = None) -> None:
         """Record where the fleet starts: the LB files and every instance's
         version. Refuses (nothing changed) if the LBs are not managed by the
         console, disagree, route to other instances than `expected` (what
         the plan says serves now), or an instance that takes traffic is
-        unhealthy. A resumed session starts from the recorded originals
-        instead."""
+        unhealthy, or the checklist's `items` (run beside the lock) failed.
+        A resumed session starts from the recorded originals instead."""
         texts = await self.driver.lb_read()
         missing = [name for name, text in texts.items() if parse_generation(text) is None]
         if missing:
@@ -520,8 +547,8 @@ class Engine:
             first = next(iter(texts.values()))
             self.check_live_routing({str(b) for bs in parse_pools(first, self.plan.nginx.upstream).values()
                                      for b in bs}, expected)
-        if self.run_checklist and self.resume is None:
-            bad = checklist.failed(await self.checklist())
+        if items is not None:
+            bad = checklist.failed(items)
             if bad:
                 raise PreflightError("checklist: " + "; ".join(f"{i.name}: {i.reason}" for i in bad[:5])
                                      + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""))
@@ -583,7 +610,7 @@ class Engine:
                         return
                 except DriverError:
                     return  # not answering: nothing in flight to protect
-                await self.driver.clock.sleep(0.2)
+                await self.driver.clock.sleep(DRAIN_POLL)
             self.emit(Notice, level="warning", message=f"{inst.key}: still busy after drain timeout")
         await asyncio.gather(*(one(i) for i in insts))
 
@@ -759,11 +786,7 @@ class Engine:
         do not drain: pause for a human (exit 7 headless), or apply
         on_failure when the plan says so. It is named, and said not to be
         the release's fault when the release has not touched it."""
-        samples = await asyncio.gather(*(self.probe(i, quiet=True) for i in should_serve))
-        healthy = {i.key for i, s in zip(should_serve, samples) if s.ok}
-        check = check_capacity([i.key for i in should_serve], healthy, [i.key for i in batch], floor)
-        self.emit(CapacityChecked, serving=check.serving, after=check.after, floor=check.floor,
-                  unhealthy=list(check.unhealthy), in_batch=list(check.in_batch), ok=check.ok)
+        check = await self.capacity(should_serve, batch, floor)
         if check.ok:
             return
         reason = self.capacity_reason(title, check)
@@ -771,6 +794,22 @@ class Engine:
         if self.plan.rolling.capacity_guard == "on_failure":
             raise GateFailed(reason)
         await self.wait_for_promotion(reason)
+
+    async def capacity(self, should_serve: Sequence[Instance], batch: Sequence[Instance],
+                       floor: int) -> CapacityCheck:
+        """Probe every instance in `should_serve` and decide (capacity.py)
+        whether `batch` may be drained; journalled, not acted on."""
+        samples = await asyncio.gather(*(self.probe(i, quiet=True) for i in should_serve))
+        healthy = {i.key for i, s in zip(should_serve, samples) if s.ok}
+        check = check_capacity([i.key for i in should_serve], healthy, [i.key for i in batch], floor)
+        self.emit(CapacityChecked, serving=check.serving, after=check.after, floor=check.floor,
+                  unhealthy=list(check.unhealthy), in_batch=list(check.in_batch), ok=check.ok)
+        return check
+
+    def undisturbed(self) -> bool:
+        """No operator command, critical alarm or fatal error waits for a
+        safe point: the run may go on without stopping at one."""
+        return self._requested is None and self._alarm is None and self._running.is_set()
 
     def capacity_reason(self, title: str, check: CapacityCheck) -> str:
         parts = []
@@ -788,8 +827,7 @@ class Engine:
         try:
             await self.driver.open([i.host for i in self.instances], self.lbs)
             self.set_phase(Phase.PREFLIGHT)
-            await self.acquire_lock()
-            await self.preflight(strategy.serving_at_start(self.plan, self.instances))
+            await self.locked_preflight(strategy.serving_at_start(self.plan, self.instances))
             self.emit(RunStarted, plan=self.plan.source, strategy=self.plan.strategy,
                       service=self.plan.service, version=self.version, old_versions=dict(self.old_versions),
                       instances=[{"key": i.key, "host": i.host.name, "address": i.host.address,

@@ -141,6 +141,10 @@ class TrafficChanged(Event):
     # The pool every request not weighted elsewhere goes to: blue-green's live
     # colour, a canary's stable pool. "" in journals written before it existed.
     serving: str = ""
+    # seconds per step of the change where the driver measures them (real
+    # LBs: ssh, write, nginx_t, reload, marker, old_workers, cleanup): the
+    # breakdown bench/vs_ansible.py prints
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from inventory.model import Instance
 
-from .batches import failure_budget, plan_batches
+from .batches import failure_budget, plan_batches, readmit_later
 from .engine import Engine, GateFailed, PlannedStep, StrategyRunner
 from .events import InstancePhase, StepStarted
 from .topology import rolling_state
@@ -19,6 +19,9 @@ from .topology import rolling_state
 class Rolling(StrategyRunner):
     def __init__(self) -> None:
         self.excluded: set[str] = set()
+        # a batch updated and verified on the new version, still out of nginx:
+        # the next verified change re-admits it (batches.readmit_later)
+        self.held: set[str] = set()
 
     def steps(self, plan: Any, instances: Sequence[Instance]) -> list[PlannedStep]:
         batches = plan_batches(instances, plan.rolling.batch)
@@ -32,12 +35,15 @@ class Rolling(StrategyRunner):
         failures: list[str] = []
         changed: list[Instance] = []
         for n, batch in enumerate(batches, 1):
-            await engine.safe_point()
+            title = f"batch {n}/{len(batches)}"
             todo = [i for i in batch if engine.versions.get(i.key) != engine.version]
-            serving = [i for i in engine.instances if i.key not in self.excluded]
-            await engine.guard_capacity(f"before batch {n}/{len(batches)}", serving, todo, floor)
-            engine.emit(StepStarted, index=n, total=len(batches), title=f"batch {n}/{len(batches)}",
-                        instances=[i.key for i in batch])
+            if self.held and not (todo and engine.undisturbed() and await self.may_swap(engine, todo, floor)):
+                await self.readmit(engine)
+            if not self.held:
+                await engine.safe_point()
+                serving = [i for i in engine.instances if i.key not in self.excluded]
+                await engine.guard_capacity(f"before {title}", serving, todo, floor)
+            engine.emit(StepStarted, index=n, total=len(batches), title=title, instances=[i.key for i in batch])
             already = [i for i in batch if i not in todo]
             for inst in already:
                 engine.instance_phase(inst, InstancePhase.LIVE, "already on the target version")
@@ -45,7 +51,7 @@ class Rolling(StrategyRunner):
                 # a resumed run: what a crash left updated but out of nginx serves again (verified first)
                 await self.route(engine, self.excluded)
             changed.extend(already)
-            batch_failures = await self.replace(engine, todo, engine.version) if todo else {}
+            batch_failures = await self.replace(engine, todo, engine.version, last=n == len(batches)) if todo else {}
             failures.extend(batch_failures.values())
             changed.extend(i for i in todo if i.key not in batch_failures)
             if len(failures) > budget:
@@ -59,22 +65,55 @@ class Rolling(StrategyRunner):
         return f"{len(changed)} instance(s) now on {engine.version}" + (
             f"; {len(failures)} failed and were reverted" if failures else "")
 
-    async def replace(self, engine: Engine, batch: Sequence[Instance], version: str) -> dict[str, str]:
-        """Drain, update and re-admit one batch. Instances that fail are put
-        back on their old version; returns the failures by instance key."""
+    async def may_swap(self, engine: Engine, batch: Sequence[Instance], floor: int) -> bool:
+        """May the held batch be re-admitted and `batch` drained in one
+        verified change? Only if the capacity guard would let `batch` be
+        drained with the held batch serving; otherwise the held batch is
+        re-admitted on its own and the guard acts as before a separate
+        drain (pause, or on_failure)."""
+        serving = [i for i in engine.instances if i.key not in self.excluded - self.held]
+        return (await engine.capacity(serving, batch, floor)).ok
+
+    async def replace(self, engine: Engine, batch: Sequence[Instance], version: str,
+                      last: bool = True) -> dict[str, str]:
+        """Drain, update and re-admit one batch (re-admitting a held batch in
+        the same change as the drain). Instances that fail are put back on
+        their old version; returns the failures by instance key. A batch
+        that updated cleanly is held out of nginx when readmit_later() says
+        the next change may re-admit it (every instance in it was verified
+        healthy on the new version just now, and is verified again by that
+        change, as every change is)."""
         keys = {i.key for i in batch}
-        await self.route(engine, self.excluded | keys)
+        readmitted = self.held
+        await self.route(engine, (self.excluded - readmitted) | keys)
+        self.released(engine, readmitted)
         await engine.drain(batch)
         results = await engine.update_all(batch, version)
         failed = [i for i in batch if not results[i.key][0]]
         for inst in failed:
             engine.instance_phase(inst, InstancePhase.FAILED, results[inst.key][1])
         stuck = await engine.revert(failed) if failed else {}
+        if readmit_later(engine.plan.rolling.interval, last, len(failed)):
+            self.held = keys
+            return {}
         await self.route(engine, self.excluded - (keys - set(stuck)))
         for inst in batch:
             if results[inst.key][0]:
                 engine.instance_phase(inst, InstancePhase.LIVE)
         return {i.key: f"{i.key}: {results[i.key][1]}" for i in failed}
+
+    def released(self, engine: Engine, keys: set[str]) -> None:
+        """The held batch `keys` is in nginx again (the change that did it
+        was verified): it is live, and no longer held."""
+        for key in sorted(keys):
+            engine.instance_phase(engine.by_key[key], InstancePhase.LIVE)
+        self.held = self.held - keys
+
+    async def readmit(self, engine: Engine) -> None:
+        """Re-admit the held batch in a change of its own."""
+        held = self.held
+        await self.route(engine, self.excluded - held)
+        self.released(engine, held)
 
     async def route(self, engine: Engine, excluded: set[str]) -> None:
         """Serve every instance but `excluded`; the record of who is out
@@ -84,14 +123,21 @@ class Rolling(StrategyRunner):
 
     async def settle(self, engine: Engine) -> None:
         """With every instance back in nginx, restore the managed file byte
-        for byte, so the LB ends exactly as it started."""
-        if not self.excluded:
+        for byte, so the LB ends exactly as it started. A held batch (the
+        last one) is re-admitted by that same change: restore_lb verifies
+        every instance it routes to, as apply_lb does."""
+        if self.held and self.excluded - self.held:
+            await self.readmit(engine)
+        if not self.excluded - self.held:
             await engine.restore_lb()
+            self.excluded = set()
+            self.released(engine, self.held)
 
     async def rollback(self, engine: Engine) -> list[str]:
         changed = [i for i in engine.instances
                    if engine.versions.get(i.key) != engine.old_versions.get(i.key)]
         problems: dict[str, str] = {}
+        self.held = set()  # a held batch is out of nginx and changed: rolled back like the rest
         for batch in reversed(plan_batches(changed, engine.plan.rolling.batch)):
             keys = {i.key for i in batch}
             await self.route(engine, self.excluded | keys)

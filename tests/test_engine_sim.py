@@ -45,9 +45,10 @@ async def test_rolling_replaces_every_instance_batch_by_batch(tmp_path):
     result = await session.run()
     assert result.outcome == Outcome.SUCCEEDED
     assert set(result.versions.values()) == {"2.0.0"}
-    # each batch drained exactly its two instances, then put them back
+    # each batch drained exactly its two instances; with no window between batches the next
+    # change re-admits them while draining the next batch, and the restore re-admits the last
     drained = [len(e.pools["stable"]) for e in events if isinstance(e, TrafficChanged)]
-    assert drained[:6] == [4, 6, 4, 6, 4, 6]
+    assert drained == [4, 4, 4, 6]
     # the LB ends byte-identical to where it started
     texts = await session.driver.lb_read()
     assert all("generation sim-initial" in t for t in texts.values())
