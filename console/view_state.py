@@ -258,6 +258,16 @@ class FleetView:
         elif e.accepted and e.command in ("resume", "promote", "promote_full") and self.pending == "pause":
             self.pending = None
 
+    def expect_command(self, command: str) -> str | None:
+        """An operator's command on its way to the engine: show its effect
+        now, as its accepted OperatorCommand will. Returns `pending` after."""
+        if command in ("pause", "rollback", "abort"):
+            self.pending = command if self.pending in (None, "pause") else self.pending
+        elif command in ("resume", "promote", "promote_full") and self.pending == "pause":
+            self.pending = None
+        self.revision += 1
+        return self.pending
+
     def _on_Notice(self, e: Notice) -> None:
         if self.strategy == "blue_green" and e.message.startswith("switched to "):
             self.active_group = e.message.split()[2]
