@@ -99,8 +99,11 @@ class RolloutApp(App[int]):
 
     def on_events_arrived(self, _message: EventsArrived) -> None:
         self._posted = False
+        shown = (self.view.phase, self.view.pending)
         if not self.drain(DRAIN_BUDGET):
             self._fold_more_later()
+        if (self.view.phase, self.view.pending) != shown:  # e.g. "paused": at once, not at the next tick
+            self.repaint(force=True)
 
     def _fold_more_later(self) -> None:
         """More events to fold: post for them from the loop's next turn,

@@ -2,6 +2,7 @@
 checked on the engine side (OperatorCommand on the bus / engine state) and
 on screen."""
 import asyncio
+import threading
 
 from textual.widgets import Input, Static
 
@@ -88,7 +89,7 @@ async def test_promote_keys(make_session, tmp_path):
         await answered(pilot, ops, "promote_full")
         assert ops[-1].command == "promote_full" and ops[-1].source == "key:N" and ops[-1].accepted
         await pilot.press("shift+n")
-        await wait_for(pilot, lambda: [o.command for o in ops].count("promote_full") == 2)
+        await answered(pilot, ops, "promote_full")
         await wait_for(pilot, lambda: app.record is not None, timeout=20)
         assert app.record["outcome"] == "succeeded"
         assert [s.index for s in steps] == [1, 2, 3, 4]  # the 75 % step and the last pause skipped
@@ -222,7 +223,16 @@ def header(app) -> str:
 
 
 async def test_pause_says_pausing_at_once_then_paused_at_the_safe_point(make_session):
+    """The engine (its own thread) is held as it accepts the pause, so its
+    safe point is surely still ahead when the header is read."""
     session = make_session("examples/canary.yaml", time_scale=10)
+    accepted, release = threading.Event(), threading.Event()
+
+    def hold(event) -> None:  # on the engine's thread, as it accepts the command
+        if isinstance(event, OperatorCommand) and event.command == "pause":
+            accepted.set()
+            release.wait(60)  # a guard only: the test releases it
+    session.bus.subscribe(hold)
     app = RolloutApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.view.step_title.startswith("analysis"))  # a 30 s wait: 3 s here
@@ -230,6 +240,9 @@ async def test_pause_says_pausing_at_once_then_paused_at_the_safe_point(make_ses
         assert session.engine.phase != Phase.PAUSED  # the safe point is still ahead...
         assert "pausing at the next safe point" in header(app)  # ...and the key shows at once
         assert "p" in footer_keys(app)  # now offering resume (cancels the pause)
+        await wait_for(pilot, accepted.is_set)
+        assert session.engine.phase != Phase.PAUSED and not release.is_set()
+        release.set()
         await wait_for(pilot, lambda: session.engine.phase == Phase.PAUSED)
         await pilot.pause(0.2)
         assert "paused" in header(app) and "pausing" not in header(app)
