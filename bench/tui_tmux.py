@@ -88,11 +88,12 @@ def write_plan(path: Path) -> None:
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-def one(tmp: Path, hosts: int, scale: float, tree: Path = ROOT) -> dict:
+def one(tmp: Path, hosts: int, scale: float, tree: Path = ROOT, reader: str = "built-in") -> dict:
     inv, plan = tmp / f"inv-{hosts}.yaml", tmp / "rolling.yaml"
     write_inventory(inv, hosts)
     write_plan(plan)
-    env = f"cd {tree} && PYTHONPATH={tree} XDG_RUNTIME_DIR={tmp} ROLLOUT_JOURNAL_DIR={tmp / 'j'}"
+    env = (f"cd {tree} && PYTHONPATH={tree} ROLLOUT_INVENTORY_ENGINE={reader} XDG_RUNTIME_DIR={tmp} "
+           f"ROLLOUT_JOURNAL_DIR={tmp / 'j'}")
     cmd = (f"{env} {sys.executable} -m console --plan {plan} --inventory {inv} "
            f"--time-scale {scale:g}; sleep 600")
     r: dict = {"hosts": hosts}
@@ -132,17 +133,20 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--tree", type=Path, default=ROOT,
                     help="run the console from this source tree (e.g. an older checkout, for before/after)")
+    ap.add_argument("--inventory-engine", default="built-in", choices=("built-in", "ansible"),
+                    help="who reads the inventory (ansible-core takes seconds at 1,000 hosts: not the TUI's cost)")
     args = ap.parse_args()
     start("tui_tmux")
     tree = args.tree.resolve()
     print(f"console from {tree}" + (f" at commit {git_head(tree)}" if tree != ROOT else ""))
-    print(f"tmux 120x40, --time-scale {args.time_scale:g}, poll {POLL * 1000:.0f} ms; "
+    print(f"tmux 120x40, --time-scale {args.time_scale:g}, inventory read by {args.inventory_engine}, "
+          f"poll {POLL * 1000:.0f} ms; "
           f"median (min-max, n) of {args.repeats} run(s) per size\n", flush=True)
     results: dict[int, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="tuib-", dir="/tmp") as tmp:
         for n in (int(n) for n in args.sizes.split(",")):
             for i in range(args.repeats):
-                r = one(Path(tmp), n, args.time_scale, tree)
+                r = one(Path(tmp), n, args.time_scale, tree, args.inventory_engine)
                 print(f"  run {i + 1}: {r}", flush=True)
                 results.setdefault(n, []).append(r)
     ms = {"unit": "ms", "digits": 0}
