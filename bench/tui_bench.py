@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import start  # noqa: E402
+from _common import fmt, start  # noqa: E402
 from console.tui.app import RolloutApp  # noqa: E402
 from console.tui.fleet_table import FleetTable  # noqa: E402
 from console.view_state import FleetView  # noqa: E402
@@ -90,9 +89,8 @@ async def bench(n: int, ticks: int) -> dict[str, float]:
             assert all(ch in k for k in table.keys[:5])
             filt.append((time.perf_counter() - t0) * 1000)
             await pilot.press("escape")
-    med = statistics.median
-    return {"hosts": n, "refresh": med(refresh), "refresh_p95": sorted(refresh)[int(0.95 * (len(refresh) - 1))],
-            "apply": med(apply_only), "down": med(down), "filter": med(filt)}
+    return {"hosts": n, "refresh": refresh, "refresh_p95": sorted(refresh)[int(0.95 * (len(refresh) - 1))],
+            "apply": apply_only, "down": down, "filter": filt}
 
 
 def main() -> None:
@@ -102,12 +100,13 @@ def main() -> None:
     args = p.parse_args()
     start("tui_bench")
     rows = [asyncio.run(bench(int(n), args.ticks)) for n in args.sizes.split(",")]
-    print(f"{'hosts':>6} | {'refresh ms (median)':>19} | {'refresh p95':>11} | {'reducer ms':>10} | "
-          f"{'key down ms':>11} | {'key filter ms':>13}")
-    print("-" * 88)
+    print("median (min-max, n) per size; ms")
     for r in rows:
-        print(f"{r['hosts']:>6} | {r['refresh']:>19.1f} | {r['refresh_p95']:>11.1f} | {r['apply']:>10.2f} | "
-              f"{r['down']:>11.1f} | {r['filter']:>13.1f}")
+        print(f"{r['hosts']} hosts:")
+        print(f"  refresh (fold a tick + frame)  {fmt(r['refresh'], 'ms', 1)}; p95 {r['refresh_p95']:.1f}")
+        print(f"  reducer per tick               {fmt(r['apply'], 'ms', 2)}")
+        print(f"  key down -> cursor             {fmt(r['down'], 'ms', 1)}")
+        print(f"  key / + char -> filtered       {fmt(r['filter'], 'ms', 1)}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The real TUI in a real terminal (tmux, 120x40): first paint and the time
 from a key to its effect on screen, during a SIMULATED rolling run of
-examples/rolling.yaml (batches of 1, 20 %, 50 % of the hosts).
+examples/rolling.yaml (batches of 1, 20 %, 50 % of the hosts; `min_requests: 0`, see write_plan).
 
-    python3 bench/tui_tmux.py [--sizes 1000,10000] [--time-scale 1]
+    python3 bench/tui_tmux.py [--sizes 1000,10000] [--time-scale 1] [--repeats 3]
 
 Measured from the client's side: keys go in with `tmux send-keys`, the
 screen is read with `tmux capture-pane` every few ms (so figures carry that
@@ -13,9 +13,11 @@ polling granularity, printed as `poll`). For each size:
                 preflight has probed every host and the run started)
   p: pausing    `p` while a batch is in flight -> "pausing at the next safe point"
   p: paused     the same key -> "paused" in the header (the engine's safe point)
-  p: running    `p` again -> "running"
+  p: running    `p` again -> "running" (resume)
   /: filter     `/` -> the filter box shows
   log live      the newest event-log line's time at the end vs the run's last event
+Each figure: median (min-max, n) over --repeats runs per size. The raw
+output lands in bench/results/<date>-<commit>/tui_tmux.txt.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, today  # noqa: E402
+from _common import ROOT, fmt, start  # noqa: E402
 
 SESSION = f"tui-bench-{os.getpid()}"
 POLL = 0.005
@@ -69,15 +71,30 @@ def log_times(text: str) -> list[float]:
 def write_inventory(path: Path, hosts: int) -> None:
     doc = {"all": {"vars": {"rollout_simulated": True, "sim_releases": {"1.0.0": {}, "2.0.0": {}}},
                    "children": {"agents": {"hosts": {f"agent-{n:05d}": None for n in range(1, hosts + 1)}},
-                                "lb": {"hosts": {"lb-01": {"sim_rps": 1}}}}}}
+                                "lb": {"hosts": {"lb-01": {"sim_rps": 200}}}}}}  # enough traffic for each gate
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-def one(tmp: Path, hosts: int, scale: float) -> dict:
-    inv = tmp / f"inv-{hosts}.yaml"
+def git_head(tree: Path) -> str:
+    return subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True,
+                          text=True).stdout.strip()
+
+
+def write_plan(path: Path) -> None:
+    """examples/rolling.yaml without the gates' traffic minimum: one new host among 10,000 gets too few of
+    the LB's synthetic requests for the after-batch gate to decide, which would extend it by up to 900 s."""
+    doc = yaml.safe_load((ROOT / "examples" / "rolling.yaml").read_text())
+    doc.setdefault("thresholds", {})["min_requests"] = 0
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def one(tmp: Path, hosts: int, scale: float, tree: Path = ROOT, reader: str = "built-in") -> dict:
+    inv, plan = tmp / f"inv-{hosts}.yaml", tmp / "rolling.yaml"
     write_inventory(inv, hosts)
-    env = f"cd {ROOT} && PYTHONPATH={ROOT} XDG_RUNTIME_DIR={tmp} ROLLOUT_JOURNAL_DIR={tmp / 'j'}"
-    cmd = (f"{env} {sys.executable} -m console --plan examples/rolling.yaml --inventory {inv} "
+    write_plan(plan)
+    env = (f"cd {tree} && PYTHONPATH={tree} ROLLOUT_INVENTORY_ENGINE={reader} XDG_RUNTIME_DIR={tmp} "
+           f"ROLLOUT_JOURNAL_DIR={tmp / 'j'}")
+    cmd = (f"{env} {sys.executable} -m console --plan {plan} --inventory {inv} "
            f"--time-scale {scale:g}; sleep 600")
     r: dict = {"hosts": hosts}
     t0 = time.perf_counter()
@@ -113,17 +130,37 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--time-scale", type=float, default=1.0)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--tree", type=Path, default=ROOT,
+                    help="run the console from this source tree (e.g. an older checkout, for before/after)")
+    ap.add_argument("--inventory-engine", default="built-in", choices=("built-in", "ansible"),
+                    help="who reads the inventory (ansible-core takes seconds at 1,000 hosts: not the TUI's cost)")
     args = ap.parse_args()
+    start("tui_tmux")
+    tree = args.tree.resolve()
+    print(f"console from {tree}" + (f" at commit {git_head(tree)}" if tree != ROOT else ""))
+    print(f"tmux 120x40, --time-scale {args.time_scale:g}, inventory read by {args.inventory_engine}, "
+          f"poll {POLL * 1000:.0f} ms; "
+          f"median (min-max, n) of {args.repeats} run(s) per size\n", flush=True)
+    results: dict[int, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="tuib-", dir="/tmp") as tmp:
-        rows = [one(Path(tmp), int(n), args.time_scale) for n in args.sizes.split(",")]
-    print(f"{today()} {machine()}; tmux 120x40, --time-scale {args.time_scale:g}, poll {POLL * 1000:.0f} ms")
-    print(f"{'hosts':>6} | {'first paint s':>13} | {'fleet shown s':>13} | {'p: pausing ms':>13} | {'p: paused s':>11} | "
-          f"{'p: running ms':>13} | {'/: filter ms':>12} | log live to the end")
-    for r in rows:
-        print(f"{r['hosts']:>6} | {r['first_paint']:>13.2f} | {r['fleet_shown']:>13.2f} | "
-              f"{r['pausing'] * 1000:>13.0f} | {r['paused']:>11.2f} | "
-              f"{r['running'] * 1000:>13.0f} | {r['filter'] * 1000:>12.0f} | "
-              f"{'yes' if r['log_live'] else 'NO'} (last line {r['log_last']}s, run ended {r['run_end']}s)")
+        for n in (int(n) for n in args.sizes.split(",")):
+            for i in range(args.repeats):
+                r = one(Path(tmp), n, args.time_scale, tree, args.inventory_engine)
+                print(f"  run {i + 1}: {r}", flush=True)
+                results.setdefault(n, []).append(r)
+    ms = {"unit": "ms", "digits": 0}
+    columns = [("first paint", "first_paint", {}), ("fleet shown", "fleet_shown", {}),
+               ("p -> pausing", "pausing", ms), ("p -> paused (safe point)", "paused", {}),
+               ("p -> running (resume)", "running", ms), ("/ -> filter box", "filter", ms)]
+    for n, rows in results.items():
+        print(f"\n{n} hosts:")
+        for title, name, unit in columns:
+            values = [r[name] * (1000 if unit else 1) for r in rows]
+            print(f"  {title:<26} {fmt(values, **unit) if unit else fmt(values)}")
+        live = [r for r in rows if r["log_live"]]
+        print(f"  {'event log live to the end':<26} {len(live)}/{len(rows)} runs "
+              f"(last lines {[r['log_last'] for r in rows]}, run ends {[r['run_end'] for r in rows]})")
     return 0
 
 

@@ -14,6 +14,7 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -46,15 +47,20 @@ def leave_terminal(announce: Callable[[int], str]) -> Callable[[], None]:
     tells asyncio that the loop runs in this pid now (asyncio refuses a loop
     whose pid changed, and from 3.12 forgets it at fork), puts back the
     signal wakeup fd, and replaces the loop's default executor, whose worker
-    threads fork did not copy (a DNS lookup would otherwise wait forever)."""
+    threads fork did not copy (a DNS lookup would otherwise wait forever).
+    Called from a thread other than the main one (the TUI's engine thread),
+    the child goes on in that thread alone, which CPython makes the child's
+    main thread: it may then install signal handlers on its loop."""
     sys.stdout.flush()
     sys.stderr.flush()
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         loop = None  # not in a loop yet: asyncio.run makes a fresh one in the child
-    wakeup = signal.set_wakeup_fd(-1)
-    signal.set_wakeup_fd(wakeup, warn_on_full_buffer=False)
+    wakeup = -1
+    if threading.current_thread() is threading.main_thread():  # the TUI forks from its engine thread
+        wakeup = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(wakeup, warn_on_full_buffer=False)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid:

@@ -250,10 +250,18 @@ class FleetView:
         self.operator.append({"at": e.at, "command": e.command, "source": e.source, "accepted": e.accepted,
                               "detail": e.detail})
         del self.operator[:-50]
-        if e.accepted and e.command in ("pause", "rollback", "abort"):
-            self.pending = e.command if self.pending in (None, "pause") else self.pending
-        elif e.accepted and e.command in ("resume", "promote", "promote_full") and self.pending == "pause":
+        if e.accepted:
+            self.expect_command(e.command)
+
+    def expect_command(self, command: str) -> str | None:
+        """An operator's command on its way to the engine: show its effect
+        now, as its accepted OperatorCommand will. Returns `pending` after."""
+        if command in ("pause", "rollback", "abort"):
+            self.pending = command if self.pending in (None, "pause") else self.pending
+        elif command in ("resume", "promote", "promote_full") and self.pending == "pause":
             self.pending = None
+        self.revision += 1
+        return self.pending
 
     def _on_RunFinished(self, e: RunFinished) -> None:
         self.outcome, self.outcome_message = e.outcome, e.message

@@ -336,7 +336,8 @@ class Engine:
         self.lb = original
         self.emit(TrafficChanged, generation=parse_generation(first) or "restored",
                   pools={p: [str(b) for b in bs] for p, bs in pools.items()}, weights={},
-                  duration=round(self.driver.clock.now() - started, 4), steps=dict(steps or {}))
+                  duration=round(self.driver.clock.now() - started, 4), serving=original.default_pool,
+                  steps=dict(steps or {}))
 
     async def verified(self, state: LbState) -> LbState:
         """Route only to what was verified: every instance `state` sends

@@ -3,34 +3,43 @@ RemoteRun (`console attach`: a live run in another process, fed from its
 journal then its control socket), or over a FleetView built from recorded
 events (static/replay, used by snapshots and screenshots).
 
-Live wiring: the app subscribes to `session.bus`; the callback only queues
-the event and posts one coalesced `EventsArrived` message, whose handler
-folds the queue into the FleetView (pure, cheap). Widgets repaint on a
-fixed-rate timer (REFRESH_HZ), never per event. The engine runs as an
-asyncio task on the app's loop, owned by `run_app`'s loop rather than by a
-Textual worker, so that a detach (or a hangup) can leave the app while the
-engine continues, and so a failing engine cannot quit the app mid-rollout.
+Live wiring: the engine runs on its own asyncio loop in a dedicated thread
+(console/engine_thread.py), so the UI never waits behind its per-host work.
+The app subscribes to `session.bus`; the callback (on the engine thread)
+only queues the event and posts one coalesced `EventsArrived` message, whose
+handler folds the queue into the FleetView a few milliseconds at a time
+(DRAIN_BUDGET), so keys are handled between slices of a big batch's events.
+Widgets repaint on a fixed-rate timer (REFRESH_HZ), never per event. An
+operator key shows its effect at once ("pausing at the next safe point")
+while the command crosses to the engine loop. The engine thread outlives the
+app, so a detach (or a hangup) can leave the app while the run continues,
+and a failing engine cannot quit the app mid-rollout.
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sys
+import time
 from collections import deque
 from typing import Any, Awaitable, Callable
 
 from textual.app import App
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Log
 
 from strategies.engine import Command
 from strategies.events import Event
 
+from ..engine_thread import EngineThread
 from ..view_state import FleetView
 from .fleet_table import FleetTable
 from .main_screen import MainScreen
 from .screens import QuitScreen
 
 REFRESH_HZ = 8
+DRAIN_BUDGET = 0.008  # seconds of event folding per slice; the UI's other work runs between slices
 
 
 class EventsArrived(Message):
@@ -64,7 +73,8 @@ class RolloutApp(App[int]):
         self.record: dict | None = record
         self.detached = False
         self.show_operator_keys = show_operator_keys or session is not None or remote is not None
-        self.engine_task: asyncio.Task | None = None
+        self.engine: EngineThread | None = None
+        self.engine_task: asyncio.Future | None = None  # the run's result record, on this loop
         self._queue: deque[Event] = deque()
         self._posted = False
         self._closed = False
@@ -89,12 +99,35 @@ class RolloutApp(App[int]):
 
     def on_events_arrived(self, _message: EventsArrived) -> None:
         self._posted = False
-        self.drain()
+        shown = (self.view.phase, self.view.pending)
+        if not self.drain(DRAIN_BUDGET):
+            self._fold_more_later()
+        if (self.view.phase, self.view.pending) != shown:  # e.g. "paused": at once, not at the next tick
+            self.repaint(force=True)
 
-    def drain(self) -> None:
-        queue = self._queue
+    def _fold_more_later(self) -> None:
+        """More events to fold: post for them from the loop's next turn,
+        not into this pump's queue (which it would read at once), so every
+        other pump (a key on its way to a binding, a repaint) goes first."""
+        if not self._posted and self._loop is not None:
+            self._posted = True
+            self._loop.call_soon(self.post_message, EventsArrived())
+
+    def drain(self, budget: float | None = None) -> bool:
+        """Fold queued events into the view: all of them, or for about
+        `budget` seconds. Whether the queue is empty."""
+        queue, apply = self._queue, self.view.apply
+        if budget is None:
+            while queue:
+                apply(queue.popleft())
+            return True
+        deadline = time.perf_counter() + budget
         while queue:
-            self.view.apply(queue.popleft())
+            for _ in range(min(64, len(queue))):
+                apply(queue.popleft())
+            if time.perf_counter() > deadline:
+                return not queue
+        return True
 
     def send(self, command: Command, key: str) -> bool:
         """An operator key: ask the engine; it acts at the next safe point.
@@ -103,15 +136,34 @@ class RolloutApp(App[int]):
         if self.remote is not None:
             self.run_worker(self._send_remote(command), group="command", exit_on_error=False)
             return True
-        if self.session is None:
+        if self.session is None or self.engine is None:
             self.notify("replay: read-only, no engine to command", severity="warning")
             return False
-        accepted = self.session.engine.command(command, source=f"key:{key}")
-        if not accepted:
-            self.notify(f"{command.value} refused (see the event log)", severity="warning")
-        self.drain()
+        # Shown at once: the command crosses to the engine loop, which may be busy with a batch; the
+        # view's own rules (check_action) already said it applies. The engine's answer comes back as
+        # an OperatorCommand event; a refusal is told and undoes the mark.
+        view, before = self.view, self.view.pending
+        mark = view.expect_command(command.value)
+        answer = self.engine.command(command, f"key:{key}")
+
+        def answered(future: concurrent.futures.Future[bool]) -> None:
+            if future.cancelled() or future.exception() is not None or not future.result():
+                if view.pending == mark:
+                    view.pending = before
+                self.notify(f"{command.value} refused (see the event log)", severity="warning")
+                self.repaint(force=True)
+        answer.add_done_callback(lambda f: self._from_engine(answered, f))
         self.repaint(force=True)
-        return accepted
+        return True
+
+    def _from_engine(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run `callback(*args)` on the UI loop (called on the engine thread)."""
+        if self._closed or self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            pass  # the UI's loop is gone: nobody to tell
 
     async def _send_remote(self, command: Command) -> None:
         from ..control.client import ControlError
@@ -143,19 +195,19 @@ class RolloutApp(App[int]):
 
         quiet_stdio()
         self.hung_up = True
-        if stop and self.session is not None:
-            self.session.engine.command(Command.ABORT, source=f"signal {signal_name}")
+        if stop and self.engine is not None:
+            self.engine.command(Command.ABORT, f"signal {signal_name}")
         self.exit()
 
     def journal_tail_fn(self) -> Callable[[str], Awaitable[str]] | None:
         if self._journal_tail is not None:
             return self._journal_tail
-        if self.session is None:
+        if self.session is None or self.engine is None:
             return None
-        engine = self.session.engine
+        engine, thread = self.session.engine, self.engine
 
-        async def tail(key: str) -> str:
-            return await engine.driver.journal_tail(engine.by_key[key])
+        async def tail(key: str) -> str:  # the driver lives on the engine loop
+            return await asyncio.wrap_future(thread.run(engine.driver.journal_tail(engine.by_key[key])))
         return tail
 
     # -- lifecycle ---------------------------------------------------------------
@@ -178,26 +230,22 @@ class RolloutApp(App[int]):
         self.set_interval(1.0 / self.refresh_hz, self.repaint, name="refresh")
 
     def _start_engine(self) -> None:
-        self.engine_task = asyncio.ensure_future(self.session.run())
-        self.engine_task.add_done_callback(lambda _t: self._closed or self.post_message(EngineDone()))
+        self.engine = EngineThread(self.session)
+        self.engine_task = asyncio.wrap_future(self.engine.done)
+        self.engine.done.add_done_callback(lambda _f: self._closed or self.post_message(EngineDone()))
+        self.engine.start()
 
     def on_resize(self, _event=None) -> None:
         self.screen.set_class(self.size.width < 110 or self.size.height < 30, "-narrow")
 
     def on_engine_done(self, _message: EngineDone) -> None:
         self.drain()
-        result, error = None, None
-        task = self.engine_task
-        if task is not None and not task.cancelled():
-            exc = task.exception()
-            if exc is not None:
-                error = f"internal error: {exc!r}"
-            else:
-                result = task.result()
-        elif task is not None:
-            error = "the engine task was cancelled"
-        if self.record is None and self.session is not None:
-            self.record = self.session.finish(result, error)
+        assert self.engine is not None
+        exc = self.engine.done.exception()
+        if exc is not None:
+            self.notify(f"internal error: {exc!r}", severity="error", timeout=30)
+        elif self.record is None:
+            self.record = self.engine.done.result()  # the engine thread closed the journal
         if isinstance(self.screen, QuitScreen):
             self.pop_screen()  # the run ended under the dialog: nothing left to choose, `q` quits
         self.repaint(force=True)
@@ -210,16 +258,17 @@ class RolloutApp(App[int]):
     def now(self) -> float:
         if self.frozen_now is not None:
             return self.frozen_now
-        if self.session is not None and self.view.active and self.view.started:
+        if self.engine is not None and self.view.active and self.view.started:
             try:
-                return max(self.view.elapsed, self.session.engine.elapsed())
+                return max(self.view.elapsed, self.engine.elapsed())
             except Exception:  # noqa: BLE001
                 pass
         return self.view.elapsed
 
     def repaint(self, force: bool = False) -> None:
         """One refresh tick: repaint the main screen from the FleetView."""
-        self.drain()
+        if not self.drain(DRAIN_BUDGET):
+            self._fold_more_later()
         self.ticks += 1
         main = self.screen_stack[0] if self.screen_stack else None
         if not isinstance(main, MainScreen) or not main.is_mounted:
@@ -231,8 +280,11 @@ class RolloutApp(App[int]):
         phase_changed = getattr(self, "_painted_phase", None) != shown
         self._painted_revision = self.view.revision
         self._painted_phase = shown
-        main.repaint(self.now(), self.record)
-        self._write_log(main)
+        try:
+            main.repaint(self.now(), self.record)
+            self._write_log(main)
+        except NoMatches:  # the app is closing (the run ended as it left): nothing to paint on
+            return
         if phase_changed:
             main.refresh_bindings()
 
@@ -265,16 +317,17 @@ class RolloutApp(App[int]):
 def run_app(session: Any, on_hangup: str = "stop") -> int:
     """Run the interactive console; return the session's exit code.
 
-    Detaching (`d`, or quitting while the rollout is active) forks the run
-    into the background (see console/detach.py): this process returns to
-    the shell, the child awaits the engine writing only to the journal and
-    the control socket. A hangup (SIGHUP) leaves the app at once and, per
-    `on_hangup`, stops the run at the next safe point or lets it go on; a
-    SIGTERM stops it. Either way the journal is closed by the run's end."""
+    The engine runs in its own thread (console/engine_thread.py). Detaching
+    (`d`, or quitting while the rollout is active) forks the run into the
+    background from that thread: this process returns to the shell, the
+    child goes on writing only to the journal and the control socket. A
+    hangup (SIGHUP) leaves the app at once and, per `on_hangup`, stops the
+    run at the next safe point or lets it go on; a SIGTERM stops it. Either
+    way the journal is closed by the run's end."""
     import signal
 
-    from ..detach import HangupSafeStream, leave_terminal
-    from ..session import finish_headless
+    from ..detach import HangupSafeStream
+    from ..session import _tell
 
     sys.__stderr__ = HangupSafeStream(sys.__stderr__)  # what Textual draws on; see HangupSafeStream
     app = RolloutApp(session)
@@ -284,13 +337,27 @@ def run_app(session: Any, on_hangup: str = "stop") -> int:
         loop.add_signal_handler(signal.SIGHUP, lambda: app.hang_up("SIGHUP", stop=on_hangup == "stop"))
         loop.add_signal_handler(signal.SIGTERM, lambda: app.hang_up("SIGTERM", stop=True))
         await app.run_async()
-        task = app.engine_task
         if app.record is not None:
-            return app.record["exit_code"]
+            return int(app.record["exit_code"])
+        engine = app.engine
+        if engine is None:  # left before the first frame started the engine: start it now, headless
+            engine = app.engine = EngineThread(session)
+            engine.start()
         if not app.hung_up:  # detached by the operator
-            leave_terminal(session.detached_notice)()
-        return await finish_headless(session, None, task if task is not None else session.run(),
-                                     on_hangup="detach" if app.hung_up and on_hangup == "detach" else "stop")
+            engine.detach(on_hangup)  # the parent exits from the engine thread; here only if the run ended first
+        else:
+            def interrupted(name: str) -> None:
+                if name != "SIGHUP" or on_hangup == "stop":
+                    engine.command(Command.ABORT, f"signal {name}")
+                    _tell(f"{name}: stopping at the next safe point")
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, interrupted, sig.name)
+        try:
+            record = await asyncio.wrap_future(engine.done)
+        except Exception as exc:  # noqa: BLE001 - the engine thread itself failed
+            _tell(f"internal error: {exc!r}")
+            return 1
+        return int(record["exit_code"])
 
     return asyncio.run(main())
 

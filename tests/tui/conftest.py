@@ -34,5 +34,5 @@ async def stop_engine(app):
 
     task = app.engine_task
     if task is not None and not task.done():
-        app.session.engine.command(Command.ABORT, source="test teardown")
+        app.engine.command(Command.ABORT, "test teardown")  # on the engine's loop, in its thread
         await asyncio.wait_for(task, 30)

@@ -2,6 +2,7 @@
 checked on the engine side (OperatorCommand on the bus / engine state) and
 on screen."""
 import asyncio
+import threading
 
 from textual.widgets import Input, Static
 
@@ -9,6 +10,7 @@ from console.tui.app import RolloutApp
 from console.tui.fleet_table import FleetTable
 from console.tui.screens import ConfirmScreen, HelpScreen, HostDetailScreen, QuitScreen
 from simfleet import write_plan
+from strategies.engine import Command
 from strategies.events import OperatorCommand, Phase, StepStarted
 
 from .conftest import stop_engine
@@ -28,6 +30,11 @@ async def wait_for(pilot, predicate, timeout=10.0):
     raise AssertionError("condition not reached")
 
 
+async def answered(pilot, ops, command):
+    """The engine (its own thread) has answered the key's command."""
+    await wait_for(pilot, lambda: ops and ops[-1].command == command)
+
+
 def screen_text(app) -> str:
     return "\n".join(str(w.render()) for w in app.screen.query(Static))
 
@@ -43,12 +50,14 @@ async def test_pause_resume_and_footer(make_session):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.view.phase == "running")
         await pilot.press("p")
+        await answered(pilot, ops, "pause")
         assert ops[-1].command == "pause" and ops[-1].source == "key:p" and ops[-1].accepted
         await wait_for(pilot, lambda: session.engine.phase == Phase.PAUSED)
         await pilot.pause(0.3)
         assert "paused" in str(app.screen.query_one("#status").render())
         assert "n" in footer_keys(app)  # promote shown in a canary run
         await pilot.press("p")
+        await answered(pilot, ops, "resume")
         assert ops[-1].command == "resume" and ops[-1].accepted
         await wait_for(pilot, lambda: session.engine.phase != Phase.PAUSED)
         await stop_engine(app)
@@ -71,14 +80,16 @@ async def test_promote_keys(make_session, tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.view.step_index == 2)  # the first hour-long pause
         await pilot.press("n")
+        await answered(pilot, ops, "promote")
         assert ops[-1].command == "promote" and ops[-1].source == "key:n" and ops[-1].accepted
         await wait_for(pilot, lambda: app.view.step_index == 4, timeout=20)  # 50 %, then the second pause
         assert [s.title for s in steps[2:4]] == ["set weight 50%", "pause 3600s"]
         assert app.view.traffic_weights == {"canary": 50.0, "stable": 50.0}
         await pilot.press("N")
+        await answered(pilot, ops, "promote_full")
         assert ops[-1].command == "promote_full" and ops[-1].source == "key:N" and ops[-1].accepted
         await pilot.press("shift+n")
-        assert ops[-1].command == "promote_full"
+        await answered(pilot, ops, "promote_full")
         await wait_for(pilot, lambda: app.record is not None, timeout=20)
         assert app.record["outcome"] == "succeeded"
         assert [s.index for s in steps] == [1, 2, 3, 4]  # the 75 % step and the last pause skipped
@@ -98,6 +109,7 @@ async def test_rollback_confirm_then_rolls_back(make_session):
         assert "All traffic returns to stable (1.0.0); 1 canary instance(s) are reinstalled with 1.0.0" in body
         assert not ops  # nothing sent before the confirmation
         await pilot.press("y")
+        await answered(pilot, ops, "rollback")
         assert ops[-1].command == "rollback" and ops[-1].source == "key:r" and ops[-1].accepted
         await wait_for(pilot, lambda: app.record is not None, timeout=20)
         assert app.record["outcome"] == "rolled_back" and app.record["exit_code"] == 3
@@ -119,6 +131,7 @@ async def test_abort_cancelled_then_confirmed(make_session):
         await pilot.press("escape")
         assert not isinstance(app.screen, ConfirmScreen) and not ops
         await pilot.press("a", "y")
+        await answered(pilot, ops, "abort")
         assert ops[-1].command == "abort" and ops[-1].source == "key:a"
         await wait_for(pilot, lambda: app.record is not None, timeout=20)
         assert app.record["outcome"] == "aborted"
@@ -167,14 +180,15 @@ async def test_quit_dialog_pause_and_detach(make_session):
         await pilot.press("q")
         assert isinstance(app.screen, QuitScreen)
         await pilot.press("p")
+        await answered(pilot, ops, "pause")
         assert ops[-1].command == "pause" and ops[-1].source == "key:q:pause"
         await pilot.press("q", "d")
         await pilot.pause(0.1)
     assert app.detached and not app.engine_task.done()
-    # what run_app does after a detach: keep awaiting the engine, then finish
-    session.engine.command(__import__("strategies.engine", fromlist=["Command"]).Command.RESUME, source="test")
-    result = await asyncio.wait_for(app.engine_task, 30)
-    assert session.finish(result)["exit_code"] == 0
+    # what run_app does after a detach: the engine thread goes on, closes the journal, gives the record
+    app.engine.command(Command.RESUME, "test")
+    record = await asyncio.wait_for(app.engine_task, 30)
+    assert record["exit_code"] == 0 and record["outcome"] == "succeeded"
 
 
 async def test_subscriber_batches_refreshes(make_session):
@@ -209,7 +223,16 @@ def header(app) -> str:
 
 
 async def test_pause_says_pausing_at_once_then_paused_at_the_safe_point(make_session):
+    """The engine (its own thread) is held as it accepts the pause, so its
+    safe point is surely still ahead when the header is read."""
     session = make_session("examples/canary.yaml", time_scale=10)
+    accepted, release = threading.Event(), threading.Event()
+
+    def hold(event) -> None:  # on the engine's thread, as it accepts the command
+        if isinstance(event, OperatorCommand) and event.command == "pause":
+            accepted.set()
+            release.wait(60)  # a guard only: the test releases it
+    session.bus.subscribe(hold)
     app = RolloutApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.view.step_title.startswith("analysis"))  # a 30 s wait: 3 s here
@@ -217,6 +240,9 @@ async def test_pause_says_pausing_at_once_then_paused_at_the_safe_point(make_ses
         assert session.engine.phase != Phase.PAUSED  # the safe point is still ahead...
         assert "pausing at the next safe point" in header(app)  # ...and the key shows at once
         assert "p" in footer_keys(app)  # now offering resume (cancels the pause)
+        await wait_for(pilot, accepted.is_set)
+        assert session.engine.phase != Phase.PAUSED and not release.is_set()
+        release.set()
         await wait_for(pilot, lambda: session.engine.phase == Phase.PAUSED)
         await pilot.pause(0.2)
         assert "paused" in header(app) and "pausing" not in header(app)
@@ -230,7 +256,7 @@ async def test_q_when_the_run_ends_under_the_quit_dialog_just_quits(make_session
         await wait_for(pilot, lambda: app.view.phase == "running")
         await pilot.press("q")
         assert isinstance(app.screen, QuitScreen)
-        session.engine.command(__import__("strategies.engine", fromlist=["Command"]).Command.PROMOTE_FULL, "test")
+        app.engine.command(Command.PROMOTE_FULL, "test")
         await wait_for(pilot, lambda: app.record is not None, timeout=30)
         await pilot.pause(0.1)
         assert not isinstance(app.screen, QuitScreen)  # nothing left to choose: the dialog went
