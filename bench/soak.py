@@ -619,32 +619,78 @@ def save_case(run: Run, cases: Path) -> Path:
 
 
 def table(runs: list[Run]) -> list[str]:
-    """Per fault kind: runs it fired in, exits, client-visible failures, and
-    the time from the fault to the end of the run (a safe state) and to the
-    end of its resume."""
+    """Per fault kind: runs it fired in, how often it was injected, exits,
+    client-visible failures, and the time from the fault to the end of the
+    run (a safe state) and to the end of its resume."""
     by: dict[str, list[Run]] = defaultdict(list)
+    injected: Counter = Counter()
     for run in runs:
+        injected.update(run.outcome["fired"])
         for name in set(run.outcome["fired"]) or {"(none)"}:
             by[name].append(run)
 
     def med(xs):
         xs = sorted(x for x in xs if x is not None)
         return f"{xs[len(xs) // 2]:.1f} s (max {xs[-1]:.1f})" if xs else "-"
-    lines = ["| fault | runs | exits (run -> resume) | clients failed, not the release's (total, max/run) "
+    lines = ["| fault | runs | injected | exits (run -> resume) | clients failed, not the release's (total, max/run) "
              "| in flight on a vanished host | bad release's own errors | fault to end of run "
              "| fault to end of resume | violations |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in sorted(by):
         rs = by[name]
         exits = Counter(f"{r.outcome['exit']}" + (f"->{r.outcome['resume_exit']}" if r.outcome["resume_exit"]
                                                   is not None else "") for r in rs)
         foreign = [r.outcome["clients"]["foreign"] for r in rs]
-        lines.append(f"| {name} | {len(rs)} | {', '.join(f'{k} x{v}' for k, v in sorted(exits.items()))} "
+        lines.append(f"| {name} | {len(rs)} | {injected[name] or '-'} "
+                     f"| {', '.join(f'{k} x{v}' for k, v in sorted(exits.items()))} "
                      f"| {sum(foreign)}, {max(foreign)} | {sum(r.outcome['clients'].get('in_flight_lost', 0) for r in rs)} "
                      f"| {sum(r.outcome['clients']['own'] for r in rs)} "
                      f"| {med(r.outcome['to_safe'] for r in rs)} | {med(r.outcome['to_resumed'] for r in rs)} "
                      f"| {sum(bool(r.violations) for r in rs)} |")
     return lines
+
+
+def totals(runs: list[Run], label: str = "") -> str:
+    """One line: rollouts, faults injected (and scheduled at moments that
+    never came), client requests, runs with violations."""
+    fired = sum(len(r.outcome["fired"]) for r in runs)
+    sent = sum(r.outcome["clients"]["sent"] for r in runs)
+    return (f"{label}{len(runs)} rollouts, {fired} faults injected "
+            f"({sum(len(r.schedule['faults']) for r in runs) - fired} scheduled at moments that never came), "
+            f"{sent:,} client requests, {sum(bool(r.violations) for r in runs)} runs with violations")
+
+
+def load_runs(path: Path) -> list[Run]:
+    """The runs of one runs.jsonl; each knows the commit it ran at (its own
+    record, else the first header of the soak.txt beside it)."""
+    header_commit = "?"
+    if (path.parent / "soak.txt").exists():
+        first = (path.parent / "soak.txt").read_text().split("\n", 1)[0]
+        header_commit = first.split("commit ", 1)[-1].split()[0] if "commit " in first else "?"
+    runs = []
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        runs.append(Run(None, r["schedule"], Path(), outcome={**r["outcome"], "commit": r.get("commit", header_commit)},
+                        violations=r["violations"]))
+    return runs
+
+
+def combined_table(paths: list[str]) -> list[str]:
+    """Several soaks' runs.jsonl as one: a totals line per file and for all,
+    then one per-fault table over every run."""
+    runs, lines = [], []
+    for path in map(Path, paths):
+        some = load_runs(path)
+        commits = sorted({r.outcome["commit"] for r in some})
+        lines.append(totals(some, f"{path} ({', '.join(commits)}): "))
+        runs += some
+    seen = Counter((r.schedule["seed"], r.schedule["index"]) for r in runs)
+    again = sorted(k for k, n in seen.items() if n > 1)
+    if len(paths) > 1:
+        lines.append(totals(runs, "all: "))
+    if again:
+        lines.append(f"(run again, each counted every time: {', '.join(f'seed {s} run {i}' for s, i in again)})")
+    return [*lines, "", *table(runs)]
 
 
 def fleet_from_state():
@@ -672,8 +718,7 @@ def header() -> str:
 
 async def soak(args) -> int:
     if args.table:
-        for line in table([Run(None, r["schedule"], Path(), outcome=r["outcome"], violations=r["violations"])
-                           for r in map(json.loads, Path(args.table).read_text().splitlines())]):
+        for line in combined_table(args.table):
             print(line)
         return 0
     fleet = fleet_from_state()
@@ -696,14 +741,12 @@ async def soak(args) -> int:
         run = await run_one(fleet, s, work_root / f"seed{s['seed']}-run{s['index']}", log)
         runs.append(run)
         with open(out / "runs.jsonl", "a") as f:
-            f.write(json.dumps({"schedule": s, "outcome": run.outcome, "violations": run.violations}) + "\n")
+            f.write(json.dumps({"schedule": s, "outcome": run.outcome, "violations": run.violations,
+                                "commit": commit()}) + "\n")
         if run.violations:
             log(f"  case saved: {save_case(run, out / 'cases')}")
     clean(fleet)
-    fired = sum(len(r.outcome["fired"]) for r in runs)
-    log(f"\n{len(runs)} rollouts, {fired} faults injected "
-        f"({sum(len(r.schedule['faults']) for r in runs) - fired} scheduled at moments that never came), "
-        f"{sum(bool(r.violations) for r in runs)} runs with violations")
+    log("\n" + totals(runs))
     for line in table(runs):
         log(line)
     return 1 if any(r.violations for r in runs) else 0
@@ -715,7 +758,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start", type=int, default=0, help="first run index (runs are independent per index)")
     p.add_argument("--replay", metavar="CASE", help="run a saved case's schedule again")
-    p.add_argument("--table", metavar="RUNS_JSONL", help="print the per-fault table of a soak's runs.jsonl")
+    p.add_argument("--table", metavar="RUNS_JSONL", nargs="+",
+                   help="print one per-fault table of one or more soaks' runs.jsonl (with a totals line each)")
     p.add_argument("--out", help="where soak.txt and cases/ go (default bench/results/<date>-<commit>/)")
     p.add_argument("--work", default="/tmp/rollout-soak")
     return asyncio.run(soak(p.parse_args()))
