@@ -7,6 +7,11 @@ Every choice comes from one seed: run i of seed S draws its strategy
 one of the sandbox agent's behaviours), 0-2 faults and the moment of each,
 picked from the run's own JSON Lines events (the n-th event of a kind), and
 what `console resume` does afterwards. Each run's schedule is printed.
+A run that drew fewer than two faults gets, one time in two, an operator
+command from another shell as well (pause then resume, promote, promote
+--full, rollback, abort over the control socket), at a moment drawn the
+same way; those draws come after the others, so the fleet faults of a
+seed's runs are the ones they were before operator commands existed.
 
 After each run, and after its resume when the run left something to
 resume, the invariants of the README's "Faults and guards" are checked on
@@ -18,9 +23,9 @@ directory (schedule, plan, journals, console output, load summary);
 
 A fault is one entry of FAULTS: how to inject it at its moment, how the
 operator heals it before `resume`, and whether it voids the zero-failure
-promise to clients. An operator command from another shell (pause,
-promote, rollback over the control socket) is added the same way: one
-entry whose `inject` sends the command.
+promise to clients. An operator command is an entry of OPERATOR whose
+`inject` sends the command (`console VERB PID`) and records the run's
+answer in the fired entry (`reply`), which the checks read.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -93,6 +99,10 @@ def schedule_for(seed: int, index: int, agents: list[str]) -> dict:
                        "moment": {"kind": event, "phase": phase, "nth": nth}})
     shape = {"rolling": {"batch": r.choice([1, 2, "34%"]), "interval": "2s"},
              "canary": {"weights": sorted(r.sample([10, 20, 50], r.choice([1, 2])))}}
+    if len(faults) < 2 and r.random() < 0.5:  # drawn last: the draws above stay what they were
+        event, phase, nth = r.choice(MOMENTS)
+        faults.append({"fault": r.choice(sorted(OPERATOR)), "host": "-",
+                       "moment": {"kind": event, "phase": phase, "nth": nth}})
     return {"seed": seed, "index": index, "strategy": strategy, "keepalive": index % 2 == 1,
             "release": release, "faults": faults, "resume": r.choice(["rollback", "continue"]),
             "shape": shape.get(strategy, {})}
@@ -100,7 +110,7 @@ def schedule_for(seed: int, index: int, agents: list[str]) -> dict:
 
 def describe(s: dict) -> str:
     rel = s["release"]
-    faults = ", ".join(f"{f['fault']}({f['host']}) at {f['moment']['kind']}"
+    faults = ", ".join(f"{f['fault']}" + (f"({f['host']})" if f["host"] != "-" else "") + f" at {f['moment']['kind']}"
                        + (f"/{f['moment']['phase']}" if f["moment"]["phase"] else "") + f"#{f['moment']['nth']}"
                        for f in s["faults"]) or "none"
     return (f"run {s['index']} seed {s['seed']}: {s['strategy']} {json.dumps(s['shape'])} "
@@ -167,6 +177,51 @@ def _lb(command: str) -> Callable[[Run, dict], None]:
     return lambda run, f: run.fleet.ssh(run.fleet.lb_name, command)
 
 
+def _control(run: Run, f: dict, verb: str, *extra: str) -> str:
+    """`console VERB PID [EXTRA]` from another shell, as an operator types
+    it; returns its answer (accepted/refused: ..., or why it could not ask)."""
+    if run.proc is None:
+        return "no process"
+    done = subprocess.run([sys.executable, "-m", "console", verb, str(run.proc.pid), *extra], cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    answer = (done.stdout.strip() or done.stderr.strip() or f"exit {done.returncode}").splitlines()[-1]
+    f.setdefault("replies", []).append(f"{verb}: {answer}")
+    return answer
+
+
+def _operator(verb: str, *extra: str) -> Callable[[Run, dict], None]:
+    def inject(run: Run, f: dict) -> None:
+        f["accepted"] = _control(run, f, verb, *extra).startswith("accepted")
+    return inject
+
+
+PAUSE_HOLD = 3.0  # seconds the operator keeps a run paused (a duration chosen by the operator, not a wait for an event)
+
+
+def _pause_then_resume(run: Run, f: dict) -> None:
+    """`console pause`, then, once the run says it is paused (its phase
+    event) or has ended, PAUSE_HOLD s of operator's pause, then `console
+    resume`."""
+    f["accepted"] = _control(run, f, "pause").startswith("accepted")
+    if not f["accepted"]:
+        return
+    run.paused.wait(400)
+    if run.proc is not None and run.proc.returncode is None:
+        time.sleep(PAUSE_HOLD)
+        _control(run, f, "resume")
+
+
+# Operator commands from another shell; `accepted` in the fired entry says
+# whether the run took the command (the checks hold it to it).
+OPERATOR: dict[str, Fault] = {
+    "op_pause_resume": Fault(_pause_then_resume),
+    "op_promote": Fault(_operator("promote")),
+    "op_promote_full": Fault(_operator("promote", "--full")),
+    "op_rollback": Fault(_operator("rollback", "--yes")),
+    "op_abort": Fault(_operator("abort", "--yes")),
+}
+STOPS = {"sigkill", "hangup", "sigint", "sigterm", "op_abort", "op_rollback"}  # end a run early, each its own way
+
 FAULTS: dict[str, Fault] = {
     "host_off": Fault(lambda run, f: run.fleet.stop_host(f["host"]),
                       lambda run, f: run.fleet.start_host(f["host"]), vanishes_host=True),
@@ -188,6 +243,7 @@ FAULTS: dict[str, Fault] = {
     "sigint": Fault(_signal(signal.SIGINT)),
     "sigterm": Fault(_signal(signal.SIGTERM)),
 }
+ALL_FAULTS = {**FAULTS, **OPERATOR}
 
 
 # -- one run -------------------------------------------------------------------------------------------
@@ -202,6 +258,7 @@ class Run:
     violations: list[str] = field(default_factory=list)
     outcome: dict = field(default_factory=dict)
     exit_lag: float = 0.0  # the longest a console process took to end after printing its result
+    paused: threading.Event = field(default_factory=threading.Event)  # the run said "paused", or its output ended
 
     @property
     def new_slot(self) -> str:
@@ -240,19 +297,23 @@ async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: 
             event = json.loads(raw)
             if event.get("kind") == "result":
                 result_at = time.monotonic()
+            if event.get("kind") == "phase" and event.get("phase") == "paused":
+                run.paused.set()
             counts[_key(event)] += 1
             ending = False
             for f in [f for f in pending if _matches(f["moment"], event, counts)]:
                 pending.remove(f)
-                run.fired.append({**f, "at": time.monotonic() - t0, "t": time.monotonic(), "event": event.get("kind")})
-                tasks.append(asyncio.create_task(asyncio.to_thread(FAULTS[f["fault"]].inject, run, f)))
-                ending = ending or FAULTS[f["fault"]].ends_output
+                fired = {**f, "at": time.monotonic() - t0, "t": time.monotonic(), "event": event.get("kind")}
+                run.fired.append(fired)
+                tasks.append(asyncio.create_task(asyncio.to_thread(ALL_FAULTS[f["fault"]].inject, run, fired)))
+                ending = ending or ALL_FAULTS[f["fault"]].ends_output
             if ending:  # killed, or its terminal went away: nobody reads its output any more
                 for fd in (1, 2):
                     proc._transport.get_pipe_transport(fd).close()
                 errors.cancel()
                 break
         await asyncio.gather(errors, return_exceptions=True)
+    run.paused.set()  # no more output: nobody waits for a "paused" that cannot come
     try:
         await asyncio.wait_for(proc.wait(), 400)
     except TimeoutError:
@@ -353,7 +414,7 @@ def heal_faults(run: Run) -> None:
     """What the operator does before `console resume`: every host back,
     links and sshd up, the site file fixed, the nginx master running."""
     for f in run.fired:
-        FAULTS[f["fault"]].heal(run, f)
+        ALL_FAULTS[f["fault"]].heal(run, f)
 
 
 # -- the invariants ------------------------------------------------------------------------------------
@@ -407,10 +468,32 @@ class Checks:
             self.fail(f"exit {code} but the journal closed with {close.get('exit_code')}")
         exit_code = close.get("exit_code", code)
         self.fleet_agrees(exit_code, self.result().get("message", ""), final)
-        if self.s["release"]["bad"] and exit_code == 0 and not self.unseen_by_design():
+        if self.s["release"]["bad"] and exit_code == 0 and not self.unseen_by_design() and not self.promoted():
             self.fail(f"a bad release ({self.s['release']['bad']}) succeeded")
+        if not final:
+            self.operator_obeyed(exit_code)
         if final:
             self.finals()
+
+    def accepted(self, name: str) -> bool:
+        return any(f["fault"] == name and f.get("accepted") for f in self.run.fired)
+
+    def promoted(self) -> bool:
+        """An operator's promote ends an analysis window as a pass (README,
+        operator commands): a bad release may then succeed, by the
+        operator's choice."""
+        return self.accepted("op_promote") or self.accepted("op_promote_full")
+
+    def operator_obeyed(self, code: int) -> None:
+        """A run that accepted rollback ends rolled back (3) or failed
+        naming what it could not put back (4, checked by fleet_agrees); one
+        that accepted abort ends aborted (5), or 3/4 when a failure was
+        already being rolled back. Another stop (a signal) may come first."""
+        others = {f["fault"] for f in self.run.fired} & STOPS
+        if self.accepted("op_rollback") and code not in (3, 4) and others <= {"op_rollback"}:
+            self.fail(f"rollback accepted, but the run ended with exit {code}")
+        if self.accepted("op_abort") and code not in (3, 4, 5) and others <= {"op_abort"}:
+            self.fail(f"abort accepted, but the run ended with exit {code}")
 
     def unseen_by_design(self) -> bool:
         """Blue-green's new colour has no baseline after the switch (README,
@@ -500,7 +583,7 @@ def in_flight_on_vanished_host(run: Run, r) -> bool:
     off, link cut) waits for nginx's proxy_read_timeout (60 s): the client
     gives up first. No console can save it: counted apart, not a violation."""
     return r.status == 0 and "Timeout" in r.error and any(
-        FAULTS[f["fault"]].vanishes_host and f["t"] <= r.t <= f["t"] + CLIENT_TIMEOUT + 1 for f in run.fired)
+        ALL_FAULTS[f["fault"]].vanishes_host and f["t"] <= r.t <= f["t"] + CLIENT_TIMEOUT + 1 for f in run.fired)
 
 
 def client_checks(run: Run, result) -> None:
@@ -511,7 +594,7 @@ def client_checks(run: Run, result) -> None:
     own = [r for r in result.failed if bad and r.version == bad]
     lost = [r for r in result.failed if r not in own and in_flight_on_vanished_host(run, r)]
     foreign = [r for r in result.failed if r not in own and r not in lost]
-    voided = any(FAULTS[f["fault"]].voids_client_promise for f in run.fired)
+    voided = any(ALL_FAULTS[f["fault"]].voids_client_promise for f in run.fired)
     if foreign and not voided:
         run.violations.append(f"clients: {len(foreign)} failed requests not by the bad release, e.g. "
                               + "; ".join(f"{r.status} {r.version} {r.error[:80]}" for r in foreign[:3]))
@@ -536,32 +619,78 @@ def save_case(run: Run, cases: Path) -> Path:
 
 
 def table(runs: list[Run]) -> list[str]:
-    """Per fault kind: runs it fired in, exits, client-visible failures, and
-    the time from the fault to the end of the run (a safe state) and to the
-    end of its resume."""
+    """Per fault kind: runs it fired in, how often it was injected, exits,
+    client-visible failures, and the time from the fault to the end of the
+    run (a safe state) and to the end of its resume."""
     by: dict[str, list[Run]] = defaultdict(list)
+    injected: Counter = Counter()
     for run in runs:
+        injected.update(run.outcome["fired"])
         for name in set(run.outcome["fired"]) or {"(none)"}:
             by[name].append(run)
 
     def med(xs):
         xs = sorted(x for x in xs if x is not None)
         return f"{xs[len(xs) // 2]:.1f} s (max {xs[-1]:.1f})" if xs else "-"
-    lines = ["| fault | runs | exits (run -> resume) | clients failed, not the release's (total, max/run) "
+    lines = ["| fault | runs | injected | exits (run -> resume) | clients failed, not the release's (total, max/run) "
              "| in flight on a vanished host | bad release's own errors | fault to end of run "
              "| fault to end of resume | violations |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in sorted(by):
         rs = by[name]
         exits = Counter(f"{r.outcome['exit']}" + (f"->{r.outcome['resume_exit']}" if r.outcome["resume_exit"]
                                                   is not None else "") for r in rs)
         foreign = [r.outcome["clients"]["foreign"] for r in rs]
-        lines.append(f"| {name} | {len(rs)} | {', '.join(f'{k} x{v}' for k, v in sorted(exits.items()))} "
+        lines.append(f"| {name} | {len(rs)} | {injected[name] or '-'} "
+                     f"| {', '.join(f'{k} x{v}' for k, v in sorted(exits.items()))} "
                      f"| {sum(foreign)}, {max(foreign)} | {sum(r.outcome['clients'].get('in_flight_lost', 0) for r in rs)} "
                      f"| {sum(r.outcome['clients']['own'] for r in rs)} "
                      f"| {med(r.outcome['to_safe'] for r in rs)} | {med(r.outcome['to_resumed'] for r in rs)} "
                      f"| {sum(bool(r.violations) for r in rs)} |")
     return lines
+
+
+def totals(runs: list[Run], label: str = "") -> str:
+    """One line: rollouts, faults injected (and scheduled at moments that
+    never came), client requests, runs with violations."""
+    fired = sum(len(r.outcome["fired"]) for r in runs)
+    sent = sum(r.outcome["clients"]["sent"] for r in runs)
+    return (f"{label}{len(runs)} rollouts, {fired} faults injected "
+            f"({sum(len(r.schedule['faults']) for r in runs) - fired} scheduled at moments that never came), "
+            f"{sent:,} client requests, {sum(bool(r.violations) for r in runs)} runs with violations")
+
+
+def load_runs(path: Path) -> list[Run]:
+    """The runs of one runs.jsonl; each knows the commit it ran at (its own
+    record, else the first header of the soak.txt beside it)."""
+    header_commit = "?"
+    if (path.parent / "soak.txt").exists():
+        first = (path.parent / "soak.txt").read_text().split("\n", 1)[0]
+        header_commit = first.split("commit ", 1)[-1].split()[0] if "commit " in first else "?"
+    runs = []
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        runs.append(Run(None, r["schedule"], Path(), outcome={**r["outcome"], "commit": r.get("commit", header_commit)},
+                        violations=r["violations"]))
+    return runs
+
+
+def combined_table(paths: list[str]) -> list[str]:
+    """Several soaks' runs.jsonl as one: a totals line per file and for all,
+    then one per-fault table over every run."""
+    runs, lines = [], []
+    for path in map(Path, paths):
+        some = load_runs(path)
+        commits = sorted({r.outcome["commit"] for r in some})
+        lines.append(totals(some, f"{path} ({', '.join(commits)}): "))
+        runs += some
+    seen = Counter((r.schedule["seed"], r.schedule["index"]) for r in runs)
+    again = sorted(k for k, n in seen.items() if n > 1)
+    if len(paths) > 1:
+        lines.append(totals(runs, "all: "))
+    if again:
+        lines.append(f"(run again, each counted every time: {', '.join(f'seed {s} run {i}' for s, i in again)})")
+    return [*lines, "", *table(runs)]
 
 
 def fleet_from_state():
@@ -589,8 +718,7 @@ def header() -> str:
 
 async def soak(args) -> int:
     if args.table:
-        for line in table([Run(None, r["schedule"], Path(), outcome=r["outcome"], violations=r["violations"])
-                           for r in map(json.loads, Path(args.table).read_text().splitlines())]):
+        for line in combined_table(args.table):
             print(line)
         return 0
     fleet = fleet_from_state()
@@ -613,14 +741,12 @@ async def soak(args) -> int:
         run = await run_one(fleet, s, work_root / f"seed{s['seed']}-run{s['index']}", log)
         runs.append(run)
         with open(out / "runs.jsonl", "a") as f:
-            f.write(json.dumps({"schedule": s, "outcome": run.outcome, "violations": run.violations}) + "\n")
+            f.write(json.dumps({"schedule": s, "outcome": run.outcome, "violations": run.violations,
+                                "commit": commit()}) + "\n")
         if run.violations:
             log(f"  case saved: {save_case(run, out / 'cases')}")
     clean(fleet)
-    fired = sum(len(r.outcome["fired"]) for r in runs)
-    log(f"\n{len(runs)} rollouts, {fired} faults injected "
-        f"({sum(len(r.schedule['faults']) for r in runs) - fired} scheduled at moments that never came), "
-        f"{sum(bool(r.violations) for r in runs)} runs with violations")
+    log("\n" + totals(runs))
     for line in table(runs):
         log(line)
     return 1 if any(r.violations for r in runs) else 0
@@ -632,7 +758,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start", type=int, default=0, help="first run index (runs are independent per index)")
     p.add_argument("--replay", metavar="CASE", help="run a saved case's schedule again")
-    p.add_argument("--table", metavar="RUNS_JSONL", help="print the per-fault table of a soak's runs.jsonl")
+    p.add_argument("--table", metavar="RUNS_JSONL", nargs="+",
+                   help="print one per-fault table of one or more soaks' runs.jsonl (with a totals line each)")
     p.add_argument("--out", help="where soak.txt and cases/ go (default bench/results/<date>-<commit>/)")
     p.add_argument("--work", default="/tmp/rollout-soak")
     return asyncio.run(soak(p.parse_args()))

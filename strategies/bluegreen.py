@@ -25,6 +25,7 @@ class BlueGreen(StrategyRunner):
     def __init__(self) -> None:
         self.live = "blue"
         self.switched = False
+        self.retired = False  # the old colour's units were stopped (units form, after a finished run)
         self.members: dict[str, list[Instance]] = {}
 
     def steps(self, plan: Any, instances: Sequence[Instance]) -> list[PlannedStep]:
@@ -88,6 +89,7 @@ class BlueGreen(StrategyRunner):
         begin(4)
         await self.route(engine, {idle: new}, idle)
         await self.retire(engine, old)
+        self.retired = engine.plan.blue_green.mode == "units"
         return f"{idle} live on {engine.version}; {self.live} retired"
 
     async def retire(self, engine: Engine, insts: Sequence[Instance]) -> None:
@@ -103,6 +105,10 @@ class BlueGreen(StrategyRunner):
     async def rollback(self, engine: Engine) -> list[str]:
         idle = other(self.live)
         old, new = self.colour(engine, self.live), self.colour(engine, idle)
+        if self.retired:  # rolled back after the run finished: the old colour's units were stopped
+            problems = await engine.verify_old(old)  # started again on the old version, verified
+            if problems:
+                return list(problems.values())  # the new colour keeps serving
         if self.switched:
             await self.route(engine, {self.live: old, idle: new}, self.live)
             engine.emit(Notice, level="info", message=f"rollback: all traffic back on {self.live}")

@@ -877,6 +877,8 @@ class Engine:
                 self._made_safe = True
                 await self.make_safe()
             message = await strategy.run(self)
+            if self._requested is not None:
+                return await self._stop_at_end(strategy, message)
             return Outcome.SUCCEEDED, message
         except AwaitingPromotion as exc:
             await strategy.hold(self)
@@ -891,6 +893,19 @@ class Engine:
         except (GateFailed, DriverError) as exc:
             reason = exc.reason if isinstance(exc, GateFailed) else str(exc)
             return await self._on_failure(strategy, reason)
+
+    async def _stop_at_end(self, strategy: "StrategyRunner", message: str) -> tuple[Outcome, str]:
+        """A rollback or abort accepted "at the next safe point" while the
+        strategy's last step ran (no safe point followed it): the end of the
+        run is that point. A rollback rolls the finished run back; an abort
+        (or a fail-stop) has nothing left to stop: every instance is on the
+        new version and in nginx, as the strategy left it."""
+        command, reason = self._requested or (Command.ABORT, "")
+        if command == Command.ROLLBACK:
+            return await self._rollback(strategy, f"{reason} (after the last step)")
+        if self._fatal:
+            return Outcome.FAILED, f"failed: {self._fatal}; after the last step: {message}"
+        return Outcome.ABORTED, f"aborted after the last step ({reason}): {message}"
 
     async def _on_failure(self, strategy: "StrategyRunner", reason: str) -> tuple[Outcome, str]:
         policy = self.plan.on_failure

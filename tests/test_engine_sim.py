@@ -17,6 +17,7 @@ from strategies.events import (
     PhaseChanged,
     RoutingVerified,
     RunFinished,
+    StepStarted,
     TrafficChanged,
 )
 
@@ -216,6 +217,56 @@ async def test_abort_at_safe_point_leaves_every_instance_serving(tmp_path):
     pools, _ = lb_pools(session)
     assert len(pools["stable"]) == 6
     assert sorted(result.versions.values()) == ["1.0.0"] * 4 + ["2.0.0"] * 2
+
+
+def command_in_last_step(session, events, command, last_step):
+    """Send `command` once, as the strategy's last step starts (no safe
+    point follows it): the soak's operator commands arrive at such moments."""
+    def send(event):
+        if (isinstance(event, StepStarted) and event.index == last_step
+                and not any(isinstance(e, OperatorCommand) for e in events)):
+            assert session.engine.command(command, source="test")
+    session.bus.subscribe(send)
+
+
+async def test_rollback_accepted_during_the_last_batch_rolls_back(tmp_path):
+    """Found adding operator commands to the soak: a rollback accepted "at
+    the next safe point" while the last batch ran was dropped (no safe point
+    followed it) and the run ended succeeded (exit 0) on the new version."""
+    session, events = make_session(tmp_path, rolling={"batch": 2, "interval": "4s"})
+    command_in_last_step(session, events, Command.ROLLBACK, last_step=3)
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.ROLLED_BACK, result.message
+    assert set(result.versions.values()) == {"1.0.0"}
+    assert "generation sim-initial" in next(iter((await session.driver.lb_read()).values()))
+
+
+async def test_abort_accepted_during_the_last_batch_ends_aborted(tmp_path):
+    """An abort accepted in the last batch ends aborted (exit 5) where the
+    strategy left the fleet: every instance in nginx on the new version."""
+    session, events = make_session(tmp_path, rolling={"batch": 2, "interval": "4s"})
+    command_in_last_step(session, events, Command.ABORT, last_step=3)
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.ABORTED, result.message
+    assert "every instance that served before is in nginx" in result.message
+    assert set(result.versions.values()) == {"2.0.0"}
+    pools, _ = lb_pools(session)
+    assert len(pools["stable"]) == 6
+
+
+async def test_blue_green_rollback_accepted_as_the_old_colour_retires_restarts_it(tmp_path):
+    """Units form: a rollback accepted in the retire step (after the last
+    safe point) starts the retired colour again on the old version, then
+    switches back to it."""
+    session, events = make_session(tmp_path, "blue_green", hosts=4)
+    command_in_last_step(session, events, Command.ROLLBACK, last_step=4)
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.ROLLED_BACK, result.message
+    assert session.driver._lb_state.default_pool == "blue"
+    assert "generation sim-initial" in next(iter((await session.driver.lb_read()).values()))
+    blue = [i for i in session.engine.instances if i.slot == "blue"]
+    assert blue and all(session.engine.versions[i.key] == "1.0.0" for i in blue)
+    assert all([(await session.engine.probe(i)).ok for i in blue])
 
 
 async def test_blue_green_switches_and_retires(tmp_path):

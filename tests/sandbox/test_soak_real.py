@@ -20,6 +20,7 @@ RUNS = {  # run index of seed 7 -> what it covers
     4: "rolling, good release; terminal hangup (SIGHUP, output gone) as the first instance restarts",
     178: "canary at 50 %, good release; console SIGKILLed at the first step, then `resume` continues",
     267: "canary, 28 % 503s; nginx master stopped (reload does not take) as the first host drains",
+    350: "canary at 50 %, good release; `console rollback --yes` from another shell as the split is applied",
 }
 
 
@@ -35,4 +36,6 @@ async def test_a_soak_run_keeps_every_promise(fleet, tmp_path, index):
     run = await soak.run_one(fleet, schedule, tmp_path / "run")
     assert [f["fault"] for f in run.fired] == [f["fault"] for f in schedule["faults"]], \
         f"a scheduled fault was never injected: {soak.describe(schedule)}"
+    for f in run.fired:  # an operator command the run refused would prove nothing
+        assert f["fault"] not in soak.OPERATOR or f["accepted"], f"{f['fault']} not accepted: {f.get('replies')}"
     assert run.violations == [], f"{soak.describe(schedule)}: {run.violations} (case in {tmp_path})"
