@@ -135,28 +135,11 @@ class PoolStats:
 CommandListener = Callable[[CommandRecord], None]
 
 
-class FleetDriver(Protocol):
-    """Operations the engine needs. Every method raises DriverError on failure."""
+class InstanceDriver(Protocol):
+    """What the engine does to one instance: deploy, restart, stop, and ask it
+    how it is. Used by the instance operations (strategies/instances.py)."""
 
-    simulated: bool
     clock: Clock
-
-    def set_command_listener(self, listener: CommandListener) -> None: ...
-
-    async def open(self, hosts: Sequence[Host], lbs: Sequence[Host]) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def lb_read(self) -> dict[str, str]:
-        """The managed nginx file's text on each LB ('' if absent)."""
-
-    async def lb_apply(self, state: LbState) -> None:
-        """Render, write atomically, `nginx -t`, reload, and verify the new
-        generation is served, on every LB; on failure restore the previous
-        file (and reload) before raising."""
-
-    async def lb_restore(self, texts: dict[str, str]) -> None:
-        """Put back exactly these file contents (from lb_read) and verify."""
 
     async def inflight(self, inst: Instance) -> int: ...
 
@@ -181,10 +164,29 @@ class FleetDriver(Protocol):
         (1.0 = one core busy): the service's cgroup, not the machine, so
         neighbours in a container host or a VM do not count."""
 
+    async def journal_tail(self, inst: Instance, lines: int = 50) -> str: ...
+
+
+class LoadBalancerDriver(Protocol):
+    """What the engine does on the load balancers: the managed nginx file,
+    the traffic it logs, and the rollout lock. Used by the traffic control
+    (strategies/traffic.py) and the engine's lock."""
+
+    clock: Clock
+
+    async def lb_read(self) -> dict[str, str]:
+        """The managed nginx file's text on each LB ('' if absent)."""
+
+    async def lb_apply(self, state: LbState) -> None:
+        """Render, write atomically, `nginx -t`, reload, and verify the new
+        generation is served, on every LB; on failure restore the previous
+        file (and reload) before raising."""
+
+    async def lb_restore(self, texts: dict[str, str]) -> None:
+        """Put back exactly these file contents (from lb_read) and verify."""
+
     async def traffic(self) -> dict[str, PoolStats]:
         """Per-pool client traffic seen by the LBs since the previous call."""
-
-    async def journal_tail(self, inst: Instance, lines: int = 50) -> str: ...
 
     async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,
                            max_age: float = 120.0, takeover_journal: str | None = None) -> None:
@@ -199,6 +201,10 @@ class FleetDriver(Protocol):
     async def lock_release(self) -> None:
         """Remove the lock where it is still ours."""
 
+
+class HostChecks(Protocol):
+    """Read-only questions to a host: the pre-deployment checklist's."""
+
     async def run_check(self, host: Host, command: str, timeout: float = 30.0, *,
                         version: str | None = None) -> CommandRecord:
         """Run a read-only check command; a non-zero exit is reported in the
@@ -206,3 +212,19 @@ class FleetDriver(Protocol):
 
     async def free_space(self, host: Host, paths: Sequence[str]) -> dict[str, int | None]:
         """Bytes available on the filesystem of each path (None if absent)."""
+
+
+class FleetDriver(InstanceDriver, LoadBalancerDriver, HostChecks, Protocol):
+    """A whole fleet: the three narrow protocols above, plus connecting to
+    it. Two implementations: `inventory.sshfleet.SshFleet` (real hosts) and
+    `inventory.simfleet.SimFleet` (SIMULATED). Every method raises
+    DriverError on failure."""
+
+    simulated: bool
+    clock: Clock
+
+    def set_command_listener(self, listener: CommandListener) -> None: ...
+
+    async def open(self, hosts: Sequence[Host], lbs: Sequence[Host]) -> None: ...
+
+    async def close(self) -> None: ...

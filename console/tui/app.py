@@ -22,7 +22,7 @@ from textual.app import App
 from textual.message import Message
 from textual.widgets import Log
 
-from strategies.engine import Command
+from strategies.control import Command
 from strategies.events import Event
 
 from ..view_state import FleetView
