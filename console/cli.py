@@ -291,7 +291,7 @@ def main_resume(argv: Sequence[str]) -> int:
     add_live_flags(p)
     add_lock_flags(p)
     args = p.parse_args(argv)
-    from strategies.engine import Command
+    from strategies.control import Command
 
     from .resume import NothingToResume, ResumeRefused, load_resume
     from .session import Session

@@ -18,7 +18,8 @@ from inventory.errors import InputError
 from inventory.loaders import embedded_fleet_path, load_inventory, read_inventory
 from inventory.model import Inventory
 from strategies import analysis
-from strategies.engine import Command, Engine, ResumeState, RunResult
+from strategies.control import Command
+from strategies.engine import Engine, ResumeState, RunResult
 from strategies.events import EventBus, Notice
 from strategies.plan import load_plan
 from strategies.registry import runner_for

@@ -135,30 +135,11 @@ class PoolStats:
 CommandListener = Callable[[CommandRecord], None]
 
 
-class FleetDriver(Protocol):
-    """Operations the engine needs. Every method raises DriverError on failure."""
+class InstanceDriver(Protocol):
+    """What the engine does to one instance: deploy, restart, stop, and ask it
+    how it is. Used by the instance operations (strategies/instances.py)."""
 
-    simulated: bool
     clock: Clock
-
-    def set_command_listener(self, listener: CommandListener) -> None: ...
-
-    async def open(self, hosts: Sequence[Host], lbs: Sequence[Host]) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def lb_read(self) -> dict[str, str]:
-        """The managed nginx file's text on each LB ('' if absent)."""
-
-    async def lb_apply(self, state: LbState) -> dict[str, float]:
-        """Render, write atomically, `nginx -t`, reload, and verify the new
-        generation is served, on every LB; on failure restore the previous
-        file (and reload) before raising. Returns seconds per step where the
-        driver measures them (the journal's breakdown of a change), else {}."""
-
-    async def lb_restore(self, texts: dict[str, str]) -> dict[str, float]:
-        """Put back exactly these file contents (from lb_read) and verify;
-        returns seconds per step as lb_apply does."""
 
     async def inflight(self, inst: Instance) -> int: ...
 
@@ -183,10 +164,31 @@ class FleetDriver(Protocol):
         (1.0 = one core busy): the service's cgroup, not the machine, so
         neighbours in a container host or a VM do not count."""
 
+    async def journal_tail(self, inst: Instance, lines: int = 50) -> str: ...
+
+
+class LoadBalancerDriver(Protocol):
+    """What the engine does on the load balancers: the managed nginx file,
+    the traffic it logs, and the rollout lock. Used by the traffic control
+    (strategies/traffic.py) and the engine's lock."""
+
+    clock: Clock
+
+    async def lb_read(self) -> dict[str, str]:
+        """The managed nginx file's text on each LB ('' if absent)."""
+
+    async def lb_apply(self, state: LbState) -> dict[str, float]:
+        """Render, write atomically, `nginx -t`, reload, and verify the new
+        generation is served, on every LB; on failure restore the previous
+        file (and reload) before raising. Returns seconds per step where the
+        driver measures them (the journal's breakdown of a change), else {}."""
+
+    async def lb_restore(self, texts: dict[str, str]) -> dict[str, float]:
+        """Put back exactly these file contents (from lb_read) and verify;
+        returns seconds per step as lb_apply does."""
+
     async def traffic(self) -> dict[str, PoolStats]:
         """Per-pool client traffic seen by the LBs since the previous call."""
-
-    async def journal_tail(self, inst: Instance, lines: int = 50) -> str: ...
 
     async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,
                            max_age: float = 120.0, takeover_journal: str | None = None) -> None:
@@ -201,6 +203,10 @@ class FleetDriver(Protocol):
     async def lock_release(self) -> None:
         """Remove the lock where it is still ours."""
 
+
+class HostChecks(Protocol):
+    """Read-only questions to a host: the pre-deployment checklist's."""
+
     async def run_check(self, host: Host, command: str, timeout: float = 30.0, *,
                         version: str | None = None) -> CommandRecord:
         """Run a read-only check command; a non-zero exit is reported in the
@@ -208,3 +214,19 @@ class FleetDriver(Protocol):
 
     async def free_space(self, host: Host, paths: Sequence[str]) -> dict[str, int | None]:
         """Bytes available on the filesystem of each path (None if absent)."""
+
+
+class FleetDriver(InstanceDriver, LoadBalancerDriver, HostChecks, Protocol):
+    """A whole fleet: the three narrow protocols above, plus connecting to
+    it. Two implementations: `inventory.sshfleet.SshFleet` (real hosts) and
+    `inventory.simfleet.SimFleet` (SIMULATED). Every method raises
+    DriverError on failure."""
+
+    simulated: bool
+    clock: Clock
+
+    def set_command_listener(self, listener: CommandListener) -> None: ...
+
+    async def open(self, hosts: Sequence[Host], lbs: Sequence[Host]) -> None: ...
+
+    async def close(self) -> None: ...

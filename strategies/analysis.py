@@ -283,7 +283,7 @@ def clearly_above(successes: int, trials: int, rate: float) -> bool:
         return False
     from scipy.stats import binomtest
 
-    return binomtest(successes, trials, rate, alternative="greater").pvalue < LOOK_ALPHA
+    return bool(binomtest(successes, trials, rate, alternative="greater").pvalue < LOOK_ALPHA)
 
 
 def slower(judged: Sequence[float], baseline: Sequence[float]) -> tuple[float, float] | None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-from inventory.driver import DriverError, HealthSample, UnitStatus
+from inventory.driver import CommandRecord, DriverError, FleetDriver, HealthSample, UnitStatus
 from inventory.model import Host, Instance
 from inventory.nginx_config import parse_generation, parse_pools
 
-from .plan import render_template
+from .plan import Plan, render_template
 
 MIN_FREE_BYTES = 200 * 2**20
 DISK_PATHS = ("/", "/opt")
@@ -131,11 +131,12 @@ def evaluate_release(host: Host, version: str, record: Any) -> CheckItem:
                      + (f": {detail[-1][:160]}" if detail else ""))
 
 
-def render_check(plan: Any, version: str, slot: str, host_name: str) -> str | None:
+def render_check(plan: Plan, check: str, version: str, slot: str, host_name: str) -> str:
     """`deploy.check` with every value shell-quoted (as render_commands)."""
-    if not plan.deploy.check:
-        return None
-    return render_template(plan, plan.deploy.check, version, slot, host_name)
+    return render_template(plan, check, version, slot, host_name)
+
+
+T = TypeVar("T")
 
 
 def _why(exc: Exception) -> str:
@@ -144,8 +145,9 @@ def _why(exc: Exception) -> str:
 
 # -- gathering (I/O through the driver) -------------------------------------------
 
-async def run_checklist(plan: Any, instances: Sequence[Instance], lbs: Sequence[Host], driver: Any,
-                        version: str, *, probe=None, min_free: int = MIN_FREE_BYTES) -> list[CheckItem]:
+async def run_checklist(plan: Plan, instances: Sequence[Instance], lbs: Sequence[Host], driver: FleetDriver,
+                        version: str, *, probe: Callable[[Instance], Awaitable[HealthSample]] | None = None,
+                        min_free: int = MIN_FREE_BYTES) -> list[CheckItem]:
     """Every checklist item, in a stable order. `driver` must be open.
     `probe(inst)` defaults to driver.health with the plan's settings."""
     items: list[CheckItem] = list(evaluate_thresholds(plan))
@@ -154,16 +156,16 @@ async def run_checklist(plan: Any, instances: Sequence[Instance], lbs: Sequence[
         hosts.setdefault(i.host.name, i.host)
     slot_of = {i.host.name: i.slot for i in instances}
 
-    async def guard(coro):
+    async def guard(coro: Awaitable[T]) -> T | Exception:
         try:
             return await coro
         except Exception as exc:  # noqa: BLE001 - every failure is an item
             return exc
 
-    async def reach(h: Host):
+    async def reach(h: Host) -> CommandRecord | Exception:
         return await guard(driver.run_check(h, "true", 15.0))
 
-    async def health(inst: Instance):
+    async def health(inst: Instance) -> HealthSample:
         if probe is not None:
             return await probe(inst)
         return await driver.health(inst, plan.health.path, plan.health.port or inst.port, plan.health.timeout)
@@ -186,11 +188,14 @@ async def run_checklist(plan: Any, instances: Sequence[Instance], lbs: Sequence[
     live_lbs = [lb for lb in lbs if lb.name in up]
     live = [i for i in instances if i.host.name in up]
     live_hosts = [h for n, h in hosts.items() if n in up]
+    check = plan.deploy.check
+    release_checks = [(h, render_check(plan, check, version, slot_of[h.name], h.name)) for h in live_hosts] \
+        if check else []
 
-    async def each(aws) -> list[Any]:
+    async def each(aws: Iterable[Awaitable[T]]) -> list[T]:
         return list(await asyncio.gather(*aws))
 
-    async def read_lbs():
+    async def read_lbs() -> dict[str, str] | Exception:
         return await guard(driver.lb_read()) if live_lbs else {}
 
     # every check below only reads and none needs another's answer: all at
@@ -200,9 +205,8 @@ async def run_checklist(plan: Any, instances: Sequence[Instance], lbs: Sequence[
         each(guard(driver.run_check(lb, "nginx -t", 60.0)) for lb in live_lbs),
         each(guard(driver.unit_status(i)) for i in live),
         each(health(i) for i in live),
-        each(guard(driver.run_check(h, render_check(plan, version, slot_of[h.name], h.name),
-                                    plan.deploy.timeout, version=version))
-             for h in (live_hosts if plan.deploy.check else [])),
+        each(guard(driver.run_check(h, command, plan.deploy.timeout, version=version))
+             for h, command in release_checks),
         each(guard(driver.free_space(h, list(DISK_PATHS))) for h in live_hosts))
     if isinstance(texts, Exception):
         texts = {}
@@ -213,7 +217,7 @@ async def run_checklist(plan: Any, instances: Sequence[Instance], lbs: Sequence[
     items.extend(evaluate_unit(i, s) for i, s in zip(live, units))
     for inst, sample in zip(live, samples):
         items.extend(evaluate_health(inst, sample, f"{inst.host.address}:{inst.port}" in serving))
-    if plan.deploy.check:
+    if check:
         items.extend(evaluate_release(h, version, r) for h, r in zip(live_hosts, recs))
     items.extend(evaluate_disk(h, f, min_free) for h, f in zip(live_hosts, frees))
     return items

@@ -23,7 +23,7 @@ class Event:
     kind: ClassVar[str] = "event"
     at: float = 0.0
 
-    def __init_subclass__(cls, **kw):
+    def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         _REGISTRY[cls.kind] = cls
 
@@ -271,12 +271,13 @@ class EventBus:
     def publish(self, event: Event) -> None:
         if self._transform is not None:
             event = self._transform(event)
-        broken = []
+        broken: list[tuple[Subscriber, Exception]] = []
         for sub in list(self._subscribers):
             try:
                 sub(event)
             except Exception as exc:  # noqa: BLE001 - isolate views from the engine
                 broken.append((sub, exc))
-        for sub, exc in broken:
+        for sub, error in broken:
             self._subscribers.remove(sub)
-            self.publish(Notice(at=event.at, level="error", message=f"a subscriber failed and was detached: {exc!r}"))
+            self.publish(Notice(at=event.at, level="error",
+                                message=f"a subscriber failed and was detached: {error!r}"))

@@ -18,7 +18,16 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from inventory.validate import GROUP_NAME, RELEASE_VERSION, VAR_NAME, did_you_mean, show
@@ -46,7 +55,7 @@ Count = Annotated[int, BeforeValidator(lambda v: T.integer(v, 1, 1_000_000, "a c
 Count0 = Annotated[int, BeforeValidator(lambda v: T.integer(v, 0, 1_000_000_000, "a count"))]
 
 
-def _regex(pattern: re.Pattern, what: str):
+def _regex(pattern: re.Pattern[str], what: str) -> BeforeValidator:
     def check(value: Any) -> Any:
         if not isinstance(value, str) or not pattern.match(value):
             raise ValueError(f"expected {what} matching {pattern.pattern}, got {show(value)}")
@@ -55,9 +64,17 @@ def _regex(pattern: re.Pattern, what: str):
     return BeforeValidator(check)
 
 
-def _optional(inner):
+def _optional(inner: typing.Callable[[Any], Any]) -> BeforeValidator:
     def check(value: Any) -> Any:
         return None if value is None else inner(value)
+
+    return BeforeValidator(check)
+
+
+def _or_empty(inner: typing.Callable[[Any], Any]) -> BeforeValidator:
+    """null (or absent) reads as "", which a model's defaults then fill."""
+    def check(value: Any) -> Any:
+        return "" if value is None else inner(value)
 
     return BeforeValidator(check)
 
@@ -127,8 +144,9 @@ class Health(_Model):
 
 class Nginx(_Model):
     upstream: Annotated[str, _regex(UPSTREAM, "an nginx upstream name")] = "agent"
-    config: Annotated[str | None, _optional(_regex(ABS_PATH, "an absolute path").func)] = None
-    access_log: Annotated[str | None, _optional(_regex(ABS_PATH, "an absolute path").func)] = None
+    # "" until _defaults names them after the upstream: typed str wherever they travel
+    config: Annotated[str, _or_empty(_regex(ABS_PATH, "an absolute path").func)] = ""
+    access_log: Annotated[str, _or_empty(_regex(ABS_PATH, "an absolute path").func)] = ""
     marker_port: Port = 8099
     force_header: Annotated[str | None, _optional(_regex(HEADER, "a header name").func)] = "X-Canary"
     sticky: str | None = None
@@ -145,9 +163,9 @@ class Nginx(_Model):
 
     @model_validator(mode="after")
     def _defaults(self) -> Nginx:
-        if self.config is None:
+        if not self.config:
             object.__setattr__(self, "config", f"/etc/nginx/conf.d/rollout-{self.upstream}.conf")
-        if self.access_log is None:
+        if not self.access_log:
             object.__setattr__(self, "access_log", f"/var/log/nginx/rollout-{self.upstream}.log")
         return self
 
@@ -282,7 +300,7 @@ class BlueGreen(_Model):
 
     @field_validator("blue", "green", mode="before")
     @classmethod
-    def _names(cls, value: Any, info) -> Any:
+    def _names(cls, value: Any, info: ValidationInfo) -> Any:
         mode = info.data.get("mode", "units")
         pattern, what = (SLOT, "a slot name") if mode == "units" else (GROUP_NAME, "an inventory group name")
         if not isinstance(value, str) or not pattern.match(value):
@@ -356,7 +374,7 @@ SEED_ALERTING = {
 }
 
 
-def _rules(tier: str):
+def _rules(tier: str) -> Any:  # a pydantic FieldInfo, typed Any by pydantic itself
     return Field(default_factory=lambda: [Rule.model_validate(r) for r in SEED_ALERTING[tier]])
 
 
@@ -490,7 +508,7 @@ class Plan(_Model):
 
     @field_validator("rollback_delay")
     @classmethod
-    def _rollback_within_delay(cls, value: float | None, info) -> float | None:
+    def _rollback_within_delay(cls, value: float | None, info: ValidationInfo) -> float | None:
         """rollback_delay (the seed's rollback.delay) bounds how long a failing
         check may stand before the rollback starts; refuse a persistence and
         sample interval that would let it stand longer."""
@@ -548,7 +566,7 @@ def summary(plan: Plan) -> str:
 
 # -- loading ---------------------------------------------------------------------------
 
-def _model_at(cls: Any, loc: tuple) -> Any:
+def _model_at(cls: Any, loc: tuple[Any, ...]) -> Any:
     """The pydantic model class found at ``loc`` below ``cls`` (or None)."""
     for part in loc:
         while True:
@@ -581,9 +599,9 @@ def _model_at(cls: Any, loc: tuple) -> Any:
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
 
 
-def _existing(data: Any, loc: tuple) -> tuple:
+def _existing(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
     """The longest prefix of ``loc`` that exists in ``data``."""
-    out: list = []
+    out: list[Any] = []
     for part in loc:
         if isinstance(data, dict) and isinstance(part, str) and part in data:
             data = data[part]
@@ -598,11 +616,11 @@ def _existing(data: Any, loc: tuple) -> tuple:
 class _Source:
     """Maps paths in the (possibly translated) plan data back to the file."""
 
-    def __init__(self, doc: YamlDoc, origin: dict[tuple, tuple | str]) -> None:
+    def __init__(self, doc: YamlDoc, origin: dict[tuple[Any, ...], tuple[Any, ...] | str]) -> None:
         self.doc = doc
         self.origin = origin
 
-    def locate(self, path: tuple) -> tuple[int | None, str]:
+    def locate(self, path: tuple[Any, ...]) -> tuple[int | None, str]:
         for n in range(len(path), -1, -1):
             head = path[:n]
             if head in self.origin:
@@ -636,7 +654,7 @@ def _message(err: ErrorDetails, known: list[str] | None) -> str:
     return f"{msg[0].lower() + msg[1:]}, got {show(value)}"
 
 
-def _raise_validation(exc: ValidationError, data: dict, src: _Source, file: str) -> typing.NoReturn:
+def _raise_validation(exc: ValidationError, data: dict[str, Any], src: _Source, file: str) -> typing.NoReturn:
     best = None
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -670,7 +688,7 @@ def load_plan(path: str | Path, *, version_override: str | None = None) -> Plan:
         raise PlanError(file, doc.line_of(()), "", f"expected a mapping of plan settings, got {show(data)}")
     if "source" in data:
         raise PlanError(file, doc.line_of(("source",)), "source", "is set by the loader, remove it")
-    origin: dict[tuple, Any] = {}
+    origin: dict[tuple[Any, ...], Any] = {}
     if any(k in SEED_KEYS for k in data):
         data, origin = translate(doc, file)
     else:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic import BaseModel
+
 from inventory.validate import check_bool, did_you_mean, show
 from inventory.yaml_source import YamlDoc, format_path
 
@@ -30,7 +32,7 @@ THRESHOLD_MAP = {"error_rate": "error_rate", "latency": "p95_latency", "quality_
 
 _MONITORING = {"metrics": None, "thresholds": {k: None for k in THRESHOLD_MAP}}
 _ROLLBACK = {"enabled": None, "delay": None}
-SCHEMAS: dict[str, dict] = {
+SCHEMAS: dict[str, dict[str, Any]] = {
     "rolling_deployment": {
         "strategy": None, "replacement_rate": None, "replacement_interval": None,
         "monitoring": _MONITORING, "rollback": _ROLLBACK,
@@ -53,20 +55,20 @@ MAX_CANARY_STEPS = 500
 class _Translation:
     def __init__(self, doc: YamlDoc, file: str, key: str) -> None:
         self.doc, self.file, self.key = doc, file, key
-        self.data: dict = {}
-        self.origin: dict[tuple, tuple] = {}
+        self.data: dict[str, Any] = {}
+        self.origin: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
-    def fail(self, src: tuple, message: str) -> PlanError:
+    def fail(self, src: tuple[Any, ...], message: str) -> PlanError:
         return PlanError(self.file, self.doc.line_of(src), format_path(src), message)
 
-    def set(self, native: tuple, value: Any, src: tuple) -> None:
+    def set(self, native: tuple[Any, ...], value: Any, src: tuple[Any, ...]) -> None:
         node = self.data
         for part in native[:-1]:
             node = node.setdefault(part, {})
         node[native[-1]] = value
         self.origin[native] = src
 
-    def check_schema(self, value: Any, schema: dict, src: tuple) -> None:
+    def check_schema(self, value: Any, schema: dict[str, Any], src: tuple[Any, ...]) -> None:
         if value is None:
             return
         if not isinstance(value, dict):
@@ -77,7 +79,7 @@ class _Translation:
             if isinstance(schema[k], dict):
                 self.check_schema(v, schema[k], src + (k,))
 
-    def get(self, block: dict, *path: str) -> Any:
+    def get(self, block: dict[str, Any], *path: str) -> Any:
         node: Any = block
         for p in path:
             if not isinstance(node, dict):
@@ -85,7 +87,7 @@ class _Translation:
             node = node.get(p)
         return node
 
-    def number(self, value: Any, src: tuple, what: str, low: float, high: float, low_open: bool = False) -> float:
+    def number(self, value: Any, src: tuple[Any, ...], what: str, low: float, high: float, low_open: bool = False) -> float:
         try:
             v = T.fraction(value) if isinstance(value, str) else value
         except ValueError:
@@ -97,7 +99,7 @@ class _Translation:
 
     # -- common parts -----------------------------------------------------------
 
-    def monitoring(self, block: dict, base: tuple) -> list[str]:
+    def monitoring(self, block: dict[str, Any], base: tuple[Any, ...]) -> list[str]:
         metrics = self.get(block, "monitoring", "metrics")
         src = base + ("monitoring", "metrics")
         names: list[str] = []
@@ -113,7 +115,7 @@ class _Translation:
             self.set(("thresholds", THRESHOLD_MAP[k]), v, base + ("monitoring", "thresholds", k))
         return names
 
-    def rollback(self, block: dict, base: tuple) -> None:
+    def rollback(self, block: dict[str, Any], base: tuple[Any, ...]) -> None:
         enabled = self.get(block, "rollback", "enabled")
         if enabled is not None:
             src = base + ("rollback", "enabled")
@@ -128,7 +130,7 @@ class _Translation:
 
     # -- the three blocks ---------------------------------------------------------
 
-    def rolling(self, block: dict, base: tuple) -> None:
+    def rolling(self, block: dict[str, Any], base: tuple[Any, ...]) -> None:
         rate = block.get("replacement_rate")
         if rate is not None:
             src = base + ("replacement_rate",)
@@ -139,7 +141,7 @@ class _Translation:
         self.monitoring(block, base)
         self.rollback(block, base)
 
-    def canary(self, block: dict, base: tuple) -> None:
+    def canary(self, block: dict[str, Any], base: tuple[Any, ...]) -> None:
         def frac(key: str, default: float, low_open: bool) -> float:
             if block.get(key) is None:
                 return default
@@ -166,7 +168,7 @@ class _Translation:
             weights.append(w)
             w += units["step_size"]
         weights.append(units["max_traffic"])
-        steps: list[dict] = []
+        steps: list[dict[str, Any]] = []
         for w in weights:
             steps.append({"set_weight": w / 100})
             self.origin[("canary", "steps", len(steps) - 1)] = base + ("initial_traffic",)
@@ -179,7 +181,7 @@ class _Translation:
         self.monitoring(block, base)
         self.rollback(block, base)
 
-    def blue_green(self, block: dict, base: tuple) -> None:
+    def blue_green(self, block: dict[str, Any], base: tuple[Any, ...]) -> None:
         prod, staging = block.get("production_env"), block.get("staging_env")
         if prod is not None:
             self.set(("blue_green", "active"), prod, base + ("production_env",))
@@ -211,7 +213,7 @@ class _Translation:
                 self.set(("health", native), hc[key], base + ("health_check", key))
 
 
-def _merge(t: _Translation, native: dict, beside: Any, path: tuple) -> None:
+def _merge(t: _Translation, native: dict[str, Any], beside: Any, path: tuple[Any, ...]) -> None:
     """Beside keys win over translated values, leaf by leaf."""
     for k, v in beside.items():
         p = path + (k,)
@@ -224,7 +226,7 @@ def _merge(t: _Translation, native: dict, beside: Any, path: tuple) -> None:
         t.origin[p] = p
 
 
-def translate(doc: YamlDoc, file: str) -> tuple[dict, dict]:
+def translate(doc: YamlDoc, file: str) -> tuple[dict[str, Any], dict[tuple[Any, ...], tuple[Any, ...]]]:
     data = doc.data
     keys = [k for k in data if k in SEED_KEYS]
     if len(keys) > 1:
@@ -266,7 +268,7 @@ def _derive(t: _Translation) -> None:
       back; `Plan` refuses settings written beside the block that exceed it."""
     from .plan import Canary, Health, Thresholds  # plan imports this module
 
-    def setting(section: str, key: str, model) -> Any:
+    def setting(section: str, key: str, model: type[BaseModel]) -> Any:
         value = (t.data.get(section) or {}).get(key)
         return model.model_fields[key].default if value is None else value
 
@@ -287,7 +289,7 @@ def _derive(t: _Translation) -> None:
 
 # -- the article's flattened text --------------------------------------------------
 
-_FLAT_SCHEMAS: dict[str, dict] = dict(SCHEMAS, alerting={"critical": None, "important": None, "warning": None})
+_FLAT_SCHEMAS: dict[str, dict[str, Any]] = dict(SCHEMAS, alerting={"critical": None, "important": None, "warning": None})
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):(.*)$")
 
 
@@ -305,7 +307,7 @@ def reindent_flat(text: str) -> str:
     numbers are unchanged. Properly indented files are returned unchanged."""
     lines = text.splitlines(keepends=True)
     out: list[str] = []
-    stack: list[tuple[dict, int]] | None = None
+    stack: list[tuple[dict[str, Any], int]] | None = None
     list_depth: int | None = None
     for i, line in enumerate(lines):
         body = line.rstrip("\r\n")

@@ -89,7 +89,7 @@ def percent_weight(value: Any) -> float:
     hundredths = round(value * 100)
     if abs(hundredths - value * 100) > 1e-6:
         raise ValueError(f"nginx splits traffic in 0.01% steps, got {show(value)}")
-    return hundredths / 100.0
+    return float(hundredths) / 100.0
 
 
 # -- rolling batch --------------------------------------------------------------
@@ -148,10 +148,10 @@ def metric_name(name: Any) -> str:
     name = METRIC_ALIASES.get(name, name)
     if name not in METRICS:
         raise ValueError(f"unknown metric {show(name)}{did_you_mean(name, list(METRICS) + list(METRIC_ALIASES))}")
-    return name
+    return str(name)
 
 
-def parse_rule(value: Any) -> dict:
+def parse_rule(value: Any) -> dict[str, Any]:
     """"error_rate > 5%" / {metric, op, value} -> {metric, op, value}."""
     if isinstance(value, dict):
         data = dict(value)

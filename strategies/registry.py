@@ -1,13 +1,12 @@
 """Strategy name -> runner; the only place that knows all three."""
 from __future__ import annotations
 
-from typing import Any
-
-from .engine import StrategyRunner
+from .context import StrategyRunner
+from .plan import Plan
 from .rolling import Rolling
 
 
-def runner_for(plan: Any) -> StrategyRunner:
+def runner_for(plan: Plan) -> StrategyRunner:
     from .bluegreen import BlueGreen
     from .canary import Canary
 

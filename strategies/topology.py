@@ -6,10 +6,12 @@ traffic decision is testable without a fleet.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
-from inventory.model import Instance, Inventory
+from inventory.model import Host, Instance, Inventory
 from inventory.nginx_config import Backend, LbState
+
+from .plan import Plan
 
 COLOURS = ("blue", "green")
 
@@ -18,11 +20,11 @@ class TopologyError(ValueError):
     """The plan names groups or slots the inventory cannot provide."""
 
 
-def unit_for(plan: Any, slot: str) -> str:
+def unit_for(plan: Plan, slot: str) -> str:
     return plan.unit.replace("{slot}", slot)
 
 
-def _group(inventory: Inventory, name: str, field: str):
+def _group(inventory: Inventory, name: str, field: str) -> list[Host]:
     try:
         hosts = inventory.group(name)
     except KeyError:
@@ -33,7 +35,7 @@ def _group(inventory: Inventory, name: str, field: str):
     return hosts
 
 
-def resolve_instances(plan: Any, inventory: Inventory) -> list[Instance]:
+def resolve_instances(plan: Plan, inventory: Inventory) -> list[Instance]:
     """Every instance the plan manages, in rollout order."""
     if plan.strategy == "blue_green":
         bg = plan.blue_green
@@ -48,7 +50,7 @@ def resolve_instances(plan: Any, inventory: Inventory) -> list[Instance]:
             for host in _group(inventory, plan.hosts, "hosts")]
 
 
-def load_balancers(plan: Any, inventory: Inventory):
+def load_balancers(plan: Plan, inventory: Inventory) -> list[Host]:
     return _group(inventory, plan.load_balancers, "load_balancers")
 
 
@@ -56,7 +58,7 @@ def backend(inst: Instance) -> Backend:
     return Backend(inst.host.address, inst.port)
 
 
-def lb_state(plan: Any, pools: Mapping[str, Iterable[Instance]], default_pool: str,
+def lb_state(plan: Plan, pools: Mapping[str, Iterable[Instance]], default_pool: str,
              weights: Mapping[str, float] | None = None, generation: str = "0",
              fallback: Mapping[str, str] | None = None) -> LbState:
     """The LbState for these pool memberships under this plan's nginx settings."""
@@ -79,13 +81,13 @@ def serving(instances: Sequence[Instance], excluded: Iterable[str]) -> list[Inst
     return [i for i in instances if i.key not in out]
 
 
-def rolling_state(plan: Any, instances: Sequence[Instance], excluded: Iterable[str],
+def rolling_state(plan: Plan, instances: Sequence[Instance], excluded: Iterable[str],
                   generation: str) -> LbState:
     """Rolling: one pool of every instance not drained."""
     return lb_state(plan, {"stable": serving(instances, excluded)}, "stable", generation=generation)
 
 
-def canary_state(plan: Any, stable: Sequence[Instance], canary: Sequence[Instance],
+def canary_state(plan: Plan, stable: Sequence[Instance], canary: Sequence[Instance],
                  weight: float, generation: str) -> LbState:
     """Canary: `weight` percent to the canary pool, the rest to stable. At
     0 % (or no canary instance) the canary pool is not routed at all; at
@@ -103,7 +105,7 @@ def canary_state(plan: Any, stable: Sequence[Instance], canary: Sequence[Instanc
                     {"canary": weight, "stable": 100 - weight}, generation, backup)
 
 
-def bluegreen_state(plan: Any, members: Mapping[str, Sequence[Instance]], active: str,
+def bluegreen_state(plan: Plan, members: Mapping[str, Sequence[Instance]], active: str,
                     generation: str) -> LbState:
     """Blue-green: every request to the active colour; the idle colour stays
     defined while it runs, so testers can reach it with the forcing header."""

@@ -9,7 +9,7 @@ from inventory.model import Host, Instance
 from strategies.analysis import Evidence, Finding, percentile
 from strategies.batches import failure_budget, plan_batches
 from strategies.capacity import hosts_for_weight
-from strategies.engine import side_evidence
+from strategies.gating import side_evidence
 from strategies.topology import canary_state
 
 

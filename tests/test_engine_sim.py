@@ -8,7 +8,8 @@ import asyncio
 
 from console.session import Session, load_inputs
 from simfleet import write_inventory, write_plan
-from strategies.engine import Command, Outcome
+from strategies.control import Command
+from strategies.engine import Outcome
 from strategies.events import (
     CapacityChecked,
     GateEvaluated,

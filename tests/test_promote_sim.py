@@ -9,7 +9,8 @@ import asyncio
 
 from console.session import Session, load_inputs
 from simfleet import write_inventory, write_plan
-from strategies.engine import Command, Outcome
+from strategies.control import Command
+from strategies.engine import Outcome
 from strategies.events import OperatorCommand, StepStarted, TrafficChanged
 
 HOUR_PAUSES = [{"set_weight": 25}, {"pause": "1h"}, {"set_weight": 50}, {"pause": "1h"},

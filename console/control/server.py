@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from strategies.engine import Command
+from strategies.control import Command
 from strategies.events import Event, Notice, OperatorCommand
 
 from ..journal import create_private

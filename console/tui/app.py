@@ -29,7 +29,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Log
 
-from strategies.engine import Command
+from strategies.control import Command
 from strategies.events import Event
 
 from ..engine_thread import EngineThread

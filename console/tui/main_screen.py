@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Log
 
-from strategies.engine import Command
+from strategies.control import Command
 
 from .fleet_table import FleetTable
 from .metrics import MetricsPanel

@@ -152,7 +152,7 @@ async def test_template_values_that_need_quoting_reach_a_real_shell_verbatim(fle
     for value in NEEDS_QUOTING:
         fleet.ssh("agent-02", "rm -f /tmp/seen-values /tmp/seen-check", check=True)
         command, = render_commands(plan, value, value, value)
-        for cmd in (command, render_check(plan, value, value, value)):
+        for cmd in (command, render_check(plan, plan.deploy.check, value, value, value)):
             proc = fleet.ssh("agent-02", cmd)
             assert proc.returncode == 0, (value, proc.stderr)
         assert words("/tmp/seen-values") == [value, value, "agent", value], value

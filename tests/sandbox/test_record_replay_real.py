@@ -12,7 +12,7 @@ from console.journal import read_journal, verify
 from console.session import Session, load_inputs
 from console.view_state import FleetView
 from rollout_helpers import plan_file
-from strategies.engine import Command
+from strategies.control import Command
 from strategies.events import OperatorCommand, StepStarted
 
 pytestmark = pytest.mark.sandbox

@@ -30,7 +30,7 @@ def make_session(tmp_path, monkeypatch):
 
 async def stop_engine(app):
     """Leave no engine task behind: abort and await it."""
-    from strategies.engine import Command
+    from strategies.control import Command
 
     task = app.engine_task
     if task is not None and not task.done():

@@ -1,0 +1,223 @@
+"""Analysis in a live run: sample the fleet, judge windows, raise alerts,
+and guard capacity before a drain.
+
+The decisions are pure (strategies/analysis.py judges evidence,
+strategies/capacity.py counts who serves); this module feeds them live
+samples at the plan's interval and turns their verdicts into events and
+exceptions. Strategies see it through the `Analysis` protocol
+(strategies/context.py).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable, Iterable, Sequence
+
+from inventory.driver import DriverError, InstanceDriver, PoolStats
+from inventory.model import Instance
+
+from . import analysis
+from .capacity import CapacityCheck, check_capacity
+from .control import GateFailed, RunControl
+from .events import AlertRaised, CapacityChecked, GateEvaluated, MetricsSampled, Notice
+from .instances import InstanceOps
+from .plan import Plan
+from .topology import backend
+from .traffic import TrafficControl, pool_summary
+
+
+def side_evidence(traffic: dict[str, PoolStats], insts: Sequence[Instance]) -> analysis.Evidence:
+    """Every try these instances answered, over all pools: a try a backend
+    failed counts against it even when nginx retried it elsewhere and the
+    client never saw it (a release that drops connections or answers
+    502/503 would otherwise look clean behind the retries)."""
+    keys = {str(backend(i)) for i in insts}
+    tries = failed = 0
+    latencies: list[float] = []
+    for stats in traffic.values():
+        for addr, st in stats.backends.items():
+            if addr in keys:
+                tries += st.tries
+                failed += st.failed
+                latencies.extend(st.latencies)
+    return analysis.Evidence(tries, failed, tuple(latencies))
+
+
+def spread(insts: Sequence[Instance], most: int) -> list[Instance]:
+    """Up to `most` instances spread evenly over the list."""
+    return list(insts)[:: max(1, len(insts) // most)][:most] if insts else []
+
+
+def mean(values: Iterable[float]) -> float | None:
+    items = list(values)
+    return sum(items) / len(items) if items else None
+
+
+class Gatekeeper:
+    def __init__(self, plan: Plan, driver: InstanceDriver, instances: InstanceOps, traffic: TrafficControl,
+                 control: RunControl, emit: Callable[..., None]):
+        self.plan = plan
+        self.driver = driver
+        self.instances = instances
+        self.traffic = traffic
+        self.control = control
+        self.emit = emit
+        self.sample_interval = float(plan.canary.sample_interval)
+        self._alerts: dict[tuple[str, str], str] = {}  # (where, metric) -> tier last raised
+
+    # -- samples --------------------------------------------------------------------
+    async def sample(self, judged: Sequence[Instance],
+                     baseline: Sequence[Instance] = ()) -> tuple[dict[str, PoolStats], analysis.Readings]:
+        """Traffic per pool since the last sample, and the health, quality
+        and unit CPU of (a spread of up to 50 of) the judged instances, with
+        the CPU of up to 10 baseline instances to compare against."""
+        traffic = await self.traffic.read()
+        probe = spread(judged, 50)
+        base = spread(baseline, 10)
+        # all at once: a dead host costs one probe timeout, not three in a row
+        healths, metrics, cpus, base_cpus = await asyncio.gather(
+            asyncio.gather(*(self.instances.probe(i) for i in probe)),
+            asyncio.gather(*(self._quality(i) for i in probe)),
+            asyncio.gather(*(self._cpu(i) for i in probe)),
+            asyncio.gather(*(self._cpu(i) for i in base)))
+        cpu = {i.key: c for i, c in zip([*probe, *base], [*cpus, *base_cpus]) if c is not None}
+        quality = {i.key: q for i, q in zip(probe, metrics) if q is not None}
+        pass_rate = sum(1 for h in healths if h.ok) / len(healths) if healths else None
+        self.emit(MetricsSampled, pools={p: pool_summary(s) for p, s in traffic.items()},
+                  cpu={k: round(c, 4) for k, c in cpu.items()}, quality=quality, health_pass_rate=pass_rate)
+        return traffic, analysis.Readings(
+            health_pass_rate=pass_rate, quality_score=mean(quality.values()),
+            cpu=mean(c for c in cpus if c is not None), baseline_cpu=mean(c for c in base_cpus if c is not None))
+
+    async def _quality(self, inst: Instance) -> float | None:
+        try:
+            return (await self.driver.instance_metrics(inst, inst.port)).quality_score
+        except DriverError:
+            return None
+
+    async def _cpu(self, inst: Instance) -> float | None:
+        try:
+            return await self.driver.unit_cpu(inst)
+        except DriverError:
+            return None  # unreachable or no accounting: unknown, never "0 %"
+
+    # -- windows ----------------------------------------------------------------------
+    async def gate(self, name: str, seconds: float, judged: Sequence[Instance],
+                   baseline: Sequence[Instance] = (), where: str = "new") -> None:
+        """An analysis window whose inconclusive end waits for a human
+        (exit 7 headless); a failure raises GateFailed."""
+        if await self.observe(name, seconds, judged, baseline, where) == analysis.Verdict.INCONCLUSIVE:
+            await self.control.wait_for_promotion(f"{name}: inconclusive")
+
+    async def observe(self, name: str, seconds: float, judged: Sequence[Instance],
+                      baseline: Sequence[Instance] = (), where: str = "new") -> analysis.Verdict:
+        """Judge a window on its pooled samples (strategies/analysis.py).
+
+        Samples every `sample_interval`; fails as soon as the evidence is
+        clear (a critical alert at once); at the window's end passes only on
+        enough evidence with no breach outstanding, else extends sample by
+        sample up to `thresholds.max_window` and is then INCONCLUSIVE. An
+        operator's promote ends it as a pass. Paused time does not count."""
+        thresholds = self.plan.thresholds
+        policy = analysis.Policy.of(thresholds, self.plan.alerts)
+        limit = max(seconds, thresholds.max_window)
+        window, spent, extended = analysis.Window(), 0.0, False
+        self.traffic.window_open = True
+        try:
+            await self.traffic.read()  # the window judges only traffic inside it
+            while True:
+                chunk = min(self.sample_interval, seconds - spent) if spent < seconds else self.sample_interval
+                chunk = min(chunk, limit - spent)
+                await self.control.wait(chunk)
+                spent += chunk
+                if self.control.take_promotion():
+                    self.emit(GateEvaluated, name=name, verdict=analysis.Verdict.PASS.value,
+                              reasons=["promoted by operator"], values={}, final=True)
+                    return analysis.Verdict.PASS
+                traffic, readings = await self.sample(judged, baseline)
+                judged_ev = side_evidence(traffic, judged)
+                base_ev = side_evidence(traffic, baseline) if baseline else None
+                window, found = analysis.fold(window, judged_ev, base_ev, readings, policy)
+                self.raise_alerts(window, where, found)
+                if found.verdict == analysis.Verdict.FAIL:
+                    self.emit_gate(name, found, 0.0, final=True)
+                    raise GateFailed(f"{name}: " + "; ".join(found.reasons))
+                if spent + 1e-9 < seconds:
+                    self.emit_gate(name, found, seconds - spent)
+                    continue
+                verdict = analysis.close(window, policy, final=spent + 1e-9 >= limit)
+                if verdict.verdict == analysis.Verdict.PENDING:
+                    if not extended:
+                        extended = True
+                        self.emit(Notice, level="warning", message=f"{name}: extended (up to "
+                                  f"{limit:g}s): " + "; ".join(verdict.reasons))
+                    self.emit_gate(name, verdict, limit - spent, extended=True)
+                    continue
+                self.emit_gate(name, verdict, 0.0, final=True, extended=extended)
+                return verdict.verdict
+        finally:
+            self.traffic.window_open = False
+
+    def emit_gate(self, name: str, j: analysis.Judgement, remaining: float, *, final: bool = False,
+                  extended: bool = False) -> None:
+        self.emit(GateEvaluated, name=name, verdict=j.verdict.value, reasons=j.reasons, values=j.values,
+                  remaining=round(max(0.0, remaining), 3), final=final, extended=extended,
+                  needed=j.needed, seen=j.seen)
+
+    def raise_alerts(self, window: analysis.Window, where: str, judged: analysis.Judgement) -> None:
+        """Emit an alert when a metric enters a tier (or changes tier). A
+        failing gate's findings are alerts too (important, or critical):
+        the sequential test can be sure of a bad release before a tier's
+        fixed-level test is."""
+        current = {a.metric: a for a in analysis.alerts_for(window, self.plan.alerts)}
+        if judged.verdict == analysis.Verdict.FAIL:
+            for f in judged.findings:
+                tier = "critical" if f.tier == "critical" else "important"
+                held = current.get(f.metric)
+                if held is None or analysis.TIERS.index(held.tier) > analysis.TIERS.index(tier):
+                    current[f.metric] = analysis.Alert(tier, f.metric, f.value, f.limit)
+        for metric, alert in current.items():
+            if self._alerts.get((where, metric)) != alert.tier:
+                self.emit(AlertRaised, tier=alert.tier, metric=metric, value=alert.value,
+                          threshold=alert.threshold, where=where)
+        self._alerts = {k: v for k, v in self._alerts.items() if k[0] != where}
+        self._alerts.update({(where, m): a.tier for m, a in current.items()})
+
+    # -- capacity -----------------------------------------------------------------------
+    async def guard_capacity(self, title: str, should_serve: Sequence[Instance], batch: Sequence[Instance],
+                             floor: int) -> None:
+        """Before draining `batch`: probe every instance that should be
+        serving, including those this run has not touched. If one is
+        unhealthy and draining would leave fewer than `floor` serving, or it
+        is in the batch (a dead host would only fail its deploy, slowly),
+        do not drain: pause for a human (exit 7 headless), or apply
+        on_failure when the plan says so. It is named, and said not to be
+        the release's fault when the release has not touched it."""
+        check = await self.capacity(should_serve, batch, floor)
+        if check.ok:
+            return
+        reason = self.capacity_reason(title, check)
+        self.emit(Notice, level="error", message=reason)
+        if self.plan.rolling.capacity_guard == "on_failure":
+            raise GateFailed(reason)
+        await self.control.wait_for_promotion(reason)
+
+    async def capacity(self, should_serve: Sequence[Instance], batch: Sequence[Instance],
+                       floor: int) -> CapacityCheck:
+        """Probe every instance in `should_serve` and decide (capacity.py)
+        whether `batch` may be drained; journalled, not acted on."""
+        samples = await asyncio.gather(*(self.instances.probe(i, quiet=True) for i in should_serve))
+        healthy = {i.key for i, s in zip(should_serve, samples) if s.ok}
+        check = check_capacity([i.key for i in should_serve], healthy, [i.key for i in batch], floor)
+        self.emit(CapacityChecked, serving=check.serving, after=check.after, floor=check.floor,
+                  unhealthy=list(check.unhealthy), in_batch=list(check.in_batch), ok=check.ok)
+        return check
+
+    def capacity_reason(self, title: str, check: CapacityCheck) -> str:
+        ops = self.instances
+        parts = []
+        for key in check.unhealthy:
+            untouched = ops.versions.get(key) == ops.old_versions.get(key) != ops.version
+            parts.append(f"{key} unhealthy" + (" (not touched by this release)" if untouched else ""))
+        return (f"{title}: " + ", ".join(parts) + f"; draining would leave {check.after} of "
+                f"{check.serving + len(check.unhealthy)} serving, the plan allows no fewer than {check.floor}"
+                + ("; it is in this batch" if check.in_batch else ""))

@@ -1,0 +1,224 @@
+"""Traffic control: every change to nginx, and what clients saw through it.
+
+A routing change goes only to instances verified just now; the original
+managed file is put back byte for byte when the run ends in the shape it
+started; and from the first change to the last, every second of client
+traffic is counted and watched between analysis windows. Over the narrow
+`inventory.driver.LoadBalancerDriver`. Strategies see this through the
+`Traffic` protocol (strategies/context.py).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable
+
+from inventory.driver import DriverError, LoadBalancerDriver, PoolStats
+from inventory.model import Instance
+from inventory.nginx_config import Backend, LbState, parse_generation, parse_pools
+
+from . import analysis
+from .control import RunControl
+from .events import AlertRaised, ClientTraffic, Notice, RoutingVerified, TrafficChanged
+from .instances import InstanceOps
+from .plan import Plan
+from .topology import backend, lb_state
+
+
+@dataclass
+class ClientTally:
+    """Requests clients sent through the LBs and how many failed (5xx as
+    the client saw it), from the console's first LB change to its last."""
+
+    requests: int = 0
+    failed: int = 0
+    hidden: int = 0  # failures nginx retried away from the client
+
+    def add(self, pools: Iterable[PoolStats]) -> None:
+        for st in pools:
+            self.requests += st.requests
+            self.failed += st.errors
+            self.hidden += st.hidden
+
+    def as_dict(self) -> dict[str, int]:
+        return {"requests": self.requests, "failed": self.failed, "hidden": self.hidden}
+
+
+def pool_summary(stats: PoolStats) -> dict[str, float]:
+    p95 = analysis.percentile(stats.latencies)
+    return {"requests": stats.requests, "errors": stats.errors, "retried": stats.retried, "hidden": stats.hidden,
+            "error_rate": round(stats.errors / stats.requests, 6) if stats.requests else 0.0,
+            "p95": round(p95, 4) if p95 is not None else 0.0}
+
+
+class TrafficControl:
+    def __init__(self, plan: Plan, driver: LoadBalancerDriver, instances: InstanceOps, control: RunControl,
+                 emit: Callable[..., None]):
+        self.plan = plan
+        self.driver = driver
+        self.instances = instances
+        self.control = control
+        self.emit = emit
+        self.lb: LbState | None = None  # what this session last applied
+        self.snapshot: dict[str, str] = {}  # every LB's managed file before the run
+        self.clients = ClientTally()
+        self.window_open = False  # an analysis window reads traffic itself
+        self._generation = itertools.count(1)
+        self._run_id = time.strftime("%Y%m%d%H%M%S")
+        self._lock = asyncio.Lock()
+        self._accounting = False
+        self._watcher: asyncio.Task[None] | None = None
+
+    def next_generation(self) -> str:
+        return f"{self._run_id}-{next(self._generation)}"
+
+    # -- routing ---------------------------------------------------------------
+    async def apply(self, state: LbState) -> None:
+        """Apply a routing change, sending traffic only to instances verified
+        just now (see `verified`)."""
+        state = await self.verified(state)
+        await self.start_accounting()
+        started = self.driver.clock.now()
+        steps = await self.driver.lb_apply(state)
+        self.lb = state
+        self.emit(TrafficChanged, generation=state.generation,
+                  pools={p: [str(b) for b in bs] for p, bs in state.pools.items()},
+                  weights=dict(state.weights), duration=round(self.driver.clock.now() - started, 4),
+                  serving=state.default_pool, steps=dict(steps or {}))
+
+    def original(self) -> dict[str, tuple[Backend, ...]]:
+        """The pools of the managed file before the run."""
+        return parse_pools(next(iter(self.snapshot.values())), self.plan.nginx.upstream)
+
+    async def restore(self) -> None:
+        """Put every LB's managed file back exactly as it was before the run,
+        when every instance it routes to is verified now; otherwise the same
+        pools without the instances that failed verification."""
+        first = next(iter(self.snapshot.values()))
+        pools = self.original()
+        original = replace(lb_state(self.plan, {}, next(iter(pools), "stable"), generation=self.next_generation()),
+                           pools=pools)
+        checked = await self.verified(original)
+        if checked.pools != original.pools:
+            await self.apply(checked)
+            return
+        await self.start_accounting()
+        started = self.driver.clock.now()
+        steps = await self.driver.lb_restore(self.snapshot)
+        self.lb = original
+        self.emit(TrafficChanged, generation=parse_generation(first) or "restored",
+                  pools={p: [str(b) for b in bs] for p, bs in pools.items()}, weights={},
+                  duration=round(self.driver.clock.now() - started, 4), serving=original.default_pool,
+                  steps=dict(steps or {}))
+
+    async def verified(self, state: LbState) -> LbState:
+        """Route only to what was verified: every instance `state` sends
+        traffic to must have passed the health gate's probe, on the version
+        the engine expects it to run, within the last health interval;
+        others are probed now. Instances that fail are left out of the
+        change (and named); a pool that would lose every server it is meant
+        to serve from refuses the change."""
+        ops = self.instances
+        routed = [ops.by_backend[str(b)] for bs in state.pools.values() for b in bs if str(b) in ops.by_backend]
+        stale = list({i.key: i for i in routed
+                      if not ops.verified_within(i, self.plan.health.interval)}.values())
+        samples = await asyncio.gather(*(ops.probe(i, quiet=True) for i in stale))
+        bad = {i.key: ops.why_unverified(i, s) for i, s in zip(stale, samples)}
+        bad = {k: v for k, v in bad.items() if v}
+        self.emit(RoutingVerified, generation=state.generation, instances=len({i.key for i in routed}),
+                  probed=len(stale), left_out=dict(bad))
+        if not bad:
+            return state
+        drop = {str(backend(ops.by_key[k])) for k in bad}
+        pools = {p: tuple(b for b in bs if str(b) not in drop) for p, bs in state.pools.items()}
+        emptied = [p for p, bs in state.pools.items()
+                   if bs and not pools[p] and (p == state.default_pool or state.weights.get(p, 0) > 0)]
+        names = ", ".join(f"{k} ({v})" for k, v in bad.items())
+        if emptied:
+            raise DriverError("nginx", "route", f"pool {emptied[0]} would have no verified instance: {names}")
+        self.emit(Notice, level="warning", message=f"left out of nginx, not verified just now: {names}")
+        return replace(state, pools=pools)
+
+    def routes(self, inst: Instance) -> bool:
+        """Does the LB state this session last applied send traffic to `inst`?"""
+        return self.lb is not None and any(str(b) == str(backend(inst)) for bs in self.lb.pools.values() for b in bs)
+
+    def out_of_nginx(self) -> list[str]:
+        """Instances nginx no longer routes to, of those it routed to before
+        the run (what a human must look at)."""
+        if self.lb is None or not self.snapshot:
+            return []
+        before = {str(b) for bs in self.original().values() for b in bs}
+        now = {str(b) for bs in self.lb.pools.values() for b in bs}
+        return [i.key for i in self.instances.all if str(backend(i)) in before - now]
+
+    # -- what clients saw ------------------------------------------------------------
+    async def read(self) -> dict[str, PoolStats]:
+        """Traffic since the last read, counted into what clients saw once
+        the console has changed nginx."""
+        async with self._lock:
+            traffic = await self.driver.traffic()
+        if self._accounting:
+            self.clients.add(traffic.values())
+        return traffic
+
+    async def start_accounting(self) -> None:
+        """Before the first LB change: from here to the last change every
+        second of client traffic is counted, and watched between windows."""
+        if self._accounting:
+            return
+        await self.read()  # what came before the console changed anything is not ours
+        self._accounting = True
+        self._watcher = asyncio.ensure_future(self._watch_clients())
+
+    async def _watch_clients(self) -> None:
+        """Between analysis windows, read what clients see every sample
+        interval: the journal records it, and a critical error rate applies
+        on_failure at the next safe point (a switch or a step is never
+        unwatched)."""
+        policy = analysis.Policy.of(self.plan.thresholds, self.plan.alerts)
+        limits = [r.value for r in policy.critical if r.metric == "error_rate" and r.op == ">"]
+        interval = float(self.plan.canary.sample_interval)
+        cost = 0.0  # engine-clock seconds the last read took
+        while True:
+            # never more than a fifth of the event loop (a SIMULATED fleet at a
+            # high time scale makes every read expensive in engine seconds)
+            await self.driver.clock.sleep(max(interval, 4 * cost))
+            if self.window_open:
+                continue
+            started = time.perf_counter()
+            try:
+                traffic = await self.read()
+            except DriverError:
+                continue
+            cost = (time.perf_counter() - started) * self.driver.clock.scale
+            self.emit_clients(traffic)
+            requests = sum(s.requests for s in traffic.values())
+            failed = sum(s.errors for s in traffic.values())
+            for limit in limits:
+                if not self.control.alarmed and analysis.clearly_above(failed, requests, limit):
+                    self.emit(AlertRaised, tier="critical", metric="error_rate", value=failed / requests,
+                              threshold=limit, where="clients")
+                    self.control.alarm(f"critical: clients saw error_rate {failed / requests * 100:.2f}% > "
+                                       f"{limit * 100:.2f}% ({failed} of {requests} requests)")
+
+    def emit_clients(self, traffic: dict[str, PoolStats]) -> None:
+        self.emit(ClientTraffic, pools={p: pool_summary(s) for p, s in traffic.items()},
+                  requests=self.clients.requests, failed=self.clients.failed)
+
+    async def stop_accounting(self) -> None:
+        """After the last LB change: count the tail, stop watching."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            try:
+                await self._watcher
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - the watcher never decides the outcome
+                pass
+            self._watcher = None
+        if self._accounting:
+            try:
+                self.emit_clients(await self.read())
+            except DriverError:
+                pass
