@@ -152,11 +152,7 @@ class RolloutApp(App[int]):
             return self._journal_tail
         if self.session is None:
             return None
-        engine = self.session.engine
-
-        async def tail(key: str) -> str:
-            return await engine.driver.journal_tail(engine.by_key[key])
-        return tail
+        return self.session.engine.journal_tail
 
     # -- lifecycle ---------------------------------------------------------------
     def get_default_screen(self) -> MainScreen:
