@@ -397,7 +397,7 @@ class SshPool:
             duration=time.monotonic() - t0,
             stdout=clean_output(out), stderr=clean_output(err),
         )
-        self._emit(record)
+        self.report(record)
         return record, out
 
     async def _run_remote(self, host: Host, command: str, wrapped: str, data: bytes | None,
@@ -407,7 +407,7 @@ class SshPool:
             entry = await self._entry(host, within=timeout)
 
             def fail(op_msg: str) -> DriverError:
-                self._emit(CommandRecord(host.name, command, None, time.monotonic() - t0, "", op_msg))
+                self.report(CommandRecord(host.name, command, None, time.monotonic() - t0, "", op_msg))
                 return DriverError(host.name, "run", op_msg)
 
             try:
@@ -458,7 +458,7 @@ class SshPool:
                 "sh", "-c", wrapped, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, start_new_session=True)
         except OSError as exc:
-            self._emit(CommandRecord(host.name, command, None, time.monotonic() - t0, "", str(exc)))
+            self.report(CommandRecord(host.name, command, None, time.monotonic() - t0, "", str(exc)))
             raise DriverError(host.name, "run", f"cannot start sh on the controller: {exc}") from None
         try:
             out, err = await asyncio.wait_for(proc.communicate(data), timeout + 15.0)
@@ -466,7 +466,7 @@ class SshPool:
             proc.kill()
             await proc.wait()
             msg = f"timed out after {timeout:.0f} s: {command[:80]}"
-            self._emit(CommandRecord(host.name, command, None, time.monotonic() - t0, "", msg))
+            self.report(CommandRecord(host.name, command, None, time.monotonic() - t0, "", msg))
             raise DriverError(host.name, "run", msg) from None
         status = proc.returncode
         if status is not None and status < 0:
@@ -503,7 +503,8 @@ class SshPool:
         finally:
             proc.close()
 
-    def _emit(self, record: CommandRecord) -> None:
+    def report(self, record: CommandRecord) -> None:
+        """Tell the listener (the run's journal and views) about a command that ran."""
         if self.listener is None:
             return
         try:

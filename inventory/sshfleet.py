@@ -20,7 +20,16 @@ import httpx
 
 from . import access_log, cpu as cpu_mod, lock as lock_mod, systemd
 from .clock import Clock
-from .driver import CommandListener, CommandRecord, DriverError, HealthSample, InstanceMetrics, PoolStats, UnitStatus
+from .driver import (
+    CommandListener,
+    CommandRecord,
+    DriverError,
+    HealthSample,
+    HostKeyError,
+    InstanceMetrics,
+    PoolStats,
+    UnitStatus,
+)
 from .model import Host, Instance
 from .nginx_config import ConfigError, LbState, marker_path, parse_generation, render
 from .nginx_workers import RELOAD, old_workers, wait_retired
@@ -162,7 +171,7 @@ class SshFleet:
                                        return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            errors.sort(key=lambda e: 0 if type(e).__name__ == "HostKeyError" else 1)
+            errors.sort(key=lambda e: 0 if isinstance(e, HostKeyError) else 1)
             first = errors[0]
             if isinstance(first, DriverError):
                 raise first
@@ -227,7 +236,7 @@ class SshFleet:
                 await self._check(lb, "lock", f"rm -f {shlex.quote(path)}", 30.0)
             else:
                 await self._check(lb, "lock", lock_mod.owned_script(path, token, "rm -f"), 30.0)
-            self.pool._emit(CommandRecord(lb.name, f"# broke stale rollout lock: {stale}", 0, 0.0))
+            self.pool.report(CommandRecord(lb.name, f"# broke stale rollout lock: {stale}", 0, 0.0))
         raise lock_mod.LockHeld(lb.name, None, None, "lock changed hands while breaking it")
 
     async def lock_heartbeat(self) -> bool:

@@ -122,6 +122,10 @@ class Engine:
     def fail_stop(self, reason: str) -> None:
         self.control.fail_stop(reason)
 
+    async def journal_tail(self, key: str) -> str:
+        """The last lines of an instance's systemd journal (the TUI's detail view)."""
+        return await self.driver.journal_tail(self.by_key[key])
+
     def _on_command(self, record: CommandRecord) -> None:
         self.emit(CommandRan, host=record.host, command=record.command, exit_status=record.exit_status,
                   duration=round(record.duration, 4), stdout=record.stdout, stderr=record.stderr)

@@ -58,7 +58,8 @@ def test_items():
 
 def test_check_template_quotes_values(tmp_path):
     p = plan(tmp_path, deploy={"check": "test -d /opt/agent/releases/{version} # {host}"})
-    assert render_check(p, p.deploy.check, "2.0.0", "main", "h; touch /tmp/x") == "test -d /opt/agent/releases/2.0.0 # 'h; touch /tmp/x'"
+    assert render_check(p, p.deploy.check, "2.0.0", "main", "h; touch /tmp/x") == \
+        "test -d /opt/agent/releases/2.0.0 # 'h; touch /tmp/x'"
 
 
 async def test_failed_check_refuses_the_run_with_nothing_changed(tmp_path):

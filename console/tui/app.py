@@ -207,7 +207,7 @@ class RolloutApp(App[int]):
         engine, thread = self.session.engine, self.engine
 
         async def tail(key: str) -> str:  # the driver lives on the engine loop
-            return await asyncio.wrap_future(thread.run(engine.driver.journal_tail(engine.by_key[key])))
+            return await asyncio.wrap_future(thread.run(engine.journal_tail(key)))
         return tail
 
     # -- lifecycle ---------------------------------------------------------------

@@ -144,7 +144,7 @@ def _orphan_inits(names: Iterable[str]) -> list[int]:
             stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
             if stat[0] in ("Z", "X") or int(stat[1]) != 1:
                 continue
-            ns = network._nspid(int(d.name))
+            ns = network.nspid(int(d.name))
             if len(ns) < 2 or ns[-1] != "1":
                 continue
             host = (d / "root/etc/hostname").read_text().strip()
@@ -215,7 +215,7 @@ def _stop(host: dict[str, Any], timeout: float = STOP_TIMEOUT) -> None:
 
 
 def _is_container_init(pid: int, name: str) -> bool:
-    ns = network._nspid(pid)
+    ns = network.nspid(pid)
     try:
         return len(ns) > 1 and ns[-1] == "1" and \
             Path(f"/proc/{pid}/root/etc/hostname").read_text().strip() == name

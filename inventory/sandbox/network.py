@@ -36,7 +36,7 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _nspid(pid: int) -> list[str]:
+def nspid(pid: int) -> list[str]:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("NSpid:"):
@@ -59,7 +59,7 @@ def container_init(nspawn_pid: int, timeout: float = 15.0) -> int:
             if p in seen:
                 continue
             seen.add(p)
-            ns = _nspid(p)
+            ns = nspid(p)
             if p != nspawn_pid and len(ns) > 1 and ns[-1] == "1":
                 return p
             todo += _children(p)
