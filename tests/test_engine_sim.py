@@ -266,8 +266,8 @@ async def test_blue_green_rollback_accepted_as_the_old_colour_retires_restarts_i
     assert session.driver._lb_state.default_pool == "blue"
     assert "generation sim-initial" in next(iter((await session.driver.lb_read()).values()))
     blue = [i for i in session.engine.instances if i.slot == "blue"]
-    assert blue and all(session.engine.versions[i.key] == "1.0.0" for i in blue)
-    assert all([(await session.engine.probe(i)).ok for i in blue])
+    assert blue and all(session.engine.ops.versions[i.key] == "1.0.0" for i in blue)
+    assert all([(await session.engine.ops.probe(i)).ok for i in blue])
 
 
 async def test_blue_green_switches_and_retires(tmp_path):

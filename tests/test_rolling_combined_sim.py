@@ -23,21 +23,21 @@ def watch_changes(session, batch: int):
 
     engine = session.engine
     checked: set[str] = set()  # at the change's routing check: the instances it found verified
-    check = engine.verified
+    check = engine.traffic.verified
 
     async def spy(state):
         """The rule verified() must keep: an instance counts as verified if
         a good probe on the expected version is at most one health interval
         older than the check, or one passed during it."""
         start = session.driver.clock.now()
-        before = dict(engine._verified_at)
+        before = dict(engine.ops._verified_at)
         result = await check(state)
         checked.clear()
-        checked.update(k for k, t in engine._verified_at.items()
+        checked.update(k for k, t in engine.ops._verified_at.items()
                        if t != before.get(k) or start - t <= interval)
         return result
 
-    engine.verified = spy
+    engine.traffic.verified = spy
 
     def on_event(event):
         if not isinstance(event, TrafficChanged):
@@ -51,7 +51,7 @@ def watch_changes(session, batch: int):
             if f"{inst.host.address}:{inst.port}" not in routed:
                 continue
             state = session.driver._instances[(inst.host.name, inst.slot)]
-            if not state.running or state.version != engine.versions.get(inst.key):
+            if not state.running or state.version != engine.ops.versions.get(inst.key):
                 violations.append(f"{inst.key} routed while {state}")
             if inst.key not in checked:
                 violations.append(f"{inst.key} routed without a probe in the last {interval:g}s")
