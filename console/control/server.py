@@ -118,6 +118,7 @@ class ControlServer:
                 "phase": v.phase, "phase_reason": v.phase_reason,
                 "step": {"index": v.step_index, "total": v.steps_total, "title": v.step_title},
                 "gate": gate, "weights": v.traffic_split(), "elapsed": round(s.engine.elapsed(), 1),
+                "time_scale": float(getattr(s.driver.clock, "scale", 1.0)),  # an attached clock ticks from elapsed
                 "viewers": len(self._viewers), "outcome": v.outcome,
                 "applies": {c: v.command_refusal(c) is None for c in COMMANDS},
                 "rollback_plan": v.rollback_plan(), "abort_plan": v.abort_plan()}

@@ -74,6 +74,12 @@ class RolloutApp(App[int]):
         self.detached = False
         self.show_operator_keys = show_operator_keys or session is not None or remote is not None
         self.engine: EngineThread | None = None
+        self._clock: Callable[[], float] = time.monotonic
+        # attached: the run's clock at connect time and its pace, so the elapsed time ticks between events
+        self._remote_clock: tuple[float, float, float] | None = None
+        if remote is not None and "elapsed" in getattr(remote, "status", {}):
+            self._remote_clock = (self._clock(), float(remote.status["elapsed"]),
+                                  float(remote.status.get("time_scale", 1.0)))
         self.engine_task: asyncio.Future | None = None  # the run's result record, on this loop
         self._queue: deque[Event] = deque()
         self._posted = False
@@ -263,6 +269,9 @@ class RolloutApp(App[int]):
                 return max(self.view.elapsed, self.engine.elapsed())
             except Exception:  # noqa: BLE001
                 pass
+        if self._remote_clock is not None and self.record is None and self.view.active and self.view.started:
+            since, elapsed, scale = self._remote_clock
+            return max(self.view.elapsed, elapsed + (self._clock() - since) * scale)
         return self.view.elapsed
 
     def repaint(self, force: bool = False) -> None:
@@ -273,7 +282,7 @@ class RolloutApp(App[int]):
         main = self.screen_stack[0] if self.screen_stack else None
         if not isinstance(main, MainScreen) or not main.is_mounted:
             return
-        live = self.session is not None and self.view.active
+        live = (self.session is not None or self.remote is not None) and self.view.active
         if not force and not live and self.view.revision == self._painted_revision:
             return
         shown = (self.view.phase, self.view.pending, self.record is None)  # what decides the footer's keys

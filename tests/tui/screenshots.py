@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
+
+from console.view_state import FleetView
 
 from .scenarios import canary_alert, load_events, scene_app
 
 REPLAY = "replay"  # a SHOTS scene: the replay screen, paused (replay_scene_app)
+ATTACH = "attach"  # a SHOTS scene: `console attach` on the canary at its alert (attach_scene_app)
 
 SHOTS = [
     ("rolling-mid-batch", "rolling-mid-batch", []),
@@ -23,7 +27,60 @@ SHOTS = [
     ("host-detail", "rolling-mid-batch", ["down", "enter"]),
     ("help", "canary-alert", ["question_mark"]),
     ("replay", REPLAY, []),
+    ("attach", ATTACH, []),
 ]
+
+
+class RecordedRun:
+    """What `console attach` talks to (a RemoteRun), for a still picture:
+    no live event arrives while it is taken."""
+
+    def __init__(self, status: dict) -> None:
+        self.status = status
+        self._never = asyncio.Event()
+
+    async def follow(self, on_event):
+        await self._never.wait()
+        return None
+
+    async def command(self, name: str) -> dict:
+        return {"accepted": False, "detail": "a screenshot"}
+
+
+def canary_status(view) -> dict:
+    """`console status` of the canary at its alert, as the run's control
+    socket would answer (fixed pid, user and paths: deterministic)."""
+    gate = view.gate
+    return {"run_id": "canary-3451", "pid": 3451, "user": "ops", "simulated": True,
+            "plan": "/srv/rollouts/examples/canary.yaml", "strategy": view.strategy, "upstream": "agent",
+            "old_version": view.old_version, "version": view.version, "phase": view.phase,
+            "phase_reason": view.phase_reason,
+            "step": {"index": view.step_index, "total": view.steps_total, "title": view.step_title},
+            "gate": {"name": gate.name, "verdict": gate.verdict, "remaining": view.gate_remaining(view.elapsed)}
+            if gate else None, "weights": view.traffic_split(), "elapsed": view.elapsed, "viewers": 1,
+            "time_scale": 1.0, "journal": "/home/ops/.local/state/rollout-console/journals/"
+                                          f"20261201T223422-canary-{view.version}-3451.jsonl"}
+
+
+def attach_scene_app():
+    """`console attach` on the bad canary at its first alert, frozen clock."""
+    from console.tui.app import RolloutApp
+
+    view = FleetView().apply_all(canary_alert(load_events("canary-bad")))
+    return RolloutApp(view=view, remote=RecordedRun(canary_status(view)), now=view.elapsed)
+
+
+def status_svg(path: Path, width: int) -> None:
+    """`console status` (the real formatter) on the same run, as an SVG."""
+    from rich.console import Console
+
+    from console.control.commands import describe_run
+
+    view = FleetView().apply_all(canary_alert(load_events("canary-bad")))
+    console = Console(record=True, width=width, file=open(os.devnull, "w"), color_system="truecolor")
+    console.print("$ console status", style="bold", highlight=False)
+    console.print(describe_run(canary_status(view)), highlight=False, soft_wrap=False)
+    console.save_svg(str(path), title="console status")
 
 
 def replay_scene_app():
@@ -42,7 +99,8 @@ def replay_scene_app():
 async def shoot(out: Path, size: tuple[int, int], suffix: str = "") -> list[Path]:
     written = []
     for filename, scene, keys in SHOTS:
-        app = replay_scene_app() if scene == REPLAY else scene_app(scene)
+        app = (replay_scene_app() if scene == REPLAY else attach_scene_app() if scene == ATTACH
+               else scene_app(scene))
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
             for key in keys:
@@ -52,6 +110,9 @@ async def shoot(out: Path, size: tuple[int, int], suffix: str = "") -> list[Path
             path = out / f"{filename}{suffix}.svg"
             app.save_screenshot(str(path.name), path=str(out))
             written.append(path)
+    status = out / f"status{suffix}.svg"
+    status_svg(status, size[0])
+    written.append(status)
     return written
 
 
