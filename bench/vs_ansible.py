@@ -121,8 +121,10 @@ def baseline(fleet: Fleet, size: int) -> dict:
     return {"inherent": total, "restart": restarts}
 
 
-def run_console(fleet: Fleet, tmp: Path, n: int, batch: int) -> dict:
-    out = tmp / f"console-{n}.jsonl"
+def run_console(fleet: Fleet, out: Path, tmp: Path, batch: int) -> dict:
+    """One console run; its JSON Lines events are kept at `out` (beside the
+    raw output: the breakdown can be recomputed from them)."""
+    n = out.stem
     with open(out, "wb") as f:
         r = run_child([sys.executable, "-m", "console", "--plan", str(console_plan(tmp, batch)), "--inventory",
                        str(fleet.inventory), "--headless", "--output", "json", "--record", str(tmp / f"j{n}.jsonl")],
@@ -230,7 +232,7 @@ SAFETY = [  # (step, console, the playbook in bench/ansible/rolling.yml)
 ]
 
 
-def run_ansible(fleet: Fleet, tmp: Path, n: int, batch: int) -> dict:
+def run_ansible(fleet: Fleet, out: Path, tmp: Path, batch: int) -> dict:
     cp = Path(tempfile.mkdtemp(prefix="acp-", dir="/tmp"))
     env = dict(os.environ, ANSIBLE_CONFIG=str(BENCH / "ansible" / "ansible.cfg"), ANSIBLE_FORKS=str(max(6, batch)),
                ANSIBLE_SSH_CONTROL_PATH_DIR=str(cp), ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"),
@@ -239,7 +241,7 @@ def run_ansible(fleet: Fleet, tmp: Path, n: int, batch: int) -> dict:
     try:
         r = run_child([shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(fleet.inventory),
                        str(BENCH / "ansible" / "rolling.yml"), "-e", f"version={VERSION}", "-e", f"batch={batch}"],
-                      timeout=900, env=env, stdout=open(tmp / f"ansible-{n}.log", "wb"))
+                      timeout=900, env=env, stdout=open(out, "wb"))
     finally:
         # close the persistent masters this run opened (ssh -O exit on each socket)
         for sock in cp.glob("*"):
@@ -270,7 +272,7 @@ def main() -> int:
     batch = args.batch or (2 if args.hosts <= 6 else max(1, args.hosts // 10))
     n_batches = -(-args.hosts // batch)
     sb = sandbox_module()
-    start("vs_ansible", f"ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} ")
+    raw = start("vs_ansible", f"ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} ")
     fleet = None
     results = {"console": [], "ansible": [], "baseline": []}
     try:
@@ -289,7 +291,8 @@ def main() -> int:
                     if ctx:
                         ctx.__enter__()
                     try:
-                        r = (run_console if tool == "console" else run_ansible)(fleet, tmp, rnd, batch)
+                        kept = raw.with_name(f"{raw.stem}-{tool}-{rnd + 1}.{'jsonl' if tool == 'console' else 'log'}")
+                        r = (run_console if tool == "console" else run_ansible)(fleet, kept, tmp, batch)
                     finally:
                         if ctx:
                             ctx.__exit__()
