@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -400,7 +401,9 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
     run.outcome = {"exit": code, "seconds": round(took, 1), "resume_exit": resume_code,
                    "fired": [f["fault"] for f in run.fired], "exit_lag": round(run.exit_lag, 1),
                    "to_safe": None if first is None else round(run_end - t0 - first, 2),
-                   "to_resumed": None if first is None or resume_code is None else round(done - t0 - first, 2)}
+                   "to_resumed": None if first is None or resume_code is None else round(done - t0 - first, 2),
+                   "operator": [{"fault": f["fault"], "accepted": f.get("accepted"), "replies": f.get("replies", [])}
+                                for f in run.fired if f["fault"] in OPERATOR]}
     client_checks(run, load.result)
     (work / "load.json").write_text(json.dumps(run.outcome["clients"], indent=1))
     log(f"  -> exit {code} in {took:.1f}s" + (f", resume exit {resume_code}" if resume_code is not None else "")
@@ -661,16 +664,17 @@ def totals(runs: list[Run], label: str = "") -> str:
 
 
 def load_runs(path: Path) -> list[Run]:
-    """The runs of one runs.jsonl; each knows the commit it ran at (its own
-    record, else the first header of the soak.txt beside it)."""
-    header_commit = "?"
+    """The runs of one runs.jsonl, each with the commit it ran at: the
+    commit in the headers of the soak.txt beside it when they name one,
+    else each record's own."""
+    commits: set[str] = set()
     if (path.parent / "soak.txt").exists():
-        first = (path.parent / "soak.txt").read_text().split("\n", 1)[0]
-        header_commit = first.split("commit ", 1)[-1].split()[0] if "commit " in first else "?"
+        commits = set(re.findall(r"^# bench/soak\.py, commit (\w+)", (path.parent / "soak.txt").read_text(), re.M))
+    header = commits.pop() if len(commits) == 1 else None
     runs = []
     for line in path.read_text().splitlines():
         r = json.loads(line)
-        runs.append(Run(None, r["schedule"], Path(), outcome={**r["outcome"], "commit": r.get("commit", header_commit)},
+        runs.append(Run(None, r["schedule"], Path(), outcome={**r["outcome"], "commit": header or r.get("commit", "?")},
                         violations=r["violations"]))
     return runs
 
@@ -731,6 +735,7 @@ async def soak(args) -> int:
         text.write(line + "\n")
         text.flush()
     log(header())
+    started_at = commit()  # the code every run of this soak runs (later commits do not change a running soak)
     if args.replay:
         schedules = [json.loads((Path(args.replay) / "schedule.json").read_text())]
     else:
@@ -742,7 +747,7 @@ async def soak(args) -> int:
         runs.append(run)
         with open(out / "runs.jsonl", "a") as f:
             f.write(json.dumps({"schedule": s, "outcome": run.outcome, "violations": run.violations,
-                                "commit": commit()}) + "\n")
+                                "commit": started_at}) + "\n")
         if run.violations:
             log(f"  case saved: {save_case(run, out / 'cases')}")
     clean(fleet)
