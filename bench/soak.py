@@ -48,6 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, today
+from console.control.runs import SOCKET_SUFFIX, control_dir
 from console.journal import read_journal, verify
 from inventory.nginx_config import parse_pools
 from load import SteadyLoad
@@ -260,6 +261,7 @@ class Run:
     outcome: dict = field(default_factory=dict)
     exit_lag: float = 0.0  # the longest a console process took to end after printing its result
     paused: threading.Event = field(default_factory=threading.Event)  # the run said "paused", or its output ended
+    consoles: list[tuple[int, int | None]] = field(default_factory=list)  # (pid, exit code) of each console process
 
     @property
     def new_slot(self) -> str:
@@ -321,6 +323,7 @@ async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: 
         run.violations.append("the console did not end within 400 s: killed")
         proc.kill()
         await proc.wait()
+    run.consoles.append((proc.pid, proc.returncode))
     if result_at is not None:  # from the result line to the process's end: shutdown
         run.exit_lag = max(run.exit_lag, time.monotonic() - result_at)
     for t in tasks:
@@ -563,11 +566,16 @@ class Checks:
         return {(ip, p) for ip in ips for p in ports}
 
     def finals(self) -> None:
-        """Nothing left behind on the LB or the controller."""
+        """Nothing left behind on the LB or the controller: no lock, no
+        control socket, no console process."""
         if self.fleet.lb_name not in self.down():
             locks = self.fleet.ssh(self.fleet.lb_name, f"ls {LOCKS} 2>/dev/null").stdout.split()
             if locks:
                 self.fail(f"lock left on the LB: {locks}")
+        for pid, code in self.run.consoles:  # a SIGKILLed one cannot remove its socket: the next client does
+            left = [p.name for p in control_dir().glob(f"*-{pid}{SOCKET_SUFFIX}")] if code != -signal.SIGKILL else []
+            if left:
+                self.fail(f"control socket left by console pid {pid} (exit {code}): {left}")
         work = str(self.run.work)
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
