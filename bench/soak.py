@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, today
+from console.control.runs import SOCKET_SUFFIX, control_dir
 from console.journal import read_journal, verify
 from inventory.nginx_config import parse_pools
 from load import SteadyLoad
@@ -259,6 +261,7 @@ class Run:
     outcome: dict = field(default_factory=dict)
     exit_lag: float = 0.0  # the longest a console process took to end after printing its result
     paused: threading.Event = field(default_factory=threading.Event)  # the run said "paused", or its output ended
+    consoles: list[tuple[int, int | None]] = field(default_factory=list)  # (pid, exit code) of each console process
 
     @property
     def new_slot(self) -> str:
@@ -320,6 +323,7 @@ async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: 
         run.violations.append("the console did not end within 400 s: killed")
         proc.kill()
         await proc.wait()
+    run.consoles.append((proc.pid, proc.returncode))
     if result_at is not None:  # from the result line to the process's end: shutdown
         run.exit_lag = max(run.exit_lag, time.monotonic() - result_at)
     for t in tasks:
@@ -400,7 +404,9 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
     run.outcome = {"exit": code, "seconds": round(took, 1), "resume_exit": resume_code,
                    "fired": [f["fault"] for f in run.fired], "exit_lag": round(run.exit_lag, 1),
                    "to_safe": None if first is None else round(run_end - t0 - first, 2),
-                   "to_resumed": None if first is None or resume_code is None else round(done - t0 - first, 2)}
+                   "to_resumed": None if first is None or resume_code is None else round(done - t0 - first, 2),
+                   "operator": [{"fault": f["fault"], "accepted": f.get("accepted"), "replies": f.get("replies", [])}
+                                for f in run.fired if f["fault"] in OPERATOR]}
     client_checks(run, load.result)
     (work / "load.json").write_text(json.dumps(run.outcome["clients"], indent=1))
     log(f"  -> exit {code} in {took:.1f}s" + (f", resume exit {resume_code}" if resume_code is not None else "")
@@ -412,8 +418,11 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
 
 def heal_faults(run: Run) -> None:
     """What the operator does before `console resume`: every host back,
-    links and sshd up, the site file fixed, the nginx master running."""
-    for f in run.fired:
+    links and sshd up, the site file fixed, the nginx master running. The
+    last fault is undone first: sshd cannot be started on a host that was
+    then powered off until the host is back (soak run 93 of seed 2 ended
+    there)."""
+    for f in reversed(run.fired):
         ALL_FAULTS[f["fault"]].heal(run, f)
 
 
@@ -560,11 +569,16 @@ class Checks:
         return {(ip, p) for ip in ips for p in ports}
 
     def finals(self) -> None:
-        """Nothing left behind on the LB or the controller."""
+        """Nothing left behind on the LB or the controller: no lock, no
+        control socket, no console process."""
         if self.fleet.lb_name not in self.down():
             locks = self.fleet.ssh(self.fleet.lb_name, f"ls {LOCKS} 2>/dev/null").stdout.split()
             if locks:
                 self.fail(f"lock left on the LB: {locks}")
+        for pid, code in self.run.consoles:  # a SIGKILLed one cannot remove its socket: the next client does
+            left = [p.name for p in control_dir().glob(f"*-{pid}{SOCKET_SUFFIX}")] if code != -signal.SIGKILL else []
+            if left:
+                self.fail(f"control socket left by console pid {pid} (exit {code}): {left}")
         work = str(self.run.work)
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
@@ -661,16 +675,17 @@ def totals(runs: list[Run], label: str = "") -> str:
 
 
 def load_runs(path: Path) -> list[Run]:
-    """The runs of one runs.jsonl; each knows the commit it ran at (its own
-    record, else the first header of the soak.txt beside it)."""
-    header_commit = "?"
+    """The runs of one runs.jsonl, each with the commit it ran at: the
+    commit in the headers of the soak.txt beside it when they name one,
+    else each record's own."""
+    commits: set[str] = set()
     if (path.parent / "soak.txt").exists():
-        first = (path.parent / "soak.txt").read_text().split("\n", 1)[0]
-        header_commit = first.split("commit ", 1)[-1].split()[0] if "commit " in first else "?"
+        commits = set(re.findall(r"^# bench/soak\.py, commit (\w+)", (path.parent / "soak.txt").read_text(), re.M))
+    header = commits.pop() if len(commits) == 1 else None
     runs = []
     for line in path.read_text().splitlines():
         r = json.loads(line)
-        runs.append(Run(None, r["schedule"], Path(), outcome={**r["outcome"], "commit": r.get("commit", header_commit)},
+        runs.append(Run(None, r["schedule"], Path(), outcome={**r["outcome"], "commit": header or r.get("commit", "?")},
                         violations=r["violations"]))
     return runs
 
@@ -731,6 +746,7 @@ async def soak(args) -> int:
         text.write(line + "\n")
         text.flush()
     log(header())
+    started_at = commit()  # the code every run of this soak runs (later commits do not change a running soak)
     if args.replay:
         schedules = [json.loads((Path(args.replay) / "schedule.json").read_text())]
     else:
@@ -742,7 +758,7 @@ async def soak(args) -> int:
         runs.append(run)
         with open(out / "runs.jsonl", "a") as f:
             f.write(json.dumps({"schedule": s, "outcome": run.outcome, "violations": run.violations,
-                                "commit": commit()}) + "\n")
+                                "commit": started_at}) + "\n")
         if run.violations:
             log(f"  case saved: {save_case(run, out / 'cases')}")
     clean(fleet)
