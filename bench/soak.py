@@ -366,6 +366,7 @@ def clean(fleet) -> None:
 async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print) -> Run:
     """Prepare, run under load with the schedule's faults, check, heal,
     resume if needed, check again. Returns the run with its violations."""
+    shutil.rmtree(work, ignore_errors=True)  # a crashed soak's journal there made `--record` refuse (seed 2 run 93)
     work.mkdir(parents=True, exist_ok=True)
     (work / "schedule.json").write_text(json.dumps(s, indent=1))
     log(describe(s))
