@@ -366,6 +366,7 @@ def clean(fleet) -> None:
 async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print) -> Run:
     """Prepare, run under load with the schedule's faults, check, heal,
     resume if needed, check again. Returns the run with its violations."""
+    shutil.rmtree(work, ignore_errors=True)  # a crashed soak's journal there made `--record` refuse (seed 2 run 93)
     work.mkdir(parents=True, exist_ok=True)
     (work / "schedule.json").write_text(json.dumps(s, indent=1))
     log(describe(s))
@@ -446,9 +447,15 @@ class Checks:
 
     def result(self) -> dict:
         name = "resume" if self.journal.name.startswith("resume") else "run"
-        lines = (self.run.work / f"{name}.jsonl").read_bytes().splitlines()
+        out = self.run.work / f"{name}.jsonl"
+        lines = out.read_bytes().splitlines() if out.exists() else []
         found = [json.loads(x) for x in lines if x.startswith(b'{"kind":"result"')]
-        return found[-1] if found else {}
+        if found:
+            return found[-1]
+        # Its output was cut (a terminal hangup): the journal's run_finished holds the same message (seed 2 run 94).
+        records = [json.loads(x) for x in self.journal.read_bytes().splitlines() if b'"run_finished"' in x] \
+            if self.journal.exists() else []
+        return next((r["event"] for r in reversed(records) if r.get("event", {}).get("kind") == "run_finished"), {})
 
     def down(self) -> set[str]:
         """Hosts the controller cannot reach now (powered off, link cut)."""
