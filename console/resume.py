@@ -14,12 +14,14 @@ import hashlib
 from pathlib import Path
 
 from strategies.engine import ResumeState
-from strategies.events import RunStarted
+from strategies.events import InstanceChanged, InstancePhase, RunStarted
 
 from .journal import clear_dead_reserves, read_journal
 from .session import Inputs, UsageError, load_inputs
 
 FINISHED = {"succeeded", "rolled_back", "refused"}
+# an instance last seen in one of these was being changed when the session died
+MID_CHANGE = {InstancePhase.DEPLOYING, InstancePhase.RESTARTING, InstancePhase.CHECKING}
 
 
 class NothingToResume(Exception):
@@ -56,4 +58,6 @@ def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
         inputs = load_inputs(plan, inventory, started.version)
     except UsageError as exc:
         raise ResumeRefused(str(exc)) from None
-    return inputs, ResumeState(str(journal_path), dict(started.old_versions), dict(started.lb_snapshot))
+    last_phase = {e.instance: e.phase for e in journal.events if isinstance(e, InstanceChanged)}
+    in_flight = tuple(k for k, phase in last_phase.items() if phase in MID_CHANGE)
+    return inputs, ResumeState(str(journal_path), dict(started.old_versions), dict(started.lb_snapshot), in_flight)

@@ -64,6 +64,9 @@ class ResumeState:
     journal: str
     old_versions: dict[str, str | None]
     lb_snapshot: dict[str, str]
+    # instances the dead session was changing (deploying, restarting, checking)
+    # when it stopped: what is installed there is unknown, whatever they answer
+    in_flight: tuple[str, ...] = ()
 
 
 class Engine:
@@ -235,6 +238,12 @@ class Engine:
         if self.resume is not None:
             self.traffic.snapshot = dict(self.resume.lb_snapshot)
             self.ops.old_versions = dict(self.resume.old_versions)
+            for key in self.resume.in_flight:
+                if current.get(key) is not None and current[key] == self.ops.old_versions.get(key):
+                    # still answering on the old version, but the new release may be installed
+                    # under it (killed between deploy and restart): its next restart would bring
+                    # that up, so it is reinstalled on the old version like an unhealthy one
+                    current[key] = None
             self.ops.versions = current
             return
         self.traffic.snapshot = texts
@@ -402,8 +411,8 @@ class Engine:
         await self.traffic.apply(replace(state, pools=pools, default_pool=default))
         sick = [i for i in self.instances if ops.versions.get(i.key) is None]
         if sick:
-            self.emit(Notice, level="warning", message="resume: unhealthy after the crash, reinstalling the old "
-                      "version: " + ", ".join(i.key for i in sick))
+            self.emit(Notice, level="warning", message="resume: unhealthy after the crash, or caught mid-change by "
+                      "it, reinstalling the old version: " + ", ".join(i.key for i in sick))
             problems = await ops.revert(sick)
             if problems:
                 raise GateFailed("; ".join(problems.values()))

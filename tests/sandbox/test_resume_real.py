@@ -96,3 +96,28 @@ async def test_sigkill_at_a_canary_split_then_resume_rollback(fleet, tmp_path):
     assert managed_config(fleet) == before
     load.assert_no_failures()
     print(f"\nSIGKILL at a canary split then resume --rollback: {load.summary()}")
+
+
+def installed_between_deploy_and_restart(events) -> bool:
+    """The first host's release is installed (its install-release command
+    ended 0) and the restart has not been sent: the deploy's trailing
+    command is still running."""
+    e = events[-1]
+    return e["kind"] == "command" and "install-release" in e["command"] and e["exit_status"] == 0
+
+
+async def test_sigkill_between_deploy_and_restart_then_resume_rollback_reinstalls_the_old_release(fleet, tmp_path):
+    """Found by the soak (seed 2 run 102): killed after the new release was
+    installed on a host but before its restart, the host still answers on
+    the old version; `resume --rollback` must not take that answer for the
+    installed release, or the next restart brings the new release up."""
+    plan = plan_file(tmp_path, rolling={"batch": 1, "interval": "1s"},
+                     deploy={"commands": ["/opt/agent/bin/install-release --slot {slot} {version}", "sleep 2"]})
+    code, events, err, load = await resume_after_kill(fleet, tmp_path, plan, installed_between_deploy_and_restart,
+                                                      "--rollback")
+    assert code == 3, err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"1.0.0"}
+    installed = {name: fleet.ssh(name, "readlink -f /opt/agent/slots/main/current", check=True).stdout.strip()
+                 for name in fleet.agent_names}
+    assert all(path.endswith("/1.0.0") for path in installed.values()), installed
+    load.assert_no_failures()
