@@ -53,6 +53,13 @@ class MainScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
         self.query_one(FleetTable).focus()
+        # The first paint once this screen and its panels are up (after its first
+        # refresh), not at the app's next refresh tick, which a loaded machine delays.
+        self.call_after_refresh(self._first_paint)
+
+    def _first_paint(self) -> None:
+        if self.is_attached and self.app.screen_stack:  # not when the app is already closing
+            self.app.repaint(force=True)
 
     # -- which keys apply now ------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

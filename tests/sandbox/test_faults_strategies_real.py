@@ -89,9 +89,11 @@ async def test_blue_green_new_colour_fails_to_start_before_any_traffic(fleet, tm
     install_lb(fleet, lb)
     fleet.write_release(None, "2.0.0", {})
     fleet.write_release(["agent-05"], "2.0.0", {"start_fail": True})
-    code, events, err = await rollout(fleet, tmp_path, bluegreen_plan(tmp_path, "groups"),
-                                      lambda e: e.get("kind") == "run_started", lambda: None, inventory=inventory)
-    fleet.write_release(None, "2.0.0", {})
+    try:
+        code, events, err = await rollout(fleet, tmp_path, bluegreen_plan(tmp_path, "groups"),
+                                          lambda e: e.get("kind") == "run_started", lambda: None, inventory=inventory)
+    finally:  # whatever happened, the next test must not find a release that cannot start
+        fleet.write_release(None, "2.0.0", {})
     assert code == 3, err + json.dumps(events[-3:])
     assert "agent-05" in events[-1]["message"]
     assert not any(e["kind"] == "step_started" and e["title"].startswith("switch") for e in events)

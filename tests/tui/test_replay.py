@@ -288,3 +288,15 @@ def test_checkpoints_do_not_change_the_view():
     assert sorted(c._checkpoints) == list(range(0, 401, 50))
     c.view_at(100).apply(long[0])  # a handed-out view is a copy: checkpoints stay intact
     assert c.view_at(100).snapshot() == FleetView().apply_all(long[:100]).snapshot()
+
+
+async def test_a_console_paints_when_its_screen_mounts_not_at_the_next_refresh_tick():
+    """On a loaded machine the first refresh tick can come late: the panels
+    are painted as soon as the main screen is mounted (a refresh every 1000 s
+    here, so only that first paint can fill them)."""
+    view = FleetView().apply_all(EVENTS[:56])
+    static = RolloutApp(view=view, now=EVENTS[55].at, refresh_hz=0.001)
+    async with static.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        shown = panels(static)
+        assert shown["#progress"].startswith("STEPS") and shown["#traffic"].startswith("TRAFFIC"), shown
