@@ -9,8 +9,8 @@ import json
 import os
 from typing import Any, TextIO
 
-from strategies.analysis import format_value
 from strategies.events import Event
+from strategies.metrics import format_value
 
 
 def describe(event: Event) -> str | None:

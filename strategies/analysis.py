@@ -44,6 +44,8 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
+from .metrics import format_value
+
 if TYPE_CHECKING:
     from .plan import Alerts, Rule, Thresholds
 
@@ -238,20 +240,6 @@ def ranked(ordered: Sequence[float], pct: float) -> float | None:
     if not ordered:
         return None
     return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
-
-
-def format_value(metric: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    if metric.startswith(("error_rate", "health_pass_rate", "health_check_failed")):
-        return f"{value * 100:.2f}%"
-    if metric.startswith("cpu"):
-        return f"{value * 100:.0f}%"
-    if metric.startswith("p95_latency") or metric.startswith("median_latency"):
-        return f"{value * 1000:.0f}ms"
-    if metric == "quality_score":
-        return f"{value:.3f}"
-    return f"{value:g}"
 
 
 def hypotheses(policy: Policy, baseline: Evidence | None) -> Hypotheses:

@@ -11,6 +11,7 @@ from typing import Any
 from inventory.validate import did_you_mean, show
 
 from .durations import parse_duration
+from .metrics import ALIASES, METRICS, PLAN_METRICS
 
 PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?|-?\.\d+)\s*%\s*$")
 
@@ -126,17 +127,16 @@ def batch(value: Any) -> int | str | list[int | str]:
 
 # -- alert rules -----------------------------------------------------------------
 
-METRICS = ("error_rate", "p95_latency", "quality_score", "health_pass_rate", "cpu", "health_check_failed")
-METRIC_ALIASES = {"cpu_usage": "cpu", "latency": "p95_latency", "p95": "p95_latency"}
 _RULE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:(>=|<=|==|!=|=|>|<)\s*(.+?))?\s*$")
 
 
 def rule_value(metric: str, value: Any) -> float:
-    if metric in ("error_rate", "health_pass_rate", "cpu"):
+    unit = METRICS[metric].plan_unit
+    if unit == "fraction":
         return fraction(value)
-    if metric == "quality_score":
+    if unit == "score":
         return quality(value)
-    if metric == "p95_latency":
+    if unit == "seconds":
         return duration(value)
     count = integer(value, 0, None, "a count of failed health checks")
     return float(count)
@@ -145,9 +145,9 @@ def rule_value(metric: str, value: Any) -> float:
 def metric_name(name: Any) -> str:
     if not isinstance(name, str):
         raise ValueError(f"expected a metric name, got {show(name)}")
-    name = METRIC_ALIASES.get(name, name)
-    if name not in METRICS:
-        raise ValueError(f"unknown metric {show(name)}{did_you_mean(name, list(METRICS) + list(METRIC_ALIASES))}")
+    name = ALIASES.get(name, name)
+    if name not in PLAN_METRICS:
+        raise ValueError(f"unknown metric {show(name)}{did_you_mean(name, list(PLAN_METRICS) + list(ALIASES))}")
     return str(name)
 
 

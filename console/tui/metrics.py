@@ -7,18 +7,15 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, Sparkline
 
-from strategies.analysis import format_value
+from strategies.metrics import format_value
 
 from ..view_state import FleetView
 
 
 class MetricsPanel(Vertical):
-    # Values print as gates and alerts print them, except CPU, which keeps
-    # whole percents here (format_value gives two decimals): it moves to
-    # format_value with the metric table of issue 13, snapshots and all.
-    SERIES = (("error_rate", "err", partial(format_value, "error_rate")),
-              ("p95", "p95", partial(format_value, "p95_latency")),
-              ("cpu", "cpu", lambda v: f"{v * 100:.0f}%"))
+    # (view series, title, metric): values print as gates and alerts print
+    # them, from the one metric table (strategies/metrics.py)
+    SERIES = (("error_rate", "err", "error_rate"), ("p95", "p95", "p95_latency"), ("cpu", "cpu", "cpu"))
 
     def compose(self) -> ComposeResult:
         for name, _, _ in self.SERIES:
@@ -26,7 +23,8 @@ class MetricsPanel(Vertical):
             yield Sparkline([], id=f"spark-{name}", classes="spark")
 
     def show(self, view: FleetView) -> None:
-        for name, title, fmt in self.SERIES:
+        for name, title, metric in self.SERIES:
+            fmt = partial(format_value, metric)
             data = list(getattr(view, name))
             self.query_one(f"#label-{name}", Label).update(
                 f"{title} {fmt(data[-1]) if data else '-'}" + (f" max {fmt(max(data))}" if data else ""))

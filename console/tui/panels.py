@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from strategies.analysis import format_value
+from strategies.metrics import format_value
 
 from ..view_state import FleetView
 
