@@ -124,8 +124,11 @@ class SandboxFleet:
 
     def reset_agents(self, names: Iterable[str] | None = None) -> None:
         """Put agents back to the boot state: slot main on 1.0.0 and running,
-        blue/green stopped. Starts hosts that were stopped."""
+        blue/green stopped, release 2.0.0 a good one again (a test that broke
+        it and failed before its own clean-up must not fail every test after
+        it). Starts hosts that were stopped."""
         names = list(names) if names is not None else self.agent_names
+        self.write_release(names, "2.0.0", {})
         running = {s["name"]: s["running"] for s in self.status()}
         for n in names:
             if not running.get(n):
