@@ -3,13 +3,11 @@
 # otherwise idle machine (as root: the sandbox ones boot real hosts). Each
 # script writes its raw output to bench/results/<date>-<commit>/; run this on
 # a clean tree, at the commit the README describes.
-#   bench/run_all.sh            # everything (about 40 minutes on 2 cores)
-#   bench/run_all.sh quick      # fewer repeats
+#   bench/run_all.sh                    # everything (about 40 minutes on 2 cores)
+#   REPEATS=2 REPEATS_SHORT=6 bench/run_all.sh   # fewer repeats
 set -uo pipefail
 cd "$(dirname "$0")/.."
-quick=${1:-}
-r3=3 r10=10
-if [ "$quick" = quick ]; then r3=1 r10=3; fi
+r3=${REPEATS:-3} r10=${REPEATS_SHORT:-10}
 py=${PYTHON:-python3}
 status=0
 run() { echo "== $*"; "$@" || { echo "!! failed: $*"; status=1; }; }
