@@ -49,7 +49,9 @@ def _git(*args: str) -> str:
 def provenance() -> tuple[str, str]:
     """(short commit, dirty state) of the tree being measured."""
     commit = _git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    changed = [line[3:] for line in _git("status", "--porcelain").splitlines()]
+    # a run's own raw output (bench/results/) is not a change to what it measures
+    changed = [line[3:] for line in _git("status", "--porcelain").splitlines()
+               if not line[3:].startswith("bench/results/")]
     if not changed:
         return commit, "clean"
     more = f", +{len(changed) - 5} more" if len(changed) > 5 else ""

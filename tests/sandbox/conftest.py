@@ -123,8 +123,8 @@ class SandboxFleet:
         self.reset_lb()
 
     def reset_agents(self, names: Iterable[str] | None = None) -> None:
-        """Put agents back to the boot state: slot main on 1.0.0 and running,
-        blue/green stopped, release 2.0.0 a good one again (a test that broke
+        """Put agents back to the boot state: every slot on 1.0.0, main
+        running, blue/green stopped, release 2.0.0 a good one again (a test that broke
         it and failed before its own clean-up must not fail every test after
         it). Starts hosts that were stopped."""
         names = list(names) if names is not None else self.agent_names
@@ -134,7 +134,8 @@ class SandboxFleet:
             if not running.get(n):
                 self.start_host(n)
             self.ssh(n, "systemctl stop agent@blue agent@green; systemctl reset-failed 'agent@*';"
-                        " /opt/agent/bin/install-release --slot main 1.0.0 >/dev/null &&"
+                        " for slot in blue green main; do"
+                        " /opt/agent/bin/install-release --slot $slot 1.0.0 >/dev/null || exit 1; done &&"
                         " systemctl restart agent@main", check=True)
 
 
