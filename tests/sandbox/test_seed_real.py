@@ -23,14 +23,7 @@ pytestmark = pytest.mark.sandbox
 SEEDS = ROOT / "examples" / "seed"
 RATE = 100
 
-
-@pytest.fixture
-def fleet(sandbox_fleet):
-    sandbox_fleet.reset_agents()
-    before = managed_config(sandbox_fleet)
-    yield sandbox_fleet
-    install_lb(sandbox_fleet, before)
-    sandbox_fleet.reset_agents()
+# `fleet` (tests/sandbox/conftest.py): the sandbox as `up` left it, before and after each block
 
 
 async def run_seed(fleet, tmp_path, block: str) -> tuple[list[dict], object]:
