@@ -131,6 +131,8 @@ def run_console(fleet: Fleet, out: Path, tmp: Path, batch: int) -> dict:
                       timeout=600, stdout=f)
     events = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
     r["ok"] = r["rc"] == 0
+    header = json.loads((tmp / f"j{n}.jsonl").read_text().splitlines()[0])
+    r["inventory_engine"] = header.get("inventory_engine", "?")
     r["restart_events"] = [e["duration"] for e in events if e["kind"] == "command" and
                            "systemctl restart" in e.get("command", "")]
     r["reloads"] = [e["duration"] for e in events if e["kind"] == "traffic"]
@@ -279,7 +281,7 @@ def main() -> int:
         fleet = Fleet(sb, args.hosts)
         print(f"{args.hosts} agent hosts + lb-01, batches of {batch} ({n_batches} batches), "
               f"client load {args.load_rps:g} req/s keep-alive off; console inventory engine: "
-              f"{os.environ.get('ROLLOUT_INVENTORY_ENGINE') or 'default (ansible-core when installed)'}", flush=True)
+              f"{os.environ.get('ROLLOUT_INVENTORY_ENGINE') or 'auto'} (what read it: each run's line)", flush=True)
         with tempfile.TemporaryDirectory(prefix="vs-ansible-") as d:
             tmp = Path(d)
             for rnd in range(args.rounds):
@@ -303,7 +305,8 @@ def main() -> int:
                     results[tool].append(r)
                     print(f"round {rnd + 1} {tool:8s} wall {r['wall']:.2f}s cpu {r['cpu']:.2f}s rc {r['rc']} "
                           f"versions {r['final_versions']} load {r['requests']} req / {r['failed_requests']} failed"
-                          + (f" restarts {[round(x, 2) for x in r.get('restart_events', [])]}" if tool == "console" else ""),
+                          + (f" restarts {[round(x, 2) for x in r.get('restart_events', [])]}; inventory read by "
+                             f"{r['inventory_engine']}" if tool == "console" else ""),
                           flush=True)
                     if tool == "console" and r["ok"]:
                         print("  " + ", ".join(f"{k} {v:.2f}" for k, v in r["breakdown"].items() if k != "steps"),

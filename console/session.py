@@ -58,8 +58,9 @@ def load_inputs(plan_path: str, inventory_path: str | None, version: str | None)
     """Load and cross-check plan and inventory; raise InputError/UsageError."""
     inv_path = str(inventory_path or embedded_fleet_path())
     plan = load_plan(plan_path, version_override=version)
-    # --inventory through Ansible when ansible-core is installed
-    # (ROLLOUT_INVENTORY_ENGINE=built-in|ansible to choose); the embedded fleet is ours
+    # --inventory built-in where that reads it as stock Ansible does, else
+    # through ansible-core when installed (read_inventory says when;
+    # ROLLOUT_INVENTORY_ENGINE=built-in|ansible to choose); the embedded fleet is ours
     inventory = (read_inventory(inv_path, os.environ.get("ROLLOUT_INVENTORY_ENGINE", "auto"))
                  if inventory_path else load_inventory(inv_path))
     if not plan.version:

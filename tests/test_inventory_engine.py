@@ -1,6 +1,7 @@
-"""The inventory engine: Ansible (ansible-inventory as a separate program)
-when ansible-core is installed, else the built-in loader; which one read
-the inventory is shown in the header and recorded in the journal."""
+"""The inventory engine: the built-in loader where it vouches for the file
+and nothing configures Ansible, else Ansible (ansible-inventory as a
+separate program) when ansible-core is installed; which one read the
+inventory is shown in the header and recorded in the journal."""
 from __future__ import annotations
 
 import os
@@ -25,8 +26,9 @@ assert ansible_inventory_bin(), "ansible-core is not installed: run tests/run.sh
 
 
 def run_cli(*args, env=None):
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}  # see ansible_configured
     return subprocess.run([sys.executable, "-m", "console", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180, env={**os.environ, **(env or {})})
+                          text=True, timeout=180, env={**plain, **(env or {})})
 
 
 def test_ansible_engine_reads_what_the_builtin_loader_reads(tmp_path):
@@ -40,12 +42,31 @@ def test_ansible_engine_reads_what_the_builtin_loader_reads(tmp_path):
         [all:vars]
         v=inv
         """))
-    via_ansible = read_inventory(p)
+    via_ansible = read_inventory(p, "ansible")
     builtin = read_inventory(p, "built-in")
     assert via_ansible.engine.startswith("ansible-core 2.") and builtin.engine == "built-in"
     assert via_ansible.hosts == builtin.hosts == load_inventory(p).hosts
     assert via_ansible.groups == builtin.groups
     assert via_ansible.hosts["web2"].port == 2222 and via_ansible.hosts["web2"].user == "first.last"
+
+
+def test_auto_reads_a_plain_file_built_in_unless_ansible_is_configured(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for k in [k for k in os.environ if k.startswith("ANSIBLE_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ansible.cfg
+    p = tmp_path / "hosts"
+    p.write_text("[web]\nweb1\nweb2\n")
+    assert read_inventory(p).engine == "built-in"
+    # a setting that may change what Ansible reads: Ansible reads it
+    monkeypatch.setenv("ANSIBLE_HASH_BEHAVIOUR", "merge")
+    assert read_inventory(p).engine.startswith("ansible-core 2.")
+    monkeypatch.delenv("ANSIBLE_HASH_BEHAVIOUR")
+    (tmp_path / "ansible.cfg").write_text("[defaults]\nhash_behaviour = merge\n")
+    assert read_inventory(p).engine.startswith("ansible-core 2.")
+    (tmp_path / "ansible.cfg").unlink()
+    (tmp_path / ".ansible.cfg").write_text("[defaults]\n")
+    assert read_inventory(p).engine.startswith("ansible-core 2.")
 
 
 def test_ansible_engine_reads_sources_the_builtin_loader_refuses(tmp_path):
@@ -74,12 +95,12 @@ def test_refusals_keep_their_line_when_ansible_reads_the_file(tmp_path):
 def test_engine_named_in_dry_run_header_and_journal(tmp_path):
     inv = write_inventory(tmp_path / "inv.yaml", hosts=2)
     plan = write_plan(tmp_path / "plan.yaml", rolling={"batch": 1})
-    dry = run_cli("--plan", str(plan), "--inventory", str(inv), "--dry-run")
+    dry = run_cli("--plan", str(plan), "--inventory", str(inv), "--dry-run", env={"ROLLOUT_INVENTORY_ENGINE": "ansible"})
     assert dry.returncode == 0, dry.stderr
     assert "read by ansible-core 2." in dry.stdout
     journal = tmp_path / "j.jsonl"
     run = run_cli("--plan", str(plan), "--inventory", str(inv), "--headless", "--time-scale", "100",
-                  "--record", str(journal), env={"ROLLOUT_INVENTORY_ENGINE": "built-in"})
+                  "--record", str(journal))
     assert run.returncode == 0, run.stderr
     assert f"inventory {inv} read by built-in" in run.stdout.splitlines()[:3]
     assert read_journal(journal).header["inventory_engine"] == "built-in"
