@@ -105,9 +105,14 @@ class BlueGreen(StrategyRunner):
             problems = await ctx.instances.verify_old(old)  # started again on the old version, verified
             if problems:
                 return list(problems.values())  # the new colour keeps serving
-        if self.switched:
-            await self.route(ctx, {self.live: old, idle: new}, self.live)
-            ctx.emit(Notice, level="info", message=f"rollback: all traffic back on {self.live}")
+        if self.switched or idle in self.members:
+            # The new colour leaves nginx altogether (not kept as a pool a
+            # header can force) before its units are stopped: if the old
+            # colour cannot be fully restored below, the byte-for-byte
+            # restore is skipped and this is the file that stays.
+            await self.route(ctx, {self.live: old}, self.live)
+            if self.switched:
+                ctx.emit(Notice, level="info", message=f"rollback: all traffic back on {self.live}")
         problems = await ctx.instances.verify_old(old)
         await self.retire(ctx, new)
         for inst in new:

@@ -10,7 +10,7 @@ exceptions. Strategies see it through the `Analysis` protocol
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Iterable, Sequence
+from typing import Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from inventory.driver import DriverError, InstanceDriver, PoolStats
 from inventory.model import Instance
@@ -23,6 +23,11 @@ from .instances import InstanceOps
 from .plan import Plan
 from .topology import backend
 from .traffic import TrafficControl, pool_summary
+
+T = TypeVar("T")
+# How long a sample waits for one instance's CPU or quality reading (a
+# command over SSH, an HTTP GET) before calling it unknown.
+READING_SECONDS = 2.0
 
 
 def side_evidence(traffic: dict[str, PoolStats], insts: Sequence[Instance]) -> analysis.Evidence:
@@ -89,16 +94,24 @@ class Gatekeeper:
             cpu=mean(c for c in cpus if c is not None), baseline_cpu=mean(c for c in base_cpus if c is not None))
 
     async def _quality(self, inst: Instance) -> float | None:
-        try:
-            return (await self.driver.instance_metrics(inst, inst.port)).quality_score
-        except DriverError:
-            return None
+        metrics = await self._reading(self.driver.instance_metrics(inst, inst.port))
+        return None if metrics is None else metrics.quality_score
 
     async def _cpu(self, inst: Instance) -> float | None:
+        return await self._reading(self.driver.unit_cpu(inst))  # unknown is None, never "0 %"
+
+    async def _reading(self, read: Awaitable[T]) -> T | None:
+        """One instance's reading, or None (unknown) when it fails or does
+        not come within READING_SECONDS (or the health probe's own timeout,
+        if longer). Over SSH to a host whose link was cut, a command gives
+        up only after the transport's grace and keep-alive (18 s seen in the
+        soak, seed 2 run 154): waiting for it held the whole sample, and the
+        critical health alert it carried, while clients met the dead host."""
+        limit = max(READING_SECONDS, self.plan.health.timeout) / self.driver.clock.scale
         try:
-            return await self.driver.unit_cpu(inst)
-        except DriverError:
-            return None  # unreachable or no accounting: unknown, never "0 %"
+            return await asyncio.wait_for(read, limit)
+        except (DriverError, TimeoutError):
+            return None
 
     # -- windows ----------------------------------------------------------------------
     async def gate(self, name: str, seconds: float, judged: Sequence[Instance],

@@ -160,7 +160,15 @@ class InstanceOps:
         return await self.revert(broken)
 
     async def retire(self, insts: Sequence[Instance]) -> None:
-        """Stop units that no longer take traffic (blue-green's old colour)."""
-        for inst in insts:
+        """Stop units that no longer take traffic (blue-green's old colour),
+        all at once and every one that can be stopped: an unreachable host
+        fails its own stop (raised once the others are done), it does not
+        leave the units after it running."""
+        async def one(inst: Instance) -> None:
             await self.driver.stop(inst)
             self.mark(inst, InstancePhase.STANDBY, "retired")
+
+        results = await asyncio.gather(*(one(i) for i in insts), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from console.session import Session, load_inputs
+from inventory.driver import DriverError
 from simfleet import write_inventory, write_plan
 from strategies.control import Command
 from strategies.engine import Outcome
@@ -383,3 +384,62 @@ async def test_clients_are_counted_from_the_first_change_to_the_last(tmp_path):
     finished = [e for e in events if isinstance(e, RunFinished)][0]
     assert finished.clients["requests"] > 0 and finished.clients["failed"] == 0
     assert finished.clients == session.engine.clients.as_dict()
+
+
+def cut_at_switch(session, host, hang_cpu=False):
+    """From blue-green's switch on, `host` is unreachable (soak seed 2 run
+    154: its link cut): its units stop answering, every command to it fails,
+    and with `hang_cpu` a CPU reading over SSH never answers at all."""
+    cut = set()
+    driver = session.driver
+    real = {name: getattr(driver, name) for name in ("run_commands", "restart", "stop", "unit_cpu")}
+
+    def refuse(name):
+        async def call(inst, *args, **kwargs):
+            if inst.host.name in cut:
+                if name == "unit_cpu" and hang_cpu:
+                    await asyncio.Event().wait()  # no answer, ever
+                raise DriverError(inst.host.name, name, "connect: no route to host")
+            return await real[name](inst, *args, **kwargs)
+        return call
+
+    for name in real:
+        setattr(driver, name, refuse(name))
+
+    def on(event):
+        if isinstance(event, StepStarted) and event.title.startswith("switch"):
+            cut.add(host)
+            for slot in ("blue", "green"):
+                driver._instances[(host, slot)].running = False
+
+    session.bus.subscribe(on)
+
+
+async def test_a_reading_that_never_answers_does_not_hold_the_window(tmp_path):
+    """A dead host's CPU reading hung the sample, and with it the critical
+    health alert, for the transport's 18 s while clients met the host (soak
+    seed 2 run 154). The reading is now unknown after its limit, the health
+    alert fails the window and the colours switch back."""
+    session, events = make_session(tmp_path, "blue_green", hosts=4)
+    cut_at_switch(session, "agent-03", hang_cpu=True)
+    result = await asyncio.wait_for(session.run(), 60)
+    gates = [e for e in events if isinstance(e, GateEvaluated)]
+    assert gates[-1].verdict == "fail" and "health_check_failed" in gates[-1].reasons[0]
+    assert session.driver._lb_state.default_pool == "blue", result.message
+
+
+async def test_blue_green_rollback_that_cannot_restore_an_old_unit_takes_the_new_colour_out_of_nginx(tmp_path):
+    """Soak seed 2 run 154: the rollback could not restore agent-03's blue
+    unit (unreachable), so the managed file was not restored byte for byte
+    and kept the green pool (a header can force it) naming units the
+    rollback then stopped; and the retire stopped at agent-03, leaving the
+    green units after it running. Now green leaves nginx before any unit
+    stops, and every reachable green unit is stopped."""
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.3}}
+    session, events = make_session(tmp_path, "blue_green", hosts=4, releases=releases)
+    cut_at_switch(session, "agent-03")
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.FAILED and "agent-03/blue" in result.message, result.message
+    pools, _ = lb_pools(session)
+    assert list(pools) == ["blue"] and len(pools["blue"]) == 3 and session.driver._lb_state.default_pool == "blue"
+    assert not any(session.driver._instances[(h, "green")].running for h in ("agent-01", "agent-02", "agent-04"))
