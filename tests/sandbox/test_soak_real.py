@@ -1,5 +1,5 @@
 """The short soak on the real sandbox: a few fixed runs of bench/soak.py
-(seed 7), each under ~100 req/s of client load with its faults injected at
+(seed 7, and the long soak's cases that found a product fault), each under ~100 req/s of client load with its faults injected at
 moments taken from the run's own events, then every invariant of the
 README's "Faults and guards" checked on the hosts, after the run and after
 its `console resume`. The long soak is `bench/soak.py --runs N`. No mocks.
@@ -15,13 +15,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import soak
 
 pytestmark = pytest.mark.sandbox
-SEED = 7
-RUNS = {  # run index of seed 7 -> what it covers
-    4: "rolling, good release; terminal hangup (SIGHUP, output gone) as the first instance restarts",
-    178: "canary at 50 %, good release; console SIGKILLed at the first step, then `resume` continues",
-    267: "canary, 28 % 503s; nginx master stopped (reload does not take) as the first host drains",
-    350: "canary at 50 %, good release; `console rollback --yes` from another shell as the split is applied",
+RUNS = {  # (seed, run index) -> what it covers
+    (7, 4): "rolling, good release; terminal hangup (SIGHUP, output gone) as the first instance restarts",
+    (7, 178): "canary at 50 %, good release; console SIGKILLed at the first step, then `resume` continues",
+    (7, 267): "canary, 28 % 503s; nginx master stopped (reload does not take) as the first host drains",
+    (7, 350): "canary at 50 %, good release; `console rollback --yes` from another shell as the split is applied",
+    # found by the long soak at 7b7b2e6: a CPU reading held the window 18 s on a dead link, and the
+    # rollback left green's stopped units in nginx (fixed in bbdce7b)
+    (2, 154): "blue-green units, 17 % 503s; agent-03's link cut as green takes traffic, so its blue unit "
+              "cannot be restored by the rollback (its second fault, nginx -t rejecting at a 4th drain, "
+              "never comes: blue-green drains nothing)",
 }
+NEVER_COMES = {(2, 154): {"nginx_t_rejects"}}
 
 
 @pytest.fixture
@@ -30,11 +35,12 @@ def fleet(sandbox_fleet):
     soak.clean(sandbox_fleet)
 
 
-@pytest.mark.parametrize("index", sorted(RUNS), ids=[f"run{i}" for i in sorted(RUNS)])
-async def test_a_soak_run_keeps_every_promise(fleet, tmp_path, index):
-    schedule = soak.schedule_for(SEED, index, fleet.agent_names)
+@pytest.mark.parametrize("seed,index", sorted(RUNS), ids=[f"seed{s}-run{i}" for s, i in sorted(RUNS)])
+async def test_a_soak_run_keeps_every_promise(fleet, tmp_path, seed, index):
+    schedule = soak.schedule_for(seed, index, fleet.agent_names)
     run = await soak.run_one(fleet, schedule, tmp_path / "run")
-    assert [f["fault"] for f in run.fired] == [f["fault"] for f in schedule["faults"]], \
+    expected = [f["fault"] for f in schedule["faults"] if f["fault"] not in NEVER_COMES.get((seed, index), ())]
+    assert [f["fault"] for f in run.fired] == expected, \
         f"a scheduled fault was never injected: {soak.describe(schedule)}"
     for f in run.fired:  # an operator command the run refused would prove nothing
         assert f["fault"] not in soak.OPERATOR or f["accepted"], f"{f['fault']} not accepted: {f.get('replies')}"
