@@ -318,6 +318,10 @@ def main_resume(argv: Sequence[str]) -> int:
         return Exit.REFUSED
     if args.rollback:
         session.engine.command(Command.ROLLBACK, source="cli resume --rollback")
+    elif state.rolling_back:  # what was judged bad is never shipped by a resume
+        print(f"console resume: the session was rolling back ({state.rolling_back}): this resume finishes "
+              "the rollback", file=sys.stderr)
+        session.engine.command(Command.ROLLBACK, source=f"resume: the session was rolling back ({state.rolling_back})")
     return drive(session, args)
 
 

@@ -14,7 +14,7 @@ import hashlib
 from pathlib import Path
 
 from strategies.engine import ResumeState
-from strategies.events import InstanceChanged, InstancePhase, RunStarted
+from strategies.events import InstanceChanged, InstancePhase, Phase, PhaseChanged, RunStarted
 
 from .journal import clear_dead_reserves, read_journal
 from .session import Inputs, UsageError, load_inputs
@@ -60,4 +60,7 @@ def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
         raise ResumeRefused(str(exc)) from None
     last_phase = {e.instance: e.phase for e in journal.events if isinstance(e, InstanceChanged)}
     in_flight = tuple(k for k, phase in last_phase.items() if phase in MID_CHANGE)
-    return inputs, ResumeState(str(journal_path), dict(started.old_versions), dict(started.lb_snapshot), in_flight)
+    rolling_back = next((e.reason or "rollback" for e in journal.events
+                         if isinstance(e, PhaseChanged) and e.phase == Phase.ROLLING_BACK), "")
+    return inputs, ResumeState(str(journal_path), dict(started.old_versions), dict(started.lb_snapshot), in_flight,
+                               rolling_back)

@@ -67,6 +67,9 @@ class ResumeState:
     # instances the dead session was changing (deploying, restarting, checking)
     # when it stopped: what is installed there is unknown, whatever they answer
     in_flight: tuple[str, ...] = ()
+    # why the dead session was rolling back ("" if it never began to): a
+    # resume then finishes the rollback, it never ships what was judged bad
+    rolling_back: str = ""
 
 
 class Engine:

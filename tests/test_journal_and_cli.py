@@ -234,3 +234,34 @@ def test_terminal_hangup_stops_at_a_safe_point_with_exit_5(sim):
     assert proc.wait(timeout=120) == 5
     assert verify(journal).ok
     assert read_journal(journal).close["exit_code"] == 5
+
+
+def test_resuming_a_session_that_was_rolling_back_finishes_the_rollback(tmp_path):
+    """Soak seed 2 run 130: the session judged the release bad and was
+    rolling back when it stopped; `console resume --auto-promote` (continue)
+    then shipped it. A resume now finishes the rollback, says so, and never
+    deploys the release that was judged bad."""
+    import signal
+
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=4, releases={"1.0.0": {}, "2.0.0": {"error_rate": 0.5}})
+    plan = write_plan(tmp_path / "plan.yaml", rolling={"batch": 1, "interval": "30s"})
+    journal = tmp_path / "a.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "console", "--plan", str(plan), "--inventory", str(inv),
+                             "--headless", "--output", "json", "--time-scale", "5", "--record", str(journal)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["kind"] == "phase" and event["phase"] == "rolling back":
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    assert read_journal(journal).close is None  # it died mid-rollback
+    resumed = run_cli("resume", str(journal), "--headless", "--output", "json", "--time-scale", "100",
+                      "--auto-promote", "--record", str(tmp_path / "b.jsonl"))
+    events = [json.loads(line) for line in resumed.stdout.splitlines()]
+    shipped = [e["instance"] for e in events
+               if e["kind"] == "instance" and e["phase"] == "deploying" and e["detail"] == "2.0.0"]
+    assert shipped == []
+    assert resumed.returncode == 3, resumed.stdout[-2000:]
+    assert set(events[-1]["versions"].values()) == {"1.0.0"}
+    assert "was rolling back (" in resumed.stderr and "finishes the rollback" in resumed.stderr
