@@ -145,7 +145,8 @@ def render(state: LbState) -> str:
         for b in backends:
             lines.append(f"    server {b} max_fails=0;")
         spare = state.pools.get(state.fallback.get(pool, ""), ())
-        for b in (b for b in spare if b not in backends):
+        own = set(backends)  # not `in backends`: O(pool x backups) per render
+        for b in (b for b in spare if b not in own):
             lines.append(f"    server {b} backup max_fails=0;")
         lines.append("    keepalive 16;")
         lines.append("}")

@@ -57,7 +57,8 @@ class Canary(StrategyRunner):
         plan = ctx.plan
         # Instances already on the new version (a resumed session) start as canaries.
         self.canary = [i for i in ctx.instances.all if ctx.instances.versions.get(i.key) == ctx.instances.version]
-        self.stable = [i for i in ctx.instances.all if i not in self.canary]
+        on_new = {i.key for i in self.canary}
+        self.stable = [i for i in ctx.instances.all if i.key not in on_new]
         steps = plan.canary.steps
         for n, step in enumerate(steps, 1):
             await ctx.control.safe_point()
@@ -86,12 +87,15 @@ class Canary(StrategyRunner):
         need = hosts_for_weight(weight, len(ctx.instances.all))
         move = self.stable[: max(0, need - len(self.canary))]
         if move:
-            self.stable = [i for i in self.stable if i not in move]
+            # by key, not by list membership: Instance equality compares whole hosts, and
+            # `i not in move` for every stable instance was O(hosts^2) (a 10,000-host canary
+            # stalled the event loop for about a minute here, past its health deadline)
+            self.stable = self.stable[len(move):]
             await self.apply(ctx)
             await ctx.instances.drain(move)
             results = await ctx.instances.update_all(move, ctx.instances.version)
             failed = [i for i in move if not results[i.key][0]]
-            self.canary += [i for i in move if i not in failed]
+            self.canary += [i for i in move if results[i.key][0]]
             if failed:
                 for inst in failed:
                     ctx.instances.mark(inst, InstancePhase.FAILED, results[inst.key][1])

@@ -152,7 +152,8 @@ class TrafficControl:
             return []
         before = {str(b) for bs in self.original().values() for b in bs}
         now = {str(b) for bs in self.lb.pools.values() for b in bs}
-        return [i.key for i in self.instances.all if str(backend(i)) in before - now]
+        gone = before - now  # once, not once per instance
+        return [i.key for i in self.instances.all if str(backend(i)) in gone]
 
     # -- what clients saw ------------------------------------------------------------
     async def read(self) -> dict[str, PoolStats]:
