@@ -105,15 +105,19 @@ class BlueGreen(StrategyRunner):
             problems = await ctx.instances.verify_old(old)  # started again on the old version, verified
             if problems:
                 return list(problems.values())  # the new colour keeps serving
-        if self.switched or idle in self.members:
-            # The new colour leaves nginx altogether (not kept as a pool a
-            # header can force) before its units are stopped: if the old
-            # colour cannot be fully restored below, the byte-for-byte
-            # restore is skipped and this is the file that stays.
-            await self.route(ctx, {self.live: old}, self.live)
-            if self.switched:
-                ctx.emit(Notice, level="info", message=f"rollback: all traffic back on {self.live}")
+        # Traffic on the old colour alone, routed (as every change is) only
+        # to its instances verified just now: the new colour leaves nginx
+        # altogether before its units are stopped, and an old instance that
+        # died during the run (soak seed 2 run 170: two hosts powered off
+        # before the switch) is left out and named instead of being routed
+        # to. If every old instance is fine, the byte-for-byte restore below
+        # is what stays.
+        await self.route(ctx, {self.live: old}, self.live)
+        if self.switched:
+            ctx.emit(Notice, level="info", message=f"rollback: all traffic back on {self.live}")
         problems = await ctx.instances.verify_old(old)
+        if problems:  # re-admit what verify_old restored; what it could not stays out, named
+            await self.route(ctx, {self.live: old}, self.live)
         await self.retire(ctx, new)
         for inst in new:
             ctx.instances.mark(inst, InstancePhase.ROLLED_BACK, "out of traffic")

@@ -386,10 +386,11 @@ async def test_clients_are_counted_from_the_first_change_to_the_last(tmp_path):
     assert finished.clients == session.engine.clients.as_dict()
 
 
-def cut_at_switch(session, host, hang_cpu=False):
-    """From blue-green's switch on, `host` is unreachable (soak seed 2 run
-    154: its link cut): its units stop answering, every command to it fails,
-    and with `hang_cpu` a CPU reading over SSH never answers at all."""
+def cut_at_switch(session, host, hang_cpu=False, step="switch"):
+    """From the blue-green step titled `step...` on, `host` is unreachable
+    (soak seed 2 run 154: its link cut): its units stop answering, every
+    command to it fails, and with `hang_cpu` a CPU reading over SSH never
+    answers at all."""
     cut = set()
     driver = session.driver
     real = {name: getattr(driver, name) for name in ("run_commands", "restart", "stop", "unit_cpu")}
@@ -407,7 +408,7 @@ def cut_at_switch(session, host, hang_cpu=False):
         setattr(driver, name, refuse(name))
 
     def on(event):
-        if isinstance(event, StepStarted) and event.title.startswith("switch"):
+        if isinstance(event, StepStarted) and event.title.startswith(step):
             cut.add(host)
             for slot in ("blue", "green"):
                 driver._instances[(host, slot)].running = False
@@ -443,3 +444,20 @@ async def test_blue_green_rollback_that_cannot_restore_an_old_unit_takes_the_new
     pools, _ = lb_pools(session)
     assert list(pools) == ["blue"] and len(pools["blue"]) == 3 and session.driver._lb_state.default_pool == "blue"
     assert not any(session.driver._instances[(h, "green")].running for h in ("agent-01", "agent-02", "agent-04"))
+
+
+async def test_blue_green_rollback_before_the_switch_stops_routing_to_old_units_that_died(tmp_path):
+    """Soak seed 2 run 170: agent-04 powered off as the run began; green
+    failed to deploy there and the rollback, with nothing switched, changed
+    no nginx file, so nginx kept routing to agent-04's dead blue unit. The
+    rollback now routes the old colour alone, verified just now: the dead
+    unit is left out and named, every other blue unit serves."""
+    session, events = make_session(tmp_path, "blue_green", hosts=4)
+    cut_at_switch(session, "agent-04", step="deploy")
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.FAILED and "agent-04/blue" in result.message, result.message
+    blue = {str(session.engine.ops.by_key[f"agent-0{n}/blue"].host.address) for n in (1, 2, 3, 4)}
+    pools, _ = lb_pools(session)
+    assert list(pools) == ["blue"] and {b.rsplit(":", 1)[0] for b in pools["blue"]} == blue - {
+        str(session.engine.ops.by_key["agent-04/blue"].host.address)}, pools
+    assert not any(session.driver._instances[(h, "green")].running for h in ("agent-01", "agent-02", "agent-03"))
