@@ -461,3 +461,40 @@ async def test_blue_green_rollback_before_the_switch_stops_routing_to_old_units_
     assert list(pools) == ["blue"] and {b.rsplit(":", 1)[0] for b in pools["blue"]} == blue - {
         str(session.engine.ops.by_key["agent-04/blue"].host.address)}, pools
     assert not any(session.driver._instances[(h, "green")].running for h in ("agent-01", "agent-02", "agent-03"))
+
+
+async def test_resume_of_a_run_aborted_with_every_instance_on_the_new_version_finishes_it(tmp_path):
+    """Soak seed 3 run 63: SIGTERM during a canary's final 100 % step; the
+    run ended aborted (exit 5) with every instance on the new version, and
+    `console resume` (continue) refused (exit 6): "no healthy instance on
+    the old version is left to take traffic". One version is the safe
+    state, so traffic stays on the new one and the resumed run finds the
+    work done."""
+    from console.resume import load_resume
+
+    session, events = make_session(tmp_path, "canary", canary={
+        "sample_interval": "2s", "steps": [{"set_weight": 50}, {"pause": {"duration": "4s"}}, {"set_weight": 100}]})
+    command_in_last_step(session, events, Command.ABORT, last_step=3)
+    first = await asyncio.wait_for(session.run(), 60)
+    assert first.outcome == Outcome.ABORTED and set(first.versions.values()) == {"2.0.0"}, first.message
+    session.finish(first)
+    inputs, state = load_resume(str(tmp_path / "journal.jsonl"))
+    resumed = Session(inputs, argv=["test"], record=str(tmp_path / "resumed.jsonl"), time_scale=SCALE,
+                      auto_promote=True, resume=state)
+    left = session.driver  # the same simulated hosts and LB, as the first session left them
+    boot = resumed.driver.open
+
+    async def reopen(hosts, lbs):
+        await boot(hosts, lbs)
+        resumed.driver._instances.update(left._instances)
+        resumed.driver._lb_texts.update(left._lb_texts)
+        resumed.driver._lb_state = left._lb_state
+
+    resumed.driver.open = reopen
+    resumed_events = []
+    resumed.bus.subscribe(resumed_events.append)
+    result = await asyncio.wait_for(resumed.run(), 60)
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    assert set(result.versions.values()) == {"2.0.0"}
+    redeployed = [e.instance for e in resumed_events if isinstance(e, InstanceChanged) and e.phase == "deploying"]
+    assert redeployed == []
