@@ -299,7 +299,7 @@ class Engine:
                 # a rollback that could not put every instance back is not done: a human must look
                 outcome, message = Outcome.FAILED, f"rollback incomplete: {message}"
             if outcome in (Outcome.FAILED, Outcome.ABORTED):
-                message += self.stranded()
+                message += self.stranded() + await self.unanswered()
         except PreflightError as exc:
             outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
         except LockHeld as exc:
@@ -391,6 +391,20 @@ class Engine:
         if problems:
             return Outcome.FAILED, f"rollback incomplete: {'; '.join(problems)} (after: {reason})"
         return Outcome.ROLLED_BACK, f"rolled back in {took:.1f}s: {reason}"
+
+    async def unanswered(self) -> str:
+        """After a failed or aborted run: the instances nginx is left routing
+        to (its last verified file) that do not answer their health probe
+        now, named for whoever takes over (soak seed 3 run 14: a reload
+        that did not take kept green serving with a dead host in it, and
+        the result said only that every instance was in nginx)."""
+        if self.traffic.lb is None:
+            return ""  # this session changed nothing on the LB
+        routed = [self.ops.by_backend[str(b)] for bs in self.traffic.lb.pools.values() for b in bs
+                  if str(b) in self.ops.by_backend]
+        samples = await asyncio.gather(*(self.ops.probe(i, quiet=True) for i in routed), return_exceptions=True)
+        dead = sorted(i.key for i, s in zip(routed, samples) if isinstance(s, BaseException) or not s.ok)
+        return f"; nginx still routes to {', '.join(dead)}, which do not answer" if dead else ""
 
     def stranded(self) -> str:
         out = self.traffic.out_of_nginx()

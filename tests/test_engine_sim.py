@@ -498,3 +498,26 @@ async def test_resume_of_a_run_aborted_with_every_instance_on_the_new_version_fi
     assert set(result.versions.values()) == {"2.0.0"}
     redeployed = [e.instance for e in resumed_events if isinstance(e, InstanceChanged) and e.phase == "deploying"]
     assert redeployed == []
+
+
+async def test_a_failed_run_names_the_dead_instances_nginx_still_routes_to(tmp_path):
+    """Soak seed 3 run 14: a bad release's green took traffic, agent-06's
+    link was cut, and the rollback's reload did not take (the LB kept the
+    switched file). The run failed (exit 4) saying "every instance that
+    served before is in nginx", while nginx routed to agent-06's dead units.
+    The result now names the instances nginx is left routing to that do not
+    answer."""
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.3}}
+    session, events = make_session(tmp_path, "blue_green", hosts=4, releases=releases)
+    cut_at_switch(session, "agent-04", step="rollback window")  # after the switch routed to it
+    apply = session.driver.lb_apply
+
+    async def reload_that_does_not_take(state):
+        if any(isinstance(e, PhaseChanged) and e.phase == "rolling back" for e in events):
+            raise DriverError("lb-01", "reload", "marker answers the previous generation (previous config restored)")
+        return await apply(state)
+
+    session.driver.lb_apply = reload_that_does_not_take
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.FAILED, result.message
+    assert "nginx still routes to agent-04/blue, agent-04/green, which do not answer" in result.message
