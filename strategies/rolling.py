@@ -46,7 +46,8 @@ class Rolling(StrategyRunner):
                 serving = [i for i in ctx.instances.all if i.key not in self.excluded]
                 await ctx.analysis.guard_capacity(f"before {title}", serving, todo, floor)
             ctx.emit(StepStarted, index=n, total=len(batches), title=title, instances=[i.key for i in batch])
-            already = [i for i in batch if i not in todo]
+            pending = {i.key for i in todo}  # by key: `i not in todo` compared dataclasses, O(batch x todo)
+            already = [i for i in batch if i.key not in pending]
             for inst in already:
                 ctx.instances.mark(inst, InstancePhase.LIVE, "already on the target version")
             if already and not all(ctx.traffic.routes(i) for i in already):
