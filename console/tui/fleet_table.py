@@ -68,6 +68,7 @@ class FleetTable(ScrollView, can_focus=True):
         self.cursor = 0
         self.now = 0.0
         self._width = sum(w for _, w in COLUMNS) + len(COLUMNS)
+        self._stamp: tuple = ()
 
     # -- data ---------------------------------------------------------------
     def set_filter(self, text: str) -> None:
@@ -100,7 +101,12 @@ class FleetTable(ScrollView, can_focus=True):
                 except ValueError:
                     self.cursor = min(self.cursor, max(0, len(keys) - 1))
         self.virtual_size = Size(self._width, len(self.keys) + 1)
-        self.refresh()
+        # Redraw on a change only: the rows (the view's revision), the filtered keys, or the CHECK
+        # column's "Ns ago" (the clock, to half a second).
+        stamp = (id(self.view), self.view.revision, round(now * 2), self.filter, len(self.keys))
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.refresh()
 
     @property
     def selected_key(self) -> str | None:

@@ -1,6 +1,11 @@
 """Text panels of the main screen: status header, traffic gauge, progress,
 alerts. Each renders from the FleetView on the app's refresh tick; colour
-is never the only carrier of meaning (NO_COLOR / 16-colour terminals)."""
+is never the only carrier of meaning (NO_COLOR / 16-colour terminals).
+
+A panel's text goes to the screen only when it differs from what is shown,
+and without a layout pass (their heights are fixed in app.tcss): at 8 ticks
+a second, re-laying-out and redrawing the whole screen for unchanged text
+was most of the UI thread's work at 10,000 hosts, and a key waited behind it."""
 from __future__ import annotations
 
 from rich.text import Text
@@ -29,7 +34,18 @@ PHASE_STYLE = {"running": "bold green", "analysing": "bold cyan", "paused": "bol
 PENDING = {"pause": "pausing", "rollback": "rolling back", "abort": "aborting"}
 
 
-class StatusHeader(Static):
+class Panel(Static):
+    """A fixed-height text panel that repaints only on a change."""
+
+    _shown: Text | None = None
+
+    def show_text(self, text: Text) -> None:
+        if text != self._shown:
+            self._shown = text
+            self.update(text, layout=False)
+
+
+class StatusHeader(Panel):
     def show(self, view: FleetView, now: float) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         if view.simulated:
@@ -47,10 +63,10 @@ class StatusHeader(Static):
             t.append(f" {PENDING[view.pending]} at the next safe point", "bold yellow")
         t.append(f"   elapsed {clock(now)}  ETA {clock(view.eta(now))}")
         t.append(f"  fleet {len(view.rows)} instance(s)" + (" (SIMULATED)" if view.simulated else ""))
-        self.update(t)
+        self.show_text(t)
 
 
-class TrafficGauge(Static):
+class TrafficGauge(Panel):
     def show(self, view: FleetView) -> None:
         width = max(10, self.size.width - 2)
         split = view.traffic_split()
@@ -58,7 +74,7 @@ class TrafficGauge(Static):
         t.append("TRAFFIC ", "bold")
         if not split:
             t.append("no split yet" if view.strategy != "rolling" else "all pools serve")
-            self.update(t)
+            self.show_text(t)
             return
         new = view.new_share()
         stable = 100.0 - new
@@ -68,16 +84,16 @@ class TrafficGauge(Static):
         if view.strategy == "rolling":
             pools = ", ".join(f"{p} {n}" for p, n in sorted(view.traffic_pools.items()))
             t.append(f"pools: {pools}")
-            self.update(t)
+            self.show_text(t)
             return
         t.append(f"{old_name} {stable:g}% | {new_name} {new:g}%\n")
         filled = int(round(width * new / 100.0))
         t.append("#" * filled, "bold green")
         t.append("." * (width - filled), "dim")
-        self.update(t)
+        self.show_text(t)
 
 
-class ProgressPanel(Static):
+class ProgressPanel(Panel):
     def show(self, view: FleetView, now: float) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         done, total = view.steps_done, view.steps_total
@@ -100,14 +116,14 @@ class ProgressPanel(Static):
             elif gate.final:
                 t.append(" (closed)")
             t.append(f" {gate.name}")
-        self.update(t)
+        self.show_text(t)
 
 
 LOWER_IS_WORSE = ("quality_score", "health_pass_rate")
 TIER_STYLE = {"critical": "bold white on red", "important": "bold red", "warning": "yellow"}
 
 
-class AlertsPanel(Static):
+class AlertsPanel(Panel):
     def show(self, view: FleetView) -> None:
         alerts = view.sorted_alerts()
         t = Text(no_wrap=True, overflow="ellipsis")
@@ -124,10 +140,12 @@ class AlertsPanel(Static):
                      f"{format_value(alert.metric, alert.threshold)} on {alert.where} @{alert.at:.0f}s")
         if not alerts:
             t.append("\nnone")
-        self.update(t)
+        self.show_text(t)
 
 
 class ResultBanner(Static):
+    _shown = ""
+
     def show(self, record: dict | None, view: FleetView) -> None:
         if record is None and not view.finished:
             self.display = False
@@ -138,4 +156,6 @@ class ResultBanner(Static):
                     f"journal {record['journal']}  - press q to quit")
         else:
             text = f"RESULT {view.outcome}: {view.outcome_message}"
-        self.update(Text(text, no_wrap=False))
+        if text != self._shown:  # its height follows the text: this one keeps the layout pass
+            self._shown = text
+            self.update(Text(text, no_wrap=False))
