@@ -114,8 +114,8 @@ def test_blue_green_active_colour_comes_from_the_traffic_event(make_session):
 
         def watch(event, view=view, colours=colours):
             view.apply(event)
-            if isinstance(event, TrafficChanged) and len(event.pools) == 2:
-                colours.append(view.active_group)
+            if isinstance(event, TrafficChanged) and (not colours or colours[-1] != view.active_group):
+                colours.append(view.active_group)  # each change of the live colour
         session.bus.subscribe(watch)
         result = asyncio.run(session.run())
         session.finish(result)
