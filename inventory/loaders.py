@@ -487,18 +487,12 @@ ENGINES = ("auto", "ansible", "built-in")
 _CFG_PLACES = ("ansible.cfg", "~/.ansible.cfg", "/etc/ansible/ansible.cfg")
 
 
-def ansible_configured() -> str | None:
-    """What could make Ansible read a plain inventory file differently from
-    stock ansible-core: an ANSIBLE_* variable in the environment or an
-    ansible.cfg where Ansible looks for one. None when there is neither."""
-    names = sorted(k for k in os.environ if k.startswith("ANSIBLE_"))
-    if names:
-        return f"${names[0]} is set"
-    for place in _CFG_PLACES:
-        cfg = Path(place).expanduser()
-        if cfg.is_file():
-            return f"{cfg.resolve()} exists"
-    return None
+def ansible_configured() -> bool:
+    """Could something make Ansible read a plain inventory file differently
+    from stock ansible-core: an ANSIBLE_* variable in the environment, or
+    an ansible.cfg where Ansible looks for one?"""
+    return any(k.startswith("ANSIBLE_") for k in os.environ) or any(
+        Path(place).expanduser().is_file() for place in _CFG_PLACES)
 
 
 def read_inventory(path: str | Path, engine: str = "auto") -> Inventory:
@@ -523,7 +517,7 @@ def read_inventory(path: str | Path, engine: str = "auto") -> Inventory:
         if engine == "ansible":
             raise InventoryError(str(path), None, "", "ansible-core is not installed (pip install rollout-console[ansible])")
         return load_inventory(path)
-    if engine == "auto" and ansible_configured() is None:
+    if engine == "auto" and not ansible_configured():
         try:
             return load_inventory(path)
         except InventoryError:
