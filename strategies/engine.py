@@ -298,7 +298,13 @@ class Engine:
             if outcome == Outcome.ROLLED_BACK and self.traffic.out_of_nginx():
                 # a rollback that could not put every instance back is not done: a human must look
                 outcome, message = Outcome.FAILED, f"rollback incomplete: {message}"
-            if outcome in (Outcome.FAILED, Outcome.ABORTED):
+            if outcome in (Outcome.SUCCEEDED, Outcome.ROLLED_BACK):
+                dead = await self.unanswered()
+                if dead:
+                    # the fleet lost an instance nginx routes to after its last probe (soak seed 4
+                    # run 163: a host powered off as the rollback's last change came out)
+                    outcome, message = Outcome.FAILED, f"failed after the last change: {message}{dead}"
+            elif outcome in (Outcome.FAILED, Outcome.ABORTED):
                 message += self.stranded() + await self.unanswered()
         except PreflightError as exc:
             outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
@@ -393,11 +399,11 @@ class Engine:
         return Outcome.ROLLED_BACK, f"rolled back in {took:.1f}s: {reason}"
 
     async def unanswered(self) -> str:
-        """After a failed or aborted run: the instances nginx is left routing
-        to (its last verified file) that do not answer their health probe
-        now, named for whoever takes over (soak seed 3 run 14: a reload
-        that did not take kept green serving with a dead host in it, and
-        the result said only that every instance was in nginx)."""
+        """At the end of every run that changed the LB: the instances nginx
+        is left routing to (its last verified file) that do not answer their
+        health probe now, named for whoever takes over (soak seed 3 run 14:
+        a reload that did not take kept green serving with a dead host in
+        it, and the result said only that every instance was in nginx)."""
         if self.traffic.lb is None:
             return ""  # this session changed nothing on the LB
         routed = [self.ops.by_backend[str(b)] for bs in self.traffic.lb.pools.values() for b in bs

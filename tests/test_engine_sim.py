@@ -521,3 +521,48 @@ async def test_a_failed_run_names_the_dead_instances_nginx_still_routes_to(tmp_p
     result = await asyncio.wait_for(session.run(), 60)
     assert result.outcome == Outcome.FAILED, result.message
     assert "nginx still routes to agent-04/blue, agent-04/green, which do not answer" in result.message
+
+
+
+def power_off_after_the_restore(session, host):
+    """`host` dies just after the run's last change, the byte-for-byte
+    restore of the managed file, comes out: after its last probe, before
+    the run ends (soak seed 4 run 163: agent-03 powered off as the
+    rollback's restore came out)."""
+    driver = session.driver
+    restore = driver.lb_restore
+
+    async def restore_then_power_off(texts):
+        steps = await restore(texts)
+        for (name, _slot), inst in driver._instances.items():
+            if name == host:
+                inst.running = False
+        return steps
+
+    driver.lb_restore = restore_then_power_off
+
+
+async def test_a_rollback_whose_routed_host_dies_after_the_last_change_fails_naming_it(tmp_path):
+    """Soak seed 4 run 163: green missed its deadline, the rollback routed
+    blue (agent-03 verified just before), agent-03 was powered off as the
+    restore came out, and the run ended rolled back (exit 3) with nginx
+    routing to a dead host. Every run that changed the LB now probes what
+    nginx routes to after its last change."""
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.3}}
+    session, events = make_session(tmp_path, "blue_green", hosts=4, releases=releases)
+    power_off_after_the_restore(session, "agent-03")
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.FAILED, result.message
+    assert "rolled back" in result.message  # what the run did is kept
+    assert result.message.endswith("; nginx still routes to agent-03/blue, which do not answer"), result.message
+
+
+async def test_a_success_whose_routed_host_dies_after_the_last_change_fails_naming_it(tmp_path):
+    """The same race at the end of a rolling update: exit 0 would say the
+    fleet serves the new version on every host while nginx routes to one
+    that does not answer."""
+    session, events = make_session(tmp_path, rolling={"batch": 2})
+    power_off_after_the_restore(session, "agent-02")
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.FAILED, result.message
+    assert result.message.endswith("; nginx still routes to agent-02, which do not answer"), result.message
