@@ -129,7 +129,7 @@ class RolloutApp(App[int]):
         if not started and self.view.started and self.session is not None:
             freeze_long_lived()  # the preflight's per-host state, built on the engine thread
         if (self.view.phase, self.view.pending) != shown:  # e.g. "paused": at once, not at the next tick
-            self.repaint(force=True)
+            self.repaint(force=True, fold=False)  # and as it stands: not after another slice of events
 
     def _fold_more_later(self) -> None:
         """More events to fold: post for them from the loop's next turn,
@@ -179,7 +179,7 @@ class RolloutApp(App[int]):
                 self.notify(f"{command.value} refused (see the event log)", severity="warning")
                 self.repaint(force=True)
         answer.add_done_callback(lambda f: self._from_engine(answered, f))
-        self.repaint(force=True)
+        self.repaint(force=True, fold=False)  # the key's effect now, not after a slice of queued events
         return True
 
     def _from_engine(self, callback: Callable[..., Any], *args: Any) -> None:
@@ -294,9 +294,12 @@ class RolloutApp(App[int]):
             return max(self.view.elapsed, elapsed + (self._clock() - since) * scale)
         return self.view.elapsed
 
-    def repaint(self, force: bool = False) -> None:
-        """One refresh tick: repaint the main screen from the FleetView."""
-        if not self.drain(DRAIN_BUDGET):
+    def repaint(self, force: bool = False, fold: bool = True) -> None:
+        """One refresh tick: repaint the main screen from the FleetView,
+        after folding a slice of queued events (up to DRAIN_BUDGET) unless
+        `fold` is false: a key's effect or a change of phase is shown as the
+        view stands, without waiting for that slice first."""
+        if fold and not self.drain(DRAIN_BUDGET):
             self._fold_more_later()
         self.ticks += 1
         main = self.screen_stack[0] if self.screen_stack else None
