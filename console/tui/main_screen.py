@@ -146,6 +146,10 @@ class MainScreen(Screen):
         self.app.push_screen(QuitScreen(self.app.view.rollback_plan()), chosen)
 
     # -- refresh (called by the app's timer) ----------------------------------------
+    def show_phase(self, now: float) -> None:
+        """The header alone: a key's effect or a change of phase, at once."""
+        self.query_one(StatusHeader).show(self.app.view, now)
+
     def repaint(self, now: float, record: dict | None) -> None:
         view = self.app.view
         self.query_one(StatusHeader).show(view, now)
