@@ -18,6 +18,11 @@ polling granularity, printed as `poll`). For each size:
   log live      the newest event-log line's time at the end vs the run's last event
 Each figure: median (min-max, n) over --repeats runs per size. The raw
 output lands in bench/results/<date>-<commit>/tui_tmux.txt.
+
+Before/after on a shared machine: `--against DIR` also runs the console from
+another checkout, alternating with this one run by run (which goes first
+alternates too), so both see the same load; it prints both tables and the
+ratio of the medians (this / against).
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, fmt, start  # noqa: E402
+from _common import ROOT, fmt, start, stats  # noqa: E402
 
 SESSION = f"tui-bench-{os.getpid()}"
 POLL = 0.005
@@ -126,6 +131,33 @@ def one(tmp: Path, hosts: int, scale: float, tree: Path = ROOT, reader: str = "b
     return r
 
 
+COLUMNS = [("first paint", "first_paint", False), ("fleet shown", "fleet_shown", False),
+           ("p -> pausing", "pausing", True), ("p -> paused (safe point)", "paused", False),
+           ("p -> running (resume)", "running", True), ("/ -> filter box", "filter", True)]
+
+
+def report(results: dict[int, list[dict]]) -> None:
+    ms = {"unit": "ms", "digits": 0}
+    for n, rows in results.items():
+        print(f"\n{n} hosts:")
+        for title, name, in_ms in COLUMNS:
+            values = [r[name] * (1000 if in_ms else 1) for r in rows]
+            print(f"  {title:<26} {fmt(values, **ms) if in_ms else fmt(values)}")
+        live = [r for r in rows if r["log_live"]]
+        print(f"  {'event log live to the end':<26} {len(live)}/{len(rows)} runs "
+              f"(last lines {[r['log_last'] for r in rows]}, run ends {[r['run_end'] for r in rows]})")
+
+
+def ratios(this: dict[int, list[dict]], against: dict[int, list[dict]]) -> None:
+    print("\nratio of the medians, this / against (below 1: this is faster):")
+    for n in this:
+        cells = []
+        for title, name, _in_ms in COLUMNS:
+            a, b = stats([r[name] for r in this[n]]), stats([r[name] for r in against.get(n, [])])
+            cells.append(f"{title} {a['median'] / b['median']:.2f}" if b["n"] and b["median"] else f"{title} n/a")
+        print(f"  {n} hosts: " + "; ".join(cells))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000")
@@ -133,34 +165,36 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--tree", type=Path, default=ROOT,
                     help="run the console from this source tree (e.g. an older checkout, for before/after)")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="also run the console from this tree, alternating with --tree run by run")
     ap.add_argument("--inventory-engine", default="built-in", choices=("built-in", "ansible"),
                     help="who reads the inventory (ansible-core takes seconds at 1,000 hosts: not the TUI's cost)")
     args = ap.parse_args()
     start("tui_tmux")
-    tree = args.tree.resolve()
-    print(f"console from {tree}" + (f" at commit {git_head(tree)}" if tree != ROOT else ""))
+    trees = {"this": args.tree.resolve()}
+    if args.against is not None:
+        trees["against"] = args.against.resolve()
+    for label, tree in trees.items():
+        print(f"console ({label}) from {tree}" + (f" at commit {git_head(tree)}" if tree != ROOT else ""))
     print(f"tmux 120x40, --time-scale {args.time_scale:g}, inventory read by {args.inventory_engine}, "
           f"poll {POLL * 1000:.0f} ms; "
-          f"median (min-max, n) of {args.repeats} run(s) per size\n", flush=True)
-    results: dict[int, list[dict]] = {}
+          f"median (min-max, n) of {args.repeats} run(s) per size" + (", alternating" if len(trees) > 1 else "")
+          + "\n", flush=True)
+    results: dict[str, dict[int, list[dict]]] = {label: {} for label in trees}
     with tempfile.TemporaryDirectory(prefix="tuib-", dir="/tmp") as tmp:
         for n in (int(n) for n in args.sizes.split(",")):
             for i in range(args.repeats):
-                r = one(Path(tmp), n, args.time_scale, tree, args.inventory_engine)
-                print(f"  run {i + 1}: {r}", flush=True)
-                results.setdefault(n, []).append(r)
-    ms = {"unit": "ms", "digits": 0}
-    columns = [("first paint", "first_paint", {}), ("fleet shown", "fleet_shown", {}),
-               ("p -> pausing", "pausing", ms), ("p -> paused (safe point)", "paused", {}),
-               ("p -> running (resume)", "running", ms), ("/ -> filter box", "filter", ms)]
-    for n, rows in results.items():
-        print(f"\n{n} hosts:")
-        for title, name, unit in columns:
-            values = [r[name] * (1000 if unit else 1) for r in rows]
-            print(f"  {title:<26} {fmt(values, **unit) if unit else fmt(values)}")
-        live = [r for r in rows if r["log_live"]]
-        print(f"  {'event log live to the end':<26} {len(live)}/{len(rows)} runs "
-              f"(last lines {[r['log_last'] for r in rows]}, run ends {[r['run_end'] for r in rows]})")
+                order = list(trees) if i % 2 == 0 else list(reversed(trees))
+                for label in order:
+                    r = one(Path(tmp), n, args.time_scale, trees[label], args.inventory_engine)
+                    print(f"  run {i + 1} ({label}): {r}", flush=True)
+                    results[label].setdefault(n, []).append(r)
+    for label in trees:
+        if len(trees) > 1:
+            print(f"\n== {label}: {trees[label]}")
+        report(results[label])
+    if len(trees) > 1:
+        ratios(results["this"], results["against"])
     return 0
 
 

@@ -129,7 +129,7 @@ class RolloutApp(App[int]):
         if not started and self.view.started and self.session is not None:
             freeze_long_lived()  # the preflight's per-host state, built on the engine thread
         if (self.view.phase, self.view.pending) != shown:  # e.g. "paused": at once, not at the next tick
-            self.repaint(force=True)
+            self.show_phase()
 
     def _fold_more_later(self) -> None:
         """More events to fold: post for them from the loop's next turn,
@@ -179,7 +179,7 @@ class RolloutApp(App[int]):
                 self.notify(f"{command.value} refused (see the event log)", severity="warning")
                 self.repaint(force=True)
         answer.add_done_callback(lambda f: self._from_engine(answered, f))
-        self.repaint(force=True)
+        self.show_phase()
         return True
 
     def _from_engine(self, callback: Callable[..., Any], *args: Any) -> None:
@@ -299,22 +299,44 @@ class RolloutApp(App[int]):
         if not self.drain(DRAIN_BUDGET):
             self._fold_more_later()
         self.ticks += 1
-        main = self.screen_stack[0] if self.screen_stack else None
-        if not isinstance(main, MainScreen) or not main.is_mounted:
+        main = self._main()
+        if main is None:
             return
         live = (self.session is not None or self.remote is not None) and self.view.active
         if not force and not live and self.view.revision == self._painted_revision:
             return
-        shown = (self.view.phase, self.view.pending, self.record is None)  # what decides the footer's keys
-        phase_changed = getattr(self, "_painted_phase", None) != shown
         self._painted_revision = self.view.revision
-        self._painted_phase = shown
         try:
             main.repaint(self.now(), self.record)
             self._write_log(main)
         except NoMatches:  # the app is closing (the run ended as it left): nothing to paint on
             return
-        if phase_changed:
+        self._show_keys(main)
+
+    def show_phase(self) -> None:
+        """A key's effect or a change of phase ("pausing at the next safe
+        point", "paused"): the header and the keys now, as the view stands:
+        not after folding one more slice of queued events (up to DRAIN_BUDGET,
+        and a big batch queues many), and without the table, panels and log,
+        whose redraw (a layout pass when the log grows) the frame would wait
+        for. They follow at the next tick."""
+        main = self._main()
+        if main is None:
+            return
+        try:
+            main.show_phase(self.now())
+        except NoMatches:
+            return
+        self._show_keys(main)
+
+    def _main(self) -> MainScreen | None:
+        main = self.screen_stack[0] if self.screen_stack else None
+        return main if isinstance(main, MainScreen) and main.is_mounted else None
+
+    def _show_keys(self, main: MainScreen) -> None:
+        shown = (self.view.phase, self.view.pending, self.record is None)  # what decides the keys offered
+        if getattr(self, "_painted_phase", None) != shown:
+            self._painted_phase = shown
             main.refresh_bindings()
 
     def set_view(self, view: FleetView) -> None:

@@ -4,6 +4,8 @@ at 1,000 rows). Row data lives in the FleetView; this widget holds only the
 filtered key order, the cursor and the scroll position."""
 from __future__ import annotations
 
+from typing import Callable
+
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
@@ -69,6 +71,7 @@ class FleetTable(ScrollView, can_focus=True):
         self.now = 0.0
         self._width = sum(w for _, w in COLUMNS) + len(COLUMNS)
         self._stamp: tuple = ()
+        self._strips: dict[tuple, Strip] = {}  # rendered lines by what they show (render_line)
 
     # -- data ---------------------------------------------------------------
     def set_filter(self, text: str) -> None:
@@ -114,18 +117,33 @@ class FleetTable(ScrollView, can_focus=True):
 
     # -- rendering ------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
+        """A row's line, the same Strip object while its text and cursor do not
+        change: Textual caches what it derives from a Strip (cropping, colour
+        filters) on the object, so an unchanged row costs a lookup per frame."""
         width = self.size.width
         if y == 0:
-            text = " ".join(_cell(name, w) for name, w in COLUMNS)
-            return Strip([Segment(text, HEADER_STYLE)]).crop_extend(0, width, None)
+            return self._strip(("header", width), lambda: Strip([Segment(
+                " ".join(_cell(name, w) for name, w in COLUMNS), HEADER_STYLE)]).crop_extend(0, width, None))
         index = int(self.scroll_offset.y) + y - 1
-        if index >= len(self.keys):
-            return Strip.blank(width)
-        row = self.view.rows.get(self.keys[index])
+        row = self.view.rows.get(self.keys[index]) if index < len(self.keys) else None
         if row is None:
             return Strip.blank(width)
+        cells = row_cells(row, self.now)
+        cursor = 0 if index != self.cursor else 2 if self.has_focus else 1  # 2: reversed, 1: underlined
+        return self._strip((*cells, cursor, width), lambda: self._row_strip(cells, cursor, width))
+
+    def _strip(self, key: tuple, make: Callable[[], Strip]) -> Strip:
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) > 4 * max(self.size.height, 10):
+                self._strips.clear()
+            strip = self._strips[key] = make()
+        return strip
+
+    @staticmethod
+    def _row_strip(cells: list[str], cursor: int, width: int) -> Strip:
         segments = []
-        for (name, w), value in zip(COLUMNS, row_cells(row, self.now)):
+        for (name, w), value in zip(COLUMNS, cells):
             style = Style()
             if name == "STATE":
                 style = STATE_STYLE.get(value, style)
@@ -136,8 +154,8 @@ class FleetTable(ScrollView, can_focus=True):
             segments.append(Segment(_cell(value, w), style))
             segments.append(Segment(" "))
         strip = Strip(segments).crop_extend(0, width, None)
-        if index == self.cursor:
-            strip = strip.apply_style(CURSOR_STYLE if self.has_focus else Style(underline=True))
+        if cursor:
+            strip = strip.apply_style(CURSOR_STYLE if cursor == 2 else Style(underline=True))
         return strip
 
     # -- cursor -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The main screen: header, host table, side panels, event log, footer.
+"""The main screen: header, host table, side panels, event log, key bar.
 Operator key bindings live here; `check_action` hides the ones that do not
 apply in the current phase."""
 from __future__ import annotations
@@ -7,11 +7,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Log
+from textual.widgets import Input, Log
 
 from strategies.control import Command
 
 from .fleet_table import FleetTable
+from .key_bar import KeyBar
 from .metrics import MetricsPanel
 from .panels import AlertsPanel, ProgressPanel, ResultBanner, StatusHeader, TrafficGauge
 from .screens import ConfirmScreen, HelpScreen, HostDetailScreen, QuitScreen
@@ -48,7 +49,7 @@ class MainScreen(Screen):
                 yield AlertsPanel(id="alerts")
                 yield MetricsPanel(id="metrics")
         yield Log(id="log", max_lines=1000, highlight=False)
-        yield Footer()
+        yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
@@ -145,6 +146,10 @@ class MainScreen(Screen):
         self.app.push_screen(QuitScreen(self.app.view.rollback_plan()), chosen)
 
     # -- refresh (called by the app's timer) ----------------------------------------
+    def show_phase(self, now: float) -> None:
+        """The header alone: a key's effect or a change of phase, at once."""
+        self.query_one(StatusHeader).show(self.app.view, now)
+
     def repaint(self, now: float, record: dict | None) -> None:
         view = self.app.view
         self.query_one(StatusHeader).show(view, now)

@@ -8,9 +8,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Label, Static
+from textual.widgets import Button, Label, Static
 
 from ..view_state import FleetView
+from .key_bar import KeyBar
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -138,7 +139,7 @@ class HostDetailScreen(Screen):
             yield Static(id="detail-health")
             yield Label("UNIT JOURNAL", classes="section")
             yield Static("fetching...", id="detail-journal")
-        yield Footer()
+        yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
         self.render_detail()

@@ -114,3 +114,44 @@ async def test_a_key_goes_between_a_10000_host_backlog_and_the_log_ends_on_the_n
         assert log.lines[-1].endswith("the newest line")
         assert log.scroll_y == log.max_scroll_y  # the newest line is in view
         assert len(app.view.rows) == 10_000 and all(r.state == "live" for r in app.view.rows.values())
+
+
+async def test_a_change_of_phase_is_shown_before_the_next_slice_of_a_backlog_is_folded():
+    """"paused" arrives in the middle of a 10,000-host batch's events. The
+    header says "paused" as soon as the slice that folded it ends: no
+    further slice of events (up to DRAIN_BUDGET each) is folded first."""
+    events = big_run(10_000)
+    events.insert(3 + 600, PhaseChanged(at=5.0, phase="paused", reason="operator"))
+    app = RolloutApp(view=FleetView(), show_operator_keys=True)
+    slices, phase_slice, shown = [0], [], []
+    fold, drain = app.view.apply, app.drain
+
+    def apply(event) -> None:  # at least 20 us an event: the backlog takes many slices on any machine
+        end = time.perf_counter() + 20e-6
+        fold(event)
+        if isinstance(event, PhaseChanged) and event.phase == "paused":
+            phase_slice.append(slices[0])
+        while time.perf_counter() < end:
+            pass
+
+    def counted(budget=None) -> bool:
+        if budget is not None:
+            slices[0] += 1
+        return drain(budget)
+    app.view.apply = apply  # type: ignore[method-assign]
+    app.drain = counted  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 40)) as pilot:
+        status = app.screen.query_one("#status")
+        update = status.update
+
+        def updated(content, **kw):
+            if "paused" in str(content) and not shown:
+                shown.append((slices[0], len(app._queue)))
+            return update(content, **kw)
+        status.update = updated  # type: ignore[method-assign]
+        for event in events:
+            app._on_bus_event(event)
+        await wait_for(pilot, lambda: shown, timeout=60)
+        assert phase_slice and shown[0][0] == phase_slice[0]  # no slice between the change and the header
+        assert shown[0][1] > 0  # ...while the backlog still waited
+        await wait_for(pilot, lambda: not app._queue, timeout=120)
