@@ -15,6 +15,7 @@ from console.tui.screens import ConfirmScreen, HostDetailScreen
 from console.view_state import FleetView
 
 from .scenarios import load_events
+from .test_app_pilot import wait_for
 
 EVENTS = load_events("canary-bad")
 N = len(EVENTS)
@@ -182,7 +183,9 @@ async def test_banner_play_pause_speed_start_end():
         await pilot.press(*["minus"] * 5)
         assert c.speed == 1
         await pilot.press("space")
-        assert c.playing and "PLAYING" in banner() and 0 < c.position < N  # 1x: the end is 62 s away
+        assert c.playing and "PLAYING" in banner()
+        await wait_for(pilot, lambda: c.position > 0)  # the playback timer's first tick applies the first event
+        assert c.position < N  # 1x: the end is 62 s away
         await pilot.press(*["plus"] * 6)
         assert c.speed == 100 and "speed 100x" in banner()
         for _ in range(100):
