@@ -305,6 +305,20 @@ def _wait_ready(host: dict[str, Any]) -> None:
     network.wait_tcp(host["ip"], 22, SSH_TIMEOUT, banner=b"SSH-")
     if host["role"] == "lb":
         network.wait_tcp(host["ip"], 80, SSH_TIMEOUT)
+    _wait_logins(host)
+
+
+def _wait_logins(host: dict[str, Any], timeout: float = SSH_TIMEOUT) -> None:
+    """sshd answers before boot lets users other than root in: systemd keeps
+    /run/nologin until systemd-user-sessions starts, and pam_nologin refuses
+    `deploy` meanwhile (ssh exits 255 with nothing on stderr; seen in a CI
+    rehearsal on a loaded machine, after a host was booted again)."""
+    end = time.monotonic() + timeout
+    while subprocess.run(["nsenter", "-t", str(host["init_pid"]), "-m", "test", "-e", "/run/nologin"],
+                         capture_output=True).returncode == 0:
+        if time.monotonic() > end:
+            raise SandboxError(f"{host['name']}: /run/nologin still there {timeout:g}s after boot")
+        time.sleep(0.05)
 
 
 def _boot(state_dir: Path, host: dict[str, Any], log: Log) -> None:

@@ -186,6 +186,28 @@ def test_stop_and_start_host(sandbox_fleet):
     assert sandbox_fleet.ssh(host, "systemctl is-active agent@main", check=True).stdout.strip() == "active"
 
 
+
+def test_a_started_host_is_ready_only_once_it_lets_users_in(sandbox_fleet):
+    """sshd answers during boot while /run/nologin still refuses every user
+    but root (ssh as deploy exits 255, silent: a CI rehearsal on a loaded
+    machine). Readiness waits for that file to go; here it goes 0.5 s after
+    the wait starts, and the deploy user gets in as soon as the wait returns."""
+    from inventory import sandbox
+    from inventory.sandbox import hosts
+
+    host = dict(hosts._running_host("agent-01", sandbox_fleet.state_dir))
+    sandbox.exec_in("agent-01", ["sh", "-c", "echo booting > /run/nologin"], state_dir=sandbox_fleet.state_dir,
+                    check=True)
+    assert sandbox_fleet.ssh("agent-01", "true", user="deploy").returncode == 255  # what the tests met
+    remover = threading.Timer(0.5, sandbox.exec_in, ("agent-01", ["rm", "-f", "/run/nologin"]),
+                              {"state_dir": sandbox_fleet.state_dir})
+    remover.start()
+    try:
+        hosts._wait_logins(host)
+        assert sandbox_fleet.ssh("agent-01", "id -un", user="deploy", check=True).stdout.strip() == "deploy"
+    finally:
+        remover.join()
+
 def test_up_is_idempotent(sandbox_fleet):
     """`up` on a fleet that is already up changes nothing: the same nspawn
     processes, and inside them the same agent and nginx processes (no
