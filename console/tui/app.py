@@ -102,6 +102,7 @@ class RolloutApp(App[int]):
         self._posted = False
         self._closed = False
         self._painted_revision = -1
+        self._painted_phase: tuple | None = None  # what decided the keys last offered (_show_keys)
         self._logged = 0
         self.ticks = 0
         if session is not None:
@@ -335,7 +336,7 @@ class RolloutApp(App[int]):
 
     def _show_keys(self, main: MainScreen) -> None:
         shown = (self.view.phase, self.view.pending, self.record is None)  # what decides the keys offered
-        if getattr(self, "_painted_phase", None) != shown:
+        if self._painted_phase != shown:
             self._painted_phase = shown
             main.refresh_bindings()
 

@@ -29,11 +29,6 @@ class KeyBar(Widget, can_focus=False):
         self.keys: list[Key] = []
         self._spans: list[tuple[int, int, str]] = []  # (start, end, key) on the line, for clicks
 
-    @property
-    def text(self) -> str:
-        """What the bar says, e.g. "p Resume  n Promote": for tests and the help."""
-        return "  ".join(f"{shown} {description}".strip() for _key, shown, description, _on in self.keys)
-
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self.bindings_changed)
         self.bindings_changed(self.screen)
