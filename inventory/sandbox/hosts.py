@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import yaml
 
 from ..validate import RELEASE_VERSION
-from . import agent_service, network, provision
+from . import agent_service, cgroups, network, provision
 from .common import (
     BRIDGE,
     DEFAULT_IMAGE_DIR,
@@ -212,6 +212,7 @@ def _stop(host: dict[str, Any], timeout: float = STOP_TIMEOUT) -> None:
             except ProcessLookupError:
                 pass
         _kill_orphans([host["name"]])
+        cgroups.remove(machine_name(host["name"]))
 
 
 def _is_container_init(pid: int, name: str) -> bool:
@@ -276,9 +277,10 @@ def _launch(state_dir: Path, host: dict[str, Any]) -> None:
     root = str(dirs["root"])
     _clear_propagate(host["name"])
     with open(dirs["log"], "ab") as log:
-        proc = subprocess.Popen(
-            ["systemd-nspawn", "-D", root, "--register=no", "--keep-unit", "-M", machine_name(host["name"]),
-             "-b", f"--network-bridge={BRIDGE}", "--console=passive"],
+        machine = machine_name(host["name"])
+        proc = subprocess.Popen(cgroups.enter_and_exec(cgroups.prepare(machine), [
+            "systemd-nspawn", "-D", root, "--register=no", "--keep-unit", "-M", machine,
+            "-b", f"--network-bridge={BRIDGE}", "--console=passive"]),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     _popens[proc.pid] = proc
     host["pid"] = proc.pid
@@ -312,7 +314,8 @@ def _wait_logins(host: dict[str, Any], timeout: float = SSH_TIMEOUT) -> None:
     """sshd answers before boot lets users other than root in: systemd keeps
     /run/nologin until systemd-user-sessions starts, and pam_nologin refuses
     `deploy` meanwhile (ssh exits 255 with nothing on stderr; seen in a CI
-    rehearsal on a loaded machine, after a host was booted again)."""
+    rehearsal, after a host was booted again). If that unit fails, the file
+    stays: containers sharing one cgroup did that (see cgroups.py)."""
     end = time.monotonic() + timeout
     while subprocess.run(["nsenter", "-t", str(host["init_pid"]), "-m", "test", "-e", "/run/nologin"],
                          capture_output=True).returncode == 0:
@@ -599,6 +602,7 @@ def _down_locked(state_dir: Path, log: Log) -> None:
     killed = _kill_orphans(names)
     for name in names:
         _clear_propagate(name)
+        cgroups.remove(machine_name(name))
     for point in _mounts_under(state_dir):
         if run(["umount", point], check=False).returncode != 0:
             run(["umount", "-l", point])

@@ -208,6 +208,26 @@ def test_a_started_host_is_ready_only_once_it_lets_users_in(sandbox_fleet):
     finally:
         remover.join()
 
+
+def test_every_host_boots_in_a_cgroup_of_its_own_with_no_failed_unit(sandbox_fleet):
+    """Containers that shared nspawn's `payload` cgroup raced each other's
+    systemd at boot: systemd-user-sessions failed with 219/CGROUP on 1 of 3
+    hosts booted side by side, and /run/nologin locked deploy out. Each
+    container's init now runs in a cgroup of its own, and no unit failed."""
+    from inventory.sandbox import hosts
+
+    names = [*sandbox_fleet.agent_names, sandbox_fleet.lb_name]
+    seen = {}
+    for name in names:
+        init = hosts._running_host(name, sandbox_fleet.state_dir)["init_pid"]
+        with open(f"/proc/{init}/cgroup") as f:
+            seen[name] = next(line.split(":", 2)[2].strip() for line in f if ":name=systemd:" in line)
+        assert f"/{hosts.machine_name(name)}/payload/" in seen[name], seen[name]
+        failed = sandbox_fleet.ssh(name, "systemctl --failed --no-legend --plain", check=True).stdout.strip()
+        assert failed == "", f"{name}: {failed}"
+    assert len(set(seen.values())) == len(names), seen
+
+
 def test_up_is_idempotent(sandbox_fleet):
     """`up` on a fleet that is already up changes nothing: the same nspawn
     processes, and inside them the same agent and nginx processes (no
