@@ -59,6 +59,17 @@ class UnitStatus:
 
 
 @dataclass(frozen=True)
+class HostFacts:
+    """The checklist's facts of one host (inventory/host_facts.py): each
+    unit's state, or why systemctl could not say; free bytes per path
+    (None: no such path)."""
+
+    units: dict[str, UnitStatus]
+    unit_errors: dict[str, str]
+    free: dict[str, int | None]
+
+
+@dataclass(frozen=True)
 class HealthSample:
     """One health probe of one instance."""
 
@@ -153,8 +164,6 @@ class InstanceDriver(Protocol):
 
     async def stop(self, inst: Instance) -> None: ...
 
-    async def unit_status(self, inst: Instance) -> UnitStatus: ...
-
     async def health(self, inst: Instance, path: str, port: int, timeout: float) -> HealthSample: ...
 
     async def instance_metrics(self, inst: Instance, port: int) -> InstanceMetrics: ...
@@ -212,8 +221,10 @@ class HostChecks(Protocol):
         """Run a read-only check command; a non-zero exit is reported in the
         record, not raised (DriverError only if it could not run)."""
 
-    async def free_space(self, host: Host, paths: Sequence[str]) -> dict[str, int | None]:
-        """Bytes available on the filesystem of each path (None if absent)."""
+    async def host_facts(self, host: Host, instances: Sequence[Instance], paths: Sequence[str]) -> HostFacts:
+        """Each instance's unit state and the free bytes of each path, in one read-only
+        command; it running at all is the host's reach check (DriverError,
+        with the reason, if it could not)."""
 
 
 class FleetDriver(InstanceDriver, LoadBalancerDriver, HostChecks, Protocol):

@@ -19,7 +19,16 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Sequence
 
 from .clock import ScaledClock
-from .driver import CommandListener, CommandRecord, DriverError, HealthSample, InstanceMetrics, PoolStats, UnitStatus
+from .driver import (
+    CommandListener,
+    CommandRecord,
+    DriverError,
+    HealthSample,
+    HostFacts,
+    InstanceMetrics,
+    PoolStats,
+    UnitStatus,
+)
 from .model import Host, Instance
 from .nginx_config import Backend, LbState, parse_generation, parse_pools, render
 
@@ -165,8 +174,10 @@ class SimFleet:
             return self._record(host.name, command, 1, started, stderr=f"release {version} not found")
         return self._record(host.name, command, 0, started)
 
-    async def free_space(self, host: Host, paths: Sequence[str]) -> dict[str, int | None]:
-        return {p: 50 * 2**30 for p in paths}
+    async def host_facts(self, host: Host, instances: Sequence[Instance], paths: Sequence[str]) -> HostFacts:
+        running = {i.unit: self._state(i).running for i in instances}
+        return HostFacts({u: UnitStatus("loaded", "active" if up else "failed", "running" if up else "failed")
+                          for u, up in running.items()}, {}, {p: 50 * 2**30 for p in paths})
 
     # -- instance operations ------------------------------------------
     async def inflight(self, inst: Instance) -> int:
@@ -205,10 +216,6 @@ class SimFleet:
         started = self.clock.now()
         self._state(inst).running = False
         self._record(inst.host.name, f"systemctl stop {inst.unit}", 0, started)
-
-    async def unit_status(self, inst: Instance) -> UnitStatus:
-        running = self._state(inst).running
-        return UnitStatus("loaded", "active" if running else "failed", "running" if running else "failed")
 
     async def health(self, inst: Instance, path: str, port: int, timeout: float) -> HealthSample:
         state = self._state(inst)

@@ -31,7 +31,7 @@ import re
 import shlex
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import asyncssh
@@ -165,7 +165,6 @@ class _Client(asyncssh.SSHClient):
 class _Entry:
     conn: asyncssh.SSHClientConnection
     channels: asyncio.Semaphore
-    forwards: dict[int, asyncssh.SSHListener] = field(default_factory=dict)
     connect_time: float = 0.0
     inflight: int = 0
     retired: bool = False
@@ -512,24 +511,26 @@ class SshPool:
         except Exception:  # noqa: BLE001 - a broken listener must not break a deploy
             pass
 
-    # -- forwards ----------------------------------------------------------
+    # -- TCP streams -------------------------------------------------------
 
-    async def forward(self, host: Host, remote_port: int, within: float | None = None) -> int:
-        """A local port forwarded to 127.0.0.1:remote_port on the host
-        (cached); waits at most `within` seconds for the connection. A local
-        host's port is on the controller already."""
+    async def open_stream(self, host: Host, remote_port: int,
+                          within: float | None = None) -> tuple[Any, Any]:
+        """(reader, writer) of a TCP stream to 127.0.0.1:remote_port on the
+        host: a direct-tcpip channel of its connection, not capped by
+        max_channels (a probe must not queue behind long commands); waits at
+        most `within` seconds for the connection. A local host's port is on
+        the controller. Nothing listening there raises ConnectionRefusedError,
+        as a local connect would: the host is fine, its service is not."""
         if host.connection.kind == "local":
-            return remote_port
+            return await asyncio.open_connection("127.0.0.1", remote_port)
         entry = await self._entry(host, within)
-        listener = entry.forwards.get(remote_port)
-        if listener is None:
-            try:
-                listener = await entry.conn.forward_local_port("127.0.0.1", 0, "127.0.0.1", remote_port)
-            except (OSError, asyncssh.Error) as exc:
-                self._evict(host.name, entry)
-                raise DriverError(host.name, "forward", f"port {remote_port}: {exc}") from None
-            entry.forwards[remote_port] = listener
-        return listener.get_port()
+        try:
+            return await entry.conn.open_connection("127.0.0.1", remote_port)
+        except asyncssh.ChannelOpenError as exc:
+            raise ConnectionRefusedError(f"{host.name}: 127.0.0.1:{remote_port}: {exc.reason}") from None
+        except (OSError, asyncssh.Error) as exc:
+            self._evict(host.name, entry)
+            raise DriverError(host.name, "connect", f"port {remote_port}: {exc}") from None
 
     # -- shutdown ----------------------------------------------------------
 
@@ -540,8 +541,6 @@ class SshPool:
         entries = list(self._entries.values())
         self._entries.clear()
         for e in entries:
-            for lst in e.forwards.values():
-                lst.close()
             e.conn.close()
         jumps = list(self._jumps.values())
         self._jumps.clear()

@@ -3,8 +3,8 @@
 Every remote command goes through `SshPool.run` (wrapped in coreutils
 `timeout`, `sudo -n` when the host says become) and is reported to the
 command listener. HTTP to a host (health, /metrics, the nginx marker) goes
-through an SSH local forward to the host's 127.0.0.1, so nothing but SSH
-has to be reachable from the console.
+over a direct-tcpip channel to the host's 127.0.0.1 (http_get.py), so
+nothing but SSH has to be reachable from the console.
 """
 from __future__ import annotations
 
@@ -12,23 +12,20 @@ import asyncio
 import os
 import re
 import shlex
-import ssl
 import time
 from typing import Any, Awaitable, Sequence
 
-import httpx
-
-from . import access_log, cpu as cpu_mod, lock as lock_mod, systemd
+from . import access_log, cpu as cpu_mod, host_facts, http_get, lock as lock_mod, systemd
 from .clock import Clock
 from .driver import (
     CommandListener,
     CommandRecord,
     DriverError,
     HealthSample,
+    HostFacts,
     HostKeyError,
     InstanceMetrics,
     PoolStats,
-    UnitStatus,
 )
 from .model import Host, Instance
 from .nginx_config import ConfigError, LbState, marker_path, parse_generation, render
@@ -132,7 +129,6 @@ class SshFleet:
                             connect_timeout=connect_timeout)
         self.hosts: list[Host] = []
         self.lbs: list[Host] = []
-        self._http: httpx.AsyncClient | None = None
         self._log_offsets: dict[str, int] = {}
         self._texts: dict[str, str] = {}  # LB -> the managed file's text as last read or installed
         self._cpu_prev: dict[str, cpu_mod.CpuReading] = {}
@@ -145,19 +141,6 @@ class SshFleet:
 
     def set_command_listener(self, listener: CommandListener) -> None:
         self.pool.listener = listener
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            # No keep-alive: nginx reloads and agent restarts reset idle
-            # connections; a fresh forwarded channel per probe is cheap.
-            # Only plain http:// to a forward's 127.0.0.1 is ever asked for,
-            # so no CA bundle is loaded (tens of ms at start-up): a context
-            # that trusts nothing, so any TLS would fail closed.
-            self._http = httpx.AsyncClient(
-                trust_env=False, verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
-                limits=httpx.Limits(max_keepalive_connections=0, max_connections=200),
-            )
-        return self._http
 
     async def open(self, hosts: Sequence[Host], lbs: Sequence[Host]) -> None:
         """Connect to every host (bounded handshakes) and mark where each LB's
@@ -179,9 +162,6 @@ class SshFleet:
         await asyncio.gather(*(self._init_log_offset(lb) for lb in self.lbs))
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
         await self.pool.close()
 
     # -- the rollout lock ----------------------------------------------------
@@ -268,20 +248,10 @@ class SshFleet:
         """Run a read-only command; a non-zero exit is in the record."""
         return await self._run(host, command, timeout)
 
-    async def free_space(self, host: Host, paths: Sequence[str]) -> dict[str, int | None]:
-        """Bytes available to the filesystem of each path (None: no such path)."""
-        q = " ".join(shlex.quote(p) for p in paths)
-        rec = await self._run(host, f"for p in {q}; do if [ -e \"$p\" ]; then "
-                                    f"printf '%s ' \"$p\"; df -Pk \"$p\" | tail -n 1; fi; done", 30.0)
-        out: dict[str, int | None] = {p: None for p in paths}
-        for line in rec.stdout.splitlines():
-            parts = line.split()
-            if len(parts) >= 5 and parts[0] in out:
-                try:
-                    out[parts[0]] = int(parts[4]) * 1024
-                except ValueError:
-                    pass
-        return out
+    async def host_facts(self, host: Host, instances: Sequence[Instance], paths: Sequence[str]) -> HostFacts:
+        units = [i.unit for i in instances]
+        rec = await self._check(host, "reach", host_facts.command(units, paths), 30.0)
+        return host_facts.parse(units, paths, rec.stdout)
 
     # -- plain commands ----------------------------------------------------
 
@@ -328,10 +298,6 @@ class SshFleet:
         detail = journal_summary(journal) or _last_line(rec.stderr) or "no output"
         raise DriverError(inst.host.name, op, f"{inst.unit} exit {rec.exit_status}: {detail}")
 
-    async def unit_status(self, inst: Instance) -> UnitStatus:
-        rec = await self._check(inst.host, "unit_status", systemd.show_cmd(inst.unit), 30.0)
-        return systemd.parse_unit_status(rec.stdout)
-
     async def journal_tail(self, inst: Instance, lines: int = 50) -> str:
         rec = await self._check(inst.host, "journal", systemd.journal_cmd(inst.unit, lines), 30.0)
         return rec.stdout
@@ -349,17 +315,16 @@ class SshFleet:
         self._cpu_prev[inst.key] = cur
         return 0.0 if prev is None else cpu_mod.cores_used(prev, cur)
 
-    # -- HTTP through forwards ---------------------------------------------
+    # -- HTTP over direct-tcpip channels -------------------------------------
 
-    async def _get(self, host: Host, port: int, path: str, timeout: float) -> httpx.Response:
-        local = await self.pool.forward(host, port, within=timeout)
-        return await self._client().get(f"http://127.0.0.1:{local}{path}", timeout=timeout)
+    async def _get(self, host: Host, port: int, path: str, timeout: float) -> http_get.HttpResponse:
+        return await http_get.get_within(self.pool.open_stream(host, port, within=timeout), path, timeout)
 
     async def health(self, inst: Instance, path: str, port: int, timeout: float) -> HealthSample:
         t0 = time.monotonic()
         try:
             r = await self._get(inst.host, port, path, timeout)
-        except (httpx.HTTPError, DriverError, OSError) as exc:
+        except (http_get.HttpError, DriverError, OSError) as exc:
             return HealthSample(inst.key, False, None, time.monotonic() - t0,
                                 detail=f"{type(exc).__name__}: {exc}"[:200])
         latency = time.monotonic() - t0
@@ -377,9 +342,10 @@ class SshFleet:
     async def _metrics(self, inst: Instance, port: int) -> dict[str, Any]:
         try:
             r = await self._get(inst.host, port, "/metrics", SAMPLE_TIMEOUT)
-            r.raise_for_status()
+            if r.status_code != 200:
+                raise http_get.HttpError(f"HTTP {r.status_code}")
             body = r.json()
-        except (httpx.HTTPError, ValueError, OSError) as exc:
+        except (http_get.HttpError, ValueError, OSError) as exc:
             raise DriverError(inst.host.name, "metrics", f"{type(exc).__name__}: {exc}"[:200]) from None
         if not isinstance(body, dict):
             raise DriverError(inst.host.name, "metrics", "not a JSON object")
@@ -559,7 +525,7 @@ class SshFleet:
         try:
             r = await self._get(lb, marker_port or self.marker_port, marker_path(self.upstream),
                                 timeout)
-        except (httpx.HTTPError, OSError):
+        except (http_get.HttpError, OSError):
             return None
         return r.text.strip() if r.status_code == 200 else None
 

@@ -16,7 +16,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-from inventory.driver import CommandRecord, DriverError, FleetDriver, HealthSample, UnitStatus
+from inventory.driver import CommandRecord, DriverError, FleetDriver, HealthSample, HostFacts, UnitStatus
 from inventory.model import Host, Instance
 from inventory.nginx_config import parse_generation, parse_pools
 
@@ -139,6 +139,20 @@ def render_check(plan: Plan, check: str, version: str, slot: str, host_name: str
 T = TypeVar("T")
 
 
+def _unit_of(facts: HostFacts, inst: Instance) -> UnitStatus | Exception:
+    if inst.unit in facts.units:
+        return facts.units[inst.unit]
+    return DriverError(inst.host.name, "unit_status", facts.unit_errors.get(inst.unit, "not reported"))
+
+
+async def _nothing() -> dict[str, str]:
+    return {}
+
+
+async def _nothing_each() -> list[CommandRecord | Exception]:
+    return []
+
+
 def _why(exc: Exception) -> str:
     return exc.message if isinstance(exc, DriverError) else f"{type(exc).__name__}: {exc}"
 
@@ -162,62 +176,52 @@ async def run_checklist(plan: Plan, instances: Sequence[Instance], lbs: Sequence
         except Exception as exc:  # noqa: BLE001 - every failure is an item
             return exc
 
-    async def reach(h: Host) -> CommandRecord | Exception:
-        return await guard(driver.run_check(h, "true", 15.0))
-
     async def health(inst: Instance) -> HealthSample:
         if probe is not None:
             return await probe(inst)
         return await driver.health(inst, plan.health.path, plan.health.port or inst.port, plan.health.timeout)
 
-    all_hosts = {**hosts, **{lb.name: lb for lb in lbs}}
-    reached = dict(zip(all_hosts, await asyncio.gather(*(reach(h) for h in all_hosts.values()))))
-    for name, h in all_hosts.items():
-        r = reached[name]
-        what = "SSH and sudo -n" if h.become else "SSH"
-        if isinstance(r, Exception):
-            items.append(CheckItem(f"reach {name}", False, _why(r)))
-        elif r.exit_status != 0:
-            detail = (r.stderr or "").strip().splitlines()
-            items.append(CheckItem(f"reach {name}", False, f"{what}: exit {r.exit_status}"
-                                   + (f": {detail[-1][:160]}" if detail else "")))
-        else:
-            items.append(CheckItem(f"reach {name}", True, f"{what} ok"))
-    up = {n for n, r in reached.items() if not isinstance(r, Exception) and r.exit_status == 0}
-
-    live_lbs = [lb for lb in lbs if lb.name in up]
-    live = [i for i in instances if i.host.name in up]
-    live_hosts = [h for n, h in hosts.items() if n in up]
-    check = plan.deploy.check
-    release_checks = [(h, render_check(plan, check, version, slot_of[h.name], h.name)) for h in live_hosts] \
-        if check else []
-
     async def each(aws: Iterable[Awaitable[T]]) -> list[T]:
         return list(await asyncio.gather(*aws))
 
-    async def read_lbs() -> dict[str, str] | Exception:
-        return await guard(driver.lb_read()) if live_lbs else {}
-
-    # every check below only reads and none needs another's answer: all at
-    # once, so the checklist costs its slowest check, not their sum
-    texts, tests, units, samples, recs, frees = await asyncio.gather(
-        read_lbs(),
-        each(guard(driver.run_check(lb, "nginx -t", 60.0)) for lb in live_lbs),
-        each(guard(driver.unit_status(i)) for i in live),
-        each(health(i) for i in live),
-        each(guard(driver.run_check(h, command, plan.deploy.timeout, version=version))
-             for h, command in release_checks),
-        each(guard(driver.free_space(h, list(DISK_PATHS))) for h in live_hosts))
+    all_hosts = {**hosts, **{lb.name: lb for lb in lbs}}
+    on_host: dict[str, list[Instance]] = {}
+    for i in instances:
+        on_host.setdefault(i.host.name, []).append(i)
+    check = plan.deploy.check
+    # Every check only reads and none needs another's answer, so all run at
+    # once and the checklist costs its slowest check, not their sum. Each
+    # host's facts command is its reach check too: what a host that was not
+    # reached answered elsewhere is dropped below, as if never asked.
+    facts, texts, tests, samples, recs = await asyncio.gather(
+        each(guard(driver.host_facts(h, on_host.get(n, []), DISK_PATHS if n in hosts else []))
+             for n, h in all_hosts.items()),
+        guard(driver.lb_read()) if lbs else _nothing(),
+        each(guard(driver.run_check(lb, "nginx -t", 60.0)) for lb in lbs),
+        each(health(i) for i in instances),
+        each(guard(driver.run_check(h, render_check(plan, check, version, slot_of[h.name], h.name),
+                                    plan.deploy.timeout, version=version)) for h in hosts.values()
+             ) if check else _nothing_each())
+    reached = dict(zip(all_hosts, facts))
+    for name, h in all_hosts.items():
+        what = "SSH and sudo -n" if h.become else "SSH"
+        r = reached[name]
+        items.append(CheckItem(f"reach {name}", not isinstance(r, Exception),
+                               f"{what}: {_why(r)}" if isinstance(r, Exception) else f"{what} ok"))
+    up = {n: r for n, r in reached.items() if not isinstance(r, Exception)}
     if isinstance(texts, Exception):
         texts = {}
-    for lb, t in zip(live_lbs, tests):
-        items.extend(evaluate_lb(lb, texts.get(lb.name), t, plan.nginx.config))
+    for lb, t in zip(lbs, tests):
+        if lb.name in up:
+            items.extend(evaluate_lb(lb, texts.get(lb.name), t, plan.nginx.config))
     first = next((t for t in texts.values() if t), "")
     serving = {str(b) for bs in parse_pools(first, plan.nginx.upstream).values() for b in bs} if first else set()
-    items.extend(evaluate_unit(i, s) for i, s in zip(live, units))
-    for inst, sample in zip(live, samples):
-        items.extend(evaluate_health(inst, sample, f"{inst.host.address}:{inst.port}" in serving))
+    live = [i for i in instances if i.host.name in up]
+    items.extend(evaluate_unit(i, _unit_of(up[i.host.name], i)) for i in live)
+    for inst, sample in zip(instances, samples):
+        if inst.host.name in up:
+            items.extend(evaluate_health(inst, sample, f"{inst.host.address}:{inst.port}" in serving))
     if check:
-        items.extend(evaluate_release(h, version, r) for h, r in zip(live_hosts, recs))
-    items.extend(evaluate_disk(h, f, min_free) for h, f in zip(live_hosts, frees))
+        items.extend(evaluate_release(h, version, r) for h, r in zip(hosts.values(), recs) if h.name in up)
+    items.extend(evaluate_disk(h, up[n].free, min_free) for n, h in hosts.items() if n in up)
     return items

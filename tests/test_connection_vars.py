@@ -2,6 +2,7 @@
 refused naming file, line and variable; local hosts run on the controller."""
 from __future__ import annotations
 
+import asyncio
 import os
 import textwrap
 
@@ -105,6 +106,12 @@ def test_become_user_is_quoted_for_sudo():
     assert wrap_command("id -un", 10, False, "app") == "timeout -k 5 10 sh -c 'id -un'"
 
 
+async def _echo_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(await reader.readline())
+    await writer.drain()
+    writer.close()
+
+
 async def test_local_connection_runs_on_the_controller(tmp_path):
     marker = tmp_path / "ran"
     host = Host(name="ctl", address="ctl.invalid", connection=Connection(kind="local"))
@@ -117,6 +124,11 @@ async def test_local_connection_runs_on_the_controller(tmp_path):
         assert pid != os.getpid() and pid > 0
         rec = await pool.run(host, "cat", 10, input="fed on stdin")
         assert rec.stdout == "fed on stdin"
-        assert await pool.forward(host, 8080) == 8080
+        served = await asyncio.start_server(_echo_line, "127.0.0.1", 0)
+        async with served:
+            reader, writer = await pool.open_stream(host, served.sockets[0].getsockname()[1])
+            writer.write(b"on the controller\n")
+            assert await reader.readline() == b"on the controller\n"  # a plain local connection
+            writer.close()
     finally:
         await pool.close()

@@ -137,7 +137,7 @@ async def test_unreachable_host_fails_fast_until_the_hold_expires(
             with pytest.raises(DriverError, match="unreachable moments ago"):
                 await pool.run(host, "echo x", timeout=5)
             with pytest.raises(DriverError, match="unreachable moments ago"):
-                await pool.forward(host, 80)
+                await pool.open_stream(host, 80)
             assert slammer.accepts == 2  # failed fast: no new dial
 
             monkeypatch.setattr(ssh, "DOWN_HOLD", 0.0)
@@ -149,7 +149,7 @@ async def test_unreachable_host_fails_fast_until_the_hold_expires(
         await pool.close()
 
 
-async def test_exec_channels_are_capped_per_connection_but_forwards_are_not(
+async def test_exec_channels_are_capped_per_connection_but_tcp_streams_are_not(
         server: SshTestServer) -> None:
     pool = SshPool(max_channels=2)
     host = server.host()
@@ -157,14 +157,13 @@ async def test_exec_channels_are_capped_per_connection_but_forwards_are_not(
         await pool.connect(host)
         held = [asyncio.ensure_future(pool.run(host, "hold", timeout=5)) for _ in range(5)]
         await server.wait_for(lambda s: s.sessions_open == 2)
-        # A forwarded TCP channel opens beside the two busy exec channels.
+        # A direct TCP channel opens beside the two busy exec channels.
         # SSH keeps one connection's messages in order, so once the server
         # has seen this later channel open it has seen every session open the
         # pool sent before it.
-        local_port = await pool.forward(host, 9)
-        _, writer = await asyncio.open_connection("127.0.0.1", local_port)
+        with pytest.raises(ConnectionRefusedError):  # what the test server answers every such channel
+            await pool.open_stream(host, 9)
         await server.wait_for(lambda s: s.forwards == [9])
-        writer.close()
         assert server.stats.sessions_peak == 2
         assert server.stats.commands == ["hold", "hold"]
         server.release()

@@ -12,7 +12,7 @@ import asyncssh
 import httpx
 import pytest
 
-from inventory.driver import CommandRecord, DriverError, HostKeyError
+from inventory.driver import CommandRecord, DriverError, HostKeyError, UnitStatus
 from inventory.model import Host, Instance
 from inventory.nginx_config import Backend, LbState, parse_generation
 from inventory.ssh import SshPool
@@ -293,6 +293,10 @@ async def test_reload_that_does_not_take_effect_is_detected_and_rolled_back(sand
 # -- SshFleet: units, health, metrics ------------------------------------------
 
 
+async def unit_of(f: SshFleet, i: Instance) -> UnitStatus:
+    return (await f.host_facts(i.host, [i], [])).units[i.unit]
+
+
 async def test_restart_reports_new_version_and_failed_start_shows_journal(sandbox_fleet):
     f = new_fleet()
     a, b = inst(sandbox_fleet, "agent-05"), inst(sandbox_fleet, "agent-06")
@@ -309,7 +313,7 @@ async def test_restart_reports_new_version_and_failed_start_shows_journal(sandbo
         restart_s = time.monotonic() - t0
         h = await f.health(a, "/health", AGENT_PORT, 5)
         assert h.ok and h.version == "2.0.0", h
-        st = await f.unit_status(a)
+        st = await unit_of(f, a)
         assert st.active and st.sub_state == "running"
         m = await f.instance_metrics(a, AGENT_PORT)
         assert m.version == "2.0.0" and m.inflight == 0 and m.quality_score is not None
@@ -328,15 +332,19 @@ async def test_restart_reports_new_version_and_failed_start_shows_journal(sandbo
         assert ei.value.op == "restart"
         print(f"\n[systemd] failed start: {ei.value}")
         assert "start_fail" in str(ei.value) and "\n" not in str(ei.value)
-        assert not (await f.unit_status(b)).active
+        assert not (await unit_of(f, b)).active
         sample = await f.health(b, "/health", AGENT_PORT, 2)
         assert not sample.ok and sample.detail  # connection refused: a sample, not an exception
 
         await f.stop(a)
-        assert (await f.unit_status(a)).active_state in ("inactive", "failed")
+        assert (await unit_of(f, a)).active_state in ("inactive", "failed")
         missing = Instance(a.host, "nope", "no-such-unit.service", 1)
-        st = await f.unit_status(missing)
+        st = await unit_of(f, missing)
         assert st.load_state == "not-found" and not st.active
+        # the checklist's one command per host: units, and free space per path
+        facts = await f.host_facts(a.host, [a, missing], ["/", "/opt", "/no/such path"])
+        assert set(facts.units) == {a.unit, "no-such-unit.service"} and not facts.unit_errors
+        assert facts.free["/"] and facts.free["/"] > 2**20 and facts.free["/no/such path"] is None
 
         await f.restart(a)  # running again: its unit's own CPU is read, not the machine's
         assert await f.unit_cpu(a) == 0.0  # the first reading has nothing to compare with
