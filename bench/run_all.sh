@@ -16,6 +16,7 @@ run env ROLLOUT_SANDBOX_NET=4 "$py" bench/vs_ansible.py --rounds "$r3"
 run env ROLLOUT_SANDBOX_NET=4 "$py" bench/traffic_switch.py --repeats "$r3"
 ROLLOUT_SANDBOX_NET=4 "$py" -m console sandbox down >/dev/null 2>&1
 run env ROLLOUT_SANDBOX_NET=3 "$py" bench/vs_ansible.py --hosts 50 --rounds 1 --load-rps 50
+run env ROLLOUT_SANDBOX_NET=3 "$py" bench/probe_cost.py --hosts 50 --rounds "$r10"
 ROLLOUT_SANDBOX_NET=3 "$py" -m console sandbox down >/dev/null 2>&1
 run "$py" bench/ssh_fanout.py --hosts 50 --repeats "$r3"
 run "$py" bench/startup_and_journal.py --repeats "$r10"
