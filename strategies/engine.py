@@ -94,6 +94,7 @@ class Engine:
         self.bus = bus or EventBus()
         self.resume = resume
         self._made_safe = False
+        self.live_pools: dict[str, tuple[Backend, ...]] = {}  # what nginx routed to at preflight
         self.instances: list[Instance] = resolve_instances(plan, inventory)
         self.lbs = load_balancers(plan, inventory)
         self.by_key = {i.key: i for i in self.instances}
@@ -221,6 +222,8 @@ class Engine:
         unhealthy, or the checklist's `items` (run beside the lock) failed.
         A resumed session starts from the recorded originals instead."""
         texts = await self.driver.lb_read()
+        if texts:
+            self.live_pools = parse_pools(next(iter(texts.values())), self.plan.nginx.upstream)
         missing = [name for name, text in texts.items() if parse_generation(text) is None]
         if missing:
             raise PreflightError(f"{', '.join(missing)}: no rollout-console managed nginx file at "
@@ -298,7 +301,14 @@ class Engine:
             if outcome == Outcome.ROLLED_BACK and self.traffic.out_of_nginx():
                 # a rollback that could not put every instance back is not done: a human must look
                 outcome, message = Outcome.FAILED, f"rollback incomplete: {message}"
-            if outcome in (Outcome.SUCCEEDED, Outcome.ROLLED_BACK):
+            left = self.traffic.still_left_out()
+            if outcome == Outcome.SUCCEEDED and left:
+                # nor is a rollout that left an instance out (soak seed 6 run 151: agent-04's health
+                # flapped as the last change verified what it routes to, and the run said succeeded)
+                outcome, message = Outcome.FAILED, (f"rollout incomplete: {message}; left out of nginx, "
+                                                    f"not verified at its last change: {', '.join(left)}"
+                                                    + await self.unanswered())
+            elif outcome in (Outcome.SUCCEEDED, Outcome.ROLLED_BACK):
                 dead = await self.unanswered()
                 if dead:
                     # the fleet lost an instance nginx routes to after its last probe (soak seed 4
@@ -425,20 +435,27 @@ class Engine:
         ops = self.ops
         original = self.traffic.original()
 
-        def serving(on: Callable[[Instance], str | None]) -> tuple[dict[str, tuple[Backend, ...]], str | None]:
+        def serving(on: Callable[[Instance], str | None], among: dict[str, tuple[Backend, ...]],
+                    ) -> tuple[dict[str, tuple[Backend, ...]], str | None]:
             keep = {str(backend(i)) for i in self.instances
                     if ops.versions.get(i.key) is not None and ops.versions[i.key] == on(i)}
-            pools = {p: tuple(b for b in bs if str(b) in keep) for p, bs in original.items()}
-            return pools, next((p for p in original if pools[p]), None)
+            pools = {p: tuple(b for b in bs if str(b) in keep) for p, bs in among.items()}
+            return pools, next((p for p in among if pools[p]), None)
 
-        pools, default = serving(lambda i: ops.old_versions.get(i.key))
+        pools, default = serving(lambda i: ops.old_versions.get(i.key), original)
         if default is None:
             # Nothing answers on the old version: the dead session had finished
             # (or nearly) shipping the new one (soak seed 3 run 63: SIGTERM in a
             # canary's last step, every instance on it). One version is what
             # makes a fleet safe, so traffic stays on the new one; the strategy
-            # then finds them done, or rolls them back.
-            pools, default = serving(lambda i: ops.version)
+            # then finds them done, or rolls them back. Those may be outside
+            # the original pools: blue-green's green, once blue was retired
+            # (soak seed 6 run 59: SIGTERM as blue was retired, then `resume
+            # --rollback` refused with green live and healthy), so the pools
+            # nginx routed to at preflight count too.
+            pools, default = serving(lambda i: ops.version, original)
+            if default is None:
+                pools, default = serving(lambda i: ops.version, self.live_pools)
             if default is not None:
                 self.emit(Notice, level="warning", message=f"resume: no instance answers on the old version; "
                           f"traffic stays on those healthy on {ops.version}")

@@ -70,6 +70,7 @@ class TrafficControl:
         self._lock = asyncio.Lock()
         self._accounting = False
         self._watcher: asyncio.Task[None] | None = None
+        self.left_out: set[str] = set()  # instances a change left out, not verified just then
 
     def next_generation(self) -> str:
         return f"{self._run_id}-{next(self._generation)}"
@@ -127,6 +128,7 @@ class TrafficControl:
         samples = await asyncio.gather(*(ops.probe(i, quiet=True) for i in stale))
         bad = {i.key: ops.why_unverified(i, s) for i, s in zip(stale, samples)}
         bad = {k: v for k, v in bad.items() if v}
+        self.left_out.update(bad)
         self.emit(RoutingVerified, generation=state.generation, instances=len({i.key for i in routed}),
                   probed=len(stale), left_out=dict(bad))
         if not bad:
@@ -144,6 +146,11 @@ class TrafficControl:
     def routes(self, inst: Instance) -> bool:
         """Does the LB state this session last applied send traffic to `inst`?"""
         return self.lb is not None and any(str(b) == str(backend(inst)) for bs in self.lb.pools.values() for b in bs)
+
+    def still_left_out(self) -> list[str]:
+        """Instances a change left out of nginx (not verified just then) that
+        the LB state this session last applied still does not route to."""
+        return [i.key for i in self.instances.all if i.key in self.left_out and not self.routes(i)]
 
     def out_of_nginx(self) -> list[str]:
         """Instances nginx no longer routes to, of those it routed to before

@@ -500,6 +500,41 @@ async def test_resume_of_a_run_aborted_with_every_instance_on_the_new_version_fi
     assert redeployed == []
 
 
+async def test_resume_rollback_of_a_blue_green_run_aborted_as_blue_was_retired(tmp_path):
+    """Soak seed 6 run 59: SIGTERM as blue-green retired blue; the run ended
+    aborted (exit 5) with green live and every blue unit stopped, and
+    `console resume --rollback` refused (exit 6): "no healthy instance on
+    the old or the new version is left to take traffic", looking for the new
+    version only in the original pools (blue). Traffic now stays on green,
+    where nginx routed it, and the rollback brings blue back and routes to it."""
+    from console.resume import load_resume
+
+    session, events = make_session(tmp_path, "blue_green", hosts=4)
+    command_in_last_step(session, events, Command.ABORT, last_step=4)
+    first = await asyncio.wait_for(session.run(), 60)
+    assert first.outcome == Outcome.ABORTED and "blue retired" in first.message, first.message
+    session.finish(first)
+    inputs, state = load_resume(str(tmp_path / "journal.jsonl"))
+    resumed = Session(inputs, argv=["test"], record=str(tmp_path / "resumed.jsonl"), time_scale=SCALE,
+                      auto_promote=True, resume=state)
+    left = session.driver  # the same simulated hosts and LB, as the first session left them
+    boot = resumed.driver.open
+
+    async def reopen(hosts, lbs):
+        await boot(hosts, lbs)
+        resumed.driver._instances.update(left._instances)
+        resumed.driver._lb_texts.update(left._lb_texts)
+        resumed.driver._lb_state = left._lb_state
+
+    resumed.driver.open = reopen
+    assert resumed.engine.command(Command.ROLLBACK, source="test")
+    result = await asyncio.wait_for(resumed.run(), 60)
+    assert result.outcome == Outcome.ROLLED_BACK, result.message
+    assert {v for k, v in result.versions.items() if k.endswith("/blue")} == {"1.0.0"}, result.versions
+    pools, _ = lb_pools(resumed)
+    assert list(pools) == ["blue"] and len(pools["blue"]) == 4, pools
+
+
 async def test_a_failed_run_names_the_dead_instances_nginx_still_routes_to(tmp_path):
     """Soak seed 3 run 14: a bad release's green took traffic, agent-06's
     link was cut, and the rollback's reload did not take (the LB kept the
@@ -555,6 +590,27 @@ async def test_a_rollback_whose_routed_host_dies_after_the_last_change_fails_nam
     assert result.outcome == Outcome.FAILED, result.message
     assert "rolled back" in result.message  # what the run did is kept
     assert result.message.endswith("; nginx still routes to agent-03/blue, which do not answer"), result.message
+
+
+async def test_a_success_that_leaves_an_instance_out_of_nginx_fails_naming_it(tmp_path):
+    """Soak seed 6 run 151: agent-04's health flapped just as the last change
+    verified what it routes to, so that change left agent-04 out of nginx,
+    and the run still ended "succeeded" (exit 0) with one instance fewer
+    serving and the managed file not the original. Left out at the end is a
+    rollout a human must finish: exit 4, naming it."""
+    session, events = make_session(tmp_path, rolling={"batch": 2})
+
+    def sicken(event):
+        if isinstance(event, StepStarted) and event.index == event.total:
+            session.driver._instances[("agent-02", "main")].running = False
+
+    session.bus.subscribe(sicken)
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.FAILED, result.message
+    assert result.message.startswith("rollout incomplete: "), result.message
+    assert result.message.endswith("; left out of nginx, not verified at its last change: agent-02"), result.message
+    last = [e for e in events if isinstance(e, TrafficChanged)][-1]
+    assert not any(b.startswith("agent-02:") for bs in last.pools.values() for b in bs)
 
 
 async def test_a_success_whose_routed_host_dies_after_the_last_change_fails_naming_it(tmp_path):
