@@ -20,8 +20,11 @@ from .journal import clear_dead_reserves, read_journal
 from .session import Inputs, UsageError, load_inputs
 
 FINISHED = {"succeeded", "rolled_back", "refused"}
-# an instance last seen in one of these was being changed when the session died
-MID_CHANGE = {InstancePhase.DEPLOYING, InstancePhase.RESTARTING, InstancePhase.CHECKING}
+# an instance last seen in one of these was being changed when the session died, or its
+# change failed without the console learning what the host did (soak seed 6 run 179: a
+# link cut as the deploy command ran; it completed, unseen, and the revert could not
+# reach the host): the new release may be installed under the running old one
+MID_CHANGE = {InstancePhase.DEPLOYING, InstancePhase.RESTARTING, InstancePhase.CHECKING, InstancePhase.FAILED}
 
 
 class NothingToResume(Exception):

@@ -535,6 +535,52 @@ async def test_resume_rollback_of_a_blue_green_run_aborted_as_blue_was_retired(t
     assert list(pools) == ["blue"] and len(pools["blue"]) == 4, pools
 
 
+async def test_resume_reinstalls_the_old_release_where_a_change_failed_unseen(tmp_path):
+    """Soak seed 6 run 179: agent-01's link was cut while its deploy command
+    ran; the command completed on the host (the new release installed under
+    the running old one), its answer never came back, the revert could not
+    reach the host, and the run failed. After the repair `console resume`
+    found agent-01 answering on the old version and left it, so its next
+    restart would have brought up the new release. An instance whose change
+    failed is now treated as caught mid-change: reinstalled on the old version."""
+    from console.resume import load_resume
+
+    session, events = make_session(tmp_path, rolling={"batch": 2})
+    run_commands = session.driver.run_commands
+
+    async def cut_after_it_ran(inst, commands, timeout, *, version=None):
+        if inst.host.name != "agent-01":
+            return await run_commands(inst, commands, timeout, version=version)
+        if version == "2.0.0":
+            await run_commands(inst, commands, timeout, version=version)  # ran on the host ...
+        raise DriverError("agent-01", "deploy", "connection lost: Server not responding to keepalive")  # ... unseen
+
+    session.driver.run_commands = cut_after_it_ran
+    first = await asyncio.wait_for(session.run(), 60)
+    assert first.outcome == Outcome.FAILED and "agent-01" in first.message, first.message
+    assert session.driver._instances[("agent-01", "main")].staged == "2.0.0"  # installed, not running
+    session.finish(first)
+    inputs, state = load_resume(str(tmp_path / "journal.jsonl"))
+    assert "agent-01" in state.in_flight
+    resumed = Session(inputs, argv=["test"], record=str(tmp_path / "resumed.jsonl"), time_scale=SCALE,
+                      auto_promote=True, resume=state)
+    left = session.driver  # the same simulated hosts and LB, repaired
+    boot = resumed.driver.open
+
+    async def reopen(hosts, lbs):
+        await boot(hosts, lbs)
+        resumed.driver._instances.update(left._instances)
+        resumed.driver._lb_texts.update(left._lb_texts)
+        resumed.driver._lb_state = left._lb_state
+
+    resumed.driver.open = reopen
+    assert resumed.engine.command(Command.ROLLBACK, source="test")
+    result = await asyncio.wait_for(resumed.run(), 60)
+    assert result.outcome == Outcome.ROLLED_BACK, result.message
+    agent = resumed.driver._instances[("agent-01", "main")]
+    assert (agent.version, agent.staged) == ("1.0.0", "1.0.0")
+
+
 async def test_a_failed_run_names_the_dead_instances_nginx_still_routes_to(tmp_path):
     """Soak seed 3 run 14: a bad release's green took traffic, agent-06's
     link was cut, and the rollback's reload did not take (the LB kept the
