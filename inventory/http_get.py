@@ -4,10 +4,10 @@ The stream is a direct-tcpip channel of the host's SSH connection
 (`SshPool.open_stream`), so nothing but SSH has to be reachable from the
 console. Health probes, /metrics and the nginx marker all come this way, and
 the capacity guard probes every serving instance before every batch, so a
-probe's cost counts: through a local port forward and httpx it cost 3.0 ms
-of controller CPU and 0.19 s of wall per round of 50 hosts; over the channel
-with h11, 1.0 ms and 0.10 s (50 sandbox hosts, measured side by side; see
-bench/RESULTS.md).
+probe's cost counts: through a local port forward and httpx it cost 3.05 ms
+of controller CPU and 0.180 s of wall per round of 50 hosts; over the channel
+with h11, 1.11 ms and 0.096 s (bench/probe_cost.py, 50 sandbox hosts, the
+two ways alternating; bench/results/2026-12-02-caf7311/probe_cost.txt).
 
 h11 does the parsing: it is sans-I/O, already installed (httpx is built on
 it), and refuses a malformed response (hostile remote output) with an error
