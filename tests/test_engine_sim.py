@@ -463,25 +463,16 @@ async def test_blue_green_rollback_before_the_switch_stops_routing_to_old_units_
     assert not any(session.driver._instances[(h, "green")].running for h in ("agent-01", "agent-02", "agent-03"))
 
 
-async def test_resume_of_a_run_aborted_with_every_instance_on_the_new_version_finishes_it(tmp_path):
-    """Soak seed 3 run 63: SIGTERM during a canary's final 100 % step; the
-    run ended aborted (exit 5) with every instance on the new version, and
-    `console resume` (continue) refused (exit 6): "no healthy instance on
-    the old version is left to take traffic". One version is the safe
-    state, so traffic stays on the new one and the resumed run finds the
-    work done."""
+def resume_on_the_same_fleet(session, first, tmp_path):
+    """`console resume` of `session`'s journal, on the simulated hosts and LB
+    as `session` left them (a new session builds a fleet of its own)."""
     from console.resume import load_resume
 
-    session, events = make_session(tmp_path, "canary", canary={
-        "sample_interval": "2s", "steps": [{"set_weight": 50}, {"pause": {"duration": "4s"}}, {"set_weight": 100}]})
-    command_in_last_step(session, events, Command.ABORT, last_step=3)
-    first = await asyncio.wait_for(session.run(), 60)
-    assert first.outcome == Outcome.ABORTED and set(first.versions.values()) == {"2.0.0"}, first.message
     session.finish(first)
     inputs, state = load_resume(str(tmp_path / "journal.jsonl"))
     resumed = Session(inputs, argv=["test"], record=str(tmp_path / "resumed.jsonl"), time_scale=SCALE,
                       auto_promote=True, resume=state)
-    left = session.driver  # the same simulated hosts and LB, as the first session left them
+    left = session.driver
     boot = resumed.driver.open
 
     async def reopen(hosts, lbs):
@@ -491,6 +482,22 @@ async def test_resume_of_a_run_aborted_with_every_instance_on_the_new_version_fi
         resumed.driver._lb_state = left._lb_state
 
     resumed.driver.open = reopen
+    return resumed
+
+
+async def test_resume_of_a_run_aborted_with_every_instance_on_the_new_version_finishes_it(tmp_path):
+    """Soak seed 3 run 63: SIGTERM during a canary's final 100 % step; the
+    run ended aborted (exit 5) with every instance on the new version, and
+    `console resume` (continue) refused (exit 6): "no healthy instance on
+    the old version is left to take traffic". One version is the safe
+    state, so traffic stays on the new one and the resumed run finds the
+    work done."""
+    session, events = make_session(tmp_path, "canary", canary={
+        "sample_interval": "2s", "steps": [{"set_weight": 50}, {"pause": {"duration": "4s"}}, {"set_weight": 100}]})
+    command_in_last_step(session, events, Command.ABORT, last_step=3)
+    first = await asyncio.wait_for(session.run(), 60)
+    assert first.outcome == Outcome.ABORTED and set(first.versions.values()) == {"2.0.0"}, first.message
+    resumed = resume_on_the_same_fleet(session, first, tmp_path)
     resumed_events = []
     resumed.bus.subscribe(resumed_events.append)
     result = await asyncio.wait_for(resumed.run(), 60)
@@ -507,26 +514,11 @@ async def test_resume_rollback_of_a_blue_green_run_aborted_as_blue_was_retired(t
     the old or the new version is left to take traffic", looking for the new
     version only in the original pools (blue). Traffic now stays on green,
     where nginx routed it, and the rollback brings blue back and routes to it."""
-    from console.resume import load_resume
-
     session, events = make_session(tmp_path, "blue_green", hosts=4)
     command_in_last_step(session, events, Command.ABORT, last_step=4)
     first = await asyncio.wait_for(session.run(), 60)
     assert first.outcome == Outcome.ABORTED and "blue retired" in first.message, first.message
-    session.finish(first)
-    inputs, state = load_resume(str(tmp_path / "journal.jsonl"))
-    resumed = Session(inputs, argv=["test"], record=str(tmp_path / "resumed.jsonl"), time_scale=SCALE,
-                      auto_promote=True, resume=state)
-    left = session.driver  # the same simulated hosts and LB, as the first session left them
-    boot = resumed.driver.open
-
-    async def reopen(hosts, lbs):
-        await boot(hosts, lbs)
-        resumed.driver._instances.update(left._instances)
-        resumed.driver._lb_texts.update(left._lb_texts)
-        resumed.driver._lb_state = left._lb_state
-
-    resumed.driver.open = reopen
+    resumed = resume_on_the_same_fleet(session, first, tmp_path)
     assert resumed.engine.command(Command.ROLLBACK, source="test")
     result = await asyncio.wait_for(resumed.run(), 60)
     assert result.outcome == Outcome.ROLLED_BACK, result.message
@@ -543,8 +535,6 @@ async def test_resume_reinstalls_the_old_release_where_a_change_failed_unseen(tm
     found agent-01 answering on the old version and left it, so its next
     restart would have brought up the new release. An instance whose change
     failed is now treated as caught mid-change: reinstalled on the old version."""
-    from console.resume import load_resume
-
     session, events = make_session(tmp_path, rolling={"batch": 2})
     run_commands = session.driver.run_commands
 
@@ -559,21 +549,8 @@ async def test_resume_reinstalls_the_old_release_where_a_change_failed_unseen(tm
     first = await asyncio.wait_for(session.run(), 60)
     assert first.outcome == Outcome.FAILED and "agent-01" in first.message, first.message
     assert session.driver._instances[("agent-01", "main")].staged == "2.0.0"  # installed, not running
-    session.finish(first)
-    inputs, state = load_resume(str(tmp_path / "journal.jsonl"))
-    assert "agent-01" in state.in_flight
-    resumed = Session(inputs, argv=["test"], record=str(tmp_path / "resumed.jsonl"), time_scale=SCALE,
-                      auto_promote=True, resume=state)
-    left = session.driver  # the same simulated hosts and LB, repaired
-    boot = resumed.driver.open
-
-    async def reopen(hosts, lbs):
-        await boot(hosts, lbs)
-        resumed.driver._instances.update(left._instances)
-        resumed.driver._lb_texts.update(left._lb_texts)
-        resumed.driver._lb_state = left._lb_state
-
-    resumed.driver.open = reopen
+    resumed = resume_on_the_same_fleet(session, first, tmp_path)
+    assert "agent-01" in resumed.engine.resume.in_flight
     assert resumed.engine.command(Command.ROLLBACK, source="test")
     result = await asyncio.wait_for(resumed.run(), 60)
     assert result.outcome == Outcome.ROLLED_BACK, result.message
