@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
 import os
 import platform
 import statistics
@@ -15,6 +16,14 @@ BENCH = ROOT / "bench"
 for p in (str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "sandbox")):
     if p not in sys.path:
         sys.path.insert(0, p)
+
+
+def read_text(path: Path) -> str:
+    """A raw result file, as written or as kept in the repository: `path`
+    itself, else `path`.gz (bench/results keeps its large files gzipped)."""
+    if path.exists():
+        return path.read_text()
+    return gzip.decompress(path.with_name(path.name + ".gz").read_bytes()).decode()
 
 
 def machine() -> str:

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, today
+from _common import ROOT, machine, read_text, start, today
 from console.control.runs import SOCKET_SUFFIX, control_dir
 from console.journal import read_journal, verify
 from inventory.nginx_config import parse_pools
@@ -59,8 +59,26 @@ from rollout_helpers import (
     plan_file,
     units_setup,
 )
+from soak_rules import (
+    CLIENT_TIMEOUT,
+    Request,
+    clean_good_run_failed,
+    during_outage,
+    in_flight_on_vanished_host,
+    lost_after_last_change,
+    names,
+    recheck,
+    routes_disagree,
+    sent_share,
+    too_few_sent,
+)
 
 RATE = 100
+# Enough workers that the generator never falls behind: every request may
+# hang for the client's whole time-out (a vanished host, a dead LB), and the
+# rate must still go out (16 workers sent as little as 31 % of the due
+# requests in soak runs of 2026-12-02; issue 26).
+WORKERS = int(RATE * CLIENT_TIMEOUT)
 LOCKS = "/var/lib/rollout-console/locks"
 SITE = "/etc/nginx/sites-enabled/agent"
 OLD = "1.0.0"
@@ -145,8 +163,6 @@ def write_plan(s: dict, work: Path, fleet) -> tuple[Path, Path]:
 class Fault:
     inject: Callable[[Run, dict], None]  # blocking; runs in a thread at the fault's moment
     heal: Callable[[Run, dict], None] = lambda run, f: None  # what an operator does before `resume`
-    voids_client_promise: bool = False  # clients cannot be served at all while it lasts
-    vanishes_host: bool = False  # requests in flight on it are lost (see in_flight_on_vanished_host)
     ends_output: bool = False  # the console's output stops (killed, or its terminal is gone)
 
 
@@ -226,10 +242,9 @@ STOPS = {"sigkill", "hangup", "sigint", "sigterm", "op_abort", "op_rollback"}  #
 
 FAULTS: dict[str, Fault] = {
     "host_off": Fault(lambda run, f: run.fleet.stop_host(f["host"]),
-                      lambda run, f: run.fleet.start_host(f["host"]), vanishes_host=True),
+                      lambda run, f: run.fleet.start_host(f["host"])),
     "link_cut": Fault(lambda run, f: run.fleet.exec_in(f["host"], ["ip", "link", "set", "host0", "down"]),
-                      lambda run, f: run.fleet.exec_in(f["host"], ["ip", "link", "set", "host0", "up"]),
-                      vanishes_host=True),
+                      lambda run, f: run.fleet.exec_in(f["host"], ["ip", "link", "set", "host0", "up"])),
     "sshd_stop": Fault(lambda run, f: run.fleet.exec_in(f["host"], ["systemctl", "stop", "ssh"]),
                        lambda run, f: run.fleet.exec_in(f["host"], ["systemctl", "start", "ssh"])),
     "start_fail": Fault(_release_on({"start_fail": True})),
@@ -239,7 +254,7 @@ FAULTS: dict[str, Fault] = {
                              _lb(f"[ -f /root/site.bak ] && mv /root/site.bak {SITE}; nginx -t -q")),
     "reload_no_take": Fault(_lb("kill -STOP $(cat /run/nginx.pid)"), _lb("kill -CONT $(cat /run/nginx.pid)")),
     "lb_off": Fault(lambda run, f: run.fleet.stop_host(run.fleet.lb_name),
-                    lambda run, f: run.fleet.start_host(run.fleet.lb_name), voids_client_promise=True),
+                    lambda run, f: run.fleet.start_host(run.fleet.lb_name)),
     "sigkill": Fault(_signal(signal.SIGKILL), ends_output=True),
     "hangup": Fault(_signal(signal.SIGHUP), ends_output=True),
     "sigint": Fault(_signal(signal.SIGINT)),
@@ -262,6 +277,8 @@ class Run:
     exit_lag: float = 0.0  # the longest a console process took to end after printing its result
     paused: threading.Event = field(default_factory=threading.Event)  # the run said "paused", or its output ended
     consoles: list[tuple[int, int | None]] = field(default_factory=list)  # (pid, exit code) of each console process
+    last_change: dict[str, float] = field(default_factory=dict)  # output name -> when its last traffic event was read
+    ended: dict[str, float] = field(default_factory=dict)  # output name -> when its console process ended
 
     @property
     def new_slot(self) -> str:
@@ -303,6 +320,8 @@ async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: 
             if event.get("kind") == "phase" and event.get("phase") == "paused":
                 run.paused.set()
             counts[_key(event)] += 1
+            if event.get("kind") == "traffic":
+                run.last_change[out_name] = time.monotonic()
             ending = False
             for f in [f for f in pending if _matches(f["moment"], event, counts)]:
                 pending.remove(f)
@@ -324,6 +343,7 @@ async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: 
         proc.kill()
         await proc.wait()
     run.consoles.append((proc.pid, proc.returncode))
+    run.ended[out_name] = time.monotonic()
     if result_at is not None:  # from the result line to the process's end: shutdown
         run.exit_lag = max(run.exit_lag, time.monotonic() - result_at)
     for t in tasks:
@@ -383,7 +403,7 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
     journal, resumed = work / "run.journal.jsonl", work / "resume.journal.jsonl"
     args = ["--plan", str(plan), "--inventory", str(inventory)]
     async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=RATE, keepalive=s["keepalive"],
-                          retry_reset=s["keepalive"], max_seconds=900) as load:
+                          retry_reset=s["keepalive"], max_seconds=900, workers=WORKERS) as load:
         await asyncio.sleep(0.5)
         t0 = time.monotonic()
         code, took = await _console(run, args, journal, "run", t0, s["faults"])
@@ -408,6 +428,9 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
                    "to_resumed": None if first is None or resume_code is None else round(done - t0 - first, 2),
                    "operator": [{"fault": f["fault"], "accepted": f.get("accepted"), "replies": f.get("replies", [])}
                                 for f in run.fired if f["fault"] in OPERATOR]}
+    if clean_good_run_failed(s, run.outcome["fired"], code, resume_code):
+        run.violations.append(f"a good release with nothing injected ended {code}"
+                              + (f", resume {resume_code}" if resume_code is not None else ""))
     client_checks(run, load.result)
     (work / "load.json").write_text(json.dumps(run.outcome["clients"], indent=1))
     log(f"  -> exit {code} in {took:.1f}s" + (f", resume exit {resume_code}" if resume_code is not None else "")
@@ -422,9 +445,11 @@ def heal_faults(run: Run) -> None:
     links and sshd up, the site file fixed, the nginx master running. The
     last fault is undone first: sshd cannot be started on a host that was
     then powered off until the host is back (soak run 93 of seed 2 ended
-    there)."""
+    there). Each fault's repair time bounds what it may excuse
+    (soak_rules.window)."""
     for f in reversed(run.fired):
         ALL_FAULTS[f["fault"]].heal(run, f)
+        f["healed"] = time.monotonic()
 
 
 # -- the invariants ------------------------------------------------------------------------------------
@@ -439,7 +464,7 @@ def left_for_a_human(code: int, host: str, message: str) -> bool:
     an old host cut off before draining its batch and held the run, "agent-03
     unhealthy (not touched by this release)"; nginx retries its requests
     elsewhere)."""
-    return code in (4, 7) and host in message
+    return code in (4, 7) and names(message, host)
 
 
 class Checks:
@@ -527,25 +552,31 @@ class Checks:
         ceiling passes there by design."""
         return self.s["release"]["bad"] == "latency_ms" and self.s["strategy"].startswith("blue_green")
 
+    @property
+    def process(self) -> str:
+        """The output name of the console process this journal is of."""
+        return "resume" if self.journal.name.startswith("resume") else "run"
+
     def lost_after_last_change(self, host: str) -> bool:
-        """`host` vanished as the run's last nginx change came out (seed 3
-        run 116: the LB powered off after an abort's restore; seed 4 run
-        155: an agent's link cut then): the run had nothing left to do there,
-        so it cannot have seen the loss, and its exit code stands."""
+        """`host` vanished after this process's last nginx change, just
+        before it ended (soak_rules.lost_after_last_change)."""
+        return lost_after_last_change(self.run.fired, host, self.fleet.lb_name,
+                                      self.run.last_change.get(self.process), self.run.ended[self.process])
+
+    def journaled_routes(self) -> set[str]:
+        """Where the journals say traffic goes: the last traffic change of
+        the run and its resume so far, else the pools before the run."""
         from strategies.events import TrafficChanged
-
-        def lost(f: dict) -> bool:  # lb_off names an agent in its schedule, but takes the LB
-            return host == (self.fleet.lb_name if f["fault"] == "lb_off" else
-                            f["host"] if ALL_FAULTS[f["fault"]].vanishes_host else None)
-
-        changes = sum(isinstance(e, TrafficChanged) for e in read_journal(self.journal).events)
-        return any(lost(f) and f["moment"]["kind"] == "traffic" and f["moment"]["nth"] >= changes
-                   for f in self.run.fired)
+        journals = [self.run.work / "run.journal.jsonl", *([self.journal] if self.process == "resume" else [])]
+        changes = [e for j in journals if j.exists() for e in read_journal(j).events if isinstance(e, TrafficChanged)]
+        if changes:
+            return {member for pool in changes[-1].pools.values() for member in pool}
+        return {f"{b.address}:{b.port}" for pool in parse_pools(self.before, "agent").values() for b in pool}
 
     def fleet_agrees(self, code: int, message: str, final: bool) -> None:
         down = self.down()
         if self.fleet.lb_name in down:
-            if (code not in (4, 6) or self.fleet.lb_name not in message) and \
+            if (code not in (4, 6) or not names(message, self.fleet.lb_name)) and \
                     not self.lost_after_last_change(self.fleet.lb_name):
                 self.fail(f"LB down, exit {code}, message does not name it: {message!r}")
             return
@@ -554,25 +585,27 @@ class Checks:
         if not nginx_broken and self.fleet.ssh(self.fleet.lb_name, "nginx -t -q").returncode != 0:
             self.fail("nginx -t fails on the LB")
         routed = {(b.address, b.port) for pool in parse_pools(conf, "agent").values() for b in pool}
-        names = {ip: n for n, ip in self.fleet.agents.items()}
+        host_of = {ip: n for n, ip in self.fleet.agents.items()}
         expected = self.expected(routed)
         for ip, port in sorted(expected - routed):
-            if names[ip] not in message:
-                self.fail(f"{names[ip]}:{port} is out of nginx and the result does not name it: {message!r}")
+            if not names(message, host_of[ip]):
+                self.fail(f"{host_of[ip]}:{port} is out of nginx and the result does not name it: {message!r}")
         versions = {}
         for ip, port in sorted(routed):
-            if names.get(ip) in down:
-                if not left_for_a_human(code, names[ip], message) and not self.lost_after_last_change(names[ip]):
-                    self.fail(f"nginx routes to {names.get(ip)}:{port}, which is down")
+            if host_of.get(ip) in down:
+                if not left_for_a_human(code, host_of[ip], message) and not self.lost_after_last_change(host_of[ip]):
+                    self.fail(f"nginx routes to {host_of.get(ip)}:{port}, which is down")
                 continue
             code_h, body = self.health(ip, port)
-            installed = self.fleet.exec_in(names[ip], ["cat", f"/opt/agent/slots/{SLOT_OF_PORT[port]}/current/VERSION"],
+            installed = self.fleet.exec_in(host_of[ip], ["cat", f"/opt/agent/slots/{SLOT_OF_PORT[port]}/current/VERSION"],
                                            check=False).stdout.strip()
             versions[(ip, port)] = body.get("version")
             if body.get("version") != installed:
-                self.fail(f"{names[ip]}:{port} runs {body.get('version')} but has {installed!r} installed")
+                self.fail(f"{host_of[ip]}:{port} runs {body.get('version')} but has {installed!r} installed")
             if code_h != 200:
-                self.fail(f"{names[ip]}:{port} is in nginx but its health answers {code_h}")
+                self.fail(f"{host_of[ip]}:{port} is in nginx but its health answers {code_h}")
+        if routes_disagree(code, {f"{ip}:{port}" for ip, port in routed}, self.journaled_routes()):
+            self.fail(f"exit {code} but nginx routes to {sorted(routed)}, not where the journal last put traffic")
         seen = set(versions.values())
         if not seen <= {OLD, self.new}:
             self.fail(f"routed instances run {sorted(map(str, seen))}")
@@ -622,43 +655,39 @@ class Checks:
                 self.fail(f"console process left: {pid} {cmd[:120]}")
 
 
-CLIENT_TIMEOUT = 10.0  # tests/load.py's httpx timeout
-
-
-def in_flight_on_vanished_host(run: Run, r) -> bool:
-    """A request lost to a host that vanished (power off, link cut), which
-    no console can save; counted apart, not a violation:
-    - one nginx had already sent to the host waits for nginx's
-      proxy_read_timeout (60 s): the client gives up first (status 0);
-    - one whose last try nginx made to the host gets nginx's own 504 (no
-      X-Agent-Version): the sandbox's connect timeout is 1 s and nginx tries
-      3 backends, so with a bad release answering 503 (retried) a request
-      can meet two 503s and then the dead host (seed 2 run 154, replayed
-      after its fixes: 1 such request). A stopped or drained unit refuses
-      the connection (502): never counted here."""
-    vanished = [f for f in run.fired if ALL_FAULTS[f["fault"]].vanishes_host]
-    if r.status == 0 and "Timeout" in r.error:
-        return any(f["t"] <= r.t <= f["t"] + CLIENT_TIMEOUT + 1 for f in vanished)
-    return r.status == 504 and not r.version and any(f["t"] <= r.t for f in vanished)
-
-
 def client_checks(run: Run, result) -> None:
-    """0 failed requests unless a fault took the LB away; otherwise only the
-    bad release's own answers (X-Agent-Version names it) may fail, and
-    requests in flight on a host as it vanished."""
+    """0 failed requests, and at least MIN_SENT_SHARE of the due ones sent;
+    a failure is set apart only when the bad release answered it itself
+    (X-Agent-Version names it), or it falls in the window of a fault that
+    explains it (soak_rules: in flight on a vanished host, an LB outage).
+    The failed requests and the faults' times are recorded, relative to the
+    load's start, so `--recheck` can judge the run again."""
     bad = run.schedule["release"]["version"] if run.schedule["release"]["bad"] else None
-    own = [r for r in result.failed if bad and r.version == bad]
-    lost = [r for r in result.failed if r not in own and in_flight_on_vanished_host(run, r)]
-    foreign = [r for r in result.failed if r not in own and r not in lost]
-    voided = any(ALL_FAULTS[f["fault"]].voids_client_promise for f in run.fired)
-    if foreign and not voided:
+    failed = [Request(r.t, r.status, r.version, r.error) for r in result.failed]
+    own = [r for r in failed if bad and r.version == bad]
+    lost = [r for r in failed if r not in own and in_flight_on_vanished_host(run.fired, r)]
+    outage = [r for r in failed if r not in own and r not in lost and during_outage(run.fired, r)]
+    foreign = [r for r in failed if r not in own and r not in lost and r not in outage]
+    if foreign:
         run.violations.append(f"clients: {len(foreign)} failed requests not by the bad release, e.g. "
                               + "; ".join(f"{r.status} {r.version} {r.error[:80]}" for r in foreign[:3]))
-    run.outcome["clients"] = {"sent": result.sent, "failed": len(result.failed), "own": len(own),
-                              "in_flight_lost": len(lost), "foreign": len(foreign),
-                              "resets_retried": result.resets, "voided": voided,
+    share = sent_share(result.sent, result.rate, result.duration)
+    if too_few_sent(result.sent, result.rate, result.duration):
+        run.violations.append(f"clients: only {share:.0%} of the requests due were sent ({result.summary()})")
+    t0 = result.started
+    run.outcome["fired_at"] = [{"fault": f["fault"], "host": f["host"], "t": round(f["t"] - t0, 3),
+                                "healed": None if f.get("healed") is None else round(f["healed"] - t0, 3)}
+                               for f in run.fired]
+    run.outcome["clients"] = {"sent": result.sent, "due": round(result.rate * result.duration),
+                              "sent_share": round(share, 3), "rate": result.rate,
+                              "duration": round(result.duration, 2), "failed": len(failed), "own": len(own),
+                              "in_flight_lost": len(lost), "outage": len(outage), "foreign": len(foreign),
+                              "voided": bool(outage), "resets_retried": result.resets,
+                              "failed_requests": [{"t": round(r.t - t0, 3), "status": r.status, "version": r.version,
+                                                   "error": r.error[:120]} for r in failed],
                               "summary": result.summary() + (f" ({len(own)} by the bad release)" if own else "")
-                              + (f" ({len(lost)} in flight on a vanished host)" if lost else "")}
+                              + (f" ({len(lost)} in flight on a vanished host)" if lost else "")
+                              + (f" ({len(outage)} during the LB's outage)" if outage else "")}
 
 
 # -- the soak ------------------------------------------------------------------------------------------
@@ -725,7 +754,7 @@ def load_runs(path: Path) -> list[Run]:
         commits = set(re.findall(r"^# bench/soak\.py, commit (\w+)", (path.parent / "soak.txt").read_text(), re.M))
     header = commits.pop() if len(commits) == 1 else None
     runs = []
-    for line in path.read_text().splitlines():
+    for line in read_text(path).splitlines():
         r = json.loads(line)
         runs.append(Run(None, r["schedule"], Path(), outcome={**r["outcome"], "commit": header or r.get("commit", "?")},
                         violations=r["violations"]))
@@ -773,7 +802,32 @@ def header() -> str:
             f"# {today()}; {machine()}; sandbox net {os.environ.get('ROLLOUT_SANDBOX_NET', '0')}")
 
 
+def recheck_lines(paths: list[str]) -> list[str]:
+    """Each soak's recorded runs judged again by today's rules
+    (soak_rules.recheck): per file, the runs flagged then, the runs flagged
+    now, and the runs whose record cannot decide an excuse; then every
+    run flagged now."""
+    lines = ["| runs.jsonl | runs | flagged then | flagged now | sent < 90 % | clean good run failed "
+             "| undecidable from the record |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    detail = []
+    for path in paths:
+        records = [json.loads(x) for x in read_text(Path(path)).splitlines()]
+        judged = [(r, *recheck(r)) for r in records]
+        now = [(r, f) for r, f, _ in judged if f]
+        lines.append(f"| {path} | {len(records)} | {sum(bool(r['violations']) for r in records)} | {len(now)} "
+                     f"| {sum(any(x.startswith('sent') for x in f) for _, f in now)} "
+                     f"| {sum(any(x.startswith('a good') for x in f) for _, f in now)} "
+                     f"| {sum(bool(u) for _, _, u in judged)} |")
+        detail += [f"{path}: seed {r['schedule']['seed']} run {r['schedule']['index']}: {'; '.join(f)}" for r, f in now]
+    return [*lines, "", *detail]
+
+
 async def soak(args) -> int:
+    if args.recheck:
+        start("soak-recheck")
+        for line in recheck_lines(args.recheck):
+            print(line)
+        return 0
     if args.table:
         for line in combined_table(args.table):
             print(line)
@@ -818,6 +872,8 @@ def main() -> int:
     p.add_argument("--replay", metavar="CASE", help="run a saved case's schedule again")
     p.add_argument("--table", metavar="RUNS_JSONL", nargs="+",
                    help="print one per-fault table of one or more soaks' runs.jsonl (with a totals line each)")
+    p.add_argument("--recheck", metavar="RUNS_JSONL", nargs="+",
+                   help="judge the recorded runs again by today's rules (no hosts): old vs new flags")
     p.add_argument("--out", help="where soak.txt and cases/ go (default bench/results/<date>-<commit>/)")
     p.add_argument("--work", default="/tmp/rollout-soak")
     return asyncio.run(soak(p.parse_args()))

@@ -1,36 +1,132 @@
-"""bench/soak.py's rule for client failures no console can prevent (pure:
-the real-host soak itself is tests/sandbox/test_soak_real.py)."""
+"""bench/soak_rules.py: every excuse the soak grants is bounded in time,
+and each rule fails here when it is widened (pure: the real-host soak itself
+is tests/sandbox/test_soak_real.py)."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import soak  # noqa: E402
+import soak_rules as rules  # noqa: E402
+from soak_rules import GRACE, Request  # noqa: E402
 
 
-def request(t, status, version=None, error=""):
-    return SimpleNamespace(t=t, status=status, version=version, error=error)
+def fault(name, t, healed=None, host="agent-03"):
+    return {"fault": name, "host": host, "t": t, "healed": healed}
 
 
-def test_only_timeouts_and_nginx_504s_after_a_host_vanished_are_set_apart():
-    run = SimpleNamespace(fired=[{"fault": "link_cut", "t": 10.0}])
-    lost = soak.in_flight_on_vanished_host
-    assert lost(run, request(12.0, 0, error="ReadTimeout"))  # sent to it before: the client gave up
-    assert not lost(run, request(30.0, 0, error="ReadTimeout"))  # long after: not in flight then
-    assert lost(run, request(40.0, 504))  # nginx's last try went to the dead host
-    assert not lost(run, request(9.0, 504))  # before the host vanished
-    assert not lost(run, request(40.0, 504, version="2.0.0"))  # the agent's own 504
-    assert not lost(run, request(40.0, 502))  # refused: a stopped or drained unit, the console's business
-    quiet = SimpleNamespace(fired=[{"fault": "sshd_stop", "t": 10.0}])  # the host still serves
-    assert not lost(quiet, request(40.0, 504)) and not lost(quiet, request(12.0, 0, error="ReadTimeout"))
+def timeout(t):
+    return Request(t, 0, None, "ReadTimeout('')")
 
 
-def test_a_dead_routed_host_is_allowed_only_when_the_run_stopped_for_a_human_naming_it():
-    held = "before batch 2/3: agent-03 unhealthy (not touched by this release); draining would leave 4 of 6"
-    assert soak.left_for_a_human(7, "agent-03", held)  # seed 5 run 19: paused, named
-    assert soak.left_for_a_human(4, "agent-03", "failed: ...; nginx still routes to agent-03, which do not answer")
-    assert not soak.left_for_a_human(7, "agent-04", held)  # paused, but not naming it
-    assert not soak.left_for_a_human(3, "agent-03", "rolled back in 2.0s: agent-03 ...")  # said safe
-    assert not soak.left_for_a_human(0, "agent-03", "6 instance(s) now on 2.0.0 (agent-03)")
+CUT = [fault("link_cut", 10.0, healed=40.0)]
+
+
+def test_a_time_out_is_set_apart_only_when_it_was_in_flight_as_the_host_vanished():
+    lost = rules.in_flight_on_vanished_host
+    assert lost(CUT, timeout(12.0)) and lost(CUT, timeout(10.0 + rules.CLIENT_TIMEOUT + 1))
+    assert not lost(CUT, timeout(9.9))  # came back before the loss
+    assert not lost(CUT, timeout(10.0 + rules.CLIENT_TIMEOUT + 1.1))  # sent after it: nginx should not route there
+    assert not lost(CUT, Request(12.0, 0, None, "ConnectError('refused')"))  # refused is not in flight
+
+
+def test_nginx_504_is_set_apart_only_from_the_loss_to_its_repair_plus_grace():
+    lost = rules.in_flight_on_vanished_host
+    assert lost(CUT, Request(10.0, 504, None)) and lost(CUT, Request(40.0 + GRACE, 504, None))
+    assert not lost(CUT, Request(9.9, 504, None))  # before the host vanished
+    assert not lost(CUT, Request(40.0 + GRACE + 0.1, 504, None))  # the host was back: the console's business
+    assert not lost([fault("link_cut", 10.0)], Request(30.0, 504, None))  # never repaired: the instant only
+    assert not lost(CUT, Request(20.0, 504, "2.0.0"))  # the agent's own 504
+    assert not lost(CUT, Request(20.0, 502, None))  # refused: a stopped or drained unit
+    sshd = [fault("sshd_stop", 10.0, healed=40.0)]  # the host still serves
+    assert not lost(sshd, Request(20.0, 504, None)) and not lost(sshd, timeout(12.0))
+
+
+def test_an_lb_outage_excuses_only_failures_inside_it():
+    off = [fault("lb_off", 10.0, healed=30.0)]
+    inside = rules.during_outage
+    assert inside(off, Request(10.0, 0, None, "ConnectError")) and inside(off, Request(30.0 + GRACE, 502, None))
+    assert inside(off, timeout(30.0 + GRACE + rules.CLIENT_TIMEOUT))  # sent at the edge, came back after
+    assert not inside(off, Request(9.9, 502, None))  # before the LB went off
+    assert not inside(off, Request(30.0 + GRACE + 0.1, 502, None))  # during the resume that followed
+    assert not inside(off, timeout(30.0 + GRACE + rules.CLIENT_TIMEOUT + 0.1))  # sent after the window
+    assert not inside([fault("host_off", 10.0, healed=30.0)], Request(20.0, 502, None))  # an agent is not the LB
+
+
+def test_a_loss_is_the_runs_to_see_unless_it_came_after_its_last_change_just_before_its_end():
+    lost = rules.lost_after_last_change
+    off = [fault("host_off", 20.0, host="agent-03")]
+    assert lost(off, "agent-03", "lb-01", last_change=19.0, ended=20.0 + rules.LAST_CHANGE_GRACE)
+    assert not lost(off, "agent-03", "lb-01", last_change=21.0, ended=22.0)  # a change came after the loss
+    assert not lost(off, "agent-03", "lb-01", last_change=19.0, ended=20.0 + rules.LAST_CHANGE_GRACE + 0.1)  # time to see it
+    assert not lost(off, "agent-03", "lb-01", last_change=None, ended=21.0)  # no change: nothing to excuse
+    assert not lost(off, "agent-03", "lb-01", last_change=25.0, ended=26.0)  # before a resume's change
+    assert not lost(off, "agent-04", "lb-01", last_change=19.0, ended=20.5)  # another host
+    assert lost([fault("lb_off", 20.0, host="agent-01")], "lb-01", "lb-01", last_change=19.0, ended=20.5)
+    assert not lost([fault("sshd_stop", 20.0)], "agent-03", "lb-01", last_change=19.0, ended=20.5)
+
+
+def test_a_run_that_sent_less_than_90_percent_of_its_due_requests_fails():
+    assert not rules.too_few_sent(900, 100.0, 10.0)
+    assert rules.too_few_sent(899, 100.0, 10.0)
+    assert rules.sent_share(310, 100.0, 10.0) == pytest.approx(0.31)
+
+
+def test_a_host_is_named_as_a_whole_word():
+    assert rules.names("failed: agent-03 unhealthy", "agent-03")
+    assert rules.names("nginx still routes to agent-03, agent-04.", "agent-04")
+    assert rules.names("(agent-03:8080)", "agent-03")
+    assert not rules.names("failed: agent-030 unhealthy", "agent-03")
+    assert not rules.names("failed: xagent-03", "agent-03")
+    assert not rules.names("lb-01 unreachable", "lb")
+
+
+def test_a_clean_good_run_must_succeed_in_one_go():
+    good = {"release": {"bad": None}}
+    assert not rules.clean_good_run_failed(good, [], 0, None)
+    assert rules.clean_good_run_failed(good, [], 3, None)
+    assert rules.clean_good_run_failed(good, [], 0, 0)  # left something to resume
+    assert not rules.clean_good_run_failed(good, ["op_rollback"], 3, None)  # an operator asked for it
+    assert not rules.clean_good_run_failed({"release": {"bad": "latency_ms"}}, [], 3, None)
+
+
+def test_failed_aborted_and_paused_runs_leave_traffic_where_the_journal_says():
+    journaled = {"10.0.0.1:8080", "10.0.0.2:8080"}
+    for code in (4, 5, 7):
+        assert not rules.routes_disagree(code, set(journaled), journaled)
+        assert rules.routes_disagree(code, {"10.0.0.1:8080"}, journaled)
+        assert rules.routes_disagree(code, journaled | {"10.0.0.3:8081"}, journaled)
+    assert not rules.routes_disagree(3, {"10.0.0.1:8080"}, journaled)  # checked against the original instead
+
+
+def record(**clients):
+    base = {"sent": 1000, "failed": 0, "own": 0, "in_flight_lost": 0, "foreign": 0, "voided": False,
+            "summary": "1000 requests in 10.0s at 100/s, 0 failed"}
+    return {"schedule": {"seed": 1, "index": 1, "release": {"bad": None, "version": "2.1.1"}},
+            "outcome": {"exit": 0, "resume_exit": None, "fired": ["link_cut"], "clients": {**base, **clients}},
+            "violations": []}
+
+
+def test_recheck_judges_recorded_runs_again():
+    assert rules.recheck(record()) == ([], [])
+    flags, _ = rules.recheck(record(sent=310, summary="310 requests in 10.0s at 100/s, 0 failed"))
+    assert flags == ["sent 31.0% of the requests due"]
+    _, undecided = rules.recheck(record(in_flight_lost=2, voided=True, foreign=3))  # counts only: cannot place them
+    assert len(undecided) == 2
+    r = record(failed_requests=[{"t": 45.0, "status": 504, "version": None, "error": ""}], failed=1)
+    r["outcome"]["fired_at"] = CUT
+    assert rules.recheck(r)[0] == ["clients: 1 failed requests outside every fault's window"]
+    r["outcome"]["fired_at"] = [fault("link_cut", 10.0, healed=43.0)]
+    assert rules.recheck(r) == ([], [])
+
+
+def test_recheck_reads_a_soak_record(tmp_path):
+    """The soak's CLI over a runs.jsonl: old flags beside new ones."""
+    import soak
+    path = tmp_path / "runs.jsonl"
+    path.write_text(json.dumps(record(sent=310, summary="310 requests in 10.0s at 100/s, 0 failed")) + "\n")
+    lines = soak.recheck_lines([str(path)])
+    assert lines[2] == f"| {path} | 1 | 0 | 1 | 1 | 0 | 0 |"
