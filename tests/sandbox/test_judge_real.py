@@ -11,6 +11,7 @@ import json
 import pytest
 
 from fault_helpers import in_nginx, journal_ok, rollout
+from inventory.nginx_config import parse_pools
 from load import SteadyLoad
 from rollout_helpers import console, install_lb, managed_config, plan_file, units_lb, versions
 
@@ -40,6 +41,19 @@ async def canary_run(fleet, tmp_path, version, weight, keepalive, *, max_window=
     return code, events, err, load.result
 
 
+def assert_paused_where_it_said(fleet, events, new):
+    """A run paused for a human (exit 7) leaves nginx routing the pools of
+    its last traffic event, the canary pool's hosts on the new release and
+    every other host on the old one."""
+    last = [e for e in events if e["kind"] == "traffic"][-1]
+    routed = {name: sorted(f"{b.address}:{b.port}" for b in pool)
+              for name, pool in parse_pools(managed_config(fleet), "agent").items()}
+    assert routed == {name: sorted(members) for name, members in last["pools"].items()}, (routed, last)
+    canary = {member.split(":")[0] for member in last["pools"].get("canary", [])}
+    assert canary
+    assert versions(fleet) == {name: new if ip in canary else "1.0.0" for name, ip in fleet.agents.items()}
+
+
 def weights(events):
     return [e["weights"].get("canary", 0.0) for e in events if e["kind"] == "traffic"]
 
@@ -59,8 +73,11 @@ async def test_a_canary_answering_20_percent_500s_at_1_percent_never_passes_its_
         fail = next(e for e in events if e["kind"] == "gate" and e["verdict"] == "fail")
         print(f"\n20 % errors at 1 %: stopped after {fail['seen']} canary requests, {fail['at']:.1f}s; "
               f"clients {result.summary()}")
+    else:
+        assert_paused_where_it_said(fleet, events, "2.1.0-bad")
     bad = [r for r in result.failed if r.version != "2.1.0-bad"]
     assert bad == [], bad[:3]  # only the bad release's own answers failed
+    result.assert_enough_sent()
     assert len(result.failed) <= 20  # the issue saw 20 clients get a 500 before the 5 % step caught it
     journal_ok(tmp_path / "j.jsonl")
 
@@ -72,7 +89,7 @@ async def test_a_canary_300ms_slower_is_rolled_back(fleet, tmp_path):
     fail = next(e for e in events if e["kind"] == "gate" and e["verdict"] == "fail")
     assert any("latency" in r for r in fail["reasons"]), fail
     assert set(versions(fleet).values()) == {"1.0.0"}
-    assert result.failed == [], result.summary()
+    result.assert_no_failures()
 
 
 @pytest.mark.parametrize("keepalive", [False, True], ids=["keepalive-off", "keepalive-on"])
@@ -82,7 +99,7 @@ async def test_a_good_canary_is_promoted_to_100(fleet, tmp_path, keepalive):
     assert code == 0, err + json.dumps(events[-3:])
     assert set(versions(fleet).values()) == {"2.0.0"}
     assert managed_config(fleet) == before
-    assert result.failed == [], result.summary()
+    result.assert_no_failures()
     final = [e for e in events if e["kind"] == "gate" and e["final"]]
     assert [e["verdict"] for e in final] == ["pass"] and final[0]["seen"] >= 20
     clients = events[-2]["clients"] if events[-2]["kind"] == "run_finished" else events[-1]["clients"]
@@ -138,4 +155,4 @@ async def test_blue_green_plan_disagreeing_with_live_routing_is_refused_before_a
     assert not any(e["kind"] in ("traffic", "command") and e.get("command", "").startswith("systemctl restart")
                    for e in events)
     if live == "main":
-        assert load.result.failed == [], load.result.summary()
+        load.result.assert_no_failures()

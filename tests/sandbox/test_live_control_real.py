@@ -51,5 +51,5 @@ async def test_hangup_of_a_tui_rollout_on_real_hosts(fleet, tmp_path, policy):
         assert set(on.values()) <= {"1.0.0", "2.0.0"} and all(fleet.health(n)[0] == 200 for n in fleet.agent_names)
         config = managed_config(fleet)
         assert all(ip in config for ip in fleet.agent_ips)  # every instance back in nginx
-    assert load.result.failed == [], load.result.summary()
+    load.result.assert_no_failures()
     print(f"\nTUI hangup ({policy}): exit {code}, versions {sorted(on.values())}, {load.result.summary()}")
