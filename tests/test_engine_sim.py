@@ -196,7 +196,7 @@ async def test_pause_then_resume_holds_the_rollout(tmp_path):
         while not any(isinstance(e, PhaseChanged) and e.phase == "paused" for e in events):
             await asyncio.sleep(0.01)
         changed_while_paused = [e for e in events if isinstance(e, InstanceChanged)]
-        await asyncio.sleep(0.2)
+        await session.driver.clock.sleep(3 * 4.0)  # three batch intervals on the engine's own clock
         assert [e for e in events if isinstance(e, InstanceChanged)] == changed_while_paused
         session.engine.command(Command.RESUME, source="test")
 

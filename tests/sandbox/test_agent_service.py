@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from rollout_helpers import wait_until
+
 SANDBOX = Path(__file__).resolve().parents[2] / "inventory" / "sandbox"
 AGENT = SANDBOX / "agent_service.py"
 INSTALL = SANDBOX / "install-release.py"
@@ -137,17 +139,26 @@ def test_start_delay_postpones_ready(agent_factory):
     assert _get(a.url + "/health")[0] == 200
 
 
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
 def test_sigterm_finishes_inflight_request(agent_factory):
-    a = agent_factory({"latency_ms": 1500})
+    a = agent_factory({"latency_ms": 3000})
     a.ready()
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("r", _get(a.url + "/slow")))
     t.start()
-    time.sleep(0.3)
+    wait_until(lambda: _get(a.url + "/metrics")[2]["inflight"] == 1, "the slow request reached the agent",
+               timeout=10, poll=0.02)
     a.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    with pytest.raises(OSError):  # no longer accepting
-        socket.create_connection(("127.0.0.1", a.port), timeout=1).close()
+    assert a.notify.recv(4096).decode().startswith("STOPPING=1")
+    wait_until(lambda: _refused(a.port), "the agent stopped accepting", timeout=3, poll=0.02)
+    assert "r" not in result  # ...while the slow request is still being answered
     assert a.proc.wait(10) == 0
     t.join(5)
     assert result["r"][0] == 200 and result["r"][2]["version"] == "1.2.3"

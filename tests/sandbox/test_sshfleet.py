@@ -12,7 +12,7 @@ import asyncssh
 import httpx
 import pytest
 
-from inventory.driver import CommandRecord, DriverError, HostKeyError, UnitStatus
+from inventory.driver import CommandRecord, DriverError, HostKeyError, PoolStats, UnitStatus
 from inventory.model import Host, Instance
 from inventory.nginx_config import Backend, LbState, parse_generation
 from inventory.ssh import SshPool
@@ -66,6 +66,21 @@ async def through_lb(fleet, n: int, headers: dict | None = None) -> list[dict]:
             assert r.status_code == 200, r.text
             out.append(r.json())
     return out
+
+
+async def logged(f, pool: str, n: int, timeout: float = 10.0) -> tuple[PoolStats, set[str]]:
+    """Read the LB's traffic windows until `n` requests of `pool` are in
+    (merged), with every backend the windows saw."""
+    stats, backends = PoolStats(), set()
+    deadline = time.monotonic() + timeout
+    while stats.requests < n:
+        assert time.monotonic() < deadline, f"only {stats.requests} of {n} {pool} requests logged in {timeout:g}s"
+        window = await f.traffic()
+        if pool in window:
+            stats.merge(window[pool])
+        backends |= set(f.backends_seen)
+        await asyncio.sleep(0.05)  # poll interval, not a guess at when the log is written
+    return stats, backends
 
 
 # -- SshPool --------------------------------------------------------------
@@ -235,12 +250,11 @@ async def test_lb_apply_removes_backend_and_marker_shows_generation(sandbox_flee
     hosts_seen = {a["host"] for a in answers}
     assert gone not in hosts_seen
     assert len(hosts_seen) >= 3
-    await asyncio.sleep(0.3)  # nginx writes the log line after the response
-    stats = await f.traffic()
-    assert stats["probe"].requests == 60
-    assert stats["probe"].errors == 0 and stats["probe"].retried == 0
-    assert len(stats["probe"].latencies) == 60
-    assert f"{sandbox_fleet.ip(gone)}:{AGENT_PORT}" not in f.backends_seen
+    probe, backends = await logged(f, "probe", 60)  # nginx writes each log line after its response
+    assert probe.requests == 60
+    assert probe.errors == 0 and probe.retried == 0
+    assert len(probe.latencies) == 60
+    assert f"{sandbox_fleet.ip(gone)}:{AGENT_PORT}" not in backends
     assert (await f.traffic()).get("probe") is None  # the window moved on
     print(f"\n[nginx] lb_apply (write, nginx -t, reload, verified marker): "
           f"{', '.join(f'{d * 1000:.0f} ms' for d in durations)}")

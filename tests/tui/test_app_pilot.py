@@ -53,8 +53,7 @@ async def test_pause_resume_and_footer(make_session):
         await answered(pilot, ops, "pause")
         assert ops[-1].command == "pause" and ops[-1].source == "key:p" and ops[-1].accepted
         await wait_for(pilot, lambda: session.engine.phase == Phase.PAUSED)
-        await pilot.pause(0.3)
-        assert "paused" in str(app.screen.query_one("#status").render())
+        await wait_for(pilot, lambda: "paused" in str(app.screen.query_one("#status").render()))  # repainted
         assert "n" in footer_keys(app)  # promote shown in a canary run
         await pilot.press("p")
         await answered(pilot, ops, "resume")
@@ -121,7 +120,7 @@ async def test_abort_cancelled_then_confirmed(make_session):
     app = RolloutApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.view.phase == "running")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: {"p", "r", "a"} <= footer_keys(app))  # the running footer is shown
         keys = footer_keys(app)
         assert "n" not in keys and "N,shift+n" not in keys  # no promote in a rolling run
         assert {"p", "r", "a"} <= keys
@@ -144,13 +143,11 @@ async def test_filter_detail_and_help(make_session):
         await wait_for(pilot, lambda: len(app.view.rows) == 10)
         await pilot.press("p")
         table = app.screen.query_one(FleetTable)
-        await pilot.pause(0.2)
-        assert len(table.keys) == 10
+        await wait_for(pilot, lambda: len(table.keys) == 10)
         await pilot.press("slash")
         assert isinstance(app.focused, Input)
         await pilot.press(*"agent-03")
-        await pilot.pause(0.2)
-        assert table.keys == ["agent-03"]
+        await wait_for(pilot, lambda: table.keys == ["agent-03"])
         assert "agent-03" in table.render_line(1).text and table.render_line(2).text.strip() == ""
         await pilot.press("enter")  # submit: focus back on the table
         await pilot.press("enter")  # open the host detail
@@ -160,8 +157,7 @@ async def test_filter_detail_and_help(make_session):
         assert "HOST agent-03" in text and "agent@main.service" in text and "HEALTH HISTORY" in text
         await pilot.press("escape")
         await pilot.press("escape")  # clear the filter
-        await pilot.pause(0.2)
-        assert len(table.keys) == 10
+        await wait_for(pilot, lambda: len(table.keys) == 10)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         help_text = screen_text(app)
@@ -183,7 +179,7 @@ async def test_quit_dialog_pause_and_detach(make_session):
         await answered(pilot, ops, "pause")
         assert ops[-1].command == "pause" and ops[-1].source == "key:q:pause"
         await pilot.press("q", "d")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: app.detached)
     assert app.detached and not app.engine_task.done()
     # what run_app does after a detach: the engine thread goes on, closes the journal, gives the record
     app.engine.command(Command.RESUME, "test")
@@ -244,8 +240,7 @@ async def test_pause_says_pausing_at_once_then_paused_at_the_safe_point(make_ses
         assert session.engine.phase != Phase.PAUSED and not release.is_set()
         release.set()
         await wait_for(pilot, lambda: session.engine.phase == Phase.PAUSED)
-        await pilot.pause(0.2)
-        assert "paused" in header(app) and "pausing" not in header(app)
+        await wait_for(pilot, lambda: "paused" in header(app) and "pausing" not in header(app))  # repainted
         await stop_engine(app)
 
 
@@ -258,8 +253,7 @@ async def test_q_when_the_run_ends_under_the_quit_dialog_just_quits(make_session
         assert isinstance(app.screen, QuitScreen)
         app.engine.command(Command.PROMOTE_FULL, "test")
         await wait_for(pilot, lambda: app.record is not None, timeout=30)
-        await pilot.pause(0.1)
-        assert not isinstance(app.screen, QuitScreen)  # nothing left to choose: the dialog went
+        await wait_for(pilot, lambda: not isinstance(app.screen, QuitScreen))  # nothing left to choose: the dialog goes
         assert "RESULT succeeded" in str(app.screen.query_one("#result").render())
         await pilot.press("q")
         assert app._exit  # quit at once: no dialog on a finished run
