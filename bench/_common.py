@@ -26,6 +26,26 @@ def read_text(path: Path) -> str:
     return gzip.decompress(path.with_name(path.name + ".gz").read_bytes()).decode()
 
 
+KEEP_PLAIN = (".txt", ".md", ".yaml", ".json")  # summaries, schedules, plans: read as they are
+KEEP_PLAIN_NAMES = ("runs.jsonl",)  # a soak's per-run records: what --table and --recheck read
+COMPRESS_ABOVE = 16 * 1024  # bytes: larger raw files (journals, event streams, logs) are kept gzipped
+
+
+def keep_compressed(path: Path) -> Path:
+    """Replace `path` by `path`.gz (deterministic: no name or time in the
+    header, so the same bytes give the same blob). Returns the new path."""
+    gz = path.with_name(path.name + ".gz")
+    gz.write_bytes(gzip.compress(path.read_bytes(), compresslevel=9, mtime=0))
+    path.unlink()
+    return gz
+
+
+def should_compress(path: Path) -> bool:
+    """Is `path` a raw result bench/results keeps gzipped?"""
+    return (path.suffix != ".gz" and path.suffix not in KEEP_PLAIN and path.name not in KEEP_PLAIN_NAMES
+            and path.stat().st_size > COMPRESS_ABOVE)
+
+
 def machine() -> str:
     mem_kb = 0
     with open("/proc/meminfo") as f:

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, read_text, start, today
+from _common import ROOT, keep_compressed, machine, read_text, start, today
 from console.control.runs import SOCKET_SUFFIX, control_dir
 from console.journal import read_journal, verify
 from inventory.nginx_config import parse_pools
@@ -698,6 +698,8 @@ def save_case(run: Run, cases: Path) -> Path:
     if case.exists():
         shutil.rmtree(case)
     shutil.copytree(run.work, case, ignore=shutil.ignore_patterns("run.jsonl", "resume.jsonl"))  # = the journals
+    for journal in case.glob("*.journal.jsonl"):  # kept small in the repository; `--replay` reads schedule.json
+        keep_compressed(journal)
     (case / "violations.txt").write_text("\n".join(run.violations) + "\n")
     (case / "outcome.json").write_text(json.dumps(run.outcome, indent=1))
     return case

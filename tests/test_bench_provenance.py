@@ -35,3 +35,25 @@ def test_start_prints_provenance_and_keeps_the_raw_output(tmp_path):
     assert header[2].startswith("# machine: Linux ") and "nproc " in header[3]
     assert raw == runs[0].stdout + "a warning\n"  # stdout and stderr, as printed
     assert "figure 1.23 s" in raw
+
+
+def test_raw_results_are_kept_small_and_read_in_either_form(tmp_path):
+    """bench/results keeps journals, event streams and logs over 16 KB
+    gzipped (a fresh clone carried 19 MB of them); the readers take either form."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from _common import keep_compressed, read_text, should_compress
+    big = [p.relative_to(ROOT) for p in (ROOT / "bench" / "results").rglob("*") if p.is_file() and should_compress(p)]
+    assert big == [], f"compress these (bench/_common.py: keep_compressed): {big[:5]}"
+    raw = tmp_path / "run.journal.jsonl"
+    raw.write_text('{"seq": 1}\n' * 5000)
+    assert should_compress(raw)
+    assert read_text(raw) == '{"seq": 1}\n' * 5000
+    gz = keep_compressed(raw)
+    assert not raw.exists() and gz.name == "run.journal.jsonl.gz" and gz.stat().st_size < 1000
+    assert read_text(raw) == '{"seq": 1}\n' * 5000
+    assert gz.read_bytes() == keep_compressed(_rewrite(raw)).read_bytes()  # the same bytes: the same blob
+
+
+def _rewrite(path):
+    path.write_text('{"seq": 1}\n' * 5000)
+    return path
