@@ -134,6 +134,39 @@ def start(name: str, command_prefix: str = "") -> Path:
     return path
 
 
+# -- before/after on one machine: two source trees, alternating run by run -----------------------------
+
+def git_head(tree: Path) -> str:
+    return subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True,
+                          text=True).stdout.strip()
+
+
+def trees(tree: Path, against: Path | None) -> dict[str, Path]:
+    """{"this": tree, "against": against}: the source trees a before/after
+    benchmark runs the console from (printed with their commits)."""
+    out = {"this": tree.resolve(), **({"against": against.resolve()} if against is not None else {})}
+    for label, path in out.items():
+        print(f"console ({label}) from {path}" + (f" at commit {git_head(path)}" if path != ROOT else ""))
+    return out
+
+
+def alternating(labels: list[str], i: int) -> list[str]:
+    """The order of run `i`: the labels, reversed every other run, so no
+    side always goes first (after the other warmed the caches, or under a
+    load that rises through the sitting)."""
+    return list(labels) if i % 2 == 0 else list(reversed(labels))
+
+
+def ratio_of_medians(this: list[float], against: list[float]) -> float | None:
+    a, b = stats(this), stats(against)
+    return a["median"] / b["median"] if a["n"] and b["n"] and b["median"] else None
+
+
+def tree_env(tree: Path, env: dict | None = None) -> dict:
+    """The environment that makes `python -m console` import `tree`'s code."""
+    return {**(env if env is not None else os.environ), "PYTHONPATH": str(tree)}
+
+
 def stats(values: list[float]) -> dict:
     v = sorted(values)
     if not v:

@@ -38,7 +38,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, fmt, start, stats  # noqa: E402
+from _common import ROOT, alternating, fmt, ratio_of_medians, start, trees  # noqa: E402
 
 SESSION = f"tui-bench-{os.getpid()}"
 POLL = 0.005
@@ -78,11 +78,6 @@ def write_inventory(path: Path, hosts: int) -> None:
                    "children": {"agents": {"hosts": {f"agent-{n:05d}": None for n in range(1, hosts + 1)}},
                                 "lb": {"hosts": {"lb-01": {"sim_rps": 200}}}}}}  # enough traffic for each gate
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
-
-
-def git_head(tree: Path) -> str:
-    return subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"], capture_output=True,
-                          text=True).stdout.strip()
 
 
 def write_plan(path: Path) -> None:
@@ -153,8 +148,8 @@ def ratios(this: dict[int, list[dict]], against: dict[int, list[dict]]) -> None:
     for n in this:
         cells = []
         for title, name, _in_ms in COLUMNS:
-            a, b = stats([r[name] for r in this[n]]), stats([r[name] for r in against.get(n, [])])
-            cells.append(f"{title} {a['median'] / b['median']:.2f}" if b["n"] and b["median"] else f"{title} n/a")
+            ratio = ratio_of_medians([r[name] for r in this[n]], [r[name] for r in against.get(n, [])])
+            cells.append(f"{title} {ratio:.2f}" if ratio is not None else f"{title} n/a")
         print(f"  {n} hosts: " + "; ".join(cells))
 
 
@@ -171,29 +166,24 @@ def main() -> int:
                     help="who reads the inventory (ansible-core takes seconds at 1,000 hosts: not the TUI's cost)")
     args = ap.parse_args()
     start("tui_tmux")
-    trees = {"this": args.tree.resolve()}
-    if args.against is not None:
-        trees["against"] = args.against.resolve()
-    for label, tree in trees.items():
-        print(f"console ({label}) from {tree}" + (f" at commit {git_head(tree)}" if tree != ROOT else ""))
+    sides = trees(args.tree, args.against)
     print(f"tmux 120x40, --time-scale {args.time_scale:g}, inventory read by {args.inventory_engine}, "
           f"poll {POLL * 1000:.0f} ms; "
           f"median (min-max, n) of {args.repeats} run(s) per size" + (", alternating" if len(trees) > 1 else "")
           + "\n", flush=True)
-    results: dict[str, dict[int, list[dict]]] = {label: {} for label in trees}
+    results: dict[str, dict[int, list[dict]]] = {label: {} for label in sides}
     with tempfile.TemporaryDirectory(prefix="tuib-", dir="/tmp") as tmp:
         for n in (int(n) for n in args.sizes.split(",")):
             for i in range(args.repeats):
-                order = list(trees) if i % 2 == 0 else list(reversed(trees))
-                for label in order:
-                    r = one(Path(tmp), n, args.time_scale, trees[label], args.inventory_engine)
+                for label in alternating(list(sides), i):
+                    r = one(Path(tmp), n, args.time_scale, sides[label], args.inventory_engine)
                     print(f"  run {i + 1} ({label}): {r}", flush=True)
                     results[label].setdefault(n, []).append(r)
-    for label in trees:
-        if len(trees) > 1:
-            print(f"\n== {label}: {trees[label]}")
+    for label in sides:
+        if len(sides) > 1:
+            print(f"\n== {label}: {sides[label]}")
         report(results[label])
-    if len(trees) > 1:
+    if len(sides) > 1:
         ratios(results["this"], results["against"])
     return 0
 

@@ -2,7 +2,16 @@
 """rollout-console versus Ansible, the same rolling update on the same real hosts.
 
     sudo ROLLOUT_SANDBOX_NET=1 python3 bench/vs_ansible.py [--rounds 3] [--load-rps 20]
-    sudo ROLLOUT_SANDBOX_NET=3 python3 bench/vs_ansible.py --hosts 50 --rounds 1 --load-rps 50
+    sudo ROLLOUT_SANDBOX_NET=3 python3 bench/vs_ansible.py --hosts 50 --rounds 3 --load-rps 50
+    sudo ROLLOUT_SANDBOX_NET=3 python3 bench/vs_ansible.py --hosts 50 --rounds 3 --against /path/to/old-checkout
+
+Before/after on one machine, in one sitting: `--against DIR` also runs the
+console from another checkout in every round, the order of the three runs
+(this tree, that tree, Ansible) reversed every other round (as
+bench/tui_tmux.py --against), and prints each tree's table against the
+Ansible runs of the same rounds, then this / against per round and as a
+ratio of the medians. A before/after figure comes from such a sitting only,
+never from two files measured on different machines or days.
 
 Boots the sandbox (lb-01 + --hosts agents, 6 by default, on the network
 ROLLOUT_SANDBOX_NET names), then alternates console, ansible, console,
@@ -42,7 +51,20 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCH, Fleet, fmt, run_child, sandbox_module, start, stats  # noqa: E402
+from _common import (  # noqa: E402
+    BENCH,
+    ROOT,
+    Fleet,
+    alternating,
+    fmt,
+    ratio_of_medians,
+    run_child,
+    sandbox_module,
+    start,
+    stats,
+    tree_env,
+    trees,
+)
 
 VERSION = "2.0.0"
 
@@ -121,14 +143,15 @@ def baseline(fleet: Fleet, size: int) -> dict:
     return {"inherent": total, "restart": restarts}
 
 
-def run_console(fleet: Fleet, out: Path, tmp: Path, batch: int) -> dict:
-    """One console run; its JSON Lines events are kept at `out` (beside the
-    raw output: the breakdown can be recomputed from them)."""
+def run_console(fleet: Fleet, out: Path, tmp: Path, batch: int, tree: Path = ROOT) -> dict:
+    """One console run from the source tree `tree`; its JSON Lines events
+    are kept at `out` (beside the raw output: the breakdown can be
+    recomputed from them)."""
     n = out.stem
     with open(out, "wb") as f:
         r = run_child([sys.executable, "-m", "console", "--plan", str(console_plan(tmp, batch)), "--inventory",
                        str(fleet.inventory), "--headless", "--output", "json", "--record", str(tmp / f"j{n}.jsonl")],
-                      timeout=600, stdout=f)
+                      timeout=600, stdout=f, cwd=tree, env=tree_env(tree))
     events = [json.loads(line) for line in out.read_text().splitlines() if line.startswith("{")]
     r["ok"] = r["rc"] == 0
     header = json.loads((tmp / f"j{n}.jsonl").read_text().splitlines()[0])
@@ -262,6 +285,92 @@ def versions(fleet: Fleet) -> set[str]:
     return out
 
 
+def one_run(fleet: Fleet, raw: Path, tmp: Path, batch: int, rnd: int, tool: str, sides: dict[str, Path],
+            load_rps: float) -> dict:
+    """One run of `tool` ("console", "console@against" or "ansible") on a
+    fleet reset to 1.0.0, under the client load; printed as it ends."""
+    fleet.reset_agents()
+    fleet.reset_lb()
+    assert versions(fleet) == {"1.0.0"}
+    ctx = LoadThread(f"http://{fleet.lb_ip}/v1/chat", load_rps, 900) if load_rps else None
+    if ctx:
+        ctx.__enter__()
+    kind, _, side = tool.partition("@")
+    try:
+        kept = raw.with_name(f"{raw.stem}-{tool.replace('@', '-')}-{rnd + 1}.{'jsonl' if kind == 'console' else 'log'}")
+        r = run_console(fleet, kept, tmp, batch, sides[side or "this"]) if kind == "console" \
+            else run_ansible(fleet, kept, tmp, batch)
+    finally:
+        if ctx:
+            ctx.__exit__()
+    r["failed_requests"] = len(ctx.load.result.failed) if ctx else None
+    r["expected_requests"] = load_rps * r["wall"]
+    r["requests"] = ctx.load.result.sent if ctx else None
+    r["final_versions"] = sorted(versions(fleet))
+    print(f"round {rnd + 1} {tool:8s} wall {r['wall']:.2f}s cpu {r['cpu']:.2f}s rc {r['rc']} "
+          f"versions {r['final_versions']} load {r['requests']} req / {r['failed_requests']} failed"
+          + (f" restarts {[round(x, 2) for x in r.get('restart_events', [])]}; inventory read by "
+             f"{r['inventory_engine']}" if kind == "console" else ""), flush=True)
+    if kind == "console" and r["ok"]:
+        print("  " + ", ".join(f"{k} {v:.2f}" for k, v in r["breakdown"].items() if k != "steps"), flush=True)
+    if not r["ok"]:
+        print("  stderr:", r["stderr"][-1500:], flush=True)
+    return r
+
+
+def run_order(rounds: int, sides: list[str]) -> list[tuple[int, str]]:
+    """(round, run) in the order they go: the console from each tree
+    ("console" for this one, "console@against") and Ansible, every other
+    round reversed."""
+    runs = ["console" if side == "this" else f"console@{side}" for side in sides] + ["ansible"]
+    return [(rnd, run) for rnd in range(rounds) for run in alternating(runs, rnd)]
+
+
+def per_round(this: list[dict], other: list[dict]) -> list[float]:
+    """other's wall / this one's, round by round (a round either side failed
+    is left out): the ratio of two runs made minutes apart."""
+    return [b["wall"] / a["wall"] for a, b in zip(this, other) if a["ok"] and b["ok"]]
+
+
+def against_ansible(label: str, runs: list[dict], ansible: list[dict], inherent: list[float], load_rps: float,
+                    n_batches: int) -> None:
+    """The table of one console tree against the Ansible runs of the same rounds."""
+    c = [r for r in runs if r["ok"]]
+    a = [r for r in ansible if r["ok"]]
+    inh_med = stats(inherent)["median"]
+    pairs = [(rc, ra) for rc, ra in zip(runs, ansible) if rc["ok"] and ra["ok"]]
+    print(f"\n{label}:\n| | console | ansible | ansible / console |")
+    print("|---|---|---|---|")
+    print(f"| wall time | {fmt([r['wall'] for r in c])} | {fmt([r['wall'] for r in a])} "
+          f"| {fmt(per_round(runs, ansible), 'x')} |")
+    print(f"| controller CPU (user+sys) | {fmt([r['cpu'] for r in c])} | {fmt([r['cpu'] for r in a])} "
+          f"| {fmt([ra['cpu'] / rc['cpu'] for rc, ra in pairs], 'x')} |")
+    print(f"| start-up + exit (apart) | {fmt([r['breakdown']['start-up + exit'] for r in c])} | | |")
+    print(f"| wall without start-up + exit | {fmt([r['wall'] - r['breakdown']['start-up + exit'] for r in c])} | | |")
+    print(f"| overhead = wall - inherent ({inh_med:.2f} s) | {fmt([r['wall'] - inh_med for r in c])} | "
+          f"{fmt([r['wall'] - inh_med for r in a])} | "
+          f"{fmt([(ra['wall'] - inh_med) / (rc['wall'] - inh_med) for rc, ra in pairs], 'x')} |")
+    print(f"| failed requests at {load_rps:g} req/s (keep-alive off) | "
+          f"{sum(r['failed_requests'] or 0 for r in c)} of {sum(r['requests'] or 0 for r in c)} | "
+          f"{sum(r['failed_requests'] or 0 for r in a)} of {sum(r['requests'] or 0 for r in a)} | |")
+    print(f"\ninherent service time per run ({n_batches} batches x slowest restart+healthy): {fmt(inherent)}")
+    print(f"console restart command durations: {fmt([x for r in c for x in r['restart_events']])}; "
+          f"traffic (reload) event durations: {fmt([x for r in c for x in r['reloads']], 's', 3)}")
+    print(f"runs ok: console {len(c)}/{len(runs)}, ansible {len(a)}/{len(ansible)}")
+    print(f"client load sent: console {sum(r['requests'] or 0 for r in c)} of about "
+          f"{sum(r['expected_requests'] for r in c):.0f} (rate x wall), ansible {sum(r['requests'] or 0 for r in a)}"
+          f" of about {sum(r['expected_requests'] for r in a):.0f}")
+    print_breakdown([r["breakdown"] for r in c])
+
+
+def before_after(this: list[dict], other: list[dict]) -> None:
+    """This tree against the other, from the same sitting."""
+    walls = [[r["wall"] for r in side if r["ok"]] for side in (this, other)]
+    ratio = ratio_of_medians(*walls)
+    print(f"\nthis / against, console wall: per round {fmt([1 / x for x in per_round(this, other)], 'x')}; "
+          f"ratio of the medians {'n/a' if ratio is None else f'{ratio:.3f}x'} (below 1: this is faster)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -270,13 +379,18 @@ def main() -> int:
     ap.add_argument("--hosts", type=int, default=6, help="agent hosts in the sandbox (at most 60)")
     ap.add_argument("--batch", type=int, default=0,
                     help="hosts per batch, the same for both sides (default: 2 up to 6 hosts, else 10 %%)")
+    ap.add_argument("--tree", type=Path, default=ROOT, help="run the console from this source tree")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="also run the console from this tree in every round, alternating (before/after)")
     args = ap.parse_args()
     batch = args.batch or (2 if args.hosts <= 6 else max(1, args.hosts // 10))
     n_batches = -(-args.hosts // batch)
     sb = sandbox_module()
     raw = start("vs_ansible", f"ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} ")
+    sides = trees(args.tree, args.against)
+    order = run_order(args.rounds, list(sides))
     fleet = None
-    results = {"console": [], "ansible": [], "baseline": []}
+    results: dict[str, list] = {run: [] for _, run in order} | {"baseline": []}
     try:
         fleet = Fleet(sb, args.hosts)
         print(f"{args.hosts} agent hosts + lb-01, batches of {batch} ({n_batches} batches), "
@@ -285,34 +399,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="vs-ansible-") as d:
             tmp = Path(d)
             for rnd in range(args.rounds):
-                for tool in ("console", "ansible"):
-                    fleet.reset_agents()
-                    fleet.reset_lb()
-                    assert versions(fleet) == {"1.0.0"}
-                    ctx = LoadThread(f"http://{fleet.lb_ip}/v1/chat", args.load_rps, 900) if args.load_rps else None
-                    if ctx:
-                        ctx.__enter__()
-                    try:
-                        kept = raw.with_name(f"{raw.stem}-{tool}-{rnd + 1}.{'jsonl' if tool == 'console' else 'log'}")
-                        r = (run_console if tool == "console" else run_ansible)(fleet, kept, tmp, batch)
-                    finally:
-                        if ctx:
-                            ctx.__exit__()
-                    r["failed_requests"] = len(ctx.load.result.failed) if ctx else None
-                    r["expected_requests"] = args.load_rps * r["wall"]
-                    r["requests"] = ctx.load.result.sent if ctx else None
-                    r["final_versions"] = sorted(versions(fleet))
-                    results[tool].append(r)
-                    print(f"round {rnd + 1} {tool:8s} wall {r['wall']:.2f}s cpu {r['cpu']:.2f}s rc {r['rc']} "
-                          f"versions {r['final_versions']} load {r['requests']} req / {r['failed_requests']} failed"
-                          + (f" restarts {[round(x, 2) for x in r.get('restart_events', [])]}; inventory read by "
-                             f"{r['inventory_engine']}" if tool == "console" else ""),
-                          flush=True)
-                    if tool == "console" and r["ok"]:
-                        print("  " + ", ".join(f"{k} {v:.2f}" for k, v in r["breakdown"].items() if k != "steps"),
-                              flush=True)
-                    if not r["ok"]:
-                        print("  stderr:", r["stderr"][-1500:], flush=True)
+                for tool in [run for r, run in order if r == rnd]:
+                    results[tool].append(one_run(fleet, raw, tmp, batch, rnd, tool, sides, args.load_rps))
                 # inherent service time, same round, same machine
                 fleet.reset_agents()
                 b = baseline(fleet, batch)
@@ -325,34 +413,12 @@ def main() -> int:
                 fleet.down()
             except Exception as exc:  # noqa: BLE001
                 print("sandbox down failed:", exc, file=sys.stderr)
-    c = [r for r in results["console"] if r["ok"]]
-    a = [r for r in results["ansible"] if r["ok"]]
-    inh = [b["inherent"] for b in results["baseline"]]
-    inh_med = stats(inh)["median"]
-    ratios = [ra["wall"] / rc["wall"] for rc, ra in zip(results["console"], results["ansible"]) if rc["ok"] and ra["ok"]]
-    cpu_ratios = [ra["cpu"] / rc["cpu"] for rc, ra in zip(results["console"], results["ansible"]) if rc["ok"] and ra["ok"]]
-    print("\n| | console | ansible | ansible / console |")
-    print("|---|---|---|---|")
-    print(f"| wall time | {fmt([r['wall'] for r in c])} | {fmt([r['wall'] for r in a])} | {fmt(ratios, 'x')} |")
-    print(f"| controller CPU (user+sys) | {fmt([r['cpu'] for r in c])} | {fmt([r['cpu'] for r in a])} | {fmt(cpu_ratios, 'x')} |")
-    overhead_ratios = [(ra["wall"] - inh_med) / (rc["wall"] - inh_med)
-                       for rc, ra in zip(results["console"], results["ansible"]) if rc["ok"] and ra["ok"]]
-    print(f"| overhead = wall - inherent ({inh_med:.2f} s) | {fmt([r['wall'] - inh_med for r in c])} | "
-          f"{fmt([r['wall'] - inh_med for r in a])} | {fmt(overhead_ratios, 'x')} |")
-    print(f"| failed requests at {args.load_rps:g} req/s (keep-alive off) | "
-          f"{sum(r['failed_requests'] or 0 for r in c)} of {sum(r['requests'] or 0 for r in c)} | "
-          f"{sum(r['failed_requests'] or 0 for r in a)} of {sum(r['requests'] or 0 for r in a)} | |")
-    walls = [r["wall"] for r in c]
-    print(f"| console wall / inherent | {fmt([w / inh_med for w in walls], 'x')} | "
-          f"{fmt([r['wall'] / inh_med for r in a], 'x')} | |")
-    print(f"\ninherent service time per run ({n_batches} batches x slowest restart+healthy): {fmt(inh)}")
-    print(f"console restart command durations: {fmt([x for r in c for x in r['restart_events']])}; "
-          f"traffic (reload) event durations: {fmt([x for r in c for x in r['reloads']], 's', 3)}")
-    print(f"runs ok: console {len(c)}/{len(results['console'])}, ansible {len(a)}/{len(results['ansible'])}")
-    print(f"client load sent: console {sum(r['requests'] or 0 for r in c)} of about "
-          f"{sum(r['expected_requests'] for r in c):.0f} (rate x wall), ansible {sum(r['requests'] or 0 for r in a)}"
-          f" of about {sum(r['expected_requests'] for r in a):.0f}")
-    print_breakdown([r["breakdown"] for r in c])
+    inherent = [b["inherent"] for b in results["baseline"]]
+    for run in results:
+        if run.startswith("console"):
+            against_ansible(run, results[run], results["ansible"], inherent, args.load_rps, n_batches)
+    if "console@against" in results:
+        before_after(results["console"], results["console@against"])
     print("\nsafety steps performed | console | ansible playbook (bench/ansible/rolling.yml)")
     for step, con, ans in SAFETY:
         print(f"  {step:58s} | {con:7s} | {ans}")
