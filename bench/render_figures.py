@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Render every table of figures in bench/RESULTS.md and bench/SOAK.md from
+the raw files under bench/results (issue 26: figures generated, not typed).
+
+A document marks each generated table with a pair of comments naming a
+block of BLOCKS:
+
+    <!-- figures: vs-ansible-50-0d59498 -->
+    ...(this script's output)...
+    <!-- /figures -->
+
+`python3 bench/render_figures.py` rewrites the blocks in place;
+`--check` changes nothing and exits 1 naming every block that differs
+(tests/test_render_figures.py runs it). Prose around the blocks is the
+author's; a figure with no raw file has no block, and is not given.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BENCH, ROOT, read_text  # noqa: E402
+
+RESULTS = BENCH / "results"
+DOCS = [BENCH / "RESULTS.md", BENCH / "SOAK.md"]
+MARK = re.compile(r"(<!-- figures: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /figures -->)", re.S)
+
+
+# -- reading raw files ----------------------------------------------------------------------------------
+
+def raw(rel: str) -> str:
+    return read_text(RESULTS / rel)
+
+
+def provenance(rel: str) -> str:
+    """One line: the file, its commit, date, CPU, load at start and command
+    (from the header bench/_common.start printed)."""
+    text = raw(rel)
+    date = re.search(r"^# \S+\s+(\d{4}-\d\d-\d\d \d\d:\d\d)", text, re.M)
+    commit = re.search(r"^# commit (\w+) \((\w+)", text, re.M)
+    machine = re.search(r"^# nproc (\d+), RAM [^,]+, kernel [^,]+, ([^,]+), Python [^,]+, load avg at start ([\d.]+)",
+                        text, re.M)
+    command = re.search(r"^# command: (.*)$", text, re.M)
+    assert date and commit and machine and command, f"{rel}: no provenance header"
+    return (f"`bench/results/{rel}`: commit {commit[1]} ({commit[2]}), {date[1]} UTC, {machine[2]} "
+            f"({machine[1]} cores), load {machine[3]} at start; `{command[1]}`")
+
+
+def printed_tables(rel: str) -> str:
+    """The markdown tables the benchmark printed, verbatim."""
+    lines = [x for x in raw(rel).splitlines() if x.startswith("|")]
+    assert lines, f"{rel}: no table"
+    return "\n".join(_split_tables(lines))
+
+
+def _split_tables(lines: list[str]) -> list[str]:
+    """A table starts where a separator row follows a header: put a blank
+    line before each header but the first."""
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        starts = i + 1 < len(lines) and re.fullmatch(r"\|[-| ]+\|", lines[i + 1]) is not None
+        if starts and out:
+            out.append("")
+        out.append(line)
+    return out
+
+
+def printed_summary(rel: str) -> str:
+    """`N hosts:` sections of indented `measure  value` lines (tui_bench,
+    tui_tmux) as one table."""
+    rows, hosts = [], None
+    for line in raw(rel).splitlines():
+        m = re.fullmatch(r"(\d+) hosts:", line.strip()) if not line.startswith("  ") else None
+        if m:
+            hosts = int(m[1])
+            continue
+        m = re.fullmatch(r"  (\S.*?)\s{2,}(\S.*)", line)
+        if hosts is not None and m and ("n=" in m[2] or "runs" in m[2]):
+            rows.append(f"| {hosts:,} | {m[1]} | {m[2]} |")
+    assert rows, f"{rel}: no summary lines"
+    return "\n".join(["| hosts | measure | median (min-max, n) |", "| ---: | --- | --- |", *rows])
+
+
+def fmt(values: list[float], unit: str = "s", digits: int = 2) -> str:
+    v = sorted(values)
+    if not v:
+        return "n/a"
+    med = f"{statistics.median(v):.{digits}f} {unit}"
+    return f"{med} (n=1)" if len(v) == 1 else f"{med} ({v[0]:.{digits}f}-{v[-1]:.{digits}f}, n={len(v)})"
+
+
+def vs_ansible_rounds(rels: list[str]) -> str:
+    """Per round of one sitting (the files of one commit, one machine):
+    the console's wall with its start-up + exit apart, Ansible's wall, and
+    Ansible / console from the same round only."""
+    console: list[tuple[float, float]] = []
+    ansible: list[float] = []
+    for rel in rels:
+        text = raw(rel)
+        walls = re.findall(r"^round \d+ console\s+wall ([\d.]+)s", text, re.M)
+        startups = re.findall(r"^  wall [\d.]+, start-up \+ exit ([\d.]+)", text, re.M)
+        assert len(walls) == len(startups), f"{rel}: a console round without its breakdown"
+        console += [(float(w), float(s)) for w, s in zip(walls, startups)]
+        ansible += [float(w) for w in re.findall(r"^round \d+ ansible\s+wall ([\d.]+)s", text, re.M)]
+    assert len(console) == len(ansible), f"{rels}: unpaired rounds"
+    rows = [
+        ("console wall", fmt([w for w, _ in console])),
+        ("of which start-up + exit (imports, reading plan and inventory)", fmt([s for _, s in console])),
+        ("console wall without start-up + exit", fmt([w - s for w, s in console])),
+        ("Ansible wall (its own start-up included: not separable)", fmt(ansible)),
+        ("Ansible / console, each round against its own", fmt([a / w for a, (w, _) in zip(ansible, console)], "x")),
+    ]
+    return "\n".join(["| measure | median (min-max, n rounds) |", "| --- | --- |",
+                      *(f"| {k} | {v} |" for k, v in rows)])
+
+
+def fleet_scale_growth(rel: str, fixed_rel: str) -> str:
+    """Growth for 10x the hosts, with the fixed start-up apart: the wall of
+    `console --dry-run` at the same commit (imports, reading plan and
+    inventory: paid once whatever the size) is subtracted before the ratio
+    is taken."""
+    runs: dict[tuple[str, int], list[float]] = {}
+    for strategy, hosts, wall in re.findall(r"^(\w+)\s+(\d+) run \d+: wall ([\d.]+)s", raw(rel), re.M):
+        runs.setdefault((strategy, int(hosts)), []).append(float(wall))
+    fixed = re.search(r"^\| console --dry-run[^|]*\| ([\d.]+) ms", raw(fixed_rel), re.M)
+    assert fixed, f"{fixed_rel}: no dry-run"
+    base = float(fixed[1]) / 1000
+    lines = [f"Start-up subtracted: {base:.2f} s (`console --dry-run`, median, `bench/results/{fixed_rel}`).", "",
+             "| strategy | hosts | wall, median | wall less start-up | growth for 10x the hosts, wall "
+             "| growth, start-up apart |", "| --- | ---: | --- | --- | --- | --- |"]
+    for (strategy, hosts), walls in sorted(runs.items()):
+        med = statistics.median(walls)
+        smaller = runs.get((strategy, hosts // 10))
+        growth = apart = ""
+        if smaller:
+            small = statistics.median(smaller)
+            growth, apart = f"x{med / small:.1f}", f"x{(med - base) / (small - base):.1f}"
+        lines.append(f"| {strategy} | {hosts:,} | {fmt(walls)} | {med - base:.2f} s | {growth} | {apart} |")
+    return "\n".join(lines)
+
+
+def soak_files() -> list[Path]:
+    return sorted(p for p in RESULTS.rglob("runs.jsonl"))
+
+
+def soak_totals() -> str:
+    """One row per soak record: commit, rollouts, faults, requests, runs
+    flagged then, runs flagged by today's rules (soak_rules.recheck) and
+    runs whose record cannot decide an excuse."""
+    import json
+
+    from soak_rules import recheck
+    lines = ["| runs.jsonl | commit | seed | rollouts | faults injected (never came) | client requests "
+             "| runs flagged then | flagged by today's rules | of them: sent < 90 % | undecidable from the record |",
+             "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for path in soak_files():
+        records = [json.loads(x) for x in path.read_text().splitlines()]
+        judged = [recheck(r) for r in records]
+        fired = sum(len(r["outcome"]["fired"]) for r in records)
+        scheduled = sum(len(r["schedule"]["faults"]) for r in records)
+        lines.append(
+            f"| {path.parent.relative_to(RESULTS)} | {', '.join(sorted({r.get('commit', '?') for r in records}))} "
+            f"| {', '.join(sorted({str(r['schedule']['seed']) for r in records}))} | {len(records)} "
+            f"| {fired} ({scheduled - fired}) | {sum(r['outcome']['clients']['sent'] for r in records):,} "
+            f"| {sum(bool(r['violations']) for r in records)} | {sum(bool(f) for f, _ in judged)} "
+            f"| {sum(any(x.startswith('sent') for x in f) for f, _ in judged)} | {sum(bool(u) for _, u in judged)} |")
+    return "\n".join(lines)
+
+
+def soak_fault_table(rels: list[str]) -> str:
+    """bench/soak.py's per-fault table over these soaks' records."""
+    import soak
+    runs = [run for rel in rels for run in soak.load_runs(RESULTS / rel)]
+    return "\n".join(soak.table(runs))
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "vs-ansible-6-0d59498": lambda: "\n\n".join([provenance("2026-12-02-0d59498/vs_ansible.txt"),
+                                                 printed_tables("2026-12-02-0d59498/vs_ansible.txt"),
+                                                 vs_ansible_rounds(["2026-12-02-0d59498/vs_ansible.txt"])]),
+    "vs-ansible-50-0d59498": lambda: "\n\n".join([provenance("2026-12-02-0d59498/vs_ansible-2.txt"),
+                                                  printed_tables("2026-12-02-0d59498/vs_ansible-2.txt"),
+                                                  vs_ansible_rounds(["2026-12-02-0d59498/vs_ansible-2.txt"])]),
+    "vs-ansible-50-3743db8": lambda: "\n\n".join([
+        provenance("2026-12-02-3743db8/vs_ansible-2.txt"), provenance("2026-12-02-3743db8/vs_ansible-3.txt"),
+        vs_ansible_rounds(["2026-12-02-3743db8/vs_ansible-2.txt", "2026-12-02-3743db8/vs_ansible-3.txt"])]),
+    "probe-cost": lambda: "\n\n".join([provenance("2026-12-02-caf7311/probe_cost.txt"),
+                                       printed_tables("2026-12-02-caf7311/probe_cost.txt")]),
+    "fleet-scale": lambda: "\n\n".join([provenance("2026-12-02-3743db8/fleet_scale.txt"),
+                                        printed_tables("2026-12-02-3743db8/fleet_scale.txt"),
+                                        fleet_scale_growth("2026-12-02-3743db8/fleet_scale.txt",
+                                                           "2026-12-02-3743db8/startup_and_journal.txt")]),
+    "traffic-switch": lambda: "\n\n".join([provenance("2026-12-02-3743db8/traffic_switch.txt"),
+                                           printed_tables("2026-12-02-3743db8/traffic_switch.txt")]),
+    "startup-journal": lambda: "\n\n".join([provenance("2026-12-02-3743db8/startup_and_journal.txt"),
+                                            printed_tables("2026-12-02-3743db8/startup_and_journal.txt")]),
+    "tui-bench": lambda: "\n\n".join([provenance("2026-12-02-70a6fef/tui_bench.txt"),
+                                      printed_summary("2026-12-02-70a6fef/tui_bench.txt")]),
+    "tui-tmux": lambda: "\n\n".join([provenance("2026-12-02-088737e/tui_tmux.txt"),
+                                     printed_summary("2026-12-02-088737e/tui_tmux.txt")]),
+    "judge-power": lambda: "\n\n".join([provenance("2026-12-02-3743db8/judge_power.txt"),
+                                        printed_tables("2026-12-02-3743db8/judge_power.txt")]),
+    "soak-totals": soak_totals,
+    "soak-faults-e3b2c3f": lambda: soak_fault_table(["2026-12-02-e3b2c3f-soak/net5/runs.jsonl",
+                                                     "2026-12-02-e3b2c3f-soak/net6/runs.jsonl"]),
+}
+
+
+def render(text: str) -> str:
+    def block(m: re.Match) -> str:
+        return m[1] + BLOCKS[m["name"]]().rstrip("\n") + "\n" + m[4]
+    return MARK.sub(block, text)
+
+
+def blocks_in(text: str) -> list[str]:
+    return [m["name"] for m in MARK.finditer(text)]
+
+
+def differing(doc: Path) -> list[str]:
+    """The blocks of `doc` whose text is not what the raw files give."""
+    text = doc.read_text()
+    want = {m["name"]: m["body"] for m in MARK.finditer(render(text))}
+    return [m["name"] for m in MARK.finditer(text) if m["body"] != want[m["name"]]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 naming each block that differs")
+    args = p.parse_args(argv)
+    bad = 0
+    for doc in DOCS:
+        if args.check:
+            for name in differing(doc):
+                print(f"{doc.relative_to(ROOT) if doc.is_relative_to(ROOT) else doc}: block {name} differs "
+                      "from bench/render_figures.py's output")
+                bad += 1
+        else:
+            doc.write_text(render(doc.read_text()))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
