@@ -130,3 +130,34 @@ def test_recheck_reads_a_soak_record(tmp_path):
     path.write_text(json.dumps(record(sent=310, summary="310 requests in 10.0s at 100/s, 0 failed")) + "\n")
     lines = soak.recheck_lines([str(path)])
     assert lines[2] == f"| {path} | 1 | 0 | 1 | 1 | 0 | 0 |"
+
+
+def test_the_soak_judges_a_runs_clients_by_the_bounded_rules_and_records_what_recheck_needs():
+    """bench/soak.py's client_checks on a load result (no hosts): an LB outage
+    excuses only failures inside it, too few sent fails the run, and the
+    record it writes is judged the same way again by recheck."""
+    from types import SimpleNamespace
+
+    import soak
+    from load import LoadResult, Response
+    t0 = 1000.0
+    result = LoadResult(rate=100.0, started=t0, stopped=t0 + 60.0)
+    result.responses = [Response(t0 + i * 0.01, 200, "2.0.0") for i in range(5400)]
+    result.responses += [Response(t0 + 20.0, 0, None, "ConnectError"),  # inside the outage
+                         Response(t0 + 50.0, 502, None)]  # after the LB was back and the grace: the console's
+    result.scheduled = 6000
+    run = SimpleNamespace(schedule={"release": {"bad": None, "version": "2.0.0"}}, violations=[], outcome={},
+                          fired=[{"fault": "lb_off", "host": "agent-02", "t": t0 + 15.0, "healed": t0 + 30.0}])
+    soak.client_checks(run, result)
+    clients = run.outcome["clients"]
+    assert (clients["outage"], clients["foreign"], clients["voided"]) == (1, 1, True)
+    assert run.violations == ["clients: 1 failed requests not by the bad release, e.g. 502 None "]
+    assert run.outcome["fired_at"] == [{"fault": "lb_off", "host": "agent-02", "t": 15.0, "healed": 30.0}]
+    record = {"schedule": {**run.schedule, "seed": 1, "index": 1},
+              "outcome": {**run.outcome, "exit": 0, "resume_exit": None, "fired": ["lb_off"]}}
+    assert rules.recheck(record) == (["clients: 1 failed requests outside every fault's window"], [])
+    few = LoadResult(rate=100.0, started=t0, stopped=t0 + 60.0, responses=result.responses[:3000], scheduled=6000)
+    run.violations = []
+    soak.client_checks(run, few)
+    assert run.violations == ["clients: only 50% of the requests due were sent (3000 requests in 60.0s at 100/s, "
+                              "0 failed, 3000 not sent)"]
