@@ -86,6 +86,18 @@ def printed_summary(rel: str) -> str:
     return "\n".join(["| hosts | measure | median (min-max, n) |", "| ---: | --- | --- |", *rows])
 
 
+def printed_ratios(rel: str) -> str:
+    """The ratio lines a `--against` sitting printed (bench/tui_tmux.py):
+    one row per size, one column per measure."""
+    rows = re.findall(r"^  (\d+) hosts: (.*)$", raw(rel).split("ratio of the medians", 1)[1], re.M)
+    assert rows, f"{rel}: no ratio lines"
+    names = [cell.rsplit(" ", 1)[0] for cell in rows[0][1].split("; ")]
+    lines = ["| hosts | " + " | ".join(names) + " |", "| ---: |" + " ---: |" * len(names)]
+    for hosts, cells in rows:
+        lines.append(f"| {int(hosts):,} | " + " | ".join(c.rsplit(" ", 1)[1] for c in cells.split("; ")) + " |")
+    return "\n".join(lines)
+
+
 def fmt(values: list[float], unit: str = "s", digits: int = 2) -> str:
     v = sorted(values)
     if not v:
@@ -203,6 +215,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
                                       printed_summary("2026-12-02-70a6fef/tui_bench.txt")]),
     "tui-tmux": lambda: "\n\n".join([provenance("2026-12-02-088737e/tui_tmux.txt"),
                                      printed_summary("2026-12-02-088737e/tui_tmux.txt")]),
+    "tui-tmux-key-bar-against": lambda: "\n\n".join([
+        provenance(rel) + "\n\n" + printed_ratios(rel)
+        for rel in ("2026-12-02-c23c0f2/tui_tmux.txt", "2026-12-02-c23c0f2/tui_tmux-2.txt")]),
     "judge-power": lambda: "\n\n".join([provenance("2026-12-02-3743db8/judge_power.txt"),
                                         printed_tables("2026-12-02-3743db8/judge_power.txt")]),
     "soak-totals": soak_totals,
