@@ -17,7 +17,11 @@ After each run, and after its resume when the run left something to
 resume, the invariants of the README's "Faults and guards" are checked on
 the hosts themselves (`Checks`). A run with a violation is saved as a case
 directory (schedule, plan, journals, console output, load summary);
-`bench/soak.py --replay CASE` runs that schedule again.
+`bench/soak.py --replay CASE` runs that schedule again. What clients saw is
+judged by bench/soak_rules.py: every excuse bounded in time (a fault's
+injection to its repair plus a few seconds), at least 90 % of the due
+requests sent; each record keeps the failed requests and the faults' times,
+and `bench/soak.py --recheck RUNS_JSONL...` judges recorded runs again.
 
     ROLLOUT_SANDBOX_NET=5 PYTHONPATH=$PWD python3 bench/soak.py --runs 40 --seed 1
 
