@@ -23,7 +23,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin:
 h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.15em; margin-top: 1.8em; border-bottom: 1px solid #d5d8dc; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 3px 8px; border-bottom: 1px solid #eaeded; vertical-align: top; }
-th { background: #f4f6f7; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+th { background: #f4f6f7; } .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .banner { padding: .8em 1em; margin: 1em 0; font-weight: bold; border-radius: 4px; }
 .broken { background: #c0392b; color: #fff; font-size: 1.2em; } .ok { background: #e9f7ef; color: #1e8449; }
 .sim { background: #f9e79f; padding: 0 .4em; font-weight: bold; }
@@ -42,7 +42,8 @@ STATUS_CLASS = {Status.ANSWERED: "answered", Status.PARTLY: "partly", Status.NOT
 def _table(head: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
     """`rows` hold markup (already escaped)."""
     numeric = numeric or set()
-    out = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    out = ["<table><thead><tr>", *(f'<th class="num">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>"
+                                   for i, h in enumerate(head)), "</tr></thead><tbody>"]
     for row in rows:
         out.append("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>"
                                     for i, c in enumerate(row)) + "</tr>")
