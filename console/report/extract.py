@@ -86,32 +86,6 @@ class Split:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """A window's closing verdict, or a failure (which closes it)."""
-
-    at: float
-    name: str
-    verdict: str
-    extended: bool
-    seen: int
-    needed: int
-    reasons: tuple[str, ...]
-    findings: tuple[dict[str, Any], ...]
-    values: dict[str, float | None]
-
-
-@dataclass(frozen=True)
-class Sample:
-    """The judge's view of its window after one sample (pooled so far)."""
-
-    at: float
-    window: str
-    verdict: str
-    final: bool
-    values: dict[str, float | None]
-
-
-@dataclass(frozen=True)
 class Command:
     at: float
     command: str
@@ -145,8 +119,8 @@ class Report:
     timeline: list[Event] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     splits: list[Split] = field(default_factory=list)
-    verdicts: list[Verdict] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
+    verdicts: list[GateEvaluated] = field(default_factory=list)  # each window's closing verdict, or its failure
+    samples: list[GateEvaluated] = field(default_factory=list)  # the judge's pooled view after each sample
     alerts: list[AlertRaised] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)  # warnings and errors
@@ -232,11 +206,10 @@ def extract(journal: Journal, verification: Verification, source: str = "") -> R
                 split = now
         elif isinstance(e, GateEvaluated):
             if e.values:
-                report.samples.append(Sample(e.at, e.name, e.verdict, e.final, dict(e.values)))
+                report.samples.append(e)
             if e.final or e.verdict == "fail":
                 step_verdict = e.verdict
-                report.verdicts.append(Verdict(e.at, e.name, e.verdict, e.extended, e.seen, e.needed,
-                                               tuple(e.reasons), tuple(e.findings), dict(e.values)))
+                report.verdicts.append(e)
         elif isinstance(e, AlertRaised):
             report.alerts.append(e)
         elif isinstance(e, OperatorCommand):

@@ -4,8 +4,8 @@ Why matplotlib: it is the best-kept plotting library in Python (a release
 every few months for twenty years, NumFOCUS-backed), and its SVG backend
 writes plain vector markup that any browser shows with no script at all:
 the page stays one file that works offline, prints, and is archived with
-the journal. Plotly was the alternative; its page needs its 4.6 MB
-JavaScript bundle embedded in every report to work offline, and renders
+the journal. Plotly was the alternative; its page needs its JavaScript
+bundle (several MB) embedded in every report to work offline, and renders
 nothing without a script engine. Only its SVG output is used (no GUI
 toolkit, no pyplot global state), and matplotlib is imported only when
 an HTML report is asked for: it is an optional extra (`pip install
@@ -22,10 +22,11 @@ import io
 import math
 from typing import TYPE_CHECKING, Any
 
+from strategies.events import GateEvaluated
 from strategies.metrics import format_value
 
 from ..judged import SERIES, threshold
-from .extract import Report, Sample
+from .extract import Report
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -70,17 +71,17 @@ def _steps(ax: Axes, report: Report) -> None:
         ax.axvline(s.start, color="#d5d8dc", linewidth=0.8, zorder=0)
 
 
-def _windowed(samples: list[Sample], key: str) -> tuple[list[float], list[float]]:
+def _windowed(samples: list[GateEvaluated], key: str) -> tuple[list[float], list[float]]:
     """x, y with a gap (NaN) between windows: each window's pooled value
     starts afresh, so its line must not join the last one's."""
     xs: list[float] = []
     ys: list[float] = []
     window = None
     for s in samples:
-        if window is not None and s.window != window:
+        if window is not None and s.name != window:
             xs.append(math.nan)
             ys.append(math.nan)
-        window = s.window
+        window = s.name
         value = s.values.get(key)
         xs.append(s.at)
         ys.append(math.nan if value is None else float(value))
