@@ -37,6 +37,7 @@ VERDICT_STYLE = {"pass": ("o", "#1e8449"), "fail": ("X", "#c0392b"), "inconclusi
 PALETTE = ("#2471a3", "#c0392b", "#1e8449", "#d68910", "#7d3c98", "#17a589", "#a04000", "#566573")
 # the canary is the release, as in the judged plots; blue-green's colours are their names
 POOL_COLOURS = {"canary": RELEASE, "stable": BASELINE, "blue": "#2471a3", "green": "#1e8449"}
+NOT_INSTALLED = "#d5d8dc"  # an idle blue-green colour before its first deploy
 MAX_LANES = 60  # instances drawn one lane each; a bigger fleet shows its first 60 and says so
 
 
@@ -159,9 +160,9 @@ def versions(report: Report) -> str:
     """Each instance's version over time: one lane per instance."""
     instances = sorted({s.instance for s in report.versions})
     shown = instances[:MAX_LANES]
-    colours: dict[Any, str] = {}
+    colours: dict[Any, str] = {None: NOT_INSTALLED}
     for s in report.versions:
-        colours.setdefault(s.version, PALETTE[len(colours) % len(PALETTE)])
+        colours.setdefault(s.version, PALETTE[(len(colours) - 1) % len(PALETTE)])
     fig = _figure(max(1.6, 0.22 * len(shown) + 0.9))
     ax = fig.add_subplot()
     lane = {name: i for i, name in enumerate(shown)}
@@ -176,7 +177,9 @@ def versions(report: Report) -> str:
     ax.set_xlabel("seconds since the run started")
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=c, label=str(v)) for v, c in colours.items()], loc="upper left",
+    drawn = {s.version for s in report.versions}
+    ax.legend(handles=[Patch(color=c, label=str(v) if v else "not installed") for v, c in colours.items()
+                       if v in drawn], loc="upper left",
               bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     more = f" (first {len(shown)} of {len(instances)})" if len(instances) > len(shown) else ""
     ax.set_title(f"version of each instance{more}", fontsize=10, loc="left")
