@@ -180,3 +180,36 @@ def test_who_sent_which_command(tmp_path):
     assert command.who.startswith(f"{user} (pid {sent.pid}")
     text = cli(env, "report", str(journal))
     assert text.returncode == 0 and f"promote from socket:{user} by {user} (pid {sent.pid}" in text.stdout
+
+
+def test_journal_text_never_becomes_markup(bad_canary, tmp_path):
+    """A journal holds what hosts printed and operators typed: on the page it is text."""
+    lines = bad_canary.read_bytes().splitlines(keepends=True)
+    n = next(i for i, line in enumerate(lines) if b'"kind":"notice"' in line and b'"level":"error"' in line)
+    record = json.loads(lines[n])
+    record["event"]["message"] = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_bytes(b"".join(lines[:n]) + json.dumps(record).encode() + b"\n" + b"".join(lines[n + 1:]))
+    page = tmp_path / "hostile.html"
+    proc = run_console("report", str(hostile), "--html", str(page))
+    assert proc.returncode == 4  # edited, so it fails verification; it is still reported
+    html = page.read_text()
+    assert "<script" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in html
+
+
+def test_traffic_shares_by_strategy():
+    from console.report.extract import shares
+    from strategies.events import TrafficChanged
+
+    def change(pools, weights=None, serving=""):
+        return TrafficChanged(generation="g", pools=pools, weights=weights or {}, duration=0.0, serving=serving)
+
+    # canary: the weighted pool, the serving pool takes the rest
+    assert shares(change({"stable": ["a", "b"], "canary": ["c"]}, {"canary": 5.0}, "stable")) == (
+        {"canary": 5.0, "stable": 95.0}, True)
+    # blue-green: the serving colour takes everything, however many backends the idle one has
+    assert shares(change({"blue": ["a"], "green": ["b", "c"]}, serving="green")) == ({"green": 100.0}, True)
+    # unweighted pools (rolling): round robin, so by backend count
+    assert shares(change({"old": ["a", "b", "c"], "new": ["d"]})) == ({"old": 75.0, "new": 25.0}, False)
+    assert shares(change({})) == ({}, False)
