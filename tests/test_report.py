@@ -140,6 +140,9 @@ def test_bad_input_is_refused_in_one_line_naming_file_and_line(bad_canary, tmp_p
     record["event"].pop(next(k for k in record["event"] if k not in ("kind", "at")))
     missing.write_bytes(b"".join(lines[:5]) + json.dumps(record).encode() + b"\n" + b"".join(lines[6:]))
     _one_line_error(run_console("report", str(missing)), f"{missing}:6:", "not an event this console reads")
+    replayed = run_console("replay", "--headless", str(missing))  # replay reads journals the same way
+    assert replayed.returncode == 2 and replayed.stderr.startswith(f"console replay: error: {missing}:6: ")
+    assert "Traceback" not in replayed.stderr
     events_only = tmp_path / "events.jsonl"  # JSON Lines, but events, not a journal
     events_only.write_text("".join(json.dumps(json.loads(line)["event"]) + "\n" for line in lines[1:-1]))
     _one_line_error(run_console("report", str(events_only)), f"{events_only}:1:", "no journal header")

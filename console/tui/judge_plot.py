@@ -84,7 +84,7 @@ class JudgePlot(PlotextPlot):
                 tops.extend(p[1] for p in points)
         limit = threshold(series, thresholds)
         if limit is not None:
-            plt.hline(limit * factor, "magenta")
+            plt.hline(limit * factor, "yellow")  # not the release's red: the line is the limit, not data
             tops.append(limit * factor)
         self._verdict(window, series, xs)
         top = max(tops, default=0.0) * 1.15 or 1.0
