@@ -101,10 +101,26 @@ def test_a_tampered_journal_is_reported_with_that_said_first(bad_canary, tmp_pat
     assert proc.returncode == 4
     first = proc.stdout.splitlines()[0]
     assert first.startswith("!!! JOURNAL FAILS VERIFICATION") and f":{n + 1}: hash mismatch" in first
+    assert "What follows may not be what was recorded" in first
     page = tmp_path / "tampered.html"
     proc = run_console("report", str(tampered), "--html", str(page))
     assert proc.returncode == 4 and "FAILS verification" in proc.stdout
     assert 'class="banner broken" id="integrity">THIS JOURNAL FAILS VERIFICATION' in page.read_text()
+
+
+def test_a_session_that_stopped_writing_is_reported_as_far_as_it_went(bad_canary, tmp_path):
+    """Whole records, no closing one (the console died): verification fails
+    (as `console audit verify` says), but nothing was altered, and the
+    report says so and shows what there is."""
+    lines = bad_canary.read_bytes().splitlines(keepends=True)
+    n = next(i for i, line in enumerate(lines) if b'"kind":"phase"' in line and b'"phase":"rolling back"' in line)
+    unfinished = tmp_path / "unfinished.jsonl"
+    unfinished.write_bytes(b"".join(lines[:n]))
+    proc = run_console("report", str(unfinished))
+    assert proc.returncode == 4
+    first = proc.stdout.splitlines()[0]
+    assert "no closing record" in first and "Every record it has is intact" in first
+    assert "outcome: NOT FINISHED" in proc.stdout and ": FAIL" in proc.stdout
 
 
 def _one_line_error(proc: subprocess.CompletedProcess, where: str, what: str) -> None:

@@ -44,6 +44,7 @@ class Integrity:
     final_hash: str | None
     closed: bool
     torn_tail: bool
+    chain_intact: bool  # every record present verified: at worst the session stopped writing, nothing was altered
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,8 @@ def _who(e: OperatorCommand, operator: dict[str, Any]) -> str:
 def extract(journal: Journal, verification: Verification, source: str = "") -> Report:
     header = journal.header or {}
     integrity = Integrity(verification.ok, verification.message, verification.final_hash,
-                          journal.close is not None, journal.torn_tail)
+                          journal.close is not None, journal.torn_tail,
+                          verification.records == len(journal.records) and not journal.torn_tail)
     report = Report(source=source, integrity=integrity, run=None)
     operator = header.get("operator") or {}
     started: RunStarted | None = None

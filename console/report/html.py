@@ -15,7 +15,7 @@ from ..headless import describe
 from . import plots
 from .checklist import Status, answer
 from .extract import Report
-from .text import evidence
+from .text import consequence, evidence
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
@@ -55,7 +55,7 @@ def _integrity(report: Report) -> str:
     i = report.integrity
     if not i.ok:
         return (f'<div class="banner broken" id="integrity">THIS JOURNAL FAILS VERIFICATION: {escape(i.message)}. '
-                "What this page shows may not be what was recorded.</div>")
+                f"{escape(consequence(report))}</div>")
     return (f'<div class="banner ok" id="integrity">Journal verified: {escape(i.message)}; final hash '
             f"<code>{escape(i.final_hash or '')}</code></div>")
 

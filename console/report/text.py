@@ -23,7 +23,14 @@ def integrity_line(report: Report) -> str:
     i = report.integrity
     if i.ok:
         return f"journal verified: {i.message}"
-    return f"!!! JOURNAL FAILS VERIFICATION: {i.message}. What follows may not be what was recorded. !!!"
+    return f"!!! JOURNAL FAILS VERIFICATION: {i.message}. {consequence(report)} !!!"
+
+
+def consequence(report: Report) -> str:
+    """What a failed verification means for the reader."""
+    if report.integrity.chain_intact:
+        return "Every record it has is intact: the session stopped writing before its end."
+    return "What follows may not be what was recorded."
 
 
 def evidence(values: dict[str, float | None]) -> str:
@@ -46,8 +53,6 @@ def evidence(values: dict[str, float | None]) -> str:
 
 def lines(report: Report) -> Iterable[str]:
     yield integrity_line(report)
-    if not report.integrity.closed:
-        yield "!!! the journal has no closing record: the session did not finish !!!"
     run = report.run
     if run is None:
         yield "the journal records no run (it ended before the rollout started)"
