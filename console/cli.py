@@ -11,6 +11,7 @@ from typing import Sequence
 
 from inventory.errors import InputError
 
+from . import report_cli
 from .exitcodes import Exit
 
 
@@ -400,7 +401,8 @@ def _verb(name: str):
 
 SUBCOMMANDS = {"check": main_check, "sandbox": main_sandbox, "audit": main_audit, "recommend": main_recommend,
                "replay": main_replay, "resume": main_resume, "status": main_status, "attach": main_attach,
-               **{verb: _verb(verb) for verb in ("pause", "promote", "rollback", "abort")}}
+               **{verb: _verb(verb) for verb in ("pause", "promote", "rollback", "abort")},
+               "report": report_cli.main}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

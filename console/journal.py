@@ -318,11 +318,19 @@ def read_journal(path: Path) -> Journal:
                 journal.torn_tail = True
                 break
             raise ValueError(f"{path}:{number}: record is not JSON")
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}:{number}: record is not a JSON object")
         journal.records.append(record)
         if record.get("type") == "header":
+            if record.get("schema") != SCHEMA:
+                raise ValueError(f"{path}:{number}: journal schema {record.get('schema')!r}; this console reads "
+                                 f"schema {SCHEMA}")
             journal.header = record
         elif record.get("type") == "event":
-            journal.events.append(from_dict(record["event"]))
+            try:
+                journal.events.append(from_dict(record["event"]))
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a missing field, a wrong type, an unknown kind
+                raise ValueError(f"{path}:{number}: not an event this console reads: {exc}") from None
         elif record.get("type") == "close":
             journal.close = record
     if journal.header is None:

@@ -37,6 +37,7 @@ COMMANDS_PER_HOST = 50
 HEALTH_PER_INSTANCE = 30
 METRIC_HISTORY = 120
 ALERT_LIMIT = 200
+JUDGE_SAMPLES = 400  # a window's samples kept for its panel (max_window 900 s at 5 s is 180)
 TIER_ORDER = {"critical": 0, "important": 1, "warning": 2}
 ACTIVE_PHASES = {Phase.PREFLIGHT, Phase.RUNNING, Phase.PAUSED, Phase.ANALYSING, Phase.ROLLING_BACK}
 # Phases in which the engine has not yet reached a safe point for a pending command.
@@ -84,6 +85,19 @@ class Gate:
     final: bool = False
 
 
+@dataclass
+class JudgeWindow:
+    """The analysis window the judge is deciding (or last decided): its
+    pooled values after each sample, as the judge's panel draws them."""
+
+    name: str
+    samples: list[tuple[float, dict[str, float | None]]] = field(default_factory=list)
+    verdict: str = "pending"
+    final: bool = False
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    revision: int = 0  # bumped by every gate event of this window: the panel redraws on a change
+
+
 class FleetView:
     """Apply events in order with `apply`; read the attributes."""
 
@@ -111,6 +125,7 @@ class FleetView:
         self.by_host: dict[str, list[str]] = {}
         self.by_backend: dict[str, str] = {}
         self.gate: Gate | None = None
+        self.judge: JudgeWindow | None = None
         self.traffic_pools: dict[str, int] = {}
         self.traffic_weights: dict[str, float] = {}
         self.traffic_generation = ""
@@ -241,6 +256,14 @@ class FleetView:
 
     def _on_GateEvaluated(self, e: GateEvaluated) -> None:
         self.gate = Gate(e.name, e.verdict, e.remaining, e.at, list(e.reasons), dict(e.values), e.final)
+        window = self.judge
+        if window is None or window.name != e.name or window.final:
+            window = self.judge = JudgeWindow(e.name)
+        if e.values:  # an operator's promote closes a window without a sample
+            window.samples.append((e.at, dict(e.values)))
+            del window.samples[:-JUDGE_SAMPLES]
+        window.verdict, window.final, window.findings = e.verdict, e.final, list(e.findings)
+        window.revision += 1
 
     def _on_AlertRaised(self, e: AlertRaised) -> None:
         self.alerts.append(Alert(e.tier, e.metric, e.value, e.threshold, e.where, e.at))
@@ -384,6 +407,7 @@ class FleetView:
             "steps": [self.steps_done, self.steps_total, self.step_index, self.step_title],
             "rows": {k: asdict(r) for k, r in self.rows.items()},
             "gate": asdict(self.gate) if self.gate else None,
+            "judge": asdict(self.judge) if self.judge else None,
             "traffic": [self.traffic_generation, self.traffic_pools, self.traffic_split(), self.active_group],
             "alerts": [asdict(a) for a in self.alerts],
             "metrics": [list(self.error_rate), list(self.p95), list(self.cpu)],
@@ -394,7 +418,7 @@ class FleetView:
         }
 
 
-__all__ = ["Alert", "FleetView", "Gate", "InstanceRow"]
+__all__ = ["Alert", "FleetView", "Gate", "InstanceRow", "JudgeWindow"]
 
 
 # Which reducer step each event kind feeds: explicit, so a renamed event or

@@ -175,6 +175,11 @@ class GateEvaluated(Event):
     extended: bool = False
     needed: int = 0
     seen: int = 0
+    # The rules the evidence breaks, typed (analysis.Finding): metric, value,
+    # limit, op (">", "<", "~" for a likelihood verdict) and tier, so a view
+    # can tell which metric decided without reading `reasons`. Empty in
+    # journals written before it existed.
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

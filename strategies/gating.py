@@ -10,7 +10,7 @@ exceptions. Strategies see it through the `Analysis` protocol
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from inventory.driver import DriverError, InstanceDriver, PoolStats
 from inventory.model import Instance
@@ -45,6 +45,11 @@ def side_evidence(traffic: dict[str, PoolStats], insts: Sequence[Instance]) -> a
                 failed += st.failed
                 latencies.extend(st.latencies)
     return analysis.Evidence(tries, failed, tuple(latencies))
+
+
+def finding_fields(f: analysis.Finding) -> dict[str, Any]:
+    """A finding as the typed fields a GateEvaluated event carries."""
+    return {"metric": f.metric, "value": f.value, "limit": f.limit, "op": f.op, "tier": f.tier}
 
 
 def spread(insts: Sequence[Instance], most: int) -> list[Instance]:
@@ -174,7 +179,7 @@ class Gatekeeper:
                   extended: bool = False) -> None:
         self.emit(GateEvaluated, name=name, verdict=j.verdict.value, reasons=j.reasons, values=j.values,
                   remaining=round(max(0.0, remaining), 3), final=final, extended=extended,
-                  needed=j.needed, seen=j.seen)
+                  needed=j.needed, seen=j.seen, findings=[finding_fields(f) for f in j.findings])
 
     def raise_alerts(self, window: analysis.Window, where: str, judged: analysis.Judgement) -> None:
         """Emit an alert when a metric enters a tier (or changes tier). A

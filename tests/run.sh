@@ -6,7 +6,7 @@
 #   - python3-venv when the interpreter cannot make a virtual environment;
 #   - a virtual environment in $ROLLOUT_VENV (default .venv) with the package,
 #     its test extras, and the pins of tests/constraints.txt;
-#   - the sandbox's Debian packages (`console sandbox up --install-deps`) and tmux;
+#   - the sandbox's Debian packages (`console sandbox up --install-deps`), tmux and chromium;
 #   - the cached sandbox image (/var/cache/rollout-console/image).
 # Arguments go to pytest, e.g. `tests/run.sh tests/test_plan_loading.py -q`.
 set -euo pipefail
@@ -22,6 +22,7 @@ apt_install() {
 
 command -v python3 >/dev/null || apt_install python3
 command -v tmux >/dev/null || apt_install tmux  # the real-terminal TUI tests
+command -v chromium >/dev/null || apt_install chromium  # the HTML report opened in a real browser
 if [ ! -x "$venv/bin/python" ]; then
   if ! python3 -m venv "$venv" >/dev/null 2>&1; then  # Debian ships venv/ensurepip apart
     rm -rf "$venv"

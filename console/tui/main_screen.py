@@ -12,6 +12,7 @@ from textual.widgets import Input, Log
 from strategies.control import Command
 
 from .fleet_table import FleetTable
+from .judge_plot import JudgePlot
 from .key_bar import KeyBar
 from .metrics import MetricsPanel
 from .panels import AlertsPanel, ProgressPanel, ResultBanner, StatusHeader, TrafficGauge
@@ -48,6 +49,7 @@ class MainScreen(Screen):
                 yield ProgressPanel(id="progress")
                 yield AlertsPanel(id="alerts")
                 yield MetricsPanel(id="metrics")
+                yield JudgePlot(id="judge")
         yield Log(id="log", max_lines=1000, highlight=False)
         yield KeyBar(id="keys")
 
@@ -159,3 +161,4 @@ class MainScreen(Screen):
         self.query_one(ProgressPanel).show(view, now)
         self.query_one(AlertsPanel).show(view)
         self.query_one(MetricsPanel).show(view)
+        self.query_one(JudgePlot).show(view)

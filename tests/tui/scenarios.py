@@ -67,11 +67,22 @@ def rollback_in_progress(events: list[Event]) -> list[Event]:
     return _cut(events, stop)
 
 
+def canary_mid_window(events: list[Event]) -> list[Event]:
+    """The bad canary's first window after its second sample: not decided yet."""
+    seen = {"gates": 0}
+
+    def stop(_i, e, _all):
+        seen["gates"] += e.kind == "gate"
+        return seen["gates"] == 2
+    return _cut(events, stop)
+
+
 SCENES = {
     "rolling-mid-batch": ("rolling", rolling_mid_batch),
     "canary-alert": ("canary-bad", canary_alert),
     "blue-green-before-switch": ("blue-green", bluegreen_before_switch),
     "rollback-in-progress": ("canary-bad", rollback_in_progress),
+    "canary-mid-window": ("canary-bad", canary_mid_window),
     "finished": ("blue-green", lambda events: events),
 }
 

@@ -22,6 +22,7 @@ ATTACH = "attach"  # a SHOTS scene: `console attach` on the canary at its alert 
 SHOTS = [
     ("rolling-mid-batch", "rolling-mid-batch", []),
     ("canary-analysis-alert", "canary-alert", []),
+    ("canary-analysis-window", "canary-mid-window", []),
     ("blue-green-before-switch", "blue-green-before-switch", []),
     ("rollback-in-progress", "rollback-in-progress", []),
     ("host-detail", "rolling-mid-batch", ["down", "enter"]),

@@ -282,13 +282,13 @@ def test_cli_replay_opens_the_app_playing(tmp_path, monkeypatch):
 
 
 def test_checkpoints_do_not_change_the_view():
-    long = load_events("blue-green") + load_events("rolling")  # one reducer, 447 events
+    long = load_events("blue-green") + load_events("rolling")  # one reducer, 515 events
     c = ReplayController(long)
     c.checkpoint_every = 50
     for i in [400, 120, 399, 49, 50, 51, 0, len(long), 260]:
         assert c.view_at(i).snapshot() == FleetView().apply_all(long[:i]).snapshot(), i
         assert c.seek(i).snapshot() == FleetView().apply_all(long[:i]).snapshot(), i
-    assert sorted(c._checkpoints) == list(range(0, 401, 50))
+    assert sorted(c._checkpoints) == list(range(0, len(long) + 1, 50))
     c.view_at(100).apply(long[0])  # a handed-out view is a copy: checkpoints stay intact
     assert c.view_at(100).snapshot() == FleetView().apply_all(long[:100]).snapshot()
 

@@ -4,7 +4,8 @@ import pytest
 
 from .scenarios import scene_app
 
-SCENES = ["rolling-mid-batch", "canary-alert", "blue-green-before-switch", "rollback-in-progress", "finished"]
+SCENES = ["rolling-mid-batch", "canary-alert", "blue-green-before-switch", "rollback-in-progress", "finished",
+          "canary-mid-window"]  # the judge's panel before its verdict
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
