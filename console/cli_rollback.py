@@ -1,0 +1,152 @@
+"""`console rollback`: of a live run, the TUI's rollback key (as before); of
+a finished run, a new rollout of the release the fleet ran before, taken
+from the release history the journals keep (console/releases.py), as
+Kamal's `rollback VERSION` and Argo's `undo`. And `console releases`,
+that history.
+
+Which one: `--plan` or `--to` always mean a finished run; otherwise a live
+run when one matches, else the most recent succeeded run's fleet (its plan
+and inventory from its journal). A finished-run rollback asks for
+confirmation (a terminal's y, or --yes) before it touches anything.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .cli_args import Parser, add_input_flags, add_live_flags, add_lock_flags, add_output_flags, positive
+from .exitcodes import Exit
+
+
+def parser_rollback() -> argparse.ArgumentParser:
+    from .control.commands import add_command_args
+
+    p = Parser(prog="console rollback", description="Roll back. A live run: at its next safe point, as the "
+               "TUI's key does. A finished run (no live run, or --plan / --to): ship the release the fleet "
+               "ran before its last successful rollout, or --to VERSION, taken from the journals' release "
+               "history (`console releases`), as a new rollout of the same plan.")
+    add_command_args(p, "rollback")
+    p.add_argument("--to", metavar="VERSION", help="finished run: the release to go back to (default: the one "
+                   "before the fleet's last successful rollout); it must be in the fleet's history")
+    add_input_flags(p, plan_required=False, release=False)
+    p.add_argument("--journals", metavar="DIR", help="where to read the history (default: the journal "
+                   "directory, see docs/cli.md)")
+    add_output_flags(p)
+    p.add_argument("--dry-run", action="store_true", help="finished run: print the steps and commands; touch nothing")
+    p.add_argument("--record", metavar="FILE", help="journal path of the rollback's session")
+    p.add_argument("--time-scale", type=positive, default=1.0, metavar="N",
+                   help="simulated fleet only: run its clock N times faster")
+    p.add_argument("--accept-new-host-keys", action="store_true",
+                   help="trust and record unknown SSH host keys (changed keys are always refused)")
+    add_live_flags(p)
+    add_lock_flags(p)
+    p.set_defaults(list_hosts=False, auto_promote=False)
+    return p
+
+
+def _finished(args: argparse.Namespace, argv: Sequence[str]) -> bool:
+    if args.to or args.plan:
+        return True
+    from .control.client import ControlError, live_runs
+    from .control.runs import matches
+
+    try:
+        return not any(args.run is None or matches(s, args.run) for _p, s in live_runs())
+    except ControlError:
+        return True
+
+
+def main_rollback(argv: Sequence[str]) -> int:
+    p = parser_rollback()
+    args = p.parse_args(argv)
+    if not _finished(args, argv):
+        from .control.commands import send_verb
+
+        return send_verb(p, "rollback", args)
+    return rollback_finished(p, args, argv)
+
+
+def _target(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Any, str, str, str]:
+    """(last succeeded release, target version, plan, inventory)."""
+    from .releases import history, last_success, of_fleet, shipped
+
+    every = history(Path(args.journals) if args.journals else None)
+    if args.plan:
+        from .session import read_plan_and_inventory
+
+        plan, _inv, inv_path = read_plan_and_inventory(args.plan, args.inventory, None)
+        fleet = of_fleet(every, plan.service, inv_path)
+        plan_path = args.plan
+    else:
+        last = last_success(r for r in every if args.run is None or args.run in (r.service, r.journal))
+        if last is None:
+            p.error("no live run, and no succeeded run in the journals to roll back: name one with --plan")
+        fleet, plan_path, inv_path = of_fleet(every, last.service, last.inventory), last.plan, last.inventory
+    current = last_success(fleet)
+    if current is None:
+        p.error(f"the journals hold no succeeded rollout of this plan's service on {inv_path}: nothing to roll back")
+    target = args.to or current.previous
+    if not target:
+        p.error(f"the last rollout ({current.journal}) found nothing installed before it: name a release with --to")
+    if target not in shipped(fleet):
+        p.error(f"--to {target}: this fleet never ran it (its journals know {', '.join(sorted(shipped(fleet)))}); "
+                f"to ship a new release use `console --plan {plan_path} --release {target}`")
+    return current, target, plan_path, inv_path
+
+
+def _confirm(p: argparse.ArgumentParser, args: argparse.Namespace, question: str) -> bool:
+    if args.yes or args.dry_run:
+        return True
+    if not sys.stdin.isatty():
+        p.error("rollback asks for confirmation; stdin is not a terminal: pass --yes")
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except (EOFError, KeyboardInterrupt):
+        print()
+        return False
+
+
+def rollback_finished(p: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from inventory.errors import InputError
+
+    from .cli_run import start_run
+    from .session import UsageError
+
+    try:
+        current, target, plan_path, inv_path = _target(p, args)
+    except (InputError, UsageError) as exc:
+        print(f"console rollback: error: {exc}", file=sys.stderr)
+        return Exit.BAD_INPUT
+    print(f"rollback: {current.service} on {inv_path}: {current.version} -> {target} "
+          f"(last succeeded rollout {current.started}, journal {current.journal})", file=sys.stderr)
+    if target == current.version:
+        print(f"rollback: the fleet already runs {target}; nothing to do")
+        return Exit.OK
+    if not _confirm(p, args, f"Roll {current.service} back from {current.version} to {target} with {plan_path}?"):
+        print("rollback: not confirmed; nothing touched")
+        return Exit.NOT_CONFIRMED
+    args.plan, args.inventory, args.release = plan_path, inv_path, target
+    return start_run(args, ["rollback", *argv], prog="console rollback")
+
+
+def parser_releases() -> argparse.ArgumentParser:
+    p = Parser(prog="console releases", description="The release history the journals keep: when each "
+               "run started, the service, from which release to which, and how it ended.")
+    p.add_argument("--journals", metavar="DIR", help="where to read it (default: the journal directory)")
+    p.add_argument("--service", metavar="NAME", help="only this service")
+    return p
+
+
+def main_releases(argv: Sequence[str]) -> int:
+    args = parser_releases().parse_args(argv)
+    from .releases import history
+
+    rows = [r for r in history(Path(args.journals) if args.journals else None)
+            if args.service is None or r.service == args.service]
+    for r in rows:
+        print(r.line())
+    if not rows:
+        print("no release recorded" + (f" for {args.service}" if args.service else ""))
+    return Exit.OK
