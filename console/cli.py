@@ -154,6 +154,13 @@ def _dispatch(argv: list[str]) -> int:
                 return main_version([])
             rest = release_spelling(rest)
         return int(entry.main(rest) if isinstance(entry, Sub) else entry(rest))
+    if not argv[0].startswith("-"):
+        import difflib
+
+        close = difflib.get_close_matches(argv[0], SUBCOMMANDS, n=1)
+        print(f"console: error: unknown subcommand {argv[0]!r}" + (f"; did you mean {close[0]}?" if close else "")
+              + " (`console` lists them)", file=sys.stderr)
+        return Exit.BAD_INPUT
     if "-h" in argv or "--help" in argv:
         sys.stdout.write(full_help())
         return Exit.OK

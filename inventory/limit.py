@@ -26,6 +26,7 @@ from .model import Inventory
 
 _SUBSCRIPT = re.compile(r"^(.+?)\[(-?\d+)(?::(-?\d*))?\]$")
 _WILDCARD = re.compile(r"[*?\[]")
+_COLON_OUTSIDE_BRACKETS = re.compile(r":(?![^\[]*\])")  # `web[0:2]:db` splits into `web[0:2]` and `db`
 
 
 class LimitError(InputError):
@@ -37,9 +38,8 @@ class LimitError(InputError):
 
 def split_terms(pattern: str) -> list[str]:
     """The terms of a pattern; `@FILE` terms replaced by the file's lines."""
-    sep = "," if "," in pattern else ":"
     terms: list[str] = []
-    for raw in pattern.split(sep):
+    for raw in pattern.split(",") if "," in pattern else _COLON_OUTSIDE_BRACKETS.split(pattern):
         term = raw.strip()
         if not term:
             continue

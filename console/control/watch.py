@@ -26,7 +26,7 @@ def state_line(s: dict[str, Any]) -> str:
     weights = ", ".join(f"{p} {w:g}%" for p, w in sorted((s.get("weights") or {}).items())) or "-"
     return (f"{s['run_id']} {s['phase']}" + (f" ({s['phase_reason']})" if s.get("phase_reason") else "")
             + f"  step {step.get('index', 0)}/{step.get('total', 0)} {step.get('title', '')}".rstrip()
-            + f"  gate {gate['name']} {gate['verdict']}" * bool(gate) + f"  weights {weights}")
+            + (f"  gate {gate['name']} {gate['verdict']}" if gate else "") + f"  weights {weights}")
 
 
 def ended_line(s: dict[str, Any]) -> str:
