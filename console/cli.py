@@ -175,7 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Every path ends in an exit code and at most a line on stderr: Ctrl-C
     at a prompt and a closed stdout (`console --help | head -1`) included."""
     try:
-        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+        code = _dispatch(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit where Python reports it
+        return code
     except KeyboardInterrupt:
         print("\nconsole: interrupted", file=sys.stderr)
         return Exit.ABORTED

@@ -116,7 +116,8 @@ def _confirm_overwrite(p: argparse.ArgumentParser, path: Path, yes: bool) -> boo
         p.error(f"{path} exists; pass --yes to overwrite it")
     try:
         return input(f"{path} exists. Overwrite? [y/N] ").strip().lower() in ("y", "yes")
-    except EOFError:
+    except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C: no answer is no
+        print()
         return False
 
 

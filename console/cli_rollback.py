@@ -46,24 +46,28 @@ def parser_rollback() -> argparse.ArgumentParser:
     return p
 
 
-def _finished(args: argparse.Namespace, argv: Sequence[str]) -> bool:
+def _live(args: argparse.Namespace) -> bool:
+    """Whether this rollback is for a live run (ControlError when the runs
+    cannot be listed: that is said, not guessed around)."""
     if args.to or args.plan:
-        return True
-    from .control.client import ControlError, live_runs
+        return False
+    from .control.client import live_runs
     from .control.runs import matches
 
-    try:
-        return not any(args.run is None or matches(s, args.run) for _p, s in live_runs())
-    except ControlError:
-        return True
+    return any(args.run is None or matches(s, args.run) for _p, s in live_runs())
 
 
 def main_rollback(argv: Sequence[str]) -> int:
+    from .control.client import ControlError
+    from .control.commands import report_error, send_verb
+
     p = parser_rollback()
     args = p.parse_args(argv)
-    if not _finished(args, argv):
-        from .control.commands import send_verb
-
+    try:
+        live = _live(args)
+    except ControlError as exc:
+        return report_error(exc)
+    if live:
         return send_verb(p, "rollback", args)
     return rollback_finished(p, args, argv)
 

@@ -133,10 +133,14 @@ def start_run(args: argparse.Namespace, argv: Sequence[str], prog: str = "consol
 
     try:
         inputs = load_limited(args.plan, args.inventory, args.release, args.limit)
-        if args.list_hosts:
-            return list_hosts(inputs)
-        if args.dry_run:
-            return dry_run(inputs)
+    except (InputError, UsageError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return Exit.BAD_INPUT
+    if args.list_hosts:
+        return list_hosts(inputs)
+    if args.dry_run:
+        return dry_run(inputs)
+    try:
         if args.limit:
             refusal = refuse_partial(inputs, load_limited(args.plan, args.inventory, args.release, None))
             if refusal:
