@@ -105,7 +105,8 @@ def _pick(p: argparse.ArgumentParser, groups: dict[str, tuple[str, ...]], given:
             p.error(f"{what}: the inventory has no group {given!r} (groups: {', '.join(groups) or 'none'})")
         return given
     if len(candidates) != 1:
-        p.error(f"{what}: cannot tell which group: pass {what} GROUP (groups: {', '.join(groups) or 'none'})")
+        among = f"candidates: {', '.join(candidates)}" if candidates else f"groups: {', '.join(groups) or 'none'}"
+        p.error(f"{what}: cannot tell which group: pass {what} GROUP ({among})")
     return candidates[0]
 
 
