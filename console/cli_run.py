@@ -18,15 +18,26 @@ from .cli_args import (
     positive,
 )
 from .exitcodes import Exit
-from .version import tool_version
 
 DESCRIPTION = ("Roll out a new version of an agent service to Linux hosts over SSH: rolling, canary or\n"
                "blue-green, in a TUI or headless. Run `console` alone for the subcommands.")
 
 
+class ToolVersion(argparse.Action):
+    """argparse's "version" action, but the version (importlib.metadata,
+    ~40 % of `console --help`'s imports) is read only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        from .version import tool_version
+
+        print(f"console {tool_version()}")
+        parser.exit()
+
+
 def parser_run(prog: str = "console") -> argparse.ArgumentParser:
     p = Parser(prog=prog, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-V", "--version", action="version", version=f"console {tool_version()}",
+    p.add_argument("-V", "--version", action=ToolVersion, nargs=0,
                    help="print the tool's own version and exit (`--version VALUE` is the old spelling of --release)")
     add_input_flags(p)
     add_output_flags(p)
