@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .exitcodes import Exit
 
@@ -35,14 +35,46 @@ def positive(text: str) -> float:
     return value
 
 
-def seconds(text: str) -> float:
+def number_in(low: float, high: float, kind: type = float, what: str = "a number") -> Callable[[str], Any]:
+    """An argparse type: a `kind` number from low to high inclusive."""
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text!r}")
+        return value
+    return convert
+
+
+seconds = number_in(0, 86400, float, "seconds")
+
+
+def journal_error(prog: str, exc: OSError) -> int:
+    """A run's journal could not be made: --record names an existing file
+    (bad input), or the directory refuses it (nothing touched)."""
+    if isinstance(exc, FileExistsError):
+        print(f"{prog}: error: --record: {exc.filename} already exists", file=sys.stderr)
+        return Exit.BAD_INPUT
+    print(f"{prog}: refused: cannot create the journal {exc.filename or ''}: {exc.strerror or exc}; "
+          f"nothing touched", file=sys.stderr)
+    return Exit.REFUSED
+
+
+def ask(p: argparse.ArgumentParser, question: str, yes: bool) -> bool:
+    """A yes/no question before a command acts: True with --yes; a usage
+    error when nobody can answer (stdin not a terminal); Ctrl-C and Ctrl-D
+    answer no."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        p.error(f"{p.prog.split()[-1]} asks for confirmation; stdin is not a terminal: pass --yes")
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 <= value <= 86400:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 86400, got {text!r}")
-    return value
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except (EOFError, KeyboardInterrupt):
+        print()
+        return False
 
 
 def release_spelling(argv: Sequence[str]) -> list[str]:

@@ -8,18 +8,8 @@ import json
 import sys
 from typing import Any, Sequence
 
-from .cli_args import Parser, add_input_flags
+from .cli_args import Parser, add_input_flags, number_in
 from .exitcodes import Exit
-
-
-def _host_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 60, got {text!r}")
-    return value
 
 
 def parser_sandbox() -> argparse.ArgumentParser:
@@ -27,7 +17,8 @@ def parser_sandbox() -> argparse.ArgumentParser:
                "systemd and nginx (Linux, root). ROLLOUT_SANDBOX_NET=N picks the address block.")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = sub.add_parser("up", help="boot N agent hosts and one nginx LB; prints the inventory path last")
-    up.add_argument("--hosts", type=_host_count, default=6, metavar="N", help="agent hosts to boot, 1-60 (default 6)")
+    up.add_argument("--hosts", type=number_in(1, 60, int, "a whole number"), default=6, metavar="N",
+                    help="agent hosts to boot, 1-60 (default 6)")
     up.add_argument("--install-deps", action="store_true",
                     help="apt-get install the missing Debian packages instead of naming them")
     sub.add_parser("down", help="remove every container, mount and interface the sandbox made")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .cli_args import Parser, add_live_flags, add_lock_flags, add_output_flags, interactive, lock_kwargs, positive
+from .cli_args import Parser, add_live_flags, add_lock_flags, add_output_flags, positive
 from .exitcodes import Exit
 
 
@@ -111,6 +111,7 @@ def resume_journal(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from inventory.errors import InputError
     from strategies.control import Command
 
+    from .cli_args import interactive, journal_error, lock_kwargs
     from .cli_run import drive
     from .resume import NothingToResume, ResumeRefused, load_resume
     from .session import Session
@@ -133,8 +134,7 @@ def resume_journal(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"console resume: error: {exc}", file=sys.stderr)
         return Exit.BAD_INPUT
     except OSError as exc:
-        print(f"console resume: refused: cannot create the journal: {exc.strerror or exc}", file=sys.stderr)
-        return Exit.REFUSED
+        return journal_error("console resume", exc)
     if args.rollback:
         session.engine.command(Command.ROLLBACK, source="cli resume --rollback")
     elif state.rolling_back:  # what was judged bad is never shipped by a resume

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .cli_args import Parser, positive
+from .cli_args import Parser, ask, positive
 from .exitcodes import Exit
 
 
@@ -111,18 +111,6 @@ async def _release(driver: Any, lb: Any, path: str, seen: Seen) -> str:
     return f"{lb.name}: released (was {seen.record.describe() if seen.record else 'an unreadable record'})"
 
 
-def _confirm(args: argparse.Namespace, p: argparse.ArgumentParser, what: str) -> bool:
-    if args.yes:
-        return True
-    if not sys.stdin.isatty():
-        p.error("release asks for confirmation; stdin is not a terminal: pass --yes")
-    try:
-        return input(f"Release {what}? [y/N] ").strip().lower() in ("y", "yes")
-    except (EOFError, KeyboardInterrupt):
-        print()
-        return False
-
-
 def main_lock(argv: Sequence[str]) -> int:
     p = parser_lock()
     args = p.parse_args(argv)
@@ -178,7 +166,7 @@ def main_lock(argv: Sequence[str]) -> int:
             print(f"console lock: refused: the holder looks alive on {', '.join(s.lb for s in alive)}: stop it "
                   f"(`console abort`), wait for it, or pass --force if you know it is dead", file=sys.stderr)
             return Exit.REFUSED
-        if not _confirm(args, p, f"the lock on {', '.join(s.lb for s in held)}"):
+        if not ask(p, f"Release the lock on {', '.join(s.lb for s in held)}?", args.yes):
             print("release: not confirmed; nothing removed")
             return Exit.NOT_CONFIRMED
         lines = [await _release(driver, by_name[s.lb], path, s) for s in held]

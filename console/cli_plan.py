@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .cli_args import Parser
+from .cli_args import Parser, ask
 from .exitcodes import Exit
 
 LB_GROUP_NAMES = ("lb", "lbs", "load_balancers", "loadbalancers", "nginx")
@@ -110,18 +110,6 @@ def _pick(p: argparse.ArgumentParser, groups: dict[str, tuple[str, ...]], given:
     return candidates[0]
 
 
-def _confirm_overwrite(p: argparse.ArgumentParser, path: Path, yes: bool) -> bool:
-    if yes or not path.exists():
-        return True
-    if not sys.stdin.isatty():
-        p.error(f"{path} exists; pass --yes to overwrite it")
-    try:
-        return input(f"{path} exists. Overwrite? [y/N] ").strip().lower() in ("y", "yes")
-    except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C: no answer is no
-        print()
-        return False
-
-
 def main_init(argv: Sequence[str]) -> int:
     from inventory.errors import InputError
     from inventory.loaders import embedded_fleet_path, load_inventory, read_inventory
@@ -152,7 +140,7 @@ def main_init(argv: Sequence[str]) -> int:
     if args.output == "-":
         sys.stdout.write(text)
         return Exit.OK
-    if not _confirm_overwrite(p, out, args.yes):
+    if not ask(p, f"{out} exists. Overwrite?", args.yes or not out.exists()):
         print(f"console init: {out} not overwritten")
         return Exit.NOT_CONFIRMED
     out.write_text(text)

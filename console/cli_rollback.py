@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .cli_args import Parser, add_input_flags, add_live_flags, add_lock_flags, add_output_flags, positive
+from .cli_args import Parser, add_input_flags, add_live_flags, add_lock_flags, add_output_flags, ask, positive
 from .exitcodes import Exit
 
 
@@ -100,18 +100,6 @@ def _target(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Any, 
     return current, target, plan_path, inv_path
 
 
-def _confirm(p: argparse.ArgumentParser, args: argparse.Namespace, question: str) -> bool:
-    if args.yes or args.dry_run:
-        return True
-    if not sys.stdin.isatty():
-        p.error("rollback asks for confirmation; stdin is not a terminal: pass --yes")
-    try:
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-    except (EOFError, KeyboardInterrupt):
-        print()
-        return False
-
-
 def rollback_finished(p: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str]) -> int:
     from inventory.errors import InputError
 
@@ -128,7 +116,8 @@ def rollback_finished(p: argparse.ArgumentParser, args: argparse.Namespace, argv
     if target == current.version:
         print(f"rollback: the fleet already runs {target}; nothing to do")
         return Exit.OK
-    if not _confirm(p, args, f"Roll {current.service} back from {current.version} to {target} with {plan_path}?"):
+    if not ask(p, f"Roll {current.service} back from {current.version} to {target} with {plan_path}?",
+               args.yes or args.dry_run):
         print("rollback: not confirmed; nothing touched")
         return Exit.NOT_CONFIRMED
     args.plan, args.inventory, args.release = plan_path, inv_path, target

@@ -14,6 +14,7 @@ from .cli_args import (
     add_lock_flags,
     add_output_flags,
     interactive,
+    journal_error,
     lock_kwargs,
     positive,
 )
@@ -162,13 +163,8 @@ def start_run(args: argparse.Namespace, argv: Sequence[str], prog: str = "consol
     except (InputError, UsageError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return Exit.BAD_INPUT
-    except FileExistsError as exc:
-        print(f"{prog}: error: --record: {exc.filename} already exists", file=sys.stderr)
-        return Exit.BAD_INPUT
     except OSError as exc:
-        print(f"{prog}: refused: cannot create the journal {exc.filename or ''}: {exc.strerror or exc}; "
-              f"nothing touched", file=sys.stderr)
-        return Exit.REFUSED
+        return journal_error(prog, exc)
     return drive(session, args)
 
 

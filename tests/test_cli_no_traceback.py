@@ -5,11 +5,12 @@ who may not use the control directory, and a headless run ending with a
 `console attach` viewer connected. Real processes; the SIMULATED fleet."""
 from __future__ import annotations
 
+import contextlib
 import os
-import pwd
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,11 +69,20 @@ def test_a_reader_that_left_is_no_error(tmp_path, args):
     assert "Traceback" not in err and "Exception ignored" not in err and "BrokenPipe" not in err, err
 
 
+def waiting_in_read(pid: int) -> bool:
+    """The process is blocked in read(2) on fd 0 (x86-64 syscall 0): the
+    question is asked. A Ctrl-C that lands between printing the prompt and
+    that read is only acted on at the next key (CPython's input()), so a
+    test sends it once the read has started."""
+    fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    return fields[:2] == ["0", "0x0"]
+
+
 @pytest.mark.parametrize("key,code", [(b"\x03", 5), (b"\x04", 2)])
 def test_ctrl_c_and_ctrl_d_at_a_question(tmp_path, key, code):
     prompt = PtyConsole(control_env(tmp_path), "recommend")
     try:
-        until(lambda: b"critical" in prompt.output, "the first question")
+        until(lambda: b"critical" in prompt.output and waiting_in_read(prompt.proc.pid), "the first question")
         prompt.send(key)
         assert prompt.proc.wait(60) == code
         until(lambda: prompt.proc.poll() is not None, "the exit")
@@ -86,7 +96,7 @@ def test_ctrl_c_at_an_overwrite_question_overwrites_nothing(tmp_path):
     plan.write_text("mine\n")
     prompt = PtyConsole(control_env(tmp_path), "init", "--criticality", "critical", "--output", str(plan))
     try:
-        until(lambda: b"Overwrite?" in prompt.output, "the question")
+        until(lambda: b"Overwrite?" in prompt.output and waiting_in_read(prompt.proc.pid), "the question")
         prompt.send(b"\x03")
         assert prompt.proc.wait(60) == 11  # not confirmed
     finally:
@@ -105,17 +115,13 @@ def canary(tmp_path):
 def test_a_run_ending_with_an_attached_viewer_prints_no_traceback_and_no_warning(canary):
     env, plan, inv = canary
     run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion")
-    viewer = None
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(run.kill)
         run.wait_for(lambda e: e["kind"] == "phase" and e["phase"] == "paused", "the pause step")
-        viewer = PtyConsole(env, "attach")
+        cleanup.callback(PtyConsole(env, "attach").close)  # a real `console attach` TUI, on a terminal
         until(lambda: status(env)["live"][0]["viewers"] == 1, "the TUI attached")
         assert cli(env, "promote").returncode == 0
         assert run.finish() == 0
-    finally:
-        run.kill()
-        if viewer is not None:
-            viewer.close()
     err = run.proc.stderr.read()
     # the one line a headless run writes to stderr: where to reach it
     assert err.splitlines() == [line for line in err.splitlines() if line.startswith("control: run ")], err
@@ -138,16 +144,6 @@ def test_watching_stops_on_ctrl_c_without_a_traceback(canary):
         assert run.finish() == 0
     finally:
         run.kill()
-
-
-@pytest.fixture
-def other_user():
-    name = f"rcb-cli-{os.getpid()}"
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        subprocess.run(["userdel", name], check=False)
 
 
 @pytest.mark.parametrize("args", [["status"], ["status", "--watch"], ["pause"], ["rollback", "--yes"]])

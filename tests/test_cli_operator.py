@@ -23,22 +23,29 @@ def paused(event) -> bool:
     return event["kind"] == "phase" and event["phase"] == "paused"
 
 
-def test_status_watch_prints_a_line_per_change_and_exits_with_the_runs_code(tmp_path):
+@pytest.fixture
+def paused_run(tmp_path):
+    """(env, a headless canary run paused at its promotion step); killed after."""
     env = control_env(tmp_path)
     inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
     plan = write_plan(tmp_path / "plan.yaml", "canary", canary=PAUSE)
     run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion")
     try:
         run.wait_for(paused, "the pause step")
-        watch = subprocess.Popen([sys.executable, "-m", "console", "status", "--watch", "--interval", "0.1"],
-                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = watch.stdout.readline()
-        assert " paused " in first and "weights canary 25%, stable 75%" in first
-        assert cli(env, "promote").returncode == 0
-        rest = watch.stdout.read().splitlines()
-        assert watch.wait(60) == 0 and run.finish() == 0
+        yield env, run
     finally:
         run.kill()
+
+
+def test_status_watch_prints_a_line_per_change_and_exits_with_the_runs_code(paused_run):
+    env, run = paused_run
+    watch = subprocess.Popen([sys.executable, "-m", "console", "status", "--watch", "--interval", "0.1"],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = watch.stdout.readline()
+    assert " paused " in first and "weights canary 25%, stable 75%" in first
+    assert cli(env, "promote").returncode == 0
+    rest = watch.stdout.read().splitlines()
+    assert watch.wait(60) == 0 and run.finish() == 0
     lines = [first.rstrip("\n"), *rest]
     assert all("\x1b" not in line for line in lines)  # plain text: no cursor movement, no colour
     bodies = [line.split(" ", 1)[1] for line in lines]
@@ -47,21 +54,14 @@ def test_status_watch_prints_a_line_per_change_and_exits_with_the_runs_code(tmp_
     assert bodies[-1].endswith("canary promoted: 4 instance(s) on 2.0.0") and " ENDED succeeded (exit 0)" in bodies[-1]
 
 
-def test_status_watch_json_and_the_exit_code_of_a_rolled_back_run(tmp_path):
-    env = control_env(tmp_path)
-    inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
-    plan = write_plan(tmp_path / "plan.yaml", "canary", canary=PAUSE)
-    run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion")
-    try:
-        run.wait_for(paused, "the pause step")
-        watch = subprocess.Popen([sys.executable, "-m", "console", "status", "--watch", "--output", "json",
-                                  "--interval", "0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-        assert json.loads(watch.stdout.readline())["phase"] == "paused"
-        assert cli(env, "rollback", "--yes").returncode == 0
-        records = [json.loads(line) for line in watch.stdout]
-        assert watch.wait(60) == 3 and run.finish() == 3
-    finally:
-        run.kill()
+def test_status_watch_json_and_the_exit_code_of_a_rolled_back_run(paused_run):
+    env, run = paused_run
+    watch = subprocess.Popen([sys.executable, "-m", "console", "status", "--watch", "--output", "json",
+                              "--interval", "0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    assert json.loads(watch.stdout.readline())["phase"] == "paused"
+    assert cli(env, "rollback", "--yes").returncode == 0
+    records = [json.loads(line) for line in watch.stdout]
+    assert watch.wait(60) == 3 and run.finish() == 3
     assert records[-1]["outcome"] == "rolled_back" and records[-1]["exit_code"] == 3
 
 
@@ -161,18 +161,11 @@ def test_releases_and_rollback_of_a_finished_run(tmp_path):
     assert cli(env, "audit", "verify", history[1].split()[-2]).returncode == 0
 
 
-def test_a_live_rollback_still_goes_to_the_live_run(tmp_path):
-    env = control_env(tmp_path)
-    inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
-    plan = write_plan(tmp_path / "plan.yaml", "canary", canary=PAUSE)
-    run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion")
-    try:
-        run.wait_for(paused, "the pause step")
-        sent = cli(env, "rollback", "--yes")
-        assert sent.returncode == 0 and sent.stdout.startswith("accepted: rollback"), sent.stderr
-        assert run.finish() == 3
-    finally:
-        run.kill()
+def test_a_live_rollback_still_goes_to_the_live_run(paused_run):
+    env, run = paused_run
+    sent = cli(env, "rollback", "--yes")
+    assert sent.returncode == 0 and sent.stdout.startswith("accepted: rollback"), sent.stderr
+    assert run.finish() == 3
 
 
 @pytest.mark.parametrize("args", [["--help"], ["version"], ["-V"], ["status"], []])

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..cli_args import Parser, positive
+from ..cli_args import Parser, ask, positive
 from ..exitcodes import Exit
 from .client import ControlError, find_run, finished_runs, live_runs, request
 from .runs import matches
@@ -91,18 +91,12 @@ def main_status(argv: Sequence[str]) -> int:
     return Exit.OK if live or ended or args.run is None else Exit.NO_RUN
 
 
-def _confirm(verb: str, status: dict[str, Any]) -> bool | None:
-    """The TUI dialog's question and sentence; None when nobody can answer."""
+def _confirm(p: argparse.ArgumentParser, verb: str, status: dict[str, Any]) -> bool:
+    """The TUI dialog's question and sentence, then a yes/no (cli_args.ask)."""
     title, plan_key = CONFIRM[verb]
-    if not sys.stdin.isatty():
-        return None
-    print(f"{title} {status['run_id']} ({status['plan']})\n{status[plan_key]}")
-    try:
-        reply = input(f"{title[:-1]} now? [y/N] ").strip().lower()
-    except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C: no answer is no
-        print()
-        return False
-    return reply in ("y", "yes")
+    if sys.stdin.isatty():
+        print(f"{title} {status['run_id']} ({status['plan']})\n{status[plan_key]}")
+    return ask(p, f"{title[:-1]} now?", False)
 
 
 def parser_command(verb: str) -> argparse.ArgumentParser:
@@ -131,10 +125,7 @@ def send_verb(p: argparse.ArgumentParser, verb: str, args: argparse.Namespace) -
     try:
         path, status = find_run(args.run, report_stale)
         if verb in CONFIRM and not args.yes:
-            answer = _confirm(verb, status or request(path, {"op": "status"}))
-            if answer is None:
-                p.error(f"{verb} asks for confirmation; stdin is not a terminal: pass --yes")
-            if not answer:
+            if not _confirm(p, verb, status or request(path, {"op": "status"})):
                 print(f"{verb}: not confirmed; nothing sent")
                 return Exit.NOT_CONFIRMED
         reply = request(path, {"op": "command", "command": command})

@@ -25,7 +25,8 @@ def state_line(s: dict[str, Any]) -> str:
     gate = s.get("gate")
     weights = ", ".join(f"{p} {w:g}%" for p, w in sorted((s.get("weights") or {}).items())) or "-"
     return (f"{s['run_id']} {s['phase']}" + (f" ({s['phase_reason']})" if s.get("phase_reason") else "")
-            + f"  step {step.get('index', 0)}/{step.get('total', 0)} {step.get('title', '')}".rstrip()
+            + (f"  step {step.get('index', 0)}/{step['total']} {step.get('title', '')}".rstrip()
+               if step.get("total") else "")
             + (f"  gate {gate['name']} {gate['verdict']}" if gate else "") + f"  weights {weights}")
 
 
