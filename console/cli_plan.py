@@ -110,6 +110,23 @@ def _pick(p: argparse.ArgumentParser, groups: dict[str, tuple[str, ...]], given:
     return candidates[0]
 
 
+def _refused_by_loader(text: str) -> str | None:
+    """Why the plan loader would refuse this plan text (naming the field), or None."""
+    import tempfile
+
+    from inventory.errors import InputError
+    from strategies.plan import load_plan
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as fh:
+        fh.write(text)
+        fh.flush()
+        try:
+            load_plan(fh.name)
+        except InputError as exc:
+            return f"the plan would not load: {exc.field}: {exc.message}"
+    return None
+
+
 def main_init(argv: Sequence[str]) -> int:
     from inventory.errors import InputError
     from inventory.loaders import embedded_fleet_path, load_inventory, read_inventory
@@ -137,6 +154,9 @@ def main_init(argv: Sequence[str]) -> int:
     text = render(rec.strategy, inventory=inv_path, why=rec.why, path=" -> ".join(rec.path),
                   output=args.output, version=args.release, service=args.service, hosts=hosts, lbs=lbs,
                   count=count)
+    problem = _refused_by_loader(text)
+    if problem:  # --service or --release the plan loader would refuse: say so before writing anything
+        p.error(problem)
     if args.output == "-":
         sys.stdout.write(text)
         return Exit.OK

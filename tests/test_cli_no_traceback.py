@@ -23,7 +23,7 @@ def clean(proc: subprocess.CompletedProcess, max_lines: int = 1) -> None:
     assert len(proc.stderr.strip().splitlines()) <= max_lines, proc.stderr
 
 
-@pytest.mark.parametrize("args,code", [
+BAD = [
     (["--plan", "missing.yaml", "--headless"], 2),
     (["--plan", "examples/rolling.yaml", "--inventory", "missing.ini", "--headless"], 2),
     (["--plan", "examples/rolling.yaml", "--limit", "~[", "--list-hosts"], 2),
@@ -42,6 +42,7 @@ def clean(proc: subprocess.CompletedProcess, max_lines: int = 1) -> None:
     (["lock", "frobnicate"], 2),
     (["init", "--inventory", "missing.yaml", "--criticality", "critical", "--output", "-"], 2),
     (["init", "--hosts", "nope", "--criticality", "critical", "--output", "-"], 2),
+    (["init", "--release", "2.0 beta", "--criticality", "critical", "--output", "-"], 2),
     (["recommend"], 2),
     (["sandbox", "up", "--hosts", "0"], 2),
     (["status", "--interval", "0"], 2),
@@ -51,7 +52,10 @@ def clean(proc: subprocess.CompletedProcess, max_lines: int = 1) -> None:
     (["rollback", "--to", "1.0.0", "--plan", "examples/rolling.yaml", "--journals", "/nonexistent", "--yes"], 2),
     (["help", "nope"], 2),
     (["stauts"], 2),
-])
+]
+
+
+@pytest.mark.parametrize("args,code", BAD, ids=[" ".join(args) for args, _code in BAD])
 def test_bad_flags_and_missing_files_are_one_line(tmp_path, args, code):
     proc = cli(control_env(tmp_path), *args)
     assert proc.returncode == code, proc.stdout + proc.stderr
