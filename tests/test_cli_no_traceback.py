@@ -65,7 +65,8 @@ def test_bad_flags_and_missing_files_are_one_line(tmp_path, args, code):
 @pytest.mark.parametrize("args", [["--help"], ["completion", "zsh"], ["--plan", "examples/rolling.yaml", "--dry-run"]])
 def test_a_reader_that_left_is_no_error(tmp_path, args):
     """`console ... | head -1` where head has gone: the write meets a closed pipe."""
-    proc = subprocess.Popen([sys.executable, "-m", "console", *args], cwd=ROOT, env=control_env(tmp_path),
+    env = {k: v for k, v in control_env(tmp_path).items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as usual
+    proc = subprocess.Popen([sys.executable, "-m", "console", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stdout.close()  # the reader leaves before the first line
     err = proc.stderr.read()
