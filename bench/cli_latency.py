@@ -4,7 +4,11 @@
 paused live run), against `python3 -c pass` as the floor. Target: under
 0.3 s for help, version and status (issue 24).
 
-    python3 bench/cli_latency.py [--repeats 15]
+    python3 bench/cli_latency.py [--repeats 15] [--baseline main]
+
+--baseline REF also times `--help` and `status` (no run) of that git ref's
+tree (git archive into a temporary directory, run with PYTHONPATH there),
+for a before/after on the same machine at the same time.
 
 Each figure is the wall time of a fresh child process (os.wait4 around
 fork+exec+exit, bench/_common.run_child), measured from outside: nothing
@@ -53,6 +57,24 @@ def measure(label: str, argv: list[str], env: dict, repeats: int) -> list[float]
     return walls
 
 
+def baseline(ref: str, work: Path, env: dict, repeats: int) -> None:
+    tree = work / "baseline"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], capture_output=True,
+                            text=True).stdout.strip()
+    print(f"\nbaseline {ref} ({commit}), same commands:")
+    old = {**env, "PYTHONPATH": str(tree)}
+    run_child([PY, "-m", "console", "--help"], timeout=120, env=old, cwd=tree)  # writes its __pycache__ once
+    for label, argv in (("console --help", ["--help"]), ("console status (no run)", ["status"])):
+        walls = []
+        for _ in range(repeats):
+            r = run_child([PY, "-m", "console", *argv], timeout=60, env=old, cwd=tree)
+            walls.append(r["wall"])
+        print(f"{ref + ': ' + label:<34} {fmt(walls, 's', 3)}", flush=True)
+
+
 def paused_run(env: dict, plan: Path) -> subprocess.Popen:
     proc = subprocess.Popen([PY, "-m", "console", "--plan", str(plan), "--headless", "--output", "json",
                              "--time-scale", "20", "--wait-for-promotion"], cwd=ROOT, env=env,
@@ -67,6 +89,7 @@ def paused_run(env: dict, plan: Path) -> subprocess.Popen:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=15, help="runs per command (default 15)")
+    ap.add_argument("--baseline", metavar="REF", help="also time --help and status of this git ref's tree")
     args = ap.parse_args()
     start("cli_latency")
     work = Path(tempfile.mkdtemp(prefix="rc-bench-", dir="/tmp"))
@@ -92,6 +115,8 @@ def main() -> None:
             run.wait(120)
         over = [k for k, v in results.items() if stats(v)["median"] >= TARGET]
         print(f"\nover the {TARGET} s target: {', '.join(over) if over else 'none'}")
+        if args.baseline:
+            baseline(args.baseline, work, env, args.repeats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
