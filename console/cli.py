@@ -102,11 +102,14 @@ def overview() -> str:
 
 
 def full_help() -> str:
+    import textwrap
+
     from .cli_run import parser_run
 
     codes = "\n".join(f"  {int(code):>2}  {MEANING[code]}" for code in Exit)
+    rule = textwrap.fill(RELEASE_RULE, 100, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
     return (parser_run().format_help() + f"\nsubcommands (`console SUBCOMMAND --help` for each):\n"
-            f"{_subcommand_lines()}\n\nexit codes:\n{codes}\n\nthe release flag:\n  {RELEASE_RULE}\n\n"
+            f"{_subcommand_lines()}\n\nexit codes:\n{codes}\n\nthe release flag:\n{rule}\n\n"
             f"examples:\n{EXAMPLES}\n")
 
 
