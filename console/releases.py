@@ -67,7 +67,7 @@ def read_release(path: Path) -> Release | None:
 
 def history(directory: Path | None = None) -> list[Release]:
     """Every release recorded in a journal directory, oldest first."""
-    where = directory or default_dir()
+    where = (directory or default_dir()).resolve()
     if not where.is_dir():
         return []
     found = (read_release(p) for p in where.glob("*.jsonl"))

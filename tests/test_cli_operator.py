@@ -148,11 +148,14 @@ def test_releases_and_rollback_of_a_finished_run(tmp_path):
     assert shipped.returncode == 0, shipped.stderr
     history = cli(env, "releases").stdout.splitlines()
     assert len(history) == 1 and "agent  1.0.0 -> 2.0.0  succeeded" in history[0]
+    other = cli(env, "rollback", "no-such-run", "--yes")
+    assert other.returncode == 2 and "no live run matches 'no-such-run'" in other.stderr
     never = cli(env, "rollback", "--to", "9.9.9", "--yes")
     assert never.returncode == 2 and "never ran it" in never.stderr and "1.0.0, 2.0.0" in never.stderr
     asked = cli(env, "rollback")  # no live run: the finished one; stdin is no terminal, so --yes is needed
     assert asked.returncode == 2 and "pass --yes" in asked.stderr and len(cli(env, "releases").stdout.splitlines()) == 1
-    back = cli(env, "rollback", "--yes", "--headless", "--time-scale", "100")
+    run_id = status(env)["ended"][0]["run_id"]  # the finished run, named as `console status` lists it
+    back = cli(env, "rollback", run_id, "--yes", "--headless", "--time-scale", "100")
     assert back.returncode == 0, back.stderr
     assert "agent on " in back.stderr and ": 2.0.0 -> 1.0.0 " in back.stderr
     assert "10 instance(s) now on 1.0.0" in back.stdout
