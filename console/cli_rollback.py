@@ -72,6 +72,22 @@ def main_rollback(argv: Sequence[str]) -> int:
     return rollback_finished(p, args, argv)
 
 
+def _names(selector: str | None) -> set[str]:
+    """What a RUN selector may be for a finished run: itself (a service or
+    a journal path), and the journal of a run that ended in the last day
+    whose id, pid, plan or upstream it names (`console status` lists them)."""
+    if selector is None:
+        return set()
+    from .control.client import ControlError, finished_runs
+    from .control.runs import matches
+
+    try:
+        ended = [str(Path(s["journal"]).resolve()) for s in finished_runs() if matches(s, selector)]
+    except ControlError:
+        ended = []
+    return {selector, str(Path(selector).resolve()), *ended}
+
+
 def _target(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Any, str, str, str]:
     """(last succeeded release, target version, plan, inventory)."""
     from .releases import history, last_success, of_fleet, shipped
@@ -84,9 +100,11 @@ def _target(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Any, 
         fleet = of_fleet(every, plan.service, inv_path)
         plan_path = args.plan
     else:
-        last = last_success(r for r in every if args.run is None or args.run in (r.service, r.journal))
+        names = _names(args.run)
+        last = last_success(r for r in every if args.run is None or names & {r.service, r.journal})
         if last is None:
-            p.error("no live run, and no succeeded run in the journals to roll back: name one with --plan")
+            p.error(f"no live run{' matches ' + repr(args.run) if args.run else ''}, and no succeeded run "
+                    f"{'of it ' if args.run else ''}in the journals to roll back: name one with --plan")
         fleet, plan_path, inv_path = of_fleet(every, last.service, last.inventory), last.plan, last.inventory
     current = last_success(fleet)
     if current is None:
