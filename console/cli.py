@@ -85,7 +85,12 @@ def parser_of(name: str) -> argparse.ArgumentParser:
     entry = SUBCOMMANDS[name]
     if isinstance(entry, Sub):
         return entry.parser()
-    return sys.modules[entry.__module__].parser()  # type: ignore[no-any-return]
+    make = getattr(sys.modules[entry.__module__], "parser", None)
+    if make is None:  # a module without `parser()`: its name and summary still complete and list
+        from .cli_args import Parser
+
+        return Parser(prog=f"console {name}", description=summary(entry))
+    return make()  # type: ignore[no-any-return]
 
 
 def _subcommand_lines() -> str:

@@ -109,3 +109,23 @@ def test_every_command_that_asks_for_confirmation_takes_yes():
 def test_unknown_subcommand_like_word_is_a_one_line_error():
     proc = run("stauts")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_subcommand_added_as_a_plain_function_is_dispatched_listed_and_completed(monkeypatch, capsys):
+    """Other branches add their subcommand as one line, `"name": module.main`."""
+    import console.cli as cli
+
+    seen = []
+
+    def main(argv):
+        """count the arguments it was given"""
+        seen.append(list(argv))
+        return 0
+
+    monkeypatch.setitem(cli.SUBCOMMANDS, "count", main)
+    assert cli.main(["count", "a", "b"]) == 0 and seen == [["a", "b"]]
+    assert cli.main([]) == 0
+    assert "  count       count the arguments it was given" in capsys.readouterr().out
+    from console.cli_completion import command_tree
+
+    assert "count" in next(a for a in command_tree()._actions if isinstance(a, argparse._SubParsersAction)).choices
