@@ -5,8 +5,8 @@ subcommand runs, so `console --help`, `console version` and `console
 status` start without loading the engine, Textual or asyncssh.
 
 Adding a subcommand: one line in SUBCOMMANDS, either
-`"name": Sub("console.x_cli", "name", "one line for --help")` (the module
-defines `main_name(argv) -> int` and `parser_name()`), or a callable
+`"name": Sub("console.x_cli", "", "one line for --help")` (the module
+defines `main(argv) -> int` and `parser()`, imported only when used), or a callable
 `main(argv) -> int` whose module defines `parser()` (its docstring's first
 line is the summary).
 """
@@ -24,8 +24,9 @@ from .exitcodes import MEANING, Exit
 
 class Sub(NamedTuple):
     """A subcommand by reference: `module` defines `main_<name>(argv)` and
-    `parser_<name>()`; `verb` is passed first to both when one function
-    serves several subcommands (pause, promote, abort). (A NamedTuple: the
+    `parser_<name>()` (plain `main` and `parser` when `name` is ""); `verb`
+    is passed first to both when one function serves several subcommands
+    (pause, promote, abort). (A NamedTuple: the
     dataclasses module alone costs `console --help` a tenth of its start.)"""
 
     module: str
@@ -34,7 +35,7 @@ class Sub(NamedTuple):
     verb: str | None = None
 
     def _get(self, kind: str) -> Callable[..., Any]:
-        fn = getattr(importlib.import_module(self.module), f"{kind}_{self.name}")
+        fn = getattr(importlib.import_module(self.module), f"{kind}_{self.name}" if self.name else kind)
         return fn if self.verb is None else (lambda *a: fn(self.verb, *a))
 
     def main(self, argv: Sequence[str]) -> int:

@@ -129,3 +129,20 @@ def test_a_subcommand_added_as_a_plain_function_is_dispatched_listed_and_complet
     from console.cli_completion import command_tree
 
     assert "count" in next(a for a in command_tree()._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_a_subcommand_by_module_reference_is_imported_only_when_run(monkeypatch, tmp_path, capsys):
+    """`"name": Sub("module", "", "summary")`: the module's `main` and `parser`."""
+    import console.cli as cli
+
+    (tmp_path / "late_cli.py").write_text(
+        "import argparse\nLOADED = True\n"
+        "def parser():\n    p = argparse.ArgumentParser(prog='console late')\n"
+        "    p.add_argument('--n', type=int, default=1, help='how many')\n    return p\n"
+        "def main(argv):\n    print('late', parser().parse_args(argv).n)\n    return 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli.SUBCOMMANDS, "late", cli.Sub("late_cli", "", "a late subcommand"))
+    assert cli.main([]) == 0 and "late_cli" not in sys.modules  # listed without importing it
+    assert "  late        a late subcommand" in capsys.readouterr().out
+    assert cli.main(["late", "--n", "3"]) == 0 and capsys.readouterr().out == "late 3\n"
+    assert "--n" in cli.parser_of("late").format_help()
