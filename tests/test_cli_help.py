@@ -146,3 +146,4 @@ def test_a_subcommand_by_module_reference_is_imported_only_when_run(monkeypatch,
     assert "  late        a late subcommand" in capsys.readouterr().out
     assert cli.main(["late", "--n", "3"]) == 0 and capsys.readouterr().out == "late 3\n"
     assert "--n" in cli.parser_of("late").format_help()
+    del sys.modules["late_cli"]
