@@ -163,7 +163,11 @@ def main_init(argv: Sequence[str]) -> int:
     if not ask(p, f"{out} exists. Overwrite?", args.yes or not out.exists()):
         print(f"console init: {out} not overwritten")
         return Exit.NOT_CONFIRMED
-    out.write_text(text)
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        print(f"console init: error: --output {out}: {exc.strerror or exc}", file=sys.stderr)
+        return Exit.BAD_INPUT
     print(f"wrote {out}: {rec.strategy.replace('_', '-')} for group {hosts} ({count} host(s)) behind {lbs}")
     print(f"next: console --plan {out} --inventory {inv_path} --dry-run")
     return Exit.OK

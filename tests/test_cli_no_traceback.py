@@ -43,6 +43,8 @@ BAD = [
     (["init", "--inventory", "missing.yaml", "--criticality", "critical", "--output", "-"], 2),
     (["init", "--hosts", "nope", "--criticality", "critical", "--output", "-"], 2),
     (["init", "--release", "2.0 beta", "--criticality", "critical", "--output", "-"], 2),
+    (["init", "--criticality", "critical", "--output", "/nonexistent-dir/plan.yaml"], 2),
+    (["init", "--criticality", "critical", "--output", "/tmp", "--yes"], 2),
     (["recommend"], 2),
     (["sandbox", "up", "--hosts", "0"], 2),
     (["status", "--interval", "0"], 2),
