@@ -10,12 +10,10 @@ is the in-place half, for a terminal that is already gone (a hangup).
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 HANGUP_POLICIES = ("stop", "detach")
@@ -51,6 +49,9 @@ def leave_terminal(announce: Callable[[int], str]) -> Callable[[], None]:
     Called from a thread other than the main one (the TUI's engine thread),
     the child goes on in that thread alone, which CPython makes the child's
     main thread: it may then install signal handlers on its loop."""
+    import asyncio  # here, not at the top: `console --help` reads this module's constants
+    from concurrent.futures import ThreadPoolExecutor
+
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -1,7 +1,7 @@
-"""Exit codes, one per thing a script may want to branch on (README: Exit codes)."""
+"""Exit codes, one per thing a script may want to branch on (docs/cli.md:
+Exit codes). Light on purpose: `console --help` prints them without
+importing the engine (the outcome mapping lives in console/session.py)."""
 import enum
-
-from strategies.engine import Outcome
 
 
 class Exit(enum.IntEnum):
@@ -20,11 +20,17 @@ class Exit(enum.IntEnum):
     NOT_CONFIRMED = 11  # a destructive command was not confirmed; nothing was sent
 
 
-FOR_OUTCOME = {
-    Outcome.SUCCEEDED: Exit.OK,
-    Outcome.ROLLED_BACK: Exit.ROLLED_BACK,
-    Outcome.FAILED: Exit.FAILED,
-    Outcome.ABORTED: Exit.ABORTED,
-    Outcome.REFUSED: Exit.REFUSED,
-    Outcome.AWAITING_PROMOTION: Exit.PAUSED,
+MEANING = {
+    Exit.OK: "success",
+    Exit.INTERNAL: "a bug or an unexpected error",
+    Exit.BAD_INPUT: "bad plan, inventory or flags; nothing touched",
+    Exit.ROLLED_BACK: "rolled back; the fleet is on the old version",
+    Exit.FAILED: "failed; needs a human",
+    Exit.ABORTED: "aborted or interrupted at a safe point",
+    Exit.REFUSED: "preflight, check or lock refused; nothing touched",
+    Exit.PAUSED: "paused awaiting promotion",
+    Exit.NOT_ACCEPTED: "a live run refused the command (it does not apply now)",
+    Exit.NO_RUN: "no live run matches",
+    Exit.DENIED: "the run's control socket refused this user",
+    Exit.NOT_CONFIRMED: "a command that asks for confirmation was not confirmed; nothing sent",
 }

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 from strategies.events import Event, from_dict
 
 from .notify import NotificationDelivered  # noqa: F401 - registers the "notify" kind for reading journals back
+from .private_files import create_private, private_dir
 
 SCHEMA = 1
 GENESIS = "0" * 64
@@ -41,26 +42,6 @@ def default_dir() -> Path:
         return Path(os.environ["ROLLOUT_JOURNAL_DIR"])
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "rollout-console" / "journals"
-
-
-def private_dir(path: Path, *, tighten: bool = False) -> Path:
-    """Make `path` (mode 0700 when this creates it). `tighten` also narrows
-    an existing directory to 0700: for the console's own directories (the
-    default journal and control directories), never for a directory the
-    operator named with --record."""
-    existed = path.is_dir()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if tighten or not existed:
-        os.chmod(path, 0o700)
-    return path
-
-
-def create_private(path: Path, exclusive: bool = True) -> int:
-    """Open a new file readable by its owner only (0600 whatever the umask)."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC) | os.O_CLOEXEC
-    fd = os.open(path, flags, 0o600)
-    os.fchmod(fd, 0o600)
-    return fd
 
 
 def clear_dead_reserves(directory: Path) -> list[Path]:

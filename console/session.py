@@ -10,7 +10,6 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version as dist_version
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -19,7 +18,7 @@ from inventory.loaders import embedded_fleet_path, load_inventory, read_inventor
 from inventory.model import Inventory
 from strategies import analysis
 from strategies.control import Command
-from strategies.engine import Engine, ResumeState, RunResult
+from strategies.engine import Engine, Outcome, ResumeState, RunResult
 from strategies.events import EventBus, Notice
 from strategies.plan import load_plan
 from strategies.registry import runner_for
@@ -27,17 +26,20 @@ from strategies.topology import TopologyError, bluegreen_state, resolve_instance
 
 from .control.server import ControlServer
 from .detach import DEFAULT_ON_HANGUP, leave_terminal, quiet_stdio
-from .exitcodes import FOR_OUTCOME, Exit
+from .exitcodes import Exit
 from .journal import JournalWriter, default_dir, make_header, operator_identity, private_dir
 from .notify import Notifier
 from .redact import Redactor, secret_values
+from .version import tool_version
 
-
-def tool_version() -> str:
-    try:
-        return dist_version("rollout-console")
-    except PackageNotFoundError:
-        return "0+unknown"
+FOR_OUTCOME = {
+    Outcome.SUCCEEDED: Exit.OK,
+    Outcome.ROLLED_BACK: Exit.ROLLED_BACK,
+    Outcome.FAILED: Exit.FAILED,
+    Outcome.ABORTED: Exit.ABORTED,
+    Outcome.REFUSED: Exit.REFUSED,
+    Outcome.AWAITING_PROMOTION: Exit.PAUSED,
+}
 
 
 class UsageError(Exception):
@@ -54,8 +56,9 @@ class Inputs:
     inventory_given: bool = False  # False: the embedded fleet
 
 
-def load_inputs(plan_path: str, inventory_path: str | None, version: str | None) -> Inputs:
-    """Load and cross-check plan and inventory; raise InputError/UsageError."""
+def read_plan_and_inventory(plan_path: str, inventory_path: str | None, version: str | None
+                            ) -> tuple[Any, Inventory, str]:
+    """(plan, inventory, inventory path) as read, not yet cross-checked."""
     inv_path = str(inventory_path or embedded_fleet_path())
     plan = load_plan(plan_path, version_override=version)
     # --inventory built-in where that reads it as stock Ansible does, else
@@ -63,8 +66,14 @@ def load_inputs(plan_path: str, inventory_path: str | None, version: str | None)
     # ROLLOUT_INVENTORY_ENGINE=built-in|ansible to choose); the embedded fleet is ours
     inventory = (read_inventory(inv_path, os.environ.get("ROLLOUT_INVENTORY_ENGINE", "auto"))
                  if inventory_path else load_inventory(inv_path))
+    return plan, inventory, inv_path
+
+
+def load_inputs(plan_path: str, inventory_path: str | None, version: str | None) -> Inputs:
+    """Load and cross-check plan and inventory; raise InputError/UsageError."""
+    plan, inventory, inv_path = read_plan_and_inventory(plan_path, inventory_path, version)
     if not plan.version:
-        raise UsageError(f"{plan_path}: version: the plan names no version to ship; pass --version")
+        raise UsageError(f"{plan_path}: version: the plan names no version to ship; pass --release VERSION")
     try:
         resolve_instances(plan, inventory)
         inventory.group(plan.load_balancers)

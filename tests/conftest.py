@@ -4,7 +4,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import os  # noqa: E402
+import pwd  # noqa: E402
 import shutil  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
 import pytest  # noqa: E402
@@ -39,3 +41,14 @@ def _tests_control_dir():
     else:
         os.environ["XDG_RUNTIME_DIR"] = before
     shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture
+def other_user():
+    """A system account of its own for the test (root creates it), removed after."""
+    name = f"rcb-other-{os.getpid()}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+    try:
+        yield pwd.getpwnam(name)
+    finally:
+        subprocess.run(["userdel", name], check=False)

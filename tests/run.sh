@@ -23,6 +23,8 @@ apt_install() {
 command -v python3 >/dev/null || apt_install python3
 command -v tmux >/dev/null || apt_install tmux  # the real-terminal TUI tests
 command -v chromium >/dev/null || apt_install chromium  # the HTML report opened in a real browser
+command -v zsh >/dev/null || apt_install zsh    # tests/test_cli_completion.py: the real shells
+command -v fish >/dev/null || apt_install fish
 if [ ! -x "$venv/bin/python" ]; then
   if ! python3 -m venv "$venv" >/dev/null 2>&1; then  # Debian ships venv/ensurepip apart
     rm -rf "$venv"

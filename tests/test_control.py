@@ -8,7 +8,6 @@ import os
 import pwd
 import signal
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -169,16 +168,6 @@ def test_detach_runs_in_a_new_session_without_the_terminal(canary):
             os.kill(pid, signal.SIGKILL)
     assert ended[0]["outcome"] == "succeeded" and ended[0]["exit_code"] == 0
     assert verify(Path(live["journal"])).ok
-
-
-@pytest.fixture
-def other_user():
-    name = f"rcb-other-{os.getpid()}"
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        subprocess.run(["userdel", name], check=False)
 
 
 def as_user(uid: int, gid: int, sock: Path, message: dict) -> str:

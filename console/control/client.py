@@ -4,14 +4,16 @@ Blocking calls for the one-shot commands (`status`, `pause`, ...), async
 ones for `attach`, which follows the event stream while the TUI runs."""
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .protocol import LINE_LIMIT, ProtocolError, decode, encode
 from .runs import live_sockets, matches, recent_results
+
+if TYPE_CHECKING:
+    import asyncio
 
 TIMEOUT = 10.0
 
@@ -64,10 +66,24 @@ def request(path: Path, message: dict[str, Any], timeout: float = TIMEOUT) -> di
         sock.close()
 
 
+def _unreadable(exc: OSError) -> ControlError:
+    """The control directory cannot be used: it belongs to another user
+    (XDG_RUNTIME_DIR or the state directory pointing at theirs), or worse."""
+    where = exc.filename or "the control directory"
+    if isinstance(exc, PermissionError):
+        return ControlError("denied", f"{where}: permission denied (it belongs to another user; runs are "
+                                      f"controlled by their owner or root)")
+    return ControlError("no_run", f"{where}: {exc.strerror or exc}")
+
+
 def live_runs(on_stale: Callable[[Path], None] = lambda p: None) -> list[tuple[Path, dict[str, Any]]]:
     """(socket, status) of every live run of this user."""
     runs = []
-    for path in live_sockets(on_stale):
+    try:
+        sockets = live_sockets(on_stale)
+    except OSError as exc:
+        raise _unreadable(exc) from None
+    for path in sockets:
         try:
             runs.append((path, request(path, {"op": "status"})))
         except ControlError:
@@ -77,7 +93,11 @@ def live_runs(on_stale: Callable[[Path], None] = lambda p: None) -> list[tuple[P
 
 def finished_runs() -> list[dict[str, Any]]:
     out = []
-    for path in recent_results():
+    try:
+        results = recent_results()
+    except OSError as exc:
+        raise _unreadable(exc) from None
+    for path in results:
         try:
             out.append(json.loads(path.read_text()))
         except (OSError, ValueError):
@@ -104,6 +124,7 @@ def find_run(selector: str | None, on_stale: Callable[[Path], None] = lambda p: 
 
 async def send_command(path: Path, command: str) -> dict[str, Any]:
     """An operator command from an attached TUI."""
+    import asyncio  # here: the one-shot commands (`console status`) never load asyncio
     try:
         reader, writer = await asyncio.open_unix_connection(str(path), limit=LINE_LIMIT)
     except OSError as exc:
@@ -121,6 +142,7 @@ async def send_command(path: Path, command: str) -> dict[str, Any]:
 async def subscribe(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[str, Any]]:
     """Start following a run: returns the stream and its "subscribed" line
     (journal path and how many of its records precede the stream)."""
+    import asyncio
     try:
         reader, writer = await asyncio.open_unix_connection(str(path), limit=LINE_LIMIT)
     except OSError as exc:

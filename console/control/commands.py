@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
+from ..cli_args import Parser, ask, positive
 from ..exitcodes import Exit
 from .client import ControlError, find_run, finished_runs, live_runs, request
 from .runs import matches
@@ -49,14 +50,37 @@ def describe_run(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main_status(argv: Sequence[str], parser: Callable[..., argparse.ArgumentParser]) -> int:
-    p = parser(prog="console status", description="Live runs of this user (and those that ended in the last "
-               "day): plan, strategy, versions, phase, step, gate, weights, elapsed, controller pid.")
+def parser_status() -> argparse.ArgumentParser:
+    p = Parser(prog="console status", description="Live runs of this user (and those that ended in the last "
+               "day): plan, strategy, versions, phase, step, gate, weights, elapsed, controller pid. "
+               "--watch follows them: one line per change, plain text (an SSH session, a CI log); "
+               "it ends when the runs it follows have ended, with the exit code of the one it followed.")
     p.add_argument("run", nargs="?", help="run id, pid, upstream, plan or journal path (default: all)")
-    p.add_argument("--output", choices=["text", "json"], default="text")
-    args = p.parse_args(argv)
-    live = [s for _p, s in live_runs(report_stale) if args.run is None or matches(s, args.run)]
-    ended = [s for s in finished_runs() if args.run is None or matches(s, args.run)]
+    p.add_argument("--output", choices=["text", "json"], default="text",
+                   help="text for people, or JSON for scripts (with --watch: one JSON object per change)")
+    p.add_argument("--watch", "-w", action="store_true", help="follow the runs: a line per change until they end")
+    p.add_argument("--interval", type=positive, default=1.0, metavar="SECONDS",
+                   help="with --watch: how often to ask the runs (default 1)")
+    return p
+
+
+def runs_named(selector: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(live, ended) runs `selector` names (all when None)."""
+    live = [s for _p, s in live_runs(report_stale) if selector is None or matches(s, selector)]
+    ended = [s for s in finished_runs() if selector is None or matches(s, selector)]
+    return live, ended
+
+
+def main_status(argv: Sequence[str]) -> int:
+    args = parser_status().parse_args(argv)
+    try:
+        if args.watch:
+            from .watch import watch
+
+            return watch(lambda: runs_named(args.run), args.run, args.interval, args.output)
+        live, ended = runs_named(args.run)
+    except ControlError as exc:
+        return report_error(exc)
     if args.output == "json":
         print(json.dumps({"live": live, "ended": ended}, separators=(",", ":")))
     else:
@@ -67,34 +91,41 @@ def main_status(argv: Sequence[str], parser: Callable[..., argparse.ArgumentPars
     return Exit.OK if live or ended or args.run is None else Exit.NO_RUN
 
 
-def _confirm(verb: str, status: dict[str, Any]) -> bool | None:
-    """The TUI dialog's question and sentence; None when nobody can answer."""
+def _confirm(p: argparse.ArgumentParser, verb: str, status: dict[str, Any]) -> bool:
+    """The TUI dialog's question and sentence, then a yes/no (cli_args.ask)."""
     title, plan_key = CONFIRM[verb]
-    if not sys.stdin.isatty():
-        return None
-    print(f"{title} {status['run_id']} ({status['plan']})\n{status[plan_key]}")
-    reply = input(f"{title[:-1]} now? [y/N] ").strip().lower()
-    return reply in ("y", "yes")
+    if sys.stdin.isatty():
+        print(f"{title} {status['run_id']} ({status['plan']})\n{status[plan_key]}")
+    return ask(p, f"{title[:-1]} now?", False)
 
 
-def main_command(verb: str, argv: Sequence[str], parser: Callable[..., argparse.ArgumentParser]) -> int:
-    p = parser(prog=f"console {verb}", description=f"Send `{verb}` to a live run, as its key in the TUI does; "
+def parser_command(verb: str) -> argparse.ArgumentParser:
+    p = Parser(prog=f"console {verb}", description=f"Send `{verb}` to a live run, as its key in the TUI does; "
                "it acts at the run's next safe point. Answers accepted, or refused and why.")
+    add_command_args(p, verb)
+    return p
+
+
+def add_command_args(p: argparse.ArgumentParser, verb: str) -> None:
     p.add_argument("run", nargs="?", help="run id, pid, upstream, plan, journal path or socket "
                    "(default: the only live run)")
     if verb == "promote":
         p.add_argument("--full", action="store_true", help="skip the remaining steps")
     if verb in CONFIRM:
-        p.add_argument("--yes", action="store_true", help="do not ask (scripts)")
-    args = p.parse_args(argv)
+        p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation (scripts)")
+
+
+def main_command(verb: str, argv: Sequence[str]) -> int:
+    p = parser_command(verb)
+    return send_verb(p, verb, p.parse_args(argv))
+
+
+def send_verb(p: argparse.ArgumentParser, verb: str, args: argparse.Namespace) -> int:
     command = "promote_full" if getattr(args, "full", False) else verb
     try:
         path, status = find_run(args.run, report_stale)
         if verb in CONFIRM and not args.yes:
-            answer = _confirm(verb, status or request(path, {"op": "status"}))
-            if answer is None:
-                p.error(f"{verb} asks for confirmation; stdin is not a terminal: pass --yes")
-            if not answer:
+            if not _confirm(p, verb, status or request(path, {"op": "status"})):
                 print(f"{verb}: not confirmed; nothing sent")
                 return Exit.NOT_CONFIRMED
         reply = request(path, {"op": "command", "command": command})
@@ -118,4 +149,24 @@ def names_live_run(argv: Sequence[str]) -> bool:
     if not positional:
         return not any(a in ("-h", "--help") for a in argv)
     target = positional[0]
-    return not Path(target).is_file() or any(matches(s, target) for _p, s in live_runs())
+    if not Path(target).is_file():
+        return True
+    try:
+        return any(matches(s, target) for _p, s in live_runs())
+    except ControlError:
+        return False  # no runs to ask: the file is a journal
+
+
+def parser_attach() -> argparse.ArgumentParser:
+    p = Parser(prog="console attach", description="Open the TUI on a live run (another process's): state "
+               "from its journal, then its live events. Several viewers may attach; `q` leaves, the run goes on.")
+    p.add_argument("run", nargs="?", help="run id, pid, upstream, plan, journal path or socket "
+                   "(default: the only live run)")
+    return p
+
+
+def main_attach(argv: Sequence[str]) -> int:
+    args = parser_attach().parse_args(argv)
+    from .attach import main_attach as attach
+
+    return attach(args.run)

@@ -14,7 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from ..journal import private_dir
+from ..private_files import private_dir
 
 SOCKET_SUFFIX = ".sock"
 RESULT_SUFFIX = ".result.json"

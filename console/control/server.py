@@ -164,6 +164,12 @@ class ControlServer:
             writer.write(encode(error("bad_request", str(exc))))
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             pass
+        except asyncio.CancelledError:
+            # The run's loop is ending (asyncio.run cancels what is left, e.g. a viewer's
+            # read): the viewer already has the result line. Python 3.11's stream server
+            # calls task.exception() on a cancelled handler and prints that as a traceback,
+            # so the handler ends normally here; nothing else awaits it.
+            pass
         finally:
             self._viewers.discard(writer)
             writer.close()

@@ -1,0 +1,184 @@
+"""What operators reach for, on the SIMULATED fleet: `status --watch` as
+plain lines, `init`, `--limit` with `--list-hosts` (and a rollout refused
+on a partial limit), `releases` and `rollback` of a finished run from the
+journals' history, and help/version/status starting without the heavy
+libraries. Real `python -m console` processes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from control_helpers import ROOT, HeadlessRun, cli, control_env, status
+from simfleet import write_inventory, write_plan
+from strategies.plan import load_plan
+
+PAUSE = {"sample_interval": "2s", "steps": [{"set_weight": 25}, {"pause": None}, {"set_weight": 100}]}
+
+
+def paused(event) -> bool:
+    return event["kind"] == "phase" and event["phase"] == "paused"
+
+
+@pytest.fixture
+def paused_run(tmp_path):
+    """(env, a headless canary run paused at its promotion step); killed after."""
+    env = control_env(tmp_path)
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
+    plan = write_plan(tmp_path / "plan.yaml", "canary", canary=PAUSE)
+    run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion")
+    try:
+        run.wait_for(paused, "the pause step")
+        yield env, run
+    finally:
+        run.kill()
+
+
+def test_status_watch_prints_a_line_per_change_and_exits_with_the_runs_code(paused_run):
+    env, run = paused_run
+    watch = subprocess.Popen([sys.executable, "-m", "console", "status", "--watch", "--interval", "0.1"],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = watch.stdout.readline()
+    assert " paused " in first and "weights canary 25%, stable 75%" in first
+    assert cli(env, "promote").returncode == 0
+    rest = watch.stdout.read().splitlines()
+    assert watch.wait(60) == 0 and run.finish() == 0
+    lines = [first.rstrip("\n"), *rest]
+    assert all("\x1b" not in line for line in lines)  # plain text: no cursor movement, no colour
+    bodies = [line.split(" ", 1)[1] for line in lines]
+    assert len(bodies) == len(set(bodies))  # a line per change, never a repeat
+    assert any("weights canary 100%" in b for b in bodies)
+    assert bodies[-1].endswith("canary promoted: 4 instance(s) on 2.0.0") and " ENDED succeeded (exit 0)" in bodies[-1]
+
+
+def test_status_watch_json_and_the_exit_code_of_a_rolled_back_run(paused_run):
+    env, run = paused_run
+    watch = subprocess.Popen([sys.executable, "-m", "console", "status", "--watch", "--output", "json",
+                              "--interval", "0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    assert json.loads(watch.stdout.readline())["phase"] == "paused"
+    assert cli(env, "rollback", "--yes").returncode == 0
+    records = [json.loads(line) for line in watch.stdout]
+    assert watch.wait(60) == 3 and run.finish() == 3
+    assert records[-1]["outcome"] == "rolled_back" and records[-1]["exit_code"] == 3
+
+
+def test_init_writes_a_commented_plan_that_loads_and_runs_dry(tmp_path):
+    env = control_env(tmp_path)
+    out = tmp_path / "plan.yaml"
+    proc = cli(env, "init", "--criticality", "critical", "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert text.startswith("# Plan written by `console init`") and "path: criticality=critical" in text
+    plan = load_plan(str(out))
+    assert (plan.strategy, plan.hosts, plan.load_balancers, plan.version) == ("blue_green", "agents", "lb", "2.0.0")
+    dry = cli(env, "--plan", str(out), "--dry-run")
+    assert dry.returncode == 0 and "DRY RUN" in dry.stdout, dry.stderr
+
+
+@pytest.mark.parametrize("answers,strategy", [
+    (["--criticality", "non-critical", "--budget", "sufficient"], "canary"),          # 10 hosts: medium
+    (["--criticality", "non-critical", "--scale", "large"], "rolling"),
+    (["--criticality", "non-critical", "--budget", "limited", "--test-env", "limited"], "rolling"),
+])
+def test_init_follows_the_decision_tree_and_the_plan_runs(tmp_path, answers, strategy):
+    env = control_env(tmp_path)
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=3)
+    out = tmp_path / "plan.yaml"
+    proc = cli(env, "init", "--inventory", str(inv), "--service", "agent", *answers, "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert load_plan(str(out)).strategy == strategy
+    if strategy == "canary":  # its indefinite pause: the run stops there, exit 7
+        run = cli(env, "--plan", str(out), "--inventory", str(inv), "--headless", "--time-scale", "50")
+        assert run.returncode == 7, run.stdout[-400:] + run.stderr
+
+
+def test_init_never_overwrites_without_yes(tmp_path):
+    env = control_env(tmp_path)
+    out = tmp_path / "plan.yaml"
+    out.write_text("mine\n")
+    refused = cli(env, "init", "--criticality", "critical", "--output", str(out))
+    assert refused.returncode == 2 and "pass --yes" in refused.stderr and out.read_text() == "mine\n"
+    assert cli(env, "init", "--criticality", "critical", "--output", str(out), "--yes").returncode == 0
+    assert load_plan(str(out)).strategy == "blue_green"
+
+
+def test_init_names_the_group_it_cannot_guess(tmp_path):
+    env = control_env(tmp_path)
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(yaml.safe_dump({"all": {"vars": {"rollout_simulated": True}, "children": {
+        "web": {"hosts": {"w1": None}}, "api": {"hosts": {"a1": None}}, "lb": {"hosts": {"lb-01": None}}}}}))
+    proc = cli(env, "init", "--inventory", str(inv), "--criticality", "critical", "--output", "-")
+    assert proc.returncode == 2 and "pass --hosts GROUP (candidates: api, web)" in proc.stderr
+    ok = cli(env, "init", "--inventory", str(inv), "--hosts", "api", "--criticality", "critical", "--output", "-")
+    assert ok.returncode == 0 and "hosts: api " in ok.stdout
+
+
+def test_list_hosts_with_a_limit_touches_nothing(tmp_path):
+    env = control_env(tmp_path)
+    proc = cli(env, "--plan", "examples/rolling.yaml", "--limit", "agents:!agent-0[3-9]", "--list-hosts")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["hosts", "(3)", "[SIMULATED]:", "agent-01", "agent-02", "agent-10",
+                                   "load", "balancers", "(1):", "lb-01"]
+    assert status(env) == {"live": [], "ended": []}  # no run started
+    assert not (tmp_path / "journals").exists()
+
+
+def test_dry_run_with_a_limit_shows_only_those_hosts(tmp_path):
+    proc = cli(control_env(tmp_path), "--plan", "examples/rolling.yaml", "--limit", "agent-0[12]", "--dry-run")
+    assert proc.returncode == 0 and "2 instance(s)" in proc.stdout
+    assert "agent-01$" in proc.stdout and "agent-03" not in proc.stdout
+
+
+def test_a_rollout_on_part_of_the_upstream_is_refused(tmp_path):
+    env = control_env(tmp_path)
+    proc = cli(env, "--plan", "examples/rolling.yaml", "--limit", "agent-01", "--headless")
+    assert proc.returncode == 2 and "--limit leaves out 9" in proc.stderr
+    assert not (tmp_path / "journals").exists()  # refused before a journal or a host
+    whole = cli(env, "--plan", "examples/rolling.yaml", "--limit", "agents", "--headless", "--time-scale", "100")
+    assert whole.returncode == 0, whole.stderr  # a limit that keeps every host is no limit
+
+
+def test_releases_and_rollback_of_a_finished_run(tmp_path):
+    env = control_env(tmp_path)
+    assert cli(env, "releases").stdout.strip() == "no release recorded"
+    shipped = cli(env, "--plan", "examples/rolling.yaml", "--headless", "--time-scale", "100")
+    assert shipped.returncode == 0, shipped.stderr
+    history = cli(env, "releases").stdout.splitlines()
+    assert len(history) == 1 and "agent  1.0.0 -> 2.0.0  succeeded" in history[0]
+    other = cli(env, "rollback", "no-such-run", "--yes")
+    assert other.returncode == 2 and "no live run matches 'no-such-run'" in other.stderr
+    never = cli(env, "rollback", "--to", "9.9.9", "--yes")
+    assert never.returncode == 2 and "never ran it" in never.stderr and "1.0.0, 2.0.0" in never.stderr
+    asked = cli(env, "rollback")  # no live run: the finished one; stdin is no terminal, so --yes is needed
+    assert asked.returncode == 2 and "pass --yes" in asked.stderr and len(cli(env, "releases").stdout.splitlines()) == 1
+    run_id = status(env)["ended"][0]["run_id"]  # the finished run, named as `console status` lists it
+    back = cli(env, "rollback", run_id, "--yes", "--headless", "--time-scale", "100")
+    assert back.returncode == 0, back.stderr
+    assert "agent on " in back.stderr and ": 2.0.0 -> 1.0.0 " in back.stderr
+    assert "10 instance(s) now on 1.0.0" in back.stdout
+    history = cli(env, "releases").stdout.splitlines()
+    assert len(history) == 2 and " -> 1.0.0  succeeded" in history[1]
+    assert cli(env, "audit", "verify", history[1].split()[-2]).returncode == 0
+
+
+def test_a_live_rollback_still_goes_to_the_live_run(paused_run):
+    env, run = paused_run
+    sent = cli(env, "rollback", "--yes")
+    assert sent.returncode == 0 and sent.stdout.startswith("accepted: rollback"), sent.stderr
+    assert run.finish() == 3
+
+
+@pytest.mark.parametrize("args", [["--help"], ["version"], ["-V"], ["status"], []])
+def test_help_version_and_status_start_without_the_heavy_libraries(tmp_path, args):
+    """What makes them fast (bench/cli_latency.py measures it): none of
+    Textual, asyncssh, SciPy, pydantic, asyncio or the engine is imported."""
+    code = ("import sys, io, contextlib\nfrom console.cli import main\n"
+            f"with contextlib.redirect_stdout(io.StringIO()):\n    code = main({args!r})\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'asyncssh', 'scipy', 'pydantic',"
+            " 'asyncio', 'strategies', 'yaml'})\nprint(code, heavy)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=control_env(tmp_path), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.stdout.strip() == "0 []", proc.stdout + proc.stderr
