@@ -12,6 +12,7 @@ from typing import Sequence
 from inventory.errors import InputError
 
 from .exitcodes import Exit
+from .judge_cli import main as main_judge
 
 
 class _Parser(argparse.ArgumentParser):
@@ -402,6 +403,7 @@ def _verb(name: str):
 
 SUBCOMMANDS = {"check": main_check, "sandbox": main_sandbox, "audit": main_audit, "recommend": main_recommend,
                "replay": main_replay, "resume": main_resume, "status": main_status, "attach": main_attach,
+               "judge": main_judge,
                **{verb: _verb(verb) for verb in ("pause", "promote", "rollback", "abort")}}
 
 

@@ -19,7 +19,9 @@ Why it is built this way (docs/judge.md says it in plain words):
   (judge_stats.conditional_llrs). The product over samples, mixed over
   rate ratios fixed in advance, is an e-process: by Ville's inequality a
   good release reaches 1/a with probability at most a, however often it is
-  looked at. It is tempered by the baseline's measured overdispersion
+  looked at. A clear difference fails the release only when it is also
+  material (at least half the plan's error_rate). It is tempered by the
+  baseline's measured overdispersion
   (failures in clusters, hosts that differ, a rate that drifts), which is a
   quasi-likelihood correction, not an exact one.
 - One false-alarm budget per release (`analysis.false_alarm_budget`),
@@ -83,6 +85,10 @@ TAIL_MARGIN_CAP = 0.05
 # A sample's own baseline p95 needs this many baseline latencies (the
 # k-th of n with k = ceil(0.95 (n + 1)) must exist).
 MIN_TAIL_BASELINE = 19
+# A material error difference: the release's rate over the baseline's by
+# at least half the plan's error_rate (the midpoint of "as good" and "a
+# threshold worse"); clear but smaller differences do not fail a release.
+MATERIAL_ERRORS = 0.5
 LATENCY_RATIO = 1.25  # a material slowdown: the median 25 % slower ...
 MIN_LATENCY_GAP = 0.010  # ... and at least 10 ms slower
 MIN_LATENCY_SAMPLES = 10
@@ -264,17 +270,19 @@ class Policy:
     important: tuple[Rule, ...] = ()
     windows: int = 1  # judged windows the plan has: the budget is spread over them
     looks: int = 180  # samples a window may take (max_window / sample_interval)
+    warm_samples: int = 0  # a window's first samples whose release latencies are not judged
 
     @classmethod
     def of(cls, thresholds: Thresholds, alerts: Alerts | None = None, *, budget: float = 0.01,
-           windows: int = 1, sample_interval: float = 5.0) -> Policy:
+           windows: int = 1, sample_interval: float = 5.0, warm_up: float = 0.0) -> Policy:
         risk = 1 - thresholds.confidence
-        looks = max(1, math.ceil(thresholds.max_window / max(sample_interval, 1e-9)))
+        interval = max(sample_interval, 1e-9)
+        looks = max(1, math.ceil(thresholds.max_window / interval))
         return cls(thresholds.error_rate, thresholds.p95_latency, thresholds.quality_score,
                    thresholds.health_pass_rate, max(1, int(thresholds.persistence)),
                    int(thresholds.min_requests), bool(thresholds.compare_to_stable), budget, risk,
                    tuple(alerts.critical) if alerts else (), tuple(alerts.important) if alerts else (),
-                   max(1, windows), looks)
+                   max(1, windows), looks, math.ceil(warm_up / interval - 1e-9))
 
     @property
     def budget(self) -> Budget:
@@ -418,6 +426,23 @@ def ceiling_rules(policy: Policy, metric: str) -> list[tuple[float, str]]:
     return out
 
 
+def bad_share(ev: Evidence, metric: str, limit: float) -> float:
+    """The share of `ev` that breaks the ceiling: failed requests, or
+    requests slower than `limit`."""
+    if metric == "error_rate":
+        return ev.errors / ev.requests if ev.requests else 0.0
+    return ev.slower_than(limit) / len(ev.latencies) if ev.latencies else 0.0
+
+
+def as_bad(base: Evidence, ev: Evidence, metric: str, limit: float, policy: Policy) -> bool:
+    """Does the baseline (its worst instance left out) break the ceiling
+    as much as the release: its share within half a threshold of the
+    release's (half the plan's error_rate; 2.5 points of requests slower
+    than a p95 limit)?"""
+    slack = policy.error_rate * MATERIAL_ERRORS if metric == "error_rate" else P95_TAIL / 2
+    return bad_share(shared(base, metric, limit), metric, limit) >= bad_share(ev, metric, limit) - slack
+
+
 def breaks(ev: Evidence, metric: str, limit: float, bar: float) -> bool:
     """Does `ev` clearly break the ceiling `limit` on `metric` (its
     e-process at or over `bar`)? p95 above L: more than 5 % slower than L."""
@@ -433,13 +458,7 @@ def shared(base: Evidence, metric: str, limit: float) -> Evidence:
     excuse."""
     if len(base.hosts) < 2:
         return base
-
-    def bad_share(ev: Evidence) -> float:
-        if metric == "error_rate":
-            return ev.errors / ev.requests if ev.requests else 0.0
-        return ev.slower_than(limit) / len(ev.latencies) if ev.latencies else 0.0
-
-    worst = max(base.hosts, key=lambda h: bad_share(h[1]))[0]
+    worst = max(base.hosts, key=lambda h: bad_share(h[1], metric, limit))[0]
     rest = [e for n, e in base.hosts if n != worst]
     return Evidence(sum(e.requests for e in rest), sum(e.errors for e in rest),
                     tuple(x for e in rest for x in e.latencies))
@@ -459,7 +478,7 @@ def ceilings(window: Window, policy: Policy, tier: str) -> list[Finding]:
                 continue
             ev = window.judged
             value = (ev.error_rate or 0.0) if metric == "error_rate" else (ev.p95() or 0.0)
-            env = window.baseline is not None and breaks(shared(window.baseline, metric, limit), metric, limit, bar)
+            env = window.baseline is not None and as_bad(window.baseline, ev, metric, limit, policy)
             note = f"{ev.errors} of {ev.requests}" if metric == "error_rate" else \
                 f"{ev.slower_than(limit)} of {len(ev.latencies)} slower"
             out.append(Finding(metric, value, limit, ">", tier, note, env))
@@ -485,7 +504,8 @@ def compared(window: Window, policy: Policy) -> list[Finding]:
     if not policy.compare_to_stable or base is None:
         return out
     log_e, bar = errors_log_e(window), math.log(1 / budget.test("errors_vs_baseline"))
-    if log_e >= bar:
+    excess = (ev.error_rate or 0.0) - (base.error_rate or 0.0)
+    if log_e >= bar and excess >= policy.error_rate * MATERIAL_ERRORS:
         out.append(Finding("error_rate", ev.error_rate or 0.0, base.error_rate or 0.0, "~", note=(
             f"{ev.errors} of {ev.requests} vs the baseline's {base.errors} of {base.requests}; "
             f"e-value {math.exp(min(log_e, 700)):.0f} >= {1 / budget.test('errors_vs_baseline'):.0f}")))
@@ -521,9 +541,15 @@ def per_sample(readings: Readings, policy: Policy) -> list[Finding]:
 
 
 def advance(window: Window, judged: Evidence, baseline: Evidence | None, readings: Readings,
-            sampled: list[Finding]) -> Window:
+            sampled: list[Finding], policy: Policy) -> Window:
     """The window with one more sample: pooled evidence, the error
-    comparison's ratios, the baseline's dispersion, the tail counts."""
+    comparison's ratios, the baseline's dispersion, the tail counts. In
+    the window's first `warm_samples` the release's latencies are left out:
+    an instance just restarted is slow while it warms up (caches, JIT,
+    connection pools), which is not a regression."""
+    if window.samples < policy.warm_samples:
+        judged = Evidence(judged.requests, judged.errors, (),
+                          tuple((n, Evidence(e.requests, e.errors)) for n, e in judged.hosts))
     llrs, dispersion = window.error_llrs, window.dispersion
     tail_slow, tail_seen, limit = window.tail_slow, window.tail_seen, window.tail_limit
     if baseline is not None:
@@ -548,7 +574,7 @@ def fold(window: Window, judged: Evidence, baseline: Evidence | None, readings: 
     evidence is clear, ENVIRONMENT when only ceilings the baseline breaks as
     much are broken, else PENDING (the window's end decides)."""
     sampled = per_sample(readings, policy)
-    window = advance(window, judged, baseline, readings, sampled)
+    window = advance(window, judged, baseline, readings, sampled, policy)
     hyp = hypotheses(policy, window.baseline)
     llr = hyp.llr(window.judged)
     values = window_values(window, policy, hyp, llr)

@@ -91,8 +91,9 @@ class Gatekeeper:
         self.shadow = plan.analysis.shadow
 
     def policy(self) -> analysis.Policy:
-        return analysis.Policy.of(self.plan.thresholds, self.plan.alerts, budget=self.plan.analysis.false_alarm_budget,
-                                  windows=self.windows, sample_interval=self.sample_interval)
+        a = self.plan.analysis
+        return analysis.Policy.of(self.plan.thresholds, self.plan.alerts, budget=a.false_alarm_budget,
+                                  windows=self.windows, sample_interval=self.sample_interval, warm_up=a.latency_warm_up)
 
     def announce(self, windows: int) -> None:
         """Say at the start what the judge may spend: the release's

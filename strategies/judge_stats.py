@@ -20,8 +20,10 @@ from typing import Sequence
 # With the seed's error threshold (1 point) a release "a threshold worse"
 # than a baseline at rate p0 has the ratio 1 + 0.01 / p0: 2 at p0 = 1 %,
 # 3 at 0.5 %, 11 at 0.1 %; 30 and 100 cover a release that fails outright
-# (two or three failures in a handful of requests are then enough).
-RATE_RATIOS = (1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0)
+# (two or three failures in a handful of requests are then enough). Each
+# ratio more costs evidence (the mixture's log(1/k)): a ratio below 2 would
+# rarely be material anyway (analysis.MATERIAL_ERRORS).
+RATE_RATIOS = (2.0, 3.0, 5.0, 10.0, 30.0, 100.0)
 # Alternatives of the one-sample proportion tests (ceilings, the tail
 # share): the true proportion this many times the null's.
 PROPORTION_RATIOS = (1.5, 2.0, 3.0, 5.0)
@@ -31,11 +33,11 @@ PROPORTION_RATIOS = (1.5, 2.0, 3.0, 5.0)
 # is the test a canary exists for. Thresholds on readings (health, quality,
 # CPU) are not statistics and spend none of it.
 SHARES = {
-    "errors_vs_baseline": 0.40,
-    "error_ceiling": 0.10,  # the plan's error_rate and every error alert rule that acts
+    "errors_vs_baseline": 0.50,
+    "error_ceiling": 0.075,  # the plan's error_rate and every error alert rule that acts
     "tail_vs_baseline": 0.25,
     "latency_shift": 0.10,
-    "p95_ceiling": 0.15,  # the plan's p95_latency and every p95 alert rule that acts
+    "p95_ceiling": 0.075,  # the plan's p95_latency and every p95 alert rule that acts
 }
 
 
@@ -94,38 +96,40 @@ MAX_DISPERSION = 4.0
 
 @dataclass(frozen=True)
 class Dispersion:
-    """Pearson's dispersion of the baseline's failures over its cells (one
-    cell per baseline host per sample): 1 when failures are as random as a
-    binomial, larger when they come in clusters, differ between hosts or
-    drift between samples. Kept as running sums: X^2 = (sum k^2/n - p K) /
-    (p (1 - p)) with p = K / N."""
+    """How much more the baseline's instances differ in failures than
+    chance allows, *within* each sample: 1 when a sample's failures fall on
+    its instances as a multinomial with their shares of the requests would,
+    larger when they come in clusters (bursts on one instance) or one
+    instance fails more than the others. Variation *between* samples (a
+    drifting rate, a blip every instance shares) is measured too, by the
+    same cells, but does not count: the comparison with the baseline
+    conditions on each sample's failures, so it cancels there.
 
-    squares: float = 0.0  # sum of k^2 / n over cells
-    failed: int = 0
-    requests: int = 0
-    cells: int = 0
+    Pearson's statistic per sample, sum (k - K n/N)^2 / (K n/N) =
+    sum k^2 N / (K n) - K over instances with requests, summed over samples
+    with failures, divided by its degrees of freedom (instances - 1 each)."""
+
+    chi2: float = 0.0
+    df: int = 0
 
     def add(self, cells: Sequence[tuple[int, int]]) -> Dispersion:
-        """Add (requests, failed) cells; empty cells carry nothing."""
-        squares, failed, requests, count = self.squares, self.failed, self.requests, self.cells
-        for n, k in cells:
-            if n > 0:
-                squares += k * k / n
-                failed += k
-                requests += n
-                count += 1
-        return Dispersion(squares, failed, requests, count)
+        """Add one sample's (requests, failed) per instance."""
+        live = [(n, k) for n, k in cells if n > 0]
+        total = sum(n for n, _ in live)
+        failed = sum(k for _, k in live)
+        if len(live) < 2 or failed == 0:
+            return self
+        chi2 = sum(k * k * total / (failed * n) for n, k in live) - failed
+        return Dispersion(self.chi2 + chi2, self.df + len(live) - 1)
 
     @property
     def factor(self) -> float:
-        """The dispersion factor, at least 1 (a baseline cleaner than
-        binomial does not sharpen the tests). 1 until there are 5 cells and
-        a failure to measure it on."""
-        if self.cells < 5 or self.failed == 0 or self.failed == self.requests:
+        """The dispersion factor, between 1 (a baseline cleaner than
+        chance does not sharpen the tests) and MAX_DISPERSION; 1 until
+        there are 5 degrees of freedom to measure it on."""
+        if self.df < 5:
             return 1.0
-        p = self.failed / self.requests
-        chi2 = (self.squares - p * self.failed) / (p * (1 - p))
-        return min(MAX_DISPERSION, max(1.0, chi2 / (self.cells - 1)))
+        return min(MAX_DISPERSION, max(1.0, self.chi2 / self.df))
 
 
 def thin(ordered: Sequence[float], most: int) -> tuple[float, ...]:

@@ -359,10 +359,14 @@ class Analysis(_Model):
     """How the judge is run. `false_alarm_budget` is the chance, per
     release, that a release as good as its baseline is wrongly stopped: it
     is spread over the plan's judged windows and split across every test
-    (strategies/judge_stats.py). `shadow`: every verdict is recorded and
-    none acted on (a new judge tried on live releases without gating them)."""
+    (strategies/judge_stats.py). `latency_warm_up`: the release's latencies
+    in a window's first seconds are not judged (an instance just restarted
+    is slow while it warms up); errors are. `shadow`: every verdict is
+    recorded and none acted on (a new judge tried on live releases without
+    gating them)."""
 
     false_alarm_budget: Annotated[float, BeforeValidator(_budget)] = 0.01
+    latency_warm_up: Duration = 30.0
     shadow: bool = False
 
 
