@@ -20,7 +20,8 @@ not):
 - time-varying load: 100 req/s x (1 + 0.3 sin) with per-sample jitter, and
   latency rising with load;
 - warm-up after restart: a freshly restarted canary host is up to 60 %
-  slower, decaying with a 20 s time constant.
+  slower, decaying with a 20 s time constant; it restarts 10 s before its
+  first window opens (deploy, health checks, the nginx change).
 
 Releases: good (the canary hosts are like the others); +2 points of errors;
 tail-only (p95 x1.5, median unchanged: only requests beyond the body's
@@ -73,6 +74,7 @@ BURST_CHANCE, BURST_FACTOR = 0.02, 10.0
 BLIP_CHANCE, BLIP_ERRORS, BLIP_LATENCY = 0.03, 4.0, 1.4
 DRIFT_SIGMA = 0.3
 WARM_UP, WARM_UP_SECONDS = 0.6, 20.0
+RESTART_LEAD = 10.0  # a canary host restarts this long before its window opens (deploy, health checks, nginx)
 EXTRA_TRIES = 0.5  # a failing request shows 1 + Poisson(0.5) failed tries
 STEPS = [(float(a["set_weight"]), parse_duration(b["analysis"]))
          for a, b in zip(DEFAULT_CANARY_STEPS[0::2], DEFAULT_CANARY_STEPS[1::2]) if "analysis" in b]
@@ -293,7 +295,7 @@ def run_release(seed: int, case_index: int, trial: int, judges: list[Judge], tal
     for w, ((share, planned), rng) in enumerate(zip(STEPS, window_seeds)):
         canary_hosts = max(1, round(share / 100 * HOSTS))
         for h in range(canary_hosts):
-            restarted.setdefault(h, started)  # new canary hosts restart as the step begins
+            restarted.setdefault(h, started - RESTART_LEAD)  # new canary hosts restart as the step begins
         traffic = WindowTraffic(release, rng, share / 100, started, canary_hosts, dict(restarted))
         longest = planned
         for judge in order:

@@ -381,14 +381,17 @@ def slowest_host_median(base: Evidence) -> float | None:
 def slower(judged: Sequence[float], base: Evidence, level: float) -> tuple[float, float] | None:
     """(judged median, the limit it broke) when the judged latencies are
     materially slower than the baseline's (its median 25 % and 10 ms over,
-    and over the slowest baseline instance's median) and significantly so
+    plus the gap between the baseline's median and its slowest instance's:
+    a release instance may be as slow as the baseline's slowest) and
+    significantly so
     (Mann-Whitney, one-sided, p < `level`); else None."""
     baseline = base.latencies
     if len(judged) < MIN_LATENCY_SAMPLES or len(baseline) < MIN_LATENCY_SAMPLES:
         return None
     mj, mb = ranked(judged, 50.0), ranked(baseline, 50.0)
     assert mj is not None and mb is not None
-    limit = max(mb * LATENCY_RATIO, mb + MIN_LATENCY_GAP, slowest_host_median(base) or 0.0)
+    # the practical floor on top of the baseline's own spread: over its slowest instance by as much
+    limit = max(mb * LATENCY_RATIO, mb + MIN_LATENCY_GAP) + max(0.0, (slowest_host_median(base) or mb) - mb)
     if mj <= limit:
         return None
     if len(baseline) > MAX_LATENCIES:  # deterministic thinning: same input, same verdict

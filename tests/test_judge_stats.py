@@ -278,3 +278,19 @@ def test_a_window_passes_on_enough_clean_requests_despite_the_measured_dispersio
     for _ in range(12):
         window, _ = fold(window, hosts(rng, [100], 0.002), hosts(rng, [200] * 4, 0.002), Readings(), policy)
     assert close(window, policy, final=False).verdict == Verdict.PASS
+
+
+def test_a_bursty_baseline_makes_a_pass_need_more_evidence():
+    """The pass side is tempered by the same dispersion: clean release
+    samples that pass next to a calm baseline are not yet enough next to
+    one whose failures come in bursts on one instance."""
+    policy = Policy.of(Thresholds(), Alerts(), windows=4)
+    calm = Evidence(500, 5, hosts=tuple((f"h{i}", Evidence(100, 1)) for i in range(5)))
+    bursty = Evidence(500, 5, hosts=(("h0", Evidence(100, 5)),) + tuple((f"h{i}", Evidence(100, 0))
+                                                                        for i in range(1, 5)))
+    release = Evidence(60, 0)
+    for base, expected in ((calm, Verdict.PASS), (bursty, Verdict.PENDING)):
+        window = Window()
+        for _ in range(10):
+            window, _ = fold(window, release, base, Readings(), policy)
+        assert close(window, policy, final=False).verdict == expected
