@@ -91,7 +91,10 @@ MIN_TAIL_BASELINE = 19
 MATERIAL_ERRORS = 0.5
 LATENCY_RATIO = 1.25  # a material slowdown: the median 25 % slower ...
 MIN_LATENCY_GAP = 0.010  # ... and at least 10 ms slower
-MIN_LATENCY_SAMPLES = 10
+# A median is compared on at least 50 latencies a side (and an instance's
+# on 50 of its own): Kayenta's advice of about 50 data points per metric; a
+# handful of requests from a slow-ish instance has a noisy median.
+MIN_LATENCY_SAMPLES = 50
 CPU_RATIO = 1.5  # the release's unit CPU 1.5 x the baseline's ...
 MIN_CPU_GAP = 0.10  # ... and 10 points of a core more
 # Latencies kept per side and per host of each sample (evenly spaced order

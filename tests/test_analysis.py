@@ -117,11 +117,11 @@ def test_a_failing_environment_is_not_the_release_s_fault():
 def test_latency_is_compared_on_distributions():
     rng = random.Random(3)
     stable = [Evidence(300, 0, tuple(rng.lognormvariate(0, 0.3) * 0.040 for _ in range(300)))]
-    slow = [(30, 0, [rng.lognormvariate(0, 0.3) * 0.040 + 0.300 for _ in range(30)])]
+    slow = [(60, 0, [rng.lognormvariate(0, 0.3) * 0.040 + 0.300 for _ in range(60)])]
     _, j = run(slow, baseline=stable)
     assert j.verdict == Verdict.FAIL
     assert {f.metric for f in j.findings} == {"median_latency_vs_stable", "slow_share_vs_stable"}
-    same = [(30, 0, [rng.lognormvariate(0, 0.3) * 0.040 for _ in range(30)])]
+    same = [(60, 0, [rng.lognormvariate(0, 0.3) * 0.040 for _ in range(60)])]
     _, j = run(same, baseline=stable)
     assert j.verdict == Verdict.PENDING and not j.findings
 
@@ -260,7 +260,7 @@ def test_a_run_never_imports_scipy_stats():
 
     code = ("import sys, console.cli, console.session, strategies.engine, strategies.analysis as a\n"
             "a.warm_up(); a.clearly_above(30, 100, 0.1); a.upper_bound(1, 100, 0.99)\n"
-            "a.slower([0.5] * 20, a.Evidence(20, 0, (0.1,) * 20), 0.001)\n"
+            "assert a.slower([0.5] * 60, a.Evidence(60, 0, (0.1,) * 60), 0.001)\n"
             "assert 'scipy.special' in sys.modules and 'scipy.stats' not in sys.modules, 'scipy.stats imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
