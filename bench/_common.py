@@ -106,17 +106,18 @@ class _Tee:
         return getattr(self.stream, name)
 
 
-def start(name: str, command_prefix: str = "") -> Path:
+def start(name: str, command_prefix: str = "", folder_suffix: str = "") -> Path:
     """Begin a benchmark run: print the header (commit and dirty state,
     machine, UTC date, command) and, from here on, copy everything the
     script prints into bench/results/<YYYY-MM-DD>-<commit>/<name>.txt
-    ($ROLLOUT_BENCH_RESULTS instead of bench/results), so each figure in
+    ($ROLLOUT_BENCH_RESULTS instead of bench/results; `folder_suffix` after
+    the commit, e.g. "-judge"), so each figure in
     RESULTS.md and the README can be traced to the raw run that made it.
     Returns that file's path."""
     commit, dirty = provenance()
     now = _dt.datetime.now(_dt.UTC)
     base = Path(os.environ.get("ROLLOUT_BENCH_RESULTS", BENCH / "results"))
-    folder = base / f"{now:%Y-%m-%d}-{commit}"
+    folder = base / f"{now:%Y-%m-%d}-{commit}{folder_suffix}"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.txt"
     n = 2

@@ -23,5 +23,5 @@ run "$py" bench/startup_and_journal.py --repeats "$r10"
 run "$py" bench/fleet_scale.py --repeats "$r3" --timeout 300
 run "$py" bench/tui_bench.py --sizes 1000,10000
 run "$py" bench/tui_tmux.py --sizes 1000,10000 --repeats "$r3"
-run "$py" bench/judge_power.py --trials 500
+run "$py" bench/judge_power.py --trials 100
 exit $status

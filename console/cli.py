@@ -66,6 +66,7 @@ SUBCOMMANDS: dict[str, Any] = {
     "audit": Sub("console.cli_journal", "audit", "verify a journal's hash chain"),
     "completion": Sub("console.cli_completion", "completion", "print a shell completion script: bash, zsh, fish"),
     "version": Sub("console.cli", "version", "print the tool's own version"),
+    "judge": Sub("console.judge_cli", "", "the judge offline: `judge backtest` replays recorded samples"),
     "report": Sub("console.report_cli", "", "a recorded session as a report: timeline, verdicts, plots (--html)"),
     "help": Sub("console.cli", "help", "this help, or a subcommand's (`console help status`)"),
 }

@@ -52,12 +52,15 @@ def parser_run(prog: str = "console") -> argparse.ArgumentParser:
     p.add_argument("--accept-new-host-keys", action="store_true",
                    help="trust and record unknown SSH host keys (changed keys are always refused)")
     p.add_argument("--auto-promote", action="store_true", help="headless: continue through indefinite pauses")
+    p.add_argument("--judge-shadow", action="store_true", help="the judge records every verdict and acts on none "
+                   "(the plan's analysis.shadow); see docs/judge.md")
     add_live_flags(p)
     add_lock_flags(p)
     return p
 
 
-def load_limited(plan: str, inventory: str | None, release: str | None, limit: str | None) -> Any:
+def load_limited(plan: str, inventory: str | None, release: str | None, limit: str | None, *,
+                 judge_shadow: bool = False) -> Any:
     """load_inputs, then the inventory cut to --limit (the plan's load
     balancers always kept)."""
     from dataclasses import replace
@@ -66,7 +69,7 @@ def load_limited(plan: str, inventory: str | None, release: str | None, limit: s
 
     from .session import load_inputs
 
-    inputs = load_inputs(plan, inventory, release)
+    inputs = load_inputs(plan, inventory, release, judge_shadow=judge_shadow)
     if not limit:
         return inputs
     lbs = inputs.inventory.groups.get(inputs.plan.load_balancers, ())
@@ -144,7 +147,7 @@ def start_run(args: argparse.Namespace, argv: Sequence[str], prog: str = "consol
     from .session import Session, UsageError
 
     try:
-        inputs = load_limited(args.plan, args.inventory, args.release, args.limit)
+        inputs = load_limited(args.plan, args.inventory, args.release, args.limit, judge_shadow=args.judge_shadow)
     except (InputError, UsageError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return Exit.BAD_INPUT

@@ -21,7 +21,7 @@ PROG = "console report"
 
 
 def parser() -> argparse.ArgumentParser:
-    from .cli import _Parser
+    from .cli_args import Parser as _Parser
 
     p = _Parser(prog=PROG, description="Report on a recorded session: timeline, verdicts with their evidence, "
                 "alerts and commands, client totals, the article's post-deployment checklist; plain text, or "

@@ -56,11 +56,14 @@ class Inputs:
     inventory_given: bool = False  # False: the embedded fleet
 
 
-def read_plan_and_inventory(plan_path: str, inventory_path: str | None, version: str | None
-                            ) -> tuple[Any, Inventory, str]:
-    """(plan, inventory, inventory path) as read, not yet cross-checked."""
+def read_plan_and_inventory(plan_path: str, inventory_path: str | None, version: str | None, *,
+                            judge_shadow: bool = False) -> tuple[Any, Inventory, str]:
+    """(plan, inventory, inventory path) as read, not yet cross-checked.
+    `judge_shadow` (--judge-shadow) sets the plan's analysis.shadow."""
     inv_path = str(inventory_path or embedded_fleet_path())
     plan = load_plan(plan_path, version_override=version)
+    if judge_shadow:
+        plan = plan.model_copy(update={"analysis": plan.analysis.model_copy(update={"shadow": True})})
     # --inventory built-in where that reads it as stock Ansible does, else
     # through ansible-core when installed (read_inventory says when;
     # ROLLOUT_INVENTORY_ENGINE=built-in|ansible to choose); the embedded fleet is ours
@@ -69,9 +72,10 @@ def read_plan_and_inventory(plan_path: str, inventory_path: str | None, version:
     return plan, inventory, inv_path
 
 
-def load_inputs(plan_path: str, inventory_path: str | None, version: str | None) -> Inputs:
+def load_inputs(plan_path: str, inventory_path: str | None, version: str | None, *,
+                judge_shadow: bool = False) -> Inputs:
     """Load and cross-check plan and inventory; raise InputError/UsageError."""
-    plan, inventory, inv_path = read_plan_and_inventory(plan_path, inventory_path, version)
+    plan, inventory, inv_path = read_plan_and_inventory(plan_path, inventory_path, version, judge_shadow=judge_shadow)
     if not plan.version:
         raise UsageError(f"{plan_path}: version: the plan names no version to ship; pass --release VERSION")
     try:

@@ -1,0 +1,296 @@
+"""The judge's statistics (strategies/judge_stats.py and the tests of
+strategies/analysis.py built on them): exact properties of each e-process,
+the dispersion and spread estimates, the budget, and cheap versions of the
+properties bench/judge_power.py measures at size (false alarms of good
+releases on overdispersed traffic stay within the budget). Pure, no I/O."""
+import math
+import random
+
+import pytest
+
+from strategies import analysis, judge_stats
+from strategies.analysis import Evidence, Policy, Readings, Verdict, Window, close, fold
+from strategies.judge_stats import Budget, Dispersion, between_spread, conditional_llrs, proportion_log_e
+from strategies.plan import Alerts, Thresholds
+
+
+def binom_pmf(k, n, p):
+    return math.comb(n, k) * p ** k * (1 - p) ** (n - k)
+
+
+@pytest.mark.parametrize("failures,judged,base", [(1, 5, 495), (7, 5, 495), (20, 50, 450), (3, 250, 250)])
+def test_the_conditional_ratio_has_expectation_one_when_both_sides_fail_alike(failures, judged, base):
+    """Given K failures, the release's count is Binomial(K, s) whatever the
+    common rate: each ratio's likelihood ratio then averages exactly 1 (the
+    martingale property Ville's inequality needs), with no rate estimated."""
+    s = judged / (judged + base)
+    for i in range(len(judge_stats.RATE_RATIOS)):
+        mean = sum(binom_pmf(k, failures, s) * math.exp(conditional_llrs(k, judged, failures - k, base)[i])
+                   for k in range(failures + 1))
+        assert mean == pytest.approx(1.0, rel=1e-9)
+
+
+def test_the_conditional_ratio_grows_with_the_release_s_share_of_failures():
+    assert conditional_llrs(0, 5, 0, 495) == tuple(0.0 for _ in judge_stats.RATE_RATIOS)  # no failure: no evidence
+    worse = conditional_llrs(3, 5, 2, 495)
+    assert all(v > 0 for v in worse)
+    assert all(v < 0 for v in conditional_llrs(0, 5, 10, 495))  # failures all on the baseline: evidence of good
+
+
+def test_the_proportion_e_process_holds_for_every_rate_at_or_below_the_null():
+    """One trial's mixture ratio averages 1 at the null and less below it:
+    a supermartingale for the whole composite null."""
+    null = 0.05
+
+    def one_trial_mean(p):
+        return p * math.exp(proportion_log_e(1, 1, null)) + (1 - p) * math.exp(proportion_log_e(0, 1, null))
+
+    assert one_trial_mean(null) == pytest.approx(1.0, rel=1e-12)
+    assert one_trial_mean(0.03) < 1.0 and one_trial_mean(0.0) < 1.0
+    assert one_trial_mean(0.08) > 1.0
+    assert proportion_log_e(30, 100, 0.05) > math.log(1000)  # 30 % against 5 %: overwhelming
+    assert proportion_log_e(0, 0, 0.05) == 0.0
+
+
+def test_dispersion_is_one_for_binomial_failures_and_large_for_clusters():
+    rng = random.Random(4)
+    plain, clustered = Dispersion(), Dispersion()
+    for _ in range(400):
+        cells = [(100, sum(rng.random() < 0.02 for _ in range(100))) for _ in range(8)]
+        plain = plain.add(cells)
+        # the same rate on average, but a host now and then fails in a burst
+        burst = [(n, k * 10 if rng.random() < 0.05 else k) for n, k in cells]
+        clustered = clustered.add(burst)
+    assert 0.8 < plain.chi2 / plain.df < 1.2 and plain.factor < 1.2
+    assert clustered.factor > 2.0
+    assert Dispersion().add([(100, 5)]).factor == 1.0  # one cell: nothing to compare
+    assert Dispersion().add([(100, 0), (100, 100)] * 10).factor == judge_stats.MAX_DISPERSION
+
+
+def test_dispersion_ignores_what_every_host_shares():
+    """A blip that raises every host's rate tenfold in one sample, and a
+    rate drifting between samples, cancel in the comparison (it conditions
+    on each sample): they do not widen the tests."""
+    rng = random.Random(5)
+    d = Dispersion()
+    for n in range(400):
+        rate = 0.01 * (10 if n % 20 == 0 else 1) * (1 + n / 400)
+        d = d.add([(100, sum(rng.random() < rate for _ in range(100))) for _ in range(8)])
+    assert d.factor < 1.2
+
+
+def test_between_spread_subtracts_what_chance_explains():
+    rng = random.Random(6)
+    same = [(400, sum(rng.random() < 0.05 for _ in range(400)) / 400) for _ in range(10)]
+    assert between_spread(same) < 0.01
+    differ = [(400, p) for p in (0.02, 0.05, 0.08, 0.11, 0.03, 0.09)]
+    assert between_spread(differ) > 0.025
+    assert between_spread([(400, 0.05)]) == 0.0
+
+
+def test_one_budget_is_spread_over_windows_and_split_across_tests():
+    b = Budget(0.01, 4)
+    assert b.per_window() == pytest.approx(0.0025)
+    assert sum(b.test(name) for name in judge_stats.SHARES) * b.windows == pytest.approx(0.01)
+    assert b.test("error_ceiling", parts=2) == pytest.approx(b.test("error_ceiling") / 2)
+    # the plan's windows make each test stricter: the same evidence no longer fails
+    one = Policy.of(Thresholds(), Alerts(), windows=1)
+    many = Policy.of(Thresholds(), Alerts(), windows=40)
+    samples = [(Evidence(5, 1), Evidence(495, 2))] * 3
+    assert run_window(samples, one).verdict == Verdict.FAIL
+    assert run_window(samples, many).verdict == Verdict.PENDING
+
+
+def test_a_conservative_p95_is_exceeded_at_most_five_percent_of_the_time():
+    """The k-th of n with k = ceil(0.95 (n + 1)): a fresh value from the
+    same distribution exceeds it with probability at most 5 %, for any
+    n >= 19 (a rank argument); checked by simulation."""
+    rng = random.Random(7)
+    for n in (19, 40, 250):
+        over = 0
+        for _ in range(4000):
+            limit = Evidence(latencies=tuple(rng.expovariate(1) for _ in range(n))).conservative_p95()
+            over += rng.expovariate(1) > limit
+        assert over / 4000 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 4000)
+    assert Evidence(latencies=(1.0,) * 18).conservative_p95() is None
+
+
+def run_window(samples, policy):
+    window, j = Window(), None
+    for judged, base in samples:
+        window, j = fold(window, judged, base, Readings(), policy)
+        if j.verdict in (Verdict.FAIL, Verdict.ENVIRONMENT):
+            return j
+    return j
+
+
+def hosts(rng, counts, rate, lat=None, spread=None):
+    """Evidence of hosts with the given request counts, failing at `rate`
+    (times the host's own factor), with latencies from `lat(host)`."""
+    per_host = []
+    for h, n in enumerate(counts):
+        factor = spread[h] if spread else 1.0
+        k = sum(rng.random() < min(1.0, rate * factor) for _ in range(n))
+        lats = tuple(lat(h) for _ in range(n)) if lat else ()
+        per_host.append((f"h{h}", Evidence(n, k, lats)))
+    return Evidence(sum(e.requests for _, e in per_host), sum(e.errors for _, e in per_host),
+                    tuple(x for _, e in per_host for x in e.latencies), tuple(per_host))
+
+
+def good_release(rng, policy, windows=4, samples=30, share=0.05):
+    """One release as good as its baseline, on overdispersed traffic:
+    host factors, bursts on single hosts, a rate that drifts between
+    windows and blips every host shares. True when any window fails it."""
+    for _ in range(windows):
+        rate = 0.005 * math.exp(rng.gauss(0, 0.3))
+        spread = [math.exp(rng.gauss(0, 0.25)) for _ in range(6)]
+        window = Window()
+        for _ in range(samples):
+            blip = 4 if rng.random() < 0.03 else 1
+            burst = [10 if rng.random() < 0.02 else 1 for _ in range(6)]
+            factors = [s * b * blip for s, b in zip(spread, burst)]
+            total = 500
+            canary = hosts(rng, [round(total * share)], rate, spread=factors[:1])
+            base = hosts(rng, [round(total * (1 - share) / 5)] * 5, rate, spread=factors[1:])
+            window, j = fold(window, canary, base, Readings(), policy)
+            if j.verdict == Verdict.FAIL:
+                return True
+    return False
+
+
+def test_good_releases_on_overdispersed_traffic_are_stopped_within_the_budget():
+    """A cheap version of the benchmark's first row: 150 good releases of
+    four windows on traffic with host spread, bursts, drift and blips,
+    looked at after every sample; with a 5 % budget per release, at most
+    5 % (plus three standard errors) are wrongly stopped."""
+    rng = random.Random(8)
+    policy = Policy.of(Thresholds(), Alerts(), budget=0.05, windows=4)
+    alarms = sum(good_release(rng, policy) for _ in range(150))
+    assert alarms <= 150 * 0.05 + 3 * math.sqrt(150 * 0.05 * 0.95)
+
+
+def test_a_release_two_points_worse_is_stopped_on_the_same_traffic():
+    rng = random.Random(9)
+    policy = Policy.of(Thresholds(), Alerts(), windows=4)
+    stopped = 0
+    for _ in range(20):
+        window = Window()
+        for _ in range(60):
+            canary = hosts(rng, [25], 0.005 + 0.02 / 0.005 * 0.005)
+            base = hosts(rng, [95] * 5, 0.005)
+            window, j = fold(window, canary, base, Readings(), policy)
+            if j.verdict == Verdict.FAIL:
+                stopped += 1
+                break
+    assert stopped >= 18
+
+
+def test_a_clear_but_immaterial_difference_does_not_fail():
+    """4 % against a clean baseline is clear, but under half of a 20 %
+    threshold: not the plan's idea of a bad release."""
+    loose = Policy.of(Thresholds(error_rate=0.20), Alerts(critical=[], important=[], warning=[]))
+    j = run_window([(Evidence(100, 4), Evidence(1000, 0))] * 6, loose)
+    assert j.verdict == Verdict.PENDING
+    strict = Policy.of(Thresholds(error_rate=0.01), Alerts(critical=[], important=[], warning=[]))
+    assert run_window([(Evidence(100, 4), Evidence(1000, 0))] * 6, strict).verdict == Verdict.FAIL
+
+
+def test_overdispersion_measured_on_the_baseline_widens_the_error_test():
+    """The same release counts fail next to a baseline whose hosts fail
+    alike, and not next to one whose failures come in bursts on single
+    hosts (the dispersion factor tempers the evidence)."""
+    policy = Policy.of(Thresholds(), Alerts(critical=[], important=[], warning=[]), windows=4)
+    calm = Evidence(500, 5, hosts=tuple((f"h{i}", Evidence(100, 1)) for i in range(5)))
+    bursty = Evidence(500, 5, hosts=(("h0", Evidence(100, 5)),) + tuple((f"h{i}", Evidence(100, 0))
+                                                                        for i in range(1, 5)))
+    canary = Evidence(10, 1)
+    calm_j = run_window([(canary, calm)] * 7, policy)
+    bursty_j = run_window([(canary, bursty)] * 7, policy)
+    assert calm_j.verdict == Verdict.FAIL and calm_j.values["dispersion"] == 1.0
+    assert [f.op for f in calm_j.findings] == ["~"]  # the comparison, not a ceiling
+    assert bursty_j.verdict == Verdict.PENDING and bursty_j.values["dispersion"] == judge_stats.MAX_DISPERSION
+
+
+def lognormal(rng, median, factor=1.0):
+    return rng.lognormvariate(math.log(median), 0.35) * factor
+
+
+def test_the_tail_test_catches_a_tail_only_regression_and_spares_the_baseline_s_own_spread():
+    """Requests beyond the 90th percentile 1.5x slower (median unchanged):
+    about 10 % of the release's requests are slower than the baseline's
+    p95, and it fails at a 50 % share. A release whose host is 5 % slower,
+    like one of the baseline's, does not."""
+    rng = random.Random(10)
+    p90 = math.exp(math.log(0.040) + 1.2816 * 0.35)
+    policy = Policy.of(Thresholds(), Alerts(), windows=4)
+
+    def tail_only():
+        x = lognormal(rng, 0.040)
+        return x * 1.5 if x > p90 else x
+
+    spread = [1.0, 0.96, 1.05, 0.98]
+    base = [hosts(rng, [60] * 4, 0.0, lambda h: lognormal(rng, 0.040, spread[h])) for _ in range(12)]
+    bad = [Evidence(240, 0, tuple(tail_only() for _ in range(240))) for _ in range(12)]
+    j = run_window(list(zip(bad, base)), policy)
+    assert j.verdict == Verdict.FAIL and j.findings[0].metric == "slow_share_vs_stable"
+    assert analysis.ranked(sorted(x for e in bad for x in e.latencies), 50) < 0.042  # median unchanged
+    good = [Evidence(240, 0, tuple(lognormal(rng, 0.040, 1.05) for _ in range(240))) for _ in range(12)]
+    j = run_window(list(zip(good, base)), policy)
+    assert j.verdict == Verdict.PENDING and not j.findings
+
+
+def test_a_latency_shift_within_the_baseline_s_host_spread_is_not_a_regression():
+    """The release's median is 40 % over the baseline's pooled median, but
+    one baseline host is as slow: the spread among the baseline's own hosts
+    is the floor. Without that host, the same release fails."""
+    rng = random.Random(11)
+    policy = Policy.of(Thresholds(), Alerts(), windows=1)
+    slow_host = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.6]
+    base_spread = hosts(rng, [100] * 8, 0.0, lambda h: lognormal(rng, 0.040, slow_host[h]))
+    base_even = hosts(rng, [100] * 8, 0.0, lambda h: lognormal(rng, 0.040))
+    release = Evidence(200, 0, tuple(lognormal(rng, 0.056) for _ in range(200)))
+    j = run_window([(release, base_spread)], policy)
+    assert not any(f.metric == "median_latency_vs_stable" for f in j.findings)
+    j = run_window([(release, base_even)], policy)
+    assert any(f.metric == "median_latency_vs_stable" for f in j.findings)
+
+
+def test_latency_is_not_judged_while_the_release_warms_up():
+    """A freshly restarted release is slow in its first samples: with a
+    30 s warm-up (six 5 s samples) those latencies are left out; errors
+    are judged from the first sample."""
+    rng = random.Random(12)
+    policy = Policy.of(Thresholds(), Alerts(), windows=1, sample_interval=5.0, warm_up=30.0)
+    base = [hosts(rng, [100] * 4, 0.0, lambda h: lognormal(rng, 0.040)) for _ in range(6)]
+    cold = [Evidence(100, 0, tuple(lognormal(rng, 0.120) for _ in range(100))) for _ in range(6)]
+    window = Window()
+    for c, b in zip(cold, base):
+        window, j = fold(window, c, b, Readings(), policy)
+        assert j.verdict == Verdict.PENDING
+    assert window.judged.latencies == () and window.judged.requests == 600
+    assert run_window([(Evidence(100, 60), base[0])], policy).verdict == Verdict.FAIL  # errors at once
+
+
+def test_a_window_passes_on_enough_clean_requests_despite_the_measured_dispersion():
+    rng = random.Random(13)
+    policy = Policy.of(Thresholds(), Alerts(), windows=4)
+    window = Window()
+    for _ in range(12):
+        window, _ = fold(window, hosts(rng, [100], 0.002), hosts(rng, [200] * 4, 0.002), Readings(), policy)
+    assert close(window, policy, final=False).verdict == Verdict.PASS
+
+
+def test_a_bursty_baseline_makes_a_pass_need_more_evidence():
+    """The pass side is tempered by the same dispersion: clean release
+    samples that pass next to a calm baseline are not yet enough next to
+    one whose failures come in bursts on one instance."""
+    policy = Policy.of(Thresholds(), Alerts(), windows=4)
+    calm = Evidence(500, 5, hosts=tuple((f"h{i}", Evidence(100, 1)) for i in range(5)))
+    bursty = Evidence(500, 5, hosts=(("h0", Evidence(100, 5)),) + tuple((f"h{i}", Evidence(100, 0))
+                                                                        for i in range(1, 5)))
+    release = Evidence(60, 0)
+    for base, expected in ((calm, Verdict.PASS), (bursty, Verdict.PENDING)):
+        window = Window()
+        for _ in range(10):
+            window, _ = fold(window, release, base, Readings(), policy)
+        assert close(window, policy, final=False).verdict == expected
