@@ -23,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable
 
+from .ansible_values import GROUP_PRIORITY, INTERNAL, as_ansible
 from .connection import connection_of
 from .errors import InventoryError
 from .host_patterns import parse_pattern
@@ -149,7 +150,10 @@ class _Collector:
     def set_var(self, target: dict[str, _Var], key: Any, value: Any, line: int | None, fld: str) -> None:
         if not isinstance(key, str) or not VAR_NAME.match(key):
             raise self.fail(line, fld, f"bad variable name {show(key)} (letters, digits and '_', not starting with a digit)")
-        target[key] = _Var(value, line, fld)
+        try:
+            target[key] = _Var(as_ansible(value), line, fld)
+        except ValueError as exc:
+            raise self.fail(line, fld, str(exc)) from None
 
     # -- resolution -------------------------------------------------------
 
@@ -244,7 +248,7 @@ class _Collector:
             return depth[name]
 
         def priority(name: str) -> int:
-            v = self.groups[name].vars.get("ansible_group_priority")
+            v = self.groups[name].vars.get(GROUP_PRIORITY)
             if v is None:
                 return 1
             try:
@@ -268,15 +272,17 @@ class _Collector:
             # Ansible's precedence: inventory vars of all, then of each group
             # (depth, priority, name); then group_vars/all, group_vars/<group>
             # files in that order; then the host's inventory vars, host_vars/.
-            merged: dict[str, _Var] = dict(self.groups["all"].vars)
-            for g in in_groups:
-                merged.update(self.groups[g].vars)
+            merged: dict[str, _Var] = {}
+            for g in ["all", *in_groups]:  # a group's own priority is not a variable
+                merged.update((k, v) for k, v in self.groups[g].vars.items() if k != GROUP_PRIORITY)
             if vars_dirs is not None:
                 for g in ["all", *in_groups]:
                     merged.update(file_vars(vars_dirs.group(g)))
             merged.update(self.host_vars[name])
             if vars_dirs is not None:
                 merged.update(file_vars(vars_dirs.host(name)))
+            for internal in INTERNAL & merged.keys():  # Ansible's own magic variables
+                del merged[internal]
             secrets |= self._secrets(merged.get("rollout_secrets"))
             hosts[name] = self._make_host(name, merged, tuple(in_groups))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .ansible_values import as_ansible
 from .errors import InventoryError
 from .validate import VAR_NAME, show
 from .yaml_source import format_path, parse_yaml, read_text
@@ -71,7 +72,10 @@ def _load(path: Path) -> dict[str, FileVar]:
         if not VAR_NAME.match(key):
             raise InventoryError(file, doc.line_of((key,)), format_path((key,)),
                                  f"bad variable name {show(key)} (letters, digits and '_', not starting with a digit)")
-        out[key] = FileVar(value, file, doc.line_of((key,)), format_path((key,)))
+        try:
+            out[key] = FileVar(as_ansible(value), file, doc.line_of((key,)), format_path((key,)))
+        except ValueError as exc:
+            raise InventoryError(file, doc.line_of((key,)), format_path((key,)), str(exc)) from None
     return out
 
 

@@ -21,6 +21,8 @@ from .errors import InputError
 
 PathKey = tuple["str | int", ...]
 
+SEQ, MAP, SET = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", "tag:yaml.org,2002:set"
+PAIRS = ("tag:yaml.org,2002:omap", "tag:yaml.org,2002:pairs")
 MAX_NODES = 200_000  # guards against alias bombs ("billion laughs")
 MAX_BYTES = 5_000_000
 
@@ -139,6 +141,14 @@ class _Builder:
             self.constructor.constructed_objects.clear()
         return value
 
+    def pair(self, node: Node, path: PathKey) -> list[Any]:
+        """One item of an !!omap or !!pairs: a one-key mapping, kept as
+        [key, value] (what PyYAML's safe loader and Ansible make of it)."""
+        if not isinstance(node, MappingNode) or node.tag != MAP or len(node.value) != 1:
+            raise self.fail(node, path, "each item of !!omap / !!pairs must be a one-key mapping")
+        ((key, value),) = self.build(node, path).items()
+        return [key, value]
+
     def build(self, node: Node, path: PathKey) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
@@ -153,16 +163,19 @@ class _Builder:
         self.active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
-                if node.tag not in ("tag:yaml.org,2002:seq",):
+                if node.tag not in (SEQ, *PAIRS):
                     raise self.fail(node, path, f"unsupported tag {node.tag}")
                 out = []
                 for i, item in enumerate(node.value):
                     sub = path + (i,)
                     self.doc.lines.setdefault(sub, item.start_mark.line + 1)
-                    out.append(self.build(item, sub))
+                    out.append(self.pair(item, sub) if node.tag in PAIRS else self.build(item, sub))
                 return out
             if isinstance(node, MappingNode):
-                if node.tag not in ("tag:yaml.org,2002:map",):
+                if node.tag == SET:
+                    raise self.fail(node, path, "!!set is not supported (Ansible lists a set's members in an order "
+                                    "that changes from run to run): write a list")
+                if node.tag != MAP:
                     raise self.fail(node, path, f"unsupported tag {node.tag}")
                 result: dict[Any, Any] = {}
                 for knode, vnode in node.value:
