@@ -159,6 +159,8 @@ def main_sandbox(argv: Sequence[str]) -> int:
     up.add_argument("--hosts", type=int, default=6)
     up.add_argument("--install-deps", action="store_true",
                     help="apt-get install the missing Debian packages instead of naming them")
+    up.add_argument("--prometheus", action="store_true",
+                    help="also run a Prometheus server on the LB scraping every agent (docs/metrics.md)")
     sub.add_parser("down", help="remove every container, mount and interface the sandbox made")
     sub.add_parser("status", help="list the sandbox hosts")
     rel = sub.add_parser("release", help="define how a release behaves on the sandbox hosts")
@@ -171,7 +173,12 @@ def main_sandbox(argv: Sequence[str]) -> int:
         if args.action == "up":
             if not 1 <= args.hosts <= 60:
                 p.error("--hosts must be between 1 and 60")
-            print(sandbox.up(hosts=args.hosts, install_deps=args.install_deps))
+            inventory_path = sandbox.up(hosts=args.hosts, install_deps=args.install_deps)
+            if args.prometheus:
+                from inventory.sandbox import prometheus_server
+
+                prometheus_server.start()
+            print(inventory_path)
         elif args.action == "down":
             sandbox.down()
         elif args.action == "status":

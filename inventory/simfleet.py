@@ -29,6 +29,7 @@ from .driver import (
     PoolStats,
     UnitStatus,
 )
+from .exposition import Labels, Series
 from .model import Host, Instance
 from .nginx_config import Backend, LbState, parse_generation, parse_pools, render
 
@@ -231,8 +232,13 @@ class SimFleet:
     async def instance_metrics(self, inst: Instance, port: int) -> InstanceMetrics:
         state = self._state(inst)
         release = self._release(inst.host, state.version) or SimRelease()
-        quality = min(1.0, max(0.0, release.quality + self._rng.gauss(0, 0.005))) if state.running else None
-        return InstanceMetrics(inst.key, state.version, state.requests, state.errors, 0, quality)
+        labels: Labels = (("slot", inst.slot), ("version", state.version or ""))
+        samples = {("agent_info", labels): 1.0, ("agent_inflight_requests", labels): 0.0,
+                   ("agent_requests_total", labels): float(state.requests),
+                   ("agent_errors_total", labels): float(state.errors)}
+        if state.running:
+            samples[("agent_quality_score", labels)] = min(1.0, max(0.0, release.quality + self._rng.gauss(0, 0.005)))
+        return InstanceMetrics(inst.key, Series(samples))
 
     async def unit_cpu(self, inst: Instance) -> float:
         state = self._state(inst)
