@@ -37,6 +37,12 @@ class NoData(Exception):
         self.detail = detail[:MAX_DETAIL]
 
 
+def duration(seconds: float) -> str:
+    """5.0 -> "5s", 1.5 -> "1500ms": a PromQL duration (integers only)."""
+    ms = max(1, round(seconds * 1000))
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
 def client() -> httpx.AsyncClient:
     """An HTTP client for the server: proxies from the environment are not
     used (trust_env=False), as a console's own environment should not
@@ -48,7 +54,7 @@ async def query(http: httpx.AsyncClient, url: str, promql: str, timeout: float) 
     """The single value of an instant query (vector of one series, or a
     scalar)."""
     try:
-        r = await http.get(f"{url}/api/v1/query", params={"query": promql, "timeout": f"{timeout:g}s"},
+        r = await http.get(f"{url}/api/v1/query", params={"query": promql, "timeout": duration(timeout)},
                            timeout=timeout)
     except httpx.TimeoutException:
         raise NoData(Kind.TIMEOUT, f"after {timeout:g}s") from None
@@ -59,8 +65,10 @@ async def query(http: httpx.AsyncClient, url: str, promql: str, timeout: float) 
     except ValueError:
         body = None
     body = body if isinstance(body, dict) else {}
-    if r.status_code == 400 or body.get("errorType") == "bad_data":
+    if r.status_code in (400, 422) or body.get("errorType") in ("bad_data", "execution"):
         raise NoData(Kind.BAD_QUERY, str(body.get("error") or f"HTTP {r.status_code}"))
+    if body.get("errorType") == "timeout":  # the server's own query timeout
+        raise NoData(Kind.TIMEOUT, str(body.get("error") or ""))
     if r.status_code != 200 or body.get("status") != "success":
         raise NoData(Kind.SERVER_ERROR, f"HTTP {r.status_code} {body.get('error') or ''}".strip())
     return single_value(body.get("data"))

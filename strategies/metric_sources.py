@@ -22,12 +22,6 @@ from .custom_metrics import Reading
 from .metric_plan import CustomMetric, InstanceMetric, MetricsPlan
 
 
-def promql_duration(seconds: float) -> str:
-    """5.0 -> "5s", 1.5 -> "1500ms" (PromQL durations are integers)."""
-    ms = max(1, round(seconds * 1000))
-    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
-
-
 def _label_value(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -63,7 +57,7 @@ class CustomReader:
 
     def __init__(self, metrics: MetricsPlan, window: float, version_of: Callable[[Instance], str | None]):
         self.metrics = metrics
-        self.window = promql_duration(metrics.prometheus.window if metrics.prometheus and metrics.prometheus.window
+        self.window = prometheus.duration(metrics.prometheus.window if metrics.prometheus and metrics.prometheus.window
                                       else window)
         self.version_of = version_of
         self._before: dict[str, Series] = {}  # instance key -> its previous /metrics

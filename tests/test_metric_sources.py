@@ -15,7 +15,7 @@ from inventory import prometheus
 from inventory.exposition import ExpositionError, Selector, Series, read_metrics
 from strategies.errors import PlanError
 from strategies.metric_plan import InstanceMetric
-from strategies.metric_sources import instance_value, promql_duration, render_query
+from strategies.metric_sources import instance_value, render_query
 from strategies.plan import load_plan
 
 TEXT = b"""# HELP agent_requests_total requests answered, by HTTP status
@@ -70,7 +70,7 @@ def test_queries_fill_only_their_placeholders():
     q = 'sum(rate(agent_cost_dollars_total{instance="{instance}",version="{version}"}[{window}])) by (host)'
     assert render_query(q, instance="10.0.0.1:8080", host="a", version='2"x', window="5s") == (
         'sum(rate(agent_cost_dollars_total{instance="10.0.0.1:8080",version="2\\"x"}[5s])) by (host)')
-    assert promql_duration(5.0) == "5s" and promql_duration(1.5) == "1500ms"
+    assert prometheus.duration(5.0) == "5s" and prometheus.duration(1.5) == "1500ms"
 
 
 PLAN = """name: t
