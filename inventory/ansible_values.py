@@ -14,6 +14,11 @@ ansible-core 2.19 on crafted inventories (tests/inventory_crafted/):
   variables.
 - A YAML timestamp is an ISO 8601 string with a "T" (datetime.isoformat(),
   not str()), at any depth; a date is "2017-03-07".
+- A mapping key YAML reads as another type is named as Ansible's JSON
+  names it: `yes:` is "true", `~:` "null", `0x1F:` "31", `1.50:` "1.5" (in
+  variables at any depth, and as a variable's own name); a date as a key
+  is refused (ansible-inventory fails on it). A group or host name that is
+  not a string is refused, as Ansible refuses it.
 - `!!omap` and `!!pairs` are lists of [key, value] pairs (yaml_source builds
   them so); `!!set` is refused there, because Ansible lists a set's members
   in an order that changes from run to run; `!!binary` is refused here,
@@ -22,7 +27,10 @@ ansible-core 2.19 on crafted inventories (tests/inventory_crafted/):
 from __future__ import annotations
 
 import datetime
-from typing import Any
+import json
+from typing import Any, Mapping
+
+from .yaml_source import PathKey
 
 GROUP_PRIORITY = "ansible_group_priority"
 
@@ -51,3 +59,29 @@ def as_ansible(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: as_ansible(v) for k, v in value.items()}
     return value
+
+
+def key_as_ansible(typed: Any) -> str:
+    """The name Ansible's JSON gives a mapping key YAML read as `typed`."""
+    if isinstance(typed, datetime.datetime | datetime.date):
+        raise ValueError(f"a date ({typed.isoformat()}) as a mapping key: ansible-inventory fails on it; quote it")
+    if isinstance(typed, float):
+        return json.dumps(typed, allow_nan=True)
+    return json.dumps(typed) if typed is None or isinstance(typed, bool) else str(typed)
+
+
+def renamed(value: Any, typed_keys: Mapping[PathKey, Any], path: PathKey) -> Any:
+    """`value` (found at `path` of a YAML document) with every nested
+    mapping key YAML typed renamed as Ansible names it."""
+    if isinstance(value, dict):
+        return {(key_as_ansible(typed_keys[path + (k,)]) if path + (k,) in typed_keys else k):
+                renamed(v, typed_keys, path + (k,)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [renamed(v, typed_keys, path + (i,)) for i, v in enumerate(value)]
+    return value
+
+
+def not_a_string(what: str, written: str, typed: Any) -> str:
+    """The refusal of a group or host name YAML did not read as a string."""
+    return (f"{what} name {written} is read by YAML as {type(typed).__name__} {typed!r}, which Ansible refuses; "
+            f"quote it")

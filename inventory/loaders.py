@@ -23,7 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable
 
-from .ansible_values import GROUP_PRIORITY, INTERNAL, as_ansible
+from .ansible_values import GROUP_PRIORITY, INTERNAL, as_ansible, key_as_ansible, not_a_string, renamed
 from .connection import connection_of
 from .errors import InventoryError
 from .host_patterns import parse_pattern
@@ -340,6 +340,17 @@ class _Collector:
 
 # -- YAML ----------------------------------------------------------------------
 
+def ansible_var(doc: YamlDoc, c: _Collector, path: PathKey, value: Any) -> tuple[str, Any, int | None, str]:
+    """(name, value, line, field) of the variable at `path`, its name and
+    nested keys as Ansible names them (`yes:` is "true")."""
+    line, fld = doc.line_of(path), format_path(path)
+    try:
+        name = key_as_ansible(doc.typed_keys[path]) if path in doc.typed_keys else path[-1]
+        return str(name), renamed(value, doc.typed_keys, path), line, fld
+    except ValueError as exc:
+        raise c.fail(line, fld, str(exc)) from None
+
+
 def _as_mapping(value: Any) -> Any:
     """Ansible reads `hosts: web1` (a plain string) as `hosts: {web1: }`."""
     return {value: None} if isinstance(value, str) else value
@@ -358,6 +369,8 @@ def _from_yaml(doc: YamlDoc, c: _Collector) -> None:
 
     def group(name: Any, body: Any, path: PathKey) -> str:
         line = doc.line_of(path)
+        if path in doc.typed_keys:
+            raise c.fail(line, format_path(path), not_a_string("group", name, doc.typed_keys[path]))
         g = c.group(name, line, format_path(path))
         if body is None:
             return g.name
@@ -377,6 +390,8 @@ def _from_yaml(doc: YamlDoc, c: _Collector) -> None:
             if key == "hosts":
                 for hname, hvars in value.items():
                     sub = kp + (hname,)
+                    if sub in doc.typed_keys:
+                        raise c.fail(doc.line_of(sub), format_path(sub), not_a_string("host", hname, doc.typed_keys[sub]))
                     names = c.host(g, hname, doc.line_of(sub), format_path(sub))
                     if hvars is None:
                         continue
@@ -386,11 +401,10 @@ def _from_yaml(doc: YamlDoc, c: _Collector) -> None:
                     for n in names:
                         for k, v in hvars.items():
                             vp = sub + (k,)
-                            c.set_var(c.host_vars[n], k, v, doc.line_of(vp), format_path(vp))
+                            c.set_var(c.host_vars[n], *ansible_var(doc, c, vp, v))
             elif key == "vars":
                 for k, v in value.items():
-                    sub = kp + (k,)
-                    c.set_var(g.vars, k, v, doc.line_of(sub), format_path(sub))
+                    c.set_var(g.vars, *ansible_var(doc, c, kp + (k,), v))
             else:
                 for cname, cbody in value.items():
                     sub = kp + (cname,)

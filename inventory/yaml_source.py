@@ -33,6 +33,10 @@ class YamlDoc:
     data: Any
     lines: dict[PathKey, int] = field(default_factory=dict)
     texts: dict[PathKey, str] = field(default_factory=dict)
+    # keys YAML reads as something other than a string (`yes:` a bool, `12:`
+    # an int), by path: the data keeps them as written, a reader that must
+    # know (inventories: Ansible refuses or renames them) looks here
+    typed_keys: dict[PathKey, Any] = field(default_factory=dict)
 
     def line_of(self, path: PathKey) -> int | None:
         """Line of the key / item at ``path``, else of its nearest parent."""
@@ -178,12 +182,13 @@ class _Builder:
                 if node.tag != MAP:
                     raise self.fail(node, path, f"unsupported tag {node.tag}")
                 result: dict[Any, Any] = {}
+                as_typed: dict[Any, int] = {}  # keys YAML typed, by value: `1:` and `true:` are one key
                 for knode, vnode in node.value:
                     if not isinstance(knode, ScalarNode):
                         raise self.fail(knode, path, "mapping keys must be plain scalars")
                     if knode.tag == "tag:yaml.org,2002:merge":
                         raise self.fail(knode, path, "YAML merge keys (<<) are not supported")
-                    key = self.scalar(knode, path)
+                    key = typed = self.scalar(knode, path)
                     if key is None:
                         key = "null" if knode.value else ""
                     if not isinstance(key, (str, int, float, bool)):
@@ -193,6 +198,12 @@ class _Builder:
                     if isinstance(key, int):
                         key = str(key) if not isinstance(key, bool) else knode.value
                     sub = path + (key,)
+                    if not isinstance(typed, str):
+                        self.doc.typed_keys[sub] = typed
+                        if typed in as_typed and typed == typed:  # NaN never equals itself
+                            raise self.fail(knode, sub, f"duplicate key {knode.value!r}: YAML reads it as {typed!r}, "
+                                            f"like the key on line {as_typed[typed]}")
+                        as_typed[typed] = knode.start_mark.line + 1
                     if key in result:
                         first = self.doc.lines.get(sub)
                         raise self.fail(knode, sub, f"duplicate key {key!r} (first defined on line {first})")

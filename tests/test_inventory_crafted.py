@@ -4,7 +4,8 @@
 internal variable names (`ansible_group_priority` on a group is its
 priority, not a variable; `inventory_hostname`, `group_names`, ... never
 reach a host), and YAML's richer types (timestamps as ISO 8601 with a "T",
-dates, octal and sexagesimal integers, special floats, !!omap, !!pairs).
+dates, octal and sexagesimal integers, special floats, !!omap, !!pairs,
+mapping keys YAML reads as bools, nulls or numbers).
 Each file is compared with Ansible itself, as the corpus is."""
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from inventory.loaders import load_inventory
 from inventory_compare import builtin_listing, differences, normalise, run_ansible
 
 CRAFTED = Path(__file__).parent / "inventory_crafted"
-FILES = ["yaml_types/hosts.yaml", "magic_vars/hosts.yaml", "ini_magic/hosts.ini"]
+FILES = ["yaml_types/hosts.yaml", "magic_vars/hosts.yaml", "ini_magic/hosts.ini", "yaml_keys/hosts.yaml"]
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -50,6 +51,8 @@ def test_yaml_timestamps_render_as_ansible_renders_them():
     ("!!set {a, b}", "v", "!!set is not supported"),  # Ansible: members in a different order each run
     ("!!binary aGVsbG8=", "v", "binary (!!binary) values are not supported"),  # ansible-inventory fails
     ("!!omap [a]", "v[0]", "must be a one-key mapping"),
+    ("{2017-03-07: x}", "v", "a date (2017-03-07) as a mapping key"),  # ansible-inventory fails
+    ("{1: a, true: b}", "v.true", "duplicate key 'true': YAML reads it as True"),  # Ansible: one key, last wins
 ])
 def test_yaml_types_ansible_cannot_list_are_refused_in_one_line(tmp_path, value, field, reason):
     path = tmp_path / "hosts.yaml"
@@ -58,3 +61,17 @@ def test_yaml_types_ansible_cannot_list_are_refused_in_one_line(tmp_path, value,
         load_inventory(path)
     assert reason in exc.value.message
     assert str(exc.value).startswith(f"{path}:4: all.hosts.web1.{field}: ") and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("text, field, reason", [
+    ("all:\n  children:\n    yes:\n      hosts: {web1: }\n", "all.children.yes", "group name yes is read by YAML as bool"),
+    ("12:\n  hosts: {web1: }\n", "12", "group name 12 is read by YAML as int"),
+    ("all:\n  hosts:\n    12:\n", "all.hosts.12", "host name 12 is read by YAML as int"),
+])
+def test_group_and_host_names_yaml_does_not_read_as_strings_are_refused_as_ansible_refuses_them(
+        tmp_path, text, field, reason):
+    path = tmp_path / "hosts.yaml"
+    path.write_text(text)
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(path)
+    assert exc.value.field == field and reason in exc.value.message and "quote it" in exc.value.message
