@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
-from .analysis import Finding, Judgement, Verdict
+from .analysis import Alert, Finding, Judgement, Verdict
 from .metric_plan import CustomMetric
 
 GOOD_SHARE = 0.5  # H0: worse than the limit at most half the time
@@ -138,8 +138,8 @@ def fold(window: CustomWindow, metrics: Sequence[CustomMetric], readings: Mappin
             failing.append(Finding(m.name, release, limit, "~", note=(
                 f"{t.worse} of {t.judged} samples {op[m.worse]} {limit:g}; sequential sign test, "
                 f"{math.exp(min(t.llr, 700)):.0f}x likelier a bad release")))
-        else:
-            noted.append(Finding(m.name, release, limit, op[m.worse], m.tier))
+        else:  # a critical metric past its tolerance only is an important breach
+            noted.append(Finding(m.name, release, limit, op[m.worse], "important" if m.tier == "critical" else m.tier))
     return CustomWindow(tracks), failing, noted
 
 
@@ -189,3 +189,13 @@ def settle(verdict: Judgement, window: CustomWindow, metrics: Sequence[CustomMet
     if state == Verdict.PASS:
         state = Verdict.INCONCLUSIVE if final else Verdict.PENDING
     return replace(verdict, verdict=state, findings=(*verdict.findings, *held), values=merged)
+
+
+def alerts(failing: Sequence[Finding], noted: Sequence[Finding]) -> list[Alert]:
+    """This sample's alerts: a breach at its metric's tier; a failure is
+    critical when its tier is, else important; no data raises none."""
+    out = {f.metric: Alert(f.tier if f.tier in ("critical", "important", "warning") else "important",
+                           f.metric, f.value, f.limit) for f in noted if not isinstance(f, NoData)}
+    out.update({f.metric: Alert("critical" if f.tier == "critical" else "important", f.metric, f.value, f.limit)
+                for f in failing})
+    return list(out.values())

@@ -162,7 +162,7 @@ class Gatekeeper:
                 window, found = analysis.fold(window, judged_ev, base_ev, readings, policy)
                 cwin, failing, noted = custom_metrics.fold(cwin, customs, custom, policy.alpha)
                 found = custom_metrics.merge(found, failing, noted, cwin)
-                self.raise_alerts(window, where, found)
+                self.raise_alerts(window, where, found, custom_metrics.alerts(failing, noted))
                 if found.verdict == analysis.Verdict.FAIL:
                     self.emit_gate(name, found, 0.0, final=True)
                     raise GateFailed(f"{name}: " + "; ".join(found.reasons))
@@ -190,14 +190,17 @@ class Gatekeeper:
                   remaining=round(max(0.0, remaining), 3), final=final, extended=extended,
                   needed=j.needed, seen=j.seen)
 
-    def raise_alerts(self, window: analysis.Window, where: str, judged: analysis.Judgement) -> None:
+    def raise_alerts(self, window: analysis.Window, where: str, judged: analysis.Judgement,
+                     custom: Sequence[analysis.Alert] = ()) -> None:
         """Emit an alert when a metric enters a tier (or changes tier). A
         failing gate's findings are alerts too (important, or critical):
         the sequential test can be sure of a bad release before a tier's
-        fixed-level test is."""
+        fixed-level test is. `custom`: the custom metrics' own alerts, at
+        the tiers their plan gives them (custom_metrics.alerts)."""
         current = {a.metric: a for a in analysis.alerts_for(window, self.plan.alerts)}
+        current.update({a.metric: a for a in custom})
         if judged.verdict == analysis.Verdict.FAIL:
-            for f in judged.findings:
+            for f in (f for f in judged.findings if f.metric not in {a.metric for a in custom}):
                 tier = "critical" if f.tier == "critical" else "important"
                 held = current.get(f.metric)
                 if held is None or analysis.TIERS.index(held.tier) > analysis.TIERS.index(tier):

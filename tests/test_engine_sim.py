@@ -14,6 +14,7 @@ from simfleet import write_inventory, write_plan
 from strategies.control import Command
 from strategies.engine import Outcome
 from strategies.events import (
+    AlertRaised,
     CapacityChecked,
     GateEvaluated,
     InstanceChanged,
@@ -665,6 +666,19 @@ async def test_canary_costing_five_times_its_baseline_is_rolled_back_on_that_cus
     assert failed[0].values["cost_per_request"] == pytest.approx(0.01)
     assert failed[0].values["baseline_cost_per_request"] == pytest.approx(0.002)
     assert set(result.versions.values()) == {"1.0.0"}
+
+
+async def test_custom_metric_breaches_alert_at_the_plans_tier_and_a_warning_never_fails(tmp_path):
+    """SIMULATED: the same costly release, judged only by a warning-tier
+    metric, raises warning alerts and is promoted."""
+    warn = {"custom": [dict(COST_METRIC["custom"][0], tier="warning", threshold=0.005)]}
+    releases = {"1.0.0": {}, "2.0.0": {"cost_per_request": 0.01}}
+    session, events = make_session(tmp_path, "canary", releases=releases, hosts=10, metrics=warn)
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED
+    alerts = [e for e in events if isinstance(e, AlertRaised) and e.metric == "cost_per_request"]
+    assert alerts and {a.tier for a in alerts} == {"warning"}
+    assert alerts[0].value == pytest.approx(0.01) and alerts[0].threshold == pytest.approx(0.0025)
 
 
 async def test_canary_with_a_custom_metric_like_its_baseline_is_promoted(tmp_path):
