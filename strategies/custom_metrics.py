@@ -53,11 +53,20 @@ class Reading:
     missing: str = ""
 
 
-class NoData(Finding):
-    """A sample without data for a metric: it never passes a window."""
+def no_data(metric: str, why: str) -> str:
+    """How a sample without data for a metric is stated (it never passes a
+    window); the gate's values hold None for it."""
+    return f"{metric}: no data ({why})"
 
-    def __str__(self) -> str:
-        return f"{self.metric}: no data ({self.note})"
+
+@dataclass(frozen=True)
+class Folded:
+    """What one sample found: findings that fail the window now, breaches
+    that do not (a warning tier, or not yet sure), and metrics without data."""
+
+    failing: tuple[Finding, ...] = ()
+    noted: tuple[Finding, ...] = ()
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,12 +117,11 @@ def fail_boundary(metrics: Sequence[CustomMetric], alpha: float) -> float:
 
 
 def fold(window: CustomWindow, metrics: Sequence[CustomMetric], readings: Mapping[str, Reading],
-         alpha: float) -> tuple[CustomWindow, list[Finding], list[Finding]]:
-    """Add one sample: (window, findings that fail the window now, findings
-    that only report: no data, a warning-tier breach, a breach the SPRT has
-    not yet made sure of)."""
+         alpha: float) -> tuple[CustomWindow, Folded]:
+    """Add one sample to the window and say what it found."""
     failing: list[Finding] = []
     noted: list[Finding] = []
+    missing: list[str] = []
     tracks = dict(window.tracks)
     bound = fail_boundary(metrics, alpha)
     op = {"higher": ">", "lower": "<"}
@@ -125,7 +133,7 @@ def fold(window: CustomWindow, metrics: Sequence[CustomMetric], readings: Mappin
         if r.missing or release is None or limit is None:
             why = r.missing or ("no release series" if release is None else "no baseline series")
             tracks[m.name] = replace(t, missing=why, release=release, baseline=baseline)
-            noted.append(NoData(m.name, math.nan, math.nan, "~", m.tier, why))
+            missing.append(no_data(m.name, why))
             continue
         worse = is_worse(m, release, limit)
         t = Track(t.llr + sample_llr(worse), t.judged + 1, t.worse + worse, "", release, baseline)
@@ -140,22 +148,24 @@ def fold(window: CustomWindow, metrics: Sequence[CustomMetric], readings: Mappin
                 f"{math.exp(min(t.llr, 700)):.0f}x likelier a bad release")))
         else:  # a critical metric past its tolerance only is an important breach
             noted.append(Finding(m.name, release, limit, op[m.worse], "important" if m.tier == "critical" else m.tier))
-    return CustomWindow(tracks), failing, noted
+    return CustomWindow(tracks), Folded(tuple(failing), tuple(noted), tuple(missing))
 
 
-def unsettled(window: CustomWindow, metrics: Sequence[CustomMetric], beta: float) -> list[Finding]:
-    """What keeps the window from passing: a metric whose latest sample had
-    no data, or (below the warning tier) whose evidence has not yet reached
-    the pass boundary. Empty: the custom metrics let the window pass."""
-    out: list[Finding] = []
+def unsettled(window: CustomWindow, metrics: Sequence[CustomMetric], beta: float) -> tuple[list[Finding], list[str]]:
+    """What keeps the window from passing: metrics whose latest sample had
+    no data (stated), and those (below the warning tier) whose evidence has
+    not yet reached the pass boundary. Both empty: the custom metrics let
+    the window pass."""
+    findings: list[Finding] = []
+    missing: list[str] = []
     for m in metrics:
         t = window.tracks.get(m.name, Track(missing="not read yet"))
-        if t.missing:
-            out.append(NoData(m.name, math.nan, math.nan, "~", m.tier, t.missing))
+        if t.missing or t.release is None:
+            missing.append(no_data(m.name, t.missing or "not read yet"))
         elif m.tier != "warning" and t.llr > math.log(beta):
-            out.append(Finding(m.name, t.release if t.release is not None else math.nan, math.nan, "~",
-                               note=f"{t.judged} samples, {t.worse} past the limit: not yet sure it is good"))
-    return out
+            findings.append(Finding(m.name, t.release, limit_of(m, t.baseline) or t.release, "~",
+                                    note=f"{t.judged} samples, {t.worse} past the limit: not yet sure it is good"))
+    return findings, missing
 
 
 def values(window: CustomWindow) -> dict[str, float | None]:
@@ -167,35 +177,36 @@ def values(window: CustomWindow) -> dict[str, float | None]:
     return out
 
 
-def merge(found: Judgement, failing: Sequence[Finding], noted: Sequence[Finding], window: CustomWindow) -> Judgement:
+def merge(found: Judgement, sample: Folded, window: CustomWindow) -> Judgement:
     """The traffic judge's sample verdict with the custom metrics' added:
-    FAIL when either fails (no-data notes are left out of a failure's
-    findings: a failure is about what was seen)."""
-    fails = found.verdict == Verdict.FAIL or bool(failing)
-    extra = [*failing, *(f for f in noted if not (fails and isinstance(f, NoData)))]
+    FAIL when either fails (a failure is about what was seen, so it does
+    not list the metrics without data)."""
+    fails = found.verdict == Verdict.FAIL or bool(sample.failing)
     return replace(found, verdict=Verdict.FAIL if fails else found.verdict,
-                   findings=(*found.findings, *extra), values={**found.values, **values(window)})
+                   findings=(*found.findings, *sample.failing, *sample.noted),
+                   notes=(*found.notes, *(() if fails else sample.missing)), values={**found.values, **values(window)})
 
 
 def settle(verdict: Judgement, window: CustomWindow, metrics: Sequence[CustomMetric], beta: float,
            *, final: bool) -> Judgement:
     """The window's closing verdict with the custom metrics' say: a PASS
     stands only when none is unsettled (no data, or not yet sure)."""
-    held = unsettled(window, metrics, beta)
+    held, missing = unsettled(window, metrics, beta)
     merged = {**verdict.values, **values(window)}
-    if not held:
+    if not held and not missing:
         return replace(verdict, values=merged)
     state = verdict.verdict
     if state == Verdict.PASS:
         state = Verdict.INCONCLUSIVE if final else Verdict.PENDING
-    return replace(verdict, verdict=state, findings=(*verdict.findings, *held), values=merged)
+    return replace(verdict, verdict=state, findings=(*verdict.findings, *held),
+                   notes=(*verdict.notes, *missing), values=merged)
 
 
-def alerts(failing: Sequence[Finding], noted: Sequence[Finding]) -> list[Alert]:
+def alerts(sample: Folded) -> list[Alert]:
     """This sample's alerts: a breach at its metric's tier; a failure is
     critical when its tier is, else important; no data raises none."""
     out = {f.metric: Alert(f.tier if f.tier in ("critical", "important", "warning") else "important",
-                           f.metric, f.value, f.limit) for f in noted if not isinstance(f, NoData)}
+                           f.metric, f.value, f.limit) for f in sample.noted}
     out.update({f.metric: Alert("critical" if f.tier == "critical" else "important", f.metric, f.value, f.limit)
-                for f in failing})
+                for f in sample.failing})
     return list(out.values())

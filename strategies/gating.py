@@ -160,9 +160,9 @@ class Gatekeeper:
                 judged_ev = side_evidence(traffic, judged)
                 base_ev = side_evidence(traffic, baseline) if baseline else None
                 window, found = analysis.fold(window, judged_ev, base_ev, readings, policy)
-                cwin, failing, noted = custom_metrics.fold(cwin, customs, custom, policy.alpha)
-                found = custom_metrics.merge(found, failing, noted, cwin)
-                self.raise_alerts(window, where, found, custom_metrics.alerts(failing, noted))
+                cwin, folded = custom_metrics.fold(cwin, customs, custom, policy.alpha)
+                found = custom_metrics.merge(found, folded, cwin)
+                self.raise_alerts(window, where, found, custom_metrics.alerts(folded))
                 if found.verdict == analysis.Verdict.FAIL:
                     self.emit_gate(name, found, 0.0, final=True)
                     raise GateFailed(f"{name}: " + "; ".join(found.reasons))

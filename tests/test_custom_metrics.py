@@ -10,7 +10,7 @@ import random
 import pytest
 
 from strategies import analysis
-from strategies.custom_metrics import CustomWindow, NoData, Reading, fold, merge, settle, unsettled
+from strategies.custom_metrics import CustomWindow, Folded, Reading, fold, merge, settle, unsettled
 from strategies.metric_plan import CustomMetric
 
 ALPHA = BETA = 0.01
@@ -23,9 +23,9 @@ def run(metric, samples):
     """Fold readings until a failure; (samples folded, failing findings, window)."""
     window = CustomWindow()
     for n, reading in enumerate(samples, 1):
-        window, failing, _ = fold(window, [metric], {metric.name: reading}, ALPHA)
-        if failing:
-            return n, failing, window
+        window, found = fold(window, [metric], {metric.name: reading}, ALPHA)
+        if found.failing:
+            return n, list(found.failing), window
     return len(samples), [], window
 
 
@@ -38,9 +38,9 @@ def test_a_release_costing_twice_its_baseline_fails_on_that_alone():
 def test_a_release_like_its_baseline_passes_after_three_clean_samples_and_not_before():
     window = CustomWindow()
     for n in range(1, 4):
-        window, failing, _ = fold(window, [COST], {COST.name: Reading((0.0021,), (0.002,))}, ALPHA)
-        assert not failing
-        assert bool(unsettled(window, [COST], BETA)) == (n < 3)
+        window, found = fold(window, [COST], {COST.name: Reading((0.0021,), (0.002,))}, ALPHA)
+        assert not found.failing
+        assert (unsettled(window, [COST], BETA) != ([], [])) == (n < 3)
 
 
 @pytest.mark.parametrize("reading, why", [
@@ -51,10 +51,11 @@ def test_a_release_like_its_baseline_passes_after_three_clean_samples_and_not_be
 def test_a_sample_without_data_is_stated_and_never_passes(reading, why):
     window = CustomWindow()
     for _ in range(3):
-        window, _, _ = fold(window, [COST], {COST.name: Reading((0.0021,), (0.002,))}, ALPHA)
-    assert unsettled(window, [COST], BETA) == []
-    window, failing, noted = fold(window, [COST], {COST.name: reading}, ALPHA)
-    assert not failing and isinstance(noted[0], NoData) and why in str(noted[0])
+        window, _ = fold(window, [COST], {COST.name: Reading((0.0021,), (0.002,))}, ALPHA)
+    assert unsettled(window, [COST], BETA) == ([], [])
+    window, found = fold(window, [COST], {COST.name: reading}, ALPHA)
+    assert not found.failing and not found.noted and why in found.missing[0]
+    assert found.missing[0].startswith("cost_per_request: no data (")
     held = settle(analysis.Judgement(analysis.Verdict.PASS), window, [COST], BETA, final=True)
     assert held.verdict == analysis.Verdict.INCONCLUSIVE and any("no data" in r for r in held.reasons)
     assert settle(analysis.Judgement(analysis.Verdict.PASS), window, [COST], BETA,
@@ -75,12 +76,12 @@ def test_a_warning_metric_reports_but_never_fails():
     warn = CustomMetric(name="tokens", instance="t", worse="higher", threshold=10, tier="warning")
     n, failing, window = run(warn, [Reading((50.0,), ())] * 30)
     assert not failing and window.tracks["tokens"].worse == 30
-    assert unsettled(window, [warn], BETA) == []
+    assert unsettled(window, [warn], BETA) == ([], [])
 
 
 def test_merge_fails_the_sample_on_a_custom_failure_and_keeps_traffic_findings():
     _, failing, window = run(COST, [Reading((0.01,), (0.002,))] * 10)
-    merged = merge(analysis.Judgement(analysis.Verdict.PENDING), failing, [], window)
+    merged = merge(analysis.Judgement(analysis.Verdict.PENDING), Folded(tuple(failing)), window)
     assert merged.verdict == analysis.Verdict.FAIL and merged.values["cost_per_request"] == 0.01
     assert merged.values["baseline_cost_per_request"] == 0.002
 
@@ -95,9 +96,9 @@ def test_false_alarms_on_a_release_equal_to_its_baseline_stay_within_alpha():
     for _ in range(runs):
         window = CustomWindow()
         for _ in range(60):
-            window, failing, _ = fold(window, [same], {"m": Reading((rng.gauss(1, 0.1),), (rng.gauss(1, 0.1),))},
-                                      ALPHA)
-            if failing:
+            window, found = fold(window, [same], {"m": Reading((rng.gauss(1, 0.1),), (rng.gauss(1, 0.1),))},
+                                 ALPHA)
+            if found.failing:
                 stopped += 1
                 break
     # Ville's bound is alpha; allow the simulation's own noise (3 sd of a
