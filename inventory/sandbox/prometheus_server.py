@@ -51,11 +51,18 @@ def start(state_dir: Path = DEFAULT_STATE_DIR, log: Callable[[str], None] = prin
     if not agents:
         raise SandboxError("the sandbox fleet is not up")
     root = host_root(LB_NAME, state_dir)
-    (root / "etc/prometheus/prometheus.yml").write_text(json.dumps(config(agents), indent=1) + "\n")
-    # a short retention: the sandbox's history is minutes long
-    (root / "etc/default/prometheus").write_text('ARGS="--storage.tsdb.retention.time=1d"\n')
-    exec_in(LB_NAME, ["systemctl", "enable", UNIT], state_dir, check=True)
-    exec_in(LB_NAME, ["systemctl", "restart", UNIT], state_dir, check=True)
+    conf = root / "etc/prometheus/prometheus.yml"
+    text = json.dumps(config(agents), indent=1) + "\n"
+    running = exec_in(LB_NAME, ["systemctl", "is-active", "--quiet", UNIT], state_dir).returncode == 0
+    if not running or not conf.exists() or conf.read_text() != text:
+        # a restart forgets which series went stale: series of a version an
+        # instance no longer runs answer queries for 5 minutes, so restart
+        # only when something changed
+        conf.write_text(text)
+        # a short retention: the sandbox's history is minutes long
+        (root / "etc/default/prometheus").write_text('ARGS="--storage.tsdb.retention.time=1d"\n')
+        exec_in(LB_NAME, ["systemctl", "enable", UNIT], state_dir, check=True)
+        exec_in(LB_NAME, ["systemctl", "restart", UNIT], state_dir, check=True)
     wait_scraping(len(agents), timeout)
     log(f"prometheus on {LB_NAME} scraping {len(agents)} agents: {url()}")
     return url()

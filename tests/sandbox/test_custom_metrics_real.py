@@ -10,18 +10,9 @@ import pytest
 
 from fault_helpers import journal_ok
 from load import SteadyLoad
-from rollout_helpers import console, install_lb, managed_config, plan_file, versions
+from rollout_helpers import console, plan_file, versions
 
 pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture
-def fleet(sandbox_fleet):
-    sandbox_fleet.reset_agents()
-    before = managed_config(sandbox_fleet)
-    yield sandbox_fleet
-    install_lb(sandbox_fleet, before)
-    sandbox_fleet.reset_agents()
 
 
 async def test_a_release_whose_quality_drops_is_rolled_back_on_a_critical_instance_metric(fleet, tmp_path):

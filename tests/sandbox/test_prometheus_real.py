@@ -15,7 +15,7 @@ from fault_helpers import journal_ok
 from inventory import prometheus
 from inventory.sandbox import prometheus_server
 from load import SteadyLoad
-from rollout_helpers import console_timeline, install_lb, managed_config, plan_file, until, versions
+from rollout_helpers import console_timeline, plan_file, until, versions
 from strategies.metric_sources import render_query
 
 pytestmark = pytest.mark.sandbox
@@ -25,16 +25,12 @@ COST = ('sum(rate(agent_cost_dollars_total{instance="{instance}"}[{window}])) '
 
 
 @pytest.fixture
-def prom(sandbox_fleet):
-    """The fleet with its Prometheus server running (restarted after a test
-    that stops it)."""
-    sandbox_fleet.reset_agents()
-    before = managed_config(sandbox_fleet)
-    url = prometheus_server.start(sandbox_fleet.state_dir, log=lambda m: None)
-    yield sandbox_fleet, url
-    install_lb(sandbox_fleet, before)
-    sandbox_fleet.reset_agents()
-    prometheus_server.start(sandbox_fleet.state_dir, log=lambda m: None)
+def prom(fleet):
+    """The fleet (reset before and after) with its Prometheus server
+    running, started again after a test that stops it."""
+    url = prometheus_server.start(fleet.state_dir, log=lambda m: None)
+    yield fleet, url
+    prometheus_server.start(fleet.state_dir, log=lambda m: None)
 
 
 def one(name: str, fleet, query: str) -> str:
@@ -52,7 +48,8 @@ async def test_each_instance_series_is_read_and_every_failure_is_no_data(prom):
             ('agent_quality_score{instance="{instance}"', prometheus.Kind.BAD_QUERY),  # PromQL syntax
             ('no_such_metric{instance="{instance}"}', prometheus.Kind.EMPTY),
             ('agent_quality_score{host!="{host}"}', prometheus.Kind.SEVERAL),  # every other instance
-            ('agent_quality_score{instance="{instance}"} / 0 * 0', prometheus.Kind.NOT_NUMERIC),  # NaN
+            ('agent_quality_score{instance="{instance}",version="{version}"} / 0 * 0',
+             prometheus.Kind.NOT_NUMERIC),  # NaN
             ('agent_quality_score{instance="{instance}"}[{window}]', prometheus.Kind.BAD_QUERY),  # a range
         ]
         for query, kind in cases:
