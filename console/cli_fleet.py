@@ -21,6 +21,8 @@ def parser_sandbox() -> argparse.ArgumentParser:
                     help="agent hosts to boot, 1-60 (default 6)")
     up.add_argument("--install-deps", action="store_true",
                     help="apt-get install the missing Debian packages instead of naming them")
+    up.add_argument("--prometheus", action="store_true",
+                    help="also run a Prometheus server on the LB scraping every agent (docs/metrics.md)")
     sub.add_parser("down", help="remove every container, mount and interface the sandbox made")
     sub.add_parser("status", help="list the sandbox hosts")
     rel = sub.add_parser("release", help="define how a release behaves on the sandbox hosts")
@@ -42,7 +44,12 @@ def main_sandbox(argv: Sequence[str]) -> int:
 
     try:
         if args.action == "up":
-            print(sandbox.up(hosts=args.hosts, install_deps=args.install_deps))
+            inventory_path = sandbox.up(hosts=args.hosts, install_deps=args.install_deps)
+            if args.prometheus:
+                from inventory.sandbox import prometheus_server
+
+                prometheus_server.start()
+            print(inventory_path)
         elif args.action == "down":
             sandbox.down()
         elif args.action == "status":

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 from .clock import Clock
+from .exposition import Selector, Series
 from .model import Host, Instance
 from .nginx_config import LbState
 
@@ -82,14 +83,19 @@ class HealthSample:
 
 @dataclass(frozen=True)
 class InstanceMetrics:
-    """What an instance reports about itself on /metrics."""
+    """What an instance reports about itself on /metrics: every sample
+    (inventory/exposition.py), and the few the engine itself needs."""
 
     instance: str
-    version: str | None
-    requests: int
-    errors: int
-    inflight: int
-    quality_score: float | None
+    series: Series
+
+    @property
+    def version(self) -> str | None:
+        return self.series.label("agent_info", "version")
+
+    @property
+    def inflight(self) -> int:
+        return int(self.series.value(Selector("agent_inflight_requests")) or 0)
 
 
 @dataclass

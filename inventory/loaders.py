@@ -23,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable
 
+from .ansible_values import GROUP_PRIORITY, INTERNAL, as_ansible, key_as_ansible, not_a_string, renamed
 from .connection import connection_of
 from .errors import InventoryError
 from .host_patterns import parse_pattern
@@ -149,7 +150,10 @@ class _Collector:
     def set_var(self, target: dict[str, _Var], key: Any, value: Any, line: int | None, fld: str) -> None:
         if not isinstance(key, str) or not VAR_NAME.match(key):
             raise self.fail(line, fld, f"bad variable name {show(key)} (letters, digits and '_', not starting with a digit)")
-        target[key] = _Var(value, line, fld)
+        try:
+            target[key] = _Var(as_ansible(value), line, fld)
+        except ValueError as exc:
+            raise self.fail(line, fld, str(exc)) from None
 
     # -- resolution -------------------------------------------------------
 
@@ -244,7 +248,7 @@ class _Collector:
             return depth[name]
 
         def priority(name: str) -> int:
-            v = self.groups[name].vars.get("ansible_group_priority")
+            v = self.groups[name].vars.get(GROUP_PRIORITY)
             if v is None:
                 return 1
             try:
@@ -268,15 +272,17 @@ class _Collector:
             # Ansible's precedence: inventory vars of all, then of each group
             # (depth, priority, name); then group_vars/all, group_vars/<group>
             # files in that order; then the host's inventory vars, host_vars/.
-            merged: dict[str, _Var] = dict(self.groups["all"].vars)
-            for g in in_groups:
-                merged.update(self.groups[g].vars)
+            merged: dict[str, _Var] = {}
+            for g in ["all", *in_groups]:  # a group's own priority is not a variable
+                merged.update((k, v) for k, v in self.groups[g].vars.items() if k != GROUP_PRIORITY)
             if vars_dirs is not None:
                 for g in ["all", *in_groups]:
                     merged.update(file_vars(vars_dirs.group(g)))
             merged.update(self.host_vars[name])
             if vars_dirs is not None:
                 merged.update(file_vars(vars_dirs.host(name)))
+            for internal in INTERNAL & merged.keys():  # Ansible's own magic variables
+                del merged[internal]
             secrets |= self._secrets(merged.get("rollout_secrets"))
             hosts[name] = self._make_host(name, merged, tuple(in_groups))
 
@@ -334,6 +340,17 @@ class _Collector:
 
 # -- YAML ----------------------------------------------------------------------
 
+def ansible_var(doc: YamlDoc, c: _Collector, path: PathKey, value: Any) -> tuple[str, Any, int | None, str]:
+    """(name, value, line, field) of the variable at `path`, its name and
+    nested keys as Ansible names them (`yes:` is "true")."""
+    line, fld = doc.line_of(path), format_path(path)
+    try:
+        name = key_as_ansible(doc.typed_keys[path]) if path in doc.typed_keys else path[-1]
+        return str(name), renamed(value, doc.typed_keys, path), line, fld
+    except ValueError as exc:
+        raise c.fail(line, fld, str(exc)) from None
+
+
 def _as_mapping(value: Any) -> Any:
     """Ansible reads `hosts: web1` (a plain string) as `hosts: {web1: }`."""
     return {value: None} if isinstance(value, str) else value
@@ -352,6 +369,8 @@ def _from_yaml(doc: YamlDoc, c: _Collector) -> None:
 
     def group(name: Any, body: Any, path: PathKey) -> str:
         line = doc.line_of(path)
+        if path in doc.typed_keys:
+            raise c.fail(line, format_path(path), not_a_string("group", name, doc.typed_keys[path]))
         g = c.group(name, line, format_path(path))
         if body is None:
             return g.name
@@ -371,6 +390,8 @@ def _from_yaml(doc: YamlDoc, c: _Collector) -> None:
             if key == "hosts":
                 for hname, hvars in value.items():
                     sub = kp + (hname,)
+                    if sub in doc.typed_keys:
+                        raise c.fail(doc.line_of(sub), format_path(sub), not_a_string("host", hname, doc.typed_keys[sub]))
                     names = c.host(g, hname, doc.line_of(sub), format_path(sub))
                     if hvars is None:
                         continue
@@ -380,11 +401,10 @@ def _from_yaml(doc: YamlDoc, c: _Collector) -> None:
                     for n in names:
                         for k, v in hvars.items():
                             vp = sub + (k,)
-                            c.set_var(c.host_vars[n], k, v, doc.line_of(vp), format_path(vp))
+                            c.set_var(c.host_vars[n], *ansible_var(doc, c, vp, v))
             elif key == "vars":
                 for k, v in value.items():
-                    sub = kp + (k,)
-                    c.set_var(g.vars, k, v, doc.line_of(sub), format_path(sub))
+                    c.set_var(g.vars, *ansible_var(doc, c, kp + (k,), v))
             else:
                 for cname, cbody in value.items():
                     sub = kp + (cname,)

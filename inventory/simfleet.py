@@ -29,6 +29,7 @@ from .driver import (
     PoolStats,
     UnitStatus,
 )
+from .exposition import Labels, Series
 from .model import Host, Instance
 from .nginx_config import Backend, LbState, parse_generation, parse_pools, render
 
@@ -47,6 +48,7 @@ class SimRelease:
     # hundreds of samples do not dip below it by chance (at 0.96, 2 sd, they did)
     quality: float = 0.97
     cpu: float = 0.30
+    cost_per_request: float = 0.002  # dollars per answered request (agent_cost_dollars_total)
 
     @classmethod
     def from_vars(cls, raw: Any) -> SimRelease:
@@ -231,8 +233,16 @@ class SimFleet:
     async def instance_metrics(self, inst: Instance, port: int) -> InstanceMetrics:
         state = self._state(inst)
         release = self._release(inst.host, state.version) or SimRelease()
-        quality = min(1.0, max(0.0, release.quality + self._rng.gauss(0, 0.005))) if state.running else None
-        return InstanceMetrics(inst.key, state.version, state.requests, state.errors, 0, quality)
+        labels: Labels = (("slot", inst.slot), ("version", state.version or ""))
+        answered = float(state.requests - state.errors)
+        samples = {("agent_info", labels): 1.0, ("agent_inflight_requests", labels): 0.0,
+                   ("agent_requests_total", (*labels, ("status", "200"))): answered,
+                   ("agent_requests_total", (*labels, ("status", "500"))): float(state.errors),
+                   ("agent_errors_total", labels): float(state.errors),
+                   ("agent_cost_dollars_total", labels): answered * release.cost_per_request}
+        if state.running:
+            samples[("agent_quality_score", labels)] = min(1.0, max(0.0, release.quality + self._rng.gauss(0, 0.005)))
+        return InstanceMetrics(inst.key, Series(samples))
 
     async def unit_cpu(self, inst: Instance) -> float:
         state = self._state(inst)

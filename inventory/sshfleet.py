@@ -27,6 +27,7 @@ from .driver import (
     InstanceMetrics,
     PoolStats,
 )
+from .exposition import ExpositionError, read_metrics
 from .model import Host, Instance
 from .nginx_config import ConfigError, LbState, marker_path, parse_generation, render
 from .nginx_workers import RELOAD, old_workers, wait_retired
@@ -339,31 +340,20 @@ class SshFleet:
         detail = "" if ok else f"HTTP {r.status_code} status={body.get('status')!r}"
         return HealthSample(inst.key, ok, version, latency, detail)
 
-    async def _metrics(self, inst: Instance, port: int) -> dict[str, Any]:
+    async def instance_metrics(self, inst: Instance, port: int) -> InstanceMetrics:
+        """The instance's /metrics, in Prometheus's text format or the older
+        JSON (inventory/exposition.py)."""
         try:
             r = await self._get(inst.host, port, "/metrics", SAMPLE_TIMEOUT)
             if r.status_code != 200:
                 raise http_get.HttpError(f"HTTP {r.status_code}")
-            body = r.json()
-        except (http_get.HttpError, ValueError, OSError) as exc:
+            series = read_metrics(r.body)
+        except (http_get.HttpError, ExpositionError, OSError) as exc:
             raise DriverError(inst.host.name, "metrics", f"{type(exc).__name__}: {exc}"[:200]) from None
-        if not isinstance(body, dict):
-            raise DriverError(inst.host.name, "metrics", "not a JSON object")
-        return body
+        return InstanceMetrics(inst.key, series)
 
     async def inflight(self, inst: Instance) -> int:
-        return int((await self._metrics(inst, inst.port)).get("inflight") or 0)
-
-    async def instance_metrics(self, inst: Instance, port: int) -> InstanceMetrics:
-        b = await self._metrics(inst, port)
-        q = b.get("quality_score")
-        v = b.get("version")
-        return InstanceMetrics(
-            instance=inst.key, version=str(v) if v is not None else None,
-            requests=int(b.get("requests") or 0), errors=int(b.get("errors") or 0),
-            inflight=int(b.get("inflight") or 0),
-            quality_score=float(q) if q is not None else None,
-        )
+        return (await self.instance_metrics(inst, inst.port)).inflight
 
     # -- nginx -------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .ansible_values import as_ansible, key_as_ansible, renamed
 from .errors import InventoryError
 from .validate import VAR_NAME, show
 from .yaml_source import format_path, parse_yaml, read_text
@@ -67,11 +68,15 @@ def _load(path: Path) -> dict[str, FileVar]:
     if not isinstance(doc.data, dict):
         raise InventoryError(file, doc.line_of(()), "", f"expected a mapping of variables, got {show(doc.data)}")
     out: dict[str, FileVar] = {}
-    for key, value in doc.data.items():
-        if not VAR_NAME.match(key):
-            raise InventoryError(file, doc.line_of((key,)), format_path((key,)),
-                                 f"bad variable name {show(key)} (letters, digits and '_', not starting with a digit)")
-        out[key] = FileVar(value, file, doc.line_of((key,)), format_path((key,)))
+    for written, value in doc.data.items():
+        at, line = (written,), doc.line_of((written,))
+        try:
+            key = key_as_ansible(doc.typed_keys[at]) if at in doc.typed_keys else written
+            if not VAR_NAME.match(key):
+                raise ValueError(f"bad variable name {show(key)} (letters, digits and '_', not starting with a digit)")
+            out[key] = FileVar(as_ansible(renamed(value, doc.typed_keys, at)), file, line, format_path(at))
+        except ValueError as exc:
+            raise InventoryError(file, line, format_path(at), str(exc)) from None
     return out
 
 

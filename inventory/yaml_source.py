@@ -21,6 +21,8 @@ from .errors import InputError
 
 PathKey = tuple["str | int", ...]
 
+SEQ, MAP, SET = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", "tag:yaml.org,2002:set"
+PAIRS = ("tag:yaml.org,2002:omap", "tag:yaml.org,2002:pairs")
 MAX_NODES = 200_000  # guards against alias bombs ("billion laughs")
 MAX_BYTES = 5_000_000
 
@@ -31,6 +33,10 @@ class YamlDoc:
     data: Any
     lines: dict[PathKey, int] = field(default_factory=dict)
     texts: dict[PathKey, str] = field(default_factory=dict)
+    # keys YAML reads as something other than a string (`yes:` a bool, `12:`
+    # an int), by path: the data keeps them as written, a reader that must
+    # know (inventories: Ansible refuses or renames them) looks here
+    typed_keys: dict[PathKey, Any] = field(default_factory=dict)
 
     def line_of(self, path: PathKey) -> int | None:
         """Line of the key / item at ``path``, else of its nearest parent."""
@@ -139,6 +145,14 @@ class _Builder:
             self.constructor.constructed_objects.clear()
         return value
 
+    def pair(self, node: Node, path: PathKey) -> list[Any]:
+        """One item of an !!omap or !!pairs: a one-key mapping, kept as
+        [key, value] (what PyYAML's safe loader and Ansible make of it)."""
+        if not isinstance(node, MappingNode) or node.tag != MAP or len(node.value) != 1:
+            raise self.fail(node, path, "each item of !!omap / !!pairs must be a one-key mapping")
+        ((key, value),) = self.build(node, path).items()
+        return [key, value]
+
     def build(self, node: Node, path: PathKey) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
@@ -153,24 +167,28 @@ class _Builder:
         self.active.add(id(node))
         try:
             if isinstance(node, SequenceNode):
-                if node.tag not in ("tag:yaml.org,2002:seq",):
+                if node.tag not in (SEQ, *PAIRS):
                     raise self.fail(node, path, f"unsupported tag {node.tag}")
                 out = []
                 for i, item in enumerate(node.value):
                     sub = path + (i,)
                     self.doc.lines.setdefault(sub, item.start_mark.line + 1)
-                    out.append(self.build(item, sub))
+                    out.append(self.pair(item, sub) if node.tag in PAIRS else self.build(item, sub))
                 return out
             if isinstance(node, MappingNode):
-                if node.tag not in ("tag:yaml.org,2002:map",):
+                if node.tag == SET:
+                    raise self.fail(node, path, "!!set is not supported (Ansible lists a set's members in an order "
+                                    "that changes from run to run): write a list")
+                if node.tag != MAP:
                     raise self.fail(node, path, f"unsupported tag {node.tag}")
                 result: dict[Any, Any] = {}
+                as_typed: dict[Any, int] = {}  # keys YAML typed, by value: `1:` and `true:` are one key
                 for knode, vnode in node.value:
                     if not isinstance(knode, ScalarNode):
                         raise self.fail(knode, path, "mapping keys must be plain scalars")
                     if knode.tag == "tag:yaml.org,2002:merge":
                         raise self.fail(knode, path, "YAML merge keys (<<) are not supported")
-                    key = self.scalar(knode, path)
+                    key = typed = self.scalar(knode, path)
                     if key is None:
                         key = "null" if knode.value else ""
                     if not isinstance(key, (str, int, float, bool)):
@@ -180,6 +198,12 @@ class _Builder:
                     if isinstance(key, int):
                         key = str(key) if not isinstance(key, bool) else knode.value
                     sub = path + (key,)
+                    if not isinstance(typed, str):
+                        self.doc.typed_keys[sub] = typed
+                        if typed in as_typed and typed == typed:  # NaN never equals itself
+                            raise self.fail(knode, sub, f"duplicate key {knode.value!r}: YAML reads it as {typed!r}, "
+                                            f"like the key on line {as_typed[typed]}")
+                        as_typed[typed] = knode.start_mark.line + 1
                     if key in result:
                         first = self.doc.lines.get(sub)
                         raise self.fail(knode, sub, f"duplicate key {key!r} (first defined on line {first})")

@@ -237,10 +237,11 @@ class Judgement:
     hypotheses: Hypotheses | None = None
     llr: float = 0.0
     values: dict[str, float | None] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what could not be read ("cost_per_request: no data (timeout)")
 
     @property
     def reasons(self) -> list[str]:
-        out = [str(f) for f in self.findings]
+        out = [str(f) for f in self.findings] + list(self.notes)
         if self.verdict == Verdict.ENVIRONMENT:
             out.append("the baseline fails as much: the environment, not the release")
         if self.verdict in (Verdict.PENDING, Verdict.INCONCLUSIVE) and self.needed > self.seen:

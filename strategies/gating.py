@@ -13,15 +13,17 @@ import asyncio
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from inventory.driver import DriverError, InstanceDriver, PoolStats
+from inventory.exposition import Series
 from inventory.model import Instance
 
-from . import analysis
+from . import analysis, custom_metrics
 from .batches import plan_batches
 from .capacity import CapacityCheck, check_capacity
 from .control import GateFailed, RunControl
 from .events import AlertRaised, CapacityChecked, GateEvaluated, JudgeBudget, JudgeSampled, MetricsSampled, Notice
 from .instances import InstanceOps
 from .judge_stats import SHARES
+from .metric_sources import CustomReader
 from .plan import Plan
 from .topology import backend
 from .traffic import TrafficControl, pool_summary
@@ -92,6 +94,7 @@ class Gatekeeper:
         self.emit = emit
         self.sample_interval = float(plan.canary.sample_interval)
         self._alerts: dict[tuple[str, str], str] = {}  # (where, metric) -> tier last raised
+        self.custom = CustomReader(plan.metrics, self.sample_interval, lambda i: instances.versions.get(i.key))
         self.windows = 1  # judged windows of this run (announce): the budget is spread over them
         self.shadow = plan.analysis.shadow
 
@@ -109,20 +112,26 @@ class Gatekeeper:
                   tests={name: budget.test(name) for name in SHARES}, shadow=self.shadow)
 
     # -- samples --------------------------------------------------------------------
-    async def sample(self, judged: Sequence[Instance],
-                     baseline: Sequence[Instance] = ()) -> tuple[dict[str, PoolStats], analysis.Readings]:
+    async def sample(self, judged: Sequence[Instance], baseline: Sequence[Instance] = ()
+                     ) -> tuple[dict[str, PoolStats], analysis.Readings, dict[str, custom_metrics.Reading]]:
         """Traffic per pool since the last sample, and the health, quality
         and unit CPU of (a spread of up to 50 of) the judged instances, with
-        the CPU of up to 10 baseline instances to compare against."""
+        the CPU of up to 10 baseline instances to compare against, and the
+        plan's custom metrics of both sides."""
         traffic = await self.traffic.read()
         probe = spread(judged, 50)
         base = spread(baseline, 10)
+        scraped = [*probe, *base] if self.custom.wants_series else probe
         # all at once: a dead host costs one probe timeout, not three in a row
-        healths, metrics, cpus, base_cpus = await asyncio.gather(
+        healths, series, cpus, base_cpus = await asyncio.gather(
             asyncio.gather(*(self.instances.probe(i) for i in probe)),
-            asyncio.gather(*(self._quality(i) for i in probe)),
+            asyncio.gather(*(self._series(i) for i in scraped)),
             asyncio.gather(*(self._cpu(i) for i in probe)),
             asyncio.gather(*(self._cpu(i) for i in base)))
+        scrapes = {i.key: s for i, s in zip(scraped, series)}
+        custom = await self.custom.read(probe, base, scrapes)
+        wanted = self.plan.metrics.instance.quality_score.selector
+        metrics = [None if s is None else s.value(wanted) for s in series[:len(probe)]]
         cpu = {i.key: c for i, c in zip([*probe, *base], [*cpus, *base_cpus]) if c is not None}
         quality = {i.key: q for i, q in zip(probe, metrics) if q is not None}
         pass_rate = sum(1 for h in healths if h.ok) / len(healths) if healths else None
@@ -131,11 +140,11 @@ class Gatekeeper:
         return traffic, analysis.Readings(
             health_pass_rate=pass_rate, quality_score=mean(quality.values()),
             cpu=mean(c for c in cpus if c is not None), baseline_cpu=mean(c for c in base_cpus if c is not None),
-            health_failed=sum(1 for h in healths if not h.ok) if healths else None)
+            health_failed=sum(1 for h in healths if not h.ok) if healths else None), custom
 
-    async def _quality(self, inst: Instance) -> float | None:
+    async def _series(self, inst: Instance) -> Series | None:
         metrics = await self._reading(self.driver.instance_metrics(inst, inst.port))
-        return None if metrics is None else metrics.quality_score
+        return None if metrics is None else metrics.series
 
     async def _cpu(self, inst: Instance) -> float | None:
         return await self._reading(self.driver.unit_cpu(inst))  # unknown is None, never "0 %"
@@ -181,6 +190,7 @@ class Gatekeeper:
         policy = self.policy()
         limit = seconds if self.shadow else max(seconds, thresholds.max_window)
         window, spent, extended = analysis.Window(), 0.0, False
+        customs, cwin = self.plan.metrics.custom, custom_metrics.CustomWindow()
         self.traffic.window_open = True
         try:
             await self.traffic.read()  # the window judges only traffic inside it
@@ -193,13 +203,15 @@ class Gatekeeper:
                     self.emit(GateEvaluated, name=name, verdict=analysis.Verdict.PASS.value,
                               reasons=["promoted by operator"], values={}, final=True)
                     return analysis.Verdict.PASS
-                traffic, readings = await self.sample(judged, baseline)
+                traffic, readings, custom = await self.sample(judged, baseline)
                 judged_ev = side_evidence(traffic, judged)
                 base_ev = side_evidence(traffic, baseline) if baseline else None
                 self.emit(JudgeSampled, name=name, t=round(spent, 3), canary=sample_record(judged_ev),
                           baseline=sample_record(base_ev) if base_ev is not None else None)
                 window, found = analysis.fold(window, judged_ev, base_ev, readings, policy)
-                self.raise_alerts(window, where, found)
+                cwin, folded = custom_metrics.fold(cwin, customs, custom, policy.budget.test("custom_metrics"))
+                found = custom_metrics.merge(found, folded, cwin)
+                self.raise_alerts(window, where, found, custom_metrics.alerts(folded))
                 if found.verdict in (analysis.Verdict.FAIL, analysis.Verdict.ENVIRONMENT):
                     self.emit_gate(name, found, 0.0, final=True)
                     if self.shadow:  # recorded; the window runs out its planned length and the run goes on
@@ -212,7 +224,9 @@ class Gatekeeper:
                 if spent + 1e-9 < seconds:
                     self.emit_gate(name, found, seconds - spent)
                     continue
-                verdict = analysis.close(window, policy, final=spent + 1e-9 >= limit)
+                final = spent + 1e-9 >= limit
+                verdict = custom_metrics.settle(analysis.close(window, policy, final=final), cwin, customs,
+                                                policy.beta, final=final)
                 if verdict.verdict == analysis.Verdict.PENDING:
                     if not extended:
                         extended = True
@@ -232,14 +246,17 @@ class Gatekeeper:
                   needed=j.needed, seen=j.seen, findings=[finding_fields(f) for f in j.findings],
                   shadow=self.shadow)
 
-    def raise_alerts(self, window: analysis.Window, where: str, judged: analysis.Judgement) -> None:
+    def raise_alerts(self, window: analysis.Window, where: str, judged: analysis.Judgement,
+                     custom: Sequence[analysis.Alert] = ()) -> None:
         """Emit an alert when a metric enters a tier (or changes tier). A
         failing gate's findings are alerts too (important, or critical):
         the sequential test can be sure of a bad release before a tier's
-        fixed-level test is."""
+        fixed-level test is. `custom`: the custom metrics' own alerts, at
+        the tiers their plan gives them (custom_metrics.alerts)."""
         current = {a.metric: a for a in analysis.alerts_for(window, self.plan.alerts)}
+        current.update({a.metric: a for a in custom})
         if judged.verdict == analysis.Verdict.FAIL:
-            for f in judged.findings:
+            for f in (f for f in judged.findings if f.metric not in {a.metric for a in custom}):
                 tier = "critical" if f.tier == "critical" else "important"
                 held = current.get(f.metric)
                 if held is None or analysis.TIERS.index(held.tier) > analysis.TIERS.index(tier):

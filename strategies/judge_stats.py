@@ -33,11 +33,12 @@ PROPORTION_RATIOS = (1.5, 2.0, 3.0, 5.0)
 # is the test a canary exists for. Thresholds on readings (health, quality,
 # CPU) are not statistics and spend none of it.
 SHARES = {
-    "errors_vs_baseline": 0.50,
+    "errors_vs_baseline": 0.45,
     "error_ceiling": 0.075,  # the plan's error_rate and every error alert rule that acts
     "tail_vs_baseline": 0.25,
     "latency_shift": 0.10,
     "p95_ceiling": 0.075,  # the plan's p95_latency and every p95 alert rule that acts
+    "custom_metrics": 0.05,  # the plan's metrics.custom, together (strategies/custom_metrics.py)
 }
 
 

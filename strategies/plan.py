@@ -36,6 +36,7 @@ from inventory.yaml_source import YamlDoc, format_path, parse_yaml, read_text
 from . import plan_types as T
 from .durations import format_duration
 from .errors import PlanError
+from .metric_plan import MetricsPlan
 
 SERVICE = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
 SLOT = re.compile(r"^[a-z][a-z0-9_-]{0,20}$")
@@ -524,6 +525,7 @@ class Plan(_Model):
     thresholds: Thresholds = Thresholds()
     analysis: Analysis = Analysis()
     alerts: Alerts = Alerts()
+    metrics: MetricsPlan = MetricsPlan()  # metric sources and custom metrics (metric_plan.py)
     notify: Notify = Notify()
     on_failure: Literal["rollback", "pause", "abort"] = "rollback"
     secrets: Annotated[list[str], BeforeValidator(_secrets)] = []

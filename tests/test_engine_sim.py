@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from console.session import Session, load_inputs
 from inventory.driver import DriverError
 from simfleet import write_inventory, write_plan
 from strategies.control import Command
 from strategies.engine import Outcome
 from strategies.events import (
+    AlertRaised,
     CapacityChecked,
     GateEvaluated,
     InstanceChanged,
@@ -646,3 +649,43 @@ async def test_a_success_whose_routed_host_dies_after_the_last_change_fails_nami
     result = await asyncio.wait_for(session.run(), 60)
     assert result.outcome == Outcome.FAILED, result.message
     assert result.message.endswith("; nginx still routes to agent-02, which do not answer"), result.message
+
+
+COST_METRIC = {"custom": [{"name": "cost_per_request", "worse": "higher", "tolerance": "25%",
+                           "instance": {"metric": "agent_cost_dollars_total", "per": "agent_requests_total"}}]}
+
+
+async def test_canary_costing_five_times_its_baseline_is_rolled_back_on_that_custom_metric_alone(tmp_path):
+    """SIMULATED: no errors, no slowdown; only the custom metric read from
+    each instance's /metrics (cost per answered request) tells."""
+    releases = {"1.0.0": {}, "2.0.0": {"cost_per_request": 0.01}}
+    session, events = make_session(tmp_path, "canary", releases=releases, hosts=10, metrics=COST_METRIC)
+    result = await session.run()
+    assert result.outcome == Outcome.ROLLED_BACK
+    failed = [e for e in events if isinstance(e, GateEvaluated) and e.verdict == "fail"]
+    assert [r.split()[0] for r in failed[0].reasons] == ["cost_per_request"]
+    assert failed[0].values["cost_per_request"] == pytest.approx(0.01)
+    assert failed[0].values["baseline_cost_per_request"] == pytest.approx(0.002)
+    assert set(result.versions.values()) == {"1.0.0"}
+
+
+async def test_custom_metric_breaches_alert_at_the_plans_tier_and_a_warning_never_fails(tmp_path):
+    """SIMULATED: the same costly release, judged only by a warning-tier
+    metric, raises warning alerts and is promoted."""
+    warn = {"custom": [dict(COST_METRIC["custom"][0], tier="warning", threshold=0.005)]}
+    releases = {"1.0.0": {}, "2.0.0": {"cost_per_request": 0.01}}
+    session, events = make_session(tmp_path, "canary", releases=releases, hosts=10, metrics=warn)
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED
+    alerts = [e for e in events if isinstance(e, AlertRaised) and e.metric == "cost_per_request"]
+    assert alerts and {a.tier for a in alerts} == {"warning"}
+    assert alerts[0].value == pytest.approx(0.01) and alerts[0].threshold == pytest.approx(0.0025)
+
+
+async def test_canary_with_a_custom_metric_like_its_baseline_is_promoted(tmp_path):
+    session, events = make_session(tmp_path, "canary", hosts=10, metrics=COST_METRIC)
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED
+    passed = [e for e in events if isinstance(e, GateEvaluated) and e.final]
+    assert passed and all(e.verdict == "pass" for e in passed)
+    assert all(e.values["cost_per_request"] == pytest.approx(0.002) for e in passed)

@@ -1,11 +1,14 @@
 #!/usr/bin/python3
-"""Stand-in agent service for the sandbox fleet (stdlib only).
+"""Stand-in agent service for the sandbox fleet (stdlib and prometheus_client).
 
 Runs as ``agent@SLOT.service`` (Type=notify). Environment: PORT, SLOT, and
 AGENT_ROOT (default /opt/agent, overridable for local tests). The release is
 read once at start from AGENT_ROOT/slots/SLOT/current/{VERSION,behaviour.json}.
 
-Endpoints: GET /health, GET /metrics, anything else -> a small JSON answer
+Endpoints: GET /health, GET /metrics (Prometheus's text format, through
+prometheus_client: requests by status, a latency histogram, in-flight
+requests, a quality gauge, tokens and cost counters, each labelled with the
+version and slot), anything else -> a small JSON answer
 after ``latency_ms``, or an ``error_status`` (500; 502/503 are the ones nginx
 retries elsewhere) for a random ``error_rate`` fraction. ``health_flap``
 (seconds) makes /health flap: ok for that long after start, failing as long,
@@ -22,11 +25,12 @@ import socket
 import sys
 import threading
 import time
-from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-DEFAULTS = {
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+DEFAULTS: dict[str, Any] = {
     "start_fail": False,
     "start_delay": 0.0,
     "health_fail": False,
@@ -37,6 +41,14 @@ DEFAULTS = {
     "quality": 0.97,
     "cpu_burn": 0.0,
 }
+# -- metrics behaviour (issue 25): the AI signals an agent exports ----------
+# What one answered request costs: tokens (half prompt, half completion) and
+# dollars; `quality` above is the evaluator's score gauge.
+DEFAULTS.update({
+    "tokens_per_request": 400,
+    "cost_per_request": 0.002,
+})
+# -- end of metrics behaviour -----------------------------------------------
 DRAIN_TIMEOUT = 10.0
 
 
@@ -67,18 +79,43 @@ def sd_notify(message: str) -> None:
 
 
 class Stats:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests = 0
-        self.errors = 0
-        self.inflight = 0
-        self.latencies: deque[float] = deque(maxlen=1000)
-        self.idle = threading.Condition(self.lock)
+    """In-flight requests (a drain waits for them) and the exported metrics."""
 
-    def p95(self) -> float:
-        with self.lock:
-            data = sorted(self.latencies)
-        return round(data[int(0.95 * (len(data) - 1))], 2) if data else 0.0
+    def __init__(self, version: str, slot: str, behaviour: dict[str, Any]) -> None:
+        self.lock = threading.Lock()
+        self.inflight = 0
+        self.idle = threading.Condition(self.lock)
+        self.registry = CollectorRegistry()
+        names = ("version", "slot")
+        reg = self.registry
+        Info("agent", "the release this agent runs", names, registry=reg).labels(version, slot).info({})
+        self.requests = Counter("agent_requests", "requests answered, by HTTP status",
+                                (*names, "status"), registry=reg)
+        self.errors = Counter("agent_errors", "requests answered with an error", names,
+                              registry=reg).labels(version, slot)
+        self.latency = Histogram("agent_request_duration_seconds", "time to answer a request", names,
+                                 buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10),
+                                 registry=reg).labels(version, slot)
+        self.gauge = Gauge("agent_inflight_requests", "requests being answered", names,
+                           registry=reg).labels(version, slot)
+        Gauge("agent_quality_score", "the evaluator's quality score of this release's answers", names,
+              registry=reg).labels(version, slot).set(float(behaviour["quality"]))
+        tokens = Counter("agent_tokens", "model tokens spent", (*names, "kind"), registry=reg)
+        self.prompt, self.completion = tokens.labels(version, slot, "prompt"), tokens.labels(version, slot, "completion")
+        self.cost = Counter("agent_cost_dollars", "model cost spent, in dollars", names,
+                            registry=reg).labels(version, slot)
+        self.labels = (version, slot)
+
+    def answered(self, status: int, seconds: float, behaviour: dict[str, Any]) -> None:
+        self.requests.labels(*self.labels, str(status)).inc()
+        self.latency.observe(seconds)
+        if status >= 400:
+            self.errors.inc()
+            return
+        tokens = max(0.0, float(behaviour["tokens_per_request"]))
+        self.prompt.inc(tokens / 2)
+        self.completion.inc(tokens / 2)
+        self.cost.inc(max(0.0, float(behaviour["cost_per_request"])))
 
 
 class AgentServer(ThreadingHTTPServer):
@@ -89,7 +126,7 @@ class AgentServer(ThreadingHTTPServer):
     def __init__(self, addr: tuple[str, int], version: str, slot: str, behaviour: dict[str, Any]) -> None:
         super().__init__(addr, Handler)
         self.version, self.slot, self.behaviour = version, slot, behaviour
-        self.stats = Stats()
+        self.stats = Stats(version, slot, behaviour)
         self.started = time.monotonic()
         self.hostname = socket.gethostname()
         self.draining = False
@@ -103,10 +140,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
         pass
 
-    def _send(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+    def _send(self, code: int, body: dict[str, Any] | bytes, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-Agent-Version", self.server.version)
         if self.server.draining:
@@ -132,32 +169,26 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, {"status": "ok", "version": srv.version, "slot": srv.slot})
             return
         if path == "/metrics":
-            with st.lock:
-                body = {"version": srv.version, "slot": srv.slot, "requests": st.requests,
-                        "errors": st.errors, "inflight": st.inflight}
-            body["quality_score"] = float(srv.behaviour["quality"])
-            body["latency_ms_p95"] = st.p95()
-            body["uptime_s"] = round(time.monotonic() - srv.started, 3)
-            self._send(200, body)
+            self._send(200, generate_latest(st.registry), CONTENT_TYPE_LATEST)
             return
         t0 = time.monotonic()
         with st.lock:
-            st.requests += 1
             st.inflight += 1
+        st.gauge.inc()
+        status = 200
         try:
             self._read_body()
             time.sleep(max(0.0, float(srv.behaviour["latency_ms"])) / 1000.0)
-            failed = random.random() < float(srv.behaviour["error_rate"])
-            if failed:
-                with st.lock:
-                    st.errors += 1
-                self._send(int(srv.behaviour["error_status"]), {"version": srv.version, "slot": srv.slot,
-                                 "host": srv.hostname, "error": "injected"})
+            if random.random() < float(srv.behaviour["error_rate"]):
+                status = int(srv.behaviour["error_status"])
+                self._send(status, {"version": srv.version, "slot": srv.slot,
+                                    "host": srv.hostname, "error": "injected"})
             else:
                 self._send(200, {"version": srv.version, "slot": srv.slot, "host": srv.hostname})
         finally:
+            st.answered(status, time.monotonic() - t0, srv.behaviour)
+            st.gauge.dec()
             with st.lock:
-                st.latencies.append((time.monotonic() - t0) * 1000.0)
                 st.inflight -= 1
                 st.idle.notify_all()
 

@@ -1,6 +1,7 @@
 """Shared constants, errors and small helpers for the sandbox fleet."""
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import shutil
@@ -17,10 +18,17 @@ if not 0 <= NET <= 9:
 _SUBNET = f"10.{77 + NET}.0"
 DEFAULT_STATE_DIR = Path(os.environ.get(
     "ROLLOUT_SANDBOX_DIR", "/var/lib/rollout-console/sandbox" + (f"-{NET}" if NET else "")))
-DEFAULT_IMAGE_DIR = Path(os.environ.get("ROLLOUT_SANDBOX_IMAGE", "/var/cache/rollout-console/image"))
 MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
-PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,nginx,sudo"
+# python3-prometheus-client: the agent exports its metrics in Prometheus's
+# text format; prometheus: the server `sandbox up --prometheus` runs on the LB.
+PACKAGES = ("systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,nginx,sudo,"
+            "python3-prometheus-client,prometheus")
+# The image's directory carries a digest of its package list: a changed list
+# builds a new image beside the old one (which fleets still running on it keep
+# using) instead of finding the old one "incomplete".
+_IMAGE_TAG = hashlib.sha256(f"{SUITE}:{PACKAGES}".encode()).hexdigest()[:8]
+DEFAULT_IMAGE_DIR = Path(os.environ.get("ROLLOUT_SANDBOX_IMAGE", f"/var/cache/rollout-console/image-{_IMAGE_TAG}"))
 
 BRIDGE = f"rcbr{NET}"
 BRIDGE_IP = f"{_SUBNET}.1"

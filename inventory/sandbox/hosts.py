@@ -482,7 +482,9 @@ def up(hosts: int = 6, state_dir: Path = DEFAULT_STATE_DIR, log: Log = print,
     state_dir = Path(state_dir)
     with _locked(state_dir):
         state = _load(state_dir)
-        if _fleet_healthy(state, hosts):
+        # a fleet on another image (an older package list: no prometheus_client
+        # for the agent this checkout installs) is rebuilt, not reused
+        if _fleet_healthy(state, hosts) and state.get("image") == str(image or DEFAULT_IMAGE_DIR):
             log(f"sandbox fleet already up ({hosts} agents + lb) in {state_dir}")
             for h in state["hosts"].values():  # a fleet left up by an older checkout runs this one's agent
                 if h["role"] == "agent":

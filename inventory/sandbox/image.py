@@ -11,7 +11,8 @@ from typing import Callable
 from .common import DEFAULT_IMAGE_DIR, MIRROR, PACKAGES, SUITE, SandboxError, preflight, run
 
 REQUIRED = ("usr/bin/python3", "usr/sbin/sshd", "usr/sbin/nginx", "lib/systemd/systemd",
-            "usr/bin/sudo", "sbin/ip")
+            "usr/bin/sudo", "sbin/ip", "usr/lib/python3/dist-packages/prometheus_client/parser.py",
+            "usr/bin/prometheus")
 
 
 def image_ready(image: Path) -> bool:

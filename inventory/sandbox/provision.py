@@ -60,6 +60,11 @@ def base(root: Path, name: str, authorized_key: str) -> str:
     pub = host_key(root, name)
     _write(root / "etc/ssh/sshd_config.d/10-sandbox.conf", (HERE / "sshd-sandbox.conf").read_text())
     _symlink("/lib/systemd/system/ssh.service", root / "etc/systemd/system/multi-user.target.wants/ssh.service")
+    # the image's prometheus package enables its server: it runs only where
+    # `sandbox up --prometheus` starts it (prometheus_server.py)
+    wants = root / "etc/systemd/system/multi-user.target.wants/prometheus.service"
+    if wants.is_symlink():
+        wants.unlink()
     (root / "root/.ssh").mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(root / "root/.ssh", 0o700)
     _write(root / "root/.ssh/authorized_keys", authorized_key.strip() + "\n", 0o600)

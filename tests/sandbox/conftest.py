@@ -104,6 +104,13 @@ class SandboxFleet:
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), json.loads(e.read() or b"null")
 
+    def metrics(self, name: str, port: int = 8080):
+        """An agent's /metrics as the console reads it (inventory/exposition.py)."""
+        from inventory.exposition import read_metrics
+
+        with urllib.request.urlopen(f"http://{self.ip(name)}:{port}/metrics", timeout=10) as r:
+            return read_metrics(r.read())
+
     def health(self, name: str, port: int = 8080) -> tuple[int, dict]:
         code, _, body = self.http_get(f"http://{self.ip(name)}:{port}/health")
         return code, body

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from inventory.exposition import Selector, read_metrics
 from rollout_helpers import wait_until
 
 SANDBOX = Path(__file__).resolve().parents[2] / "inventory" / "sandbox"
@@ -41,6 +42,12 @@ def _get(url: str, method: str = "GET"):
             return r.status, dict(r.headers), json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), json.loads(e.read())
+
+
+def _metrics(url: str):
+    """/metrics read as the console reads it (inventory/exposition.py)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        return r.status, dict(r.headers), read_metrics(r.read())
 
 
 class Agent:
@@ -92,13 +99,27 @@ def test_endpoints(agent_factory):
     assert code == 200 and headers["X-Agent-Version"] == "1.2.3"
     assert body == {"version": "1.2.3", "slot": "main", "host": socket.gethostname()}
     _get(a.url + "/x")
-    code, _, m = _get(a.url + "/metrics")
-    assert code == 200
-    assert set(m) == {"version", "slot", "requests", "errors", "inflight", "quality_score",
-                      "latency_ms_p95", "uptime_s"}
-    assert (m["version"], m["slot"], m["requests"], m["errors"], m["inflight"]) == \
-        ("1.2.3", "main", 2, 0, 0)
-    assert m["quality_score"] == 0.97 and 4 <= m["latency_ms_p95"] < 500 and m["uptime_s"] > 0
+    code, headers, m = _metrics(a.url)
+    assert code == 200 and headers["Content-Type"].startswith("text/plain")
+    v = {"version": "1.2.3", "slot": "main"}
+    assert m.value(Selector("agent_info", v)) == 1
+    assert m.value(Selector("agent_requests_total", {**v, "status": "200"})) == 2
+    assert m.value(Selector("agent_errors_total", v)) == 0
+    assert m.value(Selector("agent_inflight_requests", v)) == 0
+    assert m.value(Selector("agent_quality_score", v)) == 0.97
+    assert m.value(Selector("agent_request_duration_seconds_count", v)) == 2
+    assert m.value(Selector("agent_request_duration_seconds_bucket", {**v, "le": "0.005"})) == 0  # 5 ms of latency
+    assert m.value(Selector("agent_tokens_total", v)) == 800 and m.value(Selector("agent_cost_dollars_total")) == 0.004
+
+
+def test_metrics_count_tokens_and_cost_per_answered_request(agent_factory):
+    a = agent_factory({"tokens_per_request": 1000, "cost_per_request": 0.05, "error_rate": 1.0})
+    a.ready()
+    for _ in range(3):
+        assert _get(a.url + "/w")[0] == 500
+    m = _metrics(a.url)[2]
+    assert m.value(Selector("agent_requests_total", {"status": "500"})) == 3
+    assert m.value(Selector("agent_tokens_total")) == 0 and m.value(Selector("agent_cost_dollars_total")) == 0
 
 
 def test_error_rate_and_health_fail(agent_factory):
@@ -109,8 +130,11 @@ def test_error_rate_and_health_fail(agent_factory):
     assert 0.35 < codes.count(500) / len(codes) < 0.65
     assert _get(a.url + "/health")[::2] == (503, {"status": "failing", "version": "1.2.3",
                                                   "slot": "main"})
-    m = _get(a.url + "/metrics")[2]
-    assert m["requests"] == 300 and m["errors"] == codes.count(500) and m["quality_score"] == 0.5
+    m = _metrics(a.url)[2]
+    assert m.value(Selector("agent_requests_total")) == 300
+    errors = m.value(Selector("agent_errors_total"))
+    assert errors == codes.count(500) == m.value(Selector("agent_requests_total", {"status": "500"}))
+    assert m.value(Selector("agent_quality_score")) == 0.5
 
 
 def test_health_flap_alternates_ok_and_failing(agent_factory):

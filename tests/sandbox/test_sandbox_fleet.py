@@ -8,6 +8,8 @@ from collections import Counter
 import pytest
 import yaml
 
+from inventory.exposition import Selector
+
 pytestmark = pytest.mark.sandbox
 
 
@@ -148,7 +150,7 @@ def test_agent_finishes_inflight_request_on_sigterm(sandbox_fleet):
         t = threading.Thread(target=slow_request)
         t.start()
         deadline = time.monotonic() + 10  # wait for the request to be in flight, then stop the unit
-        while sandbox_fleet.http_get(f"http://{sandbox_fleet.ip(host)}:8080/metrics")[2]["inflight"] < 1:
+        while (sandbox_fleet.metrics(host).value(Selector("agent_inflight_requests")) or 0) < 1:
             assert time.monotonic() < deadline, "the slow request never reached the agent"
             time.sleep(0.05)
         stop = sandbox_fleet.ssh(host, "systemctl stop agent@main && "

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from inventory.driver import CommandRecord, DriverError, HostKeyError, PoolStats, UnitStatus
+from inventory.exposition import Selector
 from inventory.model import Host, Instance
 from inventory.nginx_config import Backend, LbState, parse_generation
 from inventory.ssh import SshPool
@@ -330,7 +331,8 @@ async def test_restart_reports_new_version_and_failed_start_shows_journal(sandbo
         st = await unit_of(f, a)
         assert st.active and st.sub_state == "running"
         m = await f.instance_metrics(a, AGENT_PORT)
-        assert m.version == "2.0.0" and m.inflight == 0 and m.quality_score is not None
+        assert m.version == "2.0.0" and m.inflight == 0
+        assert m.series.value(Selector("agent_quality_score", {"version": "2.0.0", "slot": "main"})) == 0.97
         assert await f.inflight(a) == 0
         assert "agent" in await f.journal_tail(a, 5)
         assert any(r.command == "systemctl restart agent@main.service" and r.ok for r in seen)
