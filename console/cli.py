@@ -12,6 +12,7 @@ from typing import Sequence
 from inventory.errors import InputError
 
 from .exitcodes import Exit
+from .trust_flag import add_trust_flag
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +49,7 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--auto-promote", action="store_true", help="headless: continue through indefinite pauses")
     add_live_flags(p)
     add_lock_flags(p)
+    add_trust_flag(p)
     return p
 
 
@@ -290,6 +292,7 @@ def main_resume(argv: Sequence[str]) -> int:
     p.add_argument("--auto-promote", action="store_true")
     add_live_flags(p)
     add_lock_flags(p)
+    add_trust_flag(p)
     args = p.parse_args(argv)
     from strategies.control import Command
 
@@ -333,6 +336,7 @@ def main_check(argv: Sequence[str]) -> int:
     p.add_argument("--inventory")
     p.add_argument("--version", dest="release", metavar="VERSION")
     p.add_argument("--accept-new-host-keys", action="store_true")
+    add_trust_flag(p)
     args = p.parse_args(argv)
     import asyncio
 

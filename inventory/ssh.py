@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 
 import asyncssh
 
-from .connection import Connection, JumpHop, parse_jump
+from .connection import Connection, JumpHop, parse_jump, proxy_command_jump
 from .driver import CommandRecord, DriverError, HostKeyError
 from .model import Host
 
@@ -107,11 +107,16 @@ def config_jump(host: Host) -> tuple[JumpHop, ...]:
         config=ssh_config_paths(host.connection), host=host.address, port=host.port or (),
         client_keys=None, known_hosts=None)
     tunnel = opts.tunnel
-    if isinstance(tunnel, str) and tunnel.strip():
-        try:
+    try:
+        if isinstance(tunnel, str) and tunnel.strip():
             return parse_jump(tunnel)
-        except ValueError as exc:
-            raise DriverError(host.name, "connect", f"ProxyJump in ssh config: {exc}") from None
+        if opts.proxy_command and not host.connection.trusted_config:
+            # the only ProxyCommand an untrusted config may hold (inventory/ssh_config.py):
+            # `ssh -W %h:%p bastion`, dialled as a hop like -J instead of run
+            return proxy_command_jump(" ".join(shlex.quote(a) for a in opts.proxy_command),
+                                      target=f"{opts.host}:{opts.port}")
+    except ValueError as exc:
+        raise DriverError(host.name, "connect", f"jump host in ssh config: {exc}") from None
     return ()
 
 
@@ -119,7 +124,8 @@ def hop_host(target: Host, hop: JumpHop, index: int) -> Host:
     """A jump hop as a Host: the target's known_hosts and ssh config apply."""
     return Host(name=f"{target.name} via {hop}", address=hop.host, port=hop.port, user=hop.user,
                 vars={"rollout_known_hosts": known_hosts_path(target)},
-                connection=Connection(ssh_config=target.connection.ssh_config))
+                connection=Connection(ssh_config=target.connection.ssh_config,
+                                      trusted_config=target.connection.trusted_config))
 
 
 class _Client(asyncssh.SSHClient):
@@ -219,6 +225,7 @@ class SshPool:
                 login_timeout=self.login_timeout,
                 keepalive_interval=self.keepalive_interval,
                 keepalive_count_max=3,
+                agent_forwarding=False,  # always: a remote root could sign with the operator's keys
             )
             if host.user:
                 kwargs["username"] = host.user
@@ -239,6 +246,9 @@ class SshPool:
                 return await asyncssh.connect(host.address, host.port or (), options=opts,
                                               config=ssh_config_paths(host.connection),
                                               tunnel=tunnel if tunnel is not None else (),
+                                              # a config's ProxyCommand runs only when the operator
+                                              # trusted that file (config_jump dials `ssh -W` itself)
+                                              proxy_command=() if host.connection.trusted_config else None,
                                               client_factory=lambda c=client: c)
         except asyncssh.HostKeyNotVerifiable as exc:
             fp = client.rejected_fingerprint or "?"
