@@ -29,6 +29,7 @@ from typing import Any, Iterator
 from strategies.events import Event, from_dict
 
 from .notify import NotificationDelivered  # noqa: F401 - registers the "notify" kind for reading journals back
+from .private import create_private, first_own_tree, state_candidates
 
 SCHEMA = 1
 GENESIS = "0" * 64
@@ -36,31 +37,21 @@ _DURABLE = {"phase", "operator", "run_finished", "alert"}
 
 
 def default_dir() -> Path:
-    """Where journals go unless --record says otherwise."""
+    """Where journals go unless --record says otherwise: $ROLLOUT_JOURNAL_DIR,
+    else a 0700 directory of the effective user's own (console/private.py)."""
     if os.environ.get("ROLLOUT_JOURNAL_DIR"):
-        return Path(os.environ["ROLLOUT_JOURNAL_DIR"])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "rollout-console" / "journals"
+        return private_dir(Path(os.environ["ROLLOUT_JOURNAL_DIR"]))
+    return first_own_tree(state_candidates("rollout-console", "journals"))
 
 
-def private_dir(path: Path, *, tighten: bool = False) -> Path:
-    """Make `path` (mode 0700 when this creates it). `tighten` also narrows
-    an existing directory to 0700: for the console's own directories (the
-    default journal and control directories), never for a directory the
-    operator named with --record."""
+def private_dir(path: Path) -> Path:
+    """Make `path` (mode 0700 when this creates it) for a directory the
+    operator named (--record, ROLLOUT_JOURNAL_DIR): its mode is theirs."""
     existed = path.is_dir()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if tighten or not existed:
+    if not existed:
         os.chmod(path, 0o700)
     return path
-
-
-def create_private(path: Path, exclusive: bool = True) -> int:
-    """Open a new file readable by its owner only (0600 whatever the umask)."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC) | os.O_CLOEXEC
-    fd = os.open(path, flags, 0o600)
-    os.fchmod(fd, 0o600)
-    return fd
 
 
 def clear_dead_reserves(directory: Path) -> list[Path]:
@@ -70,7 +61,7 @@ def clear_dead_reserves(directory: Path) -> list[Path]:
     removed = []
     for reserve in directory.glob(".*.reserve"):
         try:
-            fd = os.open(reserve, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(reserve, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             continue
         try:
@@ -172,7 +163,7 @@ class JournalWriter:
         private_dir(path.parent)
         clear_dead_reserves(path.parent)
         reserve = path.with_name(f".{path.name}.reserve")
-        reserve_fd = create_private(reserve, exclusive=False)
+        reserve_fd = create_private(reserve)
         try:
             fcntl.flock(reserve_fd, fcntl.LOCK_EX)
             os.write(reserve_fd, b"\0" * RESERVE_BYTES)

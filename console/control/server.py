@@ -19,7 +19,7 @@ from typing import Any
 from strategies.control import Command
 from strategies.events import Event, Notice, OperatorCommand
 
-from ..journal import create_private
+from ..private import write_private
 from ..view_state import FleetView
 from . import peer as peers
 from .protocol import LINE_LIMIT, ProtocolError, decode, encode, error
@@ -66,7 +66,9 @@ class ControlServer:
     async def start(self) -> Path:
         """Listen on `<run id>.sock`: bound under a temporary name, made 0600,
         then renamed into place, so no client ever finds it half made (and
-        takes it for stale)."""
+        takes it for stale). It is bound inside control_dir(), checked to be
+        the effective user's own 0700 directory, so no other user can reach
+        it before its mode is set."""
         final = socket_path(self.run_id)
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
@@ -89,9 +91,7 @@ class ControlServer:
         viewers, stop listening and remove the socket."""
         self.record = record
         try:
-            fd = create_private(result_path(self.run_id), exclusive=False)
-            with open(fd, "w") as fh:
-                json.dump({**self.status(), **record}, fh)
+            write_private(result_path(self.run_id), json.dumps({**self.status(), **record}).encode())
         except OSError:
             pass  # the journal holds the result too
         line = encode({"type": "result", **record})
