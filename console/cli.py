@@ -196,13 +196,15 @@ def main_audit(argv: Sequence[str]) -> int:
     sub = p.add_subparsers(dest="action", required=True)
     v = sub.add_parser("verify", help="verify the chain; names the first broken record")
     v.add_argument("journal")
+    v.add_argument("--expect", metavar="HASH", help="the head recorded elsewhere (the run's journal_hash, as "
+                   "notifications carry it): the journal must end there; needed where its sealed head is not")
     args = p.parse_args(argv)
     from .journal import verify
 
     if not Path(args.journal).is_file():
         print(f"console audit: error: {args.journal}: no such file", file=sys.stderr)
         return Exit.BAD_INPUT
-    result = verify(Path(args.journal))
+    result = verify(Path(args.journal), args.expect)
     print(("OK " if result.ok else "BROKEN ") + result.message + (f" final {result.final_hash}" if result.ok else ""))
     return Exit.OK if result.ok else Exit.FAILED
 

@@ -209,5 +209,45 @@ def parse_generation(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _managed_line_shapes(up: str) -> list[re.Pattern[str]]:
+    """Every line `render` can write for upstream `up`, as a pattern."""
+    u = re.escape(up)
+    pool = rf"{u}_[a-z][a-z0-9_]{{0,40}}"
+    header = r"\$http_[a-z][a-z0-9_]{0,60}"
+    server = r"[A-Za-z0-9.:\[\]-]{1,253}:\d{1,5}"
+    log_format = re.escape(render(LbState(up, {"x": (Backend("h", 1),)}, "x")).splitlines()[1])
+    shapes = [
+        rf"# Managed by rollout-console: do not edit\. generation {_GENERATION.pattern[1:-1]}",
+        log_format,
+        rf"access_log /[A-Za-z0-9._/-]{{1,200}} rollout_{u};",
+        rf"upstream {pool} \{{", rf"    server {server}( backup)? max_fails=0;", r"    keepalive 16;", r"\}",
+        rf"userid on; userid_name rollout_{u}; userid_expires 1d;",
+        rf"map {header} \${u}_stick \{{", r'    "" \$request_id;', rf"    default {header};",
+        rf'split_clients "(\$\{{request_id\}}|\$\{{uid_got\}}\$\{{uid_set\}}|\$\{{{u}_stick\}})" \${u}_split \{{',
+        rf"    \d{{1,3}}\.\d\d% {pool};", rf"    \* {pool};",
+        rf"map {header} \${u}_pool \{{", rf"    default ({pool}|\${u}_split);", rf'    "[a-z][a-z0-9_]{{0,40}}" {pool};',
+        rf"map \$request_id \${u}_pool \{{ default ({pool}|\${u}_split); \}}",
+        r"server \{", r"    listen 127\.0\.0\.1:\d{1,5};", r"    access_log off;",
+        rf'    location = /__rollout/{u}/generation \{{ return 200 "{_GENERATION.pattern[1:-1]}\\n"; \}}',
+    ]
+    return [re.compile(shape) for shape in shapes]
+
+
+def check_managed_text(text: str, upstream: str) -> None:
+    """Refuse a text said to be a managed file (a journal's LB snapshot,
+    written back as root's nginx config on resume) unless it is one
+    `render` could have written: a generation line first, and every line
+    of a shape render writes (no include, no other directive)."""
+    if not _NAME.fullmatch(upstream):
+        raise ConfigError(f"upstream name {upstream!r} must match {_NAME.pattern}")
+    lines = text.split("\n")
+    if not text.endswith("\n") or parse_generation(lines[0]) is None or not lines[0].startswith("# Managed"):
+        raise ConfigError("line 1: not a file managed by rollout-console")
+    shapes = _managed_line_shapes(upstream)
+    for number, line in enumerate(lines[:-1], 1):
+        if not any(shape.fullmatch(line) for shape in shapes):
+            raise ConfigError(f"line {number}: {line[:80]!r} is not a line rollout-console writes")
+
+
 def marker_path(upstream: str) -> str:
     return f"/__rollout/{upstream}/generation"
