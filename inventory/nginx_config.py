@@ -92,13 +92,13 @@ def split_percentages(weights: Mapping[str, float]) -> list[tuple[str, float]]:
 
 def validate(state: LbState) -> None:
     """Refuse any value that could change the config's meaning."""
-    if not _NAME.match(state.upstream):
+    if not _NAME.fullmatch(state.upstream):
         raise ConfigError(f"upstream name {state.upstream!r} must match {_NAME.pattern}")
     for pool, backends in state.pools.items():
-        if not _NAME.match(pool):
+        if not _NAME.fullmatch(pool):
             raise ConfigError(f"pool name {pool!r} must match {_NAME.pattern}")
         for b in backends:
-            if not _ADDRESS.match(b.address) or not 0 < int(b.port) < 65536:
+            if not _ADDRESS.fullmatch(b.address) or not 0 < int(b.port) < 65536:
                 raise ConfigError(f"backend {b.address!r}:{b.port!r} is not a host:port")
     if state.default_pool not in state.pools or not state.pools[state.default_pool]:
         raise ConfigError(f"default pool {state.default_pool!r} has no backends")
@@ -108,13 +108,13 @@ def validate(state: LbState) -> None:
     for pool, spare in state.fallback.items():
         if not state.pools.get(pool) or not state.pools.get(spare) or pool == spare:
             raise ConfigError(f"pool {pool!r} cannot fall back to {spare!r}: both need backends")
-    if state.force_header is not None and not _HEADER.match(state.force_header):
+    if state.force_header is not None and not _HEADER.fullmatch(state.force_header):
         raise ConfigError(f"force header {state.force_header!r} is not a header name")
-    if state.sticky not in (None, "cookie") and not _HEADER.match(state.sticky):
+    if state.sticky not in (None, "cookie") and not _HEADER.fullmatch(state.sticky):
         raise ConfigError(f"sticky header {state.sticky!r} is not a header name")
-    if not _PATH.match(state.access_log):
+    if not _PATH.fullmatch(state.access_log):
         raise ConfigError(f"access log path {state.access_log!r} is not a plain absolute path")
-    if not _GENERATION.match(state.generation):
+    if not _GENERATION.fullmatch(state.generation):
         raise ConfigError(f"generation {state.generation!r} is not a plain token")
     if not 0 < int(state.marker_port) < 65536:
         raise ConfigError(f"marker port {state.marker_port!r} is out of range")

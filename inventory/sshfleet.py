@@ -31,6 +31,7 @@ from .model import Host, Instance
 from .nginx_config import ConfigError, LbState, marker_path, parse_generation, render
 from .nginx_workers import RELOAD, old_workers, wait_retired
 from .ssh import SshPool
+from .validate import clean_text, reported_version
 
 _LISTEN_MARKER = re.compile(r"listen\s+127\.0\.0\.1:(\d+);")
 LOG_READ_MAX = 4 * 1024 * 1024
@@ -333,11 +334,10 @@ class SshFleet:
         except ValueError:
             body = None
         body = body if isinstance(body, dict) else {}
-        version = body.get("version")
-        version = str(version) if version is not None else None
-        ok = r.status_code == 200 and body.get("status") == "ok"
-        detail = "" if ok else f"HTTP {r.status_code} status={body.get('status')!r}"
-        return HealthSample(inst.key, ok, version, latency, detail)
+        version, refused = reported_version(body.get("version"))
+        ok = r.status_code == 200 and body.get("status") == "ok" and not refused
+        detail = refused or ("" if ok else f"HTTP {r.status_code} status={body.get('status')!r}")
+        return HealthSample(inst.key, ok, version, latency, clean_text(detail))
 
     async def _metrics(self, inst: Instance, port: int) -> dict[str, Any]:
         try:
@@ -357,9 +357,8 @@ class SshFleet:
     async def instance_metrics(self, inst: Instance, port: int) -> InstanceMetrics:
         b = await self._metrics(inst, port)
         q = b.get("quality_score")
-        v = b.get("version")
         return InstanceMetrics(
-            instance=inst.key, version=str(v) if v is not None else None,
+            instance=inst.key, version=reported_version(b.get("version"))[0],
             requests=int(b.get("requests") or 0), errors=int(b.get("errors") or 0),
             inflight=int(b.get("inflight") or 0),
             quality_score=float(q) if q is not None else None,

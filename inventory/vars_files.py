@@ -68,7 +68,7 @@ def _load(path: Path) -> dict[str, FileVar]:
         raise InventoryError(file, doc.line_of(()), "", f"expected a mapping of variables, got {show(doc.data)}")
     out: dict[str, FileVar] = {}
     for key, value in doc.data.items():
-        if not VAR_NAME.match(key):
+        if not VAR_NAME.fullmatch(key):
             raise InventoryError(file, doc.line_of((key,)), format_path((key,)),
                                  f"bad variable name {show(key)} (letters, digits and '_', not starting with a digit)")
         out[key] = FileVar(value, file, doc.line_of((key,)), format_path((key,)))

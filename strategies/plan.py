@@ -57,7 +57,7 @@ Count0 = Annotated[int, BeforeValidator(lambda v: T.integer(v, 0, 1_000_000_000,
 
 def _regex(pattern: re.Pattern[str], what: str) -> BeforeValidator:
     def check(value: Any) -> Any:
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             raise ValueError(f"expected {what} matching {pattern.pattern}, got {show(value)}")
         return value
 
@@ -103,6 +103,35 @@ def _template_fields(template: str, allowed: tuple[str, ...]) -> None:
             raise ValueError(f"template field {{{name}}} takes no format spec or conversion")
 
 
+def _quoting_at_fields(template: str) -> None:
+    """Each field must stand where the shell reads its value as one literal
+    word: outside quotes, backquotes and here-documents. The value is
+    substituted shell-quoted ('...'), which is a word of its own anywhere
+    unquoted (`releases/{version}` included), but inside "..." the quotes are
+    literal and `$(...)` in a host-reported version would run (issue 23)."""
+    if "<<" in template and "{" in template.split("<<", 1)[1].replace("{{", ""):
+        raise ValueError("a template field after << (a here-document) is not quoted by the shell: "
+                         "pass the value as an argument")
+    quote = ""  # the quote we are inside: ', " or `
+    i = 0
+    while i < len(template):
+        ch = template[i]
+        if template.startswith(("{{", "}}"), i):
+            i += 2
+            continue
+        if ch == "{" and quote:
+            name = template[i + 1:template.index("}", i)]
+            where = {"'": "single quotes", '"': "double quotes", "`": "backquotes"}[quote]
+            raise ValueError(f"template field {{{name}}} is inside {where}: write it as a shell word of its own "
+                             f"({'{' + name + '}'} unquoted; the console quotes its value)")
+        if ch == "\\" and quote != "'":
+            i += 2
+            continue
+        if ch in "'\"`" and (not quote or quote == ch):
+            quote = "" if quote else ch
+        i += 1
+
+
 # -- sections ---------------------------------------------------------------------
 
 def _commands(value: Any) -> Any:
@@ -119,6 +148,7 @@ def _command(cmd: Any) -> Any:
     if "\0" in cmd:
         raise ValueError("command contains a NUL byte")
     _template_fields(cmd, COMMAND_FIELDS)
+    _quoting_at_fields(cmd)
     return cmd
 
 
@@ -157,7 +187,7 @@ class Nginx(_Model):
     def _sticky(cls, value: Any) -> Any:
         if value is None or value == "cookie":
             return value
-        if isinstance(value, str) and HEADER.match(value):
+        if isinstance(value, str) and HEADER.fullmatch(value):
             return value
         raise ValueError(f'expected null, "cookie" or a request header name, got {show(value)}')
 
@@ -175,7 +205,7 @@ class Drain(_Model):
 
 
 def _max_fail(value: Any) -> float:
-    m = T.PERCENT.match(value) if isinstance(value, str) else None
+    m = T.PERCENT.fullmatch(value) if isinstance(value, str) else None
     if m:
         value = float(m.group(1))
     if not T.is_number(value) or not 0 <= value <= 100:
@@ -303,7 +333,7 @@ class BlueGreen(_Model):
     def _names(cls, value: Any, info: ValidationInfo) -> Any:
         mode = info.data.get("mode", "units")
         pattern, what = (SLOT, "a slot name") if mode == "units" else (GROUP_NAME, "an inventory group name")
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             raise ValueError(f"expected {what} matching {pattern.pattern} (mode {mode}), got {show(value)}")
         return value
 
@@ -402,7 +432,7 @@ NOTIFY_URL = re.compile(r"^https?://[^\s/?#@]+(?::[0-9]{1,5})?(?:[/?#][^\s]*)?$"
 def _notify_url(value: Any) -> Any:
     if value is None:
         return None
-    if not isinstance(value, str) or not NOTIFY_URL.match(value):
+    if not isinstance(value, str) or not NOTIFY_URL.fullmatch(value):
         raise ValueError(f"expected an http:// or https:// URL, got {show(value)}")
     return value
 
@@ -463,13 +493,13 @@ def _secrets(value: Any) -> Any:
     if not isinstance(value, list):
         raise ValueError(f"expected a list of variable names, got {show(value)}")
     for item in value:
-        if not isinstance(item, str) or not VAR_NAME.match(item):
+        if not isinstance(item, str) or not VAR_NAME.fullmatch(item):
             raise ValueError(f"expected a variable name, got {show(item)}")
     return value
 
 
 def _unit(value: Any) -> Any:
-    if not isinstance(value, str) or not UNIT.match(value) or not value.endswith(".service"):
+    if not isinstance(value, str) or not UNIT.fullmatch(value) or not value.endswith(".service"):
         raise ValueError(f'expected a systemd unit template ending in ".service" ({UNIT.pattern}), got {show(value)}')
     _template_fields(value, ("slot",))
     return value
@@ -526,11 +556,25 @@ class Plan(_Model):
 
 # -- public helpers -------------------------------------------------------------------
 
+class UnsafeValue(ValueError):
+    """A value refused before it reaches a command template."""
+
+
+def check_template_values(version: str, slot: str) -> None:
+    """A version or slot read back from a host (a rollback target, the slot
+    it runs in) held to what the operator may give, before it is rendered
+    into root's commands: UnsafeValue otherwise."""
+    if not RELEASE_VERSION.fullmatch(str(version)):
+        raise UnsafeValue(f"version {show(version)} is not a release version ({RELEASE_VERSION.pattern})")
+    if not GROUP_NAME.fullmatch(str(slot)):  # a slot of units mode or an inventory group
+        raise UnsafeValue(f"slot {show(slot)} is not a slot or group name ({GROUP_NAME.pattern})")
+
+
 def render_template(plan: Plan, template: str, version: str, slot: str, host_name: str) -> str:
     """One command template with every substituted value shell-quoted.
 
     The template text is the plan author's shell and is trusted; the values
-    (version, slot, service, host) are not."""
+    (version, slot, service, host) are not (see also check_template_values)."""
     return template.format(version=shlex.quote(str(version)), slot=shlex.quote(str(slot)),
                            service=shlex.quote(str(plan.service)), host=shlex.quote(str(host_name)))
 

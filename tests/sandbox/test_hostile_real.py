@@ -158,3 +158,39 @@ async def test_template_values_that_need_quoting_reach_a_real_shell_verbatim(fle
         assert words("/tmp/seen-values") == [value, value, "agent", value], value
         assert words("/tmp/seen-check") == [value, value, value], value
     no_marker_anywhere(fleet)
+
+
+async def test_a_host_reported_version_is_validated_before_it_can_reach_a_template(fleet, tmp_path):
+    """Issue 23 finding 4: an agent whose /health reports `1.0.0$(touch
+    /tmp/pwned)` (its service account could write that) would be the
+    rollback target rendered into root's deploy commands. The version is
+    held to what --version may be: the instance is unhealthy, so preflight
+    refuses (exit 6) naming it, and nothing is touched."""
+    fleet.ssh("agent-02", "d=$(readlink -f /opt/agent/slots/main/current) && rm -rf /opt/agent/releases/evil && "
+                          "cp -a $d /opt/agent/releases/evil && "
+                          "printf '%s' '1.0.0$(touch /tmp/pwned)' > /opt/agent/releases/evil/VERSION && "
+                          "ln -sfn /opt/agent/releases/evil /opt/agent/slots/main/current && "
+                          "systemctl restart agent@main", check=True)
+    before = managed_config(fleet)
+    code, events, err = await console("--plan", str(plan_file(tmp_path, **FAST)), "--inventory",
+                                      str(fleet.inventory_path), "--headless", "--output", "json",
+                                      "--record", str(tmp_path / "j.jsonl"))
+    assert code == 6, err + json.dumps(events[-3:])
+    assert "agent-02" in events[-1]["message"] and "unhealthy" in events[-1]["message"]
+    refused = [e for e in events if "is not a release version" in json.dumps(e)]
+    assert refused, "the reported version was not named"
+    assert "\\u001b" not in json.dumps(events)
+    assert managed_config(fleet) == before
+    no_marker_anywhere(fleet)
+
+
+async def test_a_template_field_inside_quotes_is_refused_at_plan_load(fleet, tmp_path):
+    """Issue 23 finding 4: `"{version}"` would put the shell-quoted value
+    inside double quotes, where its quotes are literal and $(...) runs."""
+    plan = plan_file(tmp_path, deploy={"commands": ['echo "{version}" > /tmp/seen-values']})
+    code, _, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path), "--headless",
+                                 "--record", str(tmp_path / "j.jsonl"))
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and f"{plan}:" in err and "inside double quotes" in err
+    assert not (tmp_path / "j.jsonl").exists()
+    no_marker_anywhere(fleet)
