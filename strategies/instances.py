@@ -94,7 +94,7 @@ class InstanceOps:
         deadline = plan.health.deadline
         try:
             check_template_values(version, inst.slot)
-            commands = render_commands(plan, version, inst.slot, inst.host.name)
+            commands = render_commands(plan, version, inst.slot, inst.host.name, reveal=True)
         except UnsafeValue as exc:  # nothing ran: the instance is as it was
             return False, f"refused to deploy: {exc}"
         try:

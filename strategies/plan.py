@@ -11,6 +11,7 @@ Every bad input raises ``PlanError``: one line naming file, line and field.
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import string
@@ -22,7 +23,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    PrivateAttr,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -44,7 +48,8 @@ UPSTREAM = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,60}$")
 ABS_PATH = re.compile(r"^/[A-Za-z0-9._/-]{1,200}$")
 URL_PATH = re.compile(r"^/[A-Za-z0-9._~/%?&=+:-]{0,200}$")
-COMMAND_FIELDS = ("version", "slot", "service", "host")
+COMMAND_FIELDS = ("version", "slot", "service", "host", "secrets")
+SECRET_FIELD = re.compile(r"secrets\[([A-Za-z_][A-Za-z0-9_]{0,63})\]")
 
 Duration = Annotated[float, BeforeValidator(T.duration)]
 PositiveDuration = Annotated[float, BeforeValidator(T.positive_duration)]
@@ -91,6 +96,10 @@ def _template_fields(template: str, allowed: tuple[str, ...]) -> None:
     for _text, name, spec, conv in parts:
         if name is None:
             continue
+        if name == "secrets":
+            raise ValueError("template field {secrets} takes a name: {secrets[NAME]}")
+        if SECRET_FIELD.fullmatch(name) and "secrets" in allowed:  # declared under `secrets:` (Plan._secret_fields)
+            name = "secrets"
         if name not in allowed:
             names = ", ".join("{" + a + "}" for a in allowed)
             hint = did_you_mean(name, allowed).replace('"', "")
@@ -460,6 +469,9 @@ class NotifyTarget(_Model):
     command: Annotated[list[str] | None, BeforeValidator(_argv)] = None
     tiers: list[Literal["critical", "important", "warning"]] = ["critical", "important", "warning"]
     events: list[Literal["alert", "gate", "result"]] = ["alert", "gate", "result"]
+    # http:// sends the events, the URL's token and the headers in clear:
+    # only where the plan says so for this target (docs/threat-model.md, "the network")
+    allow_http: bool = False
 
     @model_validator(mode="after")
     def _where(self) -> NotifyTarget:
@@ -468,6 +480,9 @@ class NotifyTarget(_Model):
                 raise ValueError("a command target takes `command:` (and no url)")
         elif self.url is None or self.command is not None:
             raise ValueError(f"a {self.kind} target takes `url:` (and no command)")
+        elif self.url.lower().startswith("http://") and not self.allow_http:
+            raise ValueError("an http:// URL sends events, tokens and headers in clear: use https://, or set "
+                             "`allow_http: true` on this target")
         return self
 
 
@@ -483,6 +498,9 @@ class Notify(_Model):
     retries: Annotated[int, BeforeValidator(lambda v: T.integer(v, 0, 10, "a retry count"))] = 3
     backoff: PositiveDuration = 1.0
     flush: Duration = 10.0
+    # HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment (a root shell
+    # may have inherited a user's): only when the plan asks
+    use_proxy_env: bool = False
 
     def secret_values(self) -> list[str]:
         """URLs and header values: never shown or journalled."""
@@ -491,11 +509,30 @@ class Notify(_Model):
 
 def _secrets(value: Any) -> Any:
     if not isinstance(value, list):
-        raise ValueError(f"expected a list of variable names, got {show(value)}")
+        raise ValueError(f"expected a list of variable names or {{name, env|file}} secrets, got {show(value)}")
     for item in value:
+        if isinstance(item, dict):
+            continue  # a SecretRef, validated as one
         if not isinstance(item, str) or not VAR_NAME.fullmatch(item):
             raise ValueError(f"expected a variable name, got {show(item)}")
     return value
+
+
+class SecretRef(_Model):
+    """A named secret the plan's commands use as `{secrets[NAME]}`: read at
+    load from the controller's environment or from a file only its owner may
+    read, substituted shell-quoted, and masked by value in every output,
+    journal, view and notification (docs/threat-model.md, "secrets")."""
+
+    name: Annotated[str, _regex(VAR_NAME, "a secret name")]
+    env: Annotated[str | None, _optional(_regex(VAR_NAME, "an environment variable name").func)] = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret takes exactly one of `env:` or `file:`")
+        return self
 
 
 def _unit(value: Any) -> Any:
@@ -533,8 +570,32 @@ class Plan(_Model):
     alerts: Alerts = Alerts()
     notify: Notify = Notify()
     on_failure: Literal["rollback", "pause", "abort"] = "rollback"
-    secrets: Annotated[list[str], BeforeValidator(_secrets)] = []
+    # inventory variables whose values are secret, and named secrets (SecretRef)
+    secrets: Annotated[list[Annotated[Annotated[str, Tag("var")] | Annotated[SecretRef, Tag("ref")],
+                                      Discriminator(lambda v: "ref" if isinstance(v, (dict, SecretRef)) else "var")]],
+                       BeforeValidator(_secrets)] = []
     rollback_delay: Annotated[float | None, _optional(T.duration)] = None
+    _secret_values: dict[str, str] = PrivateAttr(default_factory=dict)  # SecretRef name -> value, set by load_plan
+
+    @model_validator(mode="after")
+    def _secret_fields(self) -> Plan:
+        """Every `{secrets[NAME]}` in a command names a declared secret."""
+        named = {s.name for s in self.secrets if isinstance(s, SecretRef)}
+        for cmd in [*self.deploy.commands, *([self.deploy.check] if self.deploy.check else [])]:
+            for _text, field_name, _spec, _conv in string.Formatter().parse(cmd):
+                m = SECRET_FIELD.fullmatch(field_name or "")
+                if m and m.group(1) not in named:
+                    raise ValueError(f"deploy: {{secrets[{m.group(1)}]}} names no secret under `secrets:` "
+                                     f"(declare {{name: {m.group(1)}, env: VAR}} or {{name: ..., file: PATH}})")
+        return self
+
+    def secret_var_names(self) -> list[str]:
+        """Inventory variables the plan marks secret."""
+        return [s for s in self.secrets if isinstance(s, str)]
+
+    def named_secret_values(self) -> list[str]:
+        """The values of the plan's named secrets (masked everywhere)."""
+        return list(self._secret_values.values())
 
     @field_validator("rollback_delay")
     @classmethod
@@ -570,18 +631,48 @@ def check_template_values(version: str, slot: str) -> None:
         raise UnsafeValue(f"slot {show(slot)} is not a slot or group name ({GROUP_NAME.pattern})")
 
 
-def render_template(plan: Plan, template: str, version: str, slot: str, host_name: str) -> str:
+def render_template(plan: Plan, template: str, version: str, slot: str, host_name: str, *,
+                    reveal: bool = False) -> str:
     """One command template with every substituted value shell-quoted.
 
     The template text is the plan author's shell and is trusted; the values
-    (version, slot, service, host) are not (see also check_template_values)."""
+    (version, slot, service, host) are not (see also check_template_values).
+    Named secrets are substituted only with `reveal` (a command about to
+    run); otherwise as *** (what a dry run prints)."""
+    secrets = {k: shlex.quote(v) if reveal else "***" for k, v in plan._secret_values.items()}
     return template.format(version=shlex.quote(str(version)), slot=shlex.quote(str(slot)),
-                           service=shlex.quote(str(plan.service)), host=shlex.quote(str(host_name)))
+                           service=shlex.quote(str(plan.service)), host=shlex.quote(str(host_name)),
+                           secrets=secrets)
 
 
-def render_commands(plan: Plan, version: str, slot: str, host_name: str) -> list[str]:
+def render_commands(plan: Plan, version: str, slot: str, host_name: str, *, reveal: bool = False) -> list[str]:
     """Deploy commands for one host (see `render_template`)."""
-    return [render_template(plan, cmd, version, slot, host_name) for cmd in plan.deploy.commands]
+    return [render_template(plan, cmd, version, slot, host_name, reveal=reveal) for cmd in plan.deploy.commands]
+
+
+def _read_secret(ref: SecretRef) -> str:
+    """A named secret's value: the environment variable, or the file (owned
+    by this user or root, readable by its owner only, not a symlink)."""
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if not value:
+            raise ValueError(f"environment variable {ref.env} is not set")
+        return value
+    path = os.path.expanduser(str(ref.file))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid not in (os.geteuid(), 0) or st.st_mode & 0o077:
+            raise ValueError(f"{path} must belong to you and be readable by its owner only (chmod 600)")
+        value = os.read(fd, 64 * 1024).decode("utf-8", "replace").rstrip("\r\n")
+    finally:
+        os.close(fd)
+    if not value:
+        raise ValueError(f"{path} is empty")
+    return value
 
 
 def summary(plan: Plan) -> str:
@@ -750,9 +841,17 @@ def load_plan(path: str | Path, *, version_override: str | None = None) -> Plan:
     data.setdefault("name", Path(file).stem or "plan")
     data["source"] = file
     try:
-        return Plan.model_validate(data)
+        plan = Plan.model_validate(data)
     except ValidationError as exc:
         _raise_validation(exc, data, _Source(doc, origin), file)
+    for i, ref in enumerate(plan.secrets):
+        if isinstance(ref, SecretRef):
+            line, fld = _Source(doc, origin).locate(("secrets", i))
+            try:
+                plan._secret_values[ref.name] = _read_secret(ref)
+            except ValueError as exc:
+                raise PlanError(file, line, fld, f"secret {ref.name}: {exc}") from None
+    return plan
 
 
 class _ThresholdsFile(_Model):
