@@ -212,12 +212,13 @@ class SshFleet:
                         and held.journal == takeover_journal)
             if stale is None or not (break_stale or takeover):
                 raise lock_mod.LockHeld(lb.name, held, stale, raw)
-            token = held.token if held else ""
-            if held is None:  # unreadable and stale: remove only if still unreadable-equal
-                await self._check(lb, "lock", f"rm -f {shlex.quote(path)}", 30.0)
-            else:
-                await self._check(lb, "lock", lock_mod.owned_script(path, token, "rm -f"), 30.0)
-            self.pool.report(CommandRecord(lb.name, f"# broke stale rollout lock: {stale}", 0, 0.0))
+            # judged by its heartbeat: still that old when removed (a holder that touched it since lives)
+            min_age = 0.0 if stale.startswith("pid ") else max_age
+            script = lock_mod.break_script(path, held.token if held else None, lock_mod.parse_inode(rec.stdout),
+                                           min_age)
+            done = await self._check(lb, "lock", script, 30.0)
+            if done.stdout.startswith("BROKEN"):
+                self.pool.report(CommandRecord(lb.name, f"# broke stale rollout lock: {stale}", 0, 0.0))
         raise lock_mod.LockHeld(lb.name, None, None, "lock changed hands while breaking it")
 
     async def lock_heartbeat(self) -> bool:
