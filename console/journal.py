@@ -100,7 +100,8 @@ def operator_identity() -> dict[str, str]:
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
         user = str(os.getuid())
     ssh = os.environ.get("SSH_CLIENT", "").split()
-    return {"user": user, "host": socket.gethostname(), "ssh_client": ssh[0] if ssh else ""}
+    # SSH_CLIENT is this process's environment: what the session says, not a fact
+    return {"user": user, "host": socket.gethostname(), "ssh_client_claimed": ssh[0] if ssh else ""}
 
 
 def utc_now() -> str:
