@@ -17,7 +17,7 @@ from console.resume import JournalRejected, check_snapshot
 from console.session import load_inputs
 from inventory.nginx_config import Backend, ConfigError, LbState, check_managed_text, render
 from simfleet import write_inventory, write_plan
-from test_journal_and_cli import run_cli
+from test_journal_and_cli import run_cli, run_to_the_pause
 
 
 def rechain(records: list[dict]) -> bytes:
@@ -135,13 +135,7 @@ def test_audit_verify_expect_on_the_command_line(finished):
 
 @pytest.fixture
 def paused(tmp_path):
-    inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
-    plan = write_plan(tmp_path / "plan.yaml", "canary", canary={
-        "sample_interval": "2s", "steps": [{"set_weight": 25}, {"pause": None}, {"set_weight": 100}]})
-    first = run_cli("--plan", str(plan), "--inventory", str(inv), "--headless", "--time-scale", "100",
-                    "--record", str(tmp_path / "a.jsonl"))
-    assert first.returncode == 7, first.stderr
-    return tmp_path / "a.jsonl", plan, inv
+    return run_to_the_pause(tmp_path)
 
 
 def test_resume_refuses_an_edited_journal_with_exit_2_naming_the_record(paused, tmp_path):
