@@ -17,10 +17,11 @@ new one, and a symlink in the final name is replaced, not written through.
 from __future__ import annotations
 
 import os
-import pwd
 import stat
 from pathlib import Path
 from typing import Iterable
+
+from inventory.ssh_config import passwd_home
 
 _OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 
@@ -46,12 +47,6 @@ def _owned_dir(path: Path, *, private: bool) -> str | None:
     elif st.st_mode & _OTHERS_WRITE:
         return f"writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
     return None
-
-
-def passwd_home() -> Path:
-    """The effective user's home as the password database has it (what
-    OpenSSH uses), not $HOME, which `sudo -E` leaves pointing at the user's."""
-    return Path(pwd.getpwuid(os.geteuid()).pw_dir)
 
 
 def own_tree(base: Path, parts: Iterable[str]) -> Path:

@@ -28,6 +28,7 @@ between this reading and asyncssh's.
 from __future__ import annotations
 
 import os
+import pwd
 import shlex
 import stat
 from contextvars import ContextVar
@@ -46,11 +47,35 @@ _NEVER = {"localcommand": "runs a program on this machine after login",
 
 def trust_ssh_configs(paths: Iterable[str]) -> None:
     """The operator's explicit opt-in (command line) for these files."""
-    _TRUSTED.set(frozenset(os.path.realpath(os.path.expanduser(p)) for p in paths))
+    _TRUSTED.set(frozenset(os.path.realpath(expand_home(p)) for p in paths))
 
 
 def is_trusted(path: str) -> bool:
-    return os.path.realpath(os.path.expanduser(path)) in _TRUSTED.get()
+    return os.path.realpath(expand_home(path)) in _TRUSTED.get()
+
+
+def passwd_home() -> Path:
+    """The effective user's home as the password database has it: what
+    OpenSSH uses for ~, where $HOME (kept by `sudo -E` and `su` without `-`)
+    may be another user's."""
+    return Path(pwd.getpwuid(os.geteuid()).pw_dir)
+
+
+def expand_home(path: str) -> str:
+    """`~` and `~/...` as OpenSSH expands them (passwd_home), `~user` as usual."""
+    if path == "~" or path.startswith("~/"):
+        return str(passwd_home()) + path[1:]
+    return os.path.expanduser(path)
+
+
+def default_config_paths() -> list[str]:
+    """The user's own ~/.ssh/config (by passwd_home, as OpenSSH finds it),
+    checked as OpenSSH checks it; [] if there is none."""
+    path = passwd_home() / ".ssh" / "config"
+    if not path.is_file():
+        return []
+    _check_owner(path)
+    return [str(path)]
 
 
 def _check_owner(path: Path) -> None:
@@ -125,7 +150,7 @@ def _refusal(key: str, args: list[str], trusted: bool) -> str | None:
 def audit_ssh_config(path: str) -> None:
     """Read `path` and what it includes; raise ValueError naming FILE:LINE
     at the first directive that would run local code (see the module doc)."""
-    top = Path(os.path.expanduser(path))
+    top = Path(expand_home(path))
     if not top.is_file():
         raise ValueError(f"{path}: ssh config not found")
     trusted = is_trusted(path)

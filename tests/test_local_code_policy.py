@@ -130,3 +130,36 @@ def test_cli_refuses_with_one_line_and_exit_2_and_trust_flag_lets_it_through(tmp
     # trusted: the file is read (asyncssh runs its Match exec), so the next error is the plan's groups
     run = subprocess.run([*check, "--trust-ssh-config", str(cfg)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "Match" not in run.stderr, run.stderr
+
+
+def test_root_with_a_users_home_reads_its_own_ssh_config_not_theirs(tmp_path, monkeypatch):
+    """`sudo -E` and `su` without `-` keep the user's $HOME; asyncssh would
+    read their ~/.ssh/config (its Match exec running as root) and trust
+    their known_hosts. ~ is the password database's home, as in OpenSSH."""
+    from inventory.ssh import known_hosts_path
+    from inventory.ssh_config import passwd_home
+
+    mark = tmp_path / "ran"
+    users = tmp_path / "user-home"
+    (users / ".ssh").mkdir(parents=True)
+    (users / ".ssh" / "config").write_text(f'Match exec "touch {mark}"\n    User x\n')
+    monkeypatch.setenv("HOME", str(users))
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("all:\n  hosts:\n    web1: {ansible_host: 10.9.9.9}\n")
+    host = load_inventory(inv).hosts["web1"]
+    config_jump(host)  # reads the ssh config as a connection does
+    assert not mark.exists()
+    assert known_hosts_path(host) == str(passwd_home() / ".ssh" / "known_hosts")
+
+
+def test_the_users_own_ssh_config_is_checked_as_openssh_checks_it(tmp_path, monkeypatch):
+    from inventory.driver import DriverError
+
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host *\n    User x\n")
+    os.chmod(tmp_path / ".ssh" / "config", 0o666)
+    monkeypatch.setattr("inventory.ssh_config.passwd_home", lambda: tmp_path)
+    inv = tmp_path / "hosts.yml"
+    inv.write_text("all:\n  hosts:\n    web1: {ansible_host: 10.9.9.9}\n")
+    with pytest.raises(DriverError, match="writable by its owner only"):
+        config_jump(load_inventory(inv).hosts["web1"])
