@@ -11,6 +11,7 @@ from typing import Sequence
 
 from inventory.errors import InputError
 
+from .audit_cli import main as audit_main
 from .exitcodes import Exit
 from .trust_flag import add_trust_flag
 
@@ -189,24 +190,6 @@ def main_sandbox(argv: Sequence[str]) -> int:
         print(f"console sandbox: error: {exc}", file=sys.stderr)
         return Exit.REFUSED
     return Exit.OK
-
-
-def main_audit(argv: Sequence[str]) -> int:
-    p = _Parser(prog="console audit", description="Check a session journal's hash chain.")
-    sub = p.add_subparsers(dest="action", required=True)
-    v = sub.add_parser("verify", help="verify the chain; names the first broken record")
-    v.add_argument("journal")
-    v.add_argument("--expect", metavar="HASH", help="the head recorded elsewhere (the run's journal_hash, as "
-                   "notifications carry it): the journal must end there; needed where its sealed head is not")
-    args = p.parse_args(argv)
-    from .journal import verify
-
-    if not Path(args.journal).is_file():
-        print(f"console audit: error: {args.journal}: no such file", file=sys.stderr)
-        return Exit.BAD_INPUT
-    result = verify(Path(args.journal), args.expect)
-    print(("OK " if result.ok else "BROKEN ") + result.message + (f" final {result.final_hash}" if result.ok else ""))
-    return Exit.OK if result.ok else Exit.FAILED
 
 
 def main_recommend(argv: Sequence[str]) -> int:
@@ -404,7 +387,7 @@ def _verb(name: str):
     return main
 
 
-SUBCOMMANDS = {"check": main_check, "sandbox": main_sandbox, "audit": main_audit, "recommend": main_recommend,
+SUBCOMMANDS = {"check": main_check, "sandbox": main_sandbox, "audit": audit_main, "recommend": main_recommend,
                "replay": main_replay, "resume": main_resume, "status": main_status, "attach": main_attach,
                **{verb: _verb(verb) for verb in ("pause", "promote", "rollback", "abort")}}
 

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 
 from strategies.events import Event, from_dict
 
+from . import journal_sign
 from .journal_seal import HeadWriter, authentic, journal_key, read_head
 from .notify import NotificationDelivered  # noqa: F401 - registers the "notify" kind for reading journals back
 from .private import create_private, first_own_tree, state_candidates
@@ -340,6 +341,16 @@ class Verification:
     resumable: bool = False
 
 
+def head_message(hashes: list[str]) -> bytes:
+    """What an SSH signature of the journal covers (console/journal_sign.py)."""
+    return journal_sign.message(hashes[0], len(hashes), hashes[-1])
+
+
+def chain_hashes(path: Path) -> list[str]:
+    """Each record's chain hash (as far as the chain holds)."""
+    return _chain_of(path)[0]
+
+
 def _chain_of(path: Path) -> tuple[list[str], dict[str, Any] | None, Verification | None]:
     """(hash of each record, the closing record, a failure naming the first
     bad record or None)."""
@@ -395,10 +406,11 @@ def _against_head(path: Path, hashes: list[str]) -> Verification | str:
     return "" if last.seq == count - 1 else " (the session died writing the next record: a crash, not a cut)"
 
 
-def verify(path: Path, expect: str | None = None) -> Verification:
+def verify(path: Path, expect: str | None = None, allowed_signers: str | None = None) -> Verification:
     """Check the hash chain, sequence and closing count, then the end of
-    the chain against its sealed head (or `expect`, a head sent elsewhere);
-    name the first bad record, and tell a cut tail from a crash."""
+    the chain against its sealed head (or `expect`, a head sent elsewhere,
+    or the operator's SSH signature checked with `allowed_signers`); name
+    the first bad record, and tell a cut tail from a crash."""
     hashes, close, failure = _chain_of(path)
     if failure is not None:
         return failure
@@ -406,7 +418,12 @@ def verify(path: Path, expect: str | None = None) -> Verification:
     if not count:
         return Verification(False, 0, f"{path}: empty journal")
     torn = bool(list(read_records(path))[-1][1] is None)
-    if expect is not None:
+    if allowed_signers is not None:
+        try:
+            end = f", signed by {journal_sign.check(path, allowed_signers, head_message(hashes))}"
+        except journal_sign.SignError as exc:
+            return Verification(False, count, str(exc), hashes[-1])
+    elif expect is not None:
         if hashes[-1] != expect:
             return Verification(False, count, f"{path}: the journal ends at {hashes[-1][:16]}..., not at the "
                                 f"expected {expect[:16]}... (cut, extended or rewritten)", hashes[-1])

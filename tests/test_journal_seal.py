@@ -173,3 +173,48 @@ def test_resume_refuses_an_lb_snapshot_the_console_would_not_write(paused):
 def test_managed_text_check_refuses_foreign_text(bad):
     with pytest.raises(ConfigError):
         check_managed_text(bad, "agent")
+
+
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory):
+    """An operator key (ed25519, no passphrase) and an allowed-signers file naming it."""
+    import subprocess
+
+    tmp = tmp_path_factory.mktemp("signer")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ops", "-f", str(tmp / "key")], check=True)
+    pub = (tmp / "key.pub").read_text().split()
+    (tmp / "allowed").write_text(f'ops@example.com namespaces="rollout-console-journal" {pub[0]} {pub[1]}\n')
+    return tmp / "key", tmp / "allowed"
+
+
+def test_a_journal_signed_with_the_operators_ssh_key_verifies_anywhere(finished, signer, tmp_path, monkeypatch):
+    journal, _ = finished
+    key, allowed = signer
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(journal.read_bytes())
+    done = run_cli("audit", "sign", str(copy), "--key", str(key))
+    assert done.returncode == 0 and (tmp_path / "copy.jsonl.sig").is_file(), done.stderr
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "elsewhere"))  # no sealed head on the reviewer's machine
+    (tmp_path / "elsewhere").mkdir()
+    check = verify(copy, allowed_signers=str(allowed))
+    assert check.ok and "signed by ops@example.com" in check.message
+    records = records_of(copy)  # rewritten after signing: the signature no longer covers it
+    records[3]["utc"] = "2000-01-01T00:00:00.000+00:00"
+    copy.write_bytes(rechain(records))
+    check = verify(copy, allowed_signers=str(allowed))
+    assert not check.ok and "does not cover this journal's head" in check.message
+    cli = run_cli("audit", "verify", str(copy), "--allowed-signers", str(allowed))
+    assert cli.returncode == 4 and "BROKEN" in cli.stdout
+
+
+def test_an_unsigned_or_unverified_journal(finished, signer, tmp_path):
+    journal, _ = finished
+    key, allowed = signer
+    copy = tmp_path / "copy.jsonl"
+    records = records_of(journal)
+    records[2]["utc"] = "2000-01-01T00:00:00.000+00:00"
+    copy.write_bytes(rechain(records))
+    assert "no signature" in verify(copy, allowed_signers=str(allowed)).message
+    refused = run_cli("audit", "sign", str(copy), "--key", str(key))
+    assert refused.returncode == 4 and "not signing a journal that does not verify" in refused.stderr
+    assert not (tmp_path / "copy.jsonl.sig").exists()
