@@ -49,11 +49,47 @@ def _owned_dir(path: Path, *, private: bool) -> str | None:
     return None
 
 
+def _safe_parent(path: Path) -> str | None:
+    """Why another user could swap `path` out from under us through its
+    parent directory (None: they cannot): the parent must be the effective
+    user's or root's, and writable by no one else unless sticky."""
+    parent = path.parent
+    try:
+        st = os.lstat(parent)
+    except OSError as exc:
+        return f"{parent}: {exc.strerror}"
+    if st.st_uid not in (os.geteuid(), 0):
+        return f"{parent} is owned by uid {st.st_uid}"
+    if st.st_mode & _OTHERS_WRITE and not st.st_mode & stat.S_ISVTX:
+        return f"{parent} is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _make_base(base: Path) -> None:
+    """Create a missing base directory (0700), each new level under a
+    parent no other user can swap."""
+    missing = []
+    path = base
+    while not os.path.lexists(path) and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for new in reversed(missing):
+        why = _safe_parent(new)
+        if why is not None:
+            raise NotPrivate(f"{new}: not created: {why}")
+        try:
+            os.mkdir(new, 0o700)
+        except FileExistsError:
+            pass
+
+
 def own_tree(base: Path, parts: Iterable[str]) -> Path:
     """`base/parts...`, each made if missing; raise NotPrivate naming the
     first one that is not the effective user's own (the last must be, and
-    is made, 0700)."""
-    why = _owned_dir(base, private=False)
+    is made, 0700). The base itself must sit in a directory no other user
+    can swap it out of."""
+    _make_base(base)
+    why = _owned_dir(base, private=False) or _safe_parent(base)
     if why is not None:
         raise NotPrivate(f"{base}: {why}")
     path = base

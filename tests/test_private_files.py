@@ -117,3 +117,16 @@ def test_console_status_as_root_leaves_the_users_link_target_alone(tmp_path, hom
                           timeout=60)
     assert "Traceback" not in done.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
+def test_a_missing_base_is_made_and_one_another_user_could_swap_is_refused(tmp_path):
+    made = first_own_tree([(tmp_path / "new" / "state", ("rollout-console",))])  # XDG_STATE_HOME not made yet
+    assert made == tmp_path / "new/state/rollout-console" and stat.S_IMODE(made.stat().st_mode) == 0o700
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    (theirs / "mine").mkdir(mode=0o700)  # ours, but they may rename it away and put their own in its place
+    os.chown(theirs, OTHER, OTHER)
+    with pytest.raises(NotPrivate, match=f"{theirs} is owned by uid {OTHER}"):
+        first_own_tree([(theirs / "mine", ("x",))])
+    with pytest.raises(NotPrivate, match="not created"):
+        first_own_tree([(theirs / "missing", ("x",))])
