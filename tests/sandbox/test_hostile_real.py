@@ -194,3 +194,24 @@ async def test_a_template_field_inside_quotes_is_refused_at_plan_load(fleet, tmp
     assert len(err.strip().splitlines()) == 1 and f"{plan}:" in err and "inside double quotes" in err
     assert not (tmp_path / "j.jsonl").exists()
     no_marker_anywhere(fleet)
+
+
+async def test_a_named_secret_reaches_the_host_and_no_output(fleet, tmp_path, monkeypatch):
+    """Issue 23 finding 5: a plan's named secret (from the environment) is
+    substituted into the command the host runs, and masked by value in
+    every record of it: the command, its echoed output, stdout, the journal."""
+    token = "rc-secret-Zq9xv-7"
+    monkeypatch.setenv("ROLLOUT_DEPLOY_TOKEN", token)
+    plan = plan_file(tmp_path, **FAST, secrets=[{"name": "deploy_token", "env": "ROLLOUT_DEPLOY_TOKEN"}], deploy={
+        "commands": ["printf '%s' {secrets[deploy_token]} > /tmp/seen-values; echo got {secrets[deploy_token]}; "
+                     "echo {secrets[deploy_token]} >&2",
+                     "/opt/agent/bin/install-release --slot {slot} {version}"]})
+    journal = tmp_path / "j.jsonl"
+    code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path), "--headless",
+                                      "--output", "json", "--record", str(journal))
+    assert code == 0, err + json.dumps(events[-3:])
+    assert fleet.ssh("agent-02", "cat /tmp/seen-values").stdout == token
+    everything = json.dumps(events) + err + journal.read_text()
+    assert token not in everything
+    assert any(e.get("kind") == "command" and "got ***" in json.dumps(e) for e in events)
+    no_marker_anywhere(fleet)
