@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from inventory.ssh_config import expand_home
 from inventory.validate import GROUP_NAME, RELEASE_VERSION, VAR_NAME, did_you_mean, show
 from inventory.yaml_source import YamlDoc, format_path, parse_yaml, read_text
 
@@ -658,7 +659,7 @@ def _read_secret(ref: SecretRef) -> str:
         if not value:
             raise ValueError(f"environment variable {ref.env} is not set")
         return value
-    path = os.path.expanduser(str(ref.file))
+    path = expand_home(str(ref.file))  # ~ as OpenSSH has it: never another user's $HOME
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
