@@ -63,7 +63,7 @@ SUBCOMMANDS: dict[str, Any] = {
     "releases": Sub("console.cli_rollback", "releases", "release history of a service, from the journals"),
     "sandbox": Sub("console.cli_fleet", "sandbox", "real systemd-nspawn fleet for trying it out: up, down, status"),
     "replay": Sub("console.cli_journal", "replay", "replay a journal in the TUI, as a timeline, or re-scored"),
-    "audit": Sub("console.cli_journal", "audit", "verify a journal's hash chain"),
+    "audit": Sub("console.audit_cli", "", "verify a journal (chain, seal, count, signature); sign one with an SSH key"),
     "completion": Sub("console.cli_completion", "completion", "print a shell completion script: bash, zsh, fish"),
     "version": Sub("console.cli", "version", "print the tool's own version"),
     "judge": Sub("console.judge_cli", "", "the judge offline: `judge backtest` replays recorded samples"),

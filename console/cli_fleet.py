@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 from .cli_args import Parser, add_input_flags, number_in
 from .exitcodes import Exit
+from .trust_flag import add_trust_flag
 
 
 def parser_sandbox() -> argparse.ArgumentParser:
@@ -70,6 +71,7 @@ def parser_check() -> argparse.ArgumentParser:
     add_input_flags(p)
     p.add_argument("--accept-new-host-keys", action="store_true",
                    help="trust and record unknown SSH host keys (changed keys are always refused)")
+    add_trust_flag(p)
     return p
 
 

@@ -9,27 +9,7 @@ from typing import Sequence
 
 from .cli_args import Parser, add_live_flags, add_lock_flags, add_output_flags, positive
 from .exitcodes import Exit
-
-
-def parser_audit() -> argparse.ArgumentParser:
-    p = Parser(prog="console audit", description="Check a session journal's hash chain.")
-    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    v = sub.add_parser("verify", help="verify the chain; names the first broken record",
-                       description="Verify a journal's hash chain; exit 4 and name the first broken record.")
-    v.add_argument("journal", metavar="JOURNAL", help="the session journal (.jsonl) to verify")
-    return p
-
-
-def main_audit(argv: Sequence[str]) -> int:
-    args = parser_audit().parse_args(argv)
-    from .journal import verify
-
-    if not Path(args.journal).is_file():
-        print(f"console audit: error: {args.journal}: no such file", file=sys.stderr)
-        return Exit.BAD_INPUT
-    result = verify(Path(args.journal))
-    print(("OK " if result.ok else "BROKEN ") + result.message + (f" final {result.final_hash}" if result.ok else ""))
-    return Exit.OK if result.ok else Exit.FAILED
+from .trust_flag import add_trust_flag
 
 
 def parser_replay() -> argparse.ArgumentParser:
@@ -89,6 +69,7 @@ def parser_resume() -> argparse.ArgumentParser:
     p.add_argument("--auto-promote", action="store_true", help="headless: continue through indefinite pauses")
     add_live_flags(p)
     add_lock_flags(p)
+    add_trust_flag(p)
     return p
 
 

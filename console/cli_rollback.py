@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from .cli_args import Parser, add_input_flags, add_live_flags, add_lock_flags, add_output_flags, ask, positive
 from .exitcodes import Exit
+from .trust_flag import add_trust_flag
 
 
 def parser_rollback() -> argparse.ArgumentParser:
@@ -42,7 +43,8 @@ def parser_rollback() -> argparse.ArgumentParser:
                    help="trust and record unknown SSH host keys (changed keys are always refused)")
     add_live_flags(p)
     add_lock_flags(p)
-    p.set_defaults(list_hosts=False, auto_promote=False)
+    add_trust_flag(p)
+    p.set_defaults(list_hosts=False, auto_promote=False, judge_shadow=False)
     return p
 
 

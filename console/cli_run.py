@@ -19,6 +19,7 @@ from .cli_args import (
     positive,
 )
 from .exitcodes import Exit
+from .trust_flag import add_trust_flag
 
 DESCRIPTION = ("Roll out a new version of an agent service to Linux hosts over SSH: rolling, canary or\n"
                "blue-green, in a TUI or headless. Run `console` alone for the subcommands.")
@@ -56,6 +57,7 @@ def parser_run(prog: str = "console") -> argparse.ArgumentParser:
                    "(the plan's analysis.shadow); see docs/judge.md")
     add_live_flags(p)
     add_lock_flags(p)
+    add_trust_flag(p)
     return p
 
 

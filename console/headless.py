@@ -9,6 +9,7 @@ import json
 import os
 from typing import Any, TextIO
 
+from inventory.validate import clean_text
 from strategies.events import Event
 from strategies.metrics import format_value
 
@@ -124,8 +125,8 @@ class HeadlessReporter:
             self._line(json.dumps(event.to_dict(), separators=(",", ":")))
             return
         text = describe(event)
-        if text is not None:
-            self._line(f"{self.prefix}[{event.at:8.2f}s] {text}")
+        if text is not None:  # host text may be in it: no escape sequence reaches the terminal
+            self._line(f"{self.prefix}[{event.at:8.2f}s] {clean_text(text)}")
 
     def result(self, record: dict[str, Any]) -> None:
         if self.fmt == "json":
@@ -134,4 +135,4 @@ class HeadlessReporter:
             parts = [f"result: {record['outcome']} (exit {record['exit_code']})", record["message"]]
             if record.get("journal"):
                 parts.append(f"journal {record['journal']} sha256 {record['journal_hash']}")
-            self._line(" | ".join(p for p in parts if p))
+            self._line(clean_text(" | ".join(p for p in parts if p)))

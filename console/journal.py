@@ -28,8 +28,10 @@ from typing import Any, Iterator
 
 from strategies.events import Event, from_dict
 
+from . import journal_sign
+from .journal_seal import HeadWriter, authentic, journal_key, read_head
 from .notify import NotificationDelivered  # noqa: F401 - registers the "notify" kind for reading journals back
-from .private_files import create_private, private_dir
+from .private import create_private, first_own_tree, private_dir, state_candidates
 
 SCHEMA = 1
 GENESIS = "0" * 64
@@ -37,11 +39,11 @@ _DURABLE = {"phase", "operator", "run_finished", "alert"}
 
 
 def default_dir() -> Path:
-    """Where journals go unless --record says otherwise."""
+    """Where journals go unless --record says otherwise: $ROLLOUT_JOURNAL_DIR,
+    else a 0700 directory of the effective user's own (console/private.py)."""
     if os.environ.get("ROLLOUT_JOURNAL_DIR"):
-        return Path(os.environ["ROLLOUT_JOURNAL_DIR"])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "rollout-console" / "journals"
+        return private_dir(Path(os.environ["ROLLOUT_JOURNAL_DIR"]))
+    return first_own_tree(state_candidates("rollout-console", "journals"))
 
 
 def clear_dead_reserves(directory: Path) -> list[Path]:
@@ -51,7 +53,7 @@ def clear_dead_reserves(directory: Path) -> list[Path]:
     removed = []
     for reserve in directory.glob(".*.reserve"):
         try:
-            fd = os.open(reserve, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(reserve, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             continue
         try:
@@ -89,7 +91,8 @@ def operator_identity() -> dict[str, str]:
     except Exception:  # noqa: BLE001 - no passwd entry in some containers
         user = str(os.getuid())
     ssh = os.environ.get("SSH_CLIENT", "").split()
-    return {"user": user, "host": socket.gethostname(), "ssh_client": ssh[0] if ssh else ""}
+    # SSH_CLIENT is this process's environment: what the session says, not a fact
+    return {"user": user, "host": socket.gethostname(), "ssh_client_claimed": ssh[0] if ssh else ""}
 
 
 def utc_now() -> str:
@@ -144,6 +147,7 @@ class JournalWriter:
         self._reserve_fd = reserve_fd  # its flock says "this run is alive" (clear_dead_reserves)
         self._budget = 0
         self._good = 0
+        self._seal: HeadWriter | None = None  # made with the header: its hash names the head
         self._write({"type": "header", "schema": SCHEMA, **header}, durable=True)
 
     @classmethod
@@ -153,7 +157,7 @@ class JournalWriter:
         private_dir(path.parent)
         clear_dead_reserves(path.parent)
         reserve = path.with_name(f".{path.name}.reserve")
-        reserve_fd = create_private(reserve, exclusive=False)
+        reserve_fd = create_private(reserve)
         try:
             fcntl.flock(reserve_fd, fcntl.LOCK_EX)
             os.write(reserve_fd, b"\0" * RESERVE_BYTES)
@@ -167,7 +171,7 @@ class JournalWriter:
             return cls(path, handle, header, reserve, reserve_fd)
         except OSError:
             handle.close()
-            path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # its head, if made, names a journal that never was
             os.close(reserve_fd)
             reserve.unlink(missing_ok=True)
             raise
@@ -200,6 +204,9 @@ class JournalWriter:
                 raise OSError(28, "no space left in the journal's reserve")
             self._budget -= len(line)
         try:
+            if self._seal is None:
+                self._seal = HeadWriter(digest)
+            self._seal.advance(self._seq, digest, durable)  # before the record: never behind the journal
             view = memoryview(line)
             while view:
                 n = self._fh.write(view)
@@ -254,6 +261,8 @@ class JournalWriter:
             self._release_reserve()
             try:
                 self._fh.close()
+                if self._seal is not None:
+                    self._seal.close()
             except OSError:
                 pass
             self.closed = True
@@ -325,29 +334,107 @@ class Verification:
     records: int
     message: str
     final_hash: str | None = None
+    # the chain is whole, sealed (or the expected head) and not cut, though
+    # perhaps unclosed (the session died): what `console resume` may use
+    resumable: bool = False
 
 
-def verify(path: Path) -> Verification:
-    """Check the hash chain and sequence; name the first broken record."""
+def head_message(hashes: list[str]) -> bytes:
+    """What an SSH signature of the journal covers (console/journal_sign.py)."""
+    return journal_sign.message(hashes[0], len(hashes), hashes[-1])
+
+
+def chain_hashes(path: Path) -> list[str]:
+    """Each record's chain hash (as far as the chain holds)."""
+    return _chain_of(path)[0]
+
+
+def _chain_of(path: Path) -> tuple[list[str], dict[str, Any] | None, Verification | None]:
+    """(hash of each record, the closing record, a failure naming the first
+    bad record or None)."""
     prev = GENESIS
-    count = 0
+    hashes: list[str] = []
+    close = None
     rows = list(read_records(path))
-    closed = False
     for i, (number, record, raw) in enumerate(rows):
+        count = len(hashes)
         if record is None:
             if i == len(rows) - 1 and not raw.endswith(b"\n"):
-                return Verification(False, count, f"{path}:{number}: torn last record (the session did not close)", prev)
-            return Verification(False, count, f"{path}:{number}: record is not valid JSON", prev)
+                break  # torn as it was written: judged against the head below
+            return hashes, None, Verification(False, count, f"{path}:{number}: record is not valid JSON", prev)
         parts = split_line(raw)
         if parts is None or chain(prev, parts[0]) != parts[1] or record.get("prev") != prev:
-            return Verification(False, count, f"{path}:{number}: hash mismatch: record {count} was altered", prev)
+            return hashes, None, Verification(False, count, f"{path}:{number}: hash mismatch: record {count} was "
+                                              "altered", prev)
         if record.get("seq") != count:
-            return Verification(False, count, f"{path}:{number}: sequence {record.get('seq')} where {count} was expected", prev)
+            return hashes, None, Verification(False, count, f"{path}:{number}: sequence {record.get('seq')} where "
+                                              f"{count} was expected", prev)
+        if close is not None:
+            return hashes, None, Verification(False, count, f"{path}:{number}: record {count} after the closing record", prev)
+        if record.get("type") == "close":
+            close = record
+            if record.get("records") != count:
+                return hashes, None, Verification(False, count, f"{path}:{number}: the closing record counts "
+                                                  f"{record.get('records')} records before it, the journal has {count}", prev)
         prev = parts[1]
-        count += 1
-        closed = record.get("type") == "close"
+        hashes.append(prev)
+    return hashes, close, None
+
+
+def _against_head(path: Path, hashes: list[str]) -> Verification | str:
+    """The sealed head's verdict: a failure, or what it says about the end."""
+    count = len(hashes)
+    key = journal_key(create=False)
+    head = read_head(hashes[0])
+    if key is None or not head:
+        return Verification(False, count, f"{path}: no sealed head for this journal on this machine: its chain "
+                            f"cannot be told from a recomputed one (pass --expect with the journal_hash the run "
+                            f"reported)", hashes[-1])
+    last = head[-1]
+    if last.seq > count:
+        return Verification(False, count, f"{path}:{count + 1}: cut: the sealed head says {last.seq + 1} records, "
+                            f"the journal has {count} (record {count} onwards is missing)", hashes[-1])
+    if last.seq < count - 1:
+        return Verification(False, count, f"{path}:{last.seq + 2}: record {last.seq + 1} onwards is not covered by "
+                            f"the sealed head (written afterwards, not by the session)", hashes[-1])
+    entry = next((e for e in head if e.seq == count - 1), None)
+    if entry is None or entry.digest != hashes[-1] or not authentic(key, entry):
+        return Verification(False, count, f"{path}:{count}: record {count - 1} does not match its sealed head: "
+                            f"the journal was rewritten", hashes[-1])
+    return "" if last.seq == count - 1 else " (the session died writing the next record: a crash, not a cut)"
+
+
+def verify(path: Path, expect: str | None = None, allowed_signers: str | None = None) -> Verification:
+    """Check the hash chain, sequence and closing count, then the end of
+    the chain against its sealed head (or `expect`, a head sent elsewhere,
+    or the operator's SSH signature checked with `allowed_signers`); name
+    the first bad record, and tell a cut tail from a crash."""
+    hashes, close, failure = _chain_of(path)
+    if failure is not None:
+        return failure
+    count = len(hashes)
     if not count:
         return Verification(False, 0, f"{path}: empty journal")
-    if not closed:
-        return Verification(False, count, f"{path}: no closing record (the session did not finish)", prev)
-    return Verification(True, count, f"{path}: {count} records, chain intact", prev)
+    torn = bool(list(read_records(path))[-1][1] is None)
+    if allowed_signers is not None:
+        try:
+            end = f", signed by {journal_sign.check(path, allowed_signers, head_message(hashes))}"
+        except journal_sign.SignError as exc:
+            return Verification(False, count, str(exc), hashes[-1])
+    elif expect is not None:
+        if hashes[-1] != expect:
+            return Verification(False, count, f"{path}: the journal ends at {hashes[-1][:16]}..., not at the "
+                                f"expected {expect[:16]}... (cut, extended or rewritten)", hashes[-1])
+        end = ", the expected head"
+    else:
+        verdict = _against_head(path, hashes)
+        if isinstance(verdict, Verification):
+            return verdict
+        end = ", sealed head matches" + verdict
+    if torn:
+        return Verification(False, count, f"{path}:{count + 1}: torn last record (the session did not close){end}",
+                            hashes[-1], resumable=True)
+    if close is None:
+        return Verification(False, count, f"{path}: no closing record (the session did not finish){end}",
+                            hashes[-1], resumable=True)
+    return Verification(True, count, f"{path}: {count} records, chain intact{end}", hashes[-1], resumable=True)

@@ -103,7 +103,8 @@ class Notifier:
         if self.workers:
             return
         loop = asyncio.get_running_loop()
-        self._client = httpx.AsyncClient(timeout=self.notify.timeout, follow_redirects=False)
+        self._client = httpx.AsyncClient(timeout=self.notify.timeout, follow_redirects=False,
+                                         trust_env=self.notify.use_proxy_env)
         for target in self.notify.targets:
             self.queues[target.name] = asyncio.Queue(QUEUE_LIMIT)
             self.workers.append(loop.create_task(self._work(target)))

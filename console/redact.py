@@ -9,11 +9,19 @@ from typing import Any, Iterable
 from strategies.events import Event
 
 MASK = "***"
-# Tokens in command lines: --password=x, token=x, Authorization: Bearer x
+_SECRET_WORD = r"(?:password|passwd|pass|token|secret|api[-_]?key|access[-_]?key|private[-_]?key|credentials?)"
+# The fallback for secrets no plan or inventory named (named ones are masked
+# by value): --password=x, DEPLOY_TOKEN=x, curl -u user:pass, scheme://user:pass@,
+# and any header that carries a credential (Authorization: <any scheme> x,
+# X-Api-Key:, PRIVATE-TOKEN:, Cookie:).
 _PATTERNS = [
-    re.compile(r"(?i)(--?(?:password|passwd|token|secret|api[-_]?key)[= ])(\S+)"),
-    re.compile(r"(?i)\b((?:password|passwd|token|secret|api[-_]?key)=)(\S+)"),
-    re.compile(r"(?i)(authorization:\s*(?:bearer|basic)\s+)(\S+)"),
+    re.compile(rf"(?i)(--?{_SECRET_WORD}[= ])(\S+)"),
+    re.compile(rf"(?i)(\b[A-Za-z0-9_.-]*{_SECRET_WORD}[A-Za-z0-9_]*=)(\S+)"),
+    re.compile(r"(?i)((?:^|\s)(?:-u|--user|--proxy-user)(?:=|\s+)['\"]?[^\s:'\"]*:)([^\s'\"]+)"),
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/:@'\"]*:)([^\s/@'\"]+)(?=@)"),
+    re.compile(r"(?i)(\b(?:proxy-)?authorization\s*:\s*(?:[a-z][\w-]*\s+)?)([^\s'\"]+)"),
+    re.compile(rf"(?i)((?<![\w-])(?!(?:proxy-)?authorization)(?:[\w-]*-)?(?:{_SECRET_WORD}|auth[\w-]*|cookie|session)"
+               r"\s*:\s*)([^\s'\"]+)"),
 ]
 
 
@@ -51,8 +59,9 @@ class Redactor:
 
 
 def secret_values(inventory: Any, plan: Any) -> list[str]:
-    """Values of every variable the inventory or plan marks secret."""
-    names = set(getattr(inventory, "secrets", ())) | set(getattr(plan, "secrets", ()) or ())
+    """Values of every variable the inventory or plan marks secret, and of
+    the plan's named secrets."""
+    names = set(getattr(inventory, "secrets", ())) | set(plan.secret_var_names())
     out = []
     for host in inventory.hosts.values():
         for name in names:
@@ -60,4 +69,4 @@ def secret_values(inventory: Any, plan: Any) -> list[str]:
             if isinstance(value, (str, int)) and not isinstance(value, bool):
                 out.append(str(value))
     notify = getattr(plan, "notify", None)
-    return out + (notify.secret_values() if notify is not None else [])
+    return out + plan.named_secret_values() + (notify.secret_values() if notify is not None else [])

@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from inventory.nginx_config import ConfigError, check_managed_text
 from strategies.engine import ResumeState
 from strategies.events import InstanceChanged, InstancePhase, Phase, PhaseChanged, RunStarted
+from strategies.topology import load_balancers
 
-from .journal import clear_dead_reserves, read_journal
+from .journal import clear_dead_reserves, read_journal, verify
 from .session import Inputs, UsageError, load_inputs
 
 FINISHED = {"succeeded", "rolled_back", "refused"}
@@ -35,6 +37,26 @@ class ResumeRefused(Exception):
     """The inputs changed since the session: resuming would guess."""
 
 
+class JournalRejected(ValueError):
+    """The journal fails verification (edited, cut, or its LB snapshot is
+    not one the console writes): a resume would act on forged facts. A
+    ValueError: bad input, exit 2."""
+
+
+def check_snapshot(snapshot: dict[str, str], inputs: Inputs) -> None:
+    """The LB files a resume writes back as root's nginx config, held to
+    what a fresh preflight reads: one per load balancer of the plan, each a
+    managed file as the console renders it."""
+    names = {lb.name for lb in load_balancers(inputs.plan, inputs.inventory)}
+    for name, text in snapshot.items():
+        if name not in names:
+            raise JournalRejected(f"lb_snapshot names {name!r}, not a load balancer of the plan")
+        try:
+            check_managed_text(text, inputs.plan.nginx.upstream)
+        except ConfigError as exc:
+            raise JournalRejected(f"lb_snapshot of {name}: {exc}") from None
+
+
 def _same_file(entry: dict, what: str) -> str:
     path = entry.get("path")
     if not path or not Path(path).is_file():
@@ -47,6 +69,11 @@ def _same_file(entry: dict, what: str) -> str:
 
 
 def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
+    if not Path(journal_path).is_file():
+        raise FileNotFoundError(journal_path)
+    check = verify(Path(journal_path))
+    if not check.resumable:
+        raise JournalRejected(f"the journal fails verification: {check.message}")
     journal = read_journal(Path(journal_path))
     clear_dead_reserves(Path(journal_path).parent)  # the dead session's reserve, if it was killed
     if journal.close and journal.close.get("outcome") in FINISHED:
@@ -61,6 +88,7 @@ def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
         inputs = load_inputs(plan, inventory, started.version)
     except UsageError as exc:
         raise ResumeRefused(str(exc)) from None
+    check_snapshot(dict(started.lb_snapshot), inputs)
     last_phase = {e.instance: e.phase for e in journal.events if isinstance(e, InstanceChanged)}
     in_flight = tuple(k for k, phase in last_phase.items() if phase in MID_CHANGE)
     rolling_back = next((e.reason or "rollback" for e in journal.events

@@ -27,7 +27,7 @@ from strategies.topology import TopologyError, bluegreen_state, resolve_instance
 from .control.server import ControlServer
 from .detach import DEFAULT_ON_HANGUP, leave_terminal, quiet_stdio
 from .exitcodes import Exit
-from .journal import JournalWriter, default_dir, make_header, operator_identity, private_dir
+from .journal import JournalWriter, default_dir, make_header, operator_identity
 from .notify import Notifier
 from .redact import Redactor, secret_values
 from .version import tool_version
@@ -120,7 +120,7 @@ def journal_path(record: str | None, plan: Any, version: str) -> Path:
         return Path(record)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{plan.name}-{version}")
-    return private_dir(default_dir(), tighten=True) / f"{stamp}-{safe}-{os.getpid()}.jsonl"  # the pid: two runs in one second
+    return default_dir() / f"{stamp}-{safe}-{os.getpid()}.jsonl"  # the pid: two runs in one second
 
 
 class Session:

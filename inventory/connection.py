@@ -19,7 +19,8 @@ either carried out or refused:
   checked on every hop), and so does the classic
   `-o ProxyCommand="ssh -W %h:%p [-q] [-p PORT] [user@]bastion"` (the first
   jump given wins, as in OpenSSH); `-F FILE` reads that ssh config instead
-  of ~/.ssh/config; options that only tune an OpenSSH client (-C, -q,
+  of ~/.ssh/config, after it is read and checked (inventory/ssh_config.py:
+  no local code, no agent forwarding); options that only tune an OpenSSH client (-C, -q,
   Control*, ServerAlive*, ConnectTimeout, LogLevel) have no effect here.
   Anything else (any other ProxyCommand, -p, -i, -o User=,
   -o StrictHostKeyChecking=no...) is refused.
@@ -30,6 +31,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .ssh_config import audit_ssh_config, is_trusted
 from .validate import check_address, check_port, check_user, show
 
 SSH_CONNECTIONS = ("ssh", "smart", "paramiko", "paramiko_ssh", "ansible.builtin.ssh",
@@ -67,6 +69,9 @@ class Connection:
     become_user: str | None = None
     jump: tuple[JumpHop, ...] = ()
     ssh_config: str | None = None
+    # the operator vouched for ssh_config on the command line (--trust-ssh-config):
+    # its ProxyCommand runs as written instead of being refused
+    trusted_config: bool = False
 
 
 def parse_jump(value: str) -> tuple[JumpHop, ...]:
@@ -93,10 +98,12 @@ def parse_jump(value: str) -> tuple[JumpHop, ...]:
     return tuple(hops)
 
 
-def proxy_command_jump(value: str) -> tuple[JumpHop, ...]:
+def proxy_command_jump(value: str, target: str | None = None) -> tuple[JumpHop, ...]:
     """The one ProxyCommand that is a jump host in disguise,
     `ssh [-q] [-p PORT] [-l USER] -W %h:%p [USER@]BASTION`, as that hop;
-    any other ProxyCommand is refused (it would run a program of its own)."""
+    any other ProxyCommand is refused (it would run a program of its own).
+    `target` ("host:port") is what %h:%p became, for a value asyncssh
+    already expanded."""
     try:
         argv = shlex.split(value)
     except ValueError as exc:
@@ -115,7 +122,7 @@ def proxy_command_jump(value: str) -> tuple[JumpHop, ...]:
         if tok in ("-W", "-p", "-l") and rest:
             arg = rest.pop(0)
             if tok == "-W":
-                forward = arg in ("%h:%p", "[%h]:%p")
+                forward = arg in ("%h:%p", "[%h]:%p") or (target is not None and arg == target)
             elif tok == "-p":
                 port = check_port(arg)
             else:
@@ -156,6 +163,7 @@ def parse_ssh_args(text: Any) -> tuple[tuple[JumpHop, ...] | None, str | None]:
             if flag == "-J":
                 jump = jump if jump is not None else parse_jump(value)
             elif flag == "-F":
+                audit_ssh_config(value)
                 config = value
             else:
                 key, sep, opt_value = value.partition("=")
@@ -235,4 +243,4 @@ def connection_of(get: Callable[[tuple[str, ...], Callable[[Any], Any], Any], An
     if kind == "local":  # Ansible's local connection ignores ssh arguments too
         jump, config = (), None
     return Connection(kind=kind, become_user=become_user if become_user != "root" else None,
-                      jump=jump, ssh_config=config)
+                      jump=jump, ssh_config=config, trusted_config=bool(config) and is_trusted(str(config)))

@@ -15,6 +15,7 @@ from .clock import Clock
 from .exposition import Selector, Series
 from .model import Host, Instance
 from .nginx_config import LbState
+from .validate import reported_version
 
 
 class DriverError(Exception):
@@ -91,7 +92,8 @@ class InstanceMetrics:
 
     @property
     def version(self) -> str | None:
-        return self.series.label("agent_info", "version")
+        # held to a release version's rule: it can become a rollback target (inventory/validate.py)
+        return reported_version(self.series.label("agent_info", "version"))[0]
 
     @property
     def inflight(self) -> int:

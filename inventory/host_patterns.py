@@ -31,7 +31,7 @@ _HOST_PORT = re.compile(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$")
 
 
 def _is_address(text: str) -> bool:
-    if _IPV4.match(text) or _HOSTNAME.match(text):
+    if _IPV4.fullmatch(text) or _HOSTNAME.fullmatch(text):
         return True
     if "[" in text:
         return False
@@ -46,7 +46,7 @@ def split_port(pattern: str) -> tuple[str, int | None]:
     """(pattern, port): the port only when the rest is a valid host."""
     text, port = pattern, None
     for regex in (_BRACKETED_PORT, _HOST_PORT):
-        m = regex.match(text)
+        m = regex.fullmatch(text)
         if m:
             text, port = m.group(1), int(m.group(2))
     if _is_address(text):

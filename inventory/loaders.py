@@ -52,7 +52,7 @@ _YAML_EXT = {".yaml", ".yml", ".json", ""}
 
 def embedded_fleet_path(name: str = "default") -> Path:
     """Path of an inventory shipped with the console: inventory/fleets/<name>.yaml."""
-    if not isinstance(name, str) or not _FLEET_NAME.match(name):
+    if not isinstance(name, str) or not _FLEET_NAME.fullmatch(name):
         raise InventoryError(str(FLEETS_DIR), None, "fleet", f"bad fleet name {show(name)}")
     return FLEETS_DIR / f"{name}.yaml"
 
@@ -77,7 +77,7 @@ class _Group:
 
 
 def _valid_host_name(name: str) -> bool:
-    if HOST_NAME.match(name):
+    if HOST_NAME.fullmatch(name):
         return True
     try:
         check_address(name)
@@ -107,7 +107,7 @@ class _Collector:
         return InventoryError(file or self.file, line, fld, message)
 
     def group(self, name: Any, line: int | None, fld: str) -> _Group:
-        if not isinstance(name, str) or not GROUP_NAME.match(name):
+        if not isinstance(name, str) or not GROUP_NAME.fullmatch(name):
             raise self.fail(line, fld, f"bad group name {show(name)} (letters, digits, '_', '-', '.')")
         if name not in self.groups:
             self.groups[name] = _Group(name, line, fld)
@@ -148,7 +148,7 @@ class _Collector:
         return names
 
     def set_var(self, target: dict[str, _Var], key: Any, value: Any, line: int | None, fld: str) -> None:
-        if not isinstance(key, str) or not VAR_NAME.match(key):
+        if not isinstance(key, str) or not VAR_NAME.fullmatch(key):
             raise self.fail(line, fld, f"bad variable name {show(key)} (letters, digits and '_', not starting with a digit)")
         try:
             target[key] = _Var(as_ansible(value), line, fld)
@@ -299,7 +299,7 @@ class _Collector:
         if not isinstance(items, list):
             raise self.fail(v.line, v.field, f"expected a list of variable names, got {show(v.value)}", v.file)
         for item in items:
-            if not isinstance(item, str) or not VAR_NAME.match(item):
+            if not isinstance(item, str) or not VAR_NAME.fullmatch(item):
                 raise self.fail(v.line, v.field, f"expected a variable name, got {show(item)}", v.file)
         return set(items)
 

@@ -11,10 +11,15 @@ it does not hold. The file's mtime is the heartbeat (``touch -c``, every
 ~10 s while the engine runs), read with the LB's own clock, so controller
 clock skew does not matter.
 
-A lock is stale when its holder ran on this controller and the pid is gone,
-or when its heartbeat is older than the max age. A stale lock is reported,
+A lock is stale when its heartbeat is older than the max age, or when its
+holder ran on this very machine and boot (the record's boot id, from
+/proc/sys/kernel/random/boot_id, equals ours: a hostname alone is shared by
+containers and CI runners) and its pid is gone. A stale lock is reported,
 and broken only when asked (``--break-stale-lock``) or when a resumed
-session takes over the lock of the very session it resumes.
+session takes over the lock of the very session it resumes. Breaking is
+atomic against other consoles: under flock(1) on the LB, the lock is
+removed only if it is still the one judged stale (same token, or the same
+bytes if unreadable) and, when judged by its heartbeat, still that old.
 
 This module holds the pure parts (record format, staleness, the shell
 scripts); the drivers do the I/O.
@@ -48,6 +53,7 @@ class LockRecord:
     journal: str
     token: str
     upstream: str = ""
+    boot: str = ""  # the holder's boot id: its pid means something only on that machine and boot
 
     @classmethod
     def new(cls, holder: dict[str, Any], upstream: str = "") -> LockRecord:
@@ -62,6 +68,7 @@ class LockRecord:
             journal=str(holder.get("journal") or ""),
             token=str(holder.get("token") or secrets.token_hex(16)),
             upstream=upstream,
+            boot=str(holder.get("boot") or boot_id()),
         )
 
     def to_line(self) -> str:
@@ -80,7 +87,7 @@ class LockRecord:
             return cls(user=str(data["user"]), host=str(data["host"]), pid=int(data["pid"]),
                        plan=str(data.get("plan", "")), since=str(data.get("since", "")),
                        journal=str(data.get("journal", "")), token=str(data["token"]),
-                       upstream=str(data.get("upstream", "")))
+                       upstream=str(data.get("upstream", "")), boot=str(data.get("boot", "")))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -118,15 +125,27 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def boot_id() -> str:
+    """This machine's boot id (unique per boot, distinct between containers'
+    hosts and CI runners that share a hostname); "" if unknown."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def staleness(record: LockRecord | None, age: float, *, max_age: float = DEFAULT_MAX_AGE,
-              this_host: str | None = None,
+              this_host: str | None = None, this_boot: str | None = None,
               alive: Callable[[int], bool] = pid_alive) -> str | None:
     """Why a held lock is stale, or None if its holder may be alive.
 
     `age` is seconds since the last heartbeat (the file's mtime, by the LB's
-    clock)."""
+    clock). A dead pid counts only for a holder on this machine and boot."""
     this_host = this_host or socket.gethostname()
-    if record is not None and record.host == this_host and not alive(record.pid):
+    this_boot = boot_id() if this_boot is None else this_boot
+    if (record is not None and record.host == this_host and this_boot and record.boot == this_boot
+            and not alive(record.pid)):
         return f"pid {record.pid} on {this_host} is gone"
     if age > max_age:
         return f"no heartbeat for {age:.0f} s (max age {max_age:.0f} s)"
@@ -144,7 +163,7 @@ def acquire_script(path: str) -> str:
     d, lk = q(os.path.dirname(path)), q(path)
     return (f"umask 022; mkdir -p {d} && t=$(mktemp {d}/.lock.XXXXXX) && cat > \"$t\" && "
             f"if ln \"$t\" {lk} 2>/dev/null; then rm -f \"$t\"; echo ACQUIRED; "
-            f"else rm -f \"$t\"; echo HELD; echo \"$(date +%s) $(stat -c %Y {lk} 2>/dev/null || echo 0)\"; "
+            f"else rm -f \"$t\"; echo HELD; echo \"$(date +%s) $(stat -c '%Y %i' {lk} 2>/dev/null || echo 0)\"; "
             f"head -c {RECORD_MAX} {lk} 2>/dev/null; fi")
 
 
@@ -154,6 +173,29 @@ def owned_script(path: str, token: str, action: str) -> str:
     q = shlex.quote
     return (f"if grep -qF -- {q(token)} {q(path)} 2>/dev/null; then {action} {q(path)} && echo OK; "
             f"else echo GONE; fi")
+
+
+def break_script(path: str, token: str | None, inode: int, min_age: float) -> str:
+    """Remove the lock judged stale, atomically against other consoles:
+    under flock(1) on the lock directory, only if it is still that lock (it
+    holds `token`; unreadable, it is still inode `inode` and still holds no
+    console's record) and its heartbeat is still at least `min_age` seconds old. Prints
+    BROKEN or CHANGED."""
+    q = shlex.quote
+    d, lk = q(os.path.dirname(path)), q(path)
+    same = (f"grep -qF -- {q(token)} {lk}" if token is not None else
+            f"[ \"$(stat -c %i {lk})\" = {int(inode)} ] && ! grep -qF '\"token\"' {lk}")
+    old = f"[ $(( $(date +%s) - $(stat -c %Y {lk}) )) -ge {int(min_age)} ]"
+    inner = f"if {same} 2>/dev/null && {old} 2>/dev/null; then rm -f {lk} && echo BROKEN; else echo CHANGED; fi"
+    return f"mkdir -p {d} && flock -w 10 {d}/.break sh -c {q(inner)}"
+
+
+def parse_inode(stdout: str) -> int:
+    """The lock file's inode from the HELD branch of acquire_script (0: unknown)."""
+    try:
+        return int(stdout.split("\n")[1].split()[2])
+    except (ValueError, IndexError):
+        return 0
 
 
 def parse_held(stdout: str) -> tuple[float, str]:

@@ -92,13 +92,13 @@ def split_percentages(weights: Mapping[str, float]) -> list[tuple[str, float]]:
 
 def validate(state: LbState) -> None:
     """Refuse any value that could change the config's meaning."""
-    if not _NAME.match(state.upstream):
+    if not _NAME.fullmatch(state.upstream):
         raise ConfigError(f"upstream name {state.upstream!r} must match {_NAME.pattern}")
     for pool, backends in state.pools.items():
-        if not _NAME.match(pool):
+        if not _NAME.fullmatch(pool):
             raise ConfigError(f"pool name {pool!r} must match {_NAME.pattern}")
         for b in backends:
-            if not _ADDRESS.match(b.address) or not 0 < int(b.port) < 65536:
+            if not _ADDRESS.fullmatch(b.address) or not 0 < int(b.port) < 65536:
                 raise ConfigError(f"backend {b.address!r}:{b.port!r} is not a host:port")
     if state.default_pool not in state.pools or not state.pools[state.default_pool]:
         raise ConfigError(f"default pool {state.default_pool!r} has no backends")
@@ -108,13 +108,13 @@ def validate(state: LbState) -> None:
     for pool, spare in state.fallback.items():
         if not state.pools.get(pool) or not state.pools.get(spare) or pool == spare:
             raise ConfigError(f"pool {pool!r} cannot fall back to {spare!r}: both need backends")
-    if state.force_header is not None and not _HEADER.match(state.force_header):
+    if state.force_header is not None and not _HEADER.fullmatch(state.force_header):
         raise ConfigError(f"force header {state.force_header!r} is not a header name")
-    if state.sticky not in (None, "cookie") and not _HEADER.match(state.sticky):
+    if state.sticky not in (None, "cookie") and not _HEADER.fullmatch(state.sticky):
         raise ConfigError(f"sticky header {state.sticky!r} is not a header name")
-    if not _PATH.match(state.access_log):
+    if not _PATH.fullmatch(state.access_log):
         raise ConfigError(f"access log path {state.access_log!r} is not a plain absolute path")
-    if not _GENERATION.match(state.generation):
+    if not _GENERATION.fullmatch(state.generation):
         raise ConfigError(f"generation {state.generation!r} is not a plain token")
     if not 0 < int(state.marker_port) < 65536:
         raise ConfigError(f"marker port {state.marker_port!r} is out of range")
@@ -207,6 +207,46 @@ def parse_pools(text: str, upstream: str) -> dict[str, tuple[Backend, ...]]:
 def parse_generation(text: str) -> str | None:
     m = _GEN.search(text)
     return m.group(1) if m else None
+
+
+def _managed_line_shapes(up: str) -> list[re.Pattern[str]]:
+    """Every line `render` can write for upstream `up`, as a pattern."""
+    u = re.escape(up)
+    pool = rf"{u}_[a-z][a-z0-9_]{{0,40}}"
+    header = r"\$http_[a-z][a-z0-9_]{0,60}"
+    server = r"[A-Za-z0-9.:\[\]-]{1,253}:\d{1,5}"
+    log_format = re.escape(render(LbState(up, {"x": (Backend("h", 1),)}, "x")).splitlines()[1])
+    shapes = [
+        rf"# Managed by rollout-console: do not edit\. generation {_GENERATION.pattern[1:-1]}",
+        log_format,
+        rf"access_log /[A-Za-z0-9._/-]{{1,200}} rollout_{u};",
+        rf"upstream {pool} \{{", rf"    server {server}( backup)? max_fails=0;", r"    keepalive 16;", r"\}",
+        rf"userid on; userid_name rollout_{u}; userid_expires 1d;",
+        rf"map {header} \${u}_stick \{{", r'    "" \$request_id;', rf"    default {header};",
+        rf'split_clients "(\$\{{request_id\}}|\$\{{uid_got\}}\$\{{uid_set\}}|\$\{{{u}_stick\}})" \${u}_split \{{',
+        rf"    \d{{1,3}}\.\d\d% {pool};", rf"    \* {pool};",
+        rf"map {header} \${u}_pool \{{", rf"    default ({pool}|\${u}_split);", rf'    "[a-z][a-z0-9_]{{0,40}}" {pool};',
+        rf"map \$request_id \${u}_pool \{{ default ({pool}|\${u}_split); \}}",
+        r"server \{", r"    listen 127\.0\.0\.1:\d{1,5};", r"    access_log off;",
+        rf'    location = /__rollout/{u}/generation \{{ return 200 "{_GENERATION.pattern[1:-1]}\\n"; \}}',
+    ]
+    return [re.compile(shape) for shape in shapes]
+
+
+def check_managed_text(text: str, upstream: str) -> None:
+    """Refuse a text said to be a managed file (a journal's LB snapshot,
+    written back as root's nginx config on resume) unless it is one
+    `render` could have written: a generation line first, and every line
+    of a shape render writes (no include, no other directive)."""
+    if not _NAME.fullmatch(upstream):
+        raise ConfigError(f"upstream name {upstream!r} must match {_NAME.pattern}")
+    lines = text.split("\n")
+    if not text.endswith("\n") or parse_generation(lines[0]) is None or not lines[0].startswith("# Managed"):
+        raise ConfigError("line 1: not a file managed by rollout-console")
+    shapes = _managed_line_shapes(upstream)
+    for number, line in enumerate(lines[:-1], 1):
+        if not any(shape.fullmatch(line) for shape in shapes):
+            raise ConfigError(f"line {number}: {line[:80]!r} is not a line rollout-console writes")
 
 
 def marker_path(upstream: str) -> str:

@@ -45,9 +45,10 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="DSA is deprecated", module=r"asyncssh\.crypto\.")
     import asyncssh
 
-from .connection import Connection, JumpHop, parse_jump
+from .connection import Connection, JumpHop, parse_jump, proxy_command_jump
 from .driver import CommandRecord, DriverError, HostKeyError
 from .model import Host
+from .ssh_config import default_config_paths, expand_home
 
 MAX_OUTPUT = 64 * 1024
 DOWN_HOLD = 15.0  # seconds an unreachable host fails fast before it is dialled again
@@ -64,7 +65,7 @@ def clean_output(data: bytes, limit: int = MAX_OUTPUT) -> str:
 
 def known_hosts_path(host: Host) -> str:
     path = host.var("rollout_known_hosts") or "~/.ssh/known_hosts"
-    return os.path.expanduser(str(path))
+    return expand_home(str(path))  # ~ as OpenSSH reads it: never another user's $HOME
 
 
 def known_hosts_name(address: str, port: int) -> str:
@@ -102,9 +103,17 @@ def _target(host: Host) -> str:
     return f"{host.address}:{host.port}" if host.port else host.address
 
 
-def ssh_config_paths(conn: Connection) -> list[str] | tuple[()]:
-    """The ssh config files asyncssh reads: `-F FILE`, else its default."""
-    return [os.path.expanduser(conn.ssh_config)] if conn.ssh_config else ()
+def ssh_config_paths(host: Host) -> list[str]:
+    """The ssh config files asyncssh reads: `-F FILE` (checked at load),
+    else the user's own ~/.ssh/config as OpenSSH finds and checks it (by
+    the password database: root run with `sudo -E` never reads the
+    invoking user's, whose Match exec would run as root)."""
+    if host.connection.ssh_config:
+        return [expand_home(host.connection.ssh_config)]
+    try:
+        return default_config_paths()
+    except ValueError as exc:
+        raise DriverError(host.name, "connect", str(exc)) from None
 
 
 def config_jump(host: Host) -> tuple[JumpHop, ...]:
@@ -113,14 +122,19 @@ def config_jump(host: Host) -> tuple[JumpHop, ...]:
     if host.connection.jump:
         return host.connection.jump
     opts = asyncssh.SSHClientConnectionOptions(
-        config=ssh_config_paths(host.connection), host=host.address, port=host.port or (),
+        config=ssh_config_paths(host), host=host.address, port=host.port or (),
         client_keys=None, known_hosts=None)
     tunnel = opts.tunnel
-    if isinstance(tunnel, str) and tunnel.strip():
-        try:
+    try:
+        if isinstance(tunnel, str) and tunnel.strip():
             return parse_jump(tunnel)
-        except ValueError as exc:
-            raise DriverError(host.name, "connect", f"ProxyJump in ssh config: {exc}") from None
+        if opts.proxy_command and not host.connection.trusted_config:
+            # the only ProxyCommand an untrusted config may hold (inventory/ssh_config.py):
+            # `ssh -W %h:%p bastion`, dialled as a hop like -J instead of run
+            return proxy_command_jump(" ".join(shlex.quote(a) for a in opts.proxy_command),
+                                      target=f"{opts.host}:{opts.port}")
+    except ValueError as exc:
+        raise DriverError(host.name, "connect", f"jump host in ssh config: {exc}") from None
     return ()
 
 
@@ -128,7 +142,8 @@ def hop_host(target: Host, hop: JumpHop, index: int) -> Host:
     """A jump hop as a Host: the target's known_hosts and ssh config apply."""
     return Host(name=f"{target.name} via {hop}", address=hop.host, port=hop.port, user=hop.user,
                 vars={"rollout_known_hosts": known_hosts_path(target)},
-                connection=Connection(ssh_config=target.connection.ssh_config))
+                connection=Connection(ssh_config=target.connection.ssh_config,
+                                      trusted_config=target.connection.trusted_config))
 
 
 class _Client(asyncssh.SSHClient):
@@ -228,11 +243,12 @@ class SshPool:
                 login_timeout=self.login_timeout,
                 keepalive_interval=self.keepalive_interval,
                 keepalive_count_max=3,
+                agent_forwarding=False,  # always: a remote root could sign with the operator's keys
             )
             if host.user:
                 kwargs["username"] = host.user
             if host.key_file:
-                kwargs["client_keys"] = [os.path.expanduser(host.key_file)]
+                kwargs["client_keys"] = [expand_home(host.key_file)]
             opts = asyncssh.SSHClientConnectionOptions(**kwargs)
             self._options[key] = opts
         return opts, path
@@ -246,8 +262,11 @@ class SshPool:
         try:
             async with self._handshakes:
                 return await asyncssh.connect(host.address, host.port or (), options=opts,
-                                              config=ssh_config_paths(host.connection),
+                                              config=ssh_config_paths(host),
                                               tunnel=tunnel if tunnel is not None else (),
+                                              # a config's ProxyCommand runs only when the operator
+                                              # trusted that file (config_jump dials `ssh -W` itself)
+                                              proxy_command=() if host.connection.trusted_config else None,
                                               client_factory=lambda c=client: c)
         except asyncssh.HostKeyNotVerifiable as exc:
             fp = client.rejected_fingerprint or "?"

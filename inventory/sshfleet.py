@@ -32,6 +32,7 @@ from .model import Host, Instance
 from .nginx_config import ConfigError, LbState, marker_path, parse_generation, render
 from .nginx_workers import RELOAD, old_workers, wait_retired
 from .ssh import SshPool
+from .validate import clean_text, reported_version
 
 _LISTEN_MARKER = re.compile(r"listen\s+127\.0\.0\.1:(\d+);")
 LOG_READ_MAX = 4 * 1024 * 1024
@@ -212,12 +213,13 @@ class SshFleet:
                         and held.journal == takeover_journal)
             if stale is None or not (break_stale or takeover):
                 raise lock_mod.LockHeld(lb.name, held, stale, raw)
-            token = held.token if held else ""
-            if held is None:  # unreadable and stale: remove only if still unreadable-equal
-                await self._check(lb, "lock", f"rm -f {shlex.quote(path)}", 30.0)
-            else:
-                await self._check(lb, "lock", lock_mod.owned_script(path, token, "rm -f"), 30.0)
-            self.pool.report(CommandRecord(lb.name, f"# broke stale rollout lock: {stale}", 0, 0.0))
+            # judged by its heartbeat: still that old when removed (a holder that touched it since lives)
+            min_age = 0.0 if stale.startswith("pid ") else max_age
+            script = lock_mod.break_script(path, held.token if held else None, lock_mod.parse_inode(rec.stdout),
+                                           min_age)
+            done = await self._check(lb, "lock", script, 30.0)
+            if done.stdout.startswith("BROKEN"):
+                self.pool.report(CommandRecord(lb.name, f"# broke stale rollout lock: {stale}", 0, 0.0))
         raise lock_mod.LockHeld(lb.name, None, None, "lock changed hands while breaking it")
 
     async def lock_heartbeat(self) -> bool:
@@ -334,11 +336,10 @@ class SshFleet:
         except ValueError:
             body = None
         body = body if isinstance(body, dict) else {}
-        version = body.get("version")
-        version = str(version) if version is not None else None
-        ok = r.status_code == 200 and body.get("status") == "ok"
-        detail = "" if ok else f"HTTP {r.status_code} status={body.get('status')!r}"
-        return HealthSample(inst.key, ok, version, latency, detail)
+        version, refused = reported_version(body.get("version"))
+        ok = r.status_code == 200 and body.get("status") == "ok" and not refused
+        detail = refused or ("" if ok else f"HTTP {r.status_code} status={body.get('status')!r}")
+        return HealthSample(inst.key, ok, version, latency, clean_text(detail))
 
     async def instance_metrics(self, inst: Instance, port: int) -> InstanceMetrics:
         """The instance's /metrics, in Prometheus's text format or the older

@@ -18,6 +18,11 @@ RELEASE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 RANGE = re.compile(r"\[([0-9A-Za-z]+):([0-9A-Za-z]+)(?::([0-9]+))?\]")
 MAX_RANGE = 10_000
 
+# C0 and C1 controls (newline and tab kept), line and paragraph separators,
+# bidi overrides: what lets host text move a terminal's cursor, recolour it,
+# or forge a line of its own
+_UNSAFE_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
 _TRUE = {"yes", "true", "on", "1", "y"}
 _FALSE = {"no", "false", "off", "0", "n", ""}
 
@@ -49,6 +54,24 @@ def show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def clean_text(text: str) -> str:
+    """Host-supplied text with the control characters a terminal would act on removed."""
+    return _UNSAFE_TEXT.sub("", text)
+
+
+def reported_version(value: Any) -> tuple[str | None, str]:
+    """A version a host reported (/health, /metrics), held to what a
+    release version given by the operator must be (it becomes a rollback
+    target, rendered into root's deploy commands): (version or None, why
+    it was refused or "")."""
+    if value is None:
+        return None, ""
+    text = str(value)
+    if not RELEASE_VERSION.fullmatch(text):
+        return None, f"reported version {show(text)} is not a release version ({RELEASE_VERSION.pattern})"
+    return text, ""
+
+
 def check_address(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(f"expected a hostname or IP address, got {show(value)}")
@@ -56,11 +79,11 @@ def check_address(value: Any) -> str:
     candidate = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
         ipaddress.ip_address(candidate.split("%", 1)[0])
-        if re.match(r"^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]{1,32})?$", candidate):
+        if re.fullmatch(r"[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]{1,32})?", candidate):
             return candidate
     except ValueError:
         pass
-    if not HOSTNAME_ADDRESS.match(text) or ".." in text:
+    if not HOSTNAME_ADDRESS.fullmatch(text) or ".." in text:
         raise ValueError(
             f"expected a hostname or IP address (letters, digits, '.', '-', '_'; no spaces, "
             f"no leading '-'), got {show(value)}"
@@ -81,7 +104,7 @@ def check_port(value: Any) -> int:
 def check_user(value: Any) -> str:
     """Any name OpenSSH takes (`first.last`, `Admin`, `user@corp`): it goes
     to asyncssh as an argument and, for become, through shlex.quote."""
-    if not isinstance(value, str) or not USER_NAME.match(value):
+    if not isinstance(value, str) or not USER_NAME.fullmatch(value):
         raise ValueError(f"expected a user name (no spaces or control characters, not starting with '-'), "
                          f"got {show(value)}")
     return value

@@ -72,7 +72,7 @@ def _load(path: Path) -> dict[str, FileVar]:
         at, line = (written,), doc.line_of((written,))
         try:
             key = key_as_ansible(doc.typed_keys[at]) if at in doc.typed_keys else written
-            if not VAR_NAME.match(key):
+            if not VAR_NAME.fullmatch(key):
                 raise ValueError(f"bad variable name {show(key)} (letters, digits and '_', not starting with a digit)")
             out[key] = FileVar(as_ansible(renamed(value, doc.typed_keys, at)), file, line, format_path(at))
         except ValueError as exc:

@@ -133,7 +133,7 @@ def evaluate_release(host: Host, version: str, record: Any) -> CheckItem:
 
 def render_check(plan: Plan, check: str, version: str, slot: str, host_name: str) -> str:
     """`deploy.check` with every value shell-quoted (as render_commands)."""
-    return render_template(plan, check, version, slot, host_name)
+    return render_template(plan, check, version, slot, host_name, reveal=True)
 
 
 T = TypeVar("T")

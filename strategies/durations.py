@@ -20,7 +20,7 @@ def parse_duration(value: object) -> float:
         try:
             seconds = float(text)
         except ValueError:
-            if not text or not _WHOLE.match(text):
+            if not text or not _WHOLE.fullmatch(text):
                 raise ValueError(
                     f'expected a duration like 30s, 5m, 1h, 250ms or a number of seconds, got "{value}"'
                 ) from None

@@ -263,7 +263,7 @@ class OperatorCommand(Event):
     source: str
     accepted: bool
     detail: str = ""
-    sender: dict[str, Any] = field(default_factory=dict)  # control socket: uid, user, pid, ssh_client
+    sender: dict[str, Any] = field(default_factory=dict)  # socket: uid, user, pid; ssh_client_claimed
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,7 @@ from inventory.driver import DriverError, HealthSample, InstanceDriver
 from inventory.model import Instance
 
 from .events import HealthChecked, InstanceChanged, InstancePhase, Notice
-from .plan import Plan, render_commands
+from .plan import Plan, UnsafeValue, check_template_values, render_commands
 from .topology import backend
 
 # how often a drain asks an instance for its in-flight count: requests still
@@ -93,8 +93,12 @@ class InstanceOps:
         plan = self.plan
         deadline = plan.health.deadline
         try:
+            check_template_values(version, inst.slot)
+            commands = render_commands(plan, version, inst.slot, inst.host.name, reveal=True)
+        except UnsafeValue as exc:  # nothing ran: the instance is as it was
+            return False, f"refused to deploy: {exc}"
+        try:
             self.mark(inst, InstancePhase.DEPLOYING, version)
-            commands = render_commands(plan, version, inst.slot, inst.host.name)
             await self.driver.run_commands(inst, commands, plan.deploy.timeout, version=version)
             self.mark(inst, InstancePhase.RESTARTING)
             started = self.driver.clock.now()

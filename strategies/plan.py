@@ -11,6 +11,7 @@ Every bad input raises ``PlanError``: one line naming file, line and field.
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import string
@@ -22,7 +23,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    PrivateAttr,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -30,6 +34,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from inventory.ssh_config import expand_home
 from inventory.validate import GROUP_NAME, RELEASE_VERSION, VAR_NAME, did_you_mean, show
 from inventory.yaml_source import YamlDoc, format_path, parse_yaml, read_text
 
@@ -45,7 +50,8 @@ UPSTREAM = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,60}$")
 ABS_PATH = re.compile(r"^/[A-Za-z0-9._/-]{1,200}$")
 URL_PATH = re.compile(r"^/[A-Za-z0-9._~/%?&=+:-]{0,200}$")
-COMMAND_FIELDS = ("version", "slot", "service", "host")
+COMMAND_FIELDS = ("version", "slot", "service", "host", "secrets")
+SECRET_FIELD = re.compile(r"secrets\[([A-Za-z_][A-Za-z0-9_]{0,63})\]")
 
 Duration = Annotated[float, BeforeValidator(T.duration)]
 PositiveDuration = Annotated[float, BeforeValidator(T.positive_duration)]
@@ -58,7 +64,7 @@ Count0 = Annotated[int, BeforeValidator(lambda v: T.integer(v, 0, 1_000_000_000,
 
 def _regex(pattern: re.Pattern[str], what: str) -> BeforeValidator:
     def check(value: Any) -> Any:
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             raise ValueError(f"expected {what} matching {pattern.pattern}, got {show(value)}")
         return value
 
@@ -92,6 +98,10 @@ def _template_fields(template: str, allowed: tuple[str, ...]) -> None:
     for _text, name, spec, conv in parts:
         if name is None:
             continue
+        if name == "secrets":
+            raise ValueError("template field {secrets} takes a name: {secrets[NAME]}")
+        if SECRET_FIELD.fullmatch(name) and "secrets" in allowed:  # declared under `secrets:` (Plan._secret_fields)
+            name = "secrets"
         if name not in allowed:
             names = ", ".join("{" + a + "}" for a in allowed)
             hint = did_you_mean(name, allowed).replace('"', "")
@@ -102,6 +112,35 @@ def _template_fields(template: str, allowed: tuple[str, ...]) -> None:
             raise ValueError(f"unknown template field {{{name}}}{hint}")
         if spec or conv:
             raise ValueError(f"template field {{{name}}} takes no format spec or conversion")
+
+
+def _quoting_at_fields(template: str) -> None:
+    """Each field must stand where the shell reads its value as one literal
+    word: outside quotes, backquotes and here-documents. The value is
+    substituted shell-quoted ('...'), which is a word of its own anywhere
+    unquoted (`releases/{version}` included), but inside "..." the quotes are
+    literal and `$(...)` in a host-reported version would run (issue 23)."""
+    if "<<" in template and "{" in template.split("<<", 1)[1].replace("{{", ""):
+        raise ValueError("a template field after << (a here-document) is not quoted by the shell: "
+                         "pass the value as an argument")
+    quote = ""  # the quote we are inside: ', " or `
+    i = 0
+    while i < len(template):
+        ch = template[i]
+        if template.startswith(("{{", "}}"), i):
+            i += 2
+            continue
+        if ch == "{" and quote:
+            name = template[i + 1:template.index("}", i)]
+            where = {"'": "single quotes", '"': "double quotes", "`": "backquotes"}[quote]
+            raise ValueError(f"template field {{{name}}} is inside {where}: write it as a shell word of its own "
+                             f"({'{' + name + '}'} unquoted; the console quotes its value)")
+        if ch == "\\" and quote != "'":
+            i += 2
+            continue
+        if ch in "'\"`" and (not quote or quote == ch):
+            quote = "" if quote else ch
+        i += 1
 
 
 # -- sections ---------------------------------------------------------------------
@@ -120,6 +159,7 @@ def _command(cmd: Any) -> Any:
     if "\0" in cmd:
         raise ValueError("command contains a NUL byte")
     _template_fields(cmd, COMMAND_FIELDS)
+    _quoting_at_fields(cmd)
     return cmd
 
 
@@ -158,7 +198,7 @@ class Nginx(_Model):
     def _sticky(cls, value: Any) -> Any:
         if value is None or value == "cookie":
             return value
-        if isinstance(value, str) and HEADER.match(value):
+        if isinstance(value, str) and HEADER.fullmatch(value):
             return value
         raise ValueError(f'expected null, "cookie" or a request header name, got {show(value)}')
 
@@ -176,7 +216,7 @@ class Drain(_Model):
 
 
 def _max_fail(value: Any) -> float:
-    m = T.PERCENT.match(value) if isinstance(value, str) else None
+    m = T.PERCENT.fullmatch(value) if isinstance(value, str) else None
     if m:
         value = float(m.group(1))
     if not T.is_number(value) or not 0 <= value <= 100:
@@ -304,7 +344,7 @@ class BlueGreen(_Model):
     def _names(cls, value: Any, info: ValidationInfo) -> Any:
         mode = info.data.get("mode", "units")
         pattern, what = (SLOT, "a slot name") if mode == "units" else (GROUP_NAME, "an inventory group name")
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             raise ValueError(f"expected {what} matching {pattern.pattern} (mode {mode}), got {show(value)}")
         return value
 
@@ -425,7 +465,7 @@ NOTIFY_URL = re.compile(r"^https?://[^\s/?#@]+(?::[0-9]{1,5})?(?:[/?#][^\s]*)?$"
 def _notify_url(value: Any) -> Any:
     if value is None:
         return None
-    if not isinstance(value, str) or not NOTIFY_URL.match(value):
+    if not isinstance(value, str) or not NOTIFY_URL.fullmatch(value):
         raise ValueError(f"expected an http:// or https:// URL, got {show(value)}")
     return value
 
@@ -453,6 +493,9 @@ class NotifyTarget(_Model):
     command: Annotated[list[str] | None, BeforeValidator(_argv)] = None
     tiers: list[Literal["critical", "important", "warning"]] = ["critical", "important", "warning"]
     events: list[Literal["alert", "gate", "result"]] = ["alert", "gate", "result"]
+    # http:// sends the events, the URL's token and the headers in clear:
+    # only where the plan says so for this target (docs/threat-model.md, "the network")
+    allow_http: bool = False
 
     @model_validator(mode="after")
     def _where(self) -> NotifyTarget:
@@ -461,6 +504,9 @@ class NotifyTarget(_Model):
                 raise ValueError("a command target takes `command:` (and no url)")
         elif self.url is None or self.command is not None:
             raise ValueError(f"a {self.kind} target takes `url:` (and no command)")
+        elif self.url.lower().startswith("http://") and not self.allow_http:
+            raise ValueError("an http:// URL sends events, tokens and headers in clear: use https://, or set "
+                             "`allow_http: true` on this target")
         return self
 
 
@@ -476,6 +522,9 @@ class Notify(_Model):
     retries: Annotated[int, BeforeValidator(lambda v: T.integer(v, 0, 10, "a retry count"))] = 3
     backoff: PositiveDuration = 1.0
     flush: Duration = 10.0
+    # HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment (a root shell
+    # may have inherited a user's): only when the plan asks
+    use_proxy_env: bool = False
 
     def secret_values(self) -> list[str]:
         """URLs and header values: never shown or journalled."""
@@ -484,15 +533,34 @@ class Notify(_Model):
 
 def _secrets(value: Any) -> Any:
     if not isinstance(value, list):
-        raise ValueError(f"expected a list of variable names, got {show(value)}")
+        raise ValueError(f"expected a list of variable names or {{name, env|file}} secrets, got {show(value)}")
     for item in value:
-        if not isinstance(item, str) or not VAR_NAME.match(item):
+        if isinstance(item, dict):
+            continue  # a SecretRef, validated as one
+        if not isinstance(item, str) or not VAR_NAME.fullmatch(item):
             raise ValueError(f"expected a variable name, got {show(item)}")
     return value
 
 
+class SecretRef(_Model):
+    """A named secret the plan's commands use as `{secrets[NAME]}`: read at
+    load from the controller's environment or from a file only its owner may
+    read, substituted shell-quoted, and masked by value in every output,
+    journal, view and notification (docs/threat-model.md, "secrets")."""
+
+    name: Annotated[str, _regex(VAR_NAME, "a secret name")]
+    env: Annotated[str | None, _optional(_regex(VAR_NAME, "an environment variable name").func)] = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret takes exactly one of `env:` or `file:`")
+        return self
+
+
 def _unit(value: Any) -> Any:
-    if not isinstance(value, str) or not UNIT.match(value) or not value.endswith(".service"):
+    if not isinstance(value, str) or not UNIT.fullmatch(value) or not value.endswith(".service"):
         raise ValueError(f'expected a systemd unit template ending in ".service" ({UNIT.pattern}), got {show(value)}')
     _template_fields(value, ("slot",))
     return value
@@ -528,8 +596,32 @@ class Plan(_Model):
     metrics: MetricsPlan = MetricsPlan()  # metric sources and custom metrics (metric_plan.py)
     notify: Notify = Notify()
     on_failure: Literal["rollback", "pause", "abort"] = "rollback"
-    secrets: Annotated[list[str], BeforeValidator(_secrets)] = []
+    # inventory variables whose values are secret, and named secrets (SecretRef)
+    secrets: Annotated[list[Annotated[Annotated[str, Tag("var")] | Annotated[SecretRef, Tag("ref")],
+                                      Discriminator(lambda v: "ref" if isinstance(v, (dict, SecretRef)) else "var")]],
+                       BeforeValidator(_secrets)] = []
     rollback_delay: Annotated[float | None, _optional(T.duration)] = None
+    _secret_values: dict[str, str] = PrivateAttr(default_factory=dict)  # SecretRef name -> value, set by load_plan
+
+    @model_validator(mode="after")
+    def _secret_fields(self) -> Plan:
+        """Every `{secrets[NAME]}` in a command names a declared secret."""
+        named = {s.name for s in self.secrets if isinstance(s, SecretRef)}
+        for cmd in [*self.deploy.commands, *([self.deploy.check] if self.deploy.check else [])]:
+            for _text, field_name, _spec, _conv in string.Formatter().parse(cmd):
+                m = SECRET_FIELD.fullmatch(field_name or "")
+                if m and m.group(1) not in named:
+                    raise ValueError(f"deploy: {{secrets[{m.group(1)}]}} names no secret under `secrets:` "
+                                     f"(declare {{name: {m.group(1)}, env: VAR}} or {{name: ..., file: PATH}})")
+        return self
+
+    def secret_var_names(self) -> list[str]:
+        """Inventory variables the plan marks secret."""
+        return [s for s in self.secrets if isinstance(s, str)]
+
+    def named_secret_values(self) -> list[str]:
+        """The values of the plan's named secrets (masked everywhere)."""
+        return list(self._secret_values.values())
 
     @field_validator("rollback_delay")
     @classmethod
@@ -551,18 +643,62 @@ class Plan(_Model):
 
 # -- public helpers -------------------------------------------------------------------
 
-def render_template(plan: Plan, template: str, version: str, slot: str, host_name: str) -> str:
+class UnsafeValue(ValueError):
+    """A value refused before it reaches a command template."""
+
+
+def check_template_values(version: str, slot: str) -> None:
+    """A version or slot read back from a host (a rollback target, the slot
+    it runs in) held to what the operator may give, before it is rendered
+    into root's commands: UnsafeValue otherwise."""
+    if not RELEASE_VERSION.fullmatch(str(version)):
+        raise UnsafeValue(f"version {show(version)} is not a release version ({RELEASE_VERSION.pattern})")
+    if not GROUP_NAME.fullmatch(str(slot)):  # a slot of units mode or an inventory group
+        raise UnsafeValue(f"slot {show(slot)} is not a slot or group name ({GROUP_NAME.pattern})")
+
+
+def render_template(plan: Plan, template: str, version: str, slot: str, host_name: str, *,
+                    reveal: bool = False) -> str:
     """One command template with every substituted value shell-quoted.
 
     The template text is the plan author's shell and is trusted; the values
-    (version, slot, service, host) are not."""
+    (version, slot, service, host) are not (see also check_template_values).
+    Named secrets are substituted only with `reveal` (a command about to
+    run); otherwise as *** (what a dry run prints)."""
+    secrets = {k: shlex.quote(v) if reveal else "***" for k, v in plan._secret_values.items()}
     return template.format(version=shlex.quote(str(version)), slot=shlex.quote(str(slot)),
-                           service=shlex.quote(str(plan.service)), host=shlex.quote(str(host_name)))
+                           service=shlex.quote(str(plan.service)), host=shlex.quote(str(host_name)),
+                           secrets=secrets)
 
 
-def render_commands(plan: Plan, version: str, slot: str, host_name: str) -> list[str]:
+def render_commands(plan: Plan, version: str, slot: str, host_name: str, *, reveal: bool = False) -> list[str]:
     """Deploy commands for one host (see `render_template`)."""
-    return [render_template(plan, cmd, version, slot, host_name) for cmd in plan.deploy.commands]
+    return [render_template(plan, cmd, version, slot, host_name, reveal=reveal) for cmd in plan.deploy.commands]
+
+
+def _read_secret(ref: SecretRef) -> str:
+    """A named secret's value: the environment variable, or the file (owned
+    by this user or root, readable by its owner only, not a symlink)."""
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if not value:
+            raise ValueError(f"environment variable {ref.env} is not set")
+        return value
+    path = expand_home(str(ref.file))  # ~ as OpenSSH has it: never another user's $HOME
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid not in (os.geteuid(), 0) or st.st_mode & 0o077:
+            raise ValueError(f"{path} must belong to you and be readable by its owner only (chmod 600)")
+        value = os.read(fd, 64 * 1024).decode("utf-8", "replace").rstrip("\r\n")
+    finally:
+        os.close(fd)
+    if not value:
+        raise ValueError(f"{path} is empty")
+    return value
 
 
 def summary(plan: Plan) -> str:
@@ -731,9 +867,17 @@ def load_plan(path: str | Path, *, version_override: str | None = None) -> Plan:
     data.setdefault("name", Path(file).stem or "plan")
     data["source"] = file
     try:
-        return Plan.model_validate(data)
+        plan = Plan.model_validate(data)
     except ValidationError as exc:
         _raise_validation(exc, data, _Source(doc, origin), file)
+    for i, ref in enumerate(plan.secrets):
+        if isinstance(ref, SecretRef):
+            line, fld = _Source(doc, origin).locate(("secrets", i))
+            try:
+                plan._secret_values[ref.name] = _read_secret(ref)
+            except ValueError as exc:
+                raise PlanError(file, line, fld, f"secret {ref.name}: {exc}") from None
+    return plan
 
 
 class _ThresholdsFile(_Model):

@@ -34,7 +34,7 @@ def positive_duration(value: Any) -> float:
 def fraction(value: Any) -> float:
     """0..1; "5%" -> 0.05."""
     if isinstance(value, str):
-        m = PERCENT.match(value)
+        m = PERCENT.fullmatch(value)
         if m:
             value = float(m.group(1)) / 100.0
         else:
@@ -51,7 +51,7 @@ def quality(value: Any) -> float:
     """Quality score as a fraction; values above 1 are points out of 100 (90 -> 0.90)."""
     if is_number(value) and 1.0 < float(value) <= 100.0:
         return float(value) / 100.0
-    if isinstance(value, str) and not PERCENT.match(value):
+    if isinstance(value, str) and not PERCENT.fullmatch(value):
         try:
             number = float(value)
         except ValueError:
@@ -79,7 +79,7 @@ def port(value: Any) -> int:
 def percent_weight(value: Any) -> float:
     """Canary traffic weight in percent, 0..100 in 0.01 steps ("5%" also accepted)."""
     if isinstance(value, str):
-        m = PERCENT.match(value)
+        m = PERCENT.fullmatch(value)
         text = m.group(1) if m else value
         try:
             value = float(text)
@@ -100,7 +100,7 @@ _BATCH_MSG = 'expected a count, a percentage like "20%" or a list of them, got {
 
 def _batch_item(value: Any) -> int | str:
     if isinstance(value, str):
-        m = PERCENT.match(value)
+        m = PERCENT.fullmatch(value)
         if m:
             pct = float(m.group(1))
             if not 0 < pct <= 100:
@@ -165,7 +165,7 @@ def parse_rule(value: Any) -> dict[str, Any]:
         return data
     if not isinstance(value, str):
         raise ValueError(f'expected a rule like "error_rate > 5%", got {show(value)}')
-    m = _RULE.match(value)
+    m = _RULE.fullmatch(value)
     if not m:
         raise ValueError(f'expected a rule like "error_rate > 5%", got {show(value)}')
     metric = metric_name(m.group(1))

@@ -22,17 +22,18 @@ def inv(tmp_path, text: str, name: str = "hosts.yml"):
 
 
 def test_honoured_connection_variables(tmp_path):
-    i = inv(tmp_path, """
+    (tmp_path / "rollout_config").write_text("Host *\n    ServerAliveInterval 5\n")
+    i = inv(tmp_path, f"""
         all:
           vars:
             ansible_ssh_common_args: "-o ProxyJump=ops@bastion.example.com:2222 -o ServerAliveInterval=5"
           hosts:
-            ctl: {ansible_connection: local}
+            ctl: {{ansible_connection: local}}
             web1:
               ansible_become: true
               ansible_become_user: first.last
             web2:
-              ansible_ssh_common_args: "-F /etc/ssh/rollout_config -J a@j1,j2:23 -C"
+              ansible_ssh_common_args: "-F {tmp_path}/rollout_config -J a@j1,j2:23 -C"
             web3:
               ansible_become_user: app   # no become: Ansible ignores it too
               ansible_shell_executable: /bin/sh
@@ -45,7 +46,7 @@ def test_honoured_connection_variables(tmp_path):
     assert h["web1"].connection.become_user == "first.last"
     assert h["web1"].connection.jump == (JumpHop("bastion.example.com", 2222, "ops"),)
     assert h["web2"].connection.jump == (JumpHop("j1", None, "a"), JumpHop("j2", 23, None))
-    assert h["web2"].connection.ssh_config == "/etc/ssh/rollout_config"
+    assert h["web2"].connection.ssh_config == f"{tmp_path}/rollout_config"
     assert h["web3"].connection.become_user is None
     assert h["web4"].connection.jump == (JumpHop("bastion2", 2200, "jumper"),)  # the classic ProxyCommand
 

@@ -156,13 +156,20 @@ def test_replay_prints_the_recorded_timeline_and_what_if(tmp_path):
     assert "would not have stopped" in run_cli("replay", str(journal), "--thresholds", str(loose)).stdout
 
 
-def test_paused_headless_run_exits_7_and_resume_promotes_it(tmp_path):
+def run_to_the_pause(tmp_path) -> tuple[Path, Path, Path]:
+    """A SIMULATED canary run that stops at its indefinite pause (exit 7):
+    (its journal a.jsonl, plan, inventory)."""
     inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
     plan = write_plan(tmp_path / "plan.yaml", "canary", canary={
         "sample_interval": "2s", "steps": [{"set_weight": 25}, {"pause": None}, {"set_weight": 100}]})
     first = run_cli("--plan", str(plan), "--inventory", str(inv), "--headless", "--time-scale", "100",
                     "--record", str(tmp_path / "a.jsonl"))
-    assert first.returncode == 7 and "awaiting_promotion (exit 7)" in first.stdout
+    assert first.returncode == 7 and "awaiting_promotion (exit 7)" in first.stdout, first.stderr
+    return tmp_path / "a.jsonl", plan, inv
+
+
+def test_paused_headless_run_exits_7_and_resume_promotes_it(tmp_path):
+    run_to_the_pause(tmp_path)
     resumed = run_cli("resume", str(tmp_path / "a.jsonl"), "--headless", "--output", "json", "--time-scale", "100",
                       "--auto-promote", "--record", str(tmp_path / "b.jsonl"))
     assert resumed.returncode == 0, resumed.stderr

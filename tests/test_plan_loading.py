@@ -414,6 +414,8 @@ def test_notify_block(tmp_path):
     ("{name: a, kind: json, url: 'ftp://x/y'}", 5, "notify.targets[0].url: expected an http:// or https:// URL"),
     ("{name: a, kind: sms, url: 'http://x/'}", 5, "notify.targets[0].kind"),
     ("{name: a, kind: json, url: 'http://x/', tiers: [urgent]}", 5, "notify.targets[0].tiers"),
+    ("{name: a, kind: json, url: 'http://hooks.example.com/x'}", 5,
+     "notify.targets[0]: an http:// URL sends events, tokens and headers in clear"),
 ])
 def test_notify_block_errors(tmp_path, target, line, fragment):
     p = tmp_path / "plan.yaml"

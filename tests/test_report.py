@@ -114,19 +114,40 @@ def test_a_tampered_journal_is_reported_with_that_said_first(bad_canary, tmp_pat
     assert 'class="banner broken" id="integrity">THIS JOURNAL FAILS VERIFICATION' in page.read_text()
 
 
-def test_a_session_that_stopped_writing_is_reported_as_far_as_it_went(bad_canary, tmp_path):
-    """Whole records, no closing one (the console died): verification fails
-    (as `console audit verify` says), but nothing was altered, and the
-    report says so and shows what there is."""
+def test_a_cut_journal_is_reported_as_cut_not_as_a_crash(bad_canary, tmp_path):
+    """Whole records with the tail removed after they were written: the
+    sealed head knows more records, so the report does not vouch for it."""
     lines = bad_canary.read_bytes().splitlines(keepends=True)
     n = next(i for i, line in enumerate(lines) if b'"kind":"phase"' in line and b'"phase":"rolling back"' in line)
-    unfinished = tmp_path / "unfinished.jsonl"
-    unfinished.write_bytes(b"".join(lines[:n]))
-    proc = run_console("report", str(unfinished))
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(b"".join(lines[:n]))
+    proc = run_console("report", str(cut))
     assert proc.returncode == 4
     first = proc.stdout.splitlines()[0]
+    assert first.startswith("!!! JOURNAL FAILS VERIFICATION") and f":{n + 1}: cut" in first
+    assert "What follows may not be what was recorded" in first
+
+
+def test_a_session_that_stopped_writing_is_reported_as_far_as_it_went(tmp_path):
+    """A console killed mid-run (SIGKILL: no closing record): verification
+    fails (as `console audit verify` says), but nothing was altered, and the
+    report says so and shows what there is."""
+    env = control_env(tmp_path)
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
+    plan = write_plan(tmp_path / "plan.yaml", "canary", canary={
+        "sample_interval": "2s", "steps": [{"set_weight": 25}, {"pause": None}, {"set_weight": 100}]})
+    journal = tmp_path / "killed.jsonl"
+    run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion", "--record", str(journal))
+    try:
+        run.wait_for(lambda e: e["kind"] == "phase" and e["phase"] == "paused", "the pause step")
+    finally:
+        run.kill()
+    proc = subprocess.run([sys.executable, "-m", "console", "report", str(journal)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 4, proc.stderr
+    first = proc.stdout.splitlines()[0]
     assert "no closing record" in first and "Every record it has is intact" in first
-    assert "outcome: NOT FINISHED" in proc.stdout and ": FAIL" in proc.stdout
+    assert "outcome: NOT FINISHED" in proc.stdout
 
 
 def _one_line_error(proc: subprocess.CompletedProcess, where: str, what: str) -> None:

@@ -1,5 +1,10 @@
 """Who is on the other end of a control connection (SO_PEERCRED), and
-whether they may command this run: its owner's uid, or root."""
+whether they may command this run: its owner's uid, or root.
+
+uid, user and pid come from the kernel. The SSH client address comes from
+the peer process's own environment (SSH_CLIENT), which that process may set
+to anything: it is recorded as `ssh_client_claimed` and shown as "claims",
+never as a fact (docs/threat-model.md)."""
 from __future__ import annotations
 
 import os
@@ -40,7 +45,7 @@ def user_name(uid: int) -> str:
 def identify(sock: socket.socket) -> dict[str, Any]:
     """uid, user, pid and SSH client address of a connected peer."""
     pid, uid, _gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
-    return {"uid": uid, "user": user_name(uid), "pid": pid, "ssh_client": ssh_client_of(pid)}
+    return {"uid": uid, "user": user_name(uid), "pid": pid, "ssh_client_claimed": ssh_client_of(pid)}
 
 
 def may_control(peer: dict[str, Any], owner_uid: int | None = None) -> bool:
@@ -50,4 +55,5 @@ def may_control(peer: dict[str, Any], owner_uid: int | None = None) -> bool:
 
 def source_label(peer: dict[str, Any]) -> str:
     """The OperatorCommand source for a command sent over the socket."""
-    return f"socket:{peer['user']}" + (f"@{peer['ssh_client']}" if peer["ssh_client"] else "")
+    claimed = peer.get("ssh_client_claimed")
+    return f"socket:{peer['user']}" + (f" (claims ssh from {claimed})" if claimed else "")

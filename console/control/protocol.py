@@ -14,6 +14,9 @@ import json
 from typing import Any
 
 LINE_LIMIT = 64 * 1024 * 1024   # one event line (a command's output) can be large
+REQUEST_LIMIT = 64 * 1024       # one request line (a client's: small)
+READ_TIMEOUT = 10.0             # seconds a client has to send its request
+MAX_CONNECTIONS = 64            # open control connections (viewers included) per run
 OPS = ("status", "command", "subscribe")
 
 
@@ -30,6 +33,8 @@ def decode(line: bytes) -> dict[str, Any]:
         message = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
+    except RecursionError:  # nested deeper than the parser goes: an answer, not a traceback
+        raise ProtocolError("not JSON: nested too deeply") from None
     if not isinstance(message, dict):
         raise ProtocolError("not a JSON object")
     return message

@@ -2,7 +2,9 @@
 
 `$XDG_RUNTIME_DIR/rollout-console/`, else the state directory
 (`$XDG_STATE_HOME` or `~/.local/state`)`/rollout-console/control/`; always
-0700. A run's socket is `<run id>.sock`; when the run ends it leaves
+0700, and each only when it is the effective user's own real directory
+(console/private.py: root with another user's XDG_RUNTIME_DIR neither
+follows their symlinks nor uses their directory). A run's socket is `<run id>.sock`; when the run ends it leaves
 `<run id>.result.json` (0600) so `console status` can still say how a
 detached run ended. A socket nobody listens on (its run was SIGKILLed) is
 stale: the first client that meets it removes it.
@@ -14,7 +16,7 @@ import socket
 import time
 from pathlib import Path
 
-from ..private_files import private_dir
+from ..private import first_own_tree, state_candidates
 
 SOCKET_SUFFIX = ".sock"
 RESULT_SUFFIX = ".result.json"
@@ -22,13 +24,8 @@ RESULTS_KEPT = 24 * 3600  # seconds a finished run's result stays listed
 
 
 def control_dir() -> Path:
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir():
-        base = Path(runtime) / "rollout-console"
-    else:
-        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-        base = Path(state) / "rollout-console" / "control"
-    return private_dir(base, tighten=True)
+    return first_own_tree([(os.environ.get("XDG_RUNTIME_DIR"), ("rollout-console",)),
+                           *state_candidates("rollout-console", "control")])
 
 
 def socket_path(run_id: str) -> Path:

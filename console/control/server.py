@@ -19,10 +19,10 @@ from typing import Any
 from strategies.control import Command
 from strategies.events import Event, Notice, OperatorCommand
 
-from ..journal import create_private
+from ..private import write_private
 from ..view_state import FleetView
 from . import peer as peers
-from .protocol import LINE_LIMIT, ProtocolError, decode, encode, error
+from .protocol import MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_LIMIT, ProtocolError, decode, encode, error
 from .runs import result_path, socket_path
 
 SLOW_VIEWER_BYTES = 8 * 1024 * 1024  # a viewer this far behind is dropped
@@ -41,6 +41,7 @@ class ControlServer:
         self.record: dict[str, Any] | None = None
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
         self._viewers: set[asyncio.StreamWriter] = set()
+        self._connections = 0
         self._server: asyncio.base_events.Server | None = None
         self._last_operator: OperatorCommand | None = None
         session.bus.subscribe(self)
@@ -66,7 +67,9 @@ class ControlServer:
     async def start(self) -> Path:
         """Listen on `<run id>.sock`: bound under a temporary name, made 0600,
         then renamed into place, so no client ever finds it half made (and
-        takes it for stale)."""
+        takes it for stale). It is bound inside control_dir(), checked to be
+        the effective user's own 0700 directory, so no other user can reach
+        it before its mode is set."""
         final = socket_path(self.run_id)
         tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
@@ -80,7 +83,7 @@ class ControlServer:
             sock.close()
             tmp.unlink(missing_ok=True)
             raise
-        self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=LINE_LIMIT)
+        self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=REQUEST_LIMIT)
         self.path = final
         return final
 
@@ -89,9 +92,7 @@ class ControlServer:
         viewers, stop listening and remove the socket."""
         self.record = record
         try:
-            fd = create_private(result_path(self.run_id), exclusive=False)
-            with open(fd, "w") as fh:
-                json.dump({**self.status(), **record}, fh)
+            write_private(result_path(self.run_id), json.dumps({**self.status(), **record}).encode())
         except OSError:
             pass  # the journal holds the result too
         line = encode({"type": "result", **record})
@@ -141,6 +142,30 @@ class ControlServer:
                 "phase": self.view.phase}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection: capped in number, given READ_TIMEOUT to send its
+        request, and answered (never a traceback on the run's stderr) whatever
+        it sends."""
+        self._connections += 1
+        try:
+            if self._connections > MAX_CONNECTIONS:
+                writer.write(encode(error("busy", f"more than {MAX_CONNECTIONS} control connections open")))
+                return
+            await self._answer(reader, writer)
+        except asyncio.CancelledError:
+            # The run's loop is ending (asyncio.run cancels what is left, e.g. a viewer's
+            # read): the viewer already has the result line. Python 3.11's stream server
+            # calls task.exception() on a cancelled handler and prints that as a traceback,
+            # so the handler ends normally here; nothing else awaits it.
+            pass
+        except Exception as exc:  # noqa: BLE001 - a bad client must not reach the run's stderr
+            if not writer.is_closing():
+                writer.write(encode(error("internal", f"{type(exc).__name__}")))
+        finally:
+            self._connections -= 1
+            self._viewers.discard(writer)
+            writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             peer = peers.identify(writer.get_extra_info("socket"))
             if not peers.may_control(peer):
@@ -149,7 +174,11 @@ class ControlServer:
                 writer.write(encode(error("denied", f"uid {peer['uid']} ({peer['user']}) may not control this "
                                                     f"run: only its owner ({peers.user_name(os.getuid())}) or root")))
                 return
-            request = decode(await reader.readline())
+            try:
+                request = decode(await asyncio.wait_for(reader.readline(), READ_TIMEOUT))
+            except TimeoutError:
+                writer.write(encode(error("timeout", f"no request within {READ_TIMEOUT:g} s")))
+                return
             op = request.get("op")
             if op == "status":
                 writer.write(encode({"type": "status", **self.status()}))
@@ -162,17 +191,10 @@ class ControlServer:
             await writer.drain()
         except ProtocolError as exc:
             writer.write(encode(error("bad_request", str(exc))))
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+        except (asyncio.LimitOverrunError, ValueError):
+            writer.write(encode(error("bad_request", f"request longer than {REQUEST_LIMIT} bytes")))
+        except (ConnectionError, asyncio.IncompleteReadError):
             pass
-        except asyncio.CancelledError:
-            # The run's loop is ending (asyncio.run cancels what is left, e.g. a viewer's
-            # read): the viewer already has the result line. Python 3.11's stream server
-            # calls task.exception() on a cancelled handler and prints that as a traceback,
-            # so the handler ends normally here; nothing else awaits it.
-            pass
-        finally:
-            self._viewers.discard(writer)
-            writer.close()
 
     async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """A viewer: how far the journal already goes (read those from the

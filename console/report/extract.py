@@ -164,7 +164,7 @@ def extract(journal: Journal, verification: Verification, source: str = "") -> R
     header = journal.header or {}
     integrity = Integrity(verification.ok, verification.message, verification.final_hash,
                           journal.close is not None, journal.torn_tail,
-                          verification.records == len(journal.records) and not journal.torn_tail)
+                          verification.resumable)
     report = Report(source=source, integrity=integrity, run=None)
     operator = header.get("operator") or {}
     started: RunStarted | None = None

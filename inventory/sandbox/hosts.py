@@ -404,7 +404,7 @@ def write_release(host_names: Iterable[str] | None, version: str, behaviour: Map
                   state_dir: Path = DEFAULT_STATE_DIR) -> list[Path]:
     """Ship a release to the catalog of each host (None = every agent host):
     /opt/agent/catalog/VERSION.json, which `install-release VERSION` reads."""
-    if not RELEASE_VERSION.match(version):
+    if not RELEASE_VERSION.fullmatch(version):
         raise SandboxError(f"invalid version {version!r}")
     unknown = set(behaviour) - set(_BEHAVIOUR_KEYS)
     if unknown:

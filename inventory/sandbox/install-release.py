@@ -43,10 +43,10 @@ def main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return 2 if exc.code else 0
-    if not VERSION_RE.match(args.version):
+    if not VERSION_RE.fullmatch(args.version):
         print(f"install-release: invalid version {args.version!r}", file=sys.stderr)
         return 2
-    if not SLOT_RE.match(args.slot):
+    if not SLOT_RE.fullmatch(args.slot):
         print(f"install-release: invalid slot {args.slot!r}", file=sys.stderr)
         return 2
     behaviour: object = {}

@@ -8,6 +8,8 @@ on both hops against the fleet's known_hosts.
 """
 from __future__ import annotations
 
+import os
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -95,6 +97,10 @@ async def test_proxyjump_from_ssh_config_goes_through_the_bastion(tmp_path, wall
 @pytest.mark.parametrize("jump", ["-o ProxyJump=root@{lb}:22",
                                   "-o 'ProxyCommand=ssh -W %h:%p -q root@{lb}'"])
 async def test_jump_from_inventory_args_and_become_user(tmp_path, walled, jump):
+    # the jump comes from the inventory; the config (no ProxyJump in it) only
+    # gives the bastion hop its key, as OpenSSH's -J would take it (it is read
+    # as the inventory is: it must exist by then)
+    write_ssh_config(tmp_path, walled, proxy=False)
     inv = load_inventory(write_inventory(tmp_path, walled, """
         all:
           vars:
@@ -107,9 +113,6 @@ async def test_jump_from_inventory_args_and_become_user(tmp_path, walled, jump):
           hosts:
             agent-05: {{ansible_host: "{a5}"}}
         """.replace("JUMP", jump)))
-    # the jump comes from the inventory; the config (no ProxyJump in it) only
-    # gives the bastion hop its key, as OpenSSH's -J would take it
-    write_ssh_config(tmp_path, walled, proxy=False)
     out = await run_all(inv, 'echo "$(id -un) ${SUDO_USER}"')  # only reachable through lb-01
     assert out == {"agent-05": "deploy root"}
 
@@ -149,3 +152,54 @@ async def test_ssh_config_port_applies_unless_the_inventory_sets_one(tmp_path, s
         await run_all(inv, "true")
     inv = load_inventory(write_inventory(tmp_path, fleet, body.replace("PORT", ", ansible_port: 22")))
     assert await run_all(inv, "hostname") == {"lb-01": "lb-01"}
+
+
+async def test_ssh_w_proxycommand_in_an_inventory_config_is_dialled_not_run(tmp_path, walled, monkeypatch):
+    """Issue 23 finding 1: an inventory's ssh config runs nothing here. Its
+    `ProxyCommand ssh -W %h:%p bastion` is dialled by the pool as a hop
+    (host keys checked) instead of running a local ssh: an `ssh` first on
+    PATH would leave a marker."""
+    mark = tmp_path / "ran"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ssh").write_text(f"#!/bin/sh\nid > {mark}\nexec /usr/bin/ssh \"$@\"\n")
+    (fake / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    write_ssh_config(tmp_path, walled, proxy=False,
+                     extra=f"Host {walled.ip('agent-05')}\n    ProxyCommand ssh -W %h:%p -q root@bastion\n")
+    inv = load_inventory(write_inventory(tmp_path, walled, """
+        all:
+          vars: {{ansible_ssh_common_args: "-F {cfg}", rollout_known_hosts: "{known}"}}
+          hosts:
+            agent-05: {{ansible_host: "{a5}"}}
+        """))
+    out = await run_all(inv, 'echo "$(hostname) ${SSH_CLIENT%% *}"')
+    assert out == {"agent-05": f"agent-05 {walled.lb_ip}"}
+    assert not mark.exists(), mark.read_text()
+
+
+async def test_agent_forwarding_is_off_even_when_an_ssh_config_asks(tmp_path, sandbox_fleet, monkeypatch):
+    """Issue 23 finding 1: the operator's agent is never lent to a host
+    (a root there could sign with it): ~/.ssh/config's ForwardAgent yes
+    (an inventory's is refused at load) does not forward it."""
+    fleet = sandbox_fleet
+    sock = tmp_path / "agent.sock"
+    # without -D it forks once the socket is listening and prints the agent's pid
+    started = subprocess.run(["ssh-agent", "-s", "-a", str(sock)], capture_output=True, text=True, timeout=10,
+                             check=True).stdout
+    pid = int(started.split("SSH_AGENT_PID=")[1].split(";")[0])
+    try:
+        home = tmp_path / "home"
+        (home / ".ssh").mkdir(parents=True)
+        (home / ".ssh" / "config").write_text("Host *\n    ForwardAgent yes\n")
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        inv = load_inventory(write_inventory(tmp_path, fleet, """
+            all:
+              vars: {{ansible_user: root, ansible_ssh_private_key_file: "{key}", rollout_known_hosts: "{known}"}}
+              hosts:
+                lb-01: {{ansible_host: "{lb}"}}
+            """))
+        assert await run_all(inv, 'echo "${SSH_AUTH_SOCK:-none}"') == {"lb-01": "none"}
+    finally:
+        os.kill(pid, 15)

@@ -158,3 +158,60 @@ async def test_template_values_that_need_quoting_reach_a_real_shell_verbatim(fle
         assert words("/tmp/seen-values") == [value, value, "agent", value], value
         assert words("/tmp/seen-check") == [value, value, value], value
     no_marker_anywhere(fleet)
+
+
+async def test_a_host_reported_version_is_validated_before_it_can_reach_a_template(fleet, tmp_path):
+    """Issue 23 finding 4: an agent whose /health reports `1.0.0$(touch
+    /tmp/pwned)` (its service account could write that) would be the
+    rollback target rendered into root's deploy commands. The version is
+    held to what --version may be: the instance is unhealthy, so preflight
+    refuses (exit 6) naming it, and nothing is touched."""
+    fleet.ssh("agent-02", "d=$(readlink -f /opt/agent/slots/main/current) && rm -rf /opt/agent/releases/evil && "
+                          "cp -a $d /opt/agent/releases/evil && "
+                          "printf '%s' '1.0.0$(touch /tmp/pwned)' > /opt/agent/releases/evil/VERSION && "
+                          "ln -sfn /opt/agent/releases/evil /opt/agent/slots/main/current && "
+                          "systemctl restart agent@main", check=True)
+    before = managed_config(fleet)
+    code, events, err = await console("--plan", str(plan_file(tmp_path, **FAST)), "--inventory",
+                                      str(fleet.inventory_path), "--headless", "--output", "json",
+                                      "--record", str(tmp_path / "j.jsonl"))
+    assert code == 6, err + json.dumps(events[-3:])
+    assert "agent-02" in events[-1]["message"] and "unhealthy" in events[-1]["message"]
+    refused = [e for e in events if "is not a release version" in json.dumps(e)]
+    assert refused, "the reported version was not named"
+    assert "\\u001b" not in json.dumps(events)
+    assert managed_config(fleet) == before
+    no_marker_anywhere(fleet)
+
+
+async def test_a_template_field_inside_quotes_is_refused_at_plan_load(fleet, tmp_path):
+    """Issue 23 finding 4: `"{version}"` would put the shell-quoted value
+    inside double quotes, where its quotes are literal and $(...) runs."""
+    plan = plan_file(tmp_path, deploy={"commands": ['echo "{version}" > /tmp/seen-values']})
+    code, _, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path), "--headless",
+                                 "--record", str(tmp_path / "j.jsonl"))
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and f"{plan}:" in err and "inside double quotes" in err
+    assert not (tmp_path / "j.jsonl").exists()
+    no_marker_anywhere(fleet)
+
+
+async def test_a_named_secret_reaches_the_host_and_no_output(fleet, tmp_path, monkeypatch):
+    """Issue 23 finding 5: a plan's named secret (from the environment) is
+    substituted into the command the host runs, and masked by value in
+    every record of it: the command, its echoed output, stdout, the journal."""
+    token = "rc-secret-Zq9xv-7"
+    monkeypatch.setenv("ROLLOUT_DEPLOY_TOKEN", token)
+    plan = plan_file(tmp_path, **FAST, secrets=[{"name": "deploy_token", "env": "ROLLOUT_DEPLOY_TOKEN"}], deploy={
+        "commands": ["printf '%s' {secrets[deploy_token]} > /tmp/seen-values; echo got {secrets[deploy_token]}; "
+                     "echo {secrets[deploy_token]} >&2",
+                     "/opt/agent/bin/install-release --slot {slot} {version}"]})
+    journal = tmp_path / "j.jsonl"
+    code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path), "--headless",
+                                      "--output", "json", "--record", str(journal))
+    assert code == 0, err + json.dumps(events[-3:])
+    assert fleet.ssh("agent-02", "cat /tmp/seen-values").stdout == token
+    everything = json.dumps(events) + err + journal.read_text()
+    assert token not in everything
+    assert any(e.get("kind") == "command" and "got ***" in json.dumps(e) for e in events)
+    no_marker_anywhere(fleet)

@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from inventory.lock import boot_id
 from rollout_helpers import console, console_timeline, invocations, managed_config, plan_file, until, versions
 
 pytestmark = pytest.mark.sandbox
@@ -63,7 +64,8 @@ async def test_lock_of_a_dead_pid_on_this_controller_is_stale(fleet, tmp_path):
     dead = subprocess.Popen(["true"])
     dead.wait()
     plant_lock(fleet, {"user": "operator", "host": socket.gethostname(), "pid": dead.pid, "plan": "p",
-                       "since": "2026-01-01T00:00:00+00:00", "journal": "", "token": "deadbeef"})
+                       "since": "2026-01-01T00:00:00+00:00", "journal": "", "token": "deadbeef",
+                       "boot": boot_id()})
     p = plan_file(tmp_path, **FAST)
     before = managed_config(fleet), invocations(fleet)
     code, events, err = await run(fleet, p, tmp_path / "a.jsonl")
@@ -73,6 +75,26 @@ async def test_lock_of_a_dead_pid_on_this_controller_is_stale(fleet, tmp_path):
     code, events, err = await run(fleet, p, tmp_path / "b.jsonl", "--break-stale-lock")
     assert code == 0, err + json.dumps(events[-3:])
     assert fleet.ssh(fleet.lb_name, f"ls {LOCKS}").stdout.strip() == ""
+
+
+async def test_a_twin_hostnames_live_lock_is_not_stale(fleet, tmp_path):
+    """Issue 23 finding 6: a console on another machine with this hostname
+    (a container, a CI runner) holds the lock with a fresh heartbeat; its
+    pid means nothing here. Refused as held, not stale, and not broken even
+    with --break-stale-lock."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    plant_lock(fleet, {"user": "twin", "host": socket.gethostname(), "pid": dead.pid, "plan": "p",
+                       "since": "2026-01-01T00:00:00+00:00", "journal": "", "token": "feedface",
+                       "boot": "0" * 8 + "-another-machine"})
+    p = plan_file(tmp_path, **FAST)
+    before = managed_config(fleet), invocations(fleet)
+    code, events, err = await run(fleet, p, tmp_path / "a.jsonl", "--break-stale-lock")
+    message = events[-1]["message"]
+    assert code == 6 and "twin@" in message and "stale" not in message, err + message
+    assert (managed_config(fleet), invocations(fleet)) == before
+    assert "feedface" in fleet.ssh(fleet.lb_name, f"cat {LOCKS}/agent.lock").stdout
+    fleet.ssh(fleet.lb_name, f"rm -f {LOCKS}/agent.lock", check=True)
 
 
 async def test_lock_without_heartbeat_is_stale(fleet, tmp_path):

@@ -49,7 +49,30 @@ def receiver(sandbox_fleet):
 
 
 def plan_with(tmp_path: Path, notify: dict) -> Path:
-    return write_plan(tmp_path / "plan.yaml", notify=notify, rolling={"batch": 2})
+    """The receiver speaks plain HTTP: each target says it may (allow_http)."""
+    targets = [{**t, "allow_http": True} if t.get("url", "").startswith("http://") else t
+               for t in notify.get("targets", [])]
+    return write_plan(tmp_path / "plan.yaml", notify={**notify, "targets": targets}, rolling={"batch": 2})
+
+
+async def test_proxy_settings_from_the_environment_are_ignored_unless_asked(tmp_path, receiver, monkeypatch):
+    """Issue 23 finding 9: a root shell may carry a user's HTTP(S)_PROXY;
+    webhooks go straight to their URL unless the plan sets use_proxy_env."""
+    base, received = receiver
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens: through it, nothing arrives
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    for use_proxy, expected in ((False, "delivered"), (True, "failed")):
+        plan = load_plan(plan_with(tmp_path, {"retries": 0, "use_proxy_env": use_proxy, "targets": [
+            {"name": f"direct-{use_proxy}", "kind": "json", "url": f"{base}/ok/proxy-{use_proxy}"}]}))
+        bus = EventBus()
+        seen: list = []
+        bus.subscribe(seen.append)
+        notifier = Notifier(plan, bus, redact=lambda text: text)
+        bus.subscribe(notifier)
+        bus.publish(RunFinished(outcome="succeeded", message="ok", duration=1.0))
+        await notifier.drain()
+        assert [e.outcome for e in seen if isinstance(e, NotificationDelivered)] == [expected]
+        assert len([r for r in received() if r["path"] == f"/ok/proxy-{use_proxy}"]) == (not use_proxy)
 
 
 async def test_routing_bodies_retries_and_timeouts(tmp_path, receiver, sandbox_fleet):
