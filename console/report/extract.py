@@ -44,7 +44,7 @@ class Integrity:
     final_hash: str | None
     closed: bool
     torn_tail: bool
-    chain_intact: bool  # every record present verified: at worst the session stopped writing, nothing was altered
+    chain_intact: bool  # whole and sealed (journal.Verification.resumable): at worst the session stopped writing
 
 
 @dataclass(frozen=True)
