@@ -86,6 +86,9 @@ class PhaseChanged(Event):
     kind: ClassVar[str] = "phase"
     phase: str
     reason: str = ""
+    # paused at a manual gate (an indefinite pause, an inconclusive window):
+    # only promote (or rollback/abort) goes on from here, not resume
+    awaiting_promotion: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

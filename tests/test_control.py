@@ -59,8 +59,12 @@ def test_status_and_commands_from_another_shell(canary):
         for name in (s["run_id"], str(plan), s["journal"], "agent"):  # found by id, plan, journal, upstream
             assert status(env, name)["live"][0]["run_id"] == s["run_id"]
 
-        refused = cli(env, "pause")
-        assert refused.returncode == 8 and "refused: pause (already paused)" in refused.stdout
+        # a manual gate: going on from it is a promotion, so pause and resume point there
+        assert s["awaiting_promotion"] is True
+        for verb in ("pause", "resume"):
+            refused = cli(env, verb)
+            assert refused.returncode == 8 and f"refused: {verb} (paused awaiting promotion: use promote" \
+                in refused.stdout, refused.stdout
         unconfirmed = cli(env, "rollback")  # no terminal to ask: refuse, send nothing
         assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
         declined = cli(env, "abort", input="n\n")
@@ -75,7 +79,8 @@ def test_status_and_commands_from_another_shell(canary):
     assert verify(journal).ok
     ops = [(o.command, o.accepted, o.source, o.sender.get("uid"), o.sender.get("user")) for o in operator_events(journal)]
     me = pwd.getpwuid(os.getuid()).pw_name
-    assert ops == [("pause", False, f"socket:{me}", os.getuid(), me), ("promote", True, f"socket:{me}", os.getuid(), me)]
+    assert ops == [("pause", False, f"socket:{me}", os.getuid(), me), ("resume", False, f"socket:{me}", os.getuid(), me),
+                   ("promote", True, f"socket:{me}", os.getuid(), me)]
     assert not list(Path(env["XDG_RUNTIME_DIR"]).glob("rollout-console/*.sock"))
     ended = status(env, s["run_id"])["ended"]
     assert ended[0]["outcome"] == "succeeded" and ended[0]["exit_code"] == 0
