@@ -222,8 +222,11 @@ class AlertRaised(Event):
     tier: str
     metric: str
     value: float
-    threshold: float
+    threshold: float  # the plan's own (its alert rule for the tier, else thresholds:), as written
     where: str
+    # what the judge weighed, when a statistical test raised it ("2 of 14;
+    # 10.00% is 321x likelier than 0.30%"): kept apart from the threshold
+    basis: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -167,6 +167,10 @@ def test_detach_runs_in_a_new_session_without_the_terminal(canary):
         assert os.getsid(pid) == pid  # a session of its own: no controlling terminal, no SIGHUP
         assert all(os.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/null" for fd in (0, 1, 2))
         until(lambda: status(env)["live"][0]["phase"] == "paused", "the pause step")
+        first_pid = live["run_id"].rsplit("-", 1)[1]  # the id keeps the pid of the process that started it
+        assert first_pid != str(pid) and f"(pid {pid})" in started.stdout
+        for name in (first_pid, str(pid)):  # either pid finds the run
+            assert status(env, name)["live"][0]["run_id"] == live["run_id"]
         assert cli(env, "promote", live["run_id"]).returncode == 0
         ended = until(lambda: status(env, live["run_id"])["ended"], "the detached run's result")
     finally:

@@ -12,6 +12,7 @@ from simfleet import write_inventory, write_plan
 from strategies.control import Command
 from strategies.engine import Outcome
 from strategies.events import (
+    AlertRaised,
     CapacityChecked,
     GateEvaluated,
     InstanceChanged,
@@ -145,6 +146,21 @@ async def test_canary_worse_than_stable_fails_on_the_sequential_test_in_its_firs
     assert len(failed) == 1 and not failed[0].extended
     assert failed[0].reasons[0].startswith("error_rate ") and "likelier" in failed[0].reasons[0]
     assert failed[0].values["baseline_error_rate"] == 0.0
+
+
+async def test_an_alert_shows_the_plans_threshold_and_what_the_judge_weighed_apart(tmp_path):
+    """The likelihood test weighs 2 x the plan's 2 % (or the gross 10 %):
+    the alert it raises still says threshold 2 %, with the test apart."""
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.2}}
+    session, events = make_session(
+        tmp_path, "canary", releases=releases, hosts=10, alerts={"critical": [], "important": [], "warning": []},
+        thresholds={"error_rate": "2%", "persistence": 2, "min_requests": 20},
+        canary={"sample_interval": "5s", "steps": [{"set_weight": 50}, {"analysis": "30s"}, {"set_weight": 100}]})
+    result = await session.run()
+    assert result.outcome == Outcome.ROLLED_BACK
+    alerts = [e for e in events if isinstance(e, AlertRaised) and e.metric == "error_rate"]
+    assert alerts and alerts[-1].threshold == 0.02, alerts
+    assert "likelier than" in alerts[-1].basis
 
 
 async def test_canary_with_too_little_traffic_is_inconclusive_and_waits(tmp_path):
