@@ -336,7 +336,7 @@ def main_check(argv: Sequence[str]) -> int:
     args = p.parse_args(argv)
     import asyncio
 
-    from strategies.checklist import CheckItem, failed, run_checklist
+    from strategies.checklist import CheckItem, failed, run_checklist, summary
     from strategies.topology import load_balancers, resolve_instances
 
     from .session import UsageError, load_inputs, make_driver
@@ -369,7 +369,7 @@ def main_check(argv: Sequence[str]) -> int:
     for item in items:
         print(item.line())
     bad = failed(items)
-    print(f"{len(items) - len(bad)} of {len(items)} checks passed" + (" [SIMULATED]" if inputs.inventory.simulated else ""))
+    print(summary(items, plan, inputs.version, inputs.inventory.simulated))
     return Exit.REFUSED if bad else Exit.OK
 
 

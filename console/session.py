@@ -20,10 +20,11 @@ from inventory.model import Inventory
 from strategies import analysis
 from strategies.control import Command
 from strategies.engine import Engine, ResumeState, RunResult
+from strategies.errors import PlanError
 from strategies.events import EventBus, Notice
-from strategies.plan import load_plan
+from strategies.plan import field_line, load_plan
 from strategies.registry import runner_for
-from strategies.topology import TopologyError, bluegreen_state, resolve_instances, rolling_state
+from strategies.topology import TopologyError, bluegreen_state, load_balancers, resolve_instances, rolling_state
 
 from .control.server import ControlServer
 from .detach import DEFAULT_ON_HANGUP, leave_terminal, quiet_stdio
@@ -67,12 +68,11 @@ def load_inputs(plan_path: str, inventory_path: str | None, version: str | None)
         raise UsageError(f"{plan_path}: version: the plan names no version to ship; pass --version")
     try:
         resolve_instances(plan, inventory)
-        inventory.group(plan.load_balancers)
+        load_balancers(plan, inventory)
     except TopologyError as exc:
-        raise UsageError(f"{plan_path}: {exc}") from None
-    except KeyError:
-        raise UsageError(f"{plan_path}: load_balancers: inventory {inv_path} has no group "
-                         f"{plan.load_balancers!r}") from None
+        line = field_line(plan_path, tuple(exc.field.split(".")))
+        default = "" if line is not None else " (the plan does not set it: this is the default)"
+        raise PlanError(plan_path, line, exc.field, exc.message + default) from None
     return Inputs(plan, inventory, plan_path, inv_path, plan.version, inventory_given=bool(inventory_path))
 
 

@@ -189,8 +189,9 @@ class Engine:
         bad = checklist.failed(items)
         for item in bad:
             self.emit(Notice, level="error", message="check: " + item.line())
+        release = "" if self.plan.deploy.check else f" (release {self.version} itself not checked: no deploy.check)"
         self.emit(Notice, level="info" if not bad else "error",
-                  message=f"checklist: {len(items) - len(bad)} of {len(items)} items passed")
+                  message=f"checklist: {len(items) - len(bad)} of {len(items)} items passed{release}")
         return items
 
     async def locked_preflight(self, expected: Sequence[Instance]) -> None:

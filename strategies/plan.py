@@ -55,10 +55,28 @@ Count = Annotated[int, BeforeValidator(lambda v: T.integer(v, 1, 1_000_000, "a c
 Count0 = Annotated[int, BeforeValidator(lambda v: T.integer(v, 0, 1_000_000_000, "a count"))]
 
 
+# Each name rule as an error says it: in words, not as the regex it is.
+IN_WORDS = {
+    SERVICE: "a lowercase letter, then up to 40 lowercase letters, digits, '_' or '-'",
+    SLOT: "a lowercase letter, then up to 20 lowercase letters, digits, '_' or '-'",
+    UPSTREAM: "a lowercase letter, then up to 40 lowercase letters, digits or '_'",
+    HEADER: "a letter, then up to 60 letters, digits or '-'",
+    ABS_PATH: "'/' then up to 200 letters, digits, '.', '_', '-' or '/'",
+    URL_PATH: "'/' then up to 200 letters, digits or any of . _ ~ / % ? & = + : -",
+    GROUP_NAME: "a letter, digit or '_', then up to 127 letters, digits, '_', '.' or '-'",
+    RELEASE_VERSION: ("a letter or digit, then up to 63 letters, digits, '.', '_', '+' or '-' "
+                      "(e.g. 2.0.0, 2.1.0-rc.1; no spaces, no shell characters)"),
+}
+
+
+def rule_in_words(pattern: re.Pattern[str], what: str) -> str:
+    return f"expected {what}: {IN_WORDS[pattern]}" if pattern in IN_WORDS else f"expected {what}"
+
+
 def _regex(pattern: re.Pattern[str], what: str) -> BeforeValidator:
     def check(value: Any) -> Any:
         if not isinstance(value, str) or not pattern.match(value):
-            raise ValueError(f"expected {what} matching {pattern.pattern}, got {show(value)}")
+            raise ValueError(f"{rule_in_words(pattern, what)}; got {show(value)}")
         return value
 
     return BeforeValidator(check)
@@ -175,11 +193,12 @@ class Drain(_Model):
 
 
 def _max_fail(value: Any) -> float:
+    written = value
     m = T.PERCENT.match(value) if isinstance(value, str) else None
     if m:
         value = float(m.group(1))
     if not T.is_number(value) or not 0 <= value <= 100:
-        raise ValueError(f"expected a percentage 0-100, got {show(value)}")
+        raise ValueError(f"expected a percentage 0-100, got {show(written)}")
     return float(value)
 
 
@@ -304,7 +323,7 @@ class BlueGreen(_Model):
         mode = info.data.get("mode", "units")
         pattern, what = (SLOT, "a slot name") if mode == "units" else (GROUP_NAME, "an inventory group name")
         if not isinstance(value, str) or not pattern.match(value):
-            raise ValueError(f"expected {what} matching {pattern.pattern} (mode {mode}), got {show(value)}")
+            raise ValueError(f"{rule_in_words(pattern, what)} (mode {mode}); got {show(value)}")
         return value
 
     @model_validator(mode="after")
@@ -396,6 +415,7 @@ class Alerts(_Model):
 
 
 NOTIFY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
+IN_WORDS[NOTIFY_NAME] = "a letter or digit, then up to 40 letters, digits, '_', '.' or '-'"
 NOTIFY_URL = re.compile(r"^https?://[^\s/?#@]+(?::[0-9]{1,5})?(?:[/?#][^\s]*)?$")
 
 
@@ -669,7 +689,9 @@ def _raise_validation(exc: ValidationError, data: dict[str, Any], src: _Source, 
             known = [k for k in model.model_fields if not (model is Plan and k == "source")] if model else None
         key = (line if line is not None else 10**9,)
         if best is None or key < best[0]:
-            best = (key, PlanError(file, line, fld, _message(err, known)))
+            flag = fld.startswith("--") and line is None  # a value from the command line, not the file
+            best = (key, PlanError(fld, None, "", _message(err, known)) if flag
+                    else PlanError(file, line, fld, _message(err, known)))
     assert best is not None  # a ValidationError holds at least one error
     raise best[1]
 
@@ -709,6 +731,21 @@ def load_plan(path: str | Path, *, version_override: str | None = None) -> Plan:
         return Plan.model_validate(data)
     except ValidationError as exc:
         _raise_validation(exc, data, _Source(doc, origin), file)
+
+
+def field_line(path: str | Path, field: tuple[str, ...]) -> int | None:
+    """The line of plan file `path` where `field` is written (for errors the
+    plan's values meet later, e.g. a group the inventory lacks), or None when
+    the plan leaves it to its default."""
+    from .plan_seed import SEED_KEYS, reindent_flat, translate
+
+    file = str(path)
+    doc = parse_yaml(reindent_flat(read_text(path, error_cls=PlanError)), file=file, error_cls=PlanError)
+    origin: dict[tuple[Any, ...], Any] = {}
+    if isinstance(doc.data, dict) and any(k in SEED_KEYS for k in doc.data):
+        origin = translate(doc, file)[1]
+    src = origin.get(field, field)
+    return None if isinstance(src, str) else doc.lines.get(tuple(src))
 
 
 class _ThresholdsFile(_Model):

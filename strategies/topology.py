@@ -17,7 +17,14 @@ COLOURS = ("blue", "green")
 
 
 class TopologyError(ValueError):
-    """The plan names groups or slots the inventory cannot provide."""
+    """The plan names groups or slots the inventory cannot provide. `field`
+    is the plan's key that names them (dotted), so the error can point at
+    its line."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
 
 
 def unit_for(plan: Plan, slot: str) -> str:
@@ -29,9 +36,9 @@ def _group(inventory: Inventory, name: str, field: str) -> list[Host]:
         hosts = inventory.group(name)
     except KeyError:
         known = ", ".join(sorted(inventory.groups)) or "none"
-        raise TopologyError(f"{field}: inventory {inventory.source} has no group {name!r} (groups: {known})") from None
+        raise TopologyError(field, f"inventory {inventory.source} has no group {name!r} (groups: {known})") from None
     if not hosts:
-        raise TopologyError(f"{field}: group {name!r} in {inventory.source} has no hosts")
+        raise TopologyError(field, f"group {name!r} in {inventory.source} has no hosts")
     return hosts
 
 
