@@ -24,7 +24,14 @@ from strategies.errors import PlanError
 from strategies.events import EventBus, Notice
 from strategies.plan import field_line, load_plan
 from strategies.registry import runner_for
-from strategies.topology import TopologyError, bluegreen_state, load_balancers, resolve_instances, rolling_state
+from strategies.topology import (
+    TopologyError,
+    adoptable,
+    bluegreen_state,
+    load_balancers,
+    resolve_instances,
+    rolling_state,
+)
 
 from .control.server import ControlServer
 from .detach import DEFAULT_ON_HANGUP, leave_terminal, quiet_stdio
@@ -86,13 +93,14 @@ def make_driver(inputs: Inputs, *, time_scale: float, accept_new_host_keys: bool
         running = ("main", "blue")
         if plan.strategy == "blue_green":
             bg = plan.blue_green
-            active = [i for i in instances if i.role == bg.active]
-            initial = bluegreen_state(plan, {bg.active: active}, bg.active, "sim-initial")
-            running = ("main", getattr(bg, bg.active))  # the live colour serves, like the LB says
+            colour = "blue" if bg.active == "auto" else bg.active
+            active = [i for i in instances if i.role == colour]
+            initial = bluegreen_state(plan, {colour: active}, colour, "sim-initial")
+            running = ("main", getattr(bg, colour))  # the live colour serves, like the LB says
         else:
             initial = rolling_state(plan, instances, (), "sim-initial")
         driver = SimFleet(initial, time_scale=time_scale, running_slots=running)
-        driver.register_ports(instances)
+        driver.register_ports(instances + adoptable(plan, instances))  # main answers too, as on a fresh sandbox
         return driver
     if time_scale != 1.0:
         raise UsageError("--time-scale applies only to a simulated fleet")

@@ -310,7 +310,10 @@ class Ports(_Model):
 
 class BlueGreen(_Model):
     mode: Literal["groups", "units"] = "units"
-    active: Literal["blue", "green"] = "blue"
+    # the colour serving now; "auto" (the default) reads it from nginx's live
+    # routing at preflight, and adopts the plan's own slot (units form) when
+    # nginx serves from that instead of either colour
+    active: Literal["blue", "green", "auto"] = "auto"
     blue: str = "blue"
     green: str = "green"
     ports: Ports = Ports()
@@ -331,10 +334,6 @@ class BlueGreen(_Model):
         if self.blue == self.green:
             raise ValueError(f"blue and green must differ, both are {show(self.blue)}")
         return self
-
-    @property
-    def standby(self) -> str:
-        return "green" if self.active == "blue" else "blue"
 
 
 def _confidence(value: Any) -> float:
@@ -576,7 +575,8 @@ def summary(plan: Plan) -> str:
         detail = f"weights {' > '.join(weights) or 'none'} ({len(plan.canary.steps)} steps, {pauses} waits)"
     else:
         bg = plan.blue_green
-        detail = f"{bg.mode} {bg.blue}/{bg.green}, active {bg.active}, rollback window {format_duration(bg.rollback_window)}"
+        active = bg.active if bg.active != "auto" else "read from live routing"
+        detail = f"{bg.mode} {bg.blue}/{bg.green}, active {active}, rollback window {format_duration(bg.rollback_window)}"
     t = plan.thresholds
     return (
         f"{head}; {detail}; error_rate<={t.error_rate:g} p95<={format_duration(t.p95_latency)}; "

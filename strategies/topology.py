@@ -57,6 +57,35 @@ def resolve_instances(plan: Plan, inventory: Inventory) -> list[Instance]:
             for host in _group(inventory, plan.hosts, "hosts")]
 
 
+def adoptable(plan: Plan, instances: Sequence[Instance]) -> list[Instance]:
+    """Blue-green, units form: the plan's own `slot` on its `port` on every
+    host (agent@main on 8080, what a fresh sandbox or a fleet that ran
+    rolling updates serves from), as the old side of a first switch. None
+    in the groups form, or when `slot` is one of the colours."""
+    bg = plan.blue_green
+    if plan.strategy != "blue_green" or bg.mode != "units" or plan.slot in (bg.blue, bg.green):
+        return []
+    hosts = list({i.host.name: i.host for i in instances}.values())
+    return [Instance(h, plan.slot, unit_for(plan, plan.slot), plan.port, "blue") for h in hosts]
+
+
+def live_colour(plan: Plan, instances: Sequence[Instance],
+                routed: set[str]) -> tuple[str, list[Instance]] | None:
+    """Which colour nginx serves now, read from its routing (`routed`: the
+    backends of every pool). (colour, []) when it routes to exactly one
+    colour's instances; ("blue", adopted) when it routes to exactly the
+    adoptable instances: they serve as the old side of this run, the new
+    release goes to green, and they are retired after the switch, so the
+    next run finds green serving. None when it is neither."""
+    for colour in COLOURS:
+        if routed == {str(backend(i)) for i in instances if i.role == colour}:
+            return colour, []
+    adopted = adoptable(plan, instances)
+    if adopted and routed == {str(backend(i)) for i in adopted}:
+        return "blue", adopted
+    return None
+
+
 def load_balancers(plan: Plan, inventory: Inventory) -> list[Host]:
     return _group(inventory, plan.load_balancers, "load_balancers")
 

@@ -371,6 +371,74 @@ async def test_blue_green_refuses_a_plan_whose_active_colour_is_not_what_nginx_s
     assert not any(isinstance(e, TrafficChanged) for e in events)  # nothing changed
 
 
+def serve_from(session, instances, pool="stable"):
+    """What nginx routes to before the run (the simulated LB's state)."""
+    from strategies.topology import lb_state
+
+    session.driver._lb_state = lb_state(session.inputs.plan, {pool: instances}, pool, generation="live")
+
+
+async def test_blue_green_reads_the_active_colour_from_live_routing(tmp_path):
+    """active: auto (the default): green serves, so blue gets the release."""
+    session, events = make_session(tmp_path, "blue_green", blue_green={"mode": "units", "rollback_window": "10s"})
+    serve_from(session, [i for i in session.engine.instances if i.role == "green"], "green")
+    session.driver._running_slots = ["main", "green"]  # the hosts as that routing implies
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    pools, _ = lb_pools(session)
+    assert list(pools) == ["blue"] and all(b.endswith(":8081") for b in pools["blue"])
+    assert [s.title for s in events if isinstance(s, StepStarted)][0] == "deploy blue"
+
+
+async def test_blue_green_adopts_a_fleet_serving_from_the_plans_own_slot(tmp_path):
+    """A fresh sandbox serves agent@main on 8080 on every host, outside
+    both colours: with active: auto it is the old side of the first run
+    (green gets the release, main is retired after the switch), and the
+    next run finds green serving and ships to blue."""
+    from strategies.topology import adoptable
+
+    session, events = make_session(tmp_path, "blue_green", blue_green={"mode": "units", "rollback_window": "10s"})
+    main = adoptable(session.inputs.plan, session.engine.instances)
+    assert [i.unit for i in main[:1]] == ["agent@main.service"] and len(main) == 6
+    serve_from(session, main)
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    pools, _ = lb_pools(session)
+    assert list(pools) == ["green"] and all(b.endswith(":8082") for b in pools["green"])
+    assert not any(session.driver._state(i).running for i in main)  # agent@main retired
+    assert all(session.driver._state(i).version == "1.0.0" for i in main)
+    assert any("adopted: nginx serves agent@main.service on port 8080" in getattr(e, "message", "") for e in events)
+    finished = next(e for e in events if isinstance(e, RunFinished))
+    assert set(finished.versions) == {f"agent-0{n}{slot}" for n in range(1, 7) for slot in ("", "/green")}
+
+    blue = write_plan(tmp_path / "again.yaml", "blue_green", version="3.0.0",
+                      blue_green={"mode": "units", "rollback_window": "10s"})
+    inv = write_inventory(tmp_path / "inv3.yaml", hosts=6, releases={"1.0.0": {}, "2.0.0": {}, "3.0.0": {}})
+    again = Session(load_inputs(str(blue), str(inv), None), argv=["test"], record=str(tmp_path / "j2.jsonl"),
+                    time_scale=SCALE)
+    again.driver._lb_state = session.driver._lb_state  # the same routing: green serves
+    again.driver._running_slots = ["green"]
+    second = await again.run()
+    assert second.outcome == Outcome.SUCCEEDED, second.message
+    pools, _ = lb_pools(again)
+    assert list(pools) == ["blue"]
+
+
+async def test_a_written_active_colour_that_nginx_does_not_serve_is_refused_naming_the_fix(tmp_path):
+    from strategies.topology import adoptable
+
+    session, events = make_session(tmp_path, "blue_green")  # active: blue, written on line 14 of plan.yaml
+    serve_from(session, adoptable(session.inputs.plan, session.engine.instances))
+    result = await session.run()
+    assert result.outcome == Outcome.REFUSED
+    plan = session.inputs.plan.source
+    line = next(n for n, text in enumerate(open(plan), 1) if "active:" in text)
+    assert ("nginx serves agent@main.service on port 8080 on every host, outside both colours: to adopt it"
+            in result.message), result.message
+    assert f"set `active: auto` in {plan}:{line}" in result.message
+    assert not any(isinstance(e, TrafficChanged) for e in events)  # nothing changed
+
+
 async def test_a_change_routes_only_to_instances_verified_just_now(tmp_path):
     """A bad canary is rolled back; a stable host died meanwhile: the way
     back leaves it out of nginx instead of routing to it, and says so."""
