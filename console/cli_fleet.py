@@ -80,7 +80,7 @@ def main_check(argv: Sequence[str]) -> int:
     import asyncio
 
     from inventory.errors import InputError
-    from strategies.checklist import CheckItem, failed, run_checklist
+    from strategies.checklist import CheckItem, failed, run_checklist, summary
     from strategies.topology import load_balancers, resolve_instances
 
     from .cli_run import load_limited
@@ -114,5 +114,5 @@ def main_check(argv: Sequence[str]) -> int:
     for item in items:
         print(item.line())
     bad = failed(items)
-    print(f"{len(items) - len(bad)} of {len(items)} checks passed" + (" [SIMULATED]" if inputs.inventory.simulated else ""))
+    print(summary(items, plan, inputs.version, inputs.inventory.simulated))
     return Exit.REFUSED if bad else Exit.OK

@@ -70,7 +70,8 @@ def describe(event: Event) -> str | None:
                                      f"{e['after']} serving (floor {e['floor']})")
     if kind == "alert":
         return (f"ALERT {e['tier']}: {e['metric']} {format_value(e['metric'], e['value'])} "
-                f"(threshold {format_value(e['metric'], e['threshold'])}) on {e['where']}")
+                f"(threshold {format_value(e['metric'], e['threshold'])}) on {e['where']}"
+                + (f"; judged on {e['basis']}" if e.get("basis") else ""))
     if kind == "operator":
         return f"operator {e['command']} from {e['source']}: {'accepted' if e['accepted'] else 'refused'}" + (
             f" ({e['detail']})" if e["detail"] else "")

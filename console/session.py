@@ -19,10 +19,18 @@ from inventory.model import Inventory
 from strategies import analysis
 from strategies.control import Command
 from strategies.engine import Engine, Outcome, ResumeState, RunResult
+from strategies.errors import PlanError
 from strategies.events import EventBus, Notice
-from strategies.plan import load_plan
+from strategies.plan import field_line, load_plan
 from strategies.registry import runner_for
-from strategies.topology import TopologyError, bluegreen_state, resolve_instances, rolling_state
+from strategies.topology import (
+    TopologyError,
+    adoptable,
+    bluegreen_state,
+    load_balancers,
+    resolve_instances,
+    rolling_state,
+)
 
 from .control.server import ControlServer
 from .detach import DEFAULT_ON_HANGUP, leave_terminal, quiet_stdio
@@ -80,12 +88,11 @@ def load_inputs(plan_path: str, inventory_path: str | None, version: str | None,
         raise UsageError(f"{plan_path}: version: the plan names no version to ship; pass --release VERSION")
     try:
         resolve_instances(plan, inventory)
-        inventory.group(plan.load_balancers)
+        load_balancers(plan, inventory)
     except TopologyError as exc:
-        raise UsageError(f"{plan_path}: {exc}") from None
-    except KeyError:
-        raise UsageError(f"{plan_path}: load_balancers: inventory {inv_path} has no group "
-                         f"{plan.load_balancers!r}") from None
+        line = field_line(plan_path, tuple(exc.field.split(".")))
+        default = "" if line is not None else " (the plan does not set it: this is the default)"
+        raise PlanError(plan_path, line, exc.field, exc.message + default) from None
     return Inputs(plan, inventory, plan_path, inv_path, plan.version, inventory_given=bool(inventory_path))
 
 
@@ -99,13 +106,14 @@ def make_driver(inputs: Inputs, *, time_scale: float, accept_new_host_keys: bool
         running = ("main", "blue")
         if plan.strategy == "blue_green":
             bg = plan.blue_green
-            active = [i for i in instances if i.role == bg.active]
-            initial = bluegreen_state(plan, {bg.active: active}, bg.active, "sim-initial")
-            running = ("main", getattr(bg, bg.active))  # the live colour serves, like the LB says
+            colour = "blue" if bg.active == "auto" else bg.active
+            active = [i for i in instances if i.role == colour]
+            initial = bluegreen_state(plan, {colour: active}, colour, "sim-initial")
+            running = ("main", getattr(bg, colour))  # the live colour serves, like the LB says
         else:
             initial = rolling_state(plan, instances, (), "sim-initial")
         driver = SimFleet(initial, time_scale=time_scale, running_slots=running)
-        driver.register_ports(instances)
+        driver.register_ports(instances + adoptable(plan, instances))  # main answers too, as on a fresh sandbox
         return driver
     if time_scale != 1.0:
         raise UsageError("--time-scale applies only to a simulated fleet")

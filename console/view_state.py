@@ -12,6 +12,7 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
+from strategies.control import AWAITING_PROMOTION
 from strategies.events import (
     AlertRaised,
     CommandRan,
@@ -110,8 +111,10 @@ class FleetView:
         self.old_version = ""
         self.simulated = False
         self.inventory_engine = ""  # what read a given --inventory ("" for the embedded fleet)
+        self.time_scale = 1.0  # a SIMULATED clock's pace (--time-scale): the header says xN
         self.phase = "preflight"
         self.phase_reason = ""
+        self.awaiting_promotion = False  # paused at a manual gate: promote goes on, resume does not
         self.pending: str | None = None  # an accepted pause/rollback/abort not yet at its safe point
         self.started = False
         self.elapsed = 0.0
@@ -191,6 +194,7 @@ class FleetView:
 
     def _on_PhaseChanged(self, e: PhaseChanged) -> None:
         self.phase, self.phase_reason = e.phase, e.reason
+        self.awaiting_promotion = e.awaiting_promotion
         if e.phase not in WORKING_PHASES:
             self.pending = None  # the safe point was reached (paused, rolling back) or the run ended
 
@@ -381,6 +385,8 @@ class FleetView:
         phase, pending = self.phase, self.pending
         if pending in ("rollback", "abort") and action != "abort":
             return f"already stopping ({pending} at the next safe point)"
+        if action in ("pause", "resume") and phase == Phase.PAUSED and self.awaiting_promotion:
+            return AWAITING_PROMOTION
         if action == "pause":
             if pending == "pause":
                 return "already pausing at the next safe point"

@@ -23,6 +23,13 @@ def other(colour: str) -> str:
     return COLOURS[1 - COLOURS.index(colour)]
 
 
+def live(plan: Plan) -> str:
+    """The serving colour: the plan's, or (active: auto, before preflight has
+    read nginx, e.g. a --dry-run) blue, as a fresh fleet starts."""
+    active = plan.blue_green.active
+    return "blue" if active == "auto" else active
+
+
 class BlueGreen(StrategyRunner):
     def __init__(self) -> None:
         self.live = "blue"
@@ -31,17 +38,20 @@ class BlueGreen(StrategyRunner):
         self.members: dict[str, list[Instance]] = {}
 
     def steps(self, plan: Plan, instances: Sequence[Instance]) -> list[PlannedStep]:
-        idle = other(plan.blue_green.active)
+        old = live(plan)
+        idle = other(old)
         keys = tuple(i.key for i in instances if i.role == idle)
+        retired = next((i.slot for i in instances if i.role == old), old)  # "main" when adopted
         return [PlannedStep(f"deploy {idle}", keys), PlannedStep(f"switch to {idle}"),
                 PlannedStep(f"rollback window {plan.blue_green.rollback_window:g}s"),
-                PlannedStep(f"retire {plan.blue_green.active}")]
+                PlannedStep(f"retire {old}" + (f" ({retired})" if retired not in COLOURS + (old,) else ""))]
 
     def serving_at_start(self, plan: Plan, instances: Sequence[Instance]) -> list[Instance]:
-        """The plan's active colour: preflight refuses the plan when nginx
-        routes to anything else (a switch to a colour nobody checked is
-        what this prevents)."""
-        return [i for i in instances if i.role == plan.blue_green.active]
+        """The active colour (read from live routing at preflight when the
+        plan says auto): preflight refuses the plan when nginx routes to
+        anything else (a switch to a colour nobody checked is what this
+        prevents)."""
+        return [i for i in instances if i.role == live(plan)]
 
     def colour(self, ctx: StrategyContext, colour: str) -> list[Instance]:
         return [i for i in ctx.instances.all if i.role == colour]
@@ -52,7 +62,7 @@ class BlueGreen(StrategyRunner):
 
     async def run(self, ctx: StrategyContext) -> str:
         bg = ctx.plan.blue_green
-        self.live = bg.active
+        self.live = live(ctx.plan)
         idle = other(self.live)
         old, new = self.colour(ctx, self.live), self.colour(ctx, idle)
         self.members = {self.live: old}

@@ -40,6 +40,26 @@ def failed(items: Sequence[CheckItem]) -> list[CheckItem]:
     return [i for i in items if not i.ok]
 
 
+def unchecked(plan: Plan, version: str) -> list[str]:
+    """What a passing checklist does not vouch for, said beside its count:
+    "54 of 54 passed" read as "the run will work" before a release that
+    no host had (nothing looked for it: the plan had no deploy.check)."""
+    out = []
+    if not plan.deploy.check:
+        out.append(f"that release {version} exists (the plan has no deploy.check; its deploy commands "
+                   f"are the first to try it)")
+    out.append(f"how {version} behaves once running (start, health, errors, latency): the rollout's gates judge that")
+    out.append("that nginx routes to what the plan expects, and the rollout lock: the rollout's preflight checks those")
+    return out
+
+
+def summary(items: Sequence[CheckItem], plan: Plan, version: str, simulated: bool = False) -> str:
+    """The checklist's count and, on lines after it, what it did not check."""
+    bad = failed(items)
+    return "\n".join([f"{len(items) - len(bad)} of {len(items)} checks passed" + (" [SIMULATED]" if simulated else ""),
+                      *(f"not checked: {what}" for what in unchecked(plan, version))])
+
+
 # -- pure evaluation -------------------------------------------------------------
 
 def evaluate_thresholds(plan: Any) -> list[CheckItem]:

@@ -26,6 +26,11 @@ class Command(str, enum.Enum):
     ABORT = "abort"
 
 
+# Why pause and resume are refused at a manual gate: the run is already held
+# there, and going on from it is a promotion (a decision), not a resume.
+AWAITING_PROMOTION = "paused awaiting promotion: use promote (or rollback, abort)"
+
+
 class Stop(Exception):
     """Raised at a safe point when an operator asked to roll back or abort."""
 
@@ -67,10 +72,12 @@ class RunControl:
         self._promote_full = False
         self._wake = asyncio.Event()
         self._alarm: str | None = None  # a critical alert between windows: on_failure at the next safe point
+        self._awaiting_promotion = False  # paused at a manual gate: resume refers the operator to promote
 
-    def set_phase(self, phase: Phase, reason: str = "") -> None:
+    def set_phase(self, phase: Phase, reason: str = "", awaiting_promotion: bool = False) -> None:
         self.phase = phase
-        self.emit(PhaseChanged, phase=phase.value, reason=reason)
+        self._awaiting_promotion = awaiting_promotion
+        self.emit(PhaseChanged, phase=phase.value, reason=reason, awaiting_promotion=awaiting_promotion)
 
     # -- commands ------------------------------------------------------------
     def command(self, cmd: Command, source: str = "operator", sender: dict[str, Any] | None = None) -> bool:
@@ -91,6 +98,8 @@ class RunControl:
             self._requested = (cmd, f"{cmd.value} requested by operator")
             self._wake_up()
             return True, "at the next safe point"
+        if cmd in (Command.PAUSE, Command.RESUME) and self._awaiting_promotion:
+            return False, AWAITING_PROMOTION
         if cmd == Command.PAUSE:
             if not self._running.is_set():
                 return False, "already paused"
@@ -223,7 +232,7 @@ class RunControl:
             return True
         if not self.interactive:
             raise AwaitingPromotion(title)
-        self.set_phase(Phase.PAUSED, f"{title}: waiting for promote")
+        self.set_phase(Phase.PAUSED, f"{title}: waiting for promote", awaiting_promotion=True)
         while not self._promoted.is_set():
             await self._wait_wake(None)
             if self._requested:
@@ -234,4 +243,4 @@ class RunControl:
         return True
 
 
-__all__ = ["AwaitingPromotion", "Command", "GateFailed", "RunControl", "Stop"]
+__all__ = ["AWAITING_PROMOTION", "AwaitingPromotion", "Command", "GateFailed", "RunControl", "Stop"]

@@ -31,8 +31,8 @@ from .control import AwaitingPromotion, Command, GateFailed, RunControl, Stop
 from .events import CommandRan, Event, EventBus, Notice, Phase, RunFinished, RunStarted
 from .gating import Gatekeeper, judged_windows
 from .instances import InstanceOps
-from .plan import Plan
-from .topology import backend, lb_state, load_balancers, resolve_instances
+from .plan import Plan, field_line
+from .topology import backend, lb_state, live_colour, load_balancers, resolve_instances
 from .traffic import ClientTally, TrafficControl
 
 
@@ -189,11 +189,12 @@ class Engine:
         bad = checklist.failed(items)
         for item in bad:
             self.emit(Notice, level="error", message="check: " + item.line())
+        release = "" if self.plan.deploy.check else f" (release {self.version} itself not checked: no deploy.check)"
         self.emit(Notice, level="info" if not bad else "error",
-                  message=f"checklist: {len(items) - len(bad)} of {len(items)} items passed")
+                  message=f"checklist: {len(items) - len(bad)} of {len(items)} items passed{release}")
         return items
 
-    async def locked_preflight(self, expected: Sequence[Instance]) -> None:
+    async def locked_preflight(self, strategy: StrategyRunner) -> None:
         """Take the lock and run the checklist side by side, then the rest of
         preflight under the lock. The checklist only reads, so nothing is
         changed before the lock is held; the LB snapshot is read only once
@@ -211,16 +212,15 @@ class Engine:
             raise locked
         if isinstance(items, BaseException):
             raise items
-        await self.preflight(expected, items)
+        await self.preflight(strategy, items)
 
-    async def preflight(self, expected: Sequence[Instance],
-                        items: Sequence[CheckItem] | None = None) -> None:
+    async def preflight(self, strategy: StrategyRunner, items: Sequence[CheckItem] | None = None) -> None:
         """Record where the fleet starts: the LB files and every instance's
         version. Refuses (nothing changed) if the LBs are not managed by the
-        console, disagree, route to other instances than `expected` (what
-        the plan says serves now), or an instance that takes traffic is
-        unhealthy, or the checklist's `items` (run beside the lock) failed.
-        A resumed session starts from the recorded originals instead."""
+        console, disagree, route to other instances than the strategy says
+        serve now, or an instance that takes traffic is unhealthy, or the
+        checklist's `items` (run beside the lock) failed. A resumed session
+        starts from the recorded originals instead."""
         texts = await self.driver.lb_read()
         if texts:
             self.live_pools = parse_pools(next(iter(texts.values())), self.plan.nginx.upstream)
@@ -230,10 +230,13 @@ class Engine:
                                  f"{self.plan.nginx.config}")
         if len(set(texts.values())) > 1 and self.resume is None:
             raise PreflightError("load balancers disagree: their managed nginx files differ")
+        # where the run started: nginx now, or for a resumed run its first session's files
+        origin = next(iter((self.resume.lb_snapshot if self.resume is not None else texts).values()), "")
+        routed = {str(b) for bs in parse_pools(origin, self.plan.nginx.upstream).values() for b in bs}
+        if self.plan.strategy == "blue_green":
+            self.settle_colour(routed)
         if self.resume is None:
-            first = next(iter(texts.values()))
-            self.check_live_routing({str(b) for bs in parse_pools(first, self.plan.nginx.upstream).values()
-                                     for b in bs}, expected)
+            self.check_live_routing(routed, strategy.serving_at_start(self.plan, self.instances))
         if items is not None:
             bad = checklist.failed(items)
             if bad:
@@ -262,6 +265,33 @@ class Engine:
         self.ops.old_versions = current
         self.ops.versions = dict(current)
 
+    def settle_colour(self, routed: set[str]) -> None:
+        """Blue-green with `active: auto`: the serving colour is what nginx
+        routes to. A fleet serving from the plan's own slot (units form: a
+        fresh sandbox's agent@main, a fleet that ran rolling updates) is
+        adopted: its instances are the old side of this run and are retired
+        after the switch. A written `active` is checked as it stands
+        (check_live_routing names the fix when it is wrong)."""
+        bg = self.plan.blue_green
+        if bg.active != "auto":
+            return
+        found = live_colour(self.plan, self.instances, routed)
+        if found is None:
+            return  # check_live_routing refuses, naming what nginx serves
+        colour, adopted = found
+        self.plan = self.plan.model_copy(update={"blue_green": bg.model_copy(update={"active": colour})})
+        self.context = replace(self.context, plan=self.plan)
+        if adopted:
+            self.instances[:] = adopted + [i for i in self.instances if i.role != colour]
+            self.by_key.clear()
+            self.by_key.update({i.key: i for i in self.instances})
+            self.ops.adopt(self.instances)
+            self.emit(Notice, level="info", message=(
+                f"adopted: nginx serves {adopted[0].unit} on port {adopted[0].port} on every host, outside both "
+                f"colours; it is the old side of this run and is retired after the switch"))
+        else:
+            self.emit(Notice, level="info", message=f"active colour read from live routing: {colour}")
+
     def check_live_routing(self, routed: set[str], expected: Sequence[Instance]) -> None:
         """What nginx routes to now is the truth: a plan that expects other
         instances to be serving is refused before anything changes."""
@@ -271,12 +301,30 @@ class Engine:
         upstream = self.plan.nginx.upstream
         what = ", ".join(sorted(routed)) or "nothing"
         plan_says = ", ".join(sorted(want)) or "nothing"
-        detail = ""
+        detail = fix = ""
         if self.plan.strategy == "blue_green":
             bg = self.plan.blue_green
             detail = f" (active: {bg.active}, {bg.mode} form)"
+            fix = self.colour_fix(routed)
         raise PreflightError(f"live routing disagrees with the plan: nginx upstream {upstream!r} routes to {what} "
-                             f"({self.plan.nginx.config}); the plan{detail} expects {plan_says}")
+                             f"({self.plan.nginx.config}); the plan{detail} expects {plan_says}{fix}")
+
+    def colour_fix(self, routed: set[str]) -> str:
+        """What makes a refused blue-green plan run, when something will: the
+        plan's `active` line changed (auto adopts the plan's own slot)."""
+        if self.plan.blue_green.active == "auto":
+            return ""
+        found = live_colour(self.plan, self.instances, routed)
+        if found is None:
+            return ""
+        colour, adopted = found
+        line = field_line(self.plan.source, ("blue_green", "active")) if self.plan.source else None
+        where = f"{self.plan.source}:{line}" if line else self.plan.source
+        if adopted:
+            return (f"; nginx serves {adopted[0].unit} on port {adopted[0].port} on every host, outside both "
+                    f"colours: to adopt it (the new release goes to green, {adopted[0].unit} is retired after "
+                    f"the switch), set `active: auto` in {where} (or remove that line) and run the same command")
+        return f"; nginx serves {colour}: set `active: {colour}` (or `auto`) in {where} and run the same command"
 
     # -- the run -------------------------------------------------------------
     async def run(self, strategy: StrategyRunner) -> RunResult:
@@ -285,7 +333,7 @@ class Engine:
         try:
             await self.driver.open([i.host for i in self.instances], self.lbs)
             self.control.set_phase(Phase.PREFLIGHT)
-            await self.locked_preflight(strategy.serving_at_start(self.plan, self.instances))
+            await self.locked_preflight(strategy)
             self.emit(RunStarted, plan=self.plan.source, strategy=self.plan.strategy,
                       service=self.plan.service, version=self.version, old_versions=dict(self.ops.old_versions),
                       instances=[{"key": i.key, "host": i.host.name, "address": i.host.address,

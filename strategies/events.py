@@ -86,6 +86,9 @@ class PhaseChanged(Event):
     kind: ClassVar[str] = "phase"
     phase: str
     reason: str = ""
+    # paused at a manual gate (an indefinite pause, an inconclusive window):
+    # only promote (or rollback/abort) goes on from here, not resume
+    awaiting_promotion: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,8 +255,11 @@ class AlertRaised(Event):
     tier: str
     metric: str
     value: float
-    threshold: float
+    threshold: float  # the plan's own (its alert rule for the tier, else thresholds:), as written
     where: str
+    # what the judge weighed, when a statistical test raised it ("2 of 14;
+    # 10.00% is 321x likelier than 0.30%"): kept apart from the threshold
+    basis: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

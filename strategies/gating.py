@@ -255,18 +255,33 @@ class Gatekeeper:
         the tiers their plan gives them (custom_metrics.alerts)."""
         current = {a.metric: a for a in analysis.alerts_for(window, self.plan.alerts)}
         current.update({a.metric: a for a in custom})
+        basis: dict[str, str] = {}
         if judged.verdict == analysis.Verdict.FAIL:
             for f in (f for f in judged.findings if f.metric not in {a.metric for a in custom}):
                 tier = "critical" if f.tier == "critical" else "important"
                 held = current.get(f.metric)
                 if held is None or analysis.TIERS.index(held.tier) > analysis.TIERS.index(tier):
-                    current[f.metric] = analysis.Alert(tier, f.metric, f.value, f.limit)
+                    current[f.metric] = analysis.Alert(tier, f.metric, f.value, self.plan_threshold(tier, f))
+                    basis[f.metric] = f.note
         for metric, alert in current.items():
             if self._alerts.get((where, metric)) != alert.tier:
                 self.emit(AlertRaised, tier=alert.tier, metric=metric, value=alert.value,
-                          threshold=alert.threshold, where=where)
+                          threshold=alert.threshold, where=where, basis=basis.get(metric, ""))
         self._alerts = {k: v for k, v in self._alerts.items() if k[0] != where}
         self._alerts.update({(where, m): a.tier for m, a in current.items()})
+
+    def plan_threshold(self, tier: str, finding: analysis.Finding) -> float:
+        """The threshold the plan wrote for a finding's metric: its alert rule
+        in `tier`, else `thresholds:`. A likelihood verdict's own limit is the
+        rate the test weighed against the baseline (twice the threshold, or
+        the gross 10 %), which an operator would read as the plan's."""
+        if finding.op != "~":
+            return finding.limit
+        for rule in getattr(self.plan.alerts, tier, ()) or ():
+            if rule.metric == finding.metric and rule.op == ">":
+                return float(rule.value)
+        written = getattr(self.plan.thresholds, finding.metric, None)
+        return float(written) if isinstance(written, (int, float)) else finding.limit
 
     # -- capacity -----------------------------------------------------------------------
     async def guard_capacity(self, title: str, should_serve: Sequence[Instance], batch: Sequence[Instance],

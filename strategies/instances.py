@@ -32,11 +32,17 @@ class InstanceOps:
         self.all = instances
         self.version = version  # the release this run installs
         self.emit = emit
-        self.by_key = {i.key: i for i in instances}
-        self.by_backend = {str(backend(i)): i for i in instances}
+        self.adopt(instances)
         self.old_versions: dict[str, str | None] = {}
         self.versions: dict[str, str | None] = {}
         self._verified_at: dict[str, float] = {}  # instance key -> engine time of its last good probe
+
+    def adopt(self, instances: list[Instance]) -> None:
+        """Manage these instances (blue-green, before anything changed: the
+        plan's own slot adopted as the old colour)."""
+        self.all = instances
+        self.by_key = {i.key: i for i in instances}
+        self.by_backend = {str(backend(i)): i for i in instances}
 
     def mark(self, inst: Instance, phase: InstancePhase, detail: str = "") -> None:
         """Tell the views what this instance is doing now."""

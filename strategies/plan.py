@@ -62,10 +62,28 @@ Count = Annotated[int, BeforeValidator(lambda v: T.integer(v, 1, 1_000_000, "a c
 Count0 = Annotated[int, BeforeValidator(lambda v: T.integer(v, 0, 1_000_000_000, "a count"))]
 
 
+# Each name rule as an error says it: in words, not as the regex it is.
+IN_WORDS = {
+    SERVICE: "a lowercase letter, then up to 40 lowercase letters, digits, '_' or '-'",
+    SLOT: "a lowercase letter, then up to 20 lowercase letters, digits, '_' or '-'",
+    UPSTREAM: "a lowercase letter, then up to 40 lowercase letters, digits or '_'",
+    HEADER: "a letter, then up to 60 letters, digits or '-'",
+    ABS_PATH: "'/' then up to 200 letters, digits, '.', '_', '-' or '/'",
+    URL_PATH: "'/' then up to 200 letters, digits or any of . _ ~ / % ? & = + : -",
+    GROUP_NAME: "a letter, digit or '_', then up to 127 letters, digits, '_', '.' or '-'",
+    RELEASE_VERSION: ("a letter or digit, then up to 63 letters, digits, '.', '_', '+' or '-' "
+                      "(e.g. 2.0.0, 2.1.0-rc.1; no spaces, no shell characters)"),
+}
+
+
+def rule_in_words(pattern: re.Pattern[str], what: str) -> str:
+    return f"expected {what}: {IN_WORDS[pattern]}" if pattern in IN_WORDS else f"expected {what}"
+
+
 def _regex(pattern: re.Pattern[str], what: str) -> BeforeValidator:
     def check(value: Any) -> Any:
         if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ValueError(f"expected {what} matching {pattern.pattern}, got {show(value)}")
+            raise ValueError(f"{rule_in_words(pattern, what)}; got {show(value)}")
         return value
 
     return BeforeValidator(check)
@@ -216,11 +234,12 @@ class Drain(_Model):
 
 
 def _max_fail(value: Any) -> float:
+    written = value
     m = T.PERCENT.fullmatch(value) if isinstance(value, str) else None
     if m:
         value = float(m.group(1))
     if not T.is_number(value) or not 0 <= value <= 100:
-        raise ValueError(f"expected a percentage 0-100, got {show(value)}")
+        raise ValueError(f"expected a percentage 0-100, got {show(written)}")
     return float(value)
 
 
@@ -332,7 +351,10 @@ class Ports(_Model):
 
 class BlueGreen(_Model):
     mode: Literal["groups", "units"] = "units"
-    active: Literal["blue", "green"] = "blue"
+    # the colour serving now; "auto" (the default) reads it from nginx's live
+    # routing at preflight, and adopts the plan's own slot (units form) when
+    # nginx serves from that instead of either colour
+    active: Literal["blue", "green", "auto"] = "auto"
     blue: str = "blue"
     green: str = "green"
     ports: Ports = Ports()
@@ -345,7 +367,7 @@ class BlueGreen(_Model):
         mode = info.data.get("mode", "units")
         pattern, what = (SLOT, "a slot name") if mode == "units" else (GROUP_NAME, "an inventory group name")
         if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ValueError(f"expected {what} matching {pattern.pattern} (mode {mode}), got {show(value)}")
+            raise ValueError(f"{rule_in_words(pattern, what)} (mode {mode}); got {show(value)}")
         return value
 
     @model_validator(mode="after")
@@ -353,10 +375,6 @@ class BlueGreen(_Model):
         if self.blue == self.green:
             raise ValueError(f"blue and green must differ, both are {show(self.blue)}")
         return self
-
-    @property
-    def standby(self) -> str:
-        return "green" if self.active == "blue" else "blue"
 
 
 def _confidence(value: Any) -> float:
@@ -459,6 +477,7 @@ class Alerts(_Model):
 
 
 NOTIFY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
+IN_WORDS[NOTIFY_NAME] = "a letter or digit, then up to 40 letters, digits, '_', '.' or '-'"
 NOTIFY_URL = re.compile(r"^https?://[^\s/?#@]+(?::[0-9]{1,5})?(?:[/?#][^\s]*)?$")
 
 
@@ -717,7 +736,8 @@ def summary(plan: Plan) -> str:
         detail = f"weights {' > '.join(weights) or 'none'} ({len(plan.canary.steps)} steps, {pauses} waits)"
     else:
         bg = plan.blue_green
-        detail = f"{bg.mode} {bg.blue}/{bg.green}, active {bg.active}, rollback window {format_duration(bg.rollback_window)}"
+        active = bg.active if bg.active != "auto" else "read from live routing"
+        detail = f"{bg.mode} {bg.blue}/{bg.green}, active {active}, rollback window {format_duration(bg.rollback_window)}"
     t = plan.thresholds
     return (
         f"{head}; {detail}; error_rate<={t.error_rate:g} p95<={format_duration(t.p95_latency)}; "
@@ -830,7 +850,9 @@ def _raise_validation(exc: ValidationError, data: dict[str, Any], src: _Source, 
             known = [k for k in model.model_fields if not (model is Plan and k == "source")] if model else None
         key = (line if line is not None else 10**9,)
         if best is None or key < best[0]:
-            best = (key, PlanError(file, line, fld, _message(err, known)))
+            flag = fld.startswith("--") and line is None  # a value from the command line, not the file
+            best = (key, PlanError(fld, None, "", _message(err, known)) if flag
+                    else PlanError(file, line, fld, _message(err, known)))
     assert best is not None  # a ValidationError holds at least one error
     raise best[1]
 
@@ -878,6 +900,21 @@ def load_plan(path: str | Path, *, version_override: str | None = None) -> Plan:
             except ValueError as exc:
                 raise PlanError(file, line, fld, f"secret {ref.name}: {exc}") from None
     return plan
+
+
+def field_line(path: str | Path, field: tuple[str, ...]) -> int | None:
+    """The line of plan file `path` where `field` is written (for errors the
+    plan's values meet later, e.g. a group the inventory lacks), or None when
+    the plan leaves it to its default."""
+    from .plan_seed import SEED_KEYS, reindent_flat, translate
+
+    file = str(path)
+    doc = parse_yaml(reindent_flat(read_text(path, error_cls=PlanError)), file=file, error_cls=PlanError)
+    origin: dict[tuple[Any, ...], Any] = {}
+    if isinstance(doc.data, dict) and any(k in SEED_KEYS for k in doc.data):
+        origin = translate(doc, file)[1]
+    src = origin.get(field, field)
+    return None if isinstance(src, str) else doc.lines.get(tuple(src))
 
 
 class _ThresholdsFile(_Model):

@@ -32,7 +32,8 @@ def positive_duration(value: Any) -> float:
 
 
 def fraction(value: Any) -> float:
-    """0..1; "5%" -> 0.05."""
+    """0..1; "5%" -> 0.05. Errors echo the value as written ("200%", not 2.0)."""
+    written = value
     if isinstance(value, str):
         m = PERCENT.fullmatch(value)
         if m:
@@ -43,7 +44,8 @@ def fraction(value: Any) -> float:
             except ValueError:
                 raise ValueError(f'expected a fraction like 0.05 or a percentage like "5%", got {show(value)}') from None
     if not is_number(value) or math.isnan(value) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f'expected a fraction between 0 and 1 or a percentage like "5%", got {show(value)}')
+        raise ValueError(f'expected a fraction between 0 and 1 or a percentage like "5%" (0-100%), '
+                         f'got {show(written)}')
     return float(value)
 
 
@@ -78,6 +80,7 @@ def port(value: Any) -> int:
 
 def percent_weight(value: Any) -> float:
     """Canary traffic weight in percent, 0..100 in 0.01 steps ("5%" also accepted)."""
+    written = value
     if isinstance(value, str):
         m = PERCENT.fullmatch(value)
         text = m.group(1) if m else value
@@ -86,10 +89,10 @@ def percent_weight(value: Any) -> float:
         except ValueError:
             raise ValueError(f"expected a traffic percentage 0-100, got {show(value)}") from None
     if not is_number(value) or math.isnan(value) or not 0.0 <= value <= 100.0:
-        raise ValueError(f"expected a traffic percentage 0-100, got {show(value)}")
+        raise ValueError(f"expected a traffic percentage 0-100, got {show(written)}")
     hundredths = round(value * 100)
     if abs(hundredths - value * 100) > 1e-6:
-        raise ValueError(f"nginx splits traffic in 0.01% steps, got {show(value)}")
+        raise ValueError(f"nginx splits traffic in 0.01% steps, got {show(written)}")
     return float(hundredths) / 100.0
 
 

@@ -17,7 +17,14 @@ COLOURS = ("blue", "green")
 
 
 class TopologyError(ValueError):
-    """The plan names groups or slots the inventory cannot provide."""
+    """The plan names groups or slots the inventory cannot provide. `field`
+    is the plan's key that names them (dotted), so the error can point at
+    its line."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
 
 
 def unit_for(plan: Plan, slot: str) -> str:
@@ -29,9 +36,9 @@ def _group(inventory: Inventory, name: str, field: str) -> list[Host]:
         hosts = inventory.group(name)
     except KeyError:
         known = ", ".join(sorted(inventory.groups)) or "none"
-        raise TopologyError(f"{field}: inventory {inventory.source} has no group {name!r} (groups: {known})") from None
+        raise TopologyError(field, f"inventory {inventory.source} has no group {name!r} (groups: {known})") from None
     if not hosts:
-        raise TopologyError(f"{field}: group {name!r} in {inventory.source} has no hosts")
+        raise TopologyError(field, f"group {name!r} in {inventory.source} has no hosts")
     return hosts
 
 
@@ -48,6 +55,35 @@ def resolve_instances(plan: Plan, inventory: Inventory) -> list[Instance]:
                 for colour in COLOURS for host in _group(inventory, plan.hosts, "hosts")]
     return [Instance(host, plan.slot, unit_for(plan, plan.slot), plan.port)
             for host in _group(inventory, plan.hosts, "hosts")]
+
+
+def adoptable(plan: Plan, instances: Sequence[Instance]) -> list[Instance]:
+    """Blue-green, units form: the plan's own `slot` on its `port` on every
+    host (agent@main on 8080, what a fresh sandbox or a fleet that ran
+    rolling updates serves from), as the old side of a first switch. None
+    in the groups form, or when `slot` is one of the colours."""
+    bg = plan.blue_green
+    if plan.strategy != "blue_green" or bg.mode != "units" or plan.slot in (bg.blue, bg.green):
+        return []
+    hosts = list({i.host.name: i.host for i in instances}.values())
+    return [Instance(h, plan.slot, unit_for(plan, plan.slot), plan.port, "blue") for h in hosts]
+
+
+def live_colour(plan: Plan, instances: Sequence[Instance],
+                routed: set[str]) -> tuple[str, list[Instance]] | None:
+    """Which colour nginx serves now, read from its routing (`routed`: the
+    backends of every pool). (colour, []) when it routes to exactly one
+    colour's instances; ("blue", adopted) when it routes to exactly the
+    adoptable instances: they serve as the old side of this run, the new
+    release goes to green, and they are retired after the switch, so the
+    next run finds green serving. None when it is neither."""
+    for colour in COLOURS:
+        if routed == {str(backend(i)) for i in instances if i.role == colour}:
+            return colour, []
+    adopted = adoptable(plan, instances)
+    if adopted and routed == {str(backend(i)) for i in adopted}:
+        return "blue", adopted
+    return None
 
 
 def load_balancers(plan: Plan, inventory: Inventory) -> list[Host]:

@@ -76,11 +76,18 @@ def test_console_check_cli(tmp_path, capsys):
     inv = write_inventory(tmp_path / "inv.yaml", hosts=3)
     good = write_plan(tmp_path / "plan.yaml", "rolling")
     assert main(["check", "--plan", str(good), "--inventory", str(inv)]) == 0
+    # all passed, and it says what that does not cover: here the release itself (no deploy.check)
+    said = capsys.readouterr().out.splitlines()
+    count = next(i for i, line in enumerate(said) if "checks passed" in line)
+    assert said[count].endswith("checks passed [SIMULATED]")
+    assert said[count + 1].startswith("not checked: that release 2.0.0 exists (the plan has no deploy.check")
+    assert any(line.startswith("not checked: how 2.0.0 behaves") for line in said[count + 1:])
     bad = write_plan(tmp_path / "bad.yaml", "rolling", version="9.9.9",
                      deploy={"check": "test -d /opt/agent/releases/{version}"})
     assert main(["check", "--plan", str(bad), "--inventory", str(inv)]) == 6
     out = capsys.readouterr().out
     assert "FAIL release agent-01" in out
+    assert "not checked: that release" not in out  # it was checked (and failed)
 
 
 class _FullDisk:

@@ -58,8 +58,12 @@ def test_status_and_commands_from_another_shell(canary):
         for name in (s["run_id"], str(plan), s["journal"], "agent"):  # found by id, plan, journal, upstream
             assert status(env, name)["live"][0]["run_id"] == s["run_id"]
 
-        refused = cli(env, "pause")
-        assert refused.returncode == 8 and "refused: pause (already paused)" in refused.stdout
+        # a manual gate: going on from it is a promotion, so pause and resume point there
+        assert s["awaiting_promotion"] is True
+        for verb in ("pause", "resume"):
+            refused = cli(env, verb)
+            assert refused.returncode == 8 and f"refused: {verb} (paused awaiting promotion: use promote" \
+                in refused.stdout, refused.stdout
         unconfirmed = cli(env, "rollback")  # no terminal to ask: refuse, send nothing
         assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
         declined = cli(env, "abort", input="n\n")
@@ -74,7 +78,8 @@ def test_status_and_commands_from_another_shell(canary):
     assert verify(journal).ok
     ops = [(o.command, o.accepted, o.source, o.sender.get("uid"), o.sender.get("user")) for o in operator_events(journal)]
     me = pwd.getpwuid(os.getuid()).pw_name
-    assert ops == [("pause", False, f"socket:{me}", os.getuid(), me), ("promote", True, f"socket:{me}", os.getuid(), me)]
+    assert ops == [("pause", False, f"socket:{me}", os.getuid(), me), ("resume", False, f"socket:{me}", os.getuid(), me),
+                   ("promote", True, f"socket:{me}", os.getuid(), me)]
     assert not list(Path(env["XDG_RUNTIME_DIR"]).glob("rollout-console/*.sock"))
     ended = status(env, s["run_id"])["ended"]
     assert ended[0]["outcome"] == "succeeded" and ended[0]["exit_code"] == 0
@@ -161,6 +166,10 @@ def test_detach_runs_in_a_new_session_without_the_terminal(canary):
         assert os.getsid(pid) == pid  # a session of its own: no controlling terminal, no SIGHUP
         assert all(os.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/null" for fd in (0, 1, 2))
         until(lambda: status(env)["live"][0]["phase"] == "paused", "the pause step")
+        first_pid = live["run_id"].rsplit("-", 1)[1]  # the id keeps the pid of the process that started it
+        assert first_pid != str(pid) and f"(pid {pid})" in started.stdout
+        for name in (first_pid, str(pid)):  # either pid finds the run
+            assert status(env, name)["live"][0]["run_id"] == live["run_id"]
         assert cli(env, "promote", live["run_id"]).returncode == 0
         ended = until(lambda: status(env, live["run_id"])["ended"], "the detached run's result")
     finally:

@@ -151,6 +151,21 @@ async def test_canary_worse_than_stable_fails_on_the_sequential_test_in_its_firs
     assert failed[0].values["baseline_error_rate"] == 0.0
 
 
+async def test_an_alert_shows_the_plans_threshold_and_what_the_judge_weighed_apart(tmp_path):
+    """The likelihood test weighs 2 x the plan's 2 % (or the gross 10 %):
+    the alert it raises still says threshold 2 %, with the test apart."""
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.2}}
+    session, events = make_session(
+        tmp_path, "canary", releases=releases, hosts=10, alerts={"critical": [], "important": [], "warning": []},
+        thresholds={"error_rate": "2%", "persistence": 2, "min_requests": 20},
+        canary={"sample_interval": "5s", "steps": [{"set_weight": 50}, {"analysis": "30s"}, {"set_weight": 100}]})
+    result = await session.run()
+    assert result.outcome == Outcome.ROLLED_BACK
+    alerts = [e for e in events if isinstance(e, AlertRaised) and e.metric == "error_rate"]
+    assert alerts and alerts[-1].threshold == 0.02, alerts
+    assert "likelier than" in alerts[-1].basis
+
+
 async def test_canary_with_too_little_traffic_is_inconclusive_and_waits(tmp_path):
     session, events = make_session(
         tmp_path, "canary", hosts=10,
@@ -356,6 +371,74 @@ async def test_blue_green_refuses_a_plan_whose_active_colour_is_not_what_nginx_s
     result = await session.run()
     assert result.outcome == Outcome.REFUSED
     assert "live routing disagrees with the plan" in result.message and "active: blue" in result.message
+    assert not any(isinstance(e, TrafficChanged) for e in events)  # nothing changed
+
+
+def serve_from(session, instances, pool="stable"):
+    """What nginx routes to before the run (the simulated LB's state)."""
+    from strategies.topology import lb_state
+
+    session.driver._lb_state = lb_state(session.inputs.plan, {pool: instances}, pool, generation="live")
+
+
+async def test_blue_green_reads_the_active_colour_from_live_routing(tmp_path):
+    """active: auto (the default): green serves, so blue gets the release."""
+    session, events = make_session(tmp_path, "blue_green", blue_green={"mode": "units", "rollback_window": "10s"})
+    serve_from(session, [i for i in session.engine.instances if i.role == "green"], "green")
+    session.driver._running_slots = ["main", "green"]  # the hosts as that routing implies
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    pools, _ = lb_pools(session)
+    assert list(pools) == ["blue"] and all(b.endswith(":8081") for b in pools["blue"])
+    assert [s.title for s in events if isinstance(s, StepStarted)][0] == "deploy blue"
+
+
+async def test_blue_green_adopts_a_fleet_serving_from_the_plans_own_slot(tmp_path):
+    """A fresh sandbox serves agent@main on 8080 on every host, outside
+    both colours: with active: auto it is the old side of the first run
+    (green gets the release, main is retired after the switch), and the
+    next run finds green serving and ships to blue."""
+    from strategies.topology import adoptable
+
+    session, events = make_session(tmp_path, "blue_green", blue_green={"mode": "units", "rollback_window": "10s"})
+    main = adoptable(session.inputs.plan, session.engine.instances)
+    assert [i.unit for i in main[:1]] == ["agent@main.service"] and len(main) == 6
+    serve_from(session, main)
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    pools, _ = lb_pools(session)
+    assert list(pools) == ["green"] and all(b.endswith(":8082") for b in pools["green"])
+    assert not any(session.driver._state(i).running for i in main)  # agent@main retired
+    assert all(session.driver._state(i).version == "1.0.0" for i in main)
+    assert any("adopted: nginx serves agent@main.service on port 8080" in getattr(e, "message", "") for e in events)
+    finished = next(e for e in events if isinstance(e, RunFinished))
+    assert set(finished.versions) == {f"agent-0{n}{slot}" for n in range(1, 7) for slot in ("", "/green")}
+
+    blue = write_plan(tmp_path / "again.yaml", "blue_green", version="3.0.0",
+                      blue_green={"mode": "units", "rollback_window": "10s"})
+    inv = write_inventory(tmp_path / "inv3.yaml", hosts=6, releases={"1.0.0": {}, "2.0.0": {}, "3.0.0": {}})
+    again = Session(load_inputs(str(blue), str(inv), None), argv=["test"], record=str(tmp_path / "j2.jsonl"),
+                    time_scale=SCALE)
+    again.driver._lb_state = session.driver._lb_state  # the same routing: green serves
+    again.driver._running_slots = ["green"]
+    second = await again.run()
+    assert second.outcome == Outcome.SUCCEEDED, second.message
+    pools, _ = lb_pools(again)
+    assert list(pools) == ["blue"]
+
+
+async def test_a_written_active_colour_that_nginx_does_not_serve_is_refused_naming_the_fix(tmp_path):
+    from strategies.topology import adoptable
+
+    session, events = make_session(tmp_path, "blue_green")  # active: blue, written on line 14 of plan.yaml
+    serve_from(session, adoptable(session.inputs.plan, session.engine.instances))
+    result = await session.run()
+    assert result.outcome == Outcome.REFUSED
+    plan = session.inputs.plan.source
+    line = next(n for n, text in enumerate(open(plan), 1) if "active:" in text)
+    assert ("nginx serves agent@main.service on port 8080 on every host, outside both colours: to adopt it"
+            in result.message), result.message
+    assert f"set `active: auto` in {plan}:{line}" in result.message
     assert not any(isinstance(e, TrafficChanged) for e in events)  # nothing changed
 
 
@@ -689,3 +772,23 @@ async def test_canary_with_a_custom_metric_like_its_baseline_is_promoted(tmp_pat
     passed = [e for e in events if isinstance(e, GateEvaluated) and e.final]
     assert passed and all(e.verdict == "pass" for e in passed)
     assert all(e.values["cost_per_request"] == pytest.approx(0.002) for e in passed)
+
+
+async def test_the_rolling_demo_runs_clean(tmp_path):
+    """README command 1's plan on the embedded fleet: no warning. With a 5 s
+    window after each batch, the first batch (1 host of 10, ~10 req/s) could
+    not show the ~220 requests that tell 2 % errors from none, and every
+    demo warned "extended (up to 900s): needs about 224 requests"."""
+    from pathlib import Path
+
+    from strategies.events import Notice
+
+    root = Path(__file__).resolve().parents[1]
+    inputs = load_inputs(str(root / "examples" / "rolling.yaml"), None, None)
+    session = Session(inputs, argv=["test"], record=str(tmp_path / "j.jsonl"), time_scale=SCALE)
+    events = []
+    session.bus.subscribe(events.append)
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    assert [e.message for e in events if isinstance(e, Notice) and e.level != "info"] == []
+    assert not any(isinstance(e, GateEvaluated) and e.extended for e in events)

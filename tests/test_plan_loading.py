@@ -309,10 +309,13 @@ def test_hostile_version_is_rejected(tmp_path):
     p = write(tmp_path, "v.yaml", "strategy: rolling\nversion: 1.0;touch /tmp/pwned\n")
     err = error_of(p)
     assert (err.line, err.field) == (2, "version")
-    assert str(err).startswith(f"{p}:2: version: expected a release version")
+    assert str(err).startswith(f"{p}:2: version: expected a release version: a letter or digit, then")
     ok = write(tmp_path, "ok.yaml", "strategy: rolling\n")
     err = error_of(ok, version_override="1.0;touch /tmp/pwned")
-    assert str(err).startswith(f"{ok}: --version: expected a release version")
+    # from a flag: named by the flag alone (the plan file had no part in it), the rule in words
+    assert str(err).startswith("--version: expected a release version: a letter or digit")
+    assert str(ok) not in str(err) and "^" not in str(err) and "{0,63}" not in str(err)
+    assert str(err).endswith('got "1.0;touch /tmp/pwned"')
 
 
 def test_render_commands_quotes_every_value(tmp_path):
@@ -358,6 +361,12 @@ def test_render_commands_quotes_every_value(tmp_path):
         ("strategy: blue_green\nblue_green:\n  blue: Blue!\n", 3, "blue_green.blue: expected a slot name"),
         ("strategy: canary\nport: 1\nport: 2\n", 3, "port: duplicate key 'port' (first defined on line 2)"),
         ("strategy: canary\nthresholds:\n  error_rate: 5\n", 3, "thresholds.error_rate: expected a fraction"),
+        # values echoed as written: "200%", not the 2.0 it was read as
+        ("strategy: canary\nthresholds:\n  error_rate: 200%\n", 3, 'thresholds.error_rate: expected a fraction '
+         'between 0 and 1 or a percentage like "5%" (0-100%), got "200%"'),
+        ("strategy: canary\nalerts:\n  critical:\n    - error_rate > 200%\n", 4, 'got "200%"'),
+        ("strategy: rolling\nrolling:\n  max_fail_percentage: 200%\n", 3, 'got "200%"'),
+        ("strategy: canary\ncanary:\n  steps:\n    - set_weight: 200%\n", 4, 'got "200%"'),
         ("strategy: canary\nunit: agent.socket\n", 2, 'unit: expected a systemd unit template ending in ".service"'),
         ("strategy: canary\nunit: agent@{version}.service\n", 2, "unknown template field {version}"),
         ("strategy: canary\nhealth:\n  path: /health; reboot\n", 3, "health.path: expected a URL path"),
@@ -423,3 +432,25 @@ def test_notify_block_errors(tmp_path, target, line, fragment):
     with pytest.raises(PlanError) as info:
         load_plan(p)
     assert str(info.value).startswith(f"{p}:{line}: {fragment}"), str(info.value)
+
+
+def test_a_group_the_inventory_lacks_is_named_at_its_line_in_the_plan(tmp_path):
+    """The plan's reference is what is wrong: file:line of `hosts:` (or of
+    blue_green.green in the groups form); a default the plan never wrote is
+    said to be one."""
+    from console.session import load_inputs
+
+    p = write(tmp_path, "p.yaml", 'strategy: rolling\nversion: "2.0.0"\nhosts: agentz\n')
+    with pytest.raises(InputError) as err:
+        load_inputs(str(p), None, None)
+    assert str(err.value).startswith(f"{p}:3: hosts: inventory ") and "no group 'agentz'" in str(err.value)
+    bg = write(tmp_path, "bg.yaml", 'strategy: blue_green\nversion: "2.0.0"\nblue_green:\n  mode: groups\n'
+                                    '  blue: agents\n  green: greens\n')
+    with pytest.raises(InputError) as err:
+        load_inputs(str(bg), None, None)
+    assert str(err.value).startswith(f"{bg}:6: blue_green.green: ") and "'greens'" in str(err.value)
+    lb = write(tmp_path, "lb.yaml", 'strategy: rolling\nversion: "2.0.0"\n')
+    inv = write(tmp_path, "inv.yaml", "all:\n  children:\n    agents:\n      hosts:\n        a1:\n")
+    with pytest.raises(InputError) as err:
+        load_inputs(str(lb), str(inv), None)
+    assert str(err.value).startswith(f"{lb}: load_balancers: ") and "this is the default" in str(err.value)

@@ -78,8 +78,12 @@ def recent_results() -> list[Path]:
 
 def matches(status: dict, selector: str) -> bool:
     """A run is named by its run id, controller pid, upstream, plan (path or
-    name) or journal path."""
-    if selector in (status.get("run_id"), str(status.get("pid")), status.get("upstream"), status.get("plan_name")):
+    name) or journal path. The id is `<plan name>-<pid that started it>`; a
+    detached run's controller is a forked child with a pid of its own, so
+    either pid names it."""
+    started_by = str(status.get("run_id") or "").rsplit("-", 1)[-1]
+    if selector in (status.get("run_id"), str(status.get("pid")), started_by, status.get("upstream"),
+                    status.get("plan_name")):
         return True
     candidates = {status.get("plan"), status.get("journal")}
     try:

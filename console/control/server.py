@@ -116,7 +116,7 @@ class ControlServer:
                 "upstream": plan.nginx.upstream, "journal": str(s.journal.path.resolve()),
                 "strategy": plan.strategy, "service": plan.service, "version": s.inputs.version,
                 "old_version": v.old_version, "simulated": s.simulated, "started": self.started,
-                "phase": v.phase, "phase_reason": v.phase_reason,
+                "phase": v.phase, "phase_reason": v.phase_reason, "awaiting_promotion": v.awaiting_promotion,
                 "step": {"index": v.step_index, "total": v.steps_total, "title": v.step_title},
                 "gate": gate, "weights": v.traffic_split(), "elapsed": round(s.engine.elapsed(), 1),
                 "time_scale": float(getattr(s.driver.clock, "scale", 1.0)),  # an attached clock ticks from elapsed

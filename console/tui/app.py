@@ -84,6 +84,8 @@ class RolloutApp(App[int]):
         self.view = view or FleetView()
         if session is not None:
             self.view.inventory_engine = getattr(session, "inventory_engine", "")
+            clock = getattr(getattr(session, "driver", None), "clock", None)
+            self.view.time_scale = float(getattr(clock, "scale", 1.0))
         self.refresh_hz = refresh_hz
         self.frozen_now = now
         self._journal_tail = journal_tail
@@ -97,6 +99,7 @@ class RolloutApp(App[int]):
         if remote is not None and "elapsed" in getattr(remote, "status", {}):
             self._remote_clock = (self._clock(), float(remote.status["elapsed"]),
                                   float(remote.status.get("time_scale", 1.0)))
+            self.view.time_scale = self._remote_clock[2]
         self.engine_task: asyncio.Future | None = None  # the run's result record, on this loop
         self._queue: deque[Event] = deque()
         self._posted = False

@@ -26,6 +26,9 @@ STATE_STYLE = {
 }
 GROUP_STYLE = {"blue": Style(color="blue"), "green": Style(color="green"), "canary": Style(color="yellow", bold=True)}
 HEADER_STYLE = Style(bold=True, underline=True)
+# padding and gaps get a style of their own, never None: with NO_COLOR set, textual's
+# Monochrome filter reads every segment's style and crashed on a None (seen in tmux)
+PLAIN = Style()
 CURSOR_STYLE = Style(reverse=True)
 
 
@@ -123,11 +126,11 @@ class FleetTable(ScrollView, can_focus=True):
         width = self.size.width
         if y == 0:
             return self._strip(("header", width), lambda: Strip([Segment(
-                " ".join(_cell(name, w) for name, w in COLUMNS), HEADER_STYLE)]).crop_extend(0, width, None))
+                " ".join(_cell(name, w) for name, w in COLUMNS), HEADER_STYLE)]).crop_extend(0, width, PLAIN))
         index = int(self.scroll_offset.y) + y - 1
         row = self.view.rows.get(self.keys[index]) if index < len(self.keys) else None
         if row is None:
-            return Strip.blank(width)
+            return Strip.blank(width, PLAIN)
         cells = row_cells(row, self.now)
         cursor = 0 if index != self.cursor else 2 if self.has_focus else 1  # 2: reversed, 1: underlined
         return self._strip((*cells, cursor, width), lambda: self._row_strip(cells, cursor, width))
@@ -152,8 +155,8 @@ class FleetTable(ScrollView, can_focus=True):
             elif name == "HEALTH" and value.startswith("FAIL"):
                 style = Style(color="red", bold=True)
             segments.append(Segment(_cell(value, w), style))
-            segments.append(Segment(" "))
-        strip = Strip(segments).crop_extend(0, width, None)
+            segments.append(Segment(" ", PLAIN))
+        strip = Strip(segments).crop_extend(0, width, PLAIN)
         if cursor:
             strip = strip.apply_style(CURSOR_STYLE if cursor == 2 else Style(underline=True))
         return strip

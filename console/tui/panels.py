@@ -51,6 +51,9 @@ class StatusHeader(Panel):
         if view.simulated:
             t.append(" SIMULATED ", "bold black on yellow")
             t.append(" ")
+        if view.time_scale != 1.0:
+            t.append(f" x{view.time_scale:g} ", "bold black on cyan")
+            t.append(" ")
         t.append(f"{view.strategy or '?'} ", "bold")
         t.append(f"{view.service} {view.old_version or '?'} -> {view.version or '?'}", "bold")
         t.append(f"   plan {view.plan}", "dim")
@@ -61,7 +64,8 @@ class StatusHeader(Panel):
         t.append(f" {view.phase} ", PHASE_STYLE.get(view.phase, "bold"))
         if view.pending:
             t.append(f" {PENDING[view.pending]} at the next safe point", "bold yellow")
-        t.append(f"   elapsed {clock(now)}  ETA {clock(view.eta(now))}")
+        t.append(f"   elapsed {clock(now)}" + (f" (simulated, x{view.time_scale:g})" if view.time_scale != 1.0 else "")
+                 + f"  ETA {clock(view.eta(now))}")
         t.append(f"  fleet {len(view.rows)} instance(s)" + (" (SIMULATED)" if view.simulated else ""))
         self.show_text(t)
 

@@ -18,6 +18,7 @@ from .scenarios import canary_alert, load_events, scene_app
 
 REPLAY = "replay"  # a SHOTS scene: the replay screen, paused (replay_scene_app)
 ATTACH = "attach"  # a SHOTS scene: `console attach` on the canary at its alert (attach_scene_app)
+SCALED = "scaled"  # a SHOTS scene: the rolling demo at --time-scale 3, the header says x3 (scaled_scene_app)
 
 SHOTS = [
     ("rolling-mid-batch", "rolling-mid-batch", []),
@@ -29,6 +30,7 @@ SHOTS = [
     ("help", "canary-alert", ["question_mark"]),
     ("replay", REPLAY, []),
     ("attach", ATTACH, []),
+    ("rolling-time-scaled", SCALED, []),
 ]
 
 
@@ -71,6 +73,13 @@ def attach_scene_app():
     return RolloutApp(view=view, remote=RecordedRun(canary_status(view)), now=view.elapsed)
 
 
+def scaled_scene_app():
+    """The rolling scene as command 1 shows it: a SIMULATED clock at x3."""
+    app = scene_app("rolling-mid-batch")
+    app.view.time_scale = 3.0
+    return app
+
+
 def status_svg(path: Path, width: int) -> None:
     """`console status` (the real formatter) on the same run, as an SVG."""
     from rich.console import Console
@@ -101,7 +110,7 @@ async def shoot(out: Path, size: tuple[int, int], suffix: str = "") -> list[Path
     written = []
     for filename, scene, keys in SHOTS:
         app = (replay_scene_app() if scene == REPLAY else attach_scene_app() if scene == ATTACH
-               else scene_app(scene))
+               else scaled_scene_app() if scene == SCALED else scene_app(scene))
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
             for key in keys:

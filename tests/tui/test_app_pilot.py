@@ -96,6 +96,29 @@ async def test_promote_keys(make_session, tmp_path):
         assert set(app.record["versions"].values()) == {"2.0.0"}
 
 
+async def test_manual_gate_offers_promote_not_resume(make_session):
+    """At examples/canary-manual.yaml's `pause: {}` the key bar offers `n`
+    and not `p`: going on is a promotion, and the engine refuses a resume
+    there with "use promote" (the socket's `console resume` gets the same)."""
+    session = make_session("examples/canary-manual.yaml", time_scale=50)
+    ops = operator_log(session)
+    app = RolloutApp(session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.view.awaiting_promotion, timeout=20)
+        await pilot.pause(0.3)
+        keys = footer_keys(app)
+        assert "n" in keys and "p" not in keys, keys
+        assert session.engine.command(Command.RESUME) is False
+        assert "use promote" in ops[-1].detail
+        await pilot.press("n")
+        await answered(pilot, ops, "promote")
+        assert ops[-1].accepted
+        await wait_for(pilot, lambda: not app.view.awaiting_promotion and app.view.phase != "paused", timeout=20)
+        await pilot.pause(0.3)
+        assert "p" in footer_keys(app)  # running again: pause is offered
+        await stop_engine(app)
+
+
 async def test_rollback_confirm_then_rolls_back(make_session):
     session = make_session("examples/canary.yaml", time_scale=20)
     ops = operator_log(session)
@@ -195,6 +218,23 @@ async def test_subscriber_batches_refreshes(make_session):
         await wait_for(pilot, lambda: app.record is not None, timeout=20)
         assert app.view.revision > 100  # events applied
         assert app.ticks < app.view.revision / 2  # far fewer repaints than events
+
+
+async def test_header_says_how_fast_a_simulated_clock_runs(make_session):
+    """--time-scale N: the header says xN beside SIMULATED (and nothing at x1)."""
+    fast = RolloutApp(make_session("examples/rolling.yaml", time_scale=20))
+    async with fast.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: fast.view.phase == "running")
+        await pilot.pause(0.2)
+        header = str(fast.screen.query_one("#status").render())
+        assert " x20 " in header and "(simulated, x20)" in header, header
+        await stop_engine(fast)
+    real_pace = RolloutApp(make_session("examples/rolling.yaml", time_scale=1.0))
+    async with real_pace.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: real_pace.view.phase == "running")
+        await pilot.pause(0.2)
+        assert " x1" not in str(real_pace.screen.query_one("#status").render())
+        await stop_engine(real_pace)
 
 
 async def test_header_names_the_engine_that_read_a_given_inventory(make_session, tmp_path, monkeypatch):
