@@ -88,14 +88,19 @@ def test_between_spread_subtracts_what_chance_explains():
     assert between_spread([(400, 0.05)]) == 0.0
 
 
-def test_one_budget_is_spread_over_windows_and_split_across_tests():
-    b = Budget(0.01, 4)
-    assert b.per_window() == pytest.approx(0.0025)
-    assert sum(b.test(name) for name in judge_stats.SHARES) * b.windows == pytest.approx(0.01)
+def test_one_budget_is_front_loaded_over_windows_and_split_across_tests():
+    """Half the release's budget to the first window (the least traffic,
+    where a bad release must be caught), the rest evenly; the windows'
+    parts add up to the budget exactly."""
+    parts = [Budget(0.01, 4, w) for w in range(4)]
+    assert [b.per_window() for b in parts] == pytest.approx([0.005, 0.005 / 3, 0.005 / 3, 0.005 / 3])
+    assert sum(b.test(name) for b in parts for name in judge_stats.SHARES) == pytest.approx(0.01)
+    assert Budget(0.01, 1).per_window() == 0.01
+    b = parts[1]
     assert b.test("error_ceiling", parts=2) == pytest.approx(b.test("error_ceiling") / 2)
-    # the plan's windows make each test stricter: the same evidence no longer fails
+    # the plan's windows make each later test stricter: the same evidence no longer fails
     one = Policy.of(Thresholds(), Alerts(), windows=1)
-    many = Policy.of(Thresholds(), Alerts(), windows=40)
+    many = Policy.of(Thresholds(), Alerts(), windows=40, window=3)
     samples = [(Evidence(5, 1), Evidence(495, 2))] * 3
     assert run_window(samples, one).verdict == Verdict.FAIL
     assert run_window(samples, many).verdict == Verdict.PENDING
