@@ -299,3 +299,66 @@ def test_a_bursty_baseline_makes_a_pass_need_more_evidence():
         for _ in range(10):
             window, _ = fold(window, release, base, Readings(), policy)
         assert close(window, policy, final=False).verdict == expected
+
+
+def test_warm_up_is_each_instance_s_own_from_its_restart():
+    """With the instances' ages (seconds since the engine restarted them),
+    only an instance younger than the warm-up has its latencies left out:
+    one restarted long ago is judged from the window's first sample, and
+    the median test waits until an instance is twice the warm-up old.
+    Without ages (recorded samples), the window's first samples are left
+    out for every instance."""
+    policy = Policy.of(Thresholds(), Alerts(), windows=1, sample_interval=5.0, warm_up=30.0)
+    sample = Evidence(20, 0, (0.05,) * 10 + (0.2,) * 10,
+                      (("new", Evidence(10, 0, (0.2,) * 10)), ("old", Evidence(10, 0, (0.05,) * 10))))
+    base = Evidence(100, 0, (0.05,) * 100)
+    window, _ = fold(Window(), sample, base, Readings(), policy, ages={"old": 3600.0, "new": 10.0})
+    assert window.judged.latencies == (0.05,) * 10 and window.judged.requests == 20
+    assert window.settled == (0.05,) * 10
+    window, _ = fold(Window(), sample, base, Readings(), policy, ages={"old": 3600.0, "new": 45.0})
+    assert len(window.judged.latencies) == 20  # past its warm-up: the tail test sees it ...
+    assert window.settled == (0.05,) * 10  # ... the median test not before 60 s
+    window, _ = fold(Window(), sample, base, Readings(), policy, ages={"old": 3600.0, "new": 60.0})
+    assert len(window.settled) == 20
+    window, _ = fold(Window(), sample, base, Readings(), policy)  # ages unknown: the window's first 30 s
+    assert window.judged.latencies == () and window.settled == ()
+
+
+def test_the_tail_test_scales_the_baseline_s_p95_to_the_release():
+    """A release instance 25 % slower than the fleet throughout (a slower
+    host, or the end of a warm-up) has about 20 % of its requests over the
+    baseline's p95, yet its tail has the baseline's shape: the tail test,
+    which scales the baseline's p95 by the release's ratio of medians,
+    leaves it to the median test; the tail-only regression is still
+    caught at the same share."""
+    rng = random.Random(14)
+    policy = Policy.of(Thresholds(), Alerts(), windows=1)
+    p90 = math.exp(math.log(0.040) + 1.2816 * 0.35)
+
+    def tail_only():
+        x = lognormal(rng, 0.040)
+        return x * 1.5 if x > p90 else x
+
+    base = [hosts(rng, [60] * 4, 0.0, lambda h: lognormal(rng, 0.040)) for _ in range(12)]
+    slow_host = [Evidence(240, 0, tuple(lognormal(rng, 0.040, 1.25) for _ in range(240))) for _ in range(12)]
+    window = Window()
+    for judged, b in zip(slow_host, base):
+        window, j = fold(window, judged, b, Readings(), policy)
+    over = sum(1 for e, b in zip(slow_host, base) for x in e.latencies if x > b.conservative_p95())
+    assert over / (240 * 12) > 0.12  # against the unscaled p95 it would look like a heavy tail
+    assert window.tail_seen > 0 and window.tail_slow / window.tail_seen < 0.07
+    assert not any(f.metric == "slow_share_vs_stable" for f in j.findings)
+    bad = [Evidence(240, 0, tuple(tail_only() for _ in range(240))) for _ in range(12)]
+    j = run_window(list(zip(bad, base)), policy)
+    assert j.verdict == Verdict.FAIL and j.findings[0].metric == "slow_share_vs_stable"
+
+
+def test_per_sample_proportion_ratios_keep_expectation_one_at_their_null():
+    """The tail test's nulls change from sample to sample (its margin
+    shrinks as the scale is better known): each sample's factor must have
+    expectation at most 1 under that sample's null, for each ratio."""
+    for n, null in ((5, 0.06), (40, 0.075), (250, 0.0651)):
+        for i, ratio in enumerate(analysis.TAIL_RATIOS):
+            mean = sum(binom_pmf(k, n, null) * math.exp(judge_stats.proportion_llrs(k, n, null, analysis.TAIL_RATIOS)[i])
+                       for k in range(n + 1))
+            assert mean == pytest.approx(1.0, rel=1e-9), (n, null, ratio)
