@@ -25,17 +25,23 @@ Why it is built this way (docs/judge.md says it in plain words):
   (failures in clusters, hosts that differ, a rate that drifts), which is a
   quasi-likelihood correction, not an exact one.
 - One false-alarm budget per release (`analysis.false_alarm_budget`),
-  spread over the plan's windows and split across every test that can fail
-  a release (judge_stats.Budget). Readings (health, quality, CPU) are
+  half to the plan's first window (the least traffic, where a bad release
+  must be caught), the rest evenly over the others, and split across
+  every test that can fail a release (judge_stats.Budget). Readings (health, quality, CPU) are
   thresholds, not statistics, and spend none of it.
 - Latency: a shift of the median counts only when it is material (25 %
   and 10 ms) *and* beyond the slowest of the baseline's own hosts, and
   significant at its share of the budget divided by the window's looks
   (Mann-Whitney, Bonferroni over looks). The tail: the share of the
-  release's requests slower than the baseline's p95 of the same sample,
-  against 5 % plus a margin from the baseline's own host-to-host spread (an
-  e-process; the margin is what makes it hold on real hosts, approximately).
-  The absolute p95 ceiling is a proportion test too.
+  release's requests slower than the baseline's p95 of the same sample
+  scaled by the release's ratio of medians (so a slower host or what is
+  left of a warm-up, which shift the whole distribution, are the median
+  test's matter), against 5 % plus a margin for the scale's noise and the
+  baseline's hosts' differences in tail shape (an e-process; the margin is
+  what makes it hold on real hosts, approximately). The absolute p95
+  ceiling is a proportion test too.
+- Warm-up: an instance's latencies count once it is `warm_up` old, from
+  its own restart (the engine knows it), twice that for the median test.
 - A window passes only once the evidence says "good": a Wald ratio of the
   release's own rate, the baseline's rate against a threshold worse,
   tempered like the error test, and at least `min_requests` seen. Until
