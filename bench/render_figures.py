@@ -70,6 +70,14 @@ def _split_tables(lines: list[str]) -> list[str]:
     return out
 
 
+def printed_section(rel: str, heading: str) -> str:
+    """The table the benchmark printed under `## heading`, verbatim."""
+    section = raw(rel).split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [x for x in section.splitlines() if x.startswith("|")]
+    assert lines, f"{rel}: no table under {heading}"
+    return "\n".join(lines)
+
+
 def printed_summary(rel: str) -> str:
     """`N hosts:` sections of indented `measure  value` lines (tui_bench,
     tui_tmux) as one table."""
@@ -222,6 +230,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
                                         printed_tables("2026-12-02-3743db8/judge_power.txt")]),
     "judge-power-184de39": lambda: "\n\n".join([provenance("2026-12-06-184de39-judge/judge_power.txt"),
                                                 printed_tables("2026-12-06-184de39-judge/judge_power.txt")]),
+    "judge-power-2560fba-targets": lambda: "\n\n".join([
+        provenance("2026-12-06-2560fba-judge/judge_power.txt"),
+        printed_section("2026-12-06-2560fba-judge/judge_power.txt", "Targets (issue 22)")]),
     "soak-totals": soak_totals,
     "soak-faults-e3b2c3f": lambda: soak_fault_table(["2026-12-02-e3b2c3f-soak/net5/runs.jsonl",
                                                      "2026-12-02-e3b2c3f-soak/net6/runs.jsonl"]),
