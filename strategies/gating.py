@@ -10,6 +10,7 @@ exceptions. Strategies see it through the `Analysis` protocol
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from inventory.driver import DriverError, InstanceDriver, PoolStats
@@ -96,12 +97,14 @@ class Gatekeeper:
         self._alerts: dict[tuple[str, str], str] = {}  # (where, metric) -> tier last raised
         self.custom = CustomReader(plan.metrics, self.sample_interval, lambda i: instances.versions.get(i.key))
         self.windows = 1  # judged windows of this run (announce): the budget is spread over them
+        self.judged = 0  # windows judged so far: the first gets the larger part of the budget
         self.shadow = plan.analysis.shadow
 
     def policy(self) -> analysis.Policy:
         a = self.plan.analysis
         return analysis.Policy.of(self.plan.thresholds, self.plan.alerts, budget=a.false_alarm_budget,
-                                  windows=self.windows, sample_interval=self.sample_interval, warm_up=a.latency_warm_up)
+                                  windows=self.windows, sample_interval=self.sample_interval, warm_up=a.latency_warm_up,
+                                  window=self.judged)
 
     def announce(self, windows: int) -> None:
         """Say at the start what the judge may spend: the release's
@@ -191,6 +194,7 @@ class Gatekeeper:
         limit = seconds if self.shadow else max(seconds, thresholds.max_window)
         window, spent, extended = analysis.Window(), 0.0, False
         customs, cwin = self.plan.metrics.custom, custom_metrics.CustomWindow()
+        self.judged += 1
         self.traffic.window_open = True
         try:
             await self.traffic.read()  # the window judges only traffic inside it
@@ -208,7 +212,7 @@ class Gatekeeper:
                 base_ev = side_evidence(traffic, baseline) if baseline else None
                 self.emit(JudgeSampled, name=name, t=round(spent, 3), canary=sample_record(judged_ev),
                           baseline=sample_record(base_ev) if base_ev is not None else None)
-                window, found = analysis.fold(window, judged_ev, base_ev, readings, policy)
+                window, found = analysis.fold(window, judged_ev, base_ev, readings, policy, self.ages(judged))
                 cwin, folded = custom_metrics.fold(cwin, customs, custom, policy.budget.test("custom_metrics"))
                 found = custom_metrics.merge(found, folded, cwin)
                 self.raise_alerts(window, where, found, custom_metrics.alerts(folded))
@@ -238,6 +242,13 @@ class Gatekeeper:
                 return analysis.Verdict.PASS if self.shadow else verdict.verdict
         finally:
             self.traffic.window_open = False
+
+    def ages(self, insts: Sequence[Instance]) -> dict[str, float]:
+        """Seconds since this run restarted each instance (one it has not
+        restarted is taken as long warm): the judge leaves out the
+        latencies of an instance still warming up, from its own restart."""
+        now = self.driver.clock.now()
+        return {i.key: now - self.instances.restarted_at.get(i.key, -math.inf) for i in insts}
 
     def emit_gate(self, name: str, j: analysis.Judgement, remaining: float, *, final: bool = False,
                   extended: bool = False) -> None:
