@@ -243,7 +243,8 @@ class FleetView:
         self.gate = Gate(e.name, e.verdict, e.remaining, e.at, list(e.reasons), dict(e.values), e.final)
 
     def _on_AlertRaised(self, e: AlertRaised) -> None:
-        self.alerts.append(Alert(e.tier, e.metric, e.value, e.threshold, e.where, e.at))
+        where = f"{e.instance} ({e.where})" if e.instance else e.where  # an instance down: name it first
+        self.alerts.append(Alert(e.tier, e.metric, e.value, e.threshold, where, e.at))
         del self.alerts[:-ALERT_LIMIT]
 
     def _on_OperatorCommand(self, e: OperatorCommand) -> None:

@@ -44,6 +44,9 @@ TABLE: tuple[Metric, ...] = (
     Metric("health_check_failed", "count", "percent", "higher"),
     Metric("cpu_vs_stable", "fraction", "percent", "higher", in_plans=False, digits=0),
     Metric("median_latency_vs_stable", "seconds", "ms", "higher", in_plans=False),
+    # one instance that should serve and does not (strategies/down.py): the
+    # share of its tries that failed in the sample (1.0), or 1.0 for a failed probe
+    Metric("instance_down", "fraction", "percent", "higher", in_plans=False, digits=0),
 )
 METRICS: dict[str, Metric] = {m.name: m for m in TABLE}
 PLAN_METRICS: tuple[str, ...] = tuple(m.name for m in TABLE if m.in_plans)
