@@ -46,6 +46,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--accept-new-host-keys", action="store_true",
                    help="trust and record unknown SSH host keys (changed keys are always refused)")
     p.add_argument("--auto-promote", action="store_true", help="headless: continue through indefinite pauses")
+    p.add_argument("--judge-shadow", action="store_true", help="the judge records every verdict and acts on none "
+                   "(the plan's analysis.shadow); see docs/judge.md")
     add_live_flags(p)
     add_lock_flags(p)
     return p
@@ -132,7 +134,7 @@ def main_run(argv: Sequence[str]) -> int:
 
     args = run_parser().parse_args(argv)
     try:
-        inputs = load_inputs(args.plan, args.inventory, args.release)
+        inputs = load_inputs(args.plan, args.inventory, args.release, judge_shadow=args.judge_shadow)
         if args.dry_run:
             return dry_run(inputs)
         session = Session(inputs, argv=["console", *argv], record=args.record, time_scale=args.time_scale,

@@ -47,14 +47,19 @@ def describe(event: Event) -> str | None:
         weights = ", ".join(f"{p} {w:g}%" for p, w in sorted(e["weights"].items()))
         return f"nginx generation {e['generation']}: {pools}" + (f"; split {weights}" if weights else "") + (
             f" ({e['duration'] * 1000:.0f} ms)")
-    if kind in ("metrics", "clients"):
+    if kind in ("metrics", "clients", "judge_sample"):
         return None
+    if kind == "judge_budget":
+        return (f"judge: false-alarm budget {e['alpha'] * 100:g}% per release over {e['windows']} window(s), "
+                f"{e['per_window'] * 100:.3g}% each, split across {len(e['tests'])} tests"
+                + ("; SHADOW: verdicts recorded, none acted on" if e["shadow"] else ""))
     if kind == "gate":
         if not e["final"] and e["verdict"] != "fail":
             return None
         reasons = "; ".join(e["reasons"])
         seen = f", {e['seen']} requests" if e.get("seen") else ""
-        return f"gate {e['name']}: {e['verdict']}{seen}" + (f" ({reasons})" if reasons else "")
+        shadow = " (shadow judge: not acted on)" if e.get("shadow") else ""
+        return f"gate {e['name']}: {e['verdict']}{seen}{shadow}" + (f" ({reasons})" if reasons else "")
     if kind == "routing_verified":
         if not e["left_out"]:
             return None

@@ -54,10 +54,14 @@ class Inputs:
     inventory_given: bool = False  # False: the embedded fleet
 
 
-def load_inputs(plan_path: str, inventory_path: str | None, version: str | None) -> Inputs:
-    """Load and cross-check plan and inventory; raise InputError/UsageError."""
+def load_inputs(plan_path: str, inventory_path: str | None, version: str | None, *,
+                judge_shadow: bool = False) -> Inputs:
+    """Load and cross-check plan and inventory; raise InputError/UsageError.
+    `judge_shadow` (--judge-shadow) sets the plan's analysis.shadow."""
     inv_path = str(inventory_path or embedded_fleet_path())
     plan = load_plan(plan_path, version_override=version)
+    if judge_shadow:
+        plan = plan.model_copy(update={"analysis": plan.analysis.model_copy(update={"shadow": True})})
     # --inventory built-in where that reads it as stock Ansible does, else
     # through ansible-core when installed (read_inventory says when;
     # ROLLOUT_INVENTORY_ENGINE=built-in|ansible to choose); the embedded fleet is ours

@@ -97,8 +97,10 @@ def parse(text: str, upstream: str | None = None) -> ParseResult:
             continue
         pool, status, retried, rt, addr, tries = parsed
         st = res.pools.setdefault(pool, PoolStats())
+        seen: set[str] = set()
         for backend, failed, seconds in tries:
-            st.tried(backend, failed, seconds)
+            st.tried(backend, failed, seconds, again=backend in seen)
+            seen.add(backend)
         st.requests += 1
         if status >= 500:
             st.errors += 1

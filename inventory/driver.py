@@ -95,16 +95,23 @@ class InstanceMetrics:
 @dataclass
 class BackendStats:
     """What one backend answered over a window: every try nginx sent it,
-    including tries that failed and were retried on another backend."""
+    including tries that failed and were retried on another backend, and
+    the requests behind them: a request counts once per backend it reached
+    and failed once when its first try there failed (a judge counts
+    requests: one bad request retried shows several failed tries)."""
 
     tries: int = 0
     failed: int = 0
     latencies: list[float] = field(default_factory=list)
+    requests: int = 0
+    failed_requests: int = 0
 
     def merge(self, other: BackendStats) -> None:
         self.tries += other.tries
         self.failed += other.failed
         self.latencies.extend(other.latencies)
+        self.requests += other.requests
+        self.failed_requests += other.failed_requests
 
 
 @dataclass
@@ -135,10 +142,15 @@ class PoolStats:
         for addr, st in other.backends.items():
             self.backends.setdefault(addr, BackendStats()).merge(st)
 
-    def tried(self, addr: str, failed: bool, latency: float | None) -> None:
+    def tried(self, addr: str, failed: bool, latency: float | None, again: bool = False) -> None:
+        """One try of a request on `addr`; `again` when this request tried
+        `addr` before (it is then not another request of that backend)."""
         st = self.backends.setdefault(addr, BackendStats())
         st.tries += 1
         st.failed += failed
+        if not again:
+            st.requests += 1
+            st.failed_requests += failed
         if latency is not None:
             st.latencies.append(latency)
 

@@ -1,38 +1,46 @@
-"""The judge: pooled evidence of one analysis window in, a verdict out.
+"""The judge: evidence of one analysis window in, a verdict out.
 
 Pure (no I/O, no clock): the engine folds each sample into a `Window` and
 asks `close` when the window's time is up. Every rule here is unit-tested
-directly (tests/test_analysis.py) and measured by bench/judge_power.py.
+directly (tests/test_analysis.py, tests/test_judge_stats.py) and measured
+by bench/judge_power.py on traffic that does not share its model.
 
-Why it is built this way:
+Why it is built this way (docs/judge.md says it in plain words):
 
-- A window is judged on the *sum* of its samples. A 1 % canary at 100 req/s
-  sees about 5 requests per 5 s sample; judging samples one by one, as the
-  first version did, let a release with 20 % errors pass because no single
-  sample was big enough to judge.
-- Errors are judged by a sequential probability ratio test (Wald's SPRT):
-  is the release's error rate like the baseline's (H0: p0), or a threshold
-  worse (H1: p1)? The log-likelihood ratio of the pooled counts is a
-  martingale under H0, so by Ville's inequality the chance that it *ever*
-  reaches log(1/alpha) on a good release is at most alpha, however often the
-  console looks. Likewise a bad release ever reaching log(beta) (a pass) has
-  probability at most beta. Looking after every sample is therefore safe,
-  and a clearly bad release stops after a handful of requests.
-- A window passes only once the evidence says "good" (the ratio reached
-  log(beta)) and at least `min_requests` were seen. Until then it is
-  extended; at the plan's `max_window` it is inconclusive, and a human
-  decides. Missing data is never a pass.
-- Latency is compared on distributions: a one-sided Mann-Whitney U test of
-  the release's per-request times against the baseline's in the same
-  window, and only a material shift (the median `LATENCY_RATIO` times and
-  `MIN_LATENCY_GAP` slower) counts. The absolute p95 ceiling is a binomial
-  test too: "p95 above L" means "more than 5 % of requests slower than L".
-- Critical alerts (the article's tier: a failed health check, error rate
-  above 5 %, p95 above 5 s) fail the window at once. Traffic-based ones must
-  be statistically clear (p < LOOK_ALPHA), so three requests with one error
-  are not "33 % errors".
-- CPU is the service's own (its unit's cgroup), and is judged against the
-  baseline's in the same window, so load both share cancels out.
+- A window is judged on all of its samples. A 1 % canary at 100 req/s sees
+  about 5 requests per 5 s sample; judged sample by sample, a release with
+  20 % errors passed (the first version did exactly that).
+- Failed *requests* are counted, not failed tries: a request nginx retried
+  shows several tries in the log, and counting each made failures come in
+  clusters the tests did not expect (gating.side_evidence).
+- Errors against the baseline without estimating the baseline's rate:
+  given the failures of both sides in a sample, the release's share of
+  them is binomial with its share of the requests when both fail alike
+  (judge_stats.conditional_llrs). The product over samples, mixed over
+  rate ratios fixed in advance, is an e-process: by Ville's inequality a
+  good release reaches 1/a with probability at most a, however often it is
+  looked at. It is tempered by the baseline's measured overdispersion
+  (failures in clusters, hosts that differ, a rate that drifts), which is a
+  quasi-likelihood correction, not an exact one.
+- One false-alarm budget per release (`analysis.false_alarm_budget`),
+  spread over the plan's windows and split across every test that can fail
+  a release (judge_stats.Budget). Readings (health, quality, CPU) are
+  thresholds, not statistics, and spend none of it.
+- Latency: a shift of the median counts only when it is material (25 %
+  and 10 ms) *and* beyond the slowest of the baseline's own hosts, and
+  significant at its share of the budget divided by the window's looks
+  (Mann-Whitney, Bonferroni over looks). The tail: the share of the
+  release's requests slower than the baseline's p95 of the same sample,
+  against 5 % plus a margin from the baseline's own host-to-host spread (an
+  e-process; the margin is what makes it hold on real hosts, approximately).
+  The absolute p95 ceiling is a proportion test too.
+- A window passes only once the evidence says "good": a Wald ratio of the
+  release's own rate, the baseline's rate against a threshold worse,
+  tempered like the error test, and at least `min_requests` seen. Until
+  then it is extended; at `max_window` it is inconclusive: a human decides.
+- A failing environment is not the release's fault: when a ceiling breaks
+  but the baseline breaks it as much (and the comparison does not blame the
+  release), the verdict is ENVIRONMENT: the run pauses and says so.
 """
 from __future__ import annotations
 
@@ -44,6 +52,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
+from .judge_stats import RATE_RATIOS, Budget, Dispersion, between_spread, conditional_llrs, log_mean_exp, proportion_log_e, thin
 from .metrics import format_value
 
 if TYPE_CHECKING:
@@ -55,45 +64,65 @@ class Verdict(str, enum.Enum):
     FAIL = "fail"
     PENDING = "pending"  # not decided yet: keep watching
     INCONCLUSIVE = "inconclusive"  # not enough evidence by the window's maximum
+    ENVIRONMENT = "environment"  # a ceiling broke, but the baseline breaks it as much: a human decides
 
 
-# The error floor: a baseline with no errors at all is taken as 0.1 %, so a
-# single error on the release is evidence, not an infinite surprise.
+# The error floor of the pass test: a baseline with no errors at all is
+# taken as 0.1 %.
 ERROR_FLOOR = 0.001
-# Per-look significance of the fail-only tests (absolute ceilings, latency
-# shift, critical alerts). Small because they are repeated every sample.
+# The level of the fixed-level checks that only *show* (alerts of the
+# important and warning tiers, the clients watcher between windows).
 LOOK_ALPHA = 0.001
-# The p95 ceiling as a proportion: p95 > L <=> more than 5 % slower than L.
+# The p95 as a proportion: p95 > L <=> more than 5 % slower than L.
 P95_TAIL = 0.05
+# The tail test's margin over 5 %: at least one point (the baseline's p95
+# is itself estimated from one sample), twice the baseline's host-to-host
+# spread when that is larger, at most five points.
+TAIL_MARGIN_FLOOR = 0.01
+TAIL_MARGIN_CAP = 0.05
+# A sample's own baseline p95 needs this many baseline latencies (the
+# k-th of n with k = ceil(0.95 (n + 1)) must exist).
+MIN_TAIL_BASELINE = 19
 LATENCY_RATIO = 1.25  # a material slowdown: the median 25 % slower ...
 MIN_LATENCY_GAP = 0.010  # ... and at least 10 ms slower
 MIN_LATENCY_SAMPLES = 10
 CPU_RATIO = 1.5  # the release's unit CPU 1.5 x the baseline's ...
 MIN_CPU_GAP = 0.10  # ... and 10 points of a core more
-# The gross error rate the second SPRT looks for (see Hypotheses). Both
-# SPRTs share the false-alarm budget: each fails at log(2 / alpha).
-GROSS_ERROR_RATE = 0.10
+# Latencies kept per side and per host of each sample (evenly spaced order
+# statistics, judge_stats.thin): a long window at 100 req/s would
+# otherwise re-sort tens of thousands of numbers every sample.
+SAMPLE_LATENCIES = 400
+HOST_LATENCIES = 100
 # Mann-Whitney on a very large baseline costs time and adds nothing: cap it.
 MAX_LATENCIES = 5000
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """Pooled traffic of one side (the release, or its baseline) in a window.
-
-    `errors` counts every try a backend of this side failed, including the
-    ones nginx retried elsewhere and the client never saw."""
+    """Traffic of one side (the release, or its baseline): requests that
+    reached its instances, the ones they failed (a request counts once per
+    instance however often nginx retried it), per-request latencies, and
+    the same per instance (`hosts`: name -> Evidence) when known."""
 
     requests: int = 0
     errors: int = 0
     latencies: tuple[float, ...] = ()  # kept sorted: percentiles are an index
+    hosts: tuple[tuple[str, Evidence], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "latencies", tuple(sorted(self.latencies)))
 
     def __add__(self, other: Evidence) -> Evidence:
+        hosts = dict(self.hosts)
+        for name, ev in other.hosts:
+            hosts[name] = hosts[name] + ev if name in hosts else ev
         return Evidence(self.requests + other.requests, self.errors + other.errors,
-                        self.latencies + other.latencies)
+                        self.latencies + other.latencies, tuple(sorted(hosts.items())))
+
+    def thinned(self, most: int, per_host: int) -> Evidence:
+        """The same counts with at most `most` latencies (and `per_host` per host)."""
+        return Evidence(self.requests, self.errors, thin(self.latencies, most),
+                        tuple((n, e.thinned(per_host, per_host)) for n, e in self.hosts))
 
     @property
     def error_rate(self) -> float | None:
@@ -105,6 +134,18 @@ class Evidence:
     def p95(self) -> float | None:
         return ranked(self.latencies, 95.0)
 
+    def conservative_p95(self) -> float | None:
+        """The k-th smallest latency with k = ceil(0.95 (n + 1)): another
+        request like these is slower than it with probability at most 5 %
+        (a rank argument, whatever the distribution); None below 19."""
+        k = math.ceil(0.95 * (len(self.latencies) + 1))
+        return self.latencies[k - 1] if len(self.latencies) >= MIN_TAIL_BASELINE and k <= len(self.latencies) \
+            else None
+
+    def cells(self) -> list[tuple[int, int]]:
+        """(requests, failed) per instance, or of the whole side when unknown."""
+        return [(e.requests, e.errors) for _, e in self.hosts] or [(self.requests, self.errors)]
+
 
 @dataclass(frozen=True)
 class Readings:
@@ -114,12 +155,14 @@ class Readings:
     quality_score: float | None = None
     cpu: float | None = None  # mean unit CPU of the release's instances (cores)
     baseline_cpu: float | None = None  # the same for the baseline's instances
+    health_failed: int | None = None  # judged instances whose health probe failed this sample
 
 
 @dataclass(frozen=True)
 class Finding:
     """One rule the evidence breaks. `tier` is "critical" (fails at once) or
-    "gate" (fails once it persists, or is a pooled statistical verdict)."""
+    "gate" (fails once it persists, or is a pooled statistical verdict).
+    `environment`: the baseline breaks it as much (not the release's fault)."""
 
     metric: str
     value: float
@@ -127,6 +170,7 @@ class Finding:
     op: str = ">"  # ">", "<", or "~" for a likelihood verdict
     tier: str = "gate"
     note: str = ""  # how the limit was judged, when it is not a plain comparison
+    environment: bool = False
 
     def __str__(self) -> str:
         value = format_value(self.metric, self.value)
@@ -138,20 +182,11 @@ class Finding:
 
 @dataclass(frozen=True)
 class Hypotheses:
-    """The two error rates the SPRT tells apart, and a gross rate a second
-    SPRT watches for (it needs only two or three errors to be sure of a
-    release that fails one request in five)."""
+    """The two error rates the pass test tells apart: the baseline's
+    (`good`) and a threshold worse (`bad`)."""
 
     good: float
     bad: float
-    gross: float = 0.0
-
-    def gross_llr(self, ev: Evidence) -> float:
-        if self.gross <= self.bad:
-            return float("-inf")
-        ok = ev.requests - ev.errors
-        return (ev.errors * math.log(self.gross / self.good)
-                + ok * math.log((1 - self.gross) / (1 - self.good)))
 
     def llr(self, ev: Evidence) -> float:
         """Log-likelihood ratio (bad over good) of the pooled counts."""
@@ -159,12 +194,12 @@ class Hypotheses:
         return (ev.errors * math.log(self.bad / self.good)
                 + ok * math.log((1 - self.bad) / (1 - self.good)))
 
-    def requests_to_pass(self, beta: float) -> int:
-        """About how many requests of a good release the SPRT needs to
-        reach its pass boundary (Wald's expected sample size under H0)."""
+    def requests_to_pass(self, beta: float, dispersion: float = 1.0) -> int:
+        """About how many requests of a good release the pass test needs
+        (Wald's expected sample size under `good`, times the dispersion)."""
         per_request = (self.good * math.log(self.bad / self.good)
                        + (1 - self.good) * math.log((1 - self.bad) / (1 - self.good)))
-        return math.ceil(math.log(beta) / per_request) if per_request < 0 else 0
+        return math.ceil(dispersion * math.log(beta) / per_request) if per_request < 0 else 0
 
 
 @dataclass(frozen=True)
@@ -177,6 +212,11 @@ class Window:
     consecutive: int = 0  # samples in a row with a per-sample breach
     outstanding: tuple[Finding, ...] = ()  # the last sample's per-sample breaches
     readings: Readings = Readings()
+    error_llrs: tuple[float, ...] = tuple(0.0 for _ in RATE_RATIOS)  # per rate ratio, summed over samples
+    dispersion: Dispersion = Dispersion()  # of the baseline's failures
+    tail_slow: int = 0  # release requests slower than their sample's baseline p95
+    tail_seen: int = 0  # release requests compared so
+    tail_limit: float | None = None  # the last baseline p95 used
 
 
 @dataclass(frozen=True)
@@ -192,6 +232,8 @@ class Judgement:
     @property
     def reasons(self) -> list[str]:
         out = [str(f) for f in self.findings]
+        if self.verdict == Verdict.ENVIRONMENT:
+            out.append("the baseline fails as much: the environment, not the release")
         if self.verdict in (Verdict.PENDING, Verdict.INCONCLUSIVE) and self.needed > self.seen:
             out.append(evidence_reason(self))
         return out
@@ -216,18 +258,27 @@ class Policy:
     persistence: int
     min_requests: int
     compare_to_stable: bool
-    alpha: float  # chance a good release is stopped
-    beta: float  # chance a release at the bad rate passes
+    alpha: float  # the false-alarm budget of one release (all windows, all tests)
+    beta: float  # chance a release a threshold worse passes a window (approximate)
     critical: tuple[Rule, ...] = ()
     important: tuple[Rule, ...] = ()
+    windows: int = 1  # judged windows the plan has: the budget is spread over them
+    looks: int = 180  # samples a window may take (max_window / sample_interval)
 
     @classmethod
-    def of(cls, thresholds: Thresholds, alerts: Alerts | None = None) -> Policy:
+    def of(cls, thresholds: Thresholds, alerts: Alerts | None = None, *, budget: float = 0.01,
+           windows: int = 1, sample_interval: float = 5.0) -> Policy:
         risk = 1 - thresholds.confidence
+        looks = max(1, math.ceil(thresholds.max_window / max(sample_interval, 1e-9)))
         return cls(thresholds.error_rate, thresholds.p95_latency, thresholds.quality_score,
                    thresholds.health_pass_rate, max(1, int(thresholds.persistence)),
-                   int(thresholds.min_requests), bool(thresholds.compare_to_stable), risk, risk,
-                   tuple(alerts.critical) if alerts else (), tuple(alerts.important) if alerts else ())
+                   int(thresholds.min_requests), bool(thresholds.compare_to_stable), budget, risk,
+                   tuple(alerts.critical) if alerts else (), tuple(alerts.important) if alerts else (),
+                   max(1, windows), looks)
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(self.alpha, self.windows)
 
 
 def percentile(values: Sequence[float], pct: float = 95.0) -> float | None:
@@ -252,7 +303,7 @@ def hypotheses(policy: Policy, baseline: Evidence | None) -> Hypotheses:
     else:
         good = max(ERROR_FLOOR, policy.error_rate / 2)
     bad = min(0.99, max(good + policy.error_rate, 2 * policy.error_rate))
-    return Hypotheses(good, bad, min(0.99, max(GROSS_ERROR_RATE, 5 * good)))
+    return Hypotheses(good, bad)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -264,32 +315,18 @@ def upper_bound(errors: int, requests: int, confidence: float) -> float:
     return float(betaincinv(errors + 0.5, requests - errors + 0.5, confidence))
 
 
-def clearly_above(successes: int, trials: int, rate: float) -> bool:
-    """An exact one-sided binomial test: is the true proportion above
-    `rate`, with at most LOOK_ALPHA chance that luck alone explains it?"""
+def clearly_above(successes: int, trials: int, rate: float, alpha: float = LOOK_ALPHA) -> bool:
+    """An exact one-sided binomial test at one look: is the true proportion
+    above `rate`, with at most `alpha` chance that luck alone explains it?
+    For what is only shown (alert tiers that do not act, the clients
+    watcher); what acts uses the e-processes of judge_stats."""
     if trials == 0 or successes <= rate * trials:
         return False
     from scipy.special import bdtrc
 
     # P(X >= successes) for X ~ Binomial(trials, rate): what
     # scipy.stats.binomtest(..., alternative="greater") computes
-    return bool(bdtrc(successes - 1, trials, rate) < LOOK_ALPHA)
-
-
-def slower(judged: Sequence[float], baseline: Sequence[float]) -> tuple[float, float] | None:
-    """Both sorted. (judged median, baseline median) when the judged latencies are
-    materially and significantly higher (Mann-Whitney U, one-sided), else None."""
-    if len(judged) < MIN_LATENCY_SAMPLES or len(baseline) < MIN_LATENCY_SAMPLES:
-        return None
-    mj, mb = ranked(judged, 50.0), ranked(baseline, 50.0)
-    assert mj is not None and mb is not None
-    if mj < mb * LATENCY_RATIO or mj - mb < MIN_LATENCY_GAP:
-        return None
-    if len(baseline) > MAX_LATENCIES:  # deterministic thinning: same input, same verdict
-        baseline = random.Random(len(baseline)).sample(list(baseline), MAX_LATENCIES)
-    if mann_whitney_greater(judged, baseline) >= LOOK_ALPHA:
-        return None
-    return mj, mb
+    return bool(bdtrc(successes - 1, trials, rate) < alpha)
 
 
 def mann_whitney_greater(judged: Sequence[float], baseline: Sequence[float]) -> float:
@@ -325,6 +362,144 @@ def mann_whitney_greater(judged: Sequence[float], baseline: Sequence[float]) -> 
     return float(ndtr(-(u - n1 * n2 / 2 - 0.5) / s))
 
 
+# -- the tests ------------------------------------------------------------------------
+
+def slowest_host_median(base: Evidence) -> float | None:
+    """The median of the baseline's slowest instance (with enough latencies)."""
+    medians = [ranked(e.latencies, 50.0) for _, e in base.hosts if len(e.latencies) >= MIN_LATENCY_SAMPLES]
+    return max((m for m in medians if m is not None), default=None)
+
+
+def slower(judged: Sequence[float], base: Evidence, level: float) -> tuple[float, float] | None:
+    """(judged median, the limit it broke) when the judged latencies are
+    materially slower than the baseline's (its median 25 % and 10 ms over,
+    and over the slowest baseline instance's median) and significantly so
+    (Mann-Whitney, one-sided, p < `level`); else None."""
+    baseline = base.latencies
+    if len(judged) < MIN_LATENCY_SAMPLES or len(baseline) < MIN_LATENCY_SAMPLES:
+        return None
+    mj, mb = ranked(judged, 50.0), ranked(baseline, 50.0)
+    assert mj is not None and mb is not None
+    limit = max(mb * LATENCY_RATIO, mb + MIN_LATENCY_GAP, slowest_host_median(base) or 0.0)
+    if mj <= limit:
+        return None
+    if len(baseline) > MAX_LATENCIES:  # deterministic thinning: same input, same verdict
+        baseline = tuple(random.Random(len(baseline)).sample(list(baseline), MAX_LATENCIES))
+    if mann_whitney_greater(judged, baseline) >= level:
+        return None
+    return mj, limit
+
+
+def tail_margin(base: Evidence) -> float:
+    """How far above 5 % a release's share of requests slower than the
+    baseline's p95 may be without blame: twice the spread between the
+    baseline's own instances of their share above it (beyond chance),
+    within [TAIL_MARGIN_FLOOR, TAIL_MARGIN_CAP]."""
+    limit = base.p95()
+    if limit is None:
+        return TAIL_MARGIN_FLOOR
+    shares = [(len(e.latencies), e.slower_than(limit) / len(e.latencies)) for _, e in base.hosts if e.latencies]
+    return min(TAIL_MARGIN_CAP, max(TAIL_MARGIN_FLOOR, 2 * between_spread(shares)))
+
+
+def errors_log_e(window: Window) -> float:
+    """The error comparison's e-process (log), tempered by the baseline's
+    dispersion."""
+    phi = window.dispersion.factor
+    return log_mean_exp([v / phi for v in window.error_llrs])
+
+
+def ceiling_rules(policy: Policy, metric: str) -> list[tuple[float, str]]:
+    """(limit, tier) of every ceiling on `metric` that can fail a release:
+    the plan's threshold and each critical alert rule."""
+    plan = policy.error_rate if metric == "error_rate" else policy.p95_latency
+    out = [(plan, "gate")]
+    out += [(r.value, "critical") for r in policy.critical if r.metric == metric and r.op == ">"]
+    return out
+
+
+def breaks(ev: Evidence, metric: str, limit: float, bar: float) -> bool:
+    """Does `ev` clearly break the ceiling `limit` on `metric` (its
+    e-process at or over `bar`)? p95 above L: more than 5 % slower than L."""
+    if metric == "error_rate":
+        return proportion_log_e(ev.errors, ev.requests, limit) >= bar
+    return proportion_log_e(ev.slower_than(limit), len(ev.latencies), P95_TAIL) >= bar
+
+
+def shared(base: Evidence, metric: str, limit: float) -> Evidence:
+    """The baseline without its worst instance on `metric` (when it has two
+    or more): a failing environment is one its instances share; one
+    instance failing alone is that instance's trouble, not the release's
+    excuse."""
+    if len(base.hosts) < 2:
+        return base
+
+    def bad_share(ev: Evidence) -> float:
+        if metric == "error_rate":
+            return ev.errors / ev.requests if ev.requests else 0.0
+        return ev.slower_than(limit) / len(ev.latencies) if ev.latencies else 0.0
+
+    worst = max(base.hosts, key=lambda h: bad_share(h[1]))[0]
+    rest = [e for n, e in base.hosts if n != worst]
+    return Evidence(sum(e.requests for e in rest), sum(e.errors for e in rest),
+                    tuple(x for e in rest for x in e.latencies))
+
+
+def ceilings(window: Window, policy: Policy, tier: str) -> list[Finding]:
+    """The absolute ceilings of `tier` the release clearly breaks (an
+    e-process each, at its part of the budget); marked `environment` when
+    the baseline breaks the same ceiling as clearly."""
+    out: list[Finding] = []
+    budget = policy.budget
+    for metric, test in (("error_rate", "error_ceiling"), ("p95_latency", "p95_ceiling")):
+        rules = ceiling_rules(policy, metric)
+        bar = math.log(1 / budget.test(test, len(rules)))
+        for limit, rule_tier in rules:
+            if rule_tier != tier or not breaks(window.judged, metric, limit, bar):
+                continue
+            ev = window.judged
+            value = (ev.error_rate or 0.0) if metric == "error_rate" else (ev.p95() or 0.0)
+            env = window.baseline is not None and breaks(shared(window.baseline, metric, limit), metric, limit, bar)
+            note = f"{ev.errors} of {ev.requests}" if metric == "error_rate" else \
+                f"{ev.slower_than(limit)} of {len(ev.latencies)} slower"
+            out.append(Finding(metric, value, limit, ">", tier, note, env))
+    return out
+
+
+def critical(window: Window, policy: Policy) -> list[Finding]:
+    """The article's critical tier: on_failure at once, no persistence.
+    Each rule's value counts: `health_check_failed > 3` needs four judged
+    instances failing their probe in one sample."""
+    out: list[Finding] = []
+    failed = window.readings.health_failed
+    for rule in policy.critical:
+        if rule.metric == "health_check_failed" and failed is not None and rule.matches(failed):
+            out.append(Finding("health_check_failed", float(failed), rule.value, rule.op, "critical"))
+    return out + ceilings(window, policy, "critical")
+
+
+def compared(window: Window, policy: Policy) -> list[Finding]:
+    """The comparisons with the baseline that blame the release."""
+    out: list[Finding] = []
+    ev, base, budget = window.judged, window.baseline, policy.budget
+    if not policy.compare_to_stable or base is None:
+        return out
+    log_e, bar = errors_log_e(window), math.log(1 / budget.test("errors_vs_baseline"))
+    if log_e >= bar:
+        out.append(Finding("error_rate", ev.error_rate or 0.0, base.error_rate or 0.0, "~", note=(
+            f"{ev.errors} of {ev.requests} vs the baseline's {base.errors} of {base.requests}; "
+            f"e-value {math.exp(min(log_e, 700)):.0f} >= {1 / budget.test('errors_vs_baseline'):.0f}")))
+    null = P95_TAIL + tail_margin(base)
+    if window.tail_seen and proportion_log_e(window.tail_slow, window.tail_seen, null) >= \
+            math.log(1 / budget.test("tail_vs_baseline")):
+        out.append(Finding("slow_share_vs_stable", window.tail_slow / window.tail_seen, null, ">", note=(
+            f"{window.tail_slow} of {window.tail_seen} slower than the baseline's p95")))
+    shift = slower(ev.latencies, base, budget.test("latency_shift") / policy.looks)
+    if shift is not None:
+        out.append(Finding("median_latency_vs_stable", shift[0], shift[1]))
+    return out
+
+
 def per_sample(readings: Readings, policy: Policy) -> list[Finding]:
     """Breaches of one sample's readings (health, quality, CPU): these count
     towards persistence."""
@@ -345,69 +520,53 @@ def per_sample(readings: Readings, policy: Policy) -> list[Finding]:
     return out
 
 
-def critical(window: Window, policy: Policy) -> list[Finding]:
-    """The article's critical tier: on_failure at once, no persistence.
-    Traffic-based rules must be statistically clear."""
-    out: list[Finding] = []
-    ev, r = window.judged, window.readings
-    for rule in policy.critical:
-        if rule.metric == "health_check_failed":
-            if r.health_pass_rate is not None and r.health_pass_rate < 1.0:
-                out.append(Finding("health_check_failed", 1 - r.health_pass_rate, 0.0, ">", "critical"))
-        elif rule.metric == "error_rate" and rule.op == ">":
-            if clearly_above(ev.errors, ev.requests, rule.value):
-                out.append(Finding("error_rate", ev.errors / ev.requests, rule.value, ">", "critical"))
-        elif rule.metric == "p95_latency" and rule.op == ">":
-            slow = ev.slower_than(rule.value)
-            if clearly_above(slow, len(ev.latencies), P95_TAIL):
-                out.append(Finding("p95_latency", ev.p95() or 0.0, rule.value, ">", "critical"))
-    return out
-
-
-def pooled(window: Window, policy: Policy, hyp: Hypotheses, llr: float) -> list[Finding]:
-    """Statistical verdicts on the pooled window (each fails the gate)."""
-    out: list[Finding] = []
-    ev, base = window.judged, window.baseline
-    gross = hyp.gross_llr(ev)
-    if ev.requests and max(llr, gross) >= math.log(2 / policy.alpha):
-        worse, ratio = (hyp.gross, gross) if gross > llr else (hyp.bad, llr)
-        out.append(Finding("error_rate", ev.errors / ev.requests, worse, "~", note=(
-            f"{ev.errors} of {ev.requests}; {worse * 100:.2f}% is {math.exp(min(ratio, 700)):.0f}x likelier than "
-            f"{hyp.good * 100:.2f}%")))
-    elif clearly_above(ev.errors, ev.requests, policy.error_rate):
-        out.append(Finding("error_rate", ev.errors / ev.requests, policy.error_rate,
-                           note=f"{ev.errors} of {ev.requests}; p < {LOOK_ALPHA:g}"))
-    slow = ev.slower_than(policy.p95_latency)
-    if clearly_above(slow, len(ev.latencies), P95_TAIL):
-        out.append(Finding("p95_latency", ev.p95() or 0.0, policy.p95_latency))
-    if policy.compare_to_stable and base is not None:
-        shift = slower(ev.latencies, base.latencies)
-        if shift is not None:
-            out.append(Finding("median_latency_vs_stable", shift[0], shift[1] * LATENCY_RATIO))
-    return out
+def advance(window: Window, judged: Evidence, baseline: Evidence | None, readings: Readings,
+            sampled: list[Finding]) -> Window:
+    """The window with one more sample: pooled evidence, the error
+    comparison's ratios, the baseline's dispersion, the tail counts."""
+    llrs, dispersion = window.error_llrs, window.dispersion
+    tail_slow, tail_seen, limit = window.tail_slow, window.tail_seen, window.tail_limit
+    if baseline is not None:
+        step = conditional_llrs(judged.errors, judged.requests, baseline.errors, baseline.requests)
+        llrs = tuple(a + b for a, b in zip(llrs, step))
+        dispersion = dispersion.add(baseline.cells())
+        own = baseline.conservative_p95()
+        limit = own if own is not None else (window.baseline.conservative_p95() if window.baseline else None)
+        if limit is not None:
+            tail_slow += judged.slower_than(limit)
+            tail_seen += len(judged.latencies)
+    judged = judged.thinned(SAMPLE_LATENCIES, HOST_LATENCIES)
+    baseline = baseline.thinned(SAMPLE_LATENCIES, HOST_LATENCIES) if baseline is not None else None
+    base = baseline if window.baseline is None else (window.baseline + baseline if baseline else window.baseline)
+    return Window(window.judged + judged, base, window.samples + 1, window.consecutive + 1 if sampled else 0,
+                  tuple(sampled), readings, llrs, dispersion, tail_slow, tail_seen, limit)
 
 
 def fold(window: Window, judged: Evidence, baseline: Evidence | None, readings: Readings,
          policy: Policy) -> tuple[Window, Judgement]:
     """Add one sample and judge the window so far: FAIL as soon as the
-    evidence is clear, else PENDING (the window's end decides)."""
-    base = baseline if window.baseline is None else (window.baseline + baseline if baseline else window.baseline)
+    evidence is clear, ENVIRONMENT when only ceilings the baseline breaks as
+    much are broken, else PENDING (the window's end decides)."""
     sampled = per_sample(readings, policy)
-    window = Window(window.judged + judged, base, window.samples + 1,
-                    window.consecutive + 1 if sampled else 0, tuple(sampled), readings)
+    window = advance(window, judged, baseline, readings, sampled)
     hyp = hypotheses(policy, window.baseline)
     llr = hyp.llr(window.judged)
-    values = window_values(window, hyp, llr)
+    values = window_values(window, policy, hyp, llr)
+    seen = window.judged.requests
     now_critical = critical(window, policy)
-    if now_critical:
-        return window, Judgement(Verdict.FAIL, tuple(now_critical), seen=window.judged.requests,
-                                 hypotheses=hyp, llr=llr, values=values)
-    found = pooled(window, policy, hyp, llr)
+    blamed = compared(window, policy)
+    if any(not f.environment for f in now_critical):
+        return window, Judgement(Verdict.FAIL, tuple(now_critical + blamed), seen=seen, hypotheses=hyp, llr=llr,
+                                 values=values)
+    found = now_critical + blamed + ceilings(window, policy, "gate")
     if window.consecutive >= policy.persistence:
         found += sampled
+    if found and all(f.environment for f in found):
+        return window, Judgement(Verdict.ENVIRONMENT, tuple(found), seen=seen, hypotheses=hyp, llr=llr,
+                                 values=values)
     verdict = Verdict.FAIL if found else Verdict.PENDING
-    return window, Judgement(verdict, tuple(found or sampled), needed=_needed(policy, hyp),
-                             seen=window.judged.requests, hypotheses=hyp, llr=llr, values=values)
+    return window, Judgement(verdict, tuple(found or sampled), needed=_needed(policy, hyp, window), seen=seen,
+                             hypotheses=hyp, llr=llr, values=values)
 
 
 def close(window: Window, policy: Policy, *, final: bool) -> Judgement:
@@ -416,34 +575,43 @@ def close(window: Window, policy: Policy, *, final: bool) -> Judgement:
     (extend), or INCONCLUSIVE when `final`."""
     hyp = hypotheses(policy, window.baseline)
     llr = hyp.llr(window.judged)
-    values = window_values(window, hyp, llr)
+    values = window_values(window, policy, hyp, llr)
     seen = window.judged.requests
-    traffic_ok = policy.min_requests == 0 or (seen >= policy.min_requests and llr <= math.log(policy.beta))
+    tempered = llr / window.dispersion.factor
+    traffic_ok = policy.min_requests == 0 or (seen >= policy.min_requests and tempered <= math.log(policy.beta))
     if traffic_ok and not window.outstanding:
         return Judgement(Verdict.PASS, (), seen=seen, hypotheses=hyp, llr=llr, values=values)
     verdict = Verdict.INCONCLUSIVE if final else Verdict.PENDING
-    return Judgement(verdict, window.outstanding, needed=0 if traffic_ok else _needed(policy, hyp),
+    return Judgement(verdict, window.outstanding, needed=0 if traffic_ok else _needed(policy, hyp, window),
                      seen=seen, hypotheses=hyp, llr=llr, values=values)
 
 
-def _needed(policy: Policy, hyp: Hypotheses) -> int:
+def _needed(policy: Policy, hyp: Hypotheses, window: Window) -> int:
     if policy.min_requests == 0:
         return 0
-    return max(policy.min_requests, hyp.requests_to_pass(policy.beta))
+    return max(policy.min_requests, hyp.requests_to_pass(policy.beta, window.dispersion.factor))
 
 
-def window_values(window: Window, hyp: Hypotheses, llr: float) -> dict[str, float | None]:
+def window_values(window: Window, policy: Policy, hyp: Hypotheses, llr: float) -> dict[str, float | None]:
     """What an event shows of the window: typed numbers, no sentences."""
     ev, base, r = window.judged, window.baseline, window.readings
+    budget = policy.budget
     return {
         "requests": float(ev.requests), "errors": float(ev.errors), "error_rate": ev.error_rate,
         "p95_latency": ev.p95(),
         "baseline_requests": float(base.requests) if base else None,
+        "baseline_errors": float(base.errors) if base else None,
         "baseline_error_rate": base.error_rate if base else None,
         "baseline_p95_latency": base.p95() if base else None,
         "good_error_rate": hyp.good, "bad_error_rate": hyp.bad, "llr": round(llr, 4),
+        "dispersion": round(window.dispersion.factor, 4),
+        "errors_log_e": round(errors_log_e(window), 4) if base else None,
+        "errors_log_e_limit": round(math.log(1 / budget.test("errors_vs_baseline")), 4),
+        "slow_share": window.tail_slow / window.tail_seen if window.tail_seen else None,
+        "window_alpha": budget.per_window(),
         "quality_score": r.quality_score, "health_pass_rate": r.health_pass_rate, "cpu": r.cpu,
         "baseline_cpu": r.baseline_cpu,
+        "health_failed": float(r.health_failed) if r.health_failed is not None else None,
     }
 
 
@@ -461,7 +629,9 @@ class Alert:
 def alerts_for(window: Window, rules: Alerts) -> list[Alert]:
     """The most severe alert tier per metric the window raises now. Traffic
     metrics alert only when statistically clear (a handful of requests with
-    one error is not "33 % errors"); readings alert on their value."""
+    one error is not "33 % errors"); readings alert on their value, each in
+    its own unit: a count of failed probes against a count, fractions
+    against fractions."""
     ev, r = window.judged, window.readings
 
     def hit(rule: Rule) -> float | None:
@@ -471,10 +641,9 @@ def alerts_for(window: Window, rules: Alerts) -> list[Alert]:
         if rule.metric == "p95_latency":
             slow = ev.slower_than(rule.value)
             return ev.p95() if rule.op == ">" and clearly_above(slow, len(ev.latencies), P95_TAIL) else None
-        if rule.metric == "health_check_failed":
-            failed = None if r.health_pass_rate is None else 1 - r.health_pass_rate
-            return failed if failed is not None and failed > rule.value else None
-        value = {"quality_score": r.quality_score, "health_pass_rate": r.health_pass_rate, "cpu": r.cpu}.get(rule.metric)
+        value = {"quality_score": r.quality_score, "health_pass_rate": r.health_pass_rate, "cpu": r.cpu,
+                 "health_check_failed": None if r.health_failed is None else float(r.health_failed)
+                 }.get(rule.metric)
         return value if value is not None and rule.matches(value) else None
 
     out: dict[str, Alert] = {}

@@ -29,7 +29,7 @@ from .checklist import CheckItem
 from .context import StrategyContext, StrategyRunner
 from .control import AwaitingPromotion, Command, GateFailed, RunControl, Stop
 from .events import CommandRan, Event, EventBus, Notice, Phase, RunFinished, RunStarted
-from .gating import Gatekeeper
+from .gating import Gatekeeper, judged_windows
 from .instances import InstanceOps
 from .plan import Plan
 from .topology import backend, lb_state, load_balancers, resolve_instances
@@ -293,6 +293,7 @@ class Engine:
                       steps=[s.to_dict() for s in strategy.steps(self.plan, self.instances)], simulated=bool(self.driver.simulated),
                       thresholds=self.plan.thresholds.model_dump(), lb_snapshot=dict(self.traffic.snapshot),
                       resumed=self.resume.journal if self.resume else None)
+            self.gates.announce(judged_windows(self.plan, self.instances))
             self.control.set_phase(Phase.RUNNING)
             try:
                 outcome, message = await self._guarded(strategy)

@@ -175,6 +175,34 @@ class GateEvaluated(Event):
     extended: bool = False
     needed: int = 0
     seen: int = 0
+    shadow: bool = False  # a shadow judge's verdict: recorded, not acted on
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeBudget(Event):
+    """At the start of a judged run: the false-alarm budget of the release
+    (`alpha`), the judged windows it is spread over, each window's part,
+    each test's level per window, and whether the judge only shadows."""
+
+    kind: ClassVar[str] = "judge_budget"
+    alpha: float
+    windows: int
+    per_window: float
+    tests: dict[str, float]
+    shadow: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeSampled(Event):
+    """One sample as the judge saw it, in `console judge backtest`'s input
+    form: seconds since the window `name` opened (`t`), and per side the
+    requests, failed requests and per-request latencies (ms precision)."""
+
+    kind: ClassVar[str] = "judge_sample"
+    name: str
+    t: float
+    canary: dict[str, Any]
+    baseline: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,12 +16,14 @@ from inventory.driver import DriverError, InstanceDriver, PoolStats
 from inventory.model import Instance
 
 from . import analysis
+from .batches import plan_batches
 from .capacity import CapacityCheck, check_capacity
 from .context import NextDrain
 from .control import GateFailed, RunControl
 from .down import Down
-from .events import AlertRaised, CapacityChecked, GateEvaluated, MetricsSampled, Notice
+from .events import AlertRaised, CapacityChecked, GateEvaluated, JudgeBudget, JudgeSampled, MetricsSampled, Notice
 from .instances import InstanceOps
+from .judge_stats import SHARES
 from .plan import Plan
 from .topology import backend
 from .traffic import TrafficControl, pool_summary
@@ -33,20 +35,37 @@ READING_SECONDS = 2.0
 
 
 def side_evidence(traffic: dict[str, PoolStats], insts: Sequence[Instance]) -> analysis.Evidence:
-    """Every try these instances answered, over all pools: a try a backend
-    failed counts against it even when nginx retried it elsewhere and the
-    client never saw it (a release that drops connections or answers
-    502/503 would otherwise look clean behind the retries)."""
-    keys = {str(backend(i)) for i in insts}
-    tries = failed = 0
-    latencies: list[float] = []
+    """Every request these instances answered, over all pools, per
+    instance and pooled. A request an instance failed counts against it
+    even when nginx retried it elsewhere and the client never saw it (a
+    release that drops connections or answers 502/503 would otherwise look
+    clean behind the retries), but once: its further tries are not more
+    failed requests (counting tries made failures come in clusters)."""
+    names = {str(backend(i)): i.key for i in insts}
+    hosts: dict[str, tuple[int, int, list[float]]] = {}
     for stats in traffic.values():
         for addr, st in stats.backends.items():
-            if addr in keys:
-                tries += st.tries
-                failed += st.failed
-                latencies.extend(st.latencies)
-    return analysis.Evidence(tries, failed, tuple(latencies))
+            if addr in names:
+                n, k, lat = hosts.get(names[addr], (0, 0, []))
+                hosts[names[addr]] = (n + st.requests, k + st.failed_requests, lat + st.latencies)
+    per_host = tuple(sorted((key, analysis.Evidence(n, k, tuple(lat))) for key, (n, k, lat) in hosts.items()))
+    return analysis.Evidence(sum(e.requests for _, e in per_host), sum(e.errors for _, e in per_host),
+                             tuple(x for _, e in per_host for x in e.latencies), per_host)
+
+
+def sample_record(ev: analysis.Evidence) -> dict[str, object]:
+    """A side of one sample as JudgeSampled (and backtest input) has it."""
+    return {"requests": ev.requests, "failed": ev.errors, "latencies": [round(x, 3) for x in ev.latencies]}
+
+
+def judged_windows(plan: Plan, instances: Sequence[Instance]) -> int:
+    """How many windows the plan judges: the canary's analysis steps, the
+    gates between rolling batches, blue-green's window after the switch."""
+    if plan.strategy == "canary":
+        return sum(1 for s in plan.canary.steps if s.kind == "analysis")
+    if plan.strategy == "rolling":
+        return len(plan_batches(instances, plan.rolling.batch)) - 1 if plan.rolling.interval > 0 else 0
+    return 1
 
 
 def spread(insts: Sequence[Instance], most: int) -> list[Instance]:
@@ -70,6 +89,20 @@ class Gatekeeper:
         self.emit = emit
         self.sample_interval = float(plan.canary.sample_interval)
         self._alerts: dict[tuple[str, str], str] = {}  # (where, metric) -> tier last raised
+        self.windows = 1  # judged windows of this run (announce): the budget is spread over them
+        self.shadow = plan.analysis.shadow
+
+    def policy(self) -> analysis.Policy:
+        return analysis.Policy.of(self.plan.thresholds, self.plan.alerts, budget=self.plan.analysis.false_alarm_budget,
+                                  windows=self.windows, sample_interval=self.sample_interval)
+
+    def announce(self, windows: int) -> None:
+        """Say at the start what the judge may spend: the release's
+        false-alarm budget, over how many windows, and each test's part."""
+        self.windows = max(1, windows)
+        budget = self.policy().budget
+        self.emit(JudgeBudget, alpha=budget.alpha, windows=budget.windows, per_window=budget.per_window(),
+                  tests={name: budget.test(name) for name in SHARES}, shadow=self.shadow)
 
     # -- samples --------------------------------------------------------------------
     async def sample(self, judged: Sequence[Instance], baseline: Sequence[Instance] = (),
@@ -98,8 +131,8 @@ class Gatekeeper:
         probes = {i.key: h.ok for i, h in zip([*probe, *base_probe], [*healths, *base_healths])}
         return traffic, analysis.Readings(
             health_pass_rate=pass_rate, quality_score=mean(quality.values()),
-            cpu=mean(c for c in cpus if c is not None),
-            baseline_cpu=mean(c for c in base_cpus if c is not None)), probes
+            cpu=mean(c for c in cpus if c is not None), baseline_cpu=mean(c for c in base_cpus if c is not None),
+            health_failed=sum(1 for h in healths if not h.ok) if healths else None), probes
 
     async def _quality(self, inst: Instance) -> float | None:
         metrics = await self._reading(self.driver.instance_metrics(inst, inst.port))
@@ -126,9 +159,13 @@ class Gatekeeper:
                    baseline: Sequence[Instance] = (), where: str = "new", drain_next: NextDrain | None = None,
                    ) -> None:
         """An analysis window whose inconclusive end waits for a human
-        (exit 7 headless); a failure raises GateFailed."""
-        if await self.observe(name, seconds, judged, baseline, where, drain_next) == analysis.Verdict.INCONCLUSIVE:
+        (exit 7 headless), as does a failing environment (the baseline fails
+        as much as the release); a failure raises GateFailed."""
+        verdict = await self.observe(name, seconds, judged, baseline, where, drain_next)
+        if verdict == analysis.Verdict.INCONCLUSIVE:
             await self.control.wait_for_promotion(f"{name}: inconclusive")
+        elif verdict == analysis.Verdict.ENVIRONMENT:
+            await self.control.wait_for_promotion(f"{name}: the baseline fails as much as the release")
 
     async def observe(self, name: str, seconds: float, judged: Sequence[Instance],
                       baseline: Sequence[Instance] = (), where: str = "new",
@@ -139,10 +176,13 @@ class Gatekeeper:
         clear (a critical alert at once); at the window's end passes only on
         enough evidence with no breach outstanding, else extends sample by
         sample up to `thresholds.max_window` and is then INCONCLUSIVE. An
-        operator's promote ends it as a pass. Paused time does not count."""
+        operator's promote ends it as a pass. Paused time does not count.
+        A shadow judge (plan `analysis.shadow`, `--judge-shadow`) records
+        each verdict and acts on none: the window lasts its planned length
+        and passes."""
         thresholds = self.plan.thresholds
-        policy = analysis.Policy.of(thresholds, self.plan.alerts)
-        limit = max(seconds, thresholds.max_window)
+        policy = self.policy()
+        limit = seconds if self.shadow else max(seconds, thresholds.max_window)
         window, spent, extended = analysis.Window(), 0.0, False
         gone: set[str] = set()  # baseline instances found down: out of the baseline for the window
         self.traffic.window_open = True
@@ -163,12 +203,21 @@ class Gatekeeper:
                 live = [b for b in baseline if b.key not in gone]
                 judged_ev = side_evidence(traffic, judged)
                 base_ev = side_evidence(traffic, live) if live else None
+                self.emit(JudgeSampled, name=name, t=round(spent, 3), canary=sample_record(judged_ev),
+                          baseline=sample_record(base_ev) if base_ev is not None else None)
                 window, verdict = analysis.fold(window, judged_ev, base_ev, readings, policy)
                 self.raise_alerts(window, where, verdict)
-                if verdict.verdict == analysis.Verdict.FAIL:
+                if verdict.verdict in (analysis.Verdict.FAIL, analysis.Verdict.ENVIRONMENT):
                     self.emit_gate(name, verdict, 0.0, final=True)
+                    if self.shadow:  # recorded; the window runs out its planned length and the run goes on
+                        await self.control.wait(max(0.0, limit - spent))
+                        return analysis.Verdict.PASS
+                    if verdict.verdict == analysis.Verdict.ENVIRONMENT:
+                        self.emit(Notice, level="warning", message=f"{name}: " + "; ".join(verdict.reasons))
+                        return verdict.verdict
                     raise GateFailed(f"{name}: " + "; ".join(verdict.reasons))
-                self.judged_down(name, found, judged)
+                if not self.shadow:
+                    self.judged_down(name, found, judged)
                 if spent + 1e-9 < seconds:
                     self.emit_gate(name, verdict, seconds - spent)
                     continue
@@ -181,7 +230,7 @@ class Gatekeeper:
                     self.emit_gate(name, verdict, limit - spent, extended=True)
                     continue
                 self.emit_gate(name, verdict, 0.0, final=True, extended=extended)
-                return verdict.verdict
+                return analysis.Verdict.PASS if self.shadow else verdict.verdict
         finally:
             self.traffic.window_open = False
 
@@ -211,7 +260,7 @@ class Gatekeeper:
                   extended: bool = False) -> None:
         self.emit(GateEvaluated, name=name, verdict=j.verdict.value, reasons=j.reasons, values=j.values,
                   remaining=round(max(0.0, remaining), 3), final=final, extended=extended,
-                  needed=j.needed, seen=j.seen)
+                  needed=j.needed, seen=j.seen, shadow=self.shadow)
 
     def raise_alerts(self, window: analysis.Window, where: str, judged: analysis.Judgement) -> None:
         """Emit an alert when a metric enters a tier (or changes tier). A

@@ -19,7 +19,7 @@ class Metric:
     # 0.95 (score), a count of failures (count)
     plan_unit: Literal["fraction", "seconds", "score", "count"]
     # how a value prints: percent with `digits` decimals, milliseconds, or a score
-    shown: Literal["percent", "ms", "score"]
+    shown: Literal["percent", "ms", "score", "count"]
     worse: Literal["higher", "lower"]
     in_plans: bool = True  # plans may name it (the rest are the judge's derived findings)
     digits: int = 2
@@ -31,6 +31,8 @@ class Metric:
             return f"{value * 100:.{self.digits}f}%"
         if self.shown == "ms":
             return f"{value * 1000:.0f}ms"
+        if self.shown == "count":
+            return f"{value:g}"
         return f"{value:.3f}"
 
 
@@ -40,13 +42,15 @@ TABLE: tuple[Metric, ...] = (
     Metric("quality_score", "score", "score", "lower"),
     Metric("health_pass_rate", "fraction", "percent", "lower"),
     Metric("cpu", "fraction", "percent", "higher", digits=0),
-    # plans count failed checks; the judge reports the share of probes that failed
-    Metric("health_check_failed", "count", "percent", "higher"),
+    # judged instances whose health probe failed in one sample, compared as a count
+    Metric("health_check_failed", "count", "count", "higher"),
     Metric("cpu_vs_stable", "fraction", "percent", "higher", in_plans=False, digits=0),
     Metric("median_latency_vs_stable", "seconds", "ms", "higher", in_plans=False),
     # one instance that should serve and does not (strategies/down.py): the
     # share of its tries that failed in the sample (1.0), or 1.0 for a failed probe
     Metric("instance_down", "fraction", "percent", "higher", in_plans=False, digits=0),
+    # the release's share of requests slower than its baseline's p95 (5 % when alike)
+    Metric("slow_share_vs_stable", "fraction", "percent", "higher", in_plans=False, digits=1),
 )
 METRICS: dict[str, Metric] = {m.name: m for m in TABLE}
 PLAN_METRICS: tuple[str, ...] = tuple(m.name for m in TABLE if m.in_plans)

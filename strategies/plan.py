@@ -330,6 +330,13 @@ def _confidence(value: Any) -> float:
     return number
 
 
+def _budget(value: Any) -> float:
+    number = T.fraction(value)
+    if not 0.0 < number <= 0.2:
+        raise ValueError(f'expected a false-alarm budget above 0 and at most 20% (e.g. "1%"), got {show(value)}')
+    return number
+
+
 class Thresholds(_Model):
     """What the judge (strategies/analysis.py) holds a release to.
 
@@ -351,6 +358,17 @@ class Thresholds(_Model):
     compare_to_stable: bool = True
     confidence: Annotated[float, BeforeValidator(_confidence)] = 0.99
     max_window: PositiveDuration = 900.0
+
+
+class Analysis(_Model):
+    """How the judge is run. `false_alarm_budget` is the chance, per
+    release, that a release as good as its baseline is wrongly stopped: it
+    is spread over the plan's judged windows and split across every test
+    (strategies/judge_stats.py). `shadow`: every verdict is recorded and
+    none acted on (a new judge tried on live releases without gating them)."""
+
+    false_alarm_budget: Annotated[float, BeforeValidator(_budget)] = 0.01
+    shadow: bool = False
 
 
 class Rule(_Model):
@@ -505,6 +523,7 @@ class Plan(_Model):
     canary: Canary = Canary()
     blue_green: BlueGreen = BlueGreen()
     thresholds: Thresholds = Thresholds()
+    analysis: Analysis = Analysis()
     alerts: Alerts = Alerts()
     notify: Notify = Notify()
     on_failure: Literal["rollback", "pause", "abort"] = "rollback"

@@ -98,9 +98,20 @@ def test_looking_after_every_sample_keeps_false_alarms_rare():
     assert alarms <= 8  # 2 %: the promise is 1 %, the slack is sampling noise of 400 trials
 
 
-def test_a_release_clearly_over_the_absolute_threshold_fails_even_when_stable_is_as_bad():
-    _, j = run([(500, 40)], baseline=[Evidence(5000, 400)])
+def test_a_release_clearly_over_the_absolute_threshold_fails_when_stable_is_clean():
+    _, j = run([(500, 40)], baseline=[Evidence(5000, 25)])
     assert j.verdict == Verdict.FAIL and j.findings[0].metric == "error_rate"
+
+
+def test_a_failing_environment_is_not_the_release_s_fault():
+    """Stable fails as much as the release (8 %, over the 5 % critical
+    rule): the verdict is ENVIRONMENT (a human decides), not FAIL, and it
+    says why; the same release next to a clean stable fails."""
+    _, j = run([(500, 40)], baseline=[Evidence(5000, 400)])
+    assert j.verdict == Verdict.ENVIRONMENT
+    assert all(f.environment for f in j.findings) and any("environment" in r for r in j.reasons)
+    _, j = run([(500, 40)], baseline=[Evidence(5000, 10)])
+    assert j.verdict == Verdict.FAIL
 
 
 def test_latency_is_compared_on_distributions():
@@ -108,7 +119,8 @@ def test_latency_is_compared_on_distributions():
     stable = [Evidence(300, 0, tuple(rng.lognormvariate(0, 0.3) * 0.040 for _ in range(300)))]
     slow = [(30, 0, [rng.lognormvariate(0, 0.3) * 0.040 + 0.300 for _ in range(30)])]
     _, j = run(slow, baseline=stable)
-    assert j.verdict == Verdict.FAIL and j.findings[0].metric == "median_latency_vs_stable"
+    assert j.verdict == Verdict.FAIL
+    assert {f.metric for f in j.findings} == {"median_latency_vs_stable", "slow_share_vs_stable"}
     same = [(30, 0, [rng.lognormvariate(0, 0.3) * 0.040 for _ in range(30)])]
     _, j = run(same, baseline=stable)
     assert j.verdict == Verdict.PENDING and not j.findings
@@ -124,9 +136,28 @@ def test_p95_ceiling_is_a_proportion_test():
 
 
 def test_a_failed_health_check_is_critical_and_acts_at_once():
-    _, j = run([(0, 0)], readings=Readings(health_pass_rate=0.5))
+    _, j = run([(0, 0)], readings=Readings(health_pass_rate=0.5, health_failed=1))
     assert j.verdict == Verdict.FAIL and j.findings[0].tier == "critical"
     assert SEED.persistence == 2  # did not wait for persistence
+
+
+def test_critical_honours_the_rule_s_value():
+    """`health_check_failed > 3`: one failed probe in 50 is not critical
+    (the old judge failed on it), four are."""
+    policy = Policy.of(Thresholds(min_requests=0), Alerts(critical=["health_check_failed > 3"]))
+    _, j = run([(0, 0)], policy, readings=Readings(health_pass_rate=49 / 50, health_failed=1))
+    assert j.verdict == Verdict.PENDING and not analysis.critical(Window(readings=Readings(health_failed=3)), policy)
+    _, j = run([(0, 0)], policy, readings=Readings(health_pass_rate=46 / 50, health_failed=4))
+    assert j.verdict == Verdict.FAIL and j.findings[0].metric == "health_check_failed"
+    assert j.findings[0].value == 4 and j.findings[0].limit == 3
+
+
+def test_alerts_compare_a_count_of_failed_probes_with_a_count():
+    rules = Alerts(critical=[], important=["health_check_failed > 2"], warning=["health_check_failed"])
+    one = Window(readings=Readings(health_pass_rate=0.9, health_failed=1))
+    assert [(a.tier, a.value) for a in alerts_for(one, rules)] == [("warning", 1.0)]
+    three = Window(readings=Readings(health_pass_rate=0.7, health_failed=3))
+    assert [(a.tier, a.value, a.threshold) for a in alerts_for(three, rules)] == [("important", 3.0, 2.0)]
 
 
 def test_a_clear_critical_error_rate_acts_at_once():
@@ -229,7 +260,7 @@ def test_a_run_never_imports_scipy_stats():
 
     code = ("import sys, console.cli, console.session, strategies.engine, strategies.analysis as a\n"
             "a.warm_up(); a.clearly_above(30, 100, 0.1); a.upper_bound(1, 100, 0.99)\n"
-            "a.slower([0.5] * 20, [0.1] * 20)\n"
+            "a.slower([0.5] * 20, a.Evidence(20, 0, (0.1,) * 20), 0.001)\n"
             "assert 'scipy.special' in sys.modules and 'scipy.stats' not in sys.modules, 'scipy.stats imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -6,7 +6,7 @@ import pytest
 
 from inventory import access_log
 from inventory.model import Host, Instance
-from strategies.analysis import Evidence, Finding, percentile
+from strategies.analysis import Finding, percentile
 from strategies.batches import failure_budget, plan_batches
 from strategies.capacity import hosts_for_weight
 from strategies.gating import side_evidence
@@ -82,6 +82,28 @@ def test_stable_backs_up_the_canary_pool_while_it_runs(weight):
     assert canary_state(_plan(), stable, [], 0.0, "g").fallback == {}
 
 
+def counts(ev):
+    return ev.requests, ev.errors, ev.latencies
+
+
+def test_a_request_counts_once_per_backend_however_often_nginx_retried_it():
+    """Failed requests, not failed tries: a request whose tries on the
+    canary's backend failed twice (nginx went back to it) and then
+    succeeded on stable is one failed request of the canary's backend, one
+    good request of stable's; each side is also kept per instance."""
+    log = ('{"pool":"agent_canary","status":"200","ustatus":"502, 502, 200",'
+           '"uaddr":"10.0.0.3:8080, 10.0.0.3:8080, 10.0.0.1:8080","rt":"0.02","urt":"0.001, 0.001, 0.010"}\n'
+           '{"pool":"agent_canary","status":"200","ustatus":"200","uaddr":"10.0.0.3:8080","rt":"0.01","urt":"0.005"}\n')
+    traffic = access_log.parse_pools(log, "agent")
+    assert (traffic["canary"].backends["10.0.0.3:8080"].tries, traffic["canary"].backends["10.0.0.3:8080"].failed) \
+        == (3, 2)
+    canary, stable = _insts("a", "b", "c")[2:], _insts("a")
+    ev = side_evidence(traffic, canary)
+    assert (ev.requests, ev.errors) == (2, 1)
+    assert [(name, h.requests, h.errors) for name, h in ev.hosts] == [(canary[0].key, 2, 1)]
+    assert (side_evidence(traffic, stable).requests, side_evidence(traffic, stable).errors) == (1, 0)
+
+
 def test_a_failure_a_retry_hid_from_the_client_still_counts_against_its_backend():
     """nginx retried a 503 of the canary on stable: the client saw 200, the
     canary's backend is still charged with a failed try (and stable with
@@ -90,6 +112,6 @@ def test_a_failure_a_retry_hid_from_the_client_still_counts_against_its_backend(
            '"rt":"0.012","urt":"0.002, 0.010"}\n')
     traffic = access_log.parse_pools(log, "agent")
     canary, stable = _insts("a", "b", "c")[2:], _insts("a")
-    assert side_evidence(traffic, canary) == Evidence(1, 1, (0.002,))
-    assert side_evidence(traffic, stable) == Evidence(1, 0, (0.010,))
+    assert counts(side_evidence(traffic, canary)) == (1, 1, (0.002,))
+    assert counts(side_evidence(traffic, stable)) == (1, 0, (0.010,))
     assert (traffic["canary"].requests, traffic["canary"].errors, traffic["canary"].hidden) == (1, 0, 1)

@@ -7,7 +7,7 @@ from strategies.plan_types import metric_name, parse_rule
 
 
 @pytest.mark.parametrize("metric,value,shown", [
-    ("error_rate", 0.01234, "1.23%"), ("health_pass_rate", 0.5, "50.00%"), ("health_check_failed", 0.25, "25.00%"),
+    ("error_rate", 0.01234, "1.23%"), ("health_pass_rate", 0.5, "50.00%"), ("health_check_failed", 3.0, "3"),
     ("cpu", 0.456, "46%"), ("cpu_vs_stable", 0.456, "46%"), ("p95_latency", 0.2504, "250ms"),
     ("median_latency_vs_stable", 0.012, "12ms"), ("quality_score", 0.95, "0.950"), ("error_rate", None, "-"),
     ("not_a_metric", 3.0, "3"),
