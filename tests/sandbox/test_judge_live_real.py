@@ -10,7 +10,8 @@ import time
 import pytest
 
 from fault_helpers import in_nginx, journal_ok, rollout
-from rollout_helpers import install_lb, managed_config, plan_file
+from load import SteadyLoad
+from rollout_helpers import console, install_lb, managed_config, plan_file
 
 pytestmark = pytest.mark.sandbox
 
@@ -74,3 +75,40 @@ async def test_a_dead_old_host_in_the_judged_window_is_named_in_seconds(fleet, t
               f"(capacity guard {guard['at'] - death:.1f}s after)")
     finally:
         fleet.start_host("agent-05")
+
+
+def install_old(fleet, behaviour):
+    """Every agent's 1.0.0 behaves as `behaviour` (restarted on it)."""
+    fleet.write_release(None, "1.0.0", behaviour)
+    for n in fleet.agent_names:
+        fleet.ssh(n, "/opt/agent/bin/install-release 1.0.0 >/dev/null && systemctl restart agent@main", check=True)
+
+
+async def test_a_tail_only_bad_release_is_stopped(fleet, tmp_path):
+    """p95 1.5x slower, median unchanged (12 % of requests 1.5x as long, the
+    sandbox's tail_share personality): the judge's tail test (the release's
+    share of requests slower than the baseline's p95) stops it at its first
+    step and the canary rolls back, nginx as it started."""
+    plain = {"latency_ms": 40}
+    install_old(fleet, plain)
+    fleet.write_release(None, "2.2.0-tail", {**plain, "tail_share": 0.12, "tail_factor": 1.5})
+    before = managed_config(fleet)
+    plan = plan_file(tmp_path, "canary", version="2.2.0-tail",
+                     canary={"sample_interval": "5s",
+                             "steps": [{"set_weight": 10}, {"analysis": "60s"}, {"set_weight": 100}]},
+                     thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 20, "max_window": "180s"})
+    try:
+        async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100, max_seconds=600) as load:
+            code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),
+                                              "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
+        assert code == 3, err + json.dumps(events[-3:])
+        fail = next(e for e in events if e["kind"] == "gate" and e["verdict"] == "fail")
+        assert any(r.startswith("slow_share_vs_stable") for r in fail["reasons"]), fail["reasons"]
+        assert max(e["weights"].get("canary", 0.0) for e in events if e["kind"] == "traffic") == 10.0
+        assert set(fleet.health(n)[1].get("version") for n in fleet.agent_names) == {"1.0.0"}
+        assert managed_config(fleet) == before
+        load.result.assert_no_failures()
+        journal_ok(tmp_path / "j.jsonl")
+        print(f"\ntail-only release: stopped at {fail['at']:.0f}s on {fail['seen']} canary requests: {fail['reasons']}")
+    finally:
+        install_old(fleet, {})
