@@ -11,18 +11,14 @@ import pytest
 
 from fault_helpers import journal_ok
 from load import SteadyLoad
-from rollout_helpers import console, install_lb, managed_config, plan_file, versions
+from rollout_helpers import console, managed_config, plan_file, versions
 
 pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture
-def fleet(sandbox_fleet):
-    sandbox_fleet.reset_agents()
-    before = managed_config(sandbox_fleet)
-    yield sandbox_fleet
-    install_lb(sandbox_fleet, before)
-    sandbox_fleet.reset_agents()
+def fleet(kept_lb_fleet):
+    return kept_lb_fleet
 
 
 async def matched_run(fleet, tmp_path, version):
