@@ -96,8 +96,12 @@ async def one(fleet: Fleet, n: int, args: argparse.Namespace, baseline: str, wor
     finished = next((e for e in events if e["kind"] == "run_finished"), {})
     gates = [e for e in events if e["kind"] == "gate" and e["final"]]
     fails = [e for e in events if e["kind"] == "gate" and e["verdict"] == "fail"]
+    step = next((e["at"] for e in events if e["kind"] == "step_started"), None)
+    split = next((e["at"] for e in events if e["kind"] == "traffic" and e["weights"].get("canary")), None)
     return {"run": n, "baseline": baseline, "personality": args.personality, "rc": proc.returncode,
             "outcome": finished.get("outcome"), "duration": finished.get("duration"), "wall": round(wall, 1),
+            # what the first set_weight step took, from its start to nginx serving the canary's share
+            "first_step": round(split - step, 3) if split is not None and step is not None else None,
             "windows": [{"verdict": g["verdict"], "at": g["at"], "seen": g["seen"], "extended": g["extended"],
                          "reasons": g["reasons"]} for g in gates],
             "fail_reasons": fails[0]["reasons"] if fails else [],
@@ -110,15 +114,16 @@ async def one(fleet: Fleet, n: int, args: argparse.Namespace, baseline: str, wor
 
 def summary(rows: list[dict]) -> None:
     print("\n| baseline | runs | passed (exit 0) | wrongly stopped (exit 3/4) | inconclusive (exit 7) | other "
-          "| run duration (console) | first window's verdict at |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| run duration (console) | first window's verdict at | first set_weight step |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for base in sorted({r["baseline"] for r in rows}):
         mine = [r for r in rows if r["baseline"] == base]
         count = {c: sum(1 for r in mine if r["rc"] == c) for c in (0, 3, 4, 7)}
         other = len(mine) - sum(count.values())
         first = [r["windows"][0]["at"] for r in mine if r["windows"]]
         print(f"| {base} | {len(mine)} | {count[0]} | {count[3] + count[4]} | {count[7]} | {other} "
-              f"| {fmt([r['duration'] for r in mine if r['duration']])} | {fmt(first)} |")
+              f"| {fmt([r['duration'] for r in mine if r['duration']])} | {fmt(first)} "
+              f"| {fmt([r['first_step'] for r in mine if r['first_step'] is not None])} |")
 
 
 def main() -> int:
