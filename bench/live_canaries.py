@@ -60,7 +60,13 @@ def ssh(fleet: Fleet, ip: str, command: str) -> None:
 
 
 def reset(fleet: Fleet, behaviour: dict, warm: float) -> None:
-    """Every agent on 1.0.0 with `behaviour`, restarted, then warm."""
+    """The LB's file as `up` wrote it (every agent in one pool: a run
+    stopped half-way may have left a canary out), every agent on 1.0.0
+    with `behaviour`, restarted, then warm."""
+    from inventory.nginx_workers import reload_and_settle
+    from inventory.sandbox import provision
+    provision.load_balancer(fleet.sb.host_root("lb-01", state_dir=fleet.state_dir), list(fleet.agents.values()))
+    ssh(fleet, fleet.lb_ip, "rm -rf /var/lib/rollout-console/locks && nginx -t -q && " + reload_and_settle())
     fleet.sb.write_release(None, "1.0.0", behaviour)
     for ip in fleet.agents.values():
         ssh(fleet, ip, "systemctl stop agent@blue agent@green; systemctl reset-failed 'agent@*';"
