@@ -69,6 +69,8 @@ def describe(event: Event) -> str | None:
     if kind == "capacity":
         return None if e["ok"] else (f"capacity guard: {', '.join(e['unhealthy'])} unhealthy; draining would leave "
                                      f"{e['after']} serving (floor {e['floor']})")
+    if kind == "alert" and e.get("instance"):
+        return f"ALERT {e['tier']}: {e['instance']} down ({e['reason']}) seen from {e['where']}"
     if kind == "alert":
         return (f"ALERT {e['tier']}: {e['metric']} {format_value(e['metric'], e['value'])} "
                 f"(threshold {format_value(e['metric'], e['threshold'])}) on {e['where']}")

@@ -254,6 +254,10 @@ class AlertRaised(Event):
     value: float
     threshold: float
     where: str
+    # an alert about one instance (metric "instance_down"): its key, and why
+    # (strategies.down.DownReason); "" for alerts about a pool
+    instance: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

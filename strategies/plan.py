@@ -317,6 +317,11 @@ class Canary(_Model):
         default_factory=lambda: [Step.model_validate(s) for s in DEFAULT_CANARY_STEPS]
     )
     sample_interval: PositiveDuration = 5.0
+    # what the canary is judged against: the stable pool, or a matched
+    # baseline (Spinnaker's advice): as many stable instances as the canary
+    # has, restarted on the old version at the same moment and given the
+    # canary's share, so warm-up, host and cache effects cancel out
+    baseline: Literal["stable", "matched"] = "stable"
 
 
 class Ports(_Model):
