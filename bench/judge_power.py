@@ -1,7 +1,7 @@
 """How well does the judge see on traffic that does not share its model?
 Detection and false-alarm rates per analysis window and per release,
 measured over many SIMULATED releases, for the judge of this tree and,
-with --against, an older judge fed the same traffic in the same sitting.
+with --against, older judges fed the same traffic in the same sitting.
 
 The traffic is written from what real fleets do, not from what the judge
 assumes (tests/test_analysis.py holds the judge to its own model; this does
@@ -34,18 +34,25 @@ extend, inconclusive at the maximum). Every window of a release is run
 release counts as stopped at its first failed window.
 
 The judge of this tree is fed what the engine now feeds it (failed
-requests per host); an old judge (--against REPO@COMMIT, its
-strategies/analysis.py and metrics.py loaded from git) what the old engine
-fed it (failed tries, pooled). Both see the same samples, alternating
-which goes first.
+requests per host, and each canary host's age since its restart, which the
+engine knows because it restarted it; not how slow the host is). Older
+judges (--against REPO@COMMIT, repeatable: strategies/analysis.py and the
+metrics.py and judge_stats.py it imports, loaded from git) are fed what
+their engine fed them: a judge with a false-alarm budget, failed requests
+per host, with its own plan's latency warm-up; the judge before that,
+failed tries, pooled. All see the same samples, rotating which goes first.
 
-    python3 bench/judge_power.py --trials 300 --against /work/main@601923a
+    python3 bench/judge_power.py --trials 300 --against /work/main@601923a --against /work/main@0f3cada
 """
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import importlib.util
+import inspect
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -151,6 +158,12 @@ class WindowTraffic:
         self.drift_phase = float(rng.uniform(0, 2 * math.pi))
         self.samples: list[Sample] = []
 
+    def ages(self, n: int) -> dict[str, float]:
+        """Seconds since each canary host's restart at sample `n`: what the
+        engine knows (it restarted them), not how slow they are."""
+        t = self.started + (n + 1) * SAMPLE
+        return {f"h{h}": t - self.restarted[h] for h in range(self.canary_hosts) if h in self.restarted}
+
     def sample(self, n: int) -> Sample:
         while len(self.samples) <= n:
             self.samples.append(self._next(len(self.samples)))
@@ -200,14 +213,16 @@ class Judge:
 
     name = ""
 
-    def __init__(self, module: Any, policy: Any, feed: Callable[[Any, list[HostSample]], Any]):
+    def __init__(self, module: Any, policy: Callable[[int], Any], feed: Callable[[Any, list[HostSample]], Any],
+                 ages: bool = False):
         self.a, self.policy, self.feed = module, policy, feed
+        self.ages = ages  # the judge takes each instance's age (seconds since its restart), as the engine knows it
         self.seconds = 0.0  # CPU spent judging
         self.why: dict[str, int] = {}  # metric of the first finding of each failed window -> count
 
-    def window(self, traffic: WindowTraffic, planned: float, most: float) -> tuple[str, float]:
-        """(verdict, seconds to it) of one window."""
-        a = self.a
+    def window(self, traffic: WindowTraffic, index: int, planned: float, most: float) -> tuple[str, float]:
+        """(verdict, seconds to it) of the release's window `index`."""
+        a, policy = self.a, self.policy(index)
         window, spent, n = a.Window(), 0.0, 0
         while True:
             s = traffic.sample(n)
@@ -215,10 +230,11 @@ class Judge:
             spent += SAMPLE
             started = time.process_time()
             judged, base = self.feed(a, s.canary), self.feed(a, s.baseline)
-            window, found = a.fold(window, judged, base, a.Readings(), self.policy)
+            extra = {"ages": traffic.ages(n - 1)} if self.ages else {}
+            window, found = a.fold(window, judged, base, a.Readings(), policy, **extra)
             verdict = found.verdict.value
             if verdict not in ("fail", "environment") and spent + 1e-9 >= planned:
-                verdict = a.close(window, self.policy, final=spent + 1e-9 >= most).verdict.value
+                verdict = a.close(window, policy, final=spent + 1e-9 >= most).verdict.value
             self.seconds += time.process_time() - started
             if verdict == "fail":
                 key = f"{traffic.r.case.name} @{traffic.share * 100:g}%: " + "+".join(
@@ -243,26 +259,58 @@ def feed_old(a: Any, hosts: list[HostSample]) -> Any:
                       tuple(x for h in hosts for x in h.latencies.tolist()))
 
 
-def load_old(spec: str) -> types.ModuleType:
-    """strategies/analysis.py (and the metrics.py it imports) of REPO@COMMIT,
-    loaded as the package `old_judge` from `git show`."""
+def git_show(repo: str, commit: str, path: str) -> str | None:
+    done = subprocess.run(["git", "-C", repo, "show", f"{commit}:{path}"], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else None
+
+
+def load_old(spec: str, package_name: str) -> types.ModuleType:
+    """strategies/analysis.py (and the metrics.py and judge_stats.py it
+    imports, where they exist) of REPO@COMMIT, loaded as the package
+    `package_name` from `git show`."""
     repo, _, commit = spec.partition("@")
     commit = commit or "HEAD"
     folder = Path(tempfile.mkdtemp(prefix="old-judge-"))
-    for name in ("analysis.py", "metrics.py"):
-        text = subprocess.run(["git", "-C", repo, "show", f"{commit}:strategies/{name}"], check=True,
-                              capture_output=True, text=True).stdout
-        (folder / name).write_text(text)
+    for name in ("analysis.py", "metrics.py", "judge_stats.py"):
+        text = git_show(repo, commit, f"strategies/{name}")
+        if text is not None:
+            (folder / name).write_text(text)
     (folder / "__init__.py").write_text("")
-    package = importlib.util.spec_from_file_location("old_judge", folder / "__init__.py",
+    package = importlib.util.spec_from_file_location(package_name, folder / "__init__.py",
                                                      submodule_search_locations=[str(folder)])
     assert package is not None and package.loader is not None
     module = importlib.util.module_from_spec(package)
-    sys.modules["old_judge"] = module
+    sys.modules[package_name] = module
     package.loader.exec_module(module)
-    import old_judge.analysis as old  # type: ignore[import-not-found]
+    return importlib.import_module(f"{package_name}.analysis")
 
-    return old
+
+def seed_warm_up(spec: str) -> float:
+    """The seed's `analysis.latency_warm_up` at REPO@COMMIT (its plan.py's
+    default), so an older judge runs with its own plan's setting."""
+    repo, _, commit = spec.partition("@")
+    text = git_show(repo, commit or "HEAD", "strategies/plan.py") or ""
+    found = re.search(r"latency_warm_up: Duration = ([0-9.]+)", text)
+    return float(found.group(1)) if found else 0.0
+
+
+def judge_of(module: Any, thresholds: Thresholds, alerts: Alerts, budget: float, warm_up: float) -> Judge:
+    """A judge behind the window protocol, fed as its engine fed it: a
+    judge with a false-alarm budget (judge_stats) takes failed requests per
+    host, its policy for each window, and each instance's age where its
+    fold asks for them; an older one failed tries, pooled."""
+    if not hasattr(module, "Budget"):
+        fixed = module.Policy.of(thresholds, alerts)
+        return Judge(module, lambda _w: fixed, feed_old)
+    keys = inspect.signature(module.Policy.of).parameters
+
+    def policy(w: int) -> Any:
+        extra = {"window": w} if "window" in keys else {}
+        return module.Policy.of(thresholds, alerts, budget=budget, windows=len(STEPS), sample_interval=SAMPLE,
+                                warm_up=warm_up, **extra)
+
+    return Judge(module, functools.lru_cache(maxsize=None)(policy), feed_new,
+                 ages="ages" in inspect.signature(module.fold).parameters)
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -291,7 +339,7 @@ def run_release(seed: int, case_index: int, trial: int, judges: list[Judge], tal
     release = Release(release_rng, CASES[case_index])
     verdicts: dict[str, list[str]] = {j.name: [] for j in judges}
     started, restarted = 0.0, {0: 0.0}
-    order = judges if trial % 2 == 0 else judges[::-1]  # alternate which judge goes first
+    order = judges[trial % len(judges):] + judges[:trial % len(judges)]  # rotate which judge goes first
     for w, ((share, planned), rng) in enumerate(zip(STEPS, window_seeds)):
         canary_hosts = max(1, round(share / 100 * HOSTS))
         for h in range(canary_hosts):
@@ -299,7 +347,7 @@ def run_release(seed: int, case_index: int, trial: int, judges: list[Judge], tal
         traffic = WindowTraffic(release, rng, share / 100, started, canary_hosts, dict(restarted))
         longest = planned
         for judge in order:
-            verdict, spent = judge.window(traffic, planned, most)
+            verdict, spent = judge.window(traffic, w, planned, most)
             verdicts[judge.name].append(verdict)
             t = tallies[judge.name]
             counts = t.windows.setdefault(w, {})
@@ -326,24 +374,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=300, help="releases per case")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--against", metavar="REPO@COMMIT", help="also run the judge of that commit, e.g. /work/main@601923a")
+    ap.add_argument("--against", metavar="REPO@COMMIT", action="append", default=[],
+                    help="also run the judge of that commit, e.g. /work/main@601923a (repeatable)")
     ap.add_argument("--max-window", type=float, default=900.0)
     args = ap.parse_args()
     start("judge_power", folder_suffix="-judge")
     thresholds, alerts = Thresholds(max_window=args.max_window), Alerts()
     seed_analysis = Analysis()
-    new_policy = new_analysis.Policy.of(thresholds, alerts, budget=seed_analysis.false_alarm_budget, windows=len(STEPS),
-                                        sample_interval=SAMPLE, warm_up=seed_analysis.latency_warm_up)
-    judges = [Judge(new_analysis, new_policy, feed_new)]
+    budget = seed_analysis.false_alarm_budget
+    judges = [judge_of(new_analysis, thresholds, alerts, budget, seed_analysis.latency_warm_up)]
     judges[0].name = "new"
-    if args.against:
-        old = load_old(args.against)
-        judges.append(Judge(old, old.Policy.of(thresholds, alerts), feed_old))
-        judges[1].name = f"old ({args.against})"
+    for i, spec in enumerate(args.against):
+        judges.append(judge_of(load_old(spec, f"old_judge_{i}"), thresholds, alerts, budget, seed_warm_up(spec)))
+        judges[-1].name = f"old ({spec})"
     print("# SIMULATED: the real judge fed simulated traffic (see the docstring for its model), no host involved")
     print(f"# {args.trials} releases per case; {RPS:g} req/s; {HOSTS} hosts; windows "
           + ", ".join(f"{p:g}% {w:g}s" for p, w in STEPS) + f", extended up to {args.max_window:g}s; "
-          f"new judge budget {new_policy.alpha:g} per release over {new_policy.windows} windows; seed {args.seed}; "
+          f"budget {budget:g} per release over {len(STEPS)} windows (judges that have one); "
+          f"latency warm-up {seed_analysis.latency_warm_up:g}s (new); seed {args.seed}; "
           f"body p90 {P90:.3f} (x{BODY_MEDIAN * 1000:g} ms)")
     wall = time.perf_counter()
     results: dict[str, dict[str, Tally]] = {}

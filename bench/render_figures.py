@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Render every table of figures in bench/RESULTS.md and bench/SOAK.md from
+"""Render every table of figures in bench/RESULTS.md, bench/SOAK.md and docs/judge.md from
 the raw files under bench/results (issue 26: figures generated, not typed).
 
 A document marks each generated table with a pair of comments naming a
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BENCH, ROOT, read_text  # noqa: E402
 
 RESULTS = BENCH / "results"
-DOCS = [BENCH / "RESULTS.md", BENCH / "SOAK.md"]
+DOCS = [BENCH / "RESULTS.md", BENCH / "SOAK.md", ROOT / "docs" / "judge.md"]
 MARK = re.compile(r"(<!-- figures: (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /figures -->)", re.S)
 
 
@@ -68,6 +68,14 @@ def _split_tables(lines: list[str]) -> list[str]:
             out.append("")
         out.append(line)
     return out
+
+
+def printed_section(rel: str, heading: str) -> str:
+    """The table the benchmark printed under `## heading`, verbatim."""
+    section = raw(rel).split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [x for x in section.splitlines() if x.startswith("|")]
+    assert lines, f"{rel}: no table under {heading}"
+    return "\n".join(lines)
 
 
 def printed_summary(rel: str) -> str:
@@ -220,6 +228,11 @@ BLOCKS: dict[str, Callable[[], str]] = {
         for rel in ("2026-12-02-c23c0f2/tui_tmux.txt", "2026-12-02-c23c0f2/tui_tmux-2.txt")]),
     "judge-power": lambda: "\n\n".join([provenance("2026-12-02-3743db8/judge_power.txt"),
                                         printed_tables("2026-12-02-3743db8/judge_power.txt")]),
+    "judge-power-184de39": lambda: "\n\n".join([provenance("2026-12-06-184de39-judge/judge_power.txt"),
+                                                printed_tables("2026-12-06-184de39-judge/judge_power.txt")]),
+    "judge-power-2560fba-targets": lambda: "\n\n".join([
+        provenance("2026-12-06-2560fba-judge/judge_power.txt"),
+        printed_section("2026-12-06-2560fba-judge/judge_power.txt", "Targets (issue 22)")]),
     "soak-totals": soak_totals,
     "soak-faults-e3b2c3f": lambda: soak_fault_table(["2026-12-02-e3b2c3f-soak/net5/runs.jsonl",
                                                      "2026-12-02-e3b2c3f-soak/net6/runs.jsonl"]),

@@ -52,7 +52,8 @@ def describe(event: Event) -> str | None:
         return None
     if kind == "judge_budget":
         return (f"judge: false-alarm budget {e['alpha'] * 100:g}% per release over {e['windows']} window(s), "
-                f"{e['per_window'] * 100:.3g}% each, split across {len(e['tests'])} tests"
+                f"{e['per_window'] * 100:.3g}% to the first" + (", the rest evenly over the others" if e["windows"] > 1 else "")
+                + f", split across {len(e['tests'])} tests"
                 + ("; SHADOW: verdicts recorded, none acted on" if e["shadow"] else ""))
     if kind == "gate":
         if not e["final"] and e["verdict"] != "fail":
@@ -68,6 +69,8 @@ def describe(event: Event) -> str | None:
     if kind == "capacity":
         return None if e["ok"] else (f"capacity guard: {', '.join(e['unhealthy'])} unhealthy; draining would leave "
                                      f"{e['after']} serving (floor {e['floor']})")
+    if kind == "alert" and e.get("instance"):
+        return f"ALERT {e['tier']}: {e['instance']} down ({e['reason']}) seen from {e['where']}"
     if kind == "alert":
         return (f"ALERT {e['tier']}: {e['metric']} {format_value(e['metric'], e['value'])} "
                 f"(threshold {format_value(e['metric'], e['threshold'])}) on {e['where']}"

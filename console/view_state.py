@@ -270,7 +270,8 @@ class FleetView:
         window.revision += 1
 
     def _on_AlertRaised(self, e: AlertRaised) -> None:
-        self.alerts.append(Alert(e.tier, e.metric, e.value, e.threshold, e.where, e.at))
+        where = f"{e.instance} ({e.where})" if e.instance else e.where  # an instance down: name it first
+        self.alerts.append(Alert(e.tier, e.metric, e.value, e.threshold, where, e.at))
         del self.alerts[:-ALERT_LIMIT]
 
     def _on_OperatorCommand(self, e: OperatorCommand) -> None:

@@ -25,17 +25,23 @@ Why it is built this way (docs/judge.md says it in plain words):
   (failures in clusters, hosts that differ, a rate that drifts), which is a
   quasi-likelihood correction, not an exact one.
 - One false-alarm budget per release (`analysis.false_alarm_budget`),
-  spread over the plan's windows and split across every test that can fail
-  a release (judge_stats.Budget). Readings (health, quality, CPU) are
+  half to the plan's first window (the least traffic, where a bad release
+  must be caught), the rest evenly over the others, and split across
+  every test that can fail a release (judge_stats.Budget). Readings (health, quality, CPU) are
   thresholds, not statistics, and spend none of it.
 - Latency: a shift of the median counts only when it is material (25 %
   and 10 ms) *and* beyond the slowest of the baseline's own hosts, and
   significant at its share of the budget divided by the window's looks
   (Mann-Whitney, Bonferroni over looks). The tail: the share of the
-  release's requests slower than the baseline's p95 of the same sample,
-  against 5 % plus a margin from the baseline's own host-to-host spread (an
-  e-process; the margin is what makes it hold on real hosts, approximately).
-  The absolute p95 ceiling is a proportion test too.
+  release's requests slower than the baseline's p95 of the same sample
+  scaled by the release's ratio of medians (so a slower host or what is
+  left of a warm-up, which shift the whole distribution, are the median
+  test's matter), against 5 % plus a margin for the scale's noise and the
+  baseline's hosts' differences in tail shape (an e-process; the margin is
+  what makes it hold on real hosts, approximately). The absolute p95
+  ceiling is a proportion test too.
+- Warm-up: an instance's latencies count once it is `warm_up` old, from
+  its own restart (the engine knows it), twice that for the median test.
 - A window passes only once the evidence says "good": a Wald ratio of the
   release's own rate, the baseline's rate against a threshold worse,
   tempered like the error test, and at least `min_requests` seen. Until
@@ -52,9 +58,19 @@ import functools
 import math
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Container, Mapping, Sequence
 
-from .judge_stats import RATE_RATIOS, Budget, Dispersion, between_spread, conditional_llrs, log_mean_exp, proportion_log_e, thin
+from .judge_stats import (
+    RATE_RATIOS,
+    Budget,
+    Dispersion,
+    between_spread,
+    conditional_llrs,
+    log_mean_exp,
+    proportion_llrs,
+    proportion_log_e,
+    thin,
+)
 from .metrics import format_value
 
 if TYPE_CHECKING:
@@ -82,6 +98,19 @@ P95_TAIL = 0.05
 # spread when that is larger, at most five points.
 TAIL_MARGIN_FLOOR = 0.01
 TAIL_MARGIN_CAP = 0.05
+# The tail test compares the release with the baseline's p95 scaled by
+# their ratio of medians, once the release has this many latencies (the
+# ratio is then known to about 10 %, SCALE_NOISE / sqrt(n) in share).
+MIN_TAIL_SCALE = 200
+# How much the share above a scaled p95 moves per relative error of the
+# scale, times the median's standard error (1.2533 sigma / sqrt(n)): for a
+# lognormal phi(1.645) / sigma * 1.2533 sigma = 0.13, whatever sigma.
+SCALE_NOISE = 0.13
+# Alternatives of the tail test: the share this many times its null. A
+# tail-only regression (p95 x1.5, median unchanged) doubles the 5 % share,
+# about 1.3-1.6 times a null of 6-8 %: the grid is closer than the
+# ceilings' (judge_stats.PROPORTION_RATIOS).
+TAIL_RATIOS = (1.25, 1.5, 2.0, 3.0)
 # A sample's own baseline p95 needs this many baseline latencies (the
 # k-th of n with k = ceil(0.95 (n + 1)) must exist).
 MIN_TAIL_BASELINE = 19
@@ -95,6 +124,11 @@ MIN_LATENCY_GAP = 0.010  # ... and at least 10 ms slower
 # on 50 of its own): Kayenta's advice of about 50 data points per metric; a
 # handful of requests from a slow-ish instance has a noisy median.
 MIN_LATENCY_SAMPLES = 50
+# The median test judges an instance's latencies once it is this many
+# times `latency_warm_up` old: a warm-up decays, and what is left of it
+# shifts the whole distribution, which is exactly what the median test
+# looks for (the tail test scales it away, so it needs only the warm-up).
+SETTLED = 2.0
 CPU_RATIO = 1.5  # the release's unit CPU 1.5 x the baseline's ...
 MIN_CPU_GAP = 0.10  # ... and 10 points of a core more
 # Latencies kept per side and per host of each sample (evenly spaced order
@@ -223,9 +257,11 @@ class Window:
     readings: Readings = Readings()
     error_llrs: tuple[float, ...] = tuple(0.0 for _ in RATE_RATIOS)  # per rate ratio, summed over samples
     dispersion: Dispersion = Dispersion()  # of the baseline's failures
-    tail_slow: int = 0  # release requests slower than their sample's baseline p95
+    tail_llrs: tuple[float, ...] = tuple(0.0 for _ in TAIL_RATIOS)  # the tail test's, per ratio, summed
+    tail_slow: int = 0  # release requests slower than their sample's baseline p95, scaled to the release
     tail_seen: int = 0  # release requests compared so
-    tail_limit: float | None = None  # the last baseline p95 used
+    tail_null: float | None = None  # the last sample's null share (5 % plus the margin)
+    settled: tuple[float, ...] = ()  # the release's latencies the median test judges (sorted; see advance)
 
 
 @dataclass(frozen=True)
@@ -274,11 +310,13 @@ class Policy:
     important: tuple[Rule, ...] = ()
     windows: int = 1  # judged windows the plan has: the budget is spread over them
     looks: int = 180  # samples a window may take (max_window / sample_interval)
-    warm_samples: int = 0  # a window's first samples whose release latencies are not judged
+    warm_samples: int = 0  # a window's first samples whose release latencies are not judged (instances' ages unknown)
+    warm_up: float = 0.0  # seconds from an instance's restart during which its latencies are not judged
+    window: int = 0  # which of the plan's judged windows this is (0: the first): the budget is front-loaded
 
     @classmethod
     def of(cls, thresholds: Thresholds, alerts: Alerts | None = None, *, budget: float = 0.01,
-           windows: int = 1, sample_interval: float = 5.0, warm_up: float = 0.0) -> Policy:
+           windows: int = 1, sample_interval: float = 5.0, warm_up: float = 0.0, window: int = 0) -> Policy:
         risk = 1 - thresholds.confidence
         interval = max(sample_interval, 1e-9)
         looks = max(1, math.ceil(thresholds.max_window / interval))
@@ -286,11 +324,11 @@ class Policy:
                    thresholds.health_pass_rate, max(1, int(thresholds.persistence)),
                    int(thresholds.min_requests), bool(thresholds.compare_to_stable), budget, risk,
                    tuple(alerts.critical) if alerts else (), tuple(alerts.important) if alerts else (),
-                   max(1, windows), looks, math.ceil(warm_up / interval - 1e-9))
+                   max(1, windows), looks, math.ceil(warm_up / interval - 1e-9), float(warm_up), max(0, window))
 
     @property
     def budget(self) -> Budget:
-        return Budget(self.alpha, self.windows)
+        return Budget(self.alpha, self.windows, self.window)
 
 
 def percentile(values: Sequence[float], pct: float = 95.0) -> float | None:
@@ -405,16 +443,55 @@ def slower(judged: Sequence[float], base: Evidence, level: float) -> tuple[float
     return mj, limit
 
 
-def tail_margin(base: Evidence) -> float:
+def relative_scale(judged: Evidence, base: Evidence | None) -> float | None:
+    """How much slower the release is than its baseline as a whole (the
+    ratio of their medians), from the window's earlier samples; None before
+    MIN_TAIL_SCALE release latencies."""
+    if base is None or len(judged.latencies) < MIN_TAIL_SCALE or len(base.latencies) < MIN_TAIL_SCALE:
+        return None
+    mj, mb = ranked(judged.latencies, 50.0), ranked(base.latencies, 50.0)
+    return mj / mb if mj and mb else None
+
+
+def tail_margin(base: Evidence, scale_from: int) -> float:
     """How far above 5 % a release's share of requests slower than the
-    baseline's p95 may be without blame: twice the spread between the
-    baseline's own instances of their share above it (beyond chance),
-    within [TAIL_MARGIN_FLOOR, TAIL_MARGIN_CAP]."""
-    limit = base.p95()
-    if limit is None:
-        return TAIL_MARGIN_FLOOR
-    shares = [(len(e.latencies), e.slower_than(limit) / len(e.latencies)) for _, e in base.hosts if e.latencies]
-    return min(TAIL_MARGIN_CAP, max(TAIL_MARGIN_FLOOR, 2 * between_spread(shares)))
+    baseline's p95 (scaled to the release) may be without blame: twice the
+    spread between the baseline's own instances of their share above the
+    p95 scaled to each (beyond chance: hosts whose tails differ in shape),
+    within [TAIL_MARGIN_FLOOR, TAIL_MARGIN_CAP], plus twice the noise of a
+    scale estimated from `scale_from` latencies (SCALE_NOISE / sqrt(n))."""
+    noise = 2 * SCALE_NOISE / math.sqrt(max(1, scale_from))
+    limit, middle = base.p95(), ranked(base.latencies, 50.0)
+    if limit is None or not middle:
+        return TAIL_MARGIN_FLOOR + noise
+    shares = []
+    for _, e in base.hosts:
+        own = ranked(e.latencies, 50.0)
+        if own and len(e.latencies) >= MIN_LATENCY_SAMPLES:
+            shares.append((len(e.latencies), e.slower_than(limit * own / middle) / len(e.latencies)))
+    return min(TAIL_MARGIN_CAP, max(TAIL_MARGIN_FLOOR, 2 * between_spread(shares))) + noise
+
+
+def tail_step(window: Window, judged: Evidence, baseline: Evidence) -> tuple[tuple[float, ...], int, int, float | None]:
+    """One sample of the tail test: the release's requests slower than
+    this sample's baseline p95 scaled by the release's relative scale (from
+    earlier samples: predictable), tested against 5 % plus this sample's
+    margin. Returns (log-likelihood ratios per TAIL_RATIOS, slow, seen,
+    the null share), the counts zero before the scale is known.
+
+    Scaled, because a release instance that is a few % slower or faster
+    than the fleet, or still a little warm, shifts its whole distribution:
+    that is the median test's matter (with its host-spread floor), not a
+    heavier tail. Against the same sample's baseline, because a blip or a
+    load swing slows both sides at once."""
+    scale = relative_scale(window.judged, window.baseline)
+    own = baseline.conservative_p95()
+    limit = own if own is not None else (window.baseline.conservative_p95() if window.baseline else None)
+    if scale is None or limit is None or not judged.latencies or window.baseline is None:
+        return tuple(0.0 for _ in TAIL_RATIOS), 0, 0, None
+    slow, seen = judged.slower_than(limit * scale), len(judged.latencies)
+    null = P95_TAIL + tail_margin(window.baseline, len(window.judged.latencies))
+    return proportion_llrs(slow, seen, null, TAIL_RATIOS), slow, seen, null
 
 
 def errors_log_e(window: Window) -> float:
@@ -516,12 +593,11 @@ def compared(window: Window, policy: Policy) -> list[Finding]:
         out.append(Finding("error_rate", ev.error_rate or 0.0, base.error_rate or 0.0, "~", note=(
             f"{ev.errors} of {ev.requests} vs the baseline's {base.errors} of {base.requests}; "
             f"e-value {math.exp(min(log_e, 700)):.0f} >= {1 / budget.test('errors_vs_baseline'):.0f}")))
-    null = P95_TAIL + tail_margin(base)
-    if window.tail_seen and proportion_log_e(window.tail_slow, window.tail_seen, null) >= \
-            math.log(1 / budget.test("tail_vs_baseline")):
-        out.append(Finding("slow_share_vs_stable", window.tail_slow / window.tail_seen, null, ">", note=(
-            f"{window.tail_slow} of {window.tail_seen} slower than the baseline's p95")))
-    shift = slower(ev.latencies, base, budget.test("latency_shift") / policy.looks)
+    if window.tail_seen and log_mean_exp(window.tail_llrs) >= math.log(1 / budget.test("tail_vs_baseline")):
+        out.append(Finding("slow_share_vs_stable", window.tail_slow / window.tail_seen, window.tail_null or P95_TAIL,
+                           ">", note=f"{window.tail_slow} of {window.tail_seen} slower than the baseline's p95, "
+                           "scaled to the release"))
+    shift = slower(window.settled, base, budget.test("latency_shift") / policy.looks)
     if shift is not None:
         out.append(Finding("median_latency_vs_stable", shift[0], shift[1]))
     return out
@@ -547,41 +623,64 @@ def per_sample(readings: Readings, policy: Policy) -> list[Finding]:
     return out
 
 
+def without_latencies(ev: Evidence, hosts: Container[str] | None = None) -> Evidence:
+    """`ev` with the latencies of `hosts` (all of them: None) left out;
+    requests and errors are kept."""
+    kept = tuple((n, e if hosts is not None and n not in hosts else Evidence(e.requests, e.errors))
+                 for n, e in ev.hosts)
+    if hosts is None or not ev.hosts:
+        return Evidence(ev.requests, ev.errors, (), kept)
+    return Evidence(ev.requests, ev.errors, tuple(x for _, e in kept for x in e.latencies), kept)
+
+
+def warm(judged: Evidence, window: Window, policy: Policy, ages: Mapping[str, float] | None,
+         factor: float = 1.0) -> Evidence:
+    """The release's latencies that are judged: an instance just restarted
+    is slow while it warms up (caches, JIT, connection pools), which is not
+    a regression. With `ages` (seconds since each instance's restart, which
+    the engine knows), an instance's latencies count once it is `factor`
+    times `policy.warm_up` old, each from its own restart: an instance
+    restarted long ago is judged from the window's first sample. Without
+    them (recorded samples), the window's first `factor` times
+    `warm_samples` are left out for every instance. Errors always count."""
+    if ages is None:
+        return without_latencies(judged) if window.samples < policy.warm_samples * factor else judged
+    young = {n for n, _ in judged.hosts if ages.get(n, math.inf) < policy.warm_up * factor}
+    return without_latencies(judged, young) if young else judged
+
+
 def advance(window: Window, judged: Evidence, baseline: Evidence | None, readings: Readings,
-            sampled: list[Finding], policy: Policy) -> Window:
+            sampled: list[Finding], policy: Policy, ages: Mapping[str, float] | None = None) -> Window:
     """The window with one more sample: pooled evidence, the error
-    comparison's ratios, the baseline's dispersion, the tail counts. In
-    the window's first `warm_samples` the release's latencies are left out:
-    an instance just restarted is slow while it warms up (caches, JIT,
-    connection pools), which is not a regression."""
-    if window.samples < policy.warm_samples:
-        judged = Evidence(judged.requests, judged.errors, (),
-                          tuple((n, Evidence(e.requests, e.errors)) for n, e in judged.hosts))
+    comparison's ratios, the baseline's dispersion, the tail counts; the
+    latencies of instances still warming up left out (`warm`), and for
+    the median test (`settled`) those of instances not yet twice as old."""
+    settled = warm(judged, window, policy, ages, SETTLED).latencies
+    judged = warm(judged, window, policy, ages)
     llrs, dispersion = window.error_llrs, window.dispersion
-    tail_slow, tail_seen, limit = window.tail_slow, window.tail_seen, window.tail_limit
+    tail_llrs, tail_slow, tail_seen, null = window.tail_llrs, window.tail_slow, window.tail_seen, window.tail_null
     if baseline is not None:
         step = conditional_llrs(judged.errors, judged.requests, baseline.errors, baseline.requests)
         llrs = tuple(a + b for a, b in zip(llrs, step))
         dispersion = dispersion.add(baseline.cells())
-        own = baseline.conservative_p95()
-        limit = own if own is not None else (window.baseline.conservative_p95() if window.baseline else None)
-        if limit is not None:
-            tail_slow += judged.slower_than(limit)
-            tail_seen += len(judged.latencies)
+        tail, slow, seen, now_null = tail_step(window, judged, baseline)
+        tail_llrs = tuple(a + b for a, b in zip(tail_llrs, tail))
+        tail_slow, tail_seen, null = tail_slow + slow, tail_seen + seen, now_null or null
     judged = judged.thinned(SAMPLE_LATENCIES, HOST_LATENCIES)
     baseline = baseline.thinned(SAMPLE_LATENCIES, HOST_LATENCIES) if baseline is not None else None
     base = baseline if window.baseline is None else (window.baseline + baseline if baseline else window.baseline)
     return Window(window.judged + judged, base, window.samples + 1, window.consecutive + 1 if sampled else 0,
-                  tuple(sampled), readings, llrs, dispersion, tail_slow, tail_seen, limit)
+                  tuple(sampled), readings, llrs, dispersion, tail_llrs, tail_slow, tail_seen, null,
+                  tuple(sorted(window.settled + thin(sorted(settled), SAMPLE_LATENCIES))))
 
 
 def fold(window: Window, judged: Evidence, baseline: Evidence | None, readings: Readings,
-         policy: Policy) -> tuple[Window, Judgement]:
+         policy: Policy, ages: Mapping[str, float] | None = None) -> tuple[Window, Judgement]:
     """Add one sample and judge the window so far: FAIL as soon as the
     evidence is clear, ENVIRONMENT when only ceilings the baseline breaks as
     much are broken, else PENDING (the window's end decides)."""
     sampled = per_sample(readings, policy)
-    window = advance(window, judged, baseline, readings, sampled, policy)
+    window = advance(window, judged, baseline, readings, sampled, policy, ages)
     hyp = hypotheses(policy, window.baseline)
     llr = hyp.llr(window.judged)
     values = window_values(window, policy, hyp, llr)

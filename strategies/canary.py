@@ -10,6 +10,7 @@ the canary instances while they take no traffic.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Sequence
 
 from inventory.model import Instance
@@ -34,6 +35,9 @@ class Canary(StrategyRunner):
     def __init__(self) -> None:
         self.stable: list[Instance] = []
         self.canary: list[Instance] = []
+        # canary.baseline: matched: stable instances restarted on the old version with the
+        # canary, serving the canary's share in a pool of their own while 2 x weight < 100
+        self.baseline: list[Instance] = []
         self.weight = 0.0
 
     def steps(self, plan: Plan, instances: Sequence[Instance]) -> list[PlannedStep]:
@@ -51,7 +55,7 @@ class Canary(StrategyRunner):
 
     async def apply(self, ctx: StrategyContext) -> None:
         await ctx.traffic.apply(canary_state(ctx.plan, self.stable, self.canary, self.weight,
-                                           ctx.traffic.next_generation()))
+                                           ctx.traffic.next_generation(), self.baseline))
 
     async def run(self, ctx: StrategyContext) -> str:
         plan = ctx.plan
@@ -70,7 +74,7 @@ class Canary(StrategyRunner):
                 await self.set_weight(ctx, step.set_weight)
             elif step.analysis is not None:
                 await ctx.analysis.gate(f"step {n} {step_title(step)} at {self.weight:g}%", step.analysis,
-                                        self.canary, self.stable, where="canary")
+                                        self.canary, self.baseline or self.stable, where="canary")
             elif step.pause is None:
                 await ctx.control.wait_for_promotion(f"step {n}")
             else:
@@ -83,17 +87,28 @@ class Canary(StrategyRunner):
         return f"canary promoted: {len(self.canary)} instance(s) on {ctx.instances.version}"
 
     async def set_weight(self, ctx: StrategyContext, weight: float) -> None:
-        """Move enough instances to carry `weight`, then shift the traffic."""
+        """Move enough instances to carry `weight`, then shift the traffic.
+        With a matched baseline, as many stable instances restart on the
+        old version at the same moment (see `matched_for`); where the match
+        no longer fits (50 % and up) they rejoin stable."""
         need = hosts_for_weight(weight, len(ctx.instances.all))
+        if not self.matches(ctx, weight, need):
+            self.stable, self.baseline = [*self.stable, *self.baseline], []  # rejoins stable, on the old version
         move = self.stable[: max(0, need - len(self.canary))]
+        match = self.matched_for(ctx, weight, need, move)
         if move:
             # by key, not by list membership: Instance equality compares whole hosts, and
             # `i not in move` for every stable instance was O(hosts^2) (a 10,000-host canary
             # stalled the event loop for about a minute here, past its health deadline)
             self.stable = self.stable[len(move):]
+            if match:
+                self.stable = self.stable[: len(self.stable) - len(match)]
             await self.apply(ctx)
-            await ctx.instances.drain(move)
-            results = await ctx.instances.update_all(move, ctx.instances.version)
+            await ctx.instances.drain([*move, *match])
+            results, restarted = await asyncio.gather(
+                ctx.instances.update_all(move, ctx.instances.version), self.restart_old(ctx, match))
+            self.baseline += restarted
+            self.stable += [i for i in match if i not in restarted]
             failed = [i for i in move if not results[i.key][0]]
             self.canary += [i for i in move if results[i.key][0]]
             if failed:
@@ -107,9 +122,45 @@ class Canary(StrategyRunner):
         await self.apply(ctx)
         for inst in move:
             ctx.instances.mark(inst, InstancePhase.LIVE, f"canary at {weight:g}%")
+        for inst in match:
+            if inst in self.baseline:
+                ctx.instances.mark(inst, InstancePhase.LIVE, f"matched baseline at {weight:g}%")
+
+    def matches(self, ctx: StrategyContext, weight: float, need: int) -> bool:
+        """Is there a matched baseline at `weight`: the plan asks for one,
+        both shares fit beside stable's, and stable keeps an instance?"""
+        total = len(ctx.instances.all)
+        return ctx.plan.canary.baseline == "matched" and 0 < 2 * weight < 100 and 2 * need < total
+
+    def matched_for(self, ctx: StrategyContext, weight: float, need: int, move: list[Instance]) -> list[Instance]:
+        """The stable instances to restart as the matched baseline with
+        `move` (as many as the canary will have), taken from the end of the
+        stable list: the last ones a later step moves to the canary."""
+        if not self.matches(ctx, weight, need):
+            return []
+        want = need - len(self.baseline)
+        rest = self.stable[len(move):]
+        return rest[len(rest) - want:] if 0 < want <= len(rest) - 1 else []
+
+    async def restart_old(self, ctx: StrategyContext, insts: list[Instance]) -> list[Instance]:
+        """Restart `insts` on the version they run (the old one), as the
+        canary restarts on the new: the ones healthy again. One that is not
+        rejoins stable (nginx's verified change leaves it out if still
+        unhealthy) and the canary is judged against stable as before."""
+        if not insts:
+            return []
+        olds = {i.key: ctx.instances.old_versions.get(i.key) or "" for i in insts}
+        results = await asyncio.gather(*(ctx.instances.update_all([i], olds[i.key]) for i in insts))
+        ok = [i for i, r in zip(insts, results) if r[i.key][0]]
+        for inst, r in zip(insts, results):
+            if not r[inst.key][0]:
+                ctx.emit(Notice, level="warning", message=f"matched baseline {inst.key} did not restart "
+                         f"healthy on {olds[inst.key]}: {r[inst.key][1]}; it serves in stable")
+        return ok
 
     async def rollback(self, ctx: StrategyContext) -> list[str]:
         plan = ctx.plan
+        self.stable, self.baseline = [*self.stable, *self.baseline], []
         if self.stable:
             self.weight = 0.0
             await ctx.traffic.apply(canary_state(plan, self.stable, [], 0.0, ctx.traffic.next_generation()))
@@ -144,7 +195,9 @@ class Canary(StrategyRunner):
 
     async def abort(self, ctx: StrategyContext) -> None:
         """All traffic back to stable; canary instances stay up, out of
-        nginx, on the new version for inspection."""
+        nginx, on the new version for inspection; a matched baseline
+        rejoins stable."""
+        self.stable, self.baseline = [*self.stable, *self.baseline], []
         if self.stable and self.canary:
             self.weight = 0.0
             await ctx.traffic.apply(canary_state(ctx.plan, self.stable, [], 0.0, ctx.traffic.next_generation()))

@@ -86,9 +86,22 @@ class Instances(Protocol):
         """Stop units that no longer take traffic."""
 
 
+@dataclass(frozen=True)
+class NextDrain:
+    """The drain that follows an analysis window (the next rolling batch):
+    the capacity guard's question, asked during the window as soon as an
+    instance that should serve is found down."""
+
+    title: str
+    should_serve: Sequence[Instance]
+    batch: Sequence[Instance]
+    floor: int
+
+
 class Analysis(Protocol):
     async def gate(self, name: str, seconds: float, judged: Sequence[Instance],
-                   baseline: Sequence[Instance] = (), where: str = "new") -> None:
+                   baseline: Sequence[Instance] = (), where: str = "new", drain_next: NextDrain | None = None,
+                   ) -> None:
         """Judge a window; GateFailed when the release fails it."""
 
     async def guard_capacity(self, title: str, should_serve: Sequence[Instance], batch: Sequence[Instance],

@@ -260,6 +260,10 @@ class AlertRaised(Event):
     # what the judge weighed, when a statistical test raised it ("2 of 14;
     # 10.00% is 321x likelier than 0.30%"): kept apart from the threshold
     basis: str = ""
+    # an alert about one instance (metric "instance_down"): its key, and why
+    # (strategies.down.DownReason); "" for alerts about a pool
+    instance: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,7 @@ exceptions. Strategies see it through the `Analysis` protocol
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from inventory.driver import DriverError, InstanceDriver, PoolStats
@@ -19,7 +20,9 @@ from inventory.model import Instance
 from . import analysis, custom_metrics
 from .batches import plan_batches
 from .capacity import CapacityCheck, check_capacity
+from .context import NextDrain
 from .control import GateFailed, RunControl
+from .down import Down
 from .events import AlertRaised, CapacityChecked, GateEvaluated, JudgeBudget, JudgeSampled, MetricsSampled, Notice
 from .instances import InstanceOps
 from .judge_stats import SHARES
@@ -96,12 +99,14 @@ class Gatekeeper:
         self._alerts: dict[tuple[str, str], str] = {}  # (where, metric) -> tier last raised
         self.custom = CustomReader(plan.metrics, self.sample_interval, lambda i: instances.versions.get(i.key))
         self.windows = 1  # judged windows of this run (announce): the budget is spread over them
+        self.judged = 0  # windows judged so far: the first gets the larger part of the budget
         self.shadow = plan.analysis.shadow
 
     def policy(self) -> analysis.Policy:
         a = self.plan.analysis
         return analysis.Policy.of(self.plan.thresholds, self.plan.alerts, budget=a.false_alarm_budget,
-                                  windows=self.windows, sample_interval=self.sample_interval, warm_up=a.latency_warm_up)
+                                  windows=self.windows, sample_interval=self.sample_interval, warm_up=a.latency_warm_up,
+                                  window=self.judged)
 
     def announce(self, windows: int) -> None:
         """Say at the start what the judge may spend: the release's
@@ -113,18 +118,23 @@ class Gatekeeper:
 
     # -- samples --------------------------------------------------------------------
     async def sample(self, judged: Sequence[Instance], baseline: Sequence[Instance] = ()
-                     ) -> tuple[dict[str, PoolStats], analysis.Readings, dict[str, custom_metrics.Reading]]:
+                     ) -> tuple[dict[str, PoolStats], analysis.Readings, dict[str, custom_metrics.Reading],
+                                dict[str, bool]]:
         """Traffic per pool since the last sample, and the health, quality
         and unit CPU of (a spread of up to 50 of) the judged instances, with
         the CPU of up to 10 baseline instances to compare against, and the
-        plan's custom metrics of both sides."""
+        plan's custom metrics of both sides. Up to 50 baseline instances are
+        probed too: a dead one is named at once (strategies/down.py). Last,
+        the probes' results by instance key."""
         traffic = await self.traffic.read()
         probe = spread(judged, 50)
+        base_probe = spread(baseline, 50)
         base = spread(baseline, 10)
         scraped = [*probe, *base] if self.custom.wants_series else probe
         # all at once: a dead host costs one probe timeout, not three in a row
-        healths, series, cpus, base_cpus = await asyncio.gather(
+        healths, base_healths, series, cpus, base_cpus = await asyncio.gather(
             asyncio.gather(*(self.instances.probe(i) for i in probe)),
+            asyncio.gather(*(self.instances.probe(i, quiet=True) for i in base_probe)),
             asyncio.gather(*(self._series(i) for i in scraped)),
             asyncio.gather(*(self._cpu(i) for i in probe)),
             asyncio.gather(*(self._cpu(i) for i in base)))
@@ -137,10 +147,11 @@ class Gatekeeper:
         pass_rate = sum(1 for h in healths if h.ok) / len(healths) if healths else None
         self.emit(MetricsSampled, pools={p: pool_summary(s) for p, s in traffic.items()},
                   cpu={k: round(c, 4) for k, c in cpu.items()}, quality=quality, health_pass_rate=pass_rate)
+        probes = {i.key: h.ok for i, h in zip([*probe, *base_probe], [*healths, *base_healths])}
         return traffic, analysis.Readings(
             health_pass_rate=pass_rate, quality_score=mean(quality.values()),
             cpu=mean(c for c in cpus if c is not None), baseline_cpu=mean(c for c in base_cpus if c is not None),
-            health_failed=sum(1 for h in healths if not h.ok) if healths else None), custom
+            health_failed=sum(1 for h in healths if not h.ok) if healths else None), custom, probes
 
     async def _series(self, inst: Instance) -> Series | None:
         metrics = await self._reading(self.driver.instance_metrics(inst, inst.port))
@@ -164,18 +175,20 @@ class Gatekeeper:
 
     # -- windows ----------------------------------------------------------------------
     async def gate(self, name: str, seconds: float, judged: Sequence[Instance],
-                   baseline: Sequence[Instance] = (), where: str = "new") -> None:
+                   baseline: Sequence[Instance] = (), where: str = "new", drain_next: NextDrain | None = None,
+                   ) -> None:
         """An analysis window whose inconclusive end waits for a human
         (exit 7 headless), as does a failing environment (the baseline fails
         as much as the release); a failure raises GateFailed."""
-        verdict = await self.observe(name, seconds, judged, baseline, where)
+        verdict = await self.observe(name, seconds, judged, baseline, where, drain_next)
         if verdict == analysis.Verdict.INCONCLUSIVE:
             await self.control.wait_for_promotion(f"{name}: inconclusive")
         elif verdict == analysis.Verdict.ENVIRONMENT:
             await self.control.wait_for_promotion(f"{name}: the baseline fails as much as the release")
 
     async def observe(self, name: str, seconds: float, judged: Sequence[Instance],
-                      baseline: Sequence[Instance] = (), where: str = "new") -> analysis.Verdict:
+                      baseline: Sequence[Instance] = (), where: str = "new",
+                      drain_next: NextDrain | None = None) -> analysis.Verdict:
         """Judge a window on its pooled samples (strategies/analysis.py).
 
         Samples every `sample_interval`; fails as soon as the evidence is
@@ -191,6 +204,8 @@ class Gatekeeper:
         limit = seconds if self.shadow else max(seconds, thresholds.max_window)
         window, spent, extended = analysis.Window(), 0.0, False
         customs, cwin = self.plan.metrics.custom, custom_metrics.CustomWindow()
+        self.judged += 1
+        gone: set[str] = set()  # baseline instances found down: out of the baseline for the window
         self.traffic.window_open = True
         try:
             await self.traffic.read()  # the window judges only traffic inside it
@@ -203,26 +218,31 @@ class Gatekeeper:
                     self.emit(GateEvaluated, name=name, verdict=analysis.Verdict.PASS.value,
                               reasons=["promoted by operator"], values={}, final=True)
                     return analysis.Verdict.PASS
-                traffic, readings, custom = await self.sample(judged, baseline)
+                traffic, readings, custom, probes = await self.sample(judged, [b for b in baseline if b.key not in gone])
+                found = self.traffic.report_down(traffic, probes, [*judged, *baseline], where)
+                await self.baseline_down(name, found, judged, gone, drain_next)
+                live = [b for b in baseline if b.key not in gone]
                 judged_ev = side_evidence(traffic, judged)
-                base_ev = side_evidence(traffic, baseline) if baseline else None
+                base_ev = side_evidence(traffic, live) if live else None
                 self.emit(JudgeSampled, name=name, t=round(spent, 3), canary=sample_record(judged_ev),
                           baseline=sample_record(base_ev) if base_ev is not None else None)
-                window, found = analysis.fold(window, judged_ev, base_ev, readings, policy)
+                window, verdict = analysis.fold(window, judged_ev, base_ev, readings, policy, self.ages(judged))
                 cwin, folded = custom_metrics.fold(cwin, customs, custom, policy.budget.test("custom_metrics"))
-                found = custom_metrics.merge(found, folded, cwin)
-                self.raise_alerts(window, where, found, custom_metrics.alerts(folded))
-                if found.verdict in (analysis.Verdict.FAIL, analysis.Verdict.ENVIRONMENT):
-                    self.emit_gate(name, found, 0.0, final=True)
+                verdict = custom_metrics.merge(verdict, folded, cwin)
+                self.raise_alerts(window, where, verdict, custom_metrics.alerts(folded))
+                if verdict.verdict in (analysis.Verdict.FAIL, analysis.Verdict.ENVIRONMENT):
+                    self.emit_gate(name, verdict, 0.0, final=True)
                     if self.shadow:  # recorded; the window runs out its planned length and the run goes on
                         await self.control.wait(max(0.0, limit - spent))
                         return analysis.Verdict.PASS
-                    if found.verdict == analysis.Verdict.ENVIRONMENT:
-                        self.emit(Notice, level="warning", message=f"{name}: " + "; ".join(found.reasons))
-                        return found.verdict
-                    raise GateFailed(f"{name}: " + "; ".join(found.reasons))
+                    if verdict.verdict == analysis.Verdict.ENVIRONMENT:
+                        self.emit(Notice, level="warning", message=f"{name}: " + "; ".join(verdict.reasons))
+                        return verdict.verdict
+                    raise GateFailed(f"{name}: " + "; ".join(verdict.reasons))
+                if not self.shadow:
+                    self.judged_down(name, found, judged)
                 if spent + 1e-9 < seconds:
-                    self.emit_gate(name, found, seconds - spent)
+                    self.emit_gate(name, verdict, seconds - spent)
                     continue
                 final = spent + 1e-9 >= limit
                 verdict = custom_metrics.settle(analysis.close(window, policy, final=final), cwin, customs,
@@ -238,6 +258,35 @@ class Gatekeeper:
                 return analysis.Verdict.PASS if self.shadow else verdict.verdict
         finally:
             self.traffic.window_open = False
+
+    def ages(self, insts: Sequence[Instance]) -> dict[str, float]:
+        """Seconds since this run restarted each instance (one it has not
+        restarted is taken as long warm): the judge leaves out the
+        latencies of an instance still warming up, from its own restart."""
+        now = self.driver.clock.now()
+        return {i.key: now - self.instances.restarted_at.get(i.key, -math.inf) for i in insts}
+
+    async def baseline_down(self, name: str, found: Sequence[Down], judged: Sequence[Instance], gone: set[str],
+                            drain_next: NextDrain | None) -> None:
+        """Baseline instances found down in a sample leave the baseline
+        (`gone`); the first time, the capacity guard is asked about
+        `drain_next` (see `observe`)."""
+        mine = {i.key for i in judged}
+        news = {d.instance for d in found if d.instance not in mine} - gone
+        gone.update(news)
+        if news and drain_next is not None:
+            await self.guard_capacity(f"{name}, before {drain_next.title}", drain_next.should_serve,
+                                      drain_next.batch, drain_next.floor)
+
+    def judged_down(self, name: str, found: Sequence[Down], judged: Sequence[Instance]) -> None:
+        """A judged instance found down fails the window at once (the
+        critical tier), when the judge's own tests have not already."""
+        mine = {i.key for i in judged}
+        reasons = [f"{d.instance} down ({d.reason.value})" for d in found if d.instance in mine]
+        if reasons:
+            self.emit(GateEvaluated, name=name, verdict=analysis.Verdict.FAIL.value, reasons=reasons,
+                      values={}, final=True)
+            raise GateFailed(f"{name}: " + "; ".join(reasons))
 
     def emit_gate(self, name: str, j: analysis.Judgement, remaining: float, *, final: bool = False,
                   extended: bool = False) -> None:
@@ -305,9 +354,11 @@ class Gatekeeper:
     async def capacity(self, should_serve: Sequence[Instance], batch: Sequence[Instance],
                        floor: int) -> CapacityCheck:
         """Probe every instance in `should_serve` and decide (capacity.py)
-        whether `batch` may be drained; journalled, not acted on."""
+        whether `batch` may be drained; journalled, not acted on. One known
+        down from nginx's log (strategies/down.py) counts as unhealthy."""
         samples = await asyncio.gather(*(self.instances.probe(i, quiet=True) for i in should_serve))
-        healthy = {i.key for i, s in zip(should_serve, samples) if s.ok}
+        # an instance whose every try failed in the last sample does not serve, whatever /health says
+        healthy = {i.key for i, s in zip(should_serve, samples) if s.ok and i.key not in self.traffic.down}
         check = check_capacity([i.key for i in should_serve], healthy, [i.key for i in batch], floor)
         self.emit(CapacityChecked, serving=check.serving, after=check.after, floor=check.floor,
                   unhealthy=list(check.unhealthy), in_batch=list(check.in_batch), ok=check.ok)

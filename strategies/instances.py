@@ -36,6 +36,7 @@ class InstanceOps:
         self.old_versions: dict[str, str | None] = {}
         self.versions: dict[str, str | None] = {}
         self._verified_at: dict[str, float] = {}  # instance key -> engine time of its last good probe
+        self.restarted_at: dict[str, float] = {}  # instance key -> engine time this run restarted it
 
     def adopt(self, instances: list[Instance]) -> None:
         """Manage these instances (blue-green, before anything changed: the
@@ -108,6 +109,7 @@ class InstanceOps:
             await self.driver.run_commands(inst, commands, plan.deploy.timeout, version=version)
             self.mark(inst, InstancePhase.RESTARTING)
             started = self.driver.clock.now()
+            self.restarted_at[inst.key] = started  # the judge leaves its warm-up out (analysis.warm)
             await asyncio.wait_for(self.driver.restart(inst), deadline / self.driver.clock.scale)
         except DriverError as exc:
             self.versions[inst.key] = None

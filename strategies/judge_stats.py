@@ -20,10 +20,12 @@ from typing import Sequence
 # With the seed's error threshold (1 point) a release "a threshold worse"
 # than a baseline at rate p0 has the ratio 1 + 0.01 / p0: 2 at p0 = 1 %,
 # 3 at 0.5 %, 11 at 0.1 %; 30 and 100 cover a release that fails outright
-# (two or three failures in a handful of requests are then enough). Each
-# ratio more costs evidence (the mixture's log(1/k)): a ratio below 2 would
-# rarely be material anyway (analysis.MATERIAL_ERRORS).
-RATE_RATIOS = (2.0, 3.0, 5.0, 10.0, 30.0, 100.0)
+# (two failures in four requests are then enough). Each ratio more costs
+# evidence (the mixture's log k: six ratios cost 1.8 nats, five 1.6),
+# and a ratio between two of the grid loses little (at a true ratio of 5
+# the grid's 4 keeps 97 % of the evidence per failure); a ratio below 2
+# would rarely be material anyway (analysis.MATERIAL_ERRORS).
+RATE_RATIOS = (2.0, 4.0, 10.0, 30.0, 100.0)
 # Alternatives of the one-sample proportion tests (ceilings, the tail
 # share): the true proportion this many times the null's.
 PROPORTION_RATIOS = (1.5, 2.0, 3.0, 5.0)
@@ -71,21 +73,30 @@ def conditional_llrs(judged_failed: int, judged_requests: int, base_failed: int,
     return tuple(out)
 
 
-def proportion_log_e(hits: int, trials: int, null: float, ratios: Sequence[float] = PROPORTION_RATIOS) -> float:
-    """Log of a mixture e-process against "the proportion is at most
-    `null`": Bernoulli likelihood ratios of p1 = null * ratio over null,
-    equal weights. For any true proportion below `null` each ratio is a
-    supermartingale (its expectation per trial falls with p), so the test
-    holds for the whole composite null. Depends on the totals alone."""
+def proportion_llrs(hits: int, trials: int, null: float, ratios: Sequence[float]) -> tuple[float, ...]:
+    """Bernoulli log-likelihood ratios of p1 = null * ratio (at most
+    0.999) over `null`, one per ratio (0 where p1 is not above the null).
+    For any true proportion at or below `null` each is a supermartingale
+    (its expectation per trial falls with p); summed over samples whose
+    nulls differ, each sample's factor still has expectation at most 1 when
+    that sample's null holds."""
     if trials <= 0 or not 0.0 < null < 1.0:
-        return 0.0
+        return tuple(0.0 for _ in ratios)
     misses = trials - hits
-    logs = []
+    out = []
     for ratio in ratios:
         p1 = min(0.999, null * ratio)
-        if p1 <= null:
-            continue
-        logs.append(hits * math.log(p1 / null) + misses * math.log((1 - p1) / (1 - null)))
+        out.append(hits * math.log(p1 / null) + misses * math.log((1 - p1) / (1 - null)) if p1 > null else 0.0)
+    return tuple(out)
+
+
+def proportion_log_e(hits: int, trials: int, null: float, ratios: Sequence[float] = PROPORTION_RATIOS) -> float:
+    """Log of a mixture e-process against "the proportion is at most
+    `null`": proportion_llrs mixed with equal weights, so it holds for the
+    whole composite null. Depends on the totals alone."""
+    if trials <= 0 or not 0.0 < null < 1.0:
+        return 0.0
+    logs = [v for v, r in zip(proportion_llrs(hits, trials, null, ratios), ratios) if min(0.999, null * r) > null]
     return log_mean_exp(logs) if logs else 0.0
 
 
@@ -157,19 +168,34 @@ def between_spread(shares: Sequence[tuple[int, float]]) -> float:
     return math.sqrt(max(0.0, observed - chance))
 
 
+# The first judged window's part of the release's budget; the rest is
+# spread evenly over the others. The first window (a canary's 1 % step) has
+# the least traffic, and it is where a bad release must be caught; a later
+# window sees 5 to 50 times more requests, where a level two or three times
+# smaller costs a test about one nat of evidence (log 3), which that much
+# traffic supplies in seconds.
+FIRST_WINDOW_SHARE = 0.5
+
+
 @dataclass(frozen=True)
 class Budget:
-    """One false-alarm budget per release: `alpha` spread evenly over the
-    plan's judged windows, each window's part split across the tests by
-    SHARES. By the union bound the chance that any test fails a good
-    release in any window is at most alpha (each test keeps its part; see
-    the module's note on the two approximate corrections)."""
+    """One false-alarm budget per release: `alpha` spent over the plan's
+    judged windows (FIRST_WINDOW_SHARE to the first, the rest evenly), each
+    window's part split across the tests by SHARES. By the union bound the
+    chance that any test fails a good release in any window is at most
+    alpha (each test keeps its part; see the module's note on the two
+    approximate corrections). `window`: which one this is (0: the first)."""
 
     alpha: float = 0.01
     windows: int = 1
+    window: int = 0
 
     def per_window(self) -> float:
-        return self.alpha / max(1, self.windows)
+        if self.windows <= 1:
+            return self.alpha
+        if self.window == 0:
+            return self.alpha * FIRST_WINDOW_SHARE
+        return self.alpha * (1 - FIRST_WINDOW_SHARE) / (self.windows - 1)
 
     def test(self, name: str, parts: int = 1) -> float:
         """The level of one test (of `parts` that share its slot)."""

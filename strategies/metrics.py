@@ -46,6 +46,9 @@ TABLE: tuple[Metric, ...] = (
     Metric("health_check_failed", "count", "count", "higher"),
     Metric("cpu_vs_stable", "fraction", "percent", "higher", in_plans=False, digits=0),
     Metric("median_latency_vs_stable", "seconds", "ms", "higher", in_plans=False),
+    # one instance that should serve and does not (strategies/down.py): the
+    # share of its tries that failed in the sample (1.0), or 1.0 for a failed probe
+    Metric("instance_down", "fraction", "percent", "higher", in_plans=False, digits=0),
     # the release's share of requests slower than its baseline's p95 (5 % when alike)
     Metric("slow_share_vs_stable", "fraction", "percent", "higher", in_plans=False, digits=1),
 )

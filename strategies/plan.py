@@ -336,6 +336,11 @@ class Canary(_Model):
         default_factory=lambda: [Step.model_validate(s) for s in DEFAULT_CANARY_STEPS]
     )
     sample_interval: PositiveDuration = 5.0
+    # what the canary is judged against: the stable pool, or a matched
+    # baseline (Spinnaker's advice): as many stable instances as the canary
+    # has, restarted on the old version at the same moment and given the
+    # canary's share, so warm-up, host and cache effects cancel out
+    baseline: Literal["stable", "matched"] = "stable"
 
 
 class Ports(_Model):
@@ -418,9 +423,12 @@ class Analysis(_Model):
     """How the judge is run. `false_alarm_budget` is the chance, per
     release, that a release as good as its baseline is wrongly stopped: it
     is spread over the plan's judged windows and split across every test
-    (strategies/judge_stats.py). `latency_warm_up`: the release's latencies
-    in a window's first seconds are not judged (an instance just restarted
-    is slow while it warms up); errors are. `shadow`: every verdict is
+    (strategies/judge_stats.py). `latency_warm_up`: an instance's latencies
+    are not judged until it is this old, counted from its own restart (an
+    instance just restarted is slow while it warms up; one restarted long
+    ago is judged at once), and by the median test once it is twice as old;
+    errors are judged at once. Recorded samples, whose instances'
+    restarts are unknown, leave out the window's first seconds instead. `shadow`: every verdict is
     recorded and none acted on (a new judge tried on live releases without
     gating them)."""
 

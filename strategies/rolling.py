@@ -11,7 +11,7 @@ from typing import Sequence
 from inventory.model import Instance
 
 from .batches import failure_budget, plan_batches, readmit_later
-from .context import PlannedStep, StrategyContext, StrategyRunner
+from .context import NextDrain, PlannedStep, StrategyContext, StrategyRunner
 from .control import GateFailed
 from .events import InstancePhase, StepStarted
 from .plan import Plan
@@ -63,7 +63,9 @@ class Rolling(StrategyRunner):
             if n < len(batches) and plan.rolling.interval > 0 and changed:
                 new = {i.key for i in changed}
                 old = [i for i in ctx.instances.all if i.key not in new and i.key not in self.excluded]
-                await ctx.analysis.gate(f"after batch {n}", plan.rolling.interval, changed, old)
+                after = [i for i in batches[n] if ctx.instances.versions.get(i.key) != ctx.instances.version]
+                drain = NextDrain(f"batch {n + 1}/{len(batches)}", [*changed, *old], after, floor)
+                await ctx.analysis.gate(f"after batch {n}", plan.rolling.interval, changed, old, drain_next=drain)
         await self.settle(ctx)
         return f"{len(changed)} instance(s) now on {ctx.instances.version}" + (
             f"; {len(failures)} failed and were reverted" if failures else "")

@@ -124,13 +124,23 @@ def rolling_state(plan: Plan, instances: Sequence[Instance], excluded: Iterable[
 
 
 def canary_state(plan: Plan, stable: Sequence[Instance], canary: Sequence[Instance],
-                 weight: float, generation: str) -> LbState:
+                 weight: float, generation: str, baseline: Sequence[Instance] = ()) -> LbState:
     """Canary: `weight` percent to the canary pool, the rest to stable. At
     0 % (or no canary instance) the canary pool is not routed at all; at
     100 % stable keeps no weight but stays defined for a fast rollback.
     While stable runs, it backs the canary pool up: a canary pool of one
     host that dies (or restarts) costs its requests a retry on stable, not
-    an error; the canary's own health probes still fail its gate."""
+    an error; the canary's own health probes still fail its gate.
+
+    A matched `baseline` (old version, restarted with the canary) gets the
+    canary's share in a pool of its own, backed up by stable like the
+    canary's; it exists only while both shares fit beside stable's, and
+    otherwise serves in stable."""
+    if baseline and canary and 0 < weight and 2 * weight < 100 and stable:
+        return lb_state(plan, {"stable": stable, "canary": canary, "baseline": baseline}, "stable",
+                        {"canary": weight, "baseline": weight, "stable": 100 - 2 * weight}, generation,
+                        {"canary": "stable", "baseline": "stable"})
+    stable = [*stable, *baseline]  # no room for a matched share: the baseline serves as stable
     if not canary or weight <= 0:
         return lb_state(plan, {"stable": stable}, "stable", generation=generation)
     backup = {"canary": "stable"} if stable else {}

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, Sequence
 
 from inventory.driver import DriverError, LoadBalancerDriver, PoolStats
 from inventory.model import Instance
@@ -21,6 +21,7 @@ from inventory.nginx_config import Backend, LbState, parse_generation, parse_poo
 
 from . import analysis
 from .control import RunControl
+from .down import Down, DownWatch, answering, find_down, per_backend
 from .events import AlertRaised, ClientTraffic, Notice, RoutingVerified, TrafficChanged
 from .instances import InstanceOps
 from .plan import Plan
@@ -71,6 +72,7 @@ class TrafficControl:
         self._accounting = False
         self._watcher: asyncio.Task[None] | None = None
         self.left_out: set[str] = set()  # instances a change left out, not verified just then
+        self.down = DownWatch()  # instances that should serve and were found down (strategies/down.py)
 
     def next_generation(self) -> str:
         return f"{self._run_id}-{next(self._generation)}"
@@ -147,6 +149,28 @@ class TrafficControl:
         """Does the LB state this session last applied send traffic to `inst`?"""
         return self.lb is not None and any(str(b) == str(backend(inst)) for bs in self.lb.pools.values() for b in bs)
 
+    def routed(self) -> list[Instance]:
+        """The instances the LB state this session last applied routes to."""
+        if self.lb is None:
+            return []
+        addrs = {str(b) for bs in self.lb.pools.values() for b in bs}
+        return [i for i in self.instances.all if str(backend(i)) in addrs]
+
+    def report_down(self, traffic: Mapping[str, PoolStats], probes: Mapping[str, bool],
+                    should_serve: Sequence[Instance], where: str) -> list[Down]:
+        """The instances of `should_serve` down in this sample (every try
+        nginx sent them failed, or their probe did); a critical alert names
+        each one the first time it is found down, and again only after it
+        was seen answering in between."""
+        addrs = {str(backend(i)): i.key for i in should_serve}
+        tries = per_backend(traffic)
+        found = find_down(addrs, tries, probes)
+        for d in self.down.see(found, answering(addrs, tries, probes)):
+            share = d.failed / d.tries if d.tries else 1.0
+            self.emit(AlertRaised, tier="critical", metric="instance_down", value=share, threshold=1.0,
+                      where=where, instance=d.instance, reason=d.reason.value)
+        return found
+
     def still_left_out(self) -> list[str]:
         """Instances a change left out of nginx (not verified just then) that
         the LB state this session last applied still does not route to."""
@@ -203,6 +227,7 @@ class TrafficControl:
                 continue
             cost = (time.perf_counter() - started) * self.driver.clock.scale
             self.emit_clients(traffic)
+            self.report_down(traffic, {}, self.routed(), "clients")
             requests = sum(s.requests for s in traffic.values())
             failed = sum(s.errors for s in traffic.values())
             for limit in limits:

@@ -120,7 +120,9 @@ def test_latency_is_compared_on_distributions():
     slow = [(60, 0, [rng.lognormvariate(0, 0.3) * 0.040 + 0.300 for _ in range(60)])]
     _, j = run(slow, baseline=stable)
     assert j.verdict == Verdict.FAIL
-    assert {f.metric for f in j.findings} == {"median_latency_vs_stable", "slow_share_vs_stable"}
+    # a shift of the whole distribution is the median test's: the tail test scales the baseline's p95
+    # to the release (and needs earlier samples to know the scale)
+    assert {f.metric for f in j.findings} == {"median_latency_vs_stable"}
     same = [(60, 0, [rng.lognormvariate(0, 0.3) * 0.040 for _ in range(60)])]
     _, j = run(same, baseline=stable)
     assert j.verdict == Verdict.PENDING and not j.findings

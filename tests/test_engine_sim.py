@@ -792,3 +792,32 @@ async def test_the_rolling_demo_runs_clean(tmp_path):
     assert result.outcome == Outcome.SUCCEEDED, result.message
     assert [e.message for e in events if isinstance(e, Notice) and e.level != "info"] == []
     assert not any(isinstance(e, GateEvaluated) and e.extended for e in events)
+
+
+async def test_the_judge_gets_each_canary_instance_s_age_and_its_window_s_place(tmp_path, monkeypatch):
+    """SIMULATED. The engine knows when it restarted each canary instance:
+    the judge gets, every sample, each judged instance's seconds since that
+    restart (its warm-up is the instance's own, not the window's), and which
+    of the plan's windows it judges (the first gets more of the budget)."""
+    from strategies import analysis, gating
+
+    seen = []
+    fold = analysis.fold
+
+    def spy(window, judged, baseline, readings, policy, ages=None):
+        seen.append((policy.window, dict(ages or {})))
+        return fold(window, judged, baseline, readings, policy, ages)
+
+    monkeypatch.setattr(gating.analysis, "fold", spy)
+    session, events = make_session(tmp_path, "canary", hosts=10)
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED
+    windows = sorted({w for w, _ in seen})
+    assert windows == [0, 1]  # the simulated plan's two analysis steps, 10 % then 50 %
+    first = [ages for w, ages in seen if w == 0]
+    assert len(first[0]) == 1 and 0 < min(first[0].values()) < 60  # the one canary, restarted just before
+    later = [ages for w, ages in seen if w == 1]
+    assert len(later[0]) == 5  # five canaries at 50 %
+    old = first[0].keys() & later[0].keys()
+    assert old and all(later[0][k] > first[-1][k] for k in old)  # its age runs on across windows
+    assert min(later[0].values()) < min(later[0][k] for k in old)  # the new ones are younger

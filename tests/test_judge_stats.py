@@ -3,6 +3,7 @@ strategies/analysis.py built on them): exact properties of each e-process,
 the dispersion and spread estimates, the budget, and cheap versions of the
 properties bench/judge_power.py measures at size (false alarms of good
 releases on overdispersed traffic stay within the budget). Pure, no I/O."""
+import dataclasses
 import math
 import random
 
@@ -88,14 +89,19 @@ def test_between_spread_subtracts_what_chance_explains():
     assert between_spread([(400, 0.05)]) == 0.0
 
 
-def test_one_budget_is_spread_over_windows_and_split_across_tests():
-    b = Budget(0.01, 4)
-    assert b.per_window() == pytest.approx(0.0025)
-    assert sum(b.test(name) for name in judge_stats.SHARES) * b.windows == pytest.approx(0.01)
+def test_one_budget_is_front_loaded_over_windows_and_split_across_tests():
+    """Half the release's budget to the first window (the least traffic,
+    where a bad release must be caught), the rest evenly; the windows'
+    parts add up to the budget exactly."""
+    parts = [Budget(0.01, 4, w) for w in range(4)]
+    assert [b.per_window() for b in parts] == pytest.approx([0.005, 0.005 / 3, 0.005 / 3, 0.005 / 3])
+    assert sum(b.test(name) for b in parts for name in judge_stats.SHARES) == pytest.approx(0.01)
+    assert Budget(0.01, 1).per_window() == 0.01
+    b = parts[1]
     assert b.test("error_ceiling", parts=2) == pytest.approx(b.test("error_ceiling") / 2)
-    # the plan's windows make each test stricter: the same evidence no longer fails
+    # the plan's windows make each later test stricter: the same evidence no longer fails
     one = Policy.of(Thresholds(), Alerts(), windows=1)
-    many = Policy.of(Thresholds(), Alerts(), windows=40)
+    many = Policy.of(Thresholds(), Alerts(), windows=40, window=3)
     samples = [(Evidence(5, 1), Evidence(495, 2))] * 3
     assert run_window(samples, one).verdict == Verdict.FAIL
     assert run_window(samples, many).verdict == Verdict.PENDING
@@ -141,7 +147,8 @@ def good_release(rng, policy, windows=4, samples=30, share=0.05):
     """One release as good as its baseline, on overdispersed traffic:
     host factors, bursts on single hosts, a rate that drifts between
     windows and blips every host shares. True when any window fails it."""
-    for _ in range(windows):
+    for k in range(windows):
+        at_k = dataclasses.replace(policy, window=k)  # each window spends its own part of the budget
         rate = 0.005 * math.exp(rng.gauss(0, 0.3))
         spread = [math.exp(rng.gauss(0, 0.25)) for _ in range(6)]
         window = Window()
@@ -152,7 +159,7 @@ def good_release(rng, policy, windows=4, samples=30, share=0.05):
             total = 500
             canary = hosts(rng, [round(total * share)], rate, spread=factors[:1])
             base = hosts(rng, [round(total * (1 - share) / 5)] * 5, rate, spread=factors[1:])
-            window, j = fold(window, canary, base, Readings(), policy)
+            window, j = fold(window, canary, base, Readings(), at_k)
             if j.verdict == Verdict.FAIL:
                 return True
     return False
@@ -294,3 +301,66 @@ def test_a_bursty_baseline_makes_a_pass_need_more_evidence():
         for _ in range(10):
             window, _ = fold(window, release, base, Readings(), policy)
         assert close(window, policy, final=False).verdict == expected
+
+
+def test_warm_up_is_each_instance_s_own_from_its_restart():
+    """With the instances' ages (seconds since the engine restarted them),
+    only an instance younger than the warm-up has its latencies left out:
+    one restarted long ago is judged from the window's first sample, and
+    the median test waits until an instance is twice the warm-up old.
+    Without ages (recorded samples), the window's first samples are left
+    out for every instance."""
+    policy = Policy.of(Thresholds(), Alerts(), windows=1, sample_interval=5.0, warm_up=30.0)
+    sample = Evidence(20, 0, (0.05,) * 10 + (0.2,) * 10,
+                      (("new", Evidence(10, 0, (0.2,) * 10)), ("old", Evidence(10, 0, (0.05,) * 10))))
+    base = Evidence(100, 0, (0.05,) * 100)
+    window, _ = fold(Window(), sample, base, Readings(), policy, ages={"old": 3600.0, "new": 10.0})
+    assert window.judged.latencies == (0.05,) * 10 and window.judged.requests == 20
+    assert window.settled == (0.05,) * 10
+    window, _ = fold(Window(), sample, base, Readings(), policy, ages={"old": 3600.0, "new": 45.0})
+    assert len(window.judged.latencies) == 20  # past its warm-up: the tail test sees it ...
+    assert window.settled == (0.05,) * 10  # ... the median test not before 60 s
+    window, _ = fold(Window(), sample, base, Readings(), policy, ages={"old": 3600.0, "new": 60.0})
+    assert len(window.settled) == 20
+    window, _ = fold(Window(), sample, base, Readings(), policy)  # ages unknown: the window's first 30 s
+    assert window.judged.latencies == () and window.settled == ()
+
+
+def test_the_tail_test_scales_the_baseline_s_p95_to_the_release():
+    """A release instance 25 % slower than the fleet throughout (a slower
+    host, or the end of a warm-up) has about 20 % of its requests over the
+    baseline's p95, yet its tail has the baseline's shape: the tail test,
+    which scales the baseline's p95 by the release's ratio of medians,
+    leaves it to the median test; the tail-only regression is still
+    caught at the same share."""
+    rng = random.Random(14)
+    policy = Policy.of(Thresholds(), Alerts(), windows=1)
+    p90 = math.exp(math.log(0.040) + 1.2816 * 0.35)
+
+    def tail_only():
+        x = lognormal(rng, 0.040)
+        return x * 1.5 if x > p90 else x
+
+    base = [hosts(rng, [60] * 4, 0.0, lambda h: lognormal(rng, 0.040)) for _ in range(12)]
+    slow_host = [Evidence(240, 0, tuple(lognormal(rng, 0.040, 1.25) for _ in range(240))) for _ in range(12)]
+    window = Window()
+    for judged, b in zip(slow_host, base):
+        window, j = fold(window, judged, b, Readings(), policy)
+    over = sum(1 for e, b in zip(slow_host, base) for x in e.latencies if x > b.conservative_p95())
+    assert over / (240 * 12) > 0.12  # against the unscaled p95 it would look like a heavy tail
+    assert window.tail_seen > 0 and window.tail_slow / window.tail_seen < 0.07
+    assert not any(f.metric == "slow_share_vs_stable" for f in j.findings)
+    bad = [Evidence(240, 0, tuple(tail_only() for _ in range(240))) for _ in range(12)]
+    j = run_window(list(zip(bad, base)), policy)
+    assert j.verdict == Verdict.FAIL and j.findings[0].metric == "slow_share_vs_stable"
+
+
+def test_per_sample_proportion_ratios_keep_expectation_one_at_their_null():
+    """The tail test's nulls change from sample to sample (its margin
+    shrinks as the scale is better known): each sample's factor must have
+    expectation at most 1 under that sample's null, for each ratio."""
+    for n, null in ((5, 0.06), (40, 0.075), (250, 0.0651)):
+        for i, ratio in enumerate(analysis.TAIL_RATIOS):
+            mean = sum(binom_pmf(k, n, null) * math.exp(judge_stats.proportion_llrs(k, n, null, analysis.TAIL_RATIOS)[i])
+                       for k in range(n + 1))
+            assert mean == pytest.approx(1.0, rel=1e-9), (n, null, ratio)

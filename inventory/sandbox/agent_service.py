@@ -13,11 +13,25 @@ after ``latency_ms``, or an ``error_status`` (500; 502/503 are the ones nginx
 retries elsewhere) for a random ``error_rate`` fraction. ``health_flap``
 (seconds) makes /health flap: ok for that long after start, failing as long,
 ok again, and so on.
+
+Personalities (issue 22: a judge must hold on traffic like a real fleet's):
+``host_latency_factors`` ({hostname: factor}) and ``host_latency_spread``
+(sigma of a lognormal factor drawn once per hostname, for hosts not in the
+map) make some hosts slower than others whatever the release;
+``latency_sigma`` spreads each request's time (lognormal); ``error_rate`` is
+the background failure rate, and bursts come at random (exponential gaps of
+mean ``burst_every`` seconds, each ``burst_seconds`` long at
+``burst_error_rate``); ``warmup_seconds`` after a start the first requests
+are ``warmup_factor`` times slower, easing linearly to 1; ``tail_share`` of
+requests take ``tail_factor`` times as long (a tail-only regression: p95
+up, median unchanged).
 SIGTERM: stop accepting, finish in-flight requests (up to 10 s), exit 0.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import random
 import signal
@@ -40,6 +54,16 @@ DEFAULTS: dict[str, Any] = {
     "latency_ms": 5,
     "quality": 0.97,
     "cpu_burn": 0.0,
+    "host_latency_factors": {},  # hostname -> latency factor of that host
+    "host_latency_spread": 0.0,  # sigma of a lognormal per-host factor for the others
+    "latency_sigma": 0.0,  # sigma of a lognormal per-request factor
+    "burst_every": 0.0,  # mean seconds between failure bursts (0: none)
+    "burst_seconds": 2.0,
+    "burst_error_rate": 0.5,
+    "warmup_seconds": 0.0,  # after a start, requests are slower for this long ...
+    "warmup_factor": 3.0,  # ... this many times at first, easing linearly to 1
+    "tail_share": 0.0,  # this share of requests ...
+    "tail_factor": 1.0,  # ... take this many times as long
 }
 # -- metrics behaviour (issue 25): the AI signals an agent exports ----------
 # What one answered request costs: tokens (half prompt, half completion) and
@@ -65,6 +89,57 @@ def load_release(root: str, slot: str) -> tuple[str, dict[str, Any]]:
     except FileNotFoundError:
         pass
     return version, behaviour
+
+
+def host_factor(behaviour: dict[str, Any], hostname: str) -> float:
+    """This host's latency factor: named in ``host_latency_factors``, or
+    drawn once from the hostname (the same on every start and release: a
+    host's personality, not the release's)."""
+    named = behaviour["host_latency_factors"]
+    if isinstance(named, dict) and hostname in named:
+        return float(named[hostname])
+    spread = float(behaviour["host_latency_spread"])
+    if spread <= 0:
+        return 1.0
+    seed = int.from_bytes(hashlib.sha256(hostname.encode()).digest()[:8], "big")
+    return math.exp(random.Random(seed).gauss(0.0, spread))
+
+
+class Personality:
+    """What one request costs and whether it fails, given the release's
+    behaviour, this host, and the time since the service started."""
+
+    def __init__(self, behaviour: dict[str, Any], hostname: str, rng: random.Random | None = None) -> None:
+        self.b = behaviour
+        self.factor = host_factor(behaviour, hostname)
+        self.rng = rng or random.Random()
+        self.lock = threading.Lock()
+        self.next_burst = self._gap(0.0)
+
+    def _gap(self, since: float) -> float:
+        every = float(self.b["burst_every"])
+        return since + self.rng.expovariate(1.0 / every) if every > 0 else math.inf
+
+    def latency(self, uptime: float) -> float:
+        """Seconds this request takes."""
+        b = self.b
+        seconds = max(0.0, float(b["latency_ms"])) / 1000.0 * self.factor
+        sigma = float(b["latency_sigma"])
+        with self.lock:
+            jitter = self.rng.lognormvariate(0.0, sigma) if sigma > 0 else 1.0
+            tail = self.rng.random() < float(b["tail_share"])
+        warm = float(b["warmup_seconds"])
+        if warm > 0 and uptime < warm:
+            seconds *= 1.0 + (float(b["warmup_factor"]) - 1.0) * (1.0 - uptime / warm)
+        return seconds * jitter * (float(b["tail_factor"]) if tail else 1.0)
+
+    def fails(self, uptime: float) -> bool:
+        """Does this request fail: the background rate, or a burst's."""
+        with self.lock:
+            while uptime >= self.next_burst + float(self.b["burst_seconds"]):
+                self.next_burst = self._gap(self.next_burst + float(self.b["burst_seconds"]))
+            rate = float(self.b["burst_error_rate"]) if uptime >= self.next_burst else float(self.b["error_rate"])
+            return self.rng.random() < rate
 
 
 def sd_notify(message: str) -> None:
@@ -129,6 +204,7 @@ class AgentServer(ThreadingHTTPServer):
         self.stats = Stats(version, slot, behaviour)
         self.started = time.monotonic()
         self.hostname = socket.gethostname()
+        self.personality = Personality(behaviour, self.hostname)
         self.draining = False
 
 
@@ -178,8 +254,9 @@ class Handler(BaseHTTPRequestHandler):
         status = 200
         try:
             self._read_body()
-            time.sleep(max(0.0, float(srv.behaviour["latency_ms"])) / 1000.0)
-            if random.random() < float(srv.behaviour["error_rate"]):
+            uptime = time.monotonic() - srv.started
+            time.sleep(srv.personality.latency(uptime))
+            if srv.personality.fails(uptime):
                 status = int(srv.behaviour["error_status"])
                 self._send(status, {"version": srv.version, "slot": srv.slot,
                                     "host": srv.hostname, "error": "injected"})

@@ -400,6 +400,19 @@ def start_host(name: str, state_dir: Path = DEFAULT_STATE_DIR, wait: bool = True
         _wait_ready(host)
 
 
+def _behaviour_value_ok(default: Any, value: Any) -> bool:
+    """Is `value` of the kind the agent reads for a key whose default is
+    `default` (a number for a number, a {hostname: number} map for a map)?"""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, dict):
+        return isinstance(value, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               for v in value.values())
+    return True
+
+
 def write_release(host_names: Iterable[str] | None, version: str, behaviour: Mapping[str, Any],
                   state_dir: Path = DEFAULT_STATE_DIR) -> list[Path]:
     """Ship a release to the catalog of each host (None = every agent host):
@@ -409,6 +422,9 @@ def write_release(host_names: Iterable[str] | None, version: str, behaviour: Map
     unknown = set(behaviour) - set(_BEHAVIOUR_KEYS)
     if unknown:
         raise SandboxError(f"unknown behaviour keys: {', '.join(sorted(unknown))}")
+    for key, value in behaviour.items():
+        if not _behaviour_value_ok(agent_service.DEFAULTS[key], value):
+            raise SandboxError(f"behaviour key {key}: {value!r} is not a {type(agent_service.DEFAULTS[key]).__name__}")
     hosts = _load(state_dir).get("hosts", {})
     if not hosts:
         raise SandboxError("the sandbox fleet is not up")

@@ -229,3 +229,15 @@ def fleet(sandbox_fleet):
     if not running.get(sandbox_fleet.lb_name):
         sandbox_fleet.start_host(sandbox_fleet.lb_name)
     sandbox_fleet.reset()
+
+
+@pytest.fixture
+def kept_lb_fleet(sandbox_fleet):
+    """Lighter than `fleet`: agents reset before and after, and the LB's
+    managed file put back exactly as the test found it."""
+    from rollout_helpers import install_lb, managed_config
+    sandbox_fleet.reset_agents()
+    before = managed_config(sandbox_fleet)
+    yield sandbox_fleet
+    install_lb(sandbox_fleet, before)
+    sandbox_fleet.reset_agents()

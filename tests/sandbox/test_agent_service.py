@@ -205,3 +205,36 @@ def test_install_release(tmp_path):
     for bad in ("../x", "-rf", ".hidden", "a" * 65, "a b", ""):
         assert _install(root, bad).returncode == 2, bad
     assert os.readlink(slot / "current") == str(root / "releases" / "2.0.0")
+
+
+def _personality(**keys):
+    import random
+
+    from inventory.sandbox import agent_service
+    return agent_service, agent_service.Personality({**agent_service.DEFAULTS, **keys}, "agent-03",
+                                                    random.Random(5))
+
+
+def test_a_host_keeps_its_latency_factor_on_every_start():
+    agent_service, p = _personality(host_latency_spread=0.3, latency_ms=100)
+    again = agent_service.Personality(p.b, "agent-03")
+    other = agent_service.Personality(p.b, "agent-04")
+    assert p.factor == again.factor != other.factor != 1.0
+    assert p.latency(100.0) == 0.1 * p.factor
+
+
+def test_the_warm_up_eases_to_the_release_latency():
+    _, p = _personality(latency_ms=100, warmup_seconds=10.0, warmup_factor=3.0)
+    assert [round(p.latency(t), 3) for t in (0.0, 5.0, 10.0, 60.0)] == [0.3, 0.2, 0.1, 0.1]
+
+
+def test_failures_come_only_in_bursts_of_their_length():
+    _, p = _personality(error_rate=0.0, burst_every=5.0, burst_seconds=1.0, burst_error_rate=1.0)
+    failing = [t / 100 for t in range(0, 100_000) if p.fails(t / 100)]  # 1,000 s, every 10 ms
+    runs, start = [], failing[0]
+    for a, b in zip(failing, failing[1:] + [None]):
+        if b is None or b - a > 0.011:
+            runs.append(a - start + 0.01)
+            start = b
+    assert all(abs(r - 1.0) < 0.02 for r in runs[:-1])  # every burst lasts burst_seconds
+    assert 100 < len(runs) < 300  # about 1,000 s / (5 s + 1 s)
