@@ -592,7 +592,7 @@ def compared(window: Window, policy: Policy) -> list[Finding]:
     if log_e >= bar and excess >= policy.error_rate * MATERIAL_ERRORS:
         out.append(Finding("error_rate", ev.error_rate or 0.0, base.error_rate or 0.0, "~", note=(
             f"{ev.errors} of {ev.requests} vs the baseline's {base.errors} of {base.requests}; "
-            f"e-value {math.exp(min(log_e, 700)):.0f} >= {1 / budget.test('errors_vs_baseline'):.0f}")))
+            f"e-value {math.exp(min(log_e, 700)):.3g} >= {1 / budget.test('errors_vs_baseline'):.0f}")))
     if window.tail_seen and log_mean_exp(window.tail_llrs) >= math.log(1 / budget.test("tail_vs_baseline")):
         out.append(Finding("slow_share_vs_stable", window.tail_slow / window.tail_seen, window.tail_null or P95_TAIL,
                            ">", note=f"{window.tail_slow} of {window.tail_seen} slower than the baseline's p95, "

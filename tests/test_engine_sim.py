@@ -163,7 +163,7 @@ async def test_an_alert_shows_the_plans_threshold_and_what_the_judge_weighed_apa
     assert result.outcome == Outcome.ROLLED_BACK
     alerts = [e for e in events if isinstance(e, AlertRaised) and e.metric == "error_rate"]
     assert alerts and alerts[-1].threshold == 0.02, alerts
-    assert "likelier than" in alerts[-1].basis
+    assert "vs the baseline's" in alerts[-1].basis and "e-value" in alerts[-1].basis
 
 
 async def test_canary_with_too_little_traffic_is_inconclusive_and_waits(tmp_path):
