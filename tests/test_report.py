@@ -114,6 +114,23 @@ def test_a_tampered_journal_is_reported_with_that_said_first(bad_canary, tmp_pat
     assert 'class="banner broken" id="integrity">THIS JOURNAL FAILS VERIFICATION' in page.read_text()
 
 
+def paused_canary(tmp_path: Path) -> tuple[dict, HeadlessRun, Path]:
+    """A SIMULATED canary run in a child process, waiting at its manual
+    gate: (its environment, the run, its journal)."""
+    env = control_env(tmp_path)
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
+    plan = write_plan(tmp_path / "plan.yaml", "canary", canary={
+        "sample_interval": "2s", "steps": [{"set_weight": 25}, {"pause": None}, {"set_weight": 100}]})
+    journal = tmp_path / "j.jsonl"
+    run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion", "--record", str(journal))
+    try:
+        run.wait_for(lambda e: e["kind"] == "phase" and e["phase"] == "paused", "the pause step")
+    except BaseException:
+        run.kill()
+        raise
+    return env, run, journal
+
+
 def test_a_cut_journal_is_reported_as_cut_not_as_a_crash(bad_canary, tmp_path):
     """Whole records with the tail removed after they were written: the
     sealed head knows more records, so the report does not vouch for it."""
@@ -132,16 +149,8 @@ def test_a_session_that_stopped_writing_is_reported_as_far_as_it_went(tmp_path):
     """A console killed mid-run (SIGKILL: no closing record): verification
     fails (as `console audit verify` says), but nothing was altered, and the
     report says so and shows what there is."""
-    env = control_env(tmp_path)
-    inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
-    plan = write_plan(tmp_path / "plan.yaml", "canary", canary={
-        "sample_interval": "2s", "steps": [{"set_weight": 25}, {"pause": None}, {"set_weight": 100}]})
-    journal = tmp_path / "killed.jsonl"
-    run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion", "--record", str(journal))
-    try:
-        run.wait_for(lambda e: e["kind"] == "phase" and e["phase"] == "paused", "the pause step")
-    finally:
-        run.kill()
+    env, run, journal = paused_canary(tmp_path)
+    run.kill()
     proc = subprocess.run([sys.executable, "-m", "console", "report", str(journal)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 4, proc.stderr
@@ -204,14 +213,8 @@ def test_html_without_matplotlib_is_one_line(bad_canary, tmp_path):
 def test_who_sent_which_command(tmp_path):
     """A promote sent from another process over the control socket is
     reported with the sender's user and pid."""
-    env = control_env(tmp_path)
-    inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
-    plan = write_plan(tmp_path / "plan.yaml", "canary", canary={
-        "sample_interval": "2s", "steps": [{"set_weight": 25}, {"pause": None}, {"set_weight": 100}]})
-    journal = tmp_path / "j.jsonl"
-    run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion", "--record", str(journal))
+    env, run, journal = paused_canary(tmp_path)
     try:
-        run.wait_for(lambda e: e["kind"] == "phase" and e["phase"] == "paused", "the pause step")
         sent = subprocess.Popen([sys.executable, "-m", "console", "promote"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         out, err = sent.communicate(timeout=120)
