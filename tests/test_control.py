@@ -40,6 +40,25 @@ def operator_events(journal: Path) -> list:
     return [e for e in read_journal(journal).events if e.kind == "operator"]
 
 
+def test_a_runtime_directory_too_deep_for_a_socket_is_passed_over(canary, tmp_path):
+    """sun_path holds 108 bytes: with a deep XDG_RUNTIME_DIR a run could not
+    listen there, so the run and `console status` both use the state
+    directory instead, and find each other."""
+    env, plan, inv = canary
+    deep = Path(env["XDG_RUNTIME_DIR"]) / ("d" * 90)
+    deep.mkdir(mode=0o700)
+    state = Path(env["XDG_RUNTIME_DIR"]) / "s"
+    env = {**env, "XDG_RUNTIME_DIR": str(deep), "XDG_STATE_HOME": str(state)}
+    run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion")
+    try:
+        run.wait_for(paused_for_promotion, "the pause step")
+        assert list((state / "rollout-console" / "control").glob("*.sock"))
+        assert not (deep / "rollout-console").exists()
+        assert [s["pid"] for s in status(env)["live"]] == [run.proc.pid]
+    finally:
+        run.kill()
+
+
 def test_status_and_commands_from_another_shell(canary):
     env, plan, inv = canary
     run = HeadlessRun(env, plan, inv, "--time-scale", "20", "--wait-for-promotion")

@@ -16,16 +16,32 @@ import socket
 import time
 from pathlib import Path
 
-from ..private import first_own_tree, state_candidates
+from ..private import NotPrivate, first_own_tree, state_candidates
 
 SOCKET_SUFFIX = ".sock"
 RESULT_SUFFIX = ".result.json"
 RESULTS_KEPT = 24 * 3600  # seconds a finished run's result stays listed
 
 
+# A socket's path must fit sun_path (108 bytes with its NUL); a run id is at
+# most 24 characters of plan name, '-' and a pid of up to 7 digits.
+SUN_PATH = 107
+LONGEST_NAME = len("/") + 24 + 1 + 7 + len(SOCKET_SUFFIX)
+
+
 def control_dir() -> Path:
-    return first_own_tree([(os.environ.get("XDG_RUNTIME_DIR"), ("rollout-console",)),
-                           *state_candidates("rollout-console", "control")])
+    """The first candidate that is the effective user's own and leaves room
+    for a socket's name in sun_path: one too long (a deep XDG_RUNTIME_DIR)
+    is passed over, since no run could listen there, and the server and its
+    clients pass over the same ones."""
+    candidates = [(os.environ.get("XDG_RUNTIME_DIR"), ("rollout-console",)),
+                  *state_candidates("rollout-console", "control")]
+    fits = [(base, parts) for base, parts in candidates
+            if base and len(os.fsencode(os.path.join(base, *parts))) + LONGEST_NAME <= SUN_PATH]
+    if not fits:
+        raise NotPrivate("no control directory short enough for a socket (sun_path holds "
+                         f"{SUN_PATH} bytes): " + ", ".join(os.path.join(b, *p) for b, p in candidates if b))
+    return first_own_tree(fits)
 
 
 def socket_path(run_id: str) -> Path:
