@@ -35,6 +35,7 @@ def dump_dom(page: Path) -> str:
 
 
 def screenshot(page: Path, out: Path, width: int = 1200, height: int = 2400) -> Path:
-    run(page, f"--window-size={width},{height}", f"--screenshot={out.resolve()}")
+    # after the page settled (as dump_dom): a cold first start could shoot it before the SVGs were painted
+    run(page, f"--window-size={width},{height}", "--virtual-time-budget=5000", f"--screenshot={out.resolve()}")
     assert out.is_file() and out.stat().st_size > 0
     return out

@@ -107,7 +107,9 @@ def release_pixels(png: Path) -> int:
 
     image = Image.open(png).convert("RGB")
     release = tuple(int(plots.RELEASE[i:i + 2], 16) for i in (1, 3, 5))
-    return sum(1 for pixel in image.getdata() if sum(abs(a - b) for a, b in zip(pixel, release)) < 40)
+    data = image.tobytes()  # RGB triples (getdata is deprecated in Pillow 13)
+    pixels = (data[i:i + 3] for i in range(0, len(data), 3))
+    return sum(1 for pixel in pixels if sum(abs(a - b) for a, b in zip(pixel, release)) < 40)
 
 
 def test_a_screenshot_shows_the_plots(page, tmp_path):
