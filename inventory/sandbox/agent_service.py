@@ -212,6 +212,13 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: AgentServer
     timeout = 60
+    # TCP_NODELAY, as real HTTP servers set it: the handler writes the headers
+    # and the body apart, and on nginx's kept-alive upstream connections Nagle
+    # held the body until the headers' delayed ACK (~40 ms) for about a
+    # quarter of the answers of freshly started instances. That tail is this
+    # stand-in's, not a release's: the judge's tail test stopped a good seed
+    # canary on it (CI rehearsal at ac9f7d4: 35 of 137 at ~50 ms).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
         pass
