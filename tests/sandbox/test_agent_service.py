@@ -177,7 +177,7 @@ def test_sigterm_finishes_inflight_request(agent_factory):
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("r", _get(a.url + "/slow")))
     t.start()
-    wait_until(lambda: _get(a.url + "/metrics")[2]["inflight"] == 1, "the slow request reached the agent",
+    wait_until(lambda: _metrics(a.url)[2].value(Selector("agent_inflight_requests")) == 1, "the slow request reached the agent",
                timeout=10, poll=0.02)
     a.proc.send_signal(signal.SIGTERM)
     assert a.notify.recv(4096).decode().startswith("STOPPING=1")
