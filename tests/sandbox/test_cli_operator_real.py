@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from inventory.lock import boot_id
 from rollout_helpers import ROOT, plan_file, versions
 
 pytestmark = pytest.mark.sandbox
@@ -31,7 +32,8 @@ def cli(tmp_path, *args: str, stdin: str | None = None) -> subprocess.CompletedP
 
 def plant_lock(fleet, pid: int, token: str, mtime: str = "now") -> None:
     record = {"user": "alice", "host": socket.gethostname(), "pid": pid, "plan": "/srv/p.yaml", "since": "2026-01-01",
-              "journal": "/tmp/a.jsonl", "token": token, "upstream": "agent"}
+              "journal": "/tmp/a.jsonl", "token": token, "upstream": "agent",
+              "boot": boot_id()}  # held from this machine and boot, as a console writes it: its pid means something
     fleet.ssh(fleet.lb_name, f"mkdir -p {LOCKS} && echo '{json.dumps(record)}' > {LOCKS}/agent.lock && "
               f"touch -d '{mtime}' {LOCKS}/agent.lock", check=True)
 
