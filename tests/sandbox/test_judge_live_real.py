@@ -84,15 +84,18 @@ async def test_a_tail_only_bad_release_is_stopped(fleet, tmp_path):
     """p95 1.5x slower, median unchanged (12 % of requests 1.5x as long, the
     sandbox's tail_share personality): the judge's tail test (the release's
     share of requests slower than the baseline's p95) stops it at its first
-    step and the canary rolls back, nginx as it started."""
+    step and the canary rolls back, nginx as it started. The step is 150 s:
+    each canary's first 30 s are its warm-up, and telling ~13 % slow from the
+    5 % a good release shows (plus the baseline hosts' margin) takes several
+    hundred judged requests at 10 req/s (docs/judge.md)."""
     plain = {"latency_ms": 200}  # well above the sandbox's scheduling noise on a busy machine (p95 +45 ms seen)
     install_old(fleet, plain)
     fleet.write_release(None, "2.2.0-tail", {**plain, "tail_share": 0.12, "tail_factor": 1.5})
     before = managed_config(fleet)
     plan = plan_file(tmp_path, "canary", version="2.2.0-tail",
                      canary={"sample_interval": "5s",
-                             "steps": [{"set_weight": 10}, {"analysis": "60s"}, {"set_weight": 100}]},
-                     thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 20, "max_window": "180s"})
+                             "steps": [{"set_weight": 10}, {"analysis": "150s"}, {"set_weight": 100}]},
+                     thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 20, "max_window": "300s"})
     try:
         async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100, max_seconds=600, workers=48) as load:
             code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),
