@@ -28,10 +28,10 @@ def fleet(sandbox_fleet):
     sandbox_fleet.reset_agents()
 
 
-async def canary_run(fleet, tmp_path, version, weight, keepalive, *, max_window="60s"):
+async def canary_run(fleet, tmp_path, version, weight, keepalive, *, max_window="60s", analysis="30s"):
     plan = plan_file(tmp_path, "canary", version=version,
                      canary={"sample_interval": "2s",
-                             "steps": [{"set_weight": weight}, {"analysis": "30s"}, {"set_weight": 100}]},
+                             "steps": [{"set_weight": weight}, {"analysis": analysis}, {"set_weight": 100}]},
                      thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 20,
                                  "max_window": max_window})
     async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=RATE, keepalive=keepalive,
@@ -83,8 +83,13 @@ async def test_a_canary_answering_20_percent_500s_at_1_percent_never_passes_its_
 
 
 async def test_a_canary_300ms_slower_is_rolled_back(fleet, tmp_path):
+    """A uniform slowdown is the median test's: it judges an instance's
+    latencies once it is twice its warm-up old (60 s), so the step lasts 90 s
+    (a shorter step after a restart judges errors and the tail only: see
+    docs/judge.md, "What a step can see")."""
     fleet.write_release(None, "2.4.0-slow", {"latency_ms": 300})
-    code, events, err, result = await canary_run(fleet, tmp_path, "2.4.0-slow", 10, False)
+    code, events, err, result = await canary_run(fleet, tmp_path, "2.4.0-slow", 10, False, max_window="120s",
+                                                 analysis="90s")
     assert code == 3, err + json.dumps(events[-3:])
     fail = next(e for e in events if e["kind"] == "gate" and e["verdict"] == "fail")
     assert any("latency" in r for r in fail["reasons"]), fail
