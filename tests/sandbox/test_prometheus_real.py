@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 
 import pytest
 
@@ -56,10 +57,23 @@ async def test_each_instance_series_is_read_and_every_failure_is_no_data(prom):
             with pytest.raises(prometheus.NoData) as exc:
                 await prometheus.query(http, url, one("agent-01", fleet, query), 5)
             assert exc.value.kind == kind, (query, exc.value)
-        # the query cannot be evaluated: two series end up with one label set
+        # the query cannot be evaluated: two series end up with one label set. The agent's
+        # per-status counters exist once it answered a request, and rate() needs two scrapes
+        # of each: answer some, then wait until the server scraped them twice (a fresh agent
+        # had none in the CI rehearsal: an empty result)
+        chat = f"http://{fleet.ip('agent-01')}:8080/v1/chat"
+        await asyncio.to_thread(lambda: [urllib.request.urlopen(chat, timeout=10).read() for _ in range(5)])
+        scraped = one("agent-01", fleet, 'count_over_time(agent_requests_total{instance="{instance}"}[30s])')
+        for _ in range(300):
+            try:
+                if await prometheus.query(http, url, scraped, 5) >= 2:
+                    break
+            except prometheus.NoData:
+                pass
+            await asyncio.sleep(0.1)
         with pytest.raises(prometheus.NoData) as exc:
             await prometheus.query(http, url, one("agent-01", fleet, 'rate({__name__=~"agent_.+_total",'
-                                                   'instance="{instance}"}[{window}])'), 5)
+                                                   'instance="{instance}"}[30s])'), 5)
         assert exc.value.kind == prometheus.Kind.BAD_QUERY and "same labelset" in str(exc.value)
         # a hung server (SIGSTOP: the kernel still accepts the connection)
         fleet.exec_in(fleet.lb_name, ["systemctl", "kill", "-s", "STOP", "prometheus"])
