@@ -262,6 +262,9 @@ class Window:
     tail_seen: int = 0  # release requests compared so
     tail_null: float | None = None  # the last sample's null share (5 % plus the margin)
     settled: tuple[float, ...] = ()  # the release's latencies the median test judges (sorted; see advance)
+    # every latency of the release as its clients felt it, warm-up included
+    # (sorted, thinned like the others): what the absolute p95 ceiling judges
+    felt: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -551,16 +554,19 @@ def shared(base: Evidence, metric: str, limit: float) -> Evidence:
 def ceilings(window: Window, policy: Policy, tier: str) -> list[Finding]:
     """The absolute ceilings of `tier` the release clearly breaks (an
     e-process each, at its part of the budget); marked `environment` when
-    the baseline breaks the same ceiling as clearly."""
+    the baseline breaks the same ceiling as clearly. The p95 ceiling is
+    what clients feel, so it judges every latency, warm-up included: only
+    the comparisons with the baseline leave a warm-up out."""
     out: list[Finding] = []
     budget = policy.budget
+    felt = Evidence(len(window.felt), 0, window.felt)
     for metric, test in (("error_rate", "error_ceiling"), ("p95_latency", "p95_ceiling")):
         rules = ceiling_rules(policy, metric)
         bar = math.log(1 / budget.test(test, len(rules)))
+        ev = window.judged if metric == "error_rate" else felt
         for limit, rule_tier in rules:
-            if rule_tier != tier or not breaks(window.judged, metric, limit, bar):
+            if rule_tier != tier or not breaks(ev, metric, limit, bar):
                 continue
-            ev = window.judged
             value = (ev.error_rate or 0.0) if metric == "error_rate" else (ev.p95() or 0.0)
             env = window.baseline is not None and as_bad(window.baseline, ev, metric, limit, policy)
             note = f"{ev.errors} of {ev.requests}" if metric == "error_rate" else \
@@ -656,6 +662,7 @@ def advance(window: Window, judged: Evidence, baseline: Evidence | None, reading
     latencies of instances still warming up left out (`warm`), and for
     the median test (`settled`) those of instances not yet twice as old."""
     settled = warm(judged, window, policy, ages, SETTLED).latencies
+    felt = judged.latencies
     judged = warm(judged, window, policy, ages)
     llrs, dispersion = window.error_llrs, window.dispersion
     tail_llrs, tail_slow, tail_seen, null = window.tail_llrs, window.tail_slow, window.tail_seen, window.tail_null
@@ -671,7 +678,8 @@ def advance(window: Window, judged: Evidence, baseline: Evidence | None, reading
     base = baseline if window.baseline is None else (window.baseline + baseline if baseline else window.baseline)
     return Window(window.judged + judged, base, window.samples + 1, window.consecutive + 1 if sampled else 0,
                   tuple(sampled), readings, llrs, dispersion, tail_llrs, tail_slow, tail_seen, null,
-                  tuple(sorted(window.settled + thin(sorted(settled), SAMPLE_LATENCIES))))
+                  tuple(sorted(window.settled + thin(sorted(settled), SAMPLE_LATENCIES))),
+                  tuple(sorted(window.felt + thin(sorted(felt), SAMPLE_LATENCIES))))
 
 
 def fold(window: Window, judged: Evidence, baseline: Evidence | None, readings: Readings,

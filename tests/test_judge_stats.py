@@ -326,6 +326,25 @@ def test_warm_up_is_each_instance_s_own_from_its_restart():
     assert window.judged.latencies == () and window.settled == ()
 
 
+def test_the_absolute_p95_ceiling_judges_what_clients_feel_warm_up_included():
+    """Comparisons with the baseline leave a young instance's latencies out;
+    the plan's absolute p95 ceiling does not: a release restarted seconds
+    ago answering in 400 ms against a 300 ms ceiling fails (a blue-green
+    switch judged for 8 s passed it in the CI rehearsal)."""
+    policy = Policy.of(Thresholds(p95_latency=0.3), Alerts(critical=[], important=[], warning=[]),
+                       windows=1, sample_interval=1.0, warm_up=30.0)
+    window, verdict = Window(), None
+    for _ in range(8):
+        sample = Evidence(100, 0, (0.4,) * 100, (("new", Evidence(100, 0, (0.4,) * 100)),))
+        base = Evidence(100, 0, (0.05,) * 100, (("old", Evidence(100, 0, (0.05,) * 100)),))
+        window, verdict = fold(window, sample, base, Readings(), policy, ages={"new": 5.0, "old": 3600.0})
+        if verdict.verdict == Verdict.FAIL:
+            break
+    assert window.judged.latencies == ()  # the comparisons saw none of it ...
+    assert verdict is not None and verdict.verdict == Verdict.FAIL  # ... the ceiling did
+    assert [f.metric for f in verdict.findings] == ["p95_latency"]
+
+
 def test_the_tail_test_scales_the_baseline_s_p95_to_the_release():
     """A release instance 25 % slower than the fleet throughout (a slower
     host, or the end of a warm-up) has about 20 % of its requests over the
