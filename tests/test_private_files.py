@@ -4,7 +4,9 @@ needs it), so "another user" is uid 65534 owning what they plant."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,13 +20,16 @@ OTHER = 65534
 
 @pytest.fixture
 def homes(tmp_path, monkeypatch):
-    """$HOME and $XDG_STATE_HOME inside tmp_path, owned by this user."""
-    home = tmp_path / "home"
-    home.mkdir(mode=0o755)
+    """$HOME (unsetting $XDG_STATE_HOME), owned by this user: a short path
+    under /tmp, since a control directory must leave room for a socket's
+    name in sun_path's 108 bytes (a longer one is passed over)."""
+    home = Path(tempfile.mkdtemp(prefix="h-", dir="/tmp"))
+    os.chmod(home, 0o755)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("XDG_STATE_HOME", raising=False)
     monkeypatch.delenv("ROLLOUT_JOURNAL_DIR", raising=False)
-    return home
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def roots_dir(tmp_path) -> Path:
