@@ -85,9 +85,10 @@ def test_checklist_answers_only_what_the_journal_holds(bad_canary):
     by_item = {a.item: a for a in answer(r)}
     assert by_item["Regression testing"].status == Status.NOT_ANSWERABLE
     assert by_item["Documentation update"].status == Status.NOT_ANSWERABLE
-    # stopped on errors before the release's latency warm-up was over: no latency was judged
-    assert all(v.values.get("p95_latency") is None for v in r.verdicts)
-    assert by_item["Performance testing"].status == Status.NOT_ANSWERABLE
+    # stopped on errors, often before the release's latency warm-up was over: performance is
+    # answered in part exactly when some window judged the release's latency
+    judged_latency = any(v.values.get("p95_latency") is not None for v in r.verdicts)
+    assert by_item["Performance testing"].status == (Status.PARTLY if judged_latency else Status.NOT_ANSWERABLE)
     assert by_item["Health check after deployment"].status == Status.ANSWERED
     assert "rolled_back" in by_item["Monitoring and verification"].answer
     # a window that judged latency answers it in part (live traffic, no load test)
