@@ -258,20 +258,27 @@ class Handler(BaseHTTPRequestHandler):
         with st.lock:
             st.inflight += 1
         st.gauge.inc()
-        status = 200
+        counted = False
         try:
             self._read_body()
             uptime = time.monotonic() - srv.started
             time.sleep(srv.personality.latency(uptime))
+            body: dict[str, Any] = {"version": srv.version, "slot": srv.slot, "host": srv.hostname}
+            status = 200
             if srv.personality.fails(uptime):
                 status = int(srv.behaviour["error_status"])
-                self._send(status, {"version": srv.version, "slot": srv.slot,
-                                    "host": srv.hostname, "error": "injected"})
-            else:
-                self._send(200, {"version": srv.version, "slot": srv.slot, "host": srv.hostname})
-        finally:
+                body["error"] = "injected"
+            # Counted before the answer is written: a client that holds its
+            # answer and then scrapes /metrics must find it counted (counted
+            # after, a scrape raced the handler thread; CI at f5aa3a8).
             st.answered(status, time.monotonic() - t0, srv.behaviour)
             st.gauge.dec()
+            counted = True
+            self._send(status, body)
+        finally:
+            if not counted:  # the client went away mid-request: still one answered request, failed
+                st.answered(500, time.monotonic() - t0, srv.behaviour)
+                st.gauge.dec()
             with st.lock:
                 st.inflight -= 1
                 st.idle.notify_all()
