@@ -42,29 +42,6 @@ py="$venv/bin/python"
 for arg in "$@"; do
   case "$arg" in tests*|*.py|*::*) exec "$py" -m pytest "$@" ;; esac  # tests named: run just those
 done
-# The whole suite. The article's seed blocks verbatim on real hosts
-# (tests/sandbox/test_seed_real.py) are slow but light (the canary block's
-# 1 % step waits minutes for evidence), so they run from the start on a fleet
-# of their own (ROLLOUT_SANDBOX_NET=2) beside the fast tests. Then the other
-# real-host tests on two more fleets side by side (ROLLOUT_SANDBOX_NET 0 and
-# 1), each every other file. They start only once the seed lane is done: a
-# third fleet under client load beside them starved the load generators of
-# the shortest runs below the 90 % of rate x duration every zero-failure test
-# requires (seen twice on this project's 2-core machine).
-seed=tests/sandbox/test_seed_real.py
-ROLLOUT_SANDBOX_NET=2 "$py" -m pytest "$@" "$seed" > .sandbox-2.log 2>&1 & s=$!
-status=0
-"$py" -m pytest "$@" --ignore=tests/sandbox || status=1
-wait $s || status=1
-mapfile -t real < <(ls tests/sandbox/test_*.py | grep -vx "$seed")
-even=() odd=()
-for i in "${!real[@]}"; do  # alternate files, so neither fleet gets all the slow ones
-  if (( i % 2 )); then odd+=("${real[$i]}"); else even+=("${real[$i]}"); fi
-done
-ROLLOUT_SANDBOX_NET=0 "$py" -m pytest "$@" "${even[@]}" > .sandbox-0.log 2>&1 & a=$!
-ROLLOUT_SANDBOX_NET=1 "$py" -m pytest "$@" "${odd[@]}" > .sandbox-1.log 2>&1 & b=$!
-wait $a || status=1
-wait $b || status=1
-cat .sandbox-0.log .sandbox-1.log .sandbox-2.log
-rm -f .sandbox-0.log .sandbox-1.log .sandbox-2.log
-exit $status
+# The whole suite, in lanes side by side (fast tests, the seed blocks, two
+# fleets pulling the other real-host files from one queue): tests/lanes.py.
+exec "$py" tests/lanes.py "$@"
