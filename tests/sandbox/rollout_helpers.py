@@ -153,3 +153,12 @@ def units_setup(fleet) -> str:
         fleet.ssh(name, "/opt/agent/bin/install-release --slot blue 1.0.0 >/dev/null && systemctl restart agent@blue",
                   check=True)
     return units_lb(fleet, "blue")
+
+
+LOCKS = "/var/lib/rollout-console/locks"  # where a console keeps its lock on the LB
+
+
+def plant_lock(fleet, record: dict, mtime: str = "now") -> None:
+    """Writes the LB's lock as another console would have left it (`mtime` as `touch -d` reads it)."""
+    fleet.ssh(fleet.lb_name, f"mkdir -p {LOCKS} && echo '{json.dumps(record)}' > {LOCKS}/agent.lock && "
+              f"touch -d '{mtime}' {LOCKS}/agent.lock", check=True)

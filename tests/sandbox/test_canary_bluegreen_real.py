@@ -17,12 +17,8 @@ pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture
-def fleet(sandbox_fleet):
-    sandbox_fleet.reset_agents()
-    before = managed_config(sandbox_fleet)
-    yield sandbox_fleet
-    install_lb(sandbox_fleet, before)
-    sandbox_fleet.reset_agents()
+def fleet(kept_lb_fleet):
+    return kept_lb_fleet
 
 
 def client_shares_by_weight(timeline: list[tuple[float, dict]], load: LoadResult, version: str,

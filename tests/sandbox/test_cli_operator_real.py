@@ -6,7 +6,6 @@ before, from the journals' history, and `console check --limit` checks
 only the hosts the limit names."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -15,11 +14,10 @@ import sys
 import pytest
 
 from inventory.lock import boot_id
-from rollout_helpers import ROOT, plan_file, versions
+from rollout_helpers import LOCKS, ROOT, plan_file, plant_lock, versions
 
 pytestmark = pytest.mark.sandbox
 
-LOCKS = "/var/lib/rollout-console/locks"
 FAST = {"health": {"interval": "0.5s", "passes": 2, "deadline": "30s", "timeout": "2s"}, "drain": {"timeout": "3s"},
         "rolling": {"batch": 3, "interval": "0s"}, "thresholds": {"error_rate": "1%", "min_requests": 0}}
 
@@ -30,12 +28,11 @@ def cli(tmp_path, *args: str, stdin: str | None = None) -> subprocess.CompletedP
                           text=True, timeout=300, input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL)
 
 
-def plant_lock(fleet, pid: int, token: str, mtime: str = "now") -> None:
+def plant_pid_lock(fleet, pid: int, token: str, mtime: str = "now") -> None:
     record = {"user": "alice", "host": socket.gethostname(), "pid": pid, "plan": "/srv/p.yaml", "since": "2026-01-01",
               "journal": "/tmp/a.jsonl", "token": token, "upstream": "agent",
               "boot": boot_id()}  # held from this machine and boot, as a console writes it: its pid means something
-    fleet.ssh(fleet.lb_name, f"mkdir -p {LOCKS} && echo '{json.dumps(record)}' > {LOCKS}/agent.lock && "
-              f"touch -d '{mtime}' {LOCKS}/agent.lock", check=True)
+    plant_lock(fleet, record, mtime)
 
 
 def lock_file(fleet) -> str:
@@ -48,7 +45,7 @@ def test_lock_status_and_release_on_the_real_lb(fleet, tmp_path):
     free = cli(tmp_path, "lock", "status", "--plan", str(plan), "--inventory", inv)
     assert free.returncode == 0 and f"{fleet.lb_name}: free" in free.stdout, free.stderr
 
-    plant_lock(fleet, os.getpid(), "tok-alive")  # this test's own pid, on this machine: alive
+    plant_pid_lock(fleet, os.getpid(), "tok-alive")  # this test's own pid, on this machine: alive
     held = cli(tmp_path, "lock", "status", "--plan", str(plan), "--inventory", inv)
     assert held.returncode == 0 and "HELD by alice@" in held.stdout and "holder looks alive" in held.stdout
     refused = cli(tmp_path, "lock", "release", "--plan", str(plan), "--inventory", inv, "--yes")
@@ -58,7 +55,7 @@ def test_lock_status_and_release_on_the_real_lb(fleet, tmp_path):
     forced = cli(tmp_path, "lock", "release", "--plan", str(plan), "--inventory", inv, "--force", "--yes")
     assert forced.returncode == 0 and f"{fleet.lb_name}: released" in forced.stdout and lock_file(fleet) == ""
 
-    plant_lock(fleet, os.getpid(), "tok-old", mtime="1 hour ago")  # no heartbeat for an hour: stale
+    plant_pid_lock(fleet, os.getpid(), "tok-old", mtime="1 hour ago")  # no heartbeat for an hour: stale
     stale = cli(tmp_path, "lock", "status", "--plan", str(plan), "--inventory", inv)
     assert "STALE (no heartbeat for" in stale.stdout
     released = cli(tmp_path, "lock", "release", "--plan", str(plan), "--inventory", inv, "--yes")
@@ -68,7 +65,7 @@ def test_lock_status_and_release_on_the_real_lb(fleet, tmp_path):
 def test_a_run_refused_by_a_planted_lock_runs_after_lock_release(fleet, tmp_path):
     plan = plan_file(tmp_path, **FAST)
     inv = str(fleet.inventory_path)
-    plant_lock(fleet, 2 ** 22 + 7, "tok-dead")  # a pid no process has on this machine: its holder is gone
+    plant_pid_lock(fleet, 2 ** 22 + 7, "tok-dead")  # a pid no process has on this machine: its holder is gone
     refused = cli(tmp_path, "--plan", str(plan), "--inventory", inv, "--headless")
     assert refused.returncode == 6 and "lock held by alice@" in refused.stdout
     assert cli(tmp_path, "lock", "release", "--plan", str(plan), "--inventory", inv, "--yes").returncode == 0

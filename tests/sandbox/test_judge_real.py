@@ -20,12 +20,8 @@ RATE = 100
 
 
 @pytest.fixture
-def fleet(sandbox_fleet):
-    sandbox_fleet.reset_agents()
-    before = managed_config(sandbox_fleet)
-    yield sandbox_fleet
-    install_lb(sandbox_fleet, before)
-    sandbox_fleet.reset_agents()
+def fleet(kept_lb_fleet):
+    return kept_lb_fleet
 
 
 async def canary_run(fleet, tmp_path, version, weight, keepalive, *, max_window="60s", analysis="30s"):

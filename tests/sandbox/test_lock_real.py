@@ -15,11 +15,10 @@ import subprocess
 import pytest
 
 from inventory.lock import boot_id
-from rollout_helpers import console, console_timeline, invocations, managed_config, plan_file, until, versions
+from rollout_helpers import LOCKS, console, console_timeline, invocations, managed_config, plan_file, plant_lock, until, versions
 
 pytestmark = pytest.mark.sandbox
 
-LOCKS = "/var/lib/rollout-console/locks"
 FAST = {"health": {"interval": "0.5s", "passes": 2, "deadline": "6s", "timeout": "1s"},
         "drain": {"timeout": "3s"}, "rolling": {"batch": 2, "interval": "0s"}}  # no client load: no judged window
 
@@ -27,11 +26,6 @@ FAST = {"health": {"interval": "0.5s", "passes": 2, "deadline": "6s", "timeout":
 def run(fleet, plan, record, *extra):
     return console("--plan", str(plan), "--inventory", str(fleet.inventory_path), "--headless", "--output", "json",
                    "--record", str(record), *extra)
-
-
-def plant_lock(fleet, record: dict, mtime: str = "now") -> None:
-    fleet.ssh(fleet.lb_name, f"mkdir -p {LOCKS} && echo '{json.dumps(record)}' > {LOCKS}/agent.lock && "
-              f"touch -d '{mtime}' {LOCKS}/agent.lock", check=True)
 
 
 async def test_second_console_refused_and_lock_wait_runs_after_the_holder(fleet, tmp_path):
