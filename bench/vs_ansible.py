@@ -257,6 +257,17 @@ SAFETY = [  # (step, console, the playbook in bench/ansible/rolling.yml)
 ]
 
 
+def ansible_playbook() -> str:
+    """ansible-playbook on PATH, else beside this Python (the venv that
+    bench/requirements.txt was installed into, run without activating it);
+    found before any host is booted."""
+    found = shutil.which("ansible-playbook") or shutil.which("ansible-playbook", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise SystemExit("ansible-playbook not found on PATH or beside this Python: "
+                         "pip install -r bench/requirements.txt")
+    return found
+
+
 def run_ansible(fleet: Fleet, out: Path, tmp: Path, batch: int) -> dict:
     cp = Path(tempfile.mkdtemp(prefix="acp-", dir="/tmp"))
     env = dict(os.environ, ANSIBLE_CONFIG=str(BENCH / "ansible" / "ansible.cfg"), ANSIBLE_FORKS=str(max(6, batch)),
@@ -264,7 +275,7 @@ def run_ansible(fleet: Fleet, out: Path, tmp: Path, batch: int) -> dict:
                ANSIBLE_SSH_ARGS=f"-o ControlMaster=auto -o ControlPersist=60s "
                                 f"-o UserKnownHostsFile={fleet.known_hosts} -o StrictHostKeyChecking=yes")
     try:
-        r = run_child([shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(fleet.inventory),
+        r = run_child([ansible_playbook(), "-i", str(fleet.inventory),
                        str(BENCH / "ansible" / "rolling.yml"), "-e", f"version={VERSION}", "-e", f"batch={batch}"],
                       timeout=900, env=env, stdout=open(out, "wb"))
     finally:
@@ -384,6 +395,7 @@ def main() -> int:
                     help="also run the console from this tree in every round, alternating (before/after)")
     args = ap.parse_args()
     batch = args.batch or (2 if args.hosts <= 6 else max(1, args.hosts // 10))
+    ansible_playbook()
     n_batches = -(-args.hosts // batch)
     sb = sandbox_module()
     raw = start("vs_ansible", f"ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} ")
