@@ -307,6 +307,7 @@ def one_run(fleet: Fleet, raw: Path, tmp: Path, batch: int, rnd: int, tool: str,
     if ctx:
         ctx.__enter__()
     kind, _, side = tool.partition("@")
+    load_avg = os.getloadavg()[0]  # the machine is shared: what else ran as this run began
     try:
         kept = raw.with_name(f"{raw.stem}-{tool.replace('@', '-')}-{rnd + 1}.{'jsonl' if kind == 'console' else 'log'}")
         r = run_console(fleet, kept, tmp, batch, sides[side or "this"]) if kind == "console" \
@@ -318,7 +319,7 @@ def one_run(fleet: Fleet, raw: Path, tmp: Path, batch: int, rnd: int, tool: str,
     r["expected_requests"] = load_rps * r["wall"]
     r["requests"] = ctx.load.result.sent if ctx else None
     r["final_versions"] = sorted(versions(fleet))
-    print(f"round {rnd + 1} {tool:8s} wall {r['wall']:.2f}s cpu {r['cpu']:.2f}s rc {r['rc']} "
+    print(f"round {rnd + 1} {tool:8s} wall {r['wall']:.2f}s cpu {r['cpu']:.2f}s rc {r['rc']} load avg {load_avg:.2f} "
           f"versions {r['final_versions']} load {r['requests']} req / {r['failed_requests']} failed"
           + (f" restarts {[round(x, 2) for x in r.get('restart_events', [])]}; inventory read by "
              f"{r['inventory_engine']}" if kind == "console" else ""), flush=True)

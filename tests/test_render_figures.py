@@ -35,3 +35,40 @@ def test_an_edited_figure_is_caught(tmp_path, monkeypatch):
     monkeypatch.setattr(render_figures, "DOCS", [doc])
     assert render_figures.main(["--check"]) == 1
     assert render_figures.main([]) == 0 and doc.read_text() == text  # rendered back from the raw file
+
+
+SITTING = """\
+# vs_ansible  2026-12-06 19:30:01 UTC
+round 1 console  wall 10.00s cpu 2.00s rc 0 load avg 3.00 versions ['2.0.0'] load 500 req / 0 failed
+  wall 10.00, start-up + exit 1.50, ssh set-up 1.00
+round 1 console@against wall 12.00s cpu 2.00s rc 0 load avg 4.00 versions ['2.0.0'] load 600 req / 0 failed
+  wall 12.00, start-up + exit 2.00, ssh set-up 1.00
+round 1 ansible  wall 80.00s cpu 20.00s rc 0 load avg 5.00 versions ['2.0.0'] load 4000 req / 0 failed
+round 1 baseline inherent 6.00s (restart [0.5])
+round 2 ansible  wall 90.00s cpu 20.00s rc 0 load avg 6.00 versions ['2.0.0'] load 4500 req / 0 failed
+round 2 console@against wall 15.00s cpu 2.00s rc 4 load avg 7.00 versions ['1.0.0', '2.0.0'] load 700 req / 0 failed
+  stderr: refused
+round 2 console  wall 9.00s cpu 2.00s rc 0 load avg 8.00 versions ['2.0.0'] load 450 req / 0 failed
+  wall 9.00, start-up + exit 1.00, ssh set-up 1.00
+round 2 baseline inherent 5.00s (restart [0.5])
+"""
+
+
+def test_every_round_of_a_sitting_is_shown_in_its_order(tmp_path, monkeypatch):
+    """The per-round table: each run's wall with the console's start-up
+    apart, the ratios of that round alone, a failed run named, not timed
+    (and no this / against for its round), and the load as each run began."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "vs_ansible.txt").write_text(SITTING)
+    monkeypatch.setattr(render_figures, "RESULTS", tmp_path)
+    assert render_figures.vs_ansible_per_round("s/vs_ansible.txt").splitlines() == [
+        "| round | order | console (start-up + exit) | console, --against tree | Ansible | Ansible / console "
+        "| this / against | inherent | load avg at each run's start |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| 1 | console, against, Ansible | 10.00 s (1.50) | 12.00 s (2.00) | 80.00 s | 8.00 x | 0.83 x | 6.00 s "
+        "| 3.0, 4.0, 5.0 |",
+        "| 2 | Ansible, against, console | 9.00 s (1.00) | failed | 90.00 s | 10.00 x | n/a | 5.00 s "
+        "| 6.0, 7.0, 8.0 |"]
+    # the medians' table takes this tree's console rounds only, each with its own start-up
+    assert "| console wall without start-up + exit | 8.25 s (8.00-8.50, n=2) |" in \
+        render_figures.vs_ansible_rounds(["s/vs_ansible.txt"])
