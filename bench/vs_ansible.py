@@ -56,6 +56,7 @@ from _common import (  # noqa: E402
     ROOT,
     Fleet,
     alternating,
+    compile_trees,
     fmt,
     ratio_of_medians,
     run_child,
@@ -401,6 +402,7 @@ def main() -> int:
     sb = sandbox_module()
     raw = start("vs_ansible", f"ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} ")
     sides = trees(args.tree, args.against)
+    compile_trees(sides)
     order = run_order(args.rounds, list(sides))
     fleet = None
     results: dict[str, list] = {run: [] for _, run in order} | {"baseline": []}
