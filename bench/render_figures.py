@@ -201,6 +201,34 @@ def vs_ansible_per_round(rel: str) -> str:
     return "\n".join(lines)
 
 
+def vs_ansible_breakdown(rel: str) -> str:
+    """Where the console's wall time went in a sitting, per tree: the
+    median of each term its runs' own events give (vs_ansible.breakdown,
+    printed under each tree's table), the nginx changes also by step."""
+    terms: dict[str, dict[str, str]] = {}
+    runs: dict[str, str] = {}
+    label, inside = "console", False
+    for line in raw(rel).splitlines():
+        m = re.fullmatch(r"(console(?:@against)?):", line)
+        if m:
+            label = m[1]
+            continue
+        m = re.fullmatch(r"console wall time, where it goes \(median of (\d+) run\(s\), seconds\):", line)
+        if m:
+            inside, runs[label] = True, m[1]
+            continue
+        m = re.fullmatch(r"  (  )?(\S.*?)\s{2,}([\d.]+)(.*)", line) if inside else None
+        if m:
+            name = ("nginx step: " if m[1] else "") + m[2].replace("|", "\\|")  # a cell of a markdown table
+            terms.setdefault(name, {})[label] = m[3] + (f" {m[4].strip()}" if m[4].strip() else "")
+    assert terms, f"{rel}: no breakdown"
+    names = {"console": "this tree", "console@against": "the --against tree"}
+    head = ["term (seconds, median)"] + [f"{names[t]} (n={n})" for t, n in runs.items()]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join([name] + [by.get(t, "") for t in runs]) + " |" for name, by in terms.items()]
+    return "\n".join(lines)
+
+
 def fleet_scale_growth(rel: str, fixed_rel: str) -> str:
     """Growth for 10x the hosts, with the fixed start-up apart: the wall of
     `console --dry-run` at the same commit (imports, reading plan and

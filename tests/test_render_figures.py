@@ -72,3 +72,39 @@ def test_every_round_of_a_sitting_is_shown_in_its_order(tmp_path, monkeypatch):
     # the medians' table takes this tree's console rounds only, each with its own start-up
     assert "| console wall without start-up + exit | 8.25 s (8.00-8.50, n=2) |" in \
         render_figures.vs_ansible_rounds(["s/vs_ansible.txt"])
+
+
+BREAKDOWN = """\
+console:
+| | console | ansible | ansible / console |
+
+console wall time, where it goes (median of 3 run(s), seconds):
+  wall                                10.000
+  nginx changes                        2.000  (11 verified changes, 0.182 s each)
+  nginx changes by step (summed over the changes; marker and old-worker wait run side by side):
+    marker | old workers               1.200
+
+console@against:
+| | console | ansible | ansible / console |
+
+console wall time, where it goes (median of 2 run(s), seconds):
+  wall                                12.000
+  nginx changes                        2.500  (11 verified changes, 0.227 s each)
+
+safety steps performed | console | ansible playbook (bench/ansible/rolling.yml)
+  rollout lock on the LB (one rollout per upstream)          | yes     | no
+"""
+
+
+def test_where_the_time_goes_is_shown_per_tree(tmp_path, monkeypatch):
+    """Each tree's breakdown in its own column, a term one tree lacks left
+    empty, the safety list after it not read as a term."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "vs_ansible.txt").write_text(BREAKDOWN)
+    monkeypatch.setattr(render_figures, "RESULTS", tmp_path)
+    assert render_figures.vs_ansible_breakdown("s/vs_ansible.txt").splitlines() == [
+        "| term (seconds, median) | this tree (n=3) | the --against tree (n=2) |",
+        "| --- | --- | --- |",
+        "| wall | 10.000 | 12.000 |",
+        "| nginx changes | 2.000 (11 verified changes, 0.182 s each) | 2.500 (11 verified changes, 0.227 s each) |",
+        "| nginx step: marker \\| old workers | 1.200 |  |"]
