@@ -186,7 +186,7 @@ def vs_ansible_per_round(rel: str) -> str:
         ["Ansible", "Ansible / console"] + (["this / against"] if against else []) + ["inherent"] + \
         (["load avg at each run's start"] if loads else [])
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    names = {"console": "console", "console@against": "against", "ansible": "Ansible"}
+    names = {"console": "this", "console@against": "against", "ansible": "Ansible"}
     for r in runs:
         cells = [str(r["round"]), ", ".join(names[t] for t in r["order"]), wall(r.get("console"))]
         if against:
@@ -199,6 +199,30 @@ def vs_ansible_per_round(rel: str) -> str:
             cells.append(", ".join(f"{r[t]['load']:.1f}" for t in r["order"] if r[t].get("load") is not None))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def vs_ansible_tables(rel: str) -> str:
+    """The tables a vs_ansible sitting printed, each under the tree it is
+    about (with --against there are two, alike but for that): this tree,
+    or the --against tree by its commit, then the before/after line."""
+    text = raw(rel)
+    against = re.search(r"^console \(against\) from \S+ at commit (\w+)", text, re.M)
+    names = {"console": "This tree", "console@against": f"The --against tree ({against[1] if against else '?'})"}
+    out: list[str] = []
+    table: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        m = re.fullmatch(r"(console(?:@against)?):", line)
+        if m:
+            out.append(f"{names[m[1]]} against Ansible, the same rounds:")
+        elif line.startswith("|"):
+            table.append(line)
+        elif table:
+            out.append("\n".join(table))
+            table = []
+        if line.startswith("this / against, console wall:"):
+            out.append(line.replace("this / against", "This tree / the --against tree", 1) + ".")
+    assert out, f"{rel}: no table"
+    return "\n\n".join(out)
 
 
 def vs_ansible_breakdown(rel: str) -> str:
@@ -299,6 +323,10 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "vs-ansible-50-3743db8": lambda: "\n\n".join([
         provenance("2026-12-02-3743db8/vs_ansible-2.txt"), provenance("2026-12-02-3743db8/vs_ansible-3.txt"),
         vs_ansible_rounds(["2026-12-02-3743db8/vs_ansible-2.txt", "2026-12-02-3743db8/vs_ansible-3.txt"])]),
+    "vs-ansible-50-f739717": lambda: "\n\n".join([provenance("2026-12-06-f739717/vs_ansible.txt"),
+                                                  vs_ansible_tables("2026-12-06-f739717/vs_ansible.txt"),
+                                                  vs_ansible_per_round("2026-12-06-f739717/vs_ansible.txt"),
+                                                  vs_ansible_breakdown("2026-12-06-f739717/vs_ansible.txt")]),
     "probe-cost": lambda: "\n\n".join([provenance("2026-12-02-caf7311/probe_cost.txt"),
                                        printed_tables("2026-12-02-caf7311/probe_cost.txt")]),
     "fleet-scale": lambda: "\n\n".join([provenance("2026-12-02-3743db8/fleet_scale.txt"),

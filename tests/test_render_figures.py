@@ -65,9 +65,9 @@ def test_every_round_of_a_sitting_is_shown_in_its_order(tmp_path, monkeypatch):
         "| round | order | console (start-up + exit) | console, --against tree | Ansible | Ansible / console "
         "| this / against | inherent | load avg at each run's start |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        "| 1 | console, against, Ansible | 10.00 s (1.50) | 12.00 s (2.00) | 80.00 s | 8.00 x | 0.83 x | 6.00 s "
+        "| 1 | this, against, Ansible | 10.00 s (1.50) | 12.00 s (2.00) | 80.00 s | 8.00 x | 0.83 x | 6.00 s "
         "| 3.0, 4.0, 5.0 |",
-        "| 2 | Ansible, against, console | 9.00 s (1.00) | failed | 90.00 s | 10.00 x | n/a | 5.00 s "
+        "| 2 | Ansible, against, this | 9.00 s (1.00) | failed | 90.00 s | 10.00 x | n/a | 5.00 s "
         "| 6.0, 7.0, 8.0 |"]
     # the medians' table takes this tree's console rounds only, each with its own start-up
     assert "| console wall without start-up + exit | 8.25 s (8.00-8.50, n=2) |" in \
@@ -108,3 +108,23 @@ def test_where_the_time_goes_is_shown_per_tree(tmp_path, monkeypatch):
         "| wall | 10.000 | 12.000 |",
         "| nginx changes | 2.000 (11 verified changes, 0.182 s each) | 2.500 (11 verified changes, 0.227 s each) |",
         "| nginx step: marker \\| old workers | 1.200 |  |"]
+
+
+def test_each_printed_table_is_named_by_its_tree(tmp_path, monkeypatch):
+    """With --against the sitting prints two tables alike but for the tree:
+    each goes under its name, the --against tree by its commit, and the
+    before/after line follows."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "vs_ansible.txt").write_text(
+        "console (against) from /tmp/old at commit 601923a Some subject\n"
+        "console:\n| | console | ansible |\n|---|---|---|\n| wall time | 10 s | 80 s |\n\n"
+        "console@against:\n| | console | ansible |\n|---|---|---|\n| wall time | 12 s | 80 s |\n\n"
+        "this / against, console wall: per round 0.83 x (n=1); ratio of the medians 0.833x (below 1: this is faster)\n")
+    monkeypatch.setattr(render_figures, "RESULTS", tmp_path)
+    assert render_figures.vs_ansible_tables("s/vs_ansible.txt").split("\n\n") == [
+        "This tree against Ansible, the same rounds:",
+        "| | console | ansible |\n|---|---|---|\n| wall time | 10 s | 80 s |",
+        "The --against tree (601923a) against Ansible, the same rounds:",
+        "| | console | ansible |\n|---|---|---|\n| wall time | 12 s | 80 s |",
+        "This tree / the --against tree, console wall: per round 0.83 x (n=1); ratio of the medians 0.833x "
+        "(below 1: this is faster)."]
