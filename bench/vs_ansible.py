@@ -11,7 +11,10 @@ console from another checkout in every round, the order of the three runs
 bench/tui_tmux.py --against), and prints each tree's table against the
 Ansible runs of the same rounds, then this / against per round and as a
 ratio of the medians. A before/after figure comes from such a sitting only,
-never from two files measured on different machines or days.
+never from two files measured on different machines or days. Each console
+tree is byte-compiled before the first round (_common.compile_trees), as
+an installed copy is and as Ansible's package is. Every run line carries
+the load average as the run began: the machine may be shared.
 
 Boots the sandbox (lb-01 + --hosts agents, 6 by default, on the network
 ROLLOUT_SANDBOX_NET names), then alternates console, ansible, console,
