@@ -253,6 +253,12 @@ def vs_ansible_breakdown(rel: str) -> str:
     return "\n".join(lines)
 
 
+def vs_ansible_sitting(rel: str) -> str:
+    """A whole vs_ansible sitting: where it ran, its tables by tree, every
+    round, and where the console's time went."""
+    return "\n\n".join([provenance(rel), vs_ansible_tables(rel), vs_ansible_per_round(rel), vs_ansible_breakdown(rel)])
+
+
 def fleet_scale_growth(rel: str, fixed_rel: str) -> str:
     """Growth for 10x the hosts, with the fixed start-up apart: the wall of
     `console --dry-run` at the same commit (imports, reading plan and
@@ -323,10 +329,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "vs-ansible-50-3743db8": lambda: "\n\n".join([
         provenance("2026-12-02-3743db8/vs_ansible-2.txt"), provenance("2026-12-02-3743db8/vs_ansible-3.txt"),
         vs_ansible_rounds(["2026-12-02-3743db8/vs_ansible-2.txt", "2026-12-02-3743db8/vs_ansible-3.txt"])]),
-    "vs-ansible-50-f739717": lambda: "\n\n".join([provenance("2026-12-06-f739717/vs_ansible.txt"),
-                                                  vs_ansible_tables("2026-12-06-f739717/vs_ansible.txt"),
-                                                  vs_ansible_per_round("2026-12-06-f739717/vs_ansible.txt"),
-                                                  vs_ansible_breakdown("2026-12-06-f739717/vs_ansible.txt")]),
+    "vs-ansible-50-f739717": lambda: vs_ansible_sitting("2026-12-06-f739717/vs_ansible.txt"),
+    "vs-ansible-50-b5760ff": lambda: vs_ansible_sitting("2026-12-06-b5760ff/vs_ansible.txt"),
     "probe-cost": lambda: "\n\n".join([provenance("2026-12-02-caf7311/probe_cost.txt"),
                                        printed_tables("2026-12-02-caf7311/probe_cost.txt")]),
     "fleet-scale": lambda: "\n\n".join([provenance("2026-12-02-3743db8/fleet_scale.txt"),
