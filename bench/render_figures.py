@@ -114,6 +114,35 @@ def fmt(values: list[float], unit: str = "s", digits: int = 2) -> str:
     return f"{med} (n=1)" if len(v) == 1 else f"{med} ({v[0]:.{digits}f}-{v[-1]:.{digits}f}, n={len(v)})"
 
 
+RUN_LINE = re.compile(r"round (\d+) (console@against|console|ansible)\s+wall ([\d.]+)s cpu [\d.]+s rc (\S+)"
+                      r"(?: load avg ([\d.]+))?")
+
+
+def vs_ansible_runs(rel: str) -> list[dict]:
+    """One record per round of a bench/vs_ansible.py sitting: the order its
+    runs went in, each run's wall and whether it succeeded, the console's
+    start-up + exit (the breakdown line under its run line), the load
+    average as each run began (when printed) and the round's inherent
+    service time."""
+    rounds: dict[int, dict] = {}
+    last: dict | None = None
+    for line in raw(rel).splitlines():
+        m = RUN_LINE.match(line)
+        if m:
+            r = rounds.setdefault(int(m[1]), {"round": int(m[1]), "order": []})
+            r["order"].append(m[2])
+            last = r[m[2]] = {"wall": float(m[3]), "ok": m[4] == "0", "load": float(m[5]) if m[5] else None}
+            continue
+        m = re.match(r"  wall [\d.]+, start-up \+ exit ([\d.]+)", line)
+        if m and last is not None:
+            last["startup"] = float(m[1])
+        m = re.match(r"round (\d+) baseline inherent ([\d.]+)s", line)
+        if m:
+            rounds[int(m[1])]["inherent"] = float(m[2])
+    assert rounds, f"{rel}: no rounds"
+    return [rounds[n] for n in sorted(rounds)]
+
+
 def vs_ansible_rounds(rels: list[str]) -> str:
     """Per round of one sitting (the files of one commit, one machine):
     the console's wall with its start-up + exit apart, Ansible's wall, and
@@ -121,13 +150,10 @@ def vs_ansible_rounds(rels: list[str]) -> str:
     console: list[tuple[float, float]] = []
     ansible: list[float] = []
     for rel in rels:
-        text = raw(rel)
-        walls = re.findall(r"^round \d+ console\s+wall ([\d.]+)s", text, re.M)
-        startups = re.findall(r"^  wall [\d.]+, start-up \+ exit ([\d.]+)", text, re.M)
-        assert len(walls) == len(startups), f"{rel}: a console round without its breakdown"
-        console += [(float(w), float(s)) for w, s in zip(walls, startups)]
-        ansible += [float(w) for w in re.findall(r"^round \d+ ansible\s+wall ([\d.]+)s", text, re.M)]
-    assert len(console) == len(ansible), f"{rels}: unpaired rounds"
+        for r in vs_ansible_runs(rel):
+            assert "startup" in r["console"], f"{rel}: round {r['round']}: a console run without its breakdown"
+            console.append((r["console"]["wall"], r["console"]["startup"]))
+            ansible.append(r["ansible"]["wall"])
     rows = [
         ("console wall", fmt([w for w, _ in console])),
         ("of which start-up + exit (imports, reading plan and inventory)", fmt([s for _, s in console])),
@@ -137,6 +163,100 @@ def vs_ansible_rounds(rels: list[str]) -> str:
     ]
     return "\n".join(["| measure | median (min-max, n rounds) |", "| --- | --- |",
                       *(f"| {k} | {v} |" for k, v in rows)])
+
+
+def vs_ansible_per_round(rel: str) -> str:
+    """Every round of a sitting, not only the medians: the order the runs
+    went in, each run's wall (the console's start-up + exit in brackets),
+    Ansible / console and, with --against, this tree / that tree, both from
+    that round alone; a failed run is named, not timed."""
+    runs = vs_ansible_runs(rel)
+    against = any("console@against" in r for r in runs)
+    loads = any(r[t].get("load") is not None for r in runs for t in r["order"])
+
+    def wall(run: dict | None) -> str:
+        if run is None or not run["ok"]:
+            return "failed"
+        return f"{run['wall']:.2f} s" + (f" ({run['startup']:.2f})" if "startup" in run else "")
+
+    def ratio(a: dict | None, b: dict | None) -> str:
+        return f"{a['wall'] / b['wall']:.2f} x" if a and b and a["ok"] and b["ok"] else "n/a"
+
+    head = ["round", "order", "console (start-up + exit)"] + (["console, --against tree"] if against else []) + \
+        ["Ansible", "Ansible / console"] + (["this / against"] if against else []) + ["inherent"] + \
+        (["load avg at each run's start"] if loads else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    names = {"console": "this", "console@against": "against", "ansible": "Ansible"}
+    for r in runs:
+        cells = [str(r["round"]), ", ".join(names[t] for t in r["order"]), wall(r.get("console"))]
+        if against:
+            cells.append(wall(r.get("console@against")))
+        cells += [wall(r.get("ansible")), ratio(r.get("ansible"), r.get("console"))]
+        if against:
+            cells.append(ratio(r.get("console"), r.get("console@against")))
+        cells.append(f"{r['inherent']:.2f} s" if "inherent" in r else "n/a")
+        if loads:
+            cells.append(", ".join(f"{r[t]['load']:.1f}" for t in r["order"] if r[t].get("load") is not None))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def vs_ansible_tables(rel: str) -> str:
+    """The tables a vs_ansible sitting printed, each under the tree it is
+    about (with --against there are two, alike but for that): this tree,
+    or the --against tree by its commit, then the before/after line."""
+    text = raw(rel)
+    against = re.search(r"^console \(against\) from \S+ at commit (\w+)", text, re.M)
+    names = {"console": "This tree", "console@against": f"The --against tree ({against[1] if against else '?'})"}
+    out: list[str] = []
+    table: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        m = re.fullmatch(r"(console(?:@against)?):", line)
+        if m:
+            out.append(f"{names[m[1]]} against Ansible, the same rounds:")
+        elif line.startswith("|"):
+            table.append(line)
+        elif table:
+            out.append("\n".join(table))
+            table = []
+        if line.startswith("this / against, console wall:"):
+            out.append(line.replace("this / against", "This tree / the --against tree", 1) + ".")
+    assert out, f"{rel}: no table"
+    return "\n\n".join(out)
+
+
+def vs_ansible_breakdown(rel: str) -> str:
+    """Where the console's wall time went in a sitting, per tree: the
+    median of each term its runs' own events give (vs_ansible.breakdown,
+    printed under each tree's table), the nginx changes also by step."""
+    terms: dict[str, dict[str, str]] = {}
+    runs: dict[str, str] = {}
+    label, inside = "console", False
+    for line in raw(rel).splitlines():
+        m = re.fullmatch(r"(console(?:@against)?):", line)
+        if m:
+            label = m[1]
+            continue
+        m = re.fullmatch(r"console wall time, where it goes \(median of (\d+) run\(s\), seconds\):", line)
+        if m:
+            inside, runs[label] = True, m[1]
+            continue
+        m = re.fullmatch(r"  (  )?(\S.*?)\s{2,}([\d.]+)(.*)", line) if inside else None
+        if m:
+            name = ("nginx step: " if m[1] else "") + m[2].replace("|", "\\|")  # a cell of a markdown table
+            terms.setdefault(name, {})[label] = m[3] + (f" {m[4].strip()}" if m[4].strip() else "")
+    assert terms, f"{rel}: no breakdown"
+    names = {"console": "this tree", "console@against": "the --against tree"}
+    head = ["term (seconds, median)"] + [f"{names[t]} (n={n})" for t, n in runs.items()]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join([name] + [by.get(t, "") for t in runs]) + " |" for name, by in terms.items()]
+    return "\n".join(lines)
+
+
+def vs_ansible_sitting(rel: str) -> str:
+    """A whole vs_ansible sitting: where it ran, its tables by tree, every
+    round, and where the console's time went."""
+    return "\n\n".join([provenance(rel), vs_ansible_tables(rel), vs_ansible_per_round(rel), vs_ansible_breakdown(rel)])
 
 
 def fleet_scale_growth(rel: str, fixed_rel: str) -> str:
@@ -209,6 +329,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "vs-ansible-50-3743db8": lambda: "\n\n".join([
         provenance("2026-12-02-3743db8/vs_ansible-2.txt"), provenance("2026-12-02-3743db8/vs_ansible-3.txt"),
         vs_ansible_rounds(["2026-12-02-3743db8/vs_ansible-2.txt", "2026-12-02-3743db8/vs_ansible-3.txt"])]),
+    "vs-ansible-50-f739717": lambda: vs_ansible_sitting("2026-12-06-f739717/vs_ansible.txt"),
+    "vs-ansible-50-b5760ff": lambda: vs_ansible_sitting("2026-12-06-b5760ff/vs_ansible.txt"),
     "probe-cost": lambda: "\n\n".join([provenance("2026-12-02-caf7311/probe_cost.txt"),
                                        printed_tables("2026-12-02-caf7311/probe_cost.txt")]),
     "fleet-scale": lambda: "\n\n".join([provenance("2026-12-02-3743db8/fleet_scale.txt"),

@@ -11,7 +11,10 @@ console from another checkout in every round, the order of the three runs
 bench/tui_tmux.py --against), and prints each tree's table against the
 Ansible runs of the same rounds, then this / against per round and as a
 ratio of the medians. A before/after figure comes from such a sitting only,
-never from two files measured on different machines or days.
+never from two files measured on different machines or days. Each console
+tree is byte-compiled before the first round (_common.compile_trees), as
+an installed copy is and as Ansible's package is. Every run line carries
+the load average as the run began: the machine may be shared.
 
 Boots the sandbox (lb-01 + --hosts agents, 6 by default, on the network
 ROLLOUT_SANDBOX_NET names), then alternates console, ansible, console,
@@ -56,6 +59,7 @@ from _common import (  # noqa: E402
     ROOT,
     Fleet,
     alternating,
+    compile_trees,
     fmt,
     ratio_of_medians,
     run_child,
@@ -257,6 +261,17 @@ SAFETY = [  # (step, console, the playbook in bench/ansible/rolling.yml)
 ]
 
 
+def ansible_playbook() -> str:
+    """ansible-playbook on PATH, else beside this Python (the venv that
+    bench/requirements.txt was installed into, run without activating it);
+    found before any host is booted."""
+    found = shutil.which("ansible-playbook") or shutil.which("ansible-playbook", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise SystemExit("ansible-playbook not found on PATH or beside this Python: "
+                         "pip install -r bench/requirements.txt")
+    return found
+
+
 def run_ansible(fleet: Fleet, out: Path, tmp: Path, batch: int) -> dict:
     cp = Path(tempfile.mkdtemp(prefix="acp-", dir="/tmp"))
     env = dict(os.environ, ANSIBLE_CONFIG=str(BENCH / "ansible" / "ansible.cfg"), ANSIBLE_FORKS=str(max(6, batch)),
@@ -264,7 +279,7 @@ def run_ansible(fleet: Fleet, out: Path, tmp: Path, batch: int) -> dict:
                ANSIBLE_SSH_ARGS=f"-o ControlMaster=auto -o ControlPersist=60s "
                                 f"-o UserKnownHostsFile={fleet.known_hosts} -o StrictHostKeyChecking=yes")
     try:
-        r = run_child([shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(fleet.inventory),
+        r = run_child([ansible_playbook(), "-i", str(fleet.inventory),
                        str(BENCH / "ansible" / "rolling.yml"), "-e", f"version={VERSION}", "-e", f"batch={batch}"],
                       timeout=900, env=env, stdout=open(out, "wb"))
     finally:
@@ -296,6 +311,7 @@ def one_run(fleet: Fleet, raw: Path, tmp: Path, batch: int, rnd: int, tool: str,
     if ctx:
         ctx.__enter__()
     kind, _, side = tool.partition("@")
+    load_avg = os.getloadavg()[0]  # the machine is shared: what else ran as this run began
     try:
         kept = raw.with_name(f"{raw.stem}-{tool.replace('@', '-')}-{rnd + 1}.{'jsonl' if kind == 'console' else 'log'}")
         r = run_console(fleet, kept, tmp, batch, sides[side or "this"]) if kind == "console" \
@@ -307,7 +323,7 @@ def one_run(fleet: Fleet, raw: Path, tmp: Path, batch: int, rnd: int, tool: str,
     r["expected_requests"] = load_rps * r["wall"]
     r["requests"] = ctx.load.result.sent if ctx else None
     r["final_versions"] = sorted(versions(fleet))
-    print(f"round {rnd + 1} {tool:8s} wall {r['wall']:.2f}s cpu {r['cpu']:.2f}s rc {r['rc']} "
+    print(f"round {rnd + 1} {tool:8s} wall {r['wall']:.2f}s cpu {r['cpu']:.2f}s rc {r['rc']} load avg {load_avg:.2f} "
           f"versions {r['final_versions']} load {r['requests']} req / {r['failed_requests']} failed"
           + (f" restarts {[round(x, 2) for x in r.get('restart_events', [])]}; inventory read by "
              f"{r['inventory_engine']}" if kind == "console" else ""), flush=True)
@@ -384,10 +400,12 @@ def main() -> int:
                     help="also run the console from this tree in every round, alternating (before/after)")
     args = ap.parse_args()
     batch = args.batch or (2 if args.hosts <= 6 else max(1, args.hosts // 10))
+    ansible_playbook()
     n_batches = -(-args.hosts // batch)
     sb = sandbox_module()
     raw = start("vs_ansible", f"ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} ")
     sides = trees(args.tree, args.against)
+    compile_trees(sides)
     order = run_order(args.rounds, list(sides))
     fleet = None
     results: dict[str, list] = {run: [] for _, run in order} | {"baseline": []}
