@@ -173,7 +173,7 @@ class Session:
         try:
             await self.control.start()
         except OSError as exc:  # the run goes on; only remote control is lost
-            self.engine.emit(Notice, level="warning", message=f"no control socket: {exc.strerror or exc}")
+            self.engine.emit(Notice(level="warning", message=f"no control socket: {exc.strerror or exc}"))
         finally:
             self.on_listening()
         try:
@@ -216,7 +216,7 @@ def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda
             if sig == signal.SIGHUP:
                 quiet_stdio()  # the terminal is gone: writing to it would only fail (EIO)
                 if on_hangup == "detach":
-                    engine.emit(Notice, level="warning", message="terminal hung up: the run continues detached")
+                    engine.emit(Notice(level="warning", message="terminal hung up: the run continues detached"))
                     return
             engine.command(Command.ABORT, source=f"signal {sig.name}")
             on_signal(sig.name)  # after the abort: telling a hung-up terminal may fail
