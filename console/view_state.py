@@ -348,7 +348,7 @@ class FleetView:
         """Most severe first, newest first within a tier."""
         return sorted(self.alerts, key=lambda a: (TIER_ORDER.get(a.tier, 9), -a.at))
 
-    def state_counts(self) -> Counter:
+    def state_counts(self) -> Counter[str]:
         return Counter(r.state for r in self.rows.values())
 
     def changed_instances(self) -> list[InstanceRow]:
