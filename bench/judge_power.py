@@ -286,10 +286,12 @@ def load_old(spec: str, package_name: str) -> types.ModuleType:
 
 
 def seed_warm_up(spec: str) -> float:
-    """The seed's `analysis.latency_warm_up` at REPO@COMMIT (its plan.py's
-    default), so an older judge runs with its own plan's setting."""
+    """The seed's `analysis.latency_warm_up` at REPO@COMMIT (its plan
+    models' default: strategies/plan/models.py, before that strategies/plan.py),
+    so an older judge runs with its own plan's setting."""
     repo, _, commit = spec.partition("@")
-    text = git_show(repo, commit or "HEAD", "strategies/plan.py") or ""
+    text = (git_show(repo, commit or "HEAD", "strategies/plan/models.py")
+            or git_show(repo, commit or "HEAD", "strategies/plan.py") or "")
     found = re.search(r"latency_warm_up: Duration = ([0-9.]+)", text)
     return float(found.group(1)) if found else 0.0
 

@@ -61,7 +61,8 @@ def _live(args: argparse.Namespace) -> bool:
 
 def main_rollback(argv: Sequence[str]) -> int:
     from .control.client import ControlError
-    from .control.commands import report_error, send_verb
+    from .control.commands import send_verb
+    from .control.errors import report_error
 
     p = parser_rollback()
     args = p.parse_args(argv)

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable
+from typing import Any, Callable, TextIO
 
 HANGUP_POLICIES = ("stop", "detach")
 DEFAULT_ON_HANGUP = "stop"
@@ -100,7 +100,7 @@ class HangupSafeStream:
     could never leave in order; through this stream the writes after a
     hangup simply go nowhere."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self.gone = False
 
@@ -119,5 +119,5 @@ class HangupSafeStream:
             except OSError:
                 self.gone = True
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

@@ -24,7 +24,7 @@ import sys
 import threading
 from typing import Any, Callable, Coroutine, TypeVar
 
-from strategies.engine import Command
+from strategies.control import Command
 
 T = TypeVar("T")
 
@@ -64,7 +64,7 @@ class EngineThread:
             result = await self.session.run()
         except Exception as exc:  # noqa: BLE001 - shown as the result (exit 1), the journal still closed
             error = f"internal error: {exc!r}"
-        record = self.session.finish(result, error)
+        record: dict[str, Any] = self.session.finish(result, error)
         self.done.set_result(record)
         return record
 

@@ -35,7 +35,7 @@ def describe(event: Event) -> str | None:
         names = ", ".join(e["instances"][:8]) + (" ..." if len(e["instances"]) > 8 else "")
         return f"{e['title']}" + (f": {names}" if names else "")
     if kind == "instance":
-        return f"{e['instance']} {e['phase']}" + (f" ({e['detail']})" if e["detail"] else "")
+        return f"{e['instance']} {e['phase'].value}" + (f" ({e['detail']})" if e["detail"] else "")
     if kind == "command":
         status = "?" if e["exit_status"] is None else e["exit_status"]
         tail = (e["stderr"] or "").strip().splitlines()[-1:] if e["exit_status"] else []

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from strategies.events import Event, from_dict
 
@@ -99,7 +99,7 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def file_entry(path: str | None, redact) -> dict[str, Any]:
+def file_entry(path: str | None, redact: Callable[[str], str]) -> dict[str, Any]:
     if not path:
         return {"path": None, "sha256": None, "text": None}
     data = Path(path).read_bytes()
@@ -132,7 +132,7 @@ class JournalWriter:
     reserve lasts, or counted as lost. The closing record always fits in
     what the reserve keeps back and says how many events were lost."""
 
-    def __init__(self, path: Path, handle, header: dict[str, Any], reserve: Path | None = None,
+    def __init__(self, path: Path, handle: BinaryIO, header: dict[str, Any], reserve: Path | None = None,
                  reserve_fd: int | None = None):
         self.path = path
         self._fh = handle
@@ -142,7 +142,7 @@ class JournalWriter:
         self.closed = False
         self.error: str | None = None
         self.lost = 0
-        self.on_error = None  # callable(message) once, at the first write error
+        self.on_error: Callable[[str], None] | None = None  # called once, at the first write error
         self._reserve = reserve
         self._reserve_fd = reserve_fd  # its flock says "this run is alive" (clear_dead_reserves)
         self._budget = 0
@@ -235,7 +235,7 @@ class JournalWriter:
             self._release_reserve()
             self._budget = RESERVE_BYTES
         self.lost += 1
-        if first and self.on_error is not None:
+        if first and self.on_error is not None and self.error is not None:
             self.on_error(self.error)
 
     def __call__(self, event: Event) -> None:
@@ -270,7 +270,7 @@ class JournalWriter:
 
 
 def make_header(argv: list[str], plan_path: str | None, inventory_path: str | None,
-                simulated: bool, redact, tool_version: str) -> dict[str, Any]:
+                simulated: bool, redact: Callable[[str], str], tool_version: str) -> dict[str, Any]:
     return {"tool": "rollout-console", "tool_version": tool_version, "argv": [redact(a) for a in argv],
             "operator": operator_identity(), "started": utc_now(), "simulated": simulated,
             "python": sys.version.split()[0],

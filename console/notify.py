@@ -15,11 +15,12 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Callable, ClassVar
 
 import httpx
 
 from strategies.events import AlertRaised, Event, EventBus, GateEvaluated, RunFinished
+from strategies.plan import NotifyTarget, Plan
 
 from .headless import describe
 
@@ -53,7 +54,7 @@ def route(event: Event) -> tuple[str, str] | None:
     return None
 
 
-def payload(kind: str, about: str, tier: str, event: Event, plan: Any) -> bytes:
+def payload(kind: str, about: str, tier: str, event: Event, plan: Plan) -> bytes:
     if kind == "slack":
         text = describe(event) or event.kind
         head = f"[{tier}] " if tier else ""
@@ -72,13 +73,13 @@ class _Item:
 class Notifier:
     """Delivers to a plan's notify targets off the engine's path."""
 
-    def __init__(self, plan: Any, bus: EventBus, redact: Callable[[str], str]) -> None:
+    def __init__(self, plan: Plan, bus: EventBus, redact: Callable[[str], str]) -> None:
         self.plan = plan
         self.notify = plan.notify
         self.bus = bus
         self.redact = redact
         self.queues: dict[str, asyncio.Queue[_Item]] = {}
-        self.workers: list[asyncio.Task] = []
+        self.workers: list[asyncio.Task[None]] = []
         self.busy: dict[str, _Item | None] = {t.name: None for t in self.notify.targets}
         self.closed = False
         self._client: httpx.AsyncClient | None = None
@@ -110,7 +111,7 @@ class Notifier:
             self.workers.append(loop.create_task(self._work(target)))
 
     # -- delivery ------------------------------------------------------------------
-    async def _work(self, target) -> None:
+    async def _work(self, target: NotifyTarget) -> None:
         queue = self.queues[target.name]
         while True:
             item = await queue.get()
@@ -121,7 +122,7 @@ class Notifier:
                 self.busy[target.name] = None
                 queue.task_done()
 
-    async def _deliver(self, target, item: _Item) -> None:
+    async def _deliver(self, target: NotifyTarget, item: _Item) -> None:
         t0 = time.monotonic()
         delay = self.notify.backoff
         status: int | None = None
@@ -145,8 +146,9 @@ class Notifier:
                 delay *= 2
         self._record(target.name, item, "failed", attempts, status, error, time.monotonic() - t0)
 
-    async def _attempt(self, target, body: bytes) -> int:
+    async def _attempt(self, target: NotifyTarget, body: bytes) -> int:
         if target.kind == "command":
+            assert target.command is not None  # the plan refuses a command target without one
             proc = await asyncio.create_subprocess_exec(
                 *target.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
@@ -156,7 +158,9 @@ class Notifier:
                 proc.kill()
                 await proc.wait()
                 raise
+            assert proc.returncode is not None  # communicate() waited for the exit
             return proc.returncode
+        assert self._client is not None and target.url is not None  # start() made it; a webhook has its URL
         headers = {"content-type": "application/json", **target.headers}
         response = await self._client.post(target.url, content=body, headers=headers)
         return response.status_code
@@ -184,11 +188,13 @@ class Notifier:
             task.cancel()
         await asyncio.gather(*self.workers, return_exceptions=True)
         for target in self.notify.targets:
-            left = [in_flight[target.name]] if in_flight[target.name] else []
+            pending = in_flight[target.name]
+            left = [pending] if pending else []
             queue = self.queues[target.name]
             while not queue.empty():
                 left.append(queue.get_nowait())
             for item in left:
                 self._record(target.name, item, "dropped", 0, None, f"still pending after {self.notify.flush:g} s flush",
                              0.0)
-        await self._client.aclose()
+        if self._client is not None:
+            await self._client.aclose()

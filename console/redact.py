@@ -6,7 +6,9 @@ import dataclasses
 import re
 from typing import Any, Iterable
 
+from inventory.model import Inventory
 from strategies.events import Event
+from strategies.plan import Plan
 
 MASK = "***"
 _SECRET_WORD = r"(?:password|passwd|pass|token|secret|api[-_]?key|access[-_]?key|private[-_]?key|credentials?)"
@@ -58,15 +60,14 @@ class Redactor:
         return dataclasses.replace(event, **changes) if changes else event
 
 
-def secret_values(inventory: Any, plan: Any) -> list[str]:
+def secret_values(inventory: Inventory, plan: Plan) -> list[str]:
     """Values of every variable the inventory or plan marks secret, and of
     the plan's named secrets."""
-    names = set(getattr(inventory, "secrets", ())) | set(plan.secret_var_names())
+    names = set(inventory.secrets) | set(plan.secret_var_names())
     out = []
     for host in inventory.hosts.values():
         for name in names:
             value = host.vars.get(name)
             if isinstance(value, (str, int)) and not isinstance(value, bool):
                 out.append(str(value))
-    notify = getattr(plan, "notify", None)
-    return out + plan.named_secret_values() + (notify.secret_values() if notify is not None else [])
+    return out + plan.named_secret_values() + plan.notify.secret_values()

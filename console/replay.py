@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, TextIO
 
 from strategies import analysis
 from strategies.events import Event, GateEvaluated
+from strategies.plan import Thresholds
 
 from .headless import describe
 from .journal import Journal
@@ -26,7 +27,7 @@ class WhatIf:
     reasons: list[str]
 
 
-def rescore(events: Iterable[Event], thresholds: Any) -> WhatIf | None:
+def rescore(events: Iterable[Event], thresholds: Thresholds) -> WhatIf | None:
     """The first gate these thresholds would have failed, or None.
 
     A recorded gate event carries its window's pooled counts, so the
@@ -34,7 +35,8 @@ def rescore(events: Iterable[Event], thresholds: Any) -> WhatIf | None:
     differences; readings (health, quality, CPU) are per sample. Per-request
     latencies are not recorded, so latency rules are not re-run."""
     policy = analysis.Policy.of(thresholds)
-    window, current, last = analysis.Window(), None, {}
+    window, current = analysis.Window(), None
+    last: dict[str, Any] = {}
     for event in events:
         if not isinstance(event, GateEvaluated) or event.final:
             continue
@@ -66,7 +68,7 @@ def _delta(values: dict[str, Any], last: dict[str, Any], requests: str, errors: 
     return analysis.Evidence(max(0, n), max(0, min(e, n)))
 
 
-def print_timeline(journal: Journal, fmt: str, out=sys.stdout) -> None:
+def print_timeline(journal: Journal, fmt: str, out: TextIO = sys.stdout) -> None:
     header = journal.header or {}
     if fmt == "json":
         for event in journal.events:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from inventory.nginx_config import ConfigError, check_managed_text
 from strategies.engine import ResumeState
@@ -57,7 +58,7 @@ def check_snapshot(snapshot: dict[str, str], inputs: Inputs) -> None:
             raise JournalRejected(f"lb_snapshot of {name}: {exc}") from None
 
 
-def _same_file(entry: dict, what: str) -> str:
+def _same_file(entry: dict[str, Any], what: str) -> str:
     path = entry.get("path")
     if not path or not Path(path).is_file():
         raise ResumeRefused(f"the session's {what} {path} is gone")
@@ -65,7 +66,7 @@ def _same_file(entry: dict, what: str) -> str:
     if digest != entry.get("sha256"):
         raise ResumeRefused(f"the session's {what} {path} changed since it ran (sha256 {digest[:12]} "
                             f"!= recorded {str(entry.get('sha256'))[:12]})")
-    return path
+    return str(path)
 
 
 def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from inventory.driver import FleetDriver
 from inventory.errors import InputError
 from inventory.loaders import embedded_fleet_path, load_inventory, read_inventory
 from inventory.model import Inventory
@@ -21,7 +22,7 @@ from strategies.control import Command
 from strategies.engine import Engine, Outcome, ResumeState, RunResult
 from strategies.errors import PlanError
 from strategies.events import EventBus, Notice
-from strategies.plan import field_line, load_plan
+from strategies.plan import Plan, field_line, load_plan
 from strategies.registry import runner_for
 from strategies.topology import (
     TopologyError,
@@ -35,6 +36,7 @@ from strategies.topology import (
 from .control.server import ControlServer
 from .detach import DEFAULT_ON_HANGUP, leave_terminal, quiet_stdio
 from .exitcodes import Exit
+from .headless import HeadlessReporter
 from .journal import JournalWriter, default_dir, make_header, operator_identity
 from .notify import Notifier
 from .redact import Redactor, secret_values
@@ -56,7 +58,7 @@ class UsageError(Exception):
 
 @dataclass
 class Inputs:
-    plan: Any
+    plan: Plan
     inventory: Inventory
     plan_path: str
     inventory_path: str
@@ -65,7 +67,7 @@ class Inputs:
 
 
 def read_plan_and_inventory(plan_path: str, inventory_path: str | None, version: str | None, *,
-                            judge_shadow: bool = False) -> tuple[Any, Inventory, str]:
+                            judge_shadow: bool = False) -> tuple[Plan, Inventory, str]:
     """(plan, inventory, inventory path) as read, not yet cross-checked.
     `judge_shadow` (--judge-shadow) sets the plan's analysis.shadow."""
     inv_path = str(inventory_path or embedded_fleet_path())
@@ -96,7 +98,7 @@ def load_inputs(plan_path: str, inventory_path: str | None, version: str | None,
     return Inputs(plan, inventory, plan_path, inv_path, plan.version, inventory_given=bool(inventory_path))
 
 
-def make_driver(inputs: Inputs, *, time_scale: float, accept_new_host_keys: bool):
+def make_driver(inputs: Inputs, *, time_scale: float, accept_new_host_keys: bool) -> FleetDriver:
     """The simulated fleet for a simulated inventory, SSH otherwise."""
     plan = inputs.plan
     if inputs.inventory.simulated:
@@ -123,7 +125,7 @@ def make_driver(inputs: Inputs, *, time_scale: float, accept_new_host_keys: bool
                     marker_port=plan.nginx.marker_port, accept_new_host_keys=accept_new_host_keys)
 
 
-def journal_path(record: str | None, plan: Any, version: str) -> Path:
+def journal_path(record: str | None, plan: Plan, version: str) -> Path:
     if record:
         return Path(record)
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -173,7 +175,7 @@ class Session:
         try:
             await self.control.start()
         except OSError as exc:  # the run goes on; only remote control is lost
-            self.engine.emit(Notice, level="warning", message=f"no control socket: {exc.strerror or exc}")
+            self.engine.emit(Notice(level="warning", message=f"no control socket: {exc.strerror or exc}"))
         finally:
             self.on_listening()
         try:
@@ -212,11 +214,11 @@ def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda
     control socket."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        def handler(sig=sig) -> None:
+        def handler(sig: signal.Signals = sig) -> None:
             if sig == signal.SIGHUP:
                 quiet_stdio()  # the terminal is gone: writing to it would only fail (EIO)
                 if on_hangup == "detach":
-                    engine.emit(Notice, level="warning", message="terminal hung up: the run continues detached")
+                    engine.emit(Notice(level="warning", message="terminal hung up: the run continues detached"))
                     return
             engine.command(Command.ABORT, source=f"signal {sig.name}")
             on_signal(sig.name)  # after the abort: telling a hung-up terminal may fail
@@ -233,7 +235,7 @@ def _tell(message: str) -> None:
         silence(sys.stderr)
 
 
-async def finish_headless(session: Session, reporter, run: Awaitable[RunResult],
+async def finish_headless(session: Session, reporter: HeadlessReporter | None, run: Awaitable[RunResult],
                           on_hangup: str = DEFAULT_ON_HANGUP) -> int:
     """Await a run (the headless reporter attached, or none once detached):
     interrupts stop it at a safe point, an internal error is reported and
@@ -249,7 +251,7 @@ async def finish_headless(session: Session, reporter, run: Awaitable[RunResult],
     record = session.finish(result, error)
     if reporter is not None:
         reporter.result(record)
-    return record["exit_code"]
+    return int(record["exit_code"])
 
 
 def run_headless(session: Session, fmt: str, *, on_hangup: str = DEFAULT_ON_HANGUP, detach: bool = False) -> int:

@@ -176,10 +176,10 @@ class FleetView:
         self.planned_steps = [s.get("title", "") for s in e.steps]
         step_of = {k: n for n, s in enumerate(e.steps, 1) for k in s.get("instances", [])}
         for inst in e.instances:
-            key = inst["key"]
+            key = inst.key
             old = e.old_versions.get(key)
-            row = InstanceRow(key=key, host=inst.get("host", key), address=inst.get("address", ""),
-                              port=inst.get("port"), unit=inst.get("unit", ""), group=inst.get("slot", ""),
+            row = InstanceRow(key=key, host=inst.host or key, address=inst.address,
+                              port=inst.port, unit=inst.unit, group=inst.slot,
                               version=old, old_version=old, step=step_of.get(key),
                               state=("live" if old else "standby") if e.strategy == "blue_green" else "queued")
             self.rows[key] = row
@@ -210,7 +210,7 @@ class FleetView:
         if row is None:
             row = self.rows[e.instance] = InstanceRow(key=e.instance, host=e.instance.split("/")[0])
             self.by_host.setdefault(row.host, []).append(e.instance)
-        row.state, row.detail = e.phase, e.detail
+        row.state, row.detail = e.phase.value, e.detail
         if e.version is not None or e.phase == InstancePhase.DEPLOYING:
             row.version = e.version if e.version is not None else row.version
 
@@ -348,7 +348,7 @@ class FleetView:
         """Most severe first, newest first within a tier."""
         return sorted(self.alerts, key=lambda a: (TIER_ORDER.get(a.tier, 9), -a.at))
 
-    def state_counts(self) -> Counter:
+    def state_counts(self) -> Counter[str]:
         return Counter(r.state for r in self.rows.values())
 
     def changed_instances(self) -> list[InstanceRow]:

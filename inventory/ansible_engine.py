@@ -17,9 +17,12 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+from .collector import Collector
 from .errors import InventoryError
 from .model import Inventory
+from .validate import show
 
 TIMEOUT = 300.0
 
@@ -68,8 +71,6 @@ def load_with_ansible(path: str | Path, binary: str | None = None) -> Inventory:
     """The inventory as Ansible reads it; errors name the source and
     Ansible's own first error line (Ansible's JSON carries no line numbers,
     so a bad value is named by its variable)."""
-    from .loaders import from_listing
-
     file = str(path)
     binary = binary or ansible_inventory_bin()
     if binary is None:
@@ -85,3 +86,37 @@ def load_with_ansible(path: str | Path, binary: str | None = None) -> Inventory:
         except json.JSONDecodeError as exc:
             raise InventoryError(file, None, "ansible-inventory", f"output is not JSON: {exc}") from None
         return from_listing(listing, file, order.result(), version.result())
+
+
+def from_listing(listing: Any, file: str, all_hosts: list[str], engine: str) -> Inventory:
+    """An Inventory from `ansible-inventory --list` JSON: groups, their own
+    hosts and subgroups as Ansible printed them, variables already merged by
+    Ansible; `all_hosts` is Ansible's order of `all`."""
+    c = Collector(file)
+    if not isinstance(listing, dict):
+        raise c.fail(None, "ansible-inventory", f"expected a JSON object, got {show(listing)}")
+    hostvars = (listing.get("_meta") or {}).get("hostvars") or {}
+    for name, body in listing.items():
+        if name == "_meta":
+            continue
+        g = c.group(name, None, name)
+        body = body if isinstance(body, dict) else {}
+        for h in body.get("hosts") or ():
+            c.host(g, h, None, f"{name}.hosts.{h}")
+        for child in body.get("children") or ():
+            c.group(child, None, f"{name}.children.{child}")
+            c.add_child(name, child)
+    for h in all_hosts:  # hosts only in `all` (not printed under any group)
+        if h not in c.host_vars:
+            c.host(c.groups["all"], h, None, f"all.hosts.{h}")
+    for h, hv in hostvars.items():
+        if h not in c.host_vars or not isinstance(hv, dict):
+            continue
+        for k, v in hv.items():
+            c.set_var(c.host_vars[h], k, v, None, f"_meta.hostvars.{h}.{k}")
+    inv = c.build()
+    order = [h for h in all_hosts if h in inv.hosts] + [h for h in inv.groups["all"] if h not in all_hosts]
+    groups = dict(inv.groups)
+    groups["all"] = tuple(order)
+    return Inventory(source=file, hosts={h: inv.hosts[h] for h in order}, groups=groups, secrets=inv.secrets,
+                     direct=inv.direct, children=inv.children, engine=engine)

@@ -170,7 +170,8 @@ class InstanceDriver(Protocol):
     """What the engine does to one instance: deploy, restart, stop, and ask it
     how it is. Used by the instance operations (strategies/instances.py)."""
 
-    clock: Clock
+    @property
+    def clock(self) -> Clock: ...  # read-only here: a fleet may keep a richer clock (SimFleet's ScaledClock)
 
     async def inflight(self, inst: Instance) -> int: ...
 
@@ -201,7 +202,8 @@ class LoadBalancerDriver(Protocol):
     the traffic it logs, and the rollout lock. Used by the traffic control
     (strategies/traffic.py) and the engine's lock."""
 
-    clock: Clock
+    @property
+    def clock(self) -> Clock: ...
 
     async def lb_read(self) -> dict[str, str]:
         """The managed nginx file's text on each LB ('' if absent)."""
@@ -254,7 +256,8 @@ class FleetDriver(InstanceDriver, LoadBalancerDriver, HostChecks, Protocol):
     DriverError on failure."""
 
     simulated: bool
-    clock: Clock
+    @property
+    def clock(self) -> Clock: ...
 
     def set_command_listener(self, listener: CommandListener) -> None: ...
 

@@ -20,12 +20,10 @@ import ast
 import re
 import shlex
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .collector import Collector, Group
 from .validate import did_you_mean, show
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .loaders import _Collector, _Group
 
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
 _GROUP_LINE = re.compile(r"^([^:\]\s]+)\s*(?:#.*)?$")
@@ -57,7 +55,7 @@ def ini_value(text: str) -> Any:
     return _coerce(value)
 
 
-def parse_ini(text: str, c: _Collector) -> None:
+def parse_ini(text: str, c: Collector) -> None:
     group = c.group("ungrouped", None, "ungrouped")
     section, kind = "ungrouped", "hosts"
     pending: dict[str, dict[str, Any]] = {}  # group -> {"kind", "line", "parents"}
@@ -120,7 +118,7 @@ def parse_ini(text: str, c: _Collector) -> None:
                      f"includes undefined group {show(name)} (declare it with [{name}])")
 
 
-def _host_line(c: _Collector, group: _Group, section: str, line: str, lineno: int) -> None:
+def _host_line(c: Collector, group: Group, section: str, line: str, lineno: int) -> None:
     try:
         tokens = shlex.split(line, comments=True)
     except ValueError as exc:

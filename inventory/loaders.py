@@ -18,29 +18,16 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field as dc_field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Callable
+from typing import Any
 
-from .ansible_values import GROUP_PRIORITY, INTERNAL, as_ansible, key_as_ansible, not_a_string, renamed
-from .connection import connection_of
+from .ansible_engine import ansible_inventory_bin, load_with_ansible
+from .ansible_values import key_as_ansible, not_a_string, renamed
+from .collector import Collector
 from .errors import InventoryError
-from .host_patterns import parse_pattern
 from .ini_source import parse_ini
-from .model import Host, Inventory
-from .validate import (
-    GROUP_NAME,
-    HOST_NAME,
-    VAR_NAME,
-    check_address,
-    check_bool,
-    check_key_file,
-    check_port,
-    check_user,
-    did_you_mean,
-    show,
-)
+from .model import Inventory
+from .validate import did_you_mean, show
 from .vars_files import VarsDirs
 from .yaml_source import PathKey, YamlDoc, format_path, parse_yaml, read_text
 
@@ -57,290 +44,9 @@ def embedded_fleet_path(name: str = "default") -> Path:
     return FLEETS_DIR / f"{name}.yaml"
 
 
-@dataclass
-class _Var:
-    value: Any
-    line: int | None
-    field: str
-    file: str | None = None  # None: the inventory file itself
-
-
-@dataclass
-class _Group:
-    name: str
-    line: int | None
-    field: str
-    # dc_field: `field` is also an attribute name here
-    hosts: list[str] = dc_field(default_factory=list)  # direct members, in listing order
-    children: list[str] = dc_field(default_factory=list)
-    vars: dict[str, _Var] = dc_field(default_factory=dict)
-
-
-def _valid_host_name(name: str) -> bool:
-    if HOST_NAME.fullmatch(name):
-        return True
-    try:
-        check_address(name)
-    except ValueError:
-        return False
-    return ":" in name  # an IPv6 address
-
-
-class _Collector:
-    """Format-independent inventory being built the way Ansible's
-    InventoryData builds it: `all` and `ungrouped` exist from the start
-    (`ungrouped` first child of `all`), groups and hosts are kept in the order
-    they are first seen."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.groups: dict[str, _Group] = {}
-        self.parents: dict[str, list[str]] = {}
-        self.host_order: list[str] = []
-        self.host_vars: dict[str, dict[str, _Var]] = {}
-        self.host_origin: dict[str, tuple[int | None, str]] = {}
-        self.group("all", None, "all")
-        self.group("ungrouped", None, "ungrouped")
-        self.add_child("all", "ungrouped")
-
-    def fail(self, line: int | None, fld: str, message: str, file: str | None = None) -> InventoryError:
-        return InventoryError(file or self.file, line, fld, message)
-
-    def group(self, name: Any, line: int | None, fld: str) -> _Group:
-        if not isinstance(name, str) or not GROUP_NAME.fullmatch(name):
-            raise self.fail(line, fld, f"bad group name {show(name)} (letters, digits, '_', '-', '.')")
-        if name not in self.groups:
-            self.groups[name] = _Group(name, line, fld)
-        elif self.groups[name].line is None and line is not None:
-            self.groups[name].line, self.groups[name].field = line, fld
-        return self.groups[name]
-
-    def add_child(self, parent: str, child: str) -> None:
-        g = self.groups[parent]
-        if child not in g.children:
-            g.children.append(child)
-        ps = self.parents.setdefault(child, [])
-        if parent not in ps:
-            ps.append(parent)
-
-    def host(self, group: _Group, pattern: Any, line: int | None, fld: str, ini: bool = False) -> list[str]:
-        if not isinstance(pattern, str):
-            raise self.fail(line, fld, f"host pattern {show(pattern)} must be a string (quote it)")
-        try:
-            names, port = parse_pattern(pattern)
-        except ValueError as exc:
-            raise self.fail(line, fld, str(exc)) from None
-        if ini and pattern.strip().endswith(":") and port is None:
-            raise self.fail(line, fld, f"host pattern {show(pattern)} ends in ':' (reserved for a port)")
-        for name in names:
-            if not _valid_host_name(name):
-                raise self.fail(
-                    line, fld, f"bad host name {show(name)} (letters, digits, '.', '_', '-'; must start with a letter or digit)"
-                )
-            if name not in self.host_vars:
-                self.host_order.append(name)
-                self.host_vars[name] = {}
-                self.host_origin[name] = (line, fld)
-                if port:  # Ansible sets the port only where a host first appears
-                    self.host_vars[name]["ansible_port"] = _Var(port, line, fld)
-            if name not in group.hosts:
-                group.hosts.append(name)
-        return names
-
-    def set_var(self, target: dict[str, _Var], key: Any, value: Any, line: int | None, fld: str) -> None:
-        if not isinstance(key, str) or not VAR_NAME.fullmatch(key):
-            raise self.fail(line, fld, f"bad variable name {show(key)} (letters, digits and '_', not starting with a digit)")
-        try:
-            target[key] = _Var(as_ansible(value), line, fld)
-        except ValueError as exc:
-            raise self.fail(line, fld, str(exc)) from None
-
-    # -- resolution -------------------------------------------------------
-
-    def _reconcile(self) -> None:
-        """Ansible's reconcile_inventory: parentless groups join `all`; a host
-        in `ungrouped` and in another group leaves `ungrouped`; a host in no
-        group but `all` joins `ungrouped`."""
-        for name in list(self.groups):
-            if name != "all" and not self.parents.get(name):
-                self.add_child("all", name)
-        if "all" in self.parents:
-            g = self.groups[self.parents["all"][0]]
-            raise self.fail(g.line, g.field, '"all" cannot be a child of another group')
-        ungrouped = self.groups["ungrouped"]
-        for name in self.host_order:
-            direct = [g for g in self.groups.values() if name in g.hosts]
-            mine = set()
-            for g in direct:
-                mine.add(g.name)
-                mine |= self._ancestors(g.name)
-            if "ungrouped" in mine:
-                if mine - {"all", "ungrouped"}:
-                    ungrouped.hosts.remove(name)
-            elif not mine or mine == {"all"}:
-                ungrouped.hosts.append(name)
-
-    def _ancestors(self, name: str) -> set[str]:
-        out: set[str] = set()
-        todo = list(self.parents.get(name, ()))
-        while todo:
-            p = todo.pop()
-            if p not in out:
-                out.add(p)
-                todo.extend(self.parents.get(p, ()))
-        return out
-
-    def _check_cycles(self) -> None:
-        state: dict[str, int] = {}
-
-        def visit(name: str, trail: tuple[str, ...]) -> None:
-            if state.get(name) == 2:
-                return
-            if state.get(name) == 1:
-                g = self.groups[name]
-                cycle = " -> ".join(trail[trail.index(name):] + (name,))
-                raise self.fail(g.line, g.field, f"group cycle: {cycle}")
-            state[name] = 1
-            for child in self.groups[name].children:
-                visit(child, trail + (name,))
-            state[name] = 2
-
-        for name in list(self.groups):
-            visit(name, ())
-
-    def _members(self, name: str) -> tuple[str, ...]:
-        """Ansible's Group.get_hosts order: the group's own hosts, then its
-        descendants level by level (each level in listing order; Ansible
-        walks levels below the first as a set, so for two subgroups at the
-        same depth that both have subgroups its own order is not fixed)."""
-        ordered = [name] + list(self.groups[name].children)
-        seen = {name} | set(self.groups[name].children)
-        level = list(self.groups[name].children)
-        while level:
-            nxt: list[str] = []
-            for g in level:
-                for child in self.groups[g].children:
-                    if child not in seen and child not in nxt:
-                        nxt.append(child)
-            ordered.extend(nxt)
-            seen |= set(nxt)
-            level = nxt
-        out: list[str] = []
-        taken: set[str] = set()
-        for g in ordered:
-            for h in self.groups[g].hosts:
-                if h not in taken:
-                    taken.add(h)
-                    out.append(h)
-        return tuple(out)
-
-    def build(self, vars_dirs: VarsDirs | None = None) -> Inventory:
-        self._reconcile()
-        if not self.host_order:
-            raise self.fail(None, "", "inventory has no hosts")
-        self._check_cycles()
-
-        depth: dict[str, int] = {}
-
-        def depth_of(name: str) -> int:
-            if name not in depth:
-                depth[name] = 0 if name == "all" else 1 + max(depth_of(p) for p in self.parents[name])
-            return depth[name]
-
-        def priority(name: str) -> int:
-            v = self.groups[name].vars.get(GROUP_PRIORITY)
-            if v is None:
-                return 1
-            try:
-                if isinstance(v.value, bool):
-                    raise ValueError
-                return int(v.value)
-            except (TypeError, ValueError):
-                raise self.fail(v.line, v.field, f"expected an integer, got {show(v.value)}") from None
-
-        order = sorted((g for g in self.groups if g != "all"), key=lambda n: (depth_of(n), priority(n), n))
-        groups = {g: self._members(g) for g in self.groups}
-        member_sets = {g: set(hs) for g, hs in groups.items()}
-
-        def file_vars(found: dict[str, Any]) -> dict[str, _Var]:
-            return {k: _Var(v.value, v.line, v.field, v.file) for k, v in found.items()}
-
-        hosts: dict[str, Host] = {}
-        secrets: set[str] = set()
-        for name in groups["all"]:
-            in_groups = [g for g in order if name in member_sets[g]]
-            # Ansible's precedence: inventory vars of all, then of each group
-            # (depth, priority, name); then group_vars/all, group_vars/<group>
-            # files in that order; then the host's inventory vars, host_vars/.
-            merged: dict[str, _Var] = {}
-            for g in ["all", *in_groups]:  # a group's own priority is not a variable
-                merged.update((k, v) for k, v in self.groups[g].vars.items() if k != GROUP_PRIORITY)
-            if vars_dirs is not None:
-                for g in ["all", *in_groups]:
-                    merged.update(file_vars(vars_dirs.group(g)))
-            merged.update(self.host_vars[name])
-            if vars_dirs is not None:
-                merged.update(file_vars(vars_dirs.host(name)))
-            for internal in INTERNAL & merged.keys():  # Ansible's own magic variables
-                del merged[internal]
-            secrets |= self._secrets(merged.get("rollout_secrets"))
-            hosts[name] = self._make_host(name, merged, tuple(in_groups))
-
-        return Inventory(source=self.file, hosts=hosts, groups=groups, secrets=frozenset(secrets),
-                         direct={g: tuple(v.hosts) for g, v in self.groups.items()},
-                         children={g: tuple(v.children) for g, v in self.groups.items()})
-
-    def _secrets(self, v: _Var | None) -> set[str]:
-        if v is None:
-            return set()
-        items = v.value
-        if isinstance(items, str):
-            items = [s.strip() for s in items.split(",") if s.strip()]
-        if not isinstance(items, list):
-            raise self.fail(v.line, v.field, f"expected a list of variable names, got {show(v.value)}", v.file)
-        for item in items:
-            if not isinstance(item, str) or not VAR_NAME.fullmatch(item):
-                raise self.fail(v.line, v.field, f"expected a variable name, got {show(item)}", v.file)
-        return set(items)
-
-    def _make_host(self, name: str, merged: dict[str, _Var], groups: tuple[str, ...]) -> Host:
-        def get(keys: tuple[str, ...], check: Callable[[Any], Any], default: Any) -> Any:
-            for key in keys:
-                v = merged.get(key)
-                if v is not None:
-                    try:
-                        if isinstance(v.value, str) and ("{{" in v.value or "{%" in v.value):
-                            raise ValueError(f"Jinja2 template {show(v.value)}: the console does not evaluate "
-                                             "templates (neither does `ansible-inventory --list`)")
-                        return check(v.value)
-                    except ValueError as exc:
-                        raise self.fail(v.line, v.field, str(exc), v.file) from None
-            return default
-
-        address = get(("ansible_host", "ansible_ssh_host"), check_address, None)
-        if address is None:
-            line, fld = self.host_origin[name]
-            try:
-                address = check_address(name)
-            except ValueError as exc:  # pragma: no cover - host names are valid addresses
-                raise self.fail(line, fld, str(exc)) from None
-        become = get(("ansible_become",), check_bool, False)
-        return Host(
-            name=name,
-            address=address,
-            port=get(("ansible_port", "ansible_ssh_port"), check_port, None),
-            user=get(("ansible_user", "ansible_ssh_user"), check_user, None),
-            key_file=get(("ansible_ssh_private_key_file", "ansible_private_key_file"), check_key_file, None),
-            become=become,
-            groups=groups,
-            vars=MappingProxyType({k: v.value for k, v in merged.items()}),
-            connection=connection_of(get, lambda key: key in merged, become),
-        )
-
-
 # -- YAML ----------------------------------------------------------------------
 
-def ansible_var(doc: YamlDoc, c: _Collector, path: PathKey, value: Any) -> tuple[str, Any, int | None, str]:
+def ansible_var(doc: YamlDoc, c: Collector, path: PathKey, value: Any) -> tuple[str, Any, int | None, str]:
     """(name, value, line, field) of the variable at `path`, its name and
     nested keys as Ansible names them (`yes:` is "true")."""
     line, fld = doc.line_of(path), format_path(path)
@@ -356,7 +62,7 @@ def _as_mapping(value: Any) -> Any:
     return {value: None} if isinstance(value, str) else value
 
 
-def _from_yaml(doc: YamlDoc, c: _Collector) -> None:
+def _from_yaml(doc: YamlDoc, c: Collector) -> None:
     data = doc.data
     if data is None:
         raise c.fail(None, "", "inventory has no hosts (empty file)")
@@ -443,7 +149,7 @@ def load_inventory(path: str | Path) -> Inventory:
     p = Path(path)
     _refuse_source(p, file)
     text = read_text(p, error_cls=InventoryError)
-    c = _Collector(file)
+    c = Collector(file)
     yaml_error: InventoryError | None = None
     doc = None
     if p.suffix.lower() in _YAML_EXT:
@@ -461,42 +167,6 @@ def load_inventory(path: str | Path) -> Inventory:
                 raise yaml_error from None
             raise
     return c.build(VarsDirs(p.resolve().parent))
-
-
-# -- Ansible's own reading ------------------------------------------------------
-
-def from_listing(listing: Any, file: str, all_hosts: list[str], engine: str) -> Inventory:
-    """An Inventory from `ansible-inventory --list` JSON: groups, their own
-    hosts and subgroups as Ansible printed them, variables already merged by
-    Ansible; `all_hosts` is Ansible's order of `all`."""
-    c = _Collector(file)
-    if not isinstance(listing, dict):
-        raise c.fail(None, "ansible-inventory", f"expected a JSON object, got {show(listing)}")
-    hostvars = (listing.get("_meta") or {}).get("hostvars") or {}
-    for name, body in listing.items():
-        if name == "_meta":
-            continue
-        g = c.group(name, None, name)
-        body = body if isinstance(body, dict) else {}
-        for h in body.get("hosts") or ():
-            c.host(g, h, None, f"{name}.hosts.{h}")
-        for child in body.get("children") or ():
-            c.group(child, None, f"{name}.children.{child}")
-            c.add_child(name, child)
-    for h in all_hosts:  # hosts only in `all` (not printed under any group)
-        if h not in c.host_vars:
-            c.host(c.groups["all"], h, None, f"all.hosts.{h}")
-    for h, hv in hostvars.items():
-        if h not in c.host_vars or not isinstance(hv, dict):
-            continue
-        for k, v in hv.items():
-            c.set_var(c.host_vars[h], k, v, None, f"_meta.hostvars.{h}.{k}")
-    inv = c.build()
-    order = [h for h in all_hosts if h in inv.hosts] + [h for h in inv.groups["all"] if h not in all_hosts]
-    groups = dict(inv.groups)
-    groups["all"] = tuple(order)
-    return Inventory(source=file, hosts={h: inv.hosts[h] for h in order}, groups=groups, secrets=inv.secrets,
-                     direct=inv.direct, children=inv.children, engine=engine)
 
 
 ENGINES = ("auto", "ansible", "built-in")
@@ -526,8 +196,6 @@ def read_inventory(path: str | Path, engine: str = "auto") -> Inventory:
     else it cannot vouch for (a directory, a script, a plugin, a refused
     construct, an Ansible configuration) goes through ansible-core when it is
     installed; without it, the built-in loader's own one-line refusal stands."""
-    from .ansible_engine import ansible_inventory_bin
-
     if engine not in ENGINES:
         raise InventoryError(str(path), None, "", f"unknown inventory engine {show(engine)}{did_you_mean(engine, ENGINES)}")
     if engine == "built-in":
@@ -546,8 +214,6 @@ def read_inventory(path: str | Path, engine: str = "auto") -> Inventory:
 
 
 def _through_ansible(path: str | Path, binary: str) -> Inventory:
-    from .ansible_engine import load_with_ansible
-
     try:
         return load_with_ansible(path, binary)
     except InventoryError as exc:

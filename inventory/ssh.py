@@ -45,8 +45,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="DSA is deprecated", module=r"asyncssh\.crypto\.")
     import asyncssh
 
-from .connection import Connection, JumpHop, parse_jump, proxy_command_jump
+from .connection import Connection
 from .driver import CommandRecord, DriverError, HostKeyError
+from .jump import JumpHop, parse_jump, proxy_command_jump
 from .model import Host
 from .ssh_config import default_config_paths, expand_home
 

@@ -35,6 +35,8 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterable
 
+from .jump import proxy_command_jump
+
 _TRUSTED: ContextVar[frozenset[str]] = ContextVar("trusted_ssh_configs", default=frozenset())
 MAX_INCLUDE_DEPTH = 16  # OpenSSH's READCONF_MAX_DEPTH
 _NO_ARG_CRITERIA = ("all", "canonical", "final")
@@ -123,8 +125,6 @@ def _include_paths(pattern: str) -> list[Path]:
 
 def _refusal(key: str, args: list[str], trusted: bool) -> str | None:
     """Why this directive may not be read, or None."""
-    from .connection import proxy_command_jump
-
     value = " ".join(args)
     if key in _NEVER:
         if key == "localcommand" or args:

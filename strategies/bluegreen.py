@@ -69,8 +69,8 @@ class BlueGreen(StrategyRunner):
         planned = self.steps(ctx.plan, ctx.instances.all)
 
         def begin(n: int) -> None:
-            ctx.emit(StepStarted, index=n, total=len(planned), title=planned[n - 1].title,
-                        instances=list(planned[n - 1].instances))
+            ctx.emit(StepStarted(index=n, total=len(planned), title=planned[n - 1].title,
+                        instances=list(planned[n - 1].instances)))
 
         await ctx.control.safe_point()
         begin(1)
@@ -124,7 +124,7 @@ class BlueGreen(StrategyRunner):
         # is what stays.
         await self.route(ctx, {self.live: old}, self.live)
         if self.switched:
-            ctx.emit(Notice, level="info", message=f"rollback: all traffic back on {self.live}")
+            ctx.emit(Notice(level="info", message=f"rollback: all traffic back on {self.live}"))
         problems = await ctx.instances.verify_old(old)
         if problems:  # re-admit what verify_old restored; what it could not stays out, named
             await self.route(ctx, {self.live: old}, self.live)
@@ -141,7 +141,7 @@ class BlueGreen(StrategyRunner):
         idle = other(self.live)
         if self.switched or idle in self.members:
             await ctx.traffic.restore()
-            ctx.emit(Notice, level="warning", message=f"aborted: {idle} kept running for inspection, no traffic")
+            ctx.emit(Notice(level="warning", message=f"aborted: {idle} kept running for inspection, no traffic"))
 
 
 

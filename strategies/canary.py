@@ -67,9 +67,9 @@ class Canary(StrategyRunner):
         for n, step in enumerate(steps, 1):
             await ctx.control.safe_point()
             if ctx.control.promote_full:
-                ctx.emit(Notice, level="info", message="promote --full: skipping the remaining steps")
+                ctx.emit(Notice(level="info", message="promote --full: skipping the remaining steps"))
                 break
-            ctx.emit(StepStarted, index=n, total=len(steps), title=step_title(step))
+            ctx.emit(StepStarted(index=n, total=len(steps), title=step_title(step)))
             if step.set_weight is not None:
                 await self.set_weight(ctx, step.set_weight)
             elif step.analysis is not None:
@@ -154,8 +154,8 @@ class Canary(StrategyRunner):
         ok = [i for i, r in zip(insts, results) if r[i.key][0]]
         for inst, r in zip(insts, results):
             if not r[inst.key][0]:
-                ctx.emit(Notice, level="warning", message=f"matched baseline {inst.key} did not restart "
-                         f"healthy on {olds[inst.key]}: {r[inst.key][1]}; it serves in stable")
+                ctx.emit(Notice(level="warning", message=f"matched baseline {inst.key} did not restart "
+                                f"healthy on {olds[inst.key]}: {r[inst.key][1]}; it serves in stable"))
         return ok
 
     async def rollback(self, ctx: StrategyContext) -> list[str]:
@@ -164,7 +164,7 @@ class Canary(StrategyRunner):
         if self.stable:
             self.weight = 0.0
             await ctx.traffic.apply(canary_state(plan, self.stable, [], 0.0, ctx.traffic.next_generation()))
-            ctx.emit(Notice, level="info", message="rollback: all traffic back on the stable version")
+            ctx.emit(Notice(level="info", message="rollback: all traffic back on the stable version"))
         problems = dict(await ctx.instances.verify_old(self.stable)) if self.stable else {}
         # The canary instances take no traffic now (unless nothing else is
         # left): reinstall the old version on them, then re-admit them.
@@ -201,10 +201,10 @@ class Canary(StrategyRunner):
         if self.stable and self.canary:
             self.weight = 0.0
             await ctx.traffic.apply(canary_state(ctx.plan, self.stable, [], 0.0, ctx.traffic.next_generation()))
-            ctx.emit(Notice, level="warning", message="aborted: canary instances kept out of nginx for inspection: "
-                        + ", ".join(i.key for i in self.canary))
+            ctx.emit(Notice(level="warning", message="aborted: canary instances kept out of nginx for inspection: "
+                        + ", ".join(i.key for i in self.canary)))
         elif not self.canary:
             await ctx.traffic.restore()
 
     async def hold(self, ctx: StrategyContext) -> None:
-        ctx.emit(Notice, level="info", message=f"holding at {self.weight:g}% canary until promoted")
+        ctx.emit(Notice(level="info", message=f"holding at {self.weight:g}% canary until promoted"))

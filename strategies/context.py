@@ -18,13 +18,13 @@ verdicts) is a pure function tested without I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 from inventory.model import Instance
 from inventory.nginx_config import LbState
 
 from .capacity import CapacityCheck
-from .events import InstancePhase
+from .events import Emit, InstancePhase
 from .plan import Plan
 
 
@@ -116,7 +116,7 @@ class Analysis(Protocol):
 @dataclass(frozen=True)
 class StrategyContext:
     plan: Plan
-    emit: Callable[..., None]  # emit(EventType, **fields): publish on the run's event stream
+    emit: Emit  # emit(EventType(**fields)): publish on the run's event stream
     control: Control
     traffic: Traffic
     instances: Instances

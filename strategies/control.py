@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import Any, Callable
+from typing import Any
 
 from inventory.clock import Clock
 
-from .events import Notice, OperatorCommand, Phase, PhaseChanged
+from .events import Emit, Notice, OperatorCommand, Phase, PhaseChanged
 
 
 class Command(str, enum.Enum):
@@ -54,10 +54,10 @@ class AwaitingPromotion(Exception):
 
 
 class RunControl:
-    """The state machine behind the operator's keys. `emit(EventType,
-    **fields)` publishes on the run's event stream."""
+    """The state machine behind the operator's keys. `emit(event)` publishes
+    on the run's event stream."""
 
-    def __init__(self, clock: Clock, emit: Callable[..., None], *, interactive: bool, auto_promote: bool):
+    def __init__(self, clock: Clock, emit: Emit, *, interactive: bool, auto_promote: bool):
         self.clock = clock
         self.emit = emit
         self.interactive = interactive
@@ -77,7 +77,7 @@ class RunControl:
     def set_phase(self, phase: Phase, reason: str = "", awaiting_promotion: bool = False) -> None:
         self.phase = phase
         self._awaiting_promotion = awaiting_promotion
-        self.emit(PhaseChanged, phase=phase.value, reason=reason, awaiting_promotion=awaiting_promotion)
+        self.emit(PhaseChanged(phase=phase.value, reason=reason, awaiting_promotion=awaiting_promotion))
 
     # -- commands ------------------------------------------------------------
     def command(self, cmd: Command, source: str = "operator", sender: dict[str, Any] | None = None) -> bool:
@@ -85,8 +85,8 @@ class RunControl:
         whether the command applies in the current state. `sender`
         identifies who sent it from another shell (journalled)."""
         accepted, detail = self._accept(cmd)
-        self.emit(OperatorCommand, command=cmd.value, source=source, accepted=accepted, detail=detail,
-                  sender=dict(sender or {}))
+        self.emit(OperatorCommand(command=cmd.value, source=source, accepted=accepted, detail=detail,
+                                  sender=dict(sender or {})))
         return accepted
 
     def _accept(self, cmd: Command) -> tuple[bool, str]:
@@ -128,7 +128,7 @@ class RunControl:
         if self.finished or self.fatal:
             return
         self.fatal = reason
-        self.emit(Notice, level="error", message=f"{reason}: stopping at the next safe point")
+        self.emit(Notice(level="error", message=f"{reason}: stopping at the next safe point"))
         if self._requested is None:
             self._requested = (Command.ABORT, reason)
         self._wake_up()

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 from .analysis import Alert, Finding, Judgement, Verdict
-from .metric_plan import CustomMetric
+from .plan.metrics import CustomMetric
 
 GOOD_SHARE = 0.5  # H0: worse than the limit at most half the time
 BAD_SHARE = 0.9  # H1: worse nine samples in ten

@@ -28,7 +28,7 @@ from . import checklist
 from .checklist import CheckItem
 from .context import StrategyContext, StrategyRunner
 from .control import AwaitingPromotion, Command, GateFailed, RunControl, Stop
-from .events import CommandRan, Event, EventBus, Notice, Phase, RunFinished, RunStarted
+from .events import CommandRan, Event, EventBus, Notice, Phase, RunFinished, RunStarted, StartedInstance
 from .gating import Gatekeeper, judged_windows
 from .instances import InstanceOps
 from .plan import Plan, field_line
@@ -110,8 +110,9 @@ class Engine:
     def elapsed(self) -> float:
         return self.driver.clock.now() - self._t0
 
-    def emit(self, event_type: type[Event], **fields: Any) -> None:
-        self.bus.publish(event_type(at=round(self.elapsed(), 3), **fields))
+    def emit(self, event: Event) -> None:
+        """Publish `event` on the run's stream, stamped with the run's clock."""
+        self.bus.publish(replace(event, at=round(self.elapsed(), 3)))
 
     @property
     def phase(self) -> Phase:
@@ -134,8 +135,8 @@ class Engine:
         return await self.driver.journal_tail(self.by_key[key])
 
     def _on_command(self, record: CommandRecord) -> None:
-        self.emit(CommandRan, host=record.host, command=record.command, exit_status=record.exit_status,
-                  duration=round(record.duration, 4), stdout=record.stdout, stderr=record.stderr)
+        self.emit(CommandRan(host=record.host, command=record.command, exit_status=record.exit_status,
+                             duration=round(record.duration, 4), stdout=record.stdout, stderr=record.stderr))
 
     # -- the rollout lock -----------------------------------------------------
     async def acquire_lock(self) -> None:
@@ -155,7 +156,7 @@ class Engine:
                 ours = await self.driver.lock_heartbeat()
             except DriverError as exc:
                 if not warned:
-                    self.emit(Notice, level="warning", message=f"lock heartbeat failed: {exc}")
+                    self.emit(Notice(level="warning", message=f"lock heartbeat failed: {exc}"))
                     warned = True
                 continue
             warned = False
@@ -177,8 +178,8 @@ class Engine:
         try:
             await self.driver.lock_release()
         except DriverError as exc:
-            self.emit(Notice, level="warning", message=f"rollout lock not released ({exc}); "
-                      f"it goes stale after {self.lock_max_age:g} s without heartbeat")
+            self.emit(Notice(level="warning", message=f"rollout lock not released ({exc}); "
+                             f"it goes stale after {self.lock_max_age:g} s without heartbeat"))
 
     # -- preflight ---------------------------------------------------------
     async def checklist(self) -> list[CheckItem]:
@@ -188,10 +189,10 @@ class Engine:
                                               self.version, probe=self.ops.probe)
         bad = checklist.failed(items)
         for item in bad:
-            self.emit(Notice, level="error", message="check: " + item.line())
+            self.emit(Notice(level="error", message="check: " + item.line()))
         release = "" if self.plan.deploy.check else f" (release {self.version} itself not checked: no deploy.check)"
-        self.emit(Notice, level="info" if not bad else "error",
-                  message=f"checklist: {len(items) - len(bad)} of {len(items)} items passed{release}")
+        self.emit(Notice(level="info" if not bad else "error",
+                         message=f"checklist: {len(items) - len(bad)} of {len(items)} items passed{release}"))
         return items
 
     async def locked_preflight(self, strategy: StrategyRunner) -> None:
@@ -286,11 +287,11 @@ class Engine:
             self.by_key.clear()
             self.by_key.update({i.key: i for i in self.instances})
             self.ops.adopt(self.instances)
-            self.emit(Notice, level="info", message=(
+            self.emit(Notice(level="info", message=(
                 f"adopted: nginx serves {adopted[0].unit} on port {adopted[0].port} on every host, outside both "
-                f"colours; it is the old side of this run and is retired after the switch"))
+                f"colours; it is the old side of this run and is retired after the switch")))
         else:
-            self.emit(Notice, level="info", message=f"active colour read from live routing: {colour}")
+            self.emit(Notice(level="info", message=f"active colour read from live routing: {colour}"))
 
     def check_live_routing(self, routed: set[str], expected: Sequence[Instance]) -> None:
         """What nginx routes to now is the truth: a plan that expects other
@@ -334,13 +335,14 @@ class Engine:
             await self.driver.open([i.host for i in self.instances], self.lbs)
             self.control.set_phase(Phase.PREFLIGHT)
             await self.locked_preflight(strategy)
-            self.emit(RunStarted, plan=self.plan.source, strategy=self.plan.strategy,
-                      service=self.plan.service, version=self.version, old_versions=dict(self.ops.old_versions),
-                      instances=[{"key": i.key, "host": i.host.name, "address": i.host.address,
-                                  "slot": i.slot, "unit": i.unit, "port": i.port} for i in self.instances],
-                      steps=[s.to_dict() for s in strategy.steps(self.plan, self.instances)], simulated=bool(self.driver.simulated),
-                      thresholds=self.plan.thresholds.model_dump(), lb_snapshot=dict(self.traffic.snapshot),
-                      resumed=self.resume.journal if self.resume else None)
+            self.emit(RunStarted(plan=self.plan.source, strategy=self.plan.strategy,
+                                 service=self.plan.service, version=self.version, old_versions=dict(self.ops.old_versions),
+                                 instances=[StartedInstance(key=i.key, host=i.host.name, address=i.host.address, slot=i.slot,
+                                                            unit=i.unit, port=i.port) for i in self.instances],
+                                 steps=[s.to_dict() for s in strategy.steps(self.plan, self.instances)],
+                                 simulated=bool(self.driver.simulated),
+                                 thresholds=self.plan.thresholds.model_dump(), lb_snapshot=dict(self.traffic.snapshot),
+                                 resumed=self.resume.journal if self.resume else None))
             self.gates.announce(judged_windows(self.plan, self.instances))
             self.control.set_phase(Phase.RUNNING)
             try:
@@ -384,8 +386,8 @@ class Engine:
         if outcome == Outcome.AWAITING_PROMOTION:
             final = Phase.PAUSED
         self.control.set_phase(final, message)
-        self.emit(RunFinished, outcome=outcome.value, message=message, duration=round(self.elapsed(), 3),
-                  versions=dict(self.ops.versions), clients=self.clients.as_dict())
+        self.emit(RunFinished(outcome=outcome.value, message=message, duration=round(self.elapsed(), 3),
+                              versions=dict(self.ops.versions), clients=self.clients.as_dict()))
         return RunResult(outcome, message, dict(self.ops.versions))
 
     async def _guarded(self, strategy: StrategyRunner) -> tuple[Outcome, str]:
@@ -428,7 +430,7 @@ class Engine:
 
     async def _on_failure(self, strategy: StrategyRunner, reason: str) -> tuple[Outcome, str]:
         policy = self.plan.on_failure
-        self.emit(Notice, level="error", message=f"{reason}; on_failure={policy}")
+        self.emit(Notice(level="error", message=f"{reason}; on_failure={policy}"))
         if policy == "rollback":
             return await self._rollback(strategy, reason)
         if policy == "pause" and self.control.interactive:
@@ -506,16 +508,16 @@ class Engine:
             if default is None:
                 pools, default = serving(lambda i: ops.version, self.live_pools)
             if default is not None:
-                self.emit(Notice, level="warning", message=f"resume: no instance answers on the old version; "
-                          f"traffic stays on those healthy on {ops.version}")
+                self.emit(Notice(level="warning", message=f"resume: no instance answers on the old version; "
+                                 f"traffic stays on those healthy on {ops.version}"))
         if default is None:
             raise PreflightError("no healthy instance on the old or the new version is left to take traffic")
         state = lb_state(self.plan, {}, default, generation=self.traffic.next_generation())
         await self.traffic.apply(replace(state, pools=pools, default_pool=default))
         sick = [i for i in self.instances if ops.versions.get(i.key) is None]
         if sick:
-            self.emit(Notice, level="warning", message="resume: unhealthy after the crash, or caught mid-change by "
-                      "it, reinstalling the old version: " + ", ".join(i.key for i in sick))
+            self.emit(Notice(level="warning", message="resume: unhealthy after the crash, or caught mid-change by "
+                             "it, reinstalling the old version: " + ", ".join(i.key for i in sick)))
             problems = await ops.revert(sick)
             if problems:
                 raise GateFailed("; ".join(problems.values()))

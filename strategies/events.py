@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
-_REGISTRY: dict[str, type["Event"]] = {}
+_REGISTRY: dict[str, type[Event]] = {}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +65,27 @@ class InstancePhase(str, enum.Enum):
     STANDBY = "standby"
 
 
+@dataclass(frozen=True)
+class StartedInstance:
+    """One instance of the run as RunStarted records it. Journals written
+    before a field existed lack it: the defaults stand in."""
+
+    key: str
+    host: str = ""
+    address: str = ""
+    slot: str = ""
+    unit: str = ""
+    port: int | None = None
+
+    @classmethod
+    def of(cls, value: StartedInstance | dict[str, Any]) -> StartedInstance:
+        """From a journal's dict (unknown keys dropped), or as it is."""
+        if isinstance(value, StartedInstance):
+            return value
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in value.items() if k in names})
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunStarted(Event):
     kind: ClassVar[str] = "run_started"
@@ -73,12 +94,16 @@ class RunStarted(Event):
     service: str
     version: str
     old_versions: dict[str, str | None]
-    instances: list[dict[str, Any]]
+    instances: list[StartedInstance]
     steps: list[dict[str, Any]]
     simulated: bool
     thresholds: dict[str, Any] = field(default_factory=dict)
     lb_snapshot: dict[str, str] = field(default_factory=dict)  # LB files before any change
     resumed: str | None = None  # the journal of the session this one resumes
+
+    def __post_init__(self) -> None:
+        # a journal (from_dict) gives the instances as dicts
+        object.__setattr__(self, "instances", [StartedInstance.of(i) for i in self.instances])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,9 +131,13 @@ class StepStarted(Event):
 class InstanceChanged(Event):
     kind: ClassVar[str] = "instance"
     instance: str
-    phase: str
+    phase: InstancePhase
     version: str | None = None
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        # a journal (from_dict) gives the phase as its value
+        object.__setattr__(self, "phase", InstancePhase(self.phase))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,6 +323,9 @@ class RunFinished(Event):
 
 
 Subscriber = Callable[[Event], None]
+# How the engine's services publish: `emit(Notice(level=..., message=...))`;
+# the engine stamps `at` (the fields are checked where the event is built)
+Emit = Callable[[Event], None]
 
 
 class EventBus:

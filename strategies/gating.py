@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Awaitable, Iterable, Sequence, TypeVar
 
 from inventory.driver import DriverError, InstanceDriver, PoolStats
 from inventory.exposition import Series
@@ -23,7 +23,7 @@ from .capacity import CapacityCheck, check_capacity
 from .context import NextDrain
 from .control import GateFailed, RunControl
 from .down import Down
-from .events import AlertRaised, CapacityChecked, GateEvaluated, JudgeBudget, JudgeSampled, MetricsSampled, Notice
+from .events import AlertRaised, CapacityChecked, Emit, GateEvaluated, JudgeBudget, JudgeSampled, MetricsSampled, Notice
 from .instances import InstanceOps
 from .judge_stats import SHARES
 from .metric_sources import CustomReader
@@ -88,7 +88,7 @@ def mean(values: Iterable[float]) -> float | None:
 
 class Gatekeeper:
     def __init__(self, plan: Plan, driver: InstanceDriver, instances: InstanceOps, traffic: TrafficControl,
-                 control: RunControl, emit: Callable[..., None]):
+                 control: RunControl, emit: Emit):
         self.plan = plan
         self.driver = driver
         self.instances = instances
@@ -113,8 +113,8 @@ class Gatekeeper:
         false-alarm budget, over how many windows, and each test's part."""
         self.windows = max(1, windows)
         budget = self.policy().budget
-        self.emit(JudgeBudget, alpha=budget.alpha, windows=budget.windows, per_window=budget.per_window(),
-                  tests={name: budget.test(name) for name in SHARES}, shadow=self.shadow)
+        self.emit(JudgeBudget(alpha=budget.alpha, windows=budget.windows, per_window=budget.per_window(),
+                              tests={name: budget.test(name) for name in SHARES}, shadow=self.shadow))
 
     # -- samples --------------------------------------------------------------------
     async def sample(self, judged: Sequence[Instance], baseline: Sequence[Instance] = ()
@@ -145,8 +145,8 @@ class Gatekeeper:
         cpu = {i.key: c for i, c in zip([*probe, *base], [*cpus, *base_cpus]) if c is not None}
         quality = {i.key: q for i, q in zip(probe, metrics) if q is not None}
         pass_rate = sum(1 for h in healths if h.ok) / len(healths) if healths else None
-        self.emit(MetricsSampled, pools={p: pool_summary(s) for p, s in traffic.items()},
-                  cpu={k: round(c, 4) for k, c in cpu.items()}, quality=quality, health_pass_rate=pass_rate)
+        self.emit(MetricsSampled(pools={p: pool_summary(s) for p, s in traffic.items()},
+                                 cpu={k: round(c, 4) for k, c in cpu.items()}, quality=quality, health_pass_rate=pass_rate))
         probes = {i.key: h.ok for i, h in zip([*probe, *base_probe], [*healths, *base_healths])}
         return traffic, analysis.Readings(
             health_pass_rate=pass_rate, quality_score=mean(quality.values()),
@@ -215,8 +215,8 @@ class Gatekeeper:
                 await self.control.wait(chunk)
                 spent += chunk
                 if self.control.take_promotion():
-                    self.emit(GateEvaluated, name=name, verdict=analysis.Verdict.PASS.value,
-                              reasons=["promoted by operator"], values={}, final=True)
+                    self.emit(GateEvaluated(name=name, verdict=analysis.Verdict.PASS.value,
+                                            reasons=["promoted by operator"], values={}, final=True))
                     return analysis.Verdict.PASS
                 traffic, readings, custom, probes = await self.sample(judged, [b for b in baseline if b.key not in gone])
                 found = self.traffic.report_down(traffic, probes, [*judged, *baseline], where)
@@ -224,8 +224,8 @@ class Gatekeeper:
                 live = [b for b in baseline if b.key not in gone]
                 judged_ev = side_evidence(traffic, judged)
                 base_ev = side_evidence(traffic, live) if live else None
-                self.emit(JudgeSampled, name=name, t=round(spent, 3), canary=sample_record(judged_ev),
-                          baseline=sample_record(base_ev) if base_ev is not None else None)
+                self.emit(JudgeSampled(name=name, t=round(spent, 3), canary=sample_record(judged_ev),
+                                       baseline=sample_record(base_ev) if base_ev is not None else None))
                 window, verdict = analysis.fold(window, judged_ev, base_ev, readings, policy, self.ages(judged))
                 cwin, folded = custom_metrics.fold(cwin, customs, custom, policy.budget.test("custom_metrics"))
                 verdict = custom_metrics.merge(verdict, folded, cwin)
@@ -236,7 +236,7 @@ class Gatekeeper:
                         await self.control.wait(max(0.0, limit - spent))
                         return analysis.Verdict.PASS
                     if verdict.verdict == analysis.Verdict.ENVIRONMENT:
-                        self.emit(Notice, level="warning", message=f"{name}: " + "; ".join(verdict.reasons))
+                        self.emit(Notice(level="warning", message=f"{name}: " + "; ".join(verdict.reasons)))
                         return verdict.verdict
                     raise GateFailed(f"{name}: " + "; ".join(verdict.reasons))
                 if not self.shadow:
@@ -250,8 +250,8 @@ class Gatekeeper:
                 if verdict.verdict == analysis.Verdict.PENDING:
                     if not extended:
                         extended = True
-                        self.emit(Notice, level="warning", message=f"{name}: extended (up to "
-                                  f"{limit:g}s): " + "; ".join(verdict.reasons))
+                        self.emit(Notice(level="warning", message=f"{name}: extended (up to "
+                                         f"{limit:g}s): " + "; ".join(verdict.reasons)))
                     self.emit_gate(name, verdict, limit - spent, extended=True)
                     continue
                 self.emit_gate(name, verdict, 0.0, final=True, extended=extended)
@@ -284,16 +284,16 @@ class Gatekeeper:
         mine = {i.key for i in judged}
         reasons = [f"{d.instance} down ({d.reason.value})" for d in found if d.instance in mine]
         if reasons:
-            self.emit(GateEvaluated, name=name, verdict=analysis.Verdict.FAIL.value, reasons=reasons,
-                      values={}, final=True)
+            self.emit(GateEvaluated(name=name, verdict=analysis.Verdict.FAIL.value, reasons=reasons,
+                                    values={}, final=True))
             raise GateFailed(f"{name}: " + "; ".join(reasons))
 
     def emit_gate(self, name: str, j: analysis.Judgement, remaining: float, *, final: bool = False,
                   extended: bool = False) -> None:
-        self.emit(GateEvaluated, name=name, verdict=j.verdict.value, reasons=j.reasons, values=j.values,
-                  remaining=round(max(0.0, remaining), 3), final=final, extended=extended,
-                  needed=j.needed, seen=j.seen, findings=[finding_fields(f) for f in j.findings],
-                  shadow=self.shadow)
+        self.emit(GateEvaluated(name=name, verdict=j.verdict.value, reasons=j.reasons, values=j.values,
+                                remaining=round(max(0.0, remaining), 3), final=final, extended=extended,
+                                needed=j.needed, seen=j.seen, findings=[finding_fields(f) for f in j.findings],
+                                shadow=self.shadow))
 
     def raise_alerts(self, window: analysis.Window, where: str, judged: analysis.Judgement,
                      custom: Sequence[analysis.Alert] = ()) -> None:
@@ -314,8 +314,8 @@ class Gatekeeper:
                     basis[f.metric] = f.note
         for metric, alert in current.items():
             if self._alerts.get((where, metric)) != alert.tier:
-                self.emit(AlertRaised, tier=alert.tier, metric=metric, value=alert.value,
-                          threshold=alert.threshold, where=where, basis=basis.get(metric, ""))
+                self.emit(AlertRaised(tier=alert.tier, metric=metric, value=alert.value,
+                                      threshold=alert.threshold, where=where, basis=basis.get(metric, "")))
         self._alerts = {k: v for k, v in self._alerts.items() if k[0] != where}
         self._alerts.update({(where, m): a.tier for m, a in current.items()})
 
@@ -346,7 +346,7 @@ class Gatekeeper:
         if check.ok:
             return
         reason = self.capacity_reason(title, check)
-        self.emit(Notice, level="error", message=reason)
+        self.emit(Notice(level="error", message=reason))
         if self.plan.rolling.capacity_guard == "on_failure":
             raise GateFailed(reason)
         await self.control.wait_for_promotion(reason)
@@ -360,8 +360,8 @@ class Gatekeeper:
         # an instance whose every try failed in the last sample does not serve, whatever /health says
         healthy = {i.key for i, s in zip(should_serve, samples) if s.ok and i.key not in self.traffic.down}
         check = check_capacity([i.key for i in should_serve], healthy, [i.key for i in batch], floor)
-        self.emit(CapacityChecked, serving=check.serving, after=check.after, floor=check.floor,
-                  unhealthy=list(check.unhealthy), in_batch=list(check.in_batch), ok=check.ok)
+        self.emit(CapacityChecked(serving=check.serving, after=check.after, floor=check.floor,
+                                  unhealthy=list(check.unhealthy), in_batch=list(check.in_batch), ok=check.ok))
         return check
 
     def capacity_reason(self, title: str, check: CapacityCheck) -> str:

@@ -9,12 +9,12 @@ Strategies see this through the `Instances` protocol (strategies/context.py).
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from inventory.driver import DriverError, HealthSample, InstanceDriver
 from inventory.model import Instance
 
-from .events import HealthChecked, InstanceChanged, InstancePhase, Notice
+from .events import Emit, HealthChecked, InstanceChanged, InstancePhase, Notice
 from .plan import Plan, UnsafeValue, check_template_values, render_commands
 from .topology import backend
 
@@ -26,7 +26,7 @@ DRAIN_POLL = 0.05
 
 class InstanceOps:
     def __init__(self, plan: Plan, driver: InstanceDriver, instances: list[Instance], version: str,
-                 emit: Callable[..., None]):
+                 emit: Emit):
         self.plan = plan
         self.driver = driver
         self.all = instances
@@ -47,8 +47,8 @@ class InstanceOps:
 
     def mark(self, inst: Instance, phase: InstancePhase, detail: str = "") -> None:
         """Tell the views what this instance is doing now."""
-        self.emit(InstanceChanged, instance=inst.key, phase=phase.value,
-                  version=self.versions.get(inst.key), detail=detail)
+        self.emit(InstanceChanged(instance=inst.key, phase=phase,
+                                  version=self.versions.get(inst.key), detail=detail))
 
     # -- probes ------------------------------------------------------------------
     async def probe(self, inst: Instance, *, quiet: bool = False) -> HealthSample:
@@ -60,8 +60,8 @@ class InstanceOps:
         if not self.why_unverified(inst, sample):
             self._verified_at[inst.key] = self.driver.clock.now()
         if not quiet or not sample.ok:
-            self.emit(HealthChecked, instance=inst.key, ok=sample.ok, version=sample.version,
-                      latency=round(sample.latency, 4), detail=sample.detail)
+            self.emit(HealthChecked(instance=inst.key, ok=sample.ok, version=sample.version,
+                                    latency=round(sample.latency, 4), detail=sample.detail))
         return sample
 
     def why_unverified(self, inst: Instance, sample: HealthSample) -> str:
@@ -90,7 +90,7 @@ class InstanceOps:
                 except DriverError:
                     return  # not answering: nothing in flight to protect
                 await self.driver.clock.sleep(DRAIN_POLL)
-            self.emit(Notice, level="warning", message=f"{inst.key}: still busy after drain timeout")
+            self.emit(Notice(level="warning", message=f"{inst.key}: still busy after drain timeout"))
         await asyncio.gather(*(one(i) for i in insts))
 
     async def update(self, inst: Instance, version: str) -> tuple[bool, str]:
@@ -165,8 +165,8 @@ class InstanceOps:
         broken = [i for i, s in zip(insts, samples) if not s.ok]
         if not broken:
             return {}
-        self.emit(Notice, level="warning", message="old version unhealthy on " + ", ".join(i.key for i in broken)
-                  + ": restoring the previous release")
+        self.emit(Notice(level="warning", message="old version unhealthy on " + ", ".join(i.key for i in broken)
+                         + ": restoring the previous release"))
         for inst in broken:
             self.versions[inst.key] = None
         return await self.revert(broken)

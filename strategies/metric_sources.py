@@ -3,7 +3,7 @@ query per instance on the plan's Prometheus server, or a sample of each
 instance's own /metrics. The judging is custom_metrics.py's (pure); this
 module does the I/O and turns every failure into a "no data" reading.
 
-Placeholders in a query (metric_plan.py checks them at load):
+Placeholders in a query (strategies/plan/metrics.py checks them at load):
 {instance} the target as Prometheus labels it, "address:port";
 {host} the inventory host name; {version} the version the instance runs;
 {window} the plan's window (default: the sample interval) as a PromQL
@@ -19,7 +19,7 @@ from inventory.exposition import Series
 from inventory.model import Instance
 
 from .custom_metrics import Reading
-from .metric_plan import CustomMetric, InstanceMetric, MetricsPlan
+from .plan.metrics import CustomMetric, InstanceMetric, MetricsPlan
 
 
 def _label_value(text: str) -> str:
@@ -95,7 +95,7 @@ class CustomReader:
 
     async def _query_side(self, metric: CustomMetric, insts: Sequence[Instance]) -> tuple[tuple[float, ...], list[str]]:
         server = self.metrics.prometheus
-        assert server is not None and metric.query is not None  # metric_plan refuses a query without a server
+        assert server is not None and metric.query is not None  # the plan refuses a query without a server
         async with prometheus.client() as http:
             results = await asyncio.gather(*(
                 prometheus.query(http, server.url, render_query(

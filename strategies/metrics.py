@@ -2,7 +2,7 @@
 worse, and how every view prints it.
 
 Gates and alerts (analysis.py) print findings with it, plan parsing
-(plan_types.py) reads thresholds and alert rules with it, and the TUI and
+(plan/values.py) reads thresholds and alert rules with it, and the TUI and
 the headless reporter format values with it, so a metric added here is
 known everywhere at once and printed the same way everywhere.
 """

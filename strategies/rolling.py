@@ -45,7 +45,7 @@ class Rolling(StrategyRunner):
                 await ctx.control.safe_point()
                 serving = [i for i in ctx.instances.all if i.key not in self.excluded]
                 await ctx.analysis.guard_capacity(f"before {title}", serving, todo, floor)
-            ctx.emit(StepStarted, index=n, total=len(batches), title=title, instances=[i.key for i in batch])
+            ctx.emit(StepStarted(index=n, total=len(batches), title=title, instances=[i.key for i in batch]))
             pending = {i.key for i in todo}
             already = [i for i in batch if i.key not in pending]
             for inst in already:

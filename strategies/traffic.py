@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from inventory.driver import DriverError, LoadBalancerDriver, PoolStats
 from inventory.model import Instance
@@ -22,7 +22,7 @@ from inventory.nginx_config import Backend, LbState, parse_generation, parse_poo
 from . import analysis
 from .control import RunControl
 from .down import Down, DownWatch, answering, find_down, per_backend
-from .events import AlertRaised, ClientTraffic, Notice, RoutingVerified, TrafficChanged
+from .events import AlertRaised, ClientTraffic, Emit, Notice, RoutingVerified, TrafficChanged
 from .instances import InstanceOps
 from .plan import Plan
 from .topology import backend, lb_state
@@ -56,7 +56,7 @@ def pool_summary(stats: PoolStats) -> dict[str, float]:
 
 class TrafficControl:
     def __init__(self, plan: Plan, driver: LoadBalancerDriver, instances: InstanceOps, control: RunControl,
-                 emit: Callable[..., None]):
+                 emit: Emit):
         self.plan = plan
         self.driver = driver
         self.instances = instances
@@ -86,10 +86,10 @@ class TrafficControl:
         started = self.driver.clock.now()
         steps = await self.driver.lb_apply(state)
         self.lb = state
-        self.emit(TrafficChanged, generation=state.generation,
-                  pools={p: [str(b) for b in bs] for p, bs in state.pools.items()},
-                  weights=dict(state.weights), duration=round(self.driver.clock.now() - started, 4),
-                  serving=state.default_pool, steps=dict(steps or {}))
+        self.emit(TrafficChanged(generation=state.generation,
+                                 pools={p: [str(b) for b in bs] for p, bs in state.pools.items()},
+                                 weights=dict(state.weights), duration=round(self.driver.clock.now() - started, 4),
+                                 serving=state.default_pool, steps=dict(steps or {})))
 
     def original(self) -> dict[str, tuple[Backend, ...]]:
         """The pools of the managed file before the run."""
@@ -111,10 +111,10 @@ class TrafficControl:
         started = self.driver.clock.now()
         steps = await self.driver.lb_restore(self.snapshot)
         self.lb = original
-        self.emit(TrafficChanged, generation=parse_generation(first) or "restored",
-                  pools={p: [str(b) for b in bs] for p, bs in pools.items()}, weights={},
-                  duration=round(self.driver.clock.now() - started, 4), serving=original.default_pool,
-                  steps=dict(steps or {}))
+        self.emit(TrafficChanged(generation=parse_generation(first) or "restored",
+                                 pools={p: [str(b) for b in bs] for p, bs in pools.items()}, weights={},
+                                 duration=round(self.driver.clock.now() - started, 4), serving=original.default_pool,
+                                 steps=dict(steps or {})))
 
     async def verified(self, state: LbState) -> LbState:
         """Route only to what was verified: every instance `state` sends
@@ -131,8 +131,8 @@ class TrafficControl:
         bad = {i.key: ops.why_unverified(i, s) for i, s in zip(stale, samples)}
         bad = {k: v for k, v in bad.items() if v}
         self.left_out.update(bad)
-        self.emit(RoutingVerified, generation=state.generation, instances=len({i.key for i in routed}),
-                  probed=len(stale), left_out=dict(bad))
+        self.emit(RoutingVerified(generation=state.generation, instances=len({i.key for i in routed}),
+                                  probed=len(stale), left_out=dict(bad)))
         if not bad:
             return state
         drop = {str(backend(ops.by_key[k])) for k in bad}
@@ -142,7 +142,7 @@ class TrafficControl:
         names = ", ".join(f"{k} ({v})" for k, v in bad.items())
         if emptied:
             raise DriverError("nginx", "route", f"pool {emptied[0]} would have no verified instance: {names}")
-        self.emit(Notice, level="warning", message=f"left out of nginx, not verified just now: {names}")
+        self.emit(Notice(level="warning", message=f"left out of nginx, not verified just now: {names}"))
         return replace(state, pools=pools)
 
     def routes(self, inst: Instance) -> bool:
@@ -167,8 +167,8 @@ class TrafficControl:
         found = find_down(addrs, tries, probes)
         for d in self.down.see(found, answering(addrs, tries, probes)):
             share = d.failed / d.tries if d.tries else 1.0
-            self.emit(AlertRaised, tier="critical", metric="instance_down", value=share, threshold=1.0,
-                      where=where, instance=d.instance, reason=d.reason.value)
+            self.emit(AlertRaised(tier="critical", metric="instance_down", value=share, threshold=1.0,
+                                  where=where, instance=d.instance, reason=d.reason.value))
         return found
 
     def still_left_out(self) -> list[str]:
@@ -232,14 +232,14 @@ class TrafficControl:
             failed = sum(s.errors for s in traffic.values())
             for limit in limits:
                 if not self.control.alarmed and analysis.clearly_above(failed, requests, limit):
-                    self.emit(AlertRaised, tier="critical", metric="error_rate", value=failed / requests,
-                              threshold=limit, where="clients")
+                    self.emit(AlertRaised(tier="critical", metric="error_rate", value=failed / requests,
+                                          threshold=limit, where="clients"))
                     self.control.alarm(f"critical: clients saw error_rate {failed / requests * 100:.2f}% > "
                                        f"{limit * 100:.2f}% ({failed} of {requests} requests)")
 
     def emit_clients(self, traffic: dict[str, PoolStats]) -> None:
-        self.emit(ClientTraffic, pools={p: pool_summary(s) for p, s in traffic.items()},
-                  requests=self.clients.requests, failed=self.clients.failed)
+        self.emit(ClientTraffic(pools={p: pool_summary(s) for p, s in traffic.items()},
+                                requests=self.clients.requests, failed=self.clients.failed))
 
     async def stop_accounting(self) -> None:
         """After the last LB change: count the tail, stop watching."""

@@ -8,8 +8,9 @@ import textwrap
 
 import pytest
 
-from inventory.connection import Connection, JumpHop
+from inventory.connection import Connection
 from inventory.errors import InventoryError
+from inventory.jump import JumpHop
 from inventory.loaders import load_inventory
 from inventory.model import Host
 from inventory.ssh import SshPool, wrap_command

@@ -11,7 +11,7 @@ import pytest
 
 from strategies import analysis
 from strategies.custom_metrics import CustomWindow, Folded, Reading, fold, merge, settle, unsettled
-from strategies.metric_plan import CustomMetric
+from strategies.plan.metrics import CustomMetric
 
 ALPHA = BETA = 0.01
 COST = CustomMetric(name="cost_per_request", instance={"metric": "c", "per": "r"}, worse="higher", tolerance=0.25)

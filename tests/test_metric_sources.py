@@ -14,9 +14,9 @@ import pytest
 from inventory import prometheus
 from inventory.exposition import ExpositionError, Selector, Series, read_metrics
 from strategies.errors import PlanError
-from strategies.metric_plan import InstanceMetric
 from strategies.metric_sources import instance_value, render_query
 from strategies.plan import load_plan
+from strategies.plan.metrics import InstanceMetric
 
 TEXT = b"""# HELP agent_requests_total requests answered, by HTTP status
 # TYPE agent_requests_total counter

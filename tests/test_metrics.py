@@ -3,7 +3,7 @@ the judge's findings and every view print values with it."""
 import pytest
 
 from strategies.metrics import METRICS, PLAN_METRICS, format_value
-from strategies.plan_types import metric_name, parse_rule
+from strategies.plan.values import metric_name, parse_rule
 
 
 @pytest.mark.parametrize("metric,value,shown", [

@@ -1,7 +1,7 @@
 """The article's three YAML blocks (examples/seed/), verbatim, run to exit 0
 on the embedded SIMULATED fleet with the README's command; and the seed's
 `rollback.delay` is used: it bounds how long a failing check may stand
-before the rollback starts (strategies/plan_seed.py)."""
+before the rollback starts (strategies/plan/seed.py)."""
 from __future__ import annotations
 
 import json

@@ -73,7 +73,7 @@ def main_attach(selector: str | None) -> int:
     from ..tui.app import RolloutApp
     from ..view_state import FleetView
     from .client import find_run
-    from .commands import report_error, report_stale
+    from .errors import report_error, report_stale
 
     async def main() -> int:
         try:

@@ -11,21 +11,11 @@ from typing import Any, Sequence
 from ..cli_args import Parser, ask, positive
 from ..exitcodes import Exit
 from .client import ControlError, find_run, finished_runs, live_runs, request
+from .errors import report_error, report_stale
 from .runs import matches
 
-FOR_ERROR = {"no_run": Exit.NO_RUN, "ambiguous": Exit.BAD_INPUT, "denied": Exit.DENIED,
-             "bad_request": Exit.BAD_INPUT, "protocol": Exit.INTERNAL}
 CONFIRM = {"rollback": ("Roll back?", "rollback_plan"), "abort": ("Abort?", "abort_plan")}
 VERBS = ("pause", "resume", "promote", "rollback", "abort")
-
-
-def report_stale(path: Path) -> None:
-    print(f"console: removed a stale control socket {path} (its run is gone)", file=sys.stderr)
-
-
-def report_error(exc: ControlError) -> int:
-    print(f"console: {'refused' if exc.code == 'denied' else 'error'}: {exc}", file=sys.stderr)
-    return FOR_ERROR.get(exc.code, Exit.INTERNAL)
 
 
 def describe_run(s: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from ..private import NotPrivate, first_own_tree, state_candidates
 
@@ -66,7 +67,7 @@ def is_stale(path: Path) -> bool:
     return False
 
 
-def live_sockets(on_stale=lambda path: None) -> list[Path]:
+def live_sockets(on_stale: Callable[[Path], None] = lambda path: None) -> list[Path]:
     """The sockets of live runs; stale ones are removed (and reported)."""
     found = []
     for path in sorted(control_dir().glob(f"*{SOCKET_SUFFIX}")):
@@ -92,7 +93,7 @@ def recent_results() -> list[Path]:
     return keep
 
 
-def matches(status: dict, selector: str) -> bool:
+def matches(status: dict[str, Any], selector: str) -> bool:
     """A run is named by its run id, controller pid, upstream, plan (path or
     name) or journal path. The id is `<plan name>-<pid that started it>`; a
     detached run's controller is a forked child with a pid of its own, so

@@ -132,8 +132,8 @@ class ControlServer:
         engine, source = self.session.engine, peers.source_label(peer)
         refusal = self.view.command_refusal(cmd.value)
         if refusal is not None:
-            engine.emit(OperatorCommand, command=cmd.value, source=source, accepted=False, detail=refusal,
-                        sender=peer)
+            engine.emit(OperatorCommand(command=cmd.value, source=source, accepted=False, detail=refusal,
+                                        sender=peer))
             return {"type": "reply", "command": cmd.value, "accepted": False, "detail": refusal,
                     "phase": self.view.phase}
         accepted = engine.command(cmd, source=source, sender=peer)
@@ -169,8 +169,8 @@ class ControlServer:
         try:
             peer = peers.identify(writer.get_extra_info("socket"))
             if not peers.may_control(peer):
-                self.session.engine.emit(Notice, level="warning", message=(
-                    f"control socket: refused uid {peer['uid']} ({peer['user']}): only the run's owner or root"))
+                self.session.engine.emit(Notice(level="warning", message=(
+                    f"control socket: refused uid {peer['uid']} ({peer['user']}): only the run's owner or root")))
                 writer.write(encode(error("denied", f"uid {peer['uid']} ({peer['user']}) may not control this "
                                                     f"run: only its owner ({peers.user_name(os.getuid())}) or root")))
                 return

@@ -114,8 +114,8 @@ def lines(report: Report) -> Iterable[str]:
         yield "VERSIONS AT THE END: " + ", ".join(f"{n} on {v}" for v, n in sorted(final.items(), key=str))
     yield RULE
     yield "POST-DEPLOYMENT CHECKLIST (the article's section 7.4, answered from the journal)"
-    for a in answer(report):
-        yield f"  [{a.status.value}] {a.item}: {a.answer}"
+    for checked in answer(report):
+        yield f"  [{checked.status.value}] {checked.item}: {checked.answer}"
 
 
 def render(report: Report) -> str:

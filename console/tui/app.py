@@ -25,8 +25,9 @@ import gc
 import sys
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from textual import events
 from textual.app import App
 from textual.css.query import NoMatches
 from textual.message import Message
@@ -40,6 +41,15 @@ from ..view_state import FleetView
 from .fleet_table import FleetTable
 from .main_screen import MainScreen
 from .screens import QuitScreen
+
+if TYPE_CHECKING:  # imported where used: the TUI starts without them
+    from ..journal import Journal
+    from ..session import Session
+    from .host import RolloutHost
+    from .replay import ReplayController
+
+    def _shows_the_screens(app: RolloutApp) -> RolloutHost:
+        return app  # mypy holds the app to what its screens use of it (console/tui/host.py)
 
 REFRESH_HZ = 8
 DRAIN_BUDGET = 0.008  # seconds of event folding per slice; the UI's other work runs between slices
@@ -74,7 +84,7 @@ class RolloutApp(App[int]):
 
     def __init__(self, session: Any = None, view: FleetView | None = None, *, refresh_hz: float = REFRESH_HZ,
                  now: float | None = None, journal_tail: Callable[[str], Awaitable[str]] | None = None,
-                 record: dict | None = None, show_operator_keys: bool = False, replay: Any = None,
+                 record: dict[str, Any] | None = None, show_operator_keys: bool = False, replay: Any = None,
                  remote: Any = None) -> None:
         super().__init__()
         self.session = session
@@ -89,7 +99,7 @@ class RolloutApp(App[int]):
         self.refresh_hz = refresh_hz
         self.frozen_now = now
         self._journal_tail = journal_tail
-        self.record: dict | None = record
+        self.record: dict[str, Any] | None = record
         self.detached = False
         self.show_operator_keys = show_operator_keys or session is not None or remote is not None
         self.engine: EngineThread | None = None
@@ -100,12 +110,12 @@ class RolloutApp(App[int]):
             self._remote_clock = (self._clock(), float(remote.status["elapsed"]),
                                   float(remote.status.get("time_scale", 1.0)))
             self.view.time_scale = self._remote_clock[2]
-        self.engine_task: asyncio.Future | None = None  # the run's result record, on this loop
+        self.engine_task: asyncio.Future[dict[str, Any]] | None = None  # the run's result record, on this loop
         self._queue: deque[Event] = deque()
         self._posted = False
         self._closed = False
         self._painted_revision = -1
-        self._painted_phase: tuple | None = None  # what decided the keys last offered (_show_keys)
+        self._painted_phase: tuple[object, ...] | None = None  # what decided the keys last offered (_show_keys)
         self._logged = 0
         self.ticks = 0
         if session is not None:
@@ -265,7 +275,7 @@ class RolloutApp(App[int]):
         self.engine.done.add_done_callback(lambda _f: self._closed or self.post_message(EngineDone()))
         self.engine.start()
 
-    def on_resize(self, _event=None) -> None:
+    def on_resize(self, _event: events.Resize | None = None) -> None:
         self.screen.set_class(self.size.width < 110 or self.size.height < 30, "-narrow")
 
     def on_engine_done(self, _message: EngineDone) -> None:
@@ -369,7 +379,7 @@ class RolloutApp(App[int]):
         log.refresh()
 
 
-def run_app(session: Any, on_hangup: str = "stop") -> int:
+def run_app(session: Session, on_hangup: str = "stop") -> int:
     """Run the interactive console; return the session's exit code.
 
     The engine runs in its own thread (console/engine_thread.py). Detaching
@@ -384,7 +394,8 @@ def run_app(session: Any, on_hangup: str = "stop") -> int:
     from ..detach import HangupSafeStream
     from ..session import _tell
 
-    sys.__stderr__ = HangupSafeStream(sys.__stderr__)  # what Textual draws on; see HangupSafeStream
+    if sys.__stderr__ is not None:  # what Textual draws on (typeshed has it Final: Python's own copy of stderr)
+        sys.__stderr__ = HangupSafeStream(sys.__stderr__)  # type: ignore[misc,assignment]
     app = RolloutApp(session)
     freeze_long_lived()  # the inputs and the session, 10,000 hosts' worth at 10,000 hosts
 
@@ -422,13 +433,13 @@ async def replay_journal_tail(key: str) -> str:
     return f"{key}: not available in replay (the unit's journal is not recorded)\n"
 
 
-def make_replay_app(controller: Any) -> RolloutApp:
+def make_replay_app(controller: ReplayController) -> RolloutApp:
     """A read-only app over a ReplayController (no session, no engine)."""
     return RolloutApp(view=controller.view, now=controller.clock, journal_tail=replay_journal_tail,
                       replay=controller)
 
 
-def run_replay(journal: Any, *, autoplay: bool = True) -> int:
+def run_replay(journal: Journal, *, autoplay: bool = True) -> int:
     """`console replay FILE`: the console fed from a recording. Exit 0."""
     from .replay import ReplayController
 

@@ -4,10 +4,11 @@ at 1,000 rows). Row data lives in the FleetView; this widget holds only the
 filtered key order, the cursor and the scroll position."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
@@ -65,7 +66,7 @@ class FleetTable(ScrollView, can_focus=True):
             super().__init__()
             self.key = key
 
-    def __init__(self, view: FleetView, **kw) -> None:
+    def __init__(self, view: FleetView, **kw: Any) -> None:
         super().__init__(**kw)
         self.view = view
         self.keys: list[str] = []
@@ -73,8 +74,8 @@ class FleetTable(ScrollView, can_focus=True):
         self.cursor = 0
         self.now = 0.0
         self._width = sum(w for _, w in COLUMNS) + len(COLUMNS)
-        self._stamp: tuple = ()
-        self._strips: dict[tuple, Strip] = {}  # rendered lines by what they show (render_line)
+        self._stamp: tuple[object, ...] = ()
+        self._strips: dict[tuple[object, ...], Strip] = {}  # rendered lines by what they show (render_line)
 
     # -- data ---------------------------------------------------------------
     def set_filter(self, text: str) -> None:
@@ -135,7 +136,7 @@ class FleetTable(ScrollView, can_focus=True):
         cursor = 0 if index != self.cursor else 2 if self.has_focus else 1  # 2: reversed, 1: underlined
         return self._strip((*cells, cursor, width), lambda: self._row_strip(cells, cursor, width))
 
-    def _strip(self, key: tuple, make: Callable[[], Strip]) -> Strip:
+    def _strip(self, key: tuple[object, ...], make: Callable[[], Strip]) -> Strip:
         strip = self._strips.get(key)
         if strip is None:
             if len(self._strips) > 4 * max(self.size.height, 10):
@@ -187,7 +188,7 @@ class FleetTable(ScrollView, can_focus=True):
         if self.selected_key is not None:
             self.post_message(self.Selected(self.selected_key))
 
-    def on_click(self, event) -> None:
+    def on_click(self, event: events.Click) -> None:
         index = int(self.scroll_offset.y) + event.y - 1
         if 0 <= index < len(self.keys):
             self._move_to(index)

@@ -77,8 +77,8 @@ class JudgePlot(PlotextPlot):
                                            (series.baseline, "baseline", "dot", "blue")):
             if key is None:
                 continue
-            points = [(x, float(v[key]) * factor) for x, v in zip(xs, (v for _, v in window.samples))
-                      if v.get(key) is not None]
+            points = [(x, float(value) * factor) for x, v in zip(xs, (v for _, v in window.samples))
+                      if (value := v.get(key)) is not None]
             if points:
                 plt.plot([p[0] for p in points], [p[1] for p in points], marker=marker, color=colour, label=label)
                 tops.extend(p[1] for p in points)

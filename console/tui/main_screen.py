@@ -3,6 +3,8 @@ Operator key bindings live here; `check_action` hides the ones that do not
 apply in the current phase."""
 from __future__ import annotations
 
+from typing import Any, cast
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -12,6 +14,7 @@ from textual.widgets import Input, Log
 from strategies.control import Command
 
 from .fleet_table import FleetTable
+from .host import RolloutHost
 from .judge_plot import JudgePlot
 from .key_bar import KeyBar
 from .metrics import MetricsPanel
@@ -21,7 +24,7 @@ from .screens import ConfirmScreen, HelpScreen, HostDetailScreen, QuitScreen
 OPERATOR_ACTIONS = {"pause", "resume", "promote", "promote_full", "rollback", "abort"}
 
 
-class MainScreen(Screen):
+class MainScreen(Screen[None]):
     BINDINGS = [
         Binding("p", "pause", "Pause"),
         Binding("p", "resume", "Resume"),
@@ -36,8 +39,13 @@ class MainScreen(Screen):
         Binding("q", "quit_console", "Quit"),
     ]
 
+    @property
+    def rollout(self) -> RolloutHost:
+        """The app, as this screen uses it (a RolloutApp: see console/tui/host.py)."""
+        return cast(RolloutHost, self.app)
+
     def compose(self) -> ComposeResult:
-        view = self.app.view
+        view = self.rollout.view
         yield StatusHeader(id="status")
         yield ResultBanner(id="result")
         with Horizontal(id="body"):
@@ -62,41 +70,41 @@ class MainScreen(Screen):
 
     def _first_paint(self) -> None:
         if self.is_attached and self.app.screen_stack:  # not when the app is already closing
-            self.app.repaint(force=True)
+            self.rollout.repaint(force=True)
 
     # -- which keys apply now ------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "detach":
-            return self.app.session is not None and self.app.record is None and self.app.view.active
+            return self.rollout.session is not None and self.rollout.record is None and self.rollout.view.active
         if action not in OPERATOR_ACTIONS:
             return True
-        return self.app.can_command and self.app.view.command_refusal(action) is None
+        return self.rollout.can_command and self.rollout.view.command_refusal(action) is None
 
     # -- operator keys ----------------------------------------------------------
     def action_pause(self) -> None:
-        self.app.send(Command.PAUSE, "p")
+        self.rollout.send(Command.PAUSE, "p")
 
     def action_resume(self) -> None:
-        self.app.send(Command.RESUME, "p")
+        self.rollout.send(Command.RESUME, "p")
 
     def action_promote(self) -> None:
-        self.app.send(Command.PROMOTE, "n")
+        self.rollout.send(Command.PROMOTE, "n")
 
     def action_promote_full(self) -> None:
-        self.app.send(Command.PROMOTE_FULL, "N")
+        self.rollout.send(Command.PROMOTE_FULL, "N")
 
     def action_rollback(self) -> None:
-        self._confirm_then_send(ConfirmScreen("Roll back?", self.app.view.rollback_plan(), yes="Roll back"),
+        self._confirm_then_send(ConfirmScreen("Roll back?", self.rollout.view.rollback_plan(), yes="Roll back"),
                                 Command.ROLLBACK, "r")
 
     def action_abort(self) -> None:
-        self._confirm_then_send(ConfirmScreen("Abort?", self.app.view.abort_plan(), yes="Abort"), Command.ABORT, "a")
+        self._confirm_then_send(ConfirmScreen("Abort?", self.rollout.view.abort_plan(), yes="Abort"), Command.ABORT, "a")
 
     def _confirm_then_send(self, question: ConfirmScreen, command: Command, key: str) -> None:
         """Destructive commands go to the engine only after a yes."""
         def answered(yes: bool | None) -> None:
             if yes:
-                self.app.send(command, key)
+                self.rollout.send(command, key)
         self.app.push_screen(question, answered)
 
     def action_filter(self) -> None:
@@ -121,39 +129,39 @@ class MainScreen(Screen):
             self.query_one(FleetTable).focus()
 
     def on_fleet_table_selected(self, event: FleetTable.Selected) -> None:
-        self.app.push_screen(HostDetailScreen(self.app.view, event.key, self.app.journal_tail_fn()))
+        self.app.push_screen(HostDetailScreen(self.rollout.view, event.key, self.rollout.journal_tail_fn()))
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
 
     def action_detach(self) -> None:
-        self.app.detached = True
+        self.rollout.detached = True
         self.app.exit()
 
     def action_quit_console(self) -> None:
         """Leaving an attached view never touches the run; leaving the
         controlling console while its run is active asks first."""
-        self.app.drain()
-        if not self.app.view.active or self.app.session is None or self.app.record is not None:
+        self.rollout.drain()
+        if not self.rollout.view.active or self.rollout.session is None or self.rollout.record is not None:
             self.app.exit()
             return
 
         def chosen(choice: str | None) -> None:
             if choice == "pause":
-                self.app.send(Command.PAUSE, "q:pause")
+                self.rollout.send(Command.PAUSE, "q:pause")
             elif choice == "rollback":
-                self.app.send(Command.ROLLBACK, "q:rollback")
+                self.rollout.send(Command.ROLLBACK, "q:rollback")
             elif choice == "detach":
                 self.action_detach()
-        self.app.push_screen(QuitScreen(self.app.view.rollback_plan()), chosen)
+        self.app.push_screen(QuitScreen(self.rollout.view.rollback_plan()), chosen)
 
     # -- refresh (called by the app's timer) ----------------------------------------
     def show_phase(self, now: float) -> None:
         """The header alone: a key's effect or a change of phase, at once."""
-        self.query_one(StatusHeader).show(self.app.view, now)
+        self.query_one(StatusHeader).show(self.rollout.view, now)
 
-    def repaint(self, now: float, record: dict | None) -> None:
-        view = self.app.view
+    def repaint(self, now: float, record: dict[str, Any] | None) -> None:
+        view = self.rollout.view
         self.query_one(StatusHeader).show(view, now)
         self.query_one(ResultBanner).show(record, view)
         self.query_one(FleetTable).update_rows(now)

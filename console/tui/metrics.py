@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -17,7 +18,7 @@ class MetricsPanel(Vertical):
     # them, from the one metric table (strategies/metrics.py)
     SERIES = (("error_rate", "err", "error_rate"), ("p95", "p95", "p95_latency"), ("cpu", "cpu", "cpu"))
 
-    def __init__(self, **kw) -> None:
+    def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self._shown: dict[str, list[float]] = {}
 

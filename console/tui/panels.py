@@ -8,6 +8,8 @@ a second, re-laying-out and redrawing the whole screen for unchanged text
 was most of the UI thread's work at 10,000 hosts, and a key waited behind it."""
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.widgets import Static
 
@@ -150,7 +152,7 @@ class AlertsPanel(Panel):
 class ResultBanner(Static):
     _shown = ""
 
-    def show(self, record: dict | None, view: FleetView) -> None:
+    def show(self, record: dict[str, Any] | None, view: FleetView) -> None:
         if record is None and not view.finished:
             self.display = False
             return

@@ -11,10 +11,11 @@ from __future__ import annotations
 import bisect
 import copy
 import re
-from typing import Any, Iterable
+from typing import Iterable
 
 from strategies.events import Event
 
+from ..journal import Journal
 from ..view_state import FleetView
 
 SPEEDS = (1, 2, 5, 10, 20, 50, 100)
@@ -45,7 +46,7 @@ class ReplayController:
         self._checkpoints: dict[int, FleetView] = {0: FleetView()}  # position -> view there (never handed out)
 
     @classmethod
-    def from_journal(cls, journal: Any, source: str = "") -> ReplayController:
+    def from_journal(cls, journal: Journal, source: str = "") -> ReplayController:
         header = journal.header or {}
         if not source:
             plan = (header.get("plan") or {}).get("path") or "?"

@@ -9,6 +9,7 @@ says so. Host detail still works: recorded commands and health history.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -67,7 +68,7 @@ class ReplayScreen(MainScreen):
         Binding("a", "read_only('abort')", show=False),
     ]
 
-    def __init__(self, replay: ReplayController, **kw) -> None:
+    def __init__(self, replay: ReplayController, **kw: Any) -> None:
         super().__init__(**kw)
         self.replay = replay
         self._last_tick: float | None = None
@@ -113,8 +114,8 @@ class ReplayScreen(MainScreen):
     def show_position(self) -> None:
         """Hand the controller's view and clock to the app and repaint."""
         r = self.replay
-        self.app.frozen_now = r.clock
-        self.app.set_view(r.view)
+        self.rollout.frozen_now = r.clock
+        self.rollout.set_view(r.view)
         self.query_one("#replay-banner", Static).update(self.banner())
         self.refresh_bindings()
 

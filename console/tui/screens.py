@@ -118,7 +118,7 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class HostDetailScreen(Screen):
+class HostDetailScreen(Screen[None]):
     """One host: its instances, recent commands with output, health history,
     and the unit's journal tail (fetched in a worker)."""
 

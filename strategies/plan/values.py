@@ -10,8 +10,8 @@ from typing import Any
 
 from inventory.validate import did_you_mean, show
 
-from .durations import parse_duration
-from .metrics import ALIASES, METRICS, PLAN_METRICS
+from ..durations import parse_duration
+from ..metrics import ALIASES, METRICS, PLAN_METRICS
 
 PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?|-?\.\d+)\s*%\s*$")
 

@@ -28,8 +28,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 from inventory.exposition import Selector
 from inventory.validate import did_you_mean, show
 
-from . import plan_types as T
-from .metrics import METRICS
+from ..metrics import METRICS
+from . import values as T
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,99}$")

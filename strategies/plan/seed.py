@@ -19,8 +19,9 @@ from pydantic import BaseModel
 from inventory.validate import check_bool, did_you_mean, show
 from inventory.yaml_source import YamlDoc, format_path
 
-from . import plan_types as T
-from .errors import PlanError
+from ..errors import PlanError
+from . import values as T
+from .models import Canary, Health, Thresholds
 
 SEED_KEYS = {
     "rolling_deployment": "rolling",
@@ -266,7 +267,6 @@ def _derive(t: _Translation) -> None:
       so persistence is lowered until (persistence - 1) x sample_interval
       fits the delay. The console never waits the delay out before rolling
       back; `Plan` refuses settings written beside the block that exceed it."""
-    from .plan import Canary, Health, Thresholds  # plan imports this module
 
     def setting(section: str, key: str, model: type[BaseModel]) -> Any:
         value = (t.data.get(section) or {}).get(key)

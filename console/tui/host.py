@@ -1,0 +1,33 @@
+"""What the console's screens use of the app that shows them.
+
+The screens are always shown by a RolloutApp (console/tui/app.py), which
+imports them; typed by this protocol, a screen reads the app's view and
+sends its keys without importing the app back."""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Protocol
+
+from strategies.control import Command
+
+from ..view_state import FleetView
+
+
+class RolloutHost(Protocol):
+    view: FleetView
+    session: object  # the Session running the rollout in this process, or None
+    record: dict[str, Any] | None  # the run's closing record, once it ended
+    detached: bool
+    frozen_now: float | None
+
+    @property
+    def can_command(self) -> bool: ...
+
+    def repaint(self, force: bool = False) -> None: ...
+
+    def drain(self, budget: float | None = None) -> bool: ...
+
+    def send(self, command: Command, key: str) -> bool: ...
+
+    def journal_tail_fn(self) -> Callable[[str], Awaitable[str]] | None: ...
+
+    def set_view(self, view: FleetView) -> None: ...
