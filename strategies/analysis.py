@@ -427,9 +427,12 @@ def slower(judged: Sequence[float], base: Evidence, level: float) -> tuple[float
     """(judged median, the limit it broke) when the judged latencies are
     materially slower than the baseline's (its median 25 % and 10 ms over,
     plus the gap between the baseline's median and its slowest instance's:
-    a release instance may be as slow as the baseline's slowest) and
-    significantly so
-    (Mann-Whitney, one-sided, p < `level`); else None."""
+    a release instance may be as slow as the baseline's slowest), and
+    significantly slower than that limit: Mann-Whitney (one-sided,
+    p < `level`) of the release's latencies scaled back by limit / median
+    against the baseline's. Its null is then "no slower than the limit",
+    not "no slower than the baseline": a release host a little slower than
+    the fleet's mean is common and not a regression. Else None."""
     baseline = base.latencies
     if len(judged) < MIN_LATENCY_SAMPLES or len(baseline) < MIN_LATENCY_SAMPLES:
         return None
@@ -441,7 +444,9 @@ def slower(judged: Sequence[float], base: Evidence, level: float) -> tuple[float
         return None
     if len(baseline) > MAX_LATENCIES:  # deterministic thinning: same input, same verdict
         baseline = tuple(random.Random(len(baseline)).sample(list(baseline), MAX_LATENCIES))
-    if mann_whitney_greater(judged, baseline) >= level:
+    # the release scaled back by the limit's ratio: significant only when it is slower than
+    # the limit, not merely slower than the baseline (host spread makes the latter common)
+    if mann_whitney_greater([x * mb / limit for x in judged], baseline) >= level:
         return None
     return mj, limit
 
@@ -497,6 +502,21 @@ def tail_step(window: Window, judged: Evidence, baseline: Evidence) -> tuple[tup
     return proportion_llrs(slow, seen, null, TAIL_RATIOS), slow, seen, null
 
 
+def comparison_null(base: Evidence | None, policy: Policy) -> float:
+    """The error comparison's null ratio, from the window's earlier samples
+    (so it is fixed before the sample it judges): the release may fail more
+    than its baseline by half the plan's error_rate (what is not material),
+    or by twice the spread between the baseline's own hosts beyond chance
+    when that is larger (a release instance may be one of the fleet's
+    worse ones), as a ratio to the baseline's rate so far (at least
+    ERROR_FLOOR, which the first sample, with no earlier one, is held to)."""
+    if base is None or not base.requests:
+        return 1 + policy.error_rate * MATERIAL_ERRORS / ERROR_FLOOR
+    rate = max(ERROR_FLOOR, base.errors / base.requests)
+    spread = between_spread([(e.requests, e.errors / e.requests) for _, e in base.hosts if e.requests])
+    return 1 + max(policy.error_rate * MATERIAL_ERRORS, 2 * spread) / rate
+
+
 def errors_log_e(window: Window) -> float:
     """The error comparison's e-process (log), tempered by the baseline's
     dispersion."""
@@ -525,9 +545,18 @@ def as_bad(base: Evidence, ev: Evidence, metric: str, limit: float, policy: Poli
     """Does the baseline (its worst instance left out) break the ceiling
     as much as the release: its share within half a threshold of the
     release's (half the plan's error_rate; 2.5 points of requests slower
-    than a p95 limit)?"""
+    than a p95 limit)? For errors also when the baseline is itself within
+    a quarter threshold of the ceiling and the release within a full
+    threshold of the whole baseline: a fleet at the ceiling already is the
+    environment, and a release instance on one of its worse hosts, or one
+    that had a burst, is over the ceiling without being worse than its
+    baseline (the comparison, which allows for the hosts' spread, judges
+    that). A release worse than that is failed."""
     slack = policy.error_rate * MATERIAL_ERRORS if metric == "error_rate" else P95_TAIL / 2
-    return bad_share(shared(base, metric, limit), metric, limit) >= bad_share(ev, metric, limit) - slack
+    own, mine = bad_share(shared(base, metric, limit), metric, limit), bad_share(ev, metric, limit)
+    if own >= mine - slack:
+        return True
+    return metric == "error_rate" and own >= limit - slack / 2 and mine <= bad_share(base, metric, limit) + 2 * slack
 
 
 def breaks(ev: Evidence, metric: str, limit: float, bar: float) -> bool:
@@ -667,7 +696,8 @@ def advance(window: Window, judged: Evidence, baseline: Evidence | None, reading
     llrs, dispersion = window.error_llrs, window.dispersion
     tail_llrs, tail_slow, tail_seen, null = window.tail_llrs, window.tail_slow, window.tail_seen, window.tail_null
     if baseline is not None:
-        step = conditional_llrs(judged.errors, judged.requests, baseline.errors, baseline.requests)
+        step = conditional_llrs(judged.errors, judged.requests, baseline.errors, baseline.requests,
+                                null=comparison_null(window.baseline, policy))
         llrs = tuple(a + b for a, b in zip(llrs, step))
         dispersion = dispersion.add(baseline.cells())
         tail, slow, seen, now_null = tail_step(window, judged, baseline)
