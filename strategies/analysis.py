@@ -16,14 +16,17 @@ Why it is built this way (docs/judge.md says it in plain words):
 - Errors against the baseline without estimating the baseline's rate:
   given the failures of both sides in a sample, the release's share of
   them is binomial with its share of the requests when both fail alike
-  (judge_stats.conditional_llrs). The product over samples, mixed over
-  rate ratios fixed in advance, is an e-process: by Ville's inequality a
-  good release reaches 1/a with probability at most a, however often it is
-  looked at. A clear difference fails the release only when it is also
-  material (at least half the plan's error_rate). It is tempered by the
-  baseline's measured overdispersion
-  (failures in clusters, hosts that differ, a rate that drifts), which is a
-  quasi-likelihood correction, not an exact one.
+  (judge_stats.conditional_llrs). The null is "at most r0 times as often"
+  with r0 what is not material (half the plan's error_rate over the
+  baseline's rate, or twice its hosts' spread: comparison_null), taken
+  from earlier samples; the product over samples, mixed over multiples of
+  r0 fixed in advance, is an e-process: by Ville's inequality a release no
+  worse than r0 reaches 1/a with probability at most a, however often it
+  is looked at. Testing "as often" and checking materiality on the point
+  estimates stopped good releases whose canary host fails more than the
+  fleet's mean. The evidence is divided by the baseline's measured
+  overdispersion (which only lowers it; against clusters it is a
+  quasi-likelihood correction, not an exact one).
 - One false-alarm budget per release (`analysis.false_alarm_budget`),
   half to the plan's first window (the least traffic, where a bad release
   must be caught), the rest evenly over the others, and split across
@@ -31,8 +34,9 @@ Why it is built this way (docs/judge.md says it in plain words):
   thresholds, not statistics, and spend none of it.
 - Latency: a shift of the median counts only when it is material (25 %
   and 10 ms) *and* beyond the slowest of the baseline's own hosts, and
-  significant at its share of the budget divided by the window's looks
-  (Mann-Whitney, Bonferroni over looks). The tail: the share of the
+  significantly beyond that limit at its share of the budget divided by
+  the window's looks (Mann-Whitney of the release scaled back by the
+  limit, Bonferroni over looks). The tail: the share of the
   release's requests slower than the baseline's p95 of the same sample
   scaled by the release's ratio of medians (so a slower host or what is
   left of a warm-up, which shift the whole distribution, are the median
