@@ -230,6 +230,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
                                         printed_tables("2026-12-02-3743db8/judge_power.txt")]),
     "judge-power-82cae26": lambda: "\n\n".join([provenance("2026-12-06-82cae26-judge/judge_power.txt"),
                                                 printed_tables("2026-12-06-82cae26-judge/judge_power.txt")]),
+    "judge-power-4beeccb-targets": lambda: "\n\n".join([
+        provenance("2026-12-06-4beeccb-judge/judge_power.txt"),
+        printed_section("2026-12-06-4beeccb-judge/judge_power.txt", "Targets (issue 22)")]),
     "judge-power-184de39-targets": lambda: "\n\n".join([
         provenance("2026-12-06-184de39-judge/judge_power.txt"),
         printed_section("2026-12-06-184de39-judge/judge_power.txt", "Targets (issue 22)")]),
