@@ -340,7 +340,7 @@ def run_release(seed: int, case_index: int, trial: int, judges: list[Judge], tal
     release_rng, *window_seeds = (np.random.default_rng(s) for s in root.spawn(1 + len(STEPS)))
     release = Release(release_rng, CASES[case_index])
     verdicts: dict[str, list[str]] = {j.name: [] for j in judges}
-    started, restarted = 0.0, {0: 0.0}
+    started, restarted = 0.0, {}  # every canary host restarts RESTART_LEAD before its first window (h0 too)
     order = judges[trial % len(judges):] + judges[:trial % len(judges)]  # rotate which judge goes first
     for w, ((share, planned), rng) in enumerate(zip(STEPS, window_seeds)):
         canary_hosts = max(1, round(share / 100 * HOSTS))

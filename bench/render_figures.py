@@ -350,11 +350,14 @@ BLOCKS: dict[str, Callable[[], str]] = {
         for rel in ("2026-12-02-c23c0f2/tui_tmux.txt", "2026-12-02-c23c0f2/tui_tmux-2.txt")]),
     "judge-power": lambda: "\n\n".join([provenance("2026-12-02-3743db8/judge_power.txt"),
                                         printed_tables("2026-12-02-3743db8/judge_power.txt")]),
-    "judge-power-184de39": lambda: "\n\n".join([provenance("2026-12-06-184de39-judge/judge_power.txt"),
-                                                printed_tables("2026-12-06-184de39-judge/judge_power.txt")]),
-    "judge-power-2560fba-targets": lambda: "\n\n".join([
-        provenance("2026-12-06-2560fba-judge/judge_power.txt"),
-        printed_section("2026-12-06-2560fba-judge/judge_power.txt", "Targets (issue 22)")]),
+    "judge-power-82cae26": lambda: "\n\n".join([provenance("2026-12-06-82cae26-judge/judge_power.txt"),
+                                                printed_tables("2026-12-06-82cae26-judge/judge_power.txt")]),
+    "judge-power-4beeccb-targets": lambda: "\n\n".join([
+        provenance("2026-12-06-4beeccb-judge/judge_power.txt"),
+        printed_section("2026-12-06-4beeccb-judge/judge_power.txt", "Targets (issue 22)")]),
+    "judge-power-184de39-targets": lambda: "\n\n".join([
+        provenance("2026-12-06-184de39-judge/judge_power.txt"),
+        printed_section("2026-12-06-184de39-judge/judge_power.txt", "Targets (issue 22)")]),
     "soak-totals": soak_totals,
     "soak-faults-e3b2c3f": lambda: soak_fault_table(["2026-12-02-e3b2c3f-soak/net5/runs.jsonl",
                                                      "2026-12-02-e3b2c3f-soak/net6/runs.jsonl"]),

@@ -16,14 +16,17 @@ Why it is built this way (docs/judge.md says it in plain words):
 - Errors against the baseline without estimating the baseline's rate:
   given the failures of both sides in a sample, the release's share of
   them is binomial with its share of the requests when both fail alike
-  (judge_stats.conditional_llrs). The product over samples, mixed over
-  rate ratios fixed in advance, is an e-process: by Ville's inequality a
-  good release reaches 1/a with probability at most a, however often it is
-  looked at. A clear difference fails the release only when it is also
-  material (at least half the plan's error_rate). It is tempered by the
-  baseline's measured overdispersion
-  (failures in clusters, hosts that differ, a rate that drifts), which is a
-  quasi-likelihood correction, not an exact one.
+  (judge_stats.conditional_llrs). The null is "at most r0 times as often"
+  with r0 what is not material (half the plan's error_rate over the
+  baseline's rate, or twice its hosts' spread: comparison_null), taken
+  from earlier samples; the product over samples, mixed over multiples of
+  r0 fixed in advance, is an e-process: by Ville's inequality a release no
+  worse than r0 reaches 1/a with probability at most a, however often it
+  is looked at. Testing "as often" and checking materiality on the point
+  estimates stopped good releases whose canary host fails more than the
+  fleet's mean. The evidence is divided by the baseline's measured
+  overdispersion (which only lowers it; against clusters it is a
+  quasi-likelihood correction, not an exact one).
 - One false-alarm budget per release (`analysis.false_alarm_budget`),
   half to the plan's first window (the least traffic, where a bad release
   must be caught), the rest evenly over the others, and split across
@@ -31,8 +34,9 @@ Why it is built this way (docs/judge.md says it in plain words):
   thresholds, not statistics, and spend none of it.
 - Latency: a shift of the median counts only when it is material (25 %
   and 10 ms) *and* beyond the slowest of the baseline's own hosts, and
-  significant at its share of the budget divided by the window's looks
-  (Mann-Whitney, Bonferroni over looks). The tail: the share of the
+  significantly beyond that limit at its share of the budget divided by
+  the window's looks (Mann-Whitney of the release scaled back by the
+  limit, Bonferroni over looks). The tail: the share of the
   release's requests slower than the baseline's p95 of the same sample
   scaled by the release's ratio of medians (so a slower host or what is
   left of a warm-up, which shift the whole distribution, are the median
@@ -427,9 +431,12 @@ def slower(judged: Sequence[float], base: Evidence, level: float) -> tuple[float
     """(judged median, the limit it broke) when the judged latencies are
     materially slower than the baseline's (its median 25 % and 10 ms over,
     plus the gap between the baseline's median and its slowest instance's:
-    a release instance may be as slow as the baseline's slowest) and
-    significantly so
-    (Mann-Whitney, one-sided, p < `level`); else None."""
+    a release instance may be as slow as the baseline's slowest), and
+    significantly slower than that limit: Mann-Whitney (one-sided,
+    p < `level`) of the release's latencies scaled back by limit / median
+    against the baseline's. Its null is then "no slower than the limit",
+    not "no slower than the baseline": a release host a little slower than
+    the fleet's mean is common and not a regression. Else None."""
     baseline = base.latencies
     if len(judged) < MIN_LATENCY_SAMPLES or len(baseline) < MIN_LATENCY_SAMPLES:
         return None
@@ -441,7 +448,9 @@ def slower(judged: Sequence[float], base: Evidence, level: float) -> tuple[float
         return None
     if len(baseline) > MAX_LATENCIES:  # deterministic thinning: same input, same verdict
         baseline = tuple(random.Random(len(baseline)).sample(list(baseline), MAX_LATENCIES))
-    if mann_whitney_greater(judged, baseline) >= level:
+    # the release scaled back by the limit's ratio: significant only when it is slower than
+    # the limit, not merely slower than the baseline (host spread makes the latter common)
+    if mann_whitney_greater([x * mb / limit for x in judged], baseline) >= level:
         return None
     return mj, limit
 
@@ -497,6 +506,21 @@ def tail_step(window: Window, judged: Evidence, baseline: Evidence) -> tuple[tup
     return proportion_llrs(slow, seen, null, TAIL_RATIOS), slow, seen, null
 
 
+def comparison_null(base: Evidence | None, policy: Policy) -> float:
+    """The error comparison's null ratio, from the window's earlier samples
+    (so it is fixed before the sample it judges): the release may fail more
+    than its baseline by half the plan's error_rate (what is not material),
+    or by twice the spread between the baseline's own hosts beyond chance
+    when that is larger (a release instance may be one of the fleet's
+    worse ones), as a ratio to the baseline's rate so far (at least
+    ERROR_FLOOR, which the first sample, with no earlier one, is held to)."""
+    if base is None or not base.requests:
+        return 1 + policy.error_rate * MATERIAL_ERRORS / ERROR_FLOOR
+    rate = max(ERROR_FLOOR, base.errors / base.requests)
+    spread = between_spread([(e.requests, e.errors / e.requests) for _, e in base.hosts if e.requests])
+    return 1 + max(policy.error_rate * MATERIAL_ERRORS, 2 * spread) / rate
+
+
 def errors_log_e(window: Window) -> float:
     """The error comparison's e-process (log), tempered by the baseline's
     dispersion."""
@@ -525,9 +549,18 @@ def as_bad(base: Evidence, ev: Evidence, metric: str, limit: float, policy: Poli
     """Does the baseline (its worst instance left out) break the ceiling
     as much as the release: its share within half a threshold of the
     release's (half the plan's error_rate; 2.5 points of requests slower
-    than a p95 limit)?"""
+    than a p95 limit)? For errors also when the baseline is itself within
+    a quarter threshold of the ceiling and the release within a full
+    threshold of the whole baseline: a fleet at the ceiling already is the
+    environment, and a release instance on one of its worse hosts, or one
+    that had a burst, is over the ceiling without being worse than its
+    baseline (the comparison, which allows for the hosts' spread, judges
+    that). A release worse than that is failed."""
     slack = policy.error_rate * MATERIAL_ERRORS if metric == "error_rate" else P95_TAIL / 2
-    return bad_share(shared(base, metric, limit), metric, limit) >= bad_share(ev, metric, limit) - slack
+    own, mine = bad_share(shared(base, metric, limit), metric, limit), bad_share(ev, metric, limit)
+    if own >= mine - slack:
+        return True
+    return metric == "error_rate" and own >= limit - slack / 2 and mine <= bad_share(base, metric, limit) + 2 * slack
 
 
 def breaks(ev: Evidence, metric: str, limit: float, bar: float) -> bool:
@@ -667,7 +700,8 @@ def advance(window: Window, judged: Evidence, baseline: Evidence | None, reading
     llrs, dispersion = window.error_llrs, window.dispersion
     tail_llrs, tail_slow, tail_seen, null = window.tail_llrs, window.tail_slow, window.tail_seen, window.tail_null
     if baseline is not None:
-        step = conditional_llrs(judged.errors, judged.requests, baseline.errors, baseline.requests)
+        step = conditional_llrs(judged.errors, judged.requests, baseline.errors, baseline.requests,
+                                null=comparison_null(window.baseline, policy))
         llrs = tuple(a + b for a, b in zip(llrs, step))
         dispersion = dispersion.add(baseline.cells())
         tail, slow, seen, now_null = tail_step(window, judged, baseline)

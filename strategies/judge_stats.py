@@ -16,16 +16,14 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-# Rate ratios the error test mixes over (equal weights), fixed in advance.
-# With the seed's error threshold (1 point) a release "a threshold worse"
-# than a baseline at rate p0 has the ratio 1 + 0.01 / p0: 2 at p0 = 1 %,
-# 3 at 0.5 %, 11 at 0.1 %; 30 and 100 cover a release that fails outright
-# (two failures in four requests are then enough). Each ratio more costs
-# evidence (the mixture's log k: six ratios cost 1.8 nats, five 1.6),
-# and a ratio between two of the grid loses little (at a true ratio of 5
-# the grid's 4 keeps 97 % of the evidence per failure); a ratio below 2
-# would rarely be material anyway (analysis.MATERIAL_ERRORS).
-RATE_RATIOS = (2.0, 4.0, 10.0, 30.0, 100.0)
+# Rate ratios the error test mixes over (equal weights), fixed in advance,
+# each a multiple of the test's null ratio (analysis.comparison_null: 2 for
+# the seed's 1-point threshold at a 0.5 % baseline, where a release 2 points
+# worse has the ratio 5, 2.5 times the null). 15 and 50 cover a release
+# that fails outright. Each ratio more costs evidence (the mixture's log k:
+# five ratios cost 1.6 nats), and a ratio between two of the grid loses
+# little.
+RATE_RATIOS = (1.5, 2.5, 5.0, 15.0, 50.0)
 # Alternatives of the one-sample proportion tests (ceilings, the tail
 # share): the true proportion this many times the null's.
 PROPORTION_RATIOS = (1.5, 2.0, 3.0, 5.0)
@@ -53,23 +51,30 @@ def log_mean_exp(values: Sequence[float]) -> float:
 
 
 def conditional_llrs(judged_failed: int, judged_requests: int, base_failed: int, base_requests: int,
-                     ratios: Sequence[float] = RATE_RATIOS) -> tuple[float, ...]:
+                     ratios: Sequence[float] = RATE_RATIOS, null: float = 1.0) -> tuple[float, ...]:
     """Log-likelihood ratios of one sample for each rate ratio r.
 
     Given the failures of both sides in the sample (K), and each side's
-    requests, the release's count is Binomial(K, s) when both fail at the
-    same rate (s: the release's share of the requests), whatever that rate
-    is. If the release fails r times as often, it is Binomial(K, q) with
-    q = s r / (s r + 1 - s). No baseline rate is estimated: a rate that
-    drifts, or a blip both sides see, cancels within the sample."""
+    requests, the release's count is Binomial(K, q(rho)) when it fails rho
+    times as often as the baseline (s: the release's share of the requests,
+    q(rho) = s rho / (s rho + 1 - s)), whatever the common rate is. No
+    baseline rate is estimated: a rate that drifts, or a blip both sides
+    see, cancels within the sample. The null is "rho is at most `null`"
+    (1: fails as often as the baseline; more allows for the hosts' own
+    spread and for differences too small to matter), each alternative r
+    times the null: for a binomial, q(r null) above q(null) makes the ratio's
+    expectation at most 1 for every rho up to `null`, so the null may be
+    chosen from earlier samples (predictable) and the product stays an
+    e-process."""
     k = judged_failed + base_failed
     if k == 0 or judged_requests <= 0 or base_requests <= 0:
         return tuple(0.0 for _ in ratios)
     s = judged_requests / (judged_requests + base_requests)
+    q0 = s * null / (s * null + 1 - s)
     out = []
     for r in ratios:
-        q = s * r / (s * r + 1 - s)
-        out.append(judged_failed * math.log(q / s) + base_failed * math.log((1 - q) / (1 - s)))
+        q = s * r * null / (s * r * null + 1 - s)
+        out.append(judged_failed * math.log(q / q0) + base_failed * math.log((1 - q) / (1 - q0)))
     return tuple(out)
 
 

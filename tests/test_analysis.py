@@ -39,8 +39,13 @@ def test_the_issue_case_twenty_percent_errors_at_a_one_percent_step_fails():
 
 
 def test_a_bad_release_is_stopped_after_a_handful_of_requests():
-    _, j = run([(4, 2)], baseline=[Evidence(400, 0)])
-    assert j.verdict == Verdict.FAIL and j.seen == 4
+    """The comparison's null is taken from the baseline's earlier samples
+    (the first sample's from ERROR_FLOOR): against a clean baseline, taken
+    as failing 0.1 %, the null allows a release six times worse (half a
+    threshold more), and four failures of eight requests are far beyond
+    that; two of four are not yet enough."""
+    _, j = run([(4, 2)] * 3, baseline=[Evidence(400, 0)] * 3)
+    assert j.verdict == Verdict.FAIL and j.seen == 8
 
 
 def test_few_clean_requests_are_not_a_pass():

@@ -135,9 +135,10 @@ async def test_canary_split_tracks_configured_weights(tmp_path):
 
 
 async def test_canary_worse_than_stable_fails_on_the_sequential_test_in_its_first_window(tmp_path):
-    """6 % errors against a clean stable, threshold 2 %: the comparison of
-    the two sides' failures (an e-process over the window's samples)
-    decides within the window."""
+    """6 % errors against a clean stable, threshold 2 %: the window's
+    e-processes (the comparison of the two sides' failures, whose null
+    allows half a threshold more, and the 2 % ceiling, which here gets
+    there first) decide within the window."""
     releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.06}}
     session, events = make_session(
         tmp_path, "canary", releases=releases, hosts=10,
@@ -147,7 +148,7 @@ async def test_canary_worse_than_stable_fails_on_the_sequential_test_in_its_firs
     assert result.outcome == Outcome.ROLLED_BACK
     failed = [e for e in events if isinstance(e, GateEvaluated) and e.verdict == "fail"]
     assert len(failed) == 1 and not failed[0].extended
-    assert failed[0].reasons[0].startswith("error_rate ") and "e-value" in failed[0].reasons[0]
+    assert failed[0].reasons[0].startswith("error_rate ")
     assert failed[0].values["baseline_error_rate"] == 0.0
 
 

@@ -66,7 +66,8 @@ def test_the_plan_key_turns_shadow_on_too(tmp_path):
 def test_backtest_gives_one_verdict_per_trial_in_the_issue_s_format(tmp_path):
     clean = {"requests": 100, "failed": 0, "latencies": [0.04] * 100}
     stable = {"requests": 900, "failed": 2, "latencies": [0.04] * 300}
-    rows = [line("bad", 5, {"requests": 5, "failed": 3, "latencies": [0.05] * 5}, stable)]
+    bad = {"requests": 5, "failed": 3, "latencies": [0.05] * 5}
+    rows = [line("bad", t, bad, stable) for t in (5, 10)]  # the comparison's null is set by the first sample
     rows += [line(7, t, clean, stable) for t in range(5, 65, 5)]
     rows += [line("thin", 5, {"requests": 2, "failed": 0, "latencies": [0.04, 0.04]}, stable)]
     samples = tmp_path / "samples.jsonl"
@@ -75,7 +76,7 @@ def test_backtest_gives_one_verdict_per_trial_in_the_issue_s_format(tmp_path):
     assert out.returncode == 0, out.stderr
     got = [json.loads(x) for x in out.stdout.splitlines()]
     assert [(g["trial"], g["verdict"]) for g in got] == [("bad", "fail"), (7, "pass"), ("thin", "inconclusive")]
-    assert got[0]["at"] == 5 and got[0]["findings"][0].startswith("error_rate")
+    assert got[0]["at"] == 10 and got[0]["findings"][0].startswith("error_rate")
     assert got[1]["at"] == 60 and got[1]["findings"] == []  # the seed's 60 s window
     assert set(got[0]) == {"trial", "verdict", "at", "findings"}
 
