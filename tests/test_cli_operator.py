@@ -182,3 +182,36 @@ def test_help_version_and_status_start_without_the_heavy_libraries(tmp_path, arg
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=control_env(tmp_path), capture_output=True,
                           text=True, timeout=120)
     assert proc.stdout.strip() == "0 []", proc.stdout + proc.stderr
+
+
+def test_status_lists_live_runs_in_full_and_only_the_last_hours_few_ended(paused_run, tmp_path):
+    """A day of ended runs would bury the live one: plain `status` lists the
+    live run first and in full, then the newest five that ended in the last
+    hour, a line each, and says how many more `--all` lists."""
+    import os
+    import time
+    from pathlib import Path
+
+    env, _run = paused_run
+    finished = cli(env, "--plan", "examples/rolling.yaml", "--headless", "--time-scale", "100")
+    assert finished.returncode == 0, finished.stderr
+    control = Path(env["XDG_RUNTIME_DIR"]) / "rollout-console"
+    real = json.loads(next(control.glob("rolling-*.result.json")).read_text())
+    now = time.time()
+    for n, age in enumerate([60, 120, 600, 900, 1200, 3000, 7200]):  # ended 1 min to 2 h ago
+        path = control / f"old-{n}.result.json"
+        path.write_text(json.dumps({**real, "run_id": f"old-{n}"}))
+        os.utime(path, (now - age, now - age))
+    lines = cli(env, "status").stdout.splitlines()
+    live = [i for i, line in enumerate(lines) if "phase paused" in line]
+    header = lines.index("ended in the last 60 min (newest first; `console status RUN` for one in full):")
+    assert live and live[0] < header  # the live run first, in full
+    listed = [line.split()[0] for line in lines[header + 1:] if line.startswith("  ")]
+    assert listed == [real["run_id"], "old-0", "old-1", "old-2", "old-3"]  # newest first, five at most
+    assert lines[-1].startswith("3 more ended run(s) not listed") and "`console status --all`" in lines[-1]
+    assert "ENDED" not in "\n".join(lines) and "old-0 SIMULATED  1 min ago  succeeded (exit 0): " in lines[header + 2]
+    everything = cli(env, "status", "--all").stdout
+    assert [f"old-{n} " in everything for n in range(7)] == [True] * 7 and "more ended" not in everything
+    named = cli(env, "status", "old-6").stdout  # a run asked for by name: in full, however old
+    assert named.startswith("old-6  pid ") and "  ENDED succeeded (exit 0): " in named and "  journal " in named
+    assert len(status(env)["ended"]) == 8  # JSON, for scripts: every kept ended run
