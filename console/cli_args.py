@@ -109,7 +109,8 @@ def add_input_flags(p: argparse.ArgumentParser, *, plan_required: bool = True, r
                             "still works")
     p.add_argument("--limit", metavar="PATTERN",
                    help="only these hosts, in Ansible's pattern syntax: `web*`, `g1:g2`, `g1:&g2`, `g1:!h3`, "
-                        "`~regex`, `@file` (the load balancers are always kept)")
+                        "`~regex`, `@file` (the load balancers are always kept); the upstream's other instances "
+                        "keep serving, untouched (docs/cli.md)")
 
 
 def add_live_flags(p: argparse.ArgumentParser) -> None:

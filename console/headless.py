@@ -42,7 +42,7 @@ def describe(event: Event) -> str | None:
         return f"{e['host']} $ {e['command']} -> exit {status} ({e['duration']:.2f}s)" + (
             f": {tail[0]}" if tail else "")
     if kind == "health":
-        return None if e["ok"] else f"{e['instance']} health failed: {e['detail']}"
+        return None if e["ok"] or e.get("idle") else f"{e['instance']} health failed: {e['detail']}"
     if kind == "traffic":
         pools = ", ".join(f"{p}={len(b)}" for p, b in sorted(e["pools"].items()))
         weights = ", ".join(f"{p} {w:g}%" for p, w in sorted(e["weights"].items()))

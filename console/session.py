@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 
 from inventory.errors import InputError
 from inventory.loaders import embedded_fleet_path, load_inventory, read_inventory
-from inventory.model import Inventory
+from inventory.model import Instance, Inventory
 from strategies import analysis
 from strategies.control import Command
 from strategies.engine import Engine, Outcome, ResumeState, RunResult
@@ -62,6 +62,7 @@ class Inputs:
     inventory_path: str
     version: str
     inventory_given: bool = False  # False: the embedded fleet
+    untouched: tuple[Instance, ...] = ()  # the upstream's instances a --limit left out (cli_run.load_limited)
 
 
 def read_plan_and_inventory(plan_path: str, inventory_path: str | None, version: str | None, *,
@@ -96,13 +97,33 @@ def load_inputs(plan_path: str, inventory_path: str | None, version: str | None,
     return Inputs(plan, inventory, plan_path, inv_path, plan.version, inventory_given=bool(inventory_path))
 
 
+def limit_inputs(inputs: Inputs, limit: str) -> Inputs:
+    """The inventory cut to the hosts `limit` selects (Ansible's pattern
+    syntax; the plan's load balancers always kept), and the upstream's
+    instances it leaves out in `untouched`: the run leaves them serving and
+    never touches them."""
+    from dataclasses import replace
+
+    from inventory.limit import LimitError, limited
+
+    lbs = inputs.inventory.groups.get(inputs.plan.load_balancers, ())
+    cut = limited(inputs.inventory, limit, keep=lbs)
+    try:
+        kept = {i.key for i in resolve_instances(inputs.plan, cut)}
+    except TopologyError:
+        raise LimitError(f"{limit!r} leaves none of the plan's hosts (group {inputs.plan.hosts!r}): "
+                         f"only load balancers") from None
+    untouched = tuple(i for i in resolve_instances(inputs.plan, inputs.inventory) if i.key not in kept)
+    return replace(inputs, inventory=cut, untouched=untouched)
+
+
 def make_driver(inputs: Inputs, *, time_scale: float, accept_new_host_keys: bool):
     """The simulated fleet for a simulated inventory, SSH otherwise."""
     plan = inputs.plan
     if inputs.inventory.simulated:
         from inventory.simfleet import SimFleet
 
-        instances = resolve_instances(plan, inputs.inventory)
+        instances = resolve_instances(plan, inputs.inventory) + list(inputs.untouched)  # all serve in its nginx
         running = ("main", "blue")
         if plan.strategy == "blue_green":
             bg = plan.blue_green
@@ -151,7 +172,7 @@ class Session:
         self.engine = Engine(inputs.plan, inputs.inventory, self.driver, version=inputs.version,
                              bus=self.bus, interactive=interactive, auto_promote=auto_promote, resume=resume,
                              lock_holder=holder, lock_wait=lock_wait, break_stale_lock=break_stale_lock,
-                             lock_max_age=lock_max_age)
+                             lock_max_age=lock_max_age, untouched=inputs.untouched)
         self.runner = runner_for(inputs.plan)
         header = make_header(argv, inputs.plan_path, inputs.inventory_path, self.simulated,
                              self.redactor.text, tool_version())
