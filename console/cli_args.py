@@ -141,6 +141,9 @@ def add_output_flags(p: argparse.ArgumentParser, *, headless: bool = True) -> No
                        help="no TUI: print one line per event, exit with a meaningful code")
     p.add_argument("--output", choices=["text", "json"], default="text",
                    help="text lines for people, or JSON Lines for scripts (default text)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="text: also print each remote command that succeeded (a failed one always prints; "
+                        "the journal and JSON keep every one)")
 
 
 def lock_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -124,7 +124,8 @@ def drive(session: Any, args: argparse.Namespace) -> int:
     if args.headless or args.detach:
         from .session import run_headless
 
-        return int(run_headless(session, args.output, on_hangup=args.on_hangup, detach=args.detach))
+        return int(run_headless(session, args.output, on_hangup=args.on_hangup, detach=args.detach,
+                                verbose=getattr(args, "verbose", False)))
     from .tui.app import run_app
 
     return int(run_app(session, on_hangup=args.on_hangup))

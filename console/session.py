@@ -273,7 +273,8 @@ async def finish_headless(session: Session, reporter, run: Awaitable[RunResult],
     return record["exit_code"]
 
 
-def run_headless(session: Session, fmt: str, *, on_hangup: str = DEFAULT_ON_HANGUP, detach: bool = False) -> int:
+def run_headless(session: Session, fmt: str, *, on_hangup: str = DEFAULT_ON_HANGUP, detach: bool = False,
+                 verbose: bool = False) -> int:
     """Headless, or with `detach` in the background (new session, no
     terminal output: only the journal and the control socket)."""
     from .headless import HeadlessReporter
@@ -282,7 +283,7 @@ def run_headless(session: Session, fmt: str, *, on_hangup: str = DEFAULT_ON_HANG
     if detach:
         session.on_listening = leave_terminal(session.detached_notice)
     else:
-        reporter = HeadlessReporter(sys.stdout, fmt, session.simulated)
+        reporter = HeadlessReporter(sys.stdout, fmt, session.simulated, verbose)
         if fmt == "text" and session.inventory_engine:
             print(f"inventory {session.inputs.inventory_path} read by {session.inventory_engine}", flush=True)
         session.bus.subscribe(reporter)

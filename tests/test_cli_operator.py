@@ -265,3 +265,20 @@ def test_a_resumed_limited_run_keeps_its_limit(tmp_path):
     assert next(e for e in events if e["kind"] == "run_started")["untouched"] == left
     assert set(next(e for e in events if e["kind"] == "run_finished")["versions"]) == {
         f"agent-0{n}" for n in range(1, 6)}
+
+
+def test_headless_text_prints_failed_remote_commands_and_the_others_only_with_verbose(tmp_path):
+    """A newcomer's blue-green run printed a hundred `host $ command -> exit
+    0` lines among the fifty worth reading: headless text now prints a
+    remote command only when it failed, or with --verbose; JSON and the
+    journal keep every one."""
+    env = control_env(tmp_path)
+    quiet = cli(env, "--plan", "examples/rolling.yaml", "--release", "9.9.9", "--headless", "--time-scale", "100")
+    lines = quiet.stdout.splitlines()
+    assert [line for line in lines if "-> exit 1" in line and "release 9.9.9 not found" in line], quiet.stdout
+    assert not [line for line in lines if "-> exit 0" in line]
+    verbose = cli(env, "--plan", "examples/rolling.yaml", "--headless", "--time-scale", "100", "--verbose")
+    assert verbose.returncode == 0 and "agent-01 $ [simulated] systemctl restart agent@main.service -> exit 0" \
+        in verbose.stdout
+    recorded = [e for e in journal_events(env, quiet.stdout) if e["kind"] == "command"]
+    assert len(recorded) > 1 and [e["exit_status"] for e in recorded].count(0) >= 1  # the journal keeps them
