@@ -109,7 +109,8 @@ def add_input_flags(p: argparse.ArgumentParser, *, plan_required: bool = True, r
                             "still works")
     p.add_argument("--limit", metavar="PATTERN",
                    help="only these hosts, in Ansible's pattern syntax: `web*`, `g1:g2`, `g1:&g2`, `g1:!h3`, "
-                        "`~regex`, `@file` (the load balancers are always kept)")
+                        "`~regex`, `@file` (the load balancers are always kept); the upstream's other instances "
+                        "keep serving, untouched (docs/cli.md)")
 
 
 def add_live_flags(p: argparse.ArgumentParser) -> None:
@@ -140,6 +141,9 @@ def add_output_flags(p: argparse.ArgumentParser, *, headless: bool = True) -> No
                        help="no TUI: print one line per event, exit with a meaningful code")
     p.add_argument("--output", choices=["text", "json"], default="text",
                    help="text lines for people, or JSON Lines for scripts (default text)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="text: also print each remote command that succeeded (a failed one always prints; "
+                        "the journal and JSON keep every one)")
 
 
 def lock_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -63,34 +63,11 @@ def parser_run(prog: str = "console") -> argparse.ArgumentParser:
 
 def load_limited(plan: str, inventory: str | None, release: str | None, limit: str | None, *,
                  judge_shadow: bool = False) -> Any:
-    """load_inputs, then the inventory cut to --limit (the plan's load
-    balancers always kept)."""
-    from dataclasses import replace
-
-    from inventory.limit import limited
-
-    from .session import load_inputs
+    """load_inputs, then cut to --limit (session.limit_inputs)."""
+    from .session import limit_inputs, load_inputs
 
     inputs = load_inputs(plan, inventory, release, judge_shadow=judge_shadow)
-    if not limit:
-        return inputs
-    lbs = inputs.inventory.groups.get(inputs.plan.load_balancers, ())
-    return replace(inputs, inventory=limited(inputs.inventory, limit, keep=lbs))
-
-
-def refuse_partial(inputs: Any, full: Any) -> str | None:
-    """Why a rollout may not run on a --limit that leaves hosts out: the
-    managed nginx file lists the whole upstream, so the left-out hosts
-    would lose their traffic. None when the limit keeps every host."""
-    from strategies.topology import resolve_instances
-
-    kept = {i.key for i in resolve_instances(inputs.plan, inputs.inventory)}
-    left_out = [i.key for i in resolve_instances(full.plan, full.inventory) if i.key not in kept]
-    if not left_out:
-        return None
-    return (f"--limit leaves out {len(left_out)} of the plan's instance(s) ({', '.join(left_out[:5])}"
-            f"{' ...' if len(left_out) > 5 else ''}): a rollout rewrites the whole upstream in nginx, so they "
-            f"would lose their traffic; use --limit with --list-hosts, --dry-run or `console check`")
+    return limit_inputs(inputs, limit) if limit else inputs
 
 
 def list_hosts(inputs: Any) -> int:
@@ -105,7 +82,16 @@ def list_hosts(inputs: Any) -> int:
     print(f"  load balancers ({len(lbs)}):")
     for name in lbs:
         print(f"    {name}")
+    left = untouched_hosts(inputs)
+    if left:
+        print(f"  left out by --limit, serving untouched ({len(left)}):")
+        for name in left:
+            print(f"    {name}")
     return Exit.OK
+
+
+def untouched_hosts(inputs: Any) -> list[str]:
+    return list(dict.fromkeys(i.host.name for i in inputs.untouched))
 
 
 def dry_run(inputs: Any) -> int:
@@ -119,6 +105,8 @@ def dry_run(inputs: Any) -> int:
     print(f"inventory {inputs.inventory_path}: {len(instances)} instance(s)"
           + (" [SIMULATED]" if inputs.inventory.simulated else "")
           + (f", read by {inputs.inventory.engine}" if inputs.inventory_given else ""))
+    if inputs.untouched:
+        print(f"left out by --limit, serving untouched: {', '.join(untouched_hosts(inputs))}")
     for n, step in enumerate(runner_for(plan).steps(plan, list(instances.values())), 1):
         print(f"step {n}: {step.title}" + (f": {', '.join(step.instances)}" if step.instances else ""))
         for key in step.instances:
@@ -136,7 +124,8 @@ def drive(session: Any, args: argparse.Namespace) -> int:
     if args.headless or args.detach:
         from .session import run_headless
 
-        return int(run_headless(session, args.output, on_hangup=args.on_hangup, detach=args.detach))
+        return int(run_headless(session, args.output, on_hangup=args.on_hangup, detach=args.detach,
+                                verbose=getattr(args, "verbose", False)))
     from .tui.app import run_app
 
     return int(run_app(session, on_hangup=args.on_hangup))
@@ -145,6 +134,7 @@ def drive(session: Any, args: argparse.Namespace) -> int:
 def start_run(args: argparse.Namespace, argv: Sequence[str], prog: str = "console") -> int:
     """Load, check and run what `args` (a parser_run namespace) names."""
     from inventory.errors import InputError
+    from strategies.topology import limit_refusal
 
     from .session import Session, UsageError
 
@@ -158,10 +148,9 @@ def start_run(args: argparse.Namespace, argv: Sequence[str], prog: str = "consol
     if args.dry_run:
         return dry_run(inputs)
     try:
-        if args.limit:
-            refusal = refuse_partial(inputs, load_limited(args.plan, args.inventory, args.release, None))
-            if refusal:
-                raise UsageError(refusal)
+        refusal = limit_refusal(inputs.plan, inputs.untouched)
+        if refusal:
+            raise UsageError(refusal)
         session = Session(inputs, argv=["console", *argv], record=args.record, time_scale=args.time_scale,
                           accept_new_host_keys=args.accept_new_host_keys, interactive=interactive(args),
                           auto_promote=args.auto_promote, **lock_kwargs(args))

@@ -42,7 +42,7 @@ def describe(event: Event) -> str | None:
         return f"{e['host']} $ {e['command']} -> exit {status} ({e['duration']:.2f}s)" + (
             f": {tail[0]}" if tail else "")
     if kind == "health":
-        return None if e["ok"] else f"{e['instance']} health failed: {e['detail']}"
+        return None if e["ok"] or e.get("idle") else f"{e['instance']} health failed: {e['detail']}"
     if kind == "traffic":
         pools = ", ".join(f"{p}={len(b)}" for p, b in sorted(e["pools"].items()))
         weights = ", ".join(f"{p} {w:g}%" for p, w in sorted(e["weights"].items()))
@@ -106,9 +106,12 @@ class HeadlessReporter:
     (non-ASCII escaped), so no byte a remote host prints, U+2028 included,
     can split a line for a consumer."""
 
-    def __init__(self, stream: TextIO, fmt: str = "text", simulated: bool = False):
+    def __init__(self, stream: TextIO, fmt: str = "text", simulated: bool = False, verbose: bool = False):
         self.stream = stream
         self.fmt = fmt
+        # text: a remote command that succeeded is a line only when asked for (a blue-green run on four
+        # hosts printed 100 of them among 50 lines a person reads; the journal keeps them all)
+        self.verbose = verbose
         self.prefix = "SIMULATED " if simulated else ""
         self.gone = False  # the output's reader is gone: the run goes on, the journal keeps the record
         if fmt == "text" and simulated:
@@ -127,6 +130,8 @@ class HeadlessReporter:
     def __call__(self, event: Event) -> None:
         if self.fmt == "json":
             self._line(json.dumps(event.to_dict(), separators=(",", ":")))
+            return
+        if event.kind == "command" and getattr(event, "exit_status", None) == 0 and not self.verbose:
             return
         text = describe(event)
         if text is not None:  # host text may be in it: no escape sequence reaches the terminal

@@ -20,7 +20,7 @@ from strategies.events import InstanceChanged, InstancePhase, Phase, PhaseChange
 from strategies.topology import load_balancers
 
 from .journal import clear_dead_reserves, read_journal, verify
-from .session import Inputs, UsageError, load_inputs
+from .session import Inputs, UsageError, limit_inputs, load_inputs
 
 FINISHED = {"succeeded", "rolled_back", "refused"}
 # an instance last seen in one of these was being changed when the session died, or its
@@ -89,6 +89,8 @@ def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
         inputs = load_inputs(plan, inventory, started.version)
     except UsageError as exc:
         raise ResumeRefused(str(exc)) from None
+    if started.untouched:  # a --limit run: the same hosts again, the rest still left alone
+        inputs = limit_inputs(inputs, ",".join(dict.fromkeys(i.host for i in started.instances)))
     check_snapshot(dict(started.lb_snapshot), inputs)
     last_phase = {e.instance: e.phase for e in journal.events if isinstance(e, InstanceChanged)}
     in_flight = tuple(k for k, phase in last_phase.items() if phase in MID_CHANGE)

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 from inventory.driver import FleetDriver
 from inventory.errors import InputError
 from inventory.loaders import embedded_fleet_path, load_inventory, read_inventory
-from inventory.model import Inventory
+from inventory.model import Instance, Inventory
 from strategies import analysis
 from strategies.control import Command
 from strategies.engine import Engine, Outcome, ResumeState, RunResult
@@ -64,6 +64,7 @@ class Inputs:
     inventory_path: str
     version: str
     inventory_given: bool = False  # False: the embedded fleet
+    untouched: tuple[Instance, ...] = ()  # the upstream's instances a --limit left out (cli_run.load_limited)
 
 
 def read_plan_and_inventory(plan_path: str, inventory_path: str | None, version: str | None, *,
@@ -98,13 +99,33 @@ def load_inputs(plan_path: str, inventory_path: str | None, version: str | None,
     return Inputs(plan, inventory, plan_path, inv_path, plan.version, inventory_given=bool(inventory_path))
 
 
+def limit_inputs(inputs: Inputs, limit: str) -> Inputs:
+    """The inventory cut to the hosts `limit` selects (Ansible's pattern
+    syntax; the plan's load balancers always kept), and the upstream's
+    instances it leaves out in `untouched`: the run leaves them serving and
+    never touches them."""
+    from dataclasses import replace
+
+    from inventory.limit import LimitError, limited
+
+    lbs = inputs.inventory.groups.get(inputs.plan.load_balancers, ())
+    cut = limited(inputs.inventory, limit, keep=lbs)
+    try:
+        kept = {i.key for i in resolve_instances(inputs.plan, cut)}
+    except TopologyError:
+        raise LimitError(f"{limit!r} leaves none of the plan's hosts (group {inputs.plan.hosts!r}): "
+                         f"only load balancers") from None
+    untouched = tuple(i for i in resolve_instances(inputs.plan, inputs.inventory) if i.key not in kept)
+    return replace(inputs, inventory=cut, untouched=untouched)
+
+
 def make_driver(inputs: Inputs, *, time_scale: float, accept_new_host_keys: bool) -> FleetDriver:
     """The simulated fleet for a simulated inventory, SSH otherwise."""
     plan = inputs.plan
     if inputs.inventory.simulated:
         from inventory.simfleet import SimFleet
 
-        instances = resolve_instances(plan, inputs.inventory)
+        instances = resolve_instances(plan, inputs.inventory) + list(inputs.untouched)  # all serve in its nginx
         running = ("main", "blue")
         if plan.strategy == "blue_green":
             bg = plan.blue_green
@@ -153,7 +174,7 @@ class Session:
         self.engine = Engine(inputs.plan, inputs.inventory, self.driver, version=inputs.version,
                              bus=self.bus, interactive=interactive, auto_promote=auto_promote, resume=resume,
                              lock_holder=holder, lock_wait=lock_wait, break_stale_lock=break_stale_lock,
-                             lock_max_age=lock_max_age)
+                             lock_max_age=lock_max_age, untouched=inputs.untouched)
         self.runner = runner_for(inputs.plan)
         header = make_header(argv, inputs.plan_path, inputs.inventory_path, self.simulated,
                              self.redactor.text, tool_version())
@@ -254,7 +275,8 @@ async def finish_headless(session: Session, reporter: HeadlessReporter | None, r
     return int(record["exit_code"])
 
 
-def run_headless(session: Session, fmt: str, *, on_hangup: str = DEFAULT_ON_HANGUP, detach: bool = False) -> int:
+def run_headless(session: Session, fmt: str, *, on_hangup: str = DEFAULT_ON_HANGUP, detach: bool = False,
+                 verbose: bool = False) -> int:
     """Headless, or with `detach` in the background (new session, no
     terminal output: only the journal and the control socket)."""
     from .headless import HeadlessReporter
@@ -263,7 +285,7 @@ def run_headless(session: Session, fmt: str, *, on_hangup: str = DEFAULT_ON_HANG
     if detach:
         session.on_listening = leave_terminal(session.detached_notice)
     else:
-        reporter = HeadlessReporter(sys.stdout, fmt, session.simulated)
+        reporter = HeadlessReporter(sys.stdout, fmt, session.simulated, verbose)
         if fmt == "text" and session.inventory_engine:
             print(f"inventory {session.inputs.inventory_path} read by {session.inventory_engine}", flush=True)
         session.bus.subscribe(reporter)

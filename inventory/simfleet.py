@@ -94,7 +94,9 @@ class SimFleet:
         self._listener = listener
 
     async def open(self, hosts: Sequence[Host], lbs: Sequence[Host]) -> None:
-        for host in hosts:
+        # every host the LB knows runs, as on a real fleet, also those the run does not open (a --limit)
+        registered = {h.name: h for h, _slot in self._by_backend.values()}
+        for host in {**registered, **{h.name: h for h in hosts}}.values():
             self._hosts[host.name] = host
             running = host.var("sim_running_slots", self._running_slots)
             for slot in ("main", "blue", "green"):

@@ -99,7 +99,9 @@ class BlueGreen(StrategyRunner):
         await self.route(ctx, {idle: new}, idle)
         await self.retire(ctx, old)
         self.retired = ctx.plan.blue_green.mode == "units"
-        return f"{idle} live on {ctx.instances.version}; {self.live} retired"
+        gone = next((i.slot for i in old if i.slot not in COLOURS), None)  # adopted: `main`, not a colour
+        return f"{idle} live on {ctx.instances.version}; " + (f"{gone} (adopted) retired" if gone else
+                                                              f"{self.live} retired")
 
     async def retire(self, ctx: StrategyContext, insts: Sequence[Instance]) -> None:
         """Stop units that no longer take traffic (single-group form only:

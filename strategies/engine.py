@@ -79,8 +79,11 @@ class Engine:
                  bus: EventBus | None = None, interactive: bool = False, auto_promote: bool = False,
                  resume: ResumeState | None = None, lock_holder: dict[str, Any] | None = None,
                  lock_wait: float = 0.0, break_stale_lock: bool = False, lock_max_age: float = 120.0,
-                 run_checklist: bool = True):
+                 run_checklist: bool = True, untouched: Sequence[Instance] = ()):
         self.plan = plan
+        # instances of the upstream a --limit left out: they keep serving, count towards capacity, and
+        # are never probed, drained or restarted (as Ansible's --limit leaves other hosts alone)
+        self.untouched = list(untouched)
         self.lock_holder = dict(lock_holder or {"plan": getattr(plan, "source", "")})
         self.lock_wait = lock_wait
         self.break_stale_lock = break_stale_lock
@@ -101,7 +104,7 @@ class Engine:
         self._t0 = driver.clock.now()
         self.control = RunControl(driver.clock, self.emit, interactive=interactive, auto_promote=auto_promote)
         self.ops = InstanceOps(plan, driver, self.instances, version, self.emit)
-        self.traffic = TrafficControl(plan, driver, self.ops, self.control, self.emit)
+        self.traffic = TrafficControl(plan, driver, self.ops, self.control, self.emit, self.untouched)
         self.gates = Gatekeeper(plan, driver, self.ops, self.traffic, self.control, self.emit)
         self.context = StrategyContext(plan=plan, emit=self.emit, control=self.control, traffic=self.traffic,
                                        instances=self.ops, analysis=self.gates)
@@ -186,7 +189,7 @@ class Engine:
         """The pre-deployment checklist (strategies/checklist.py), each item
         also reported as a Notice."""
         items = await checklist.run_checklist(self.plan, self.instances, self.lbs, self.driver,
-                                              self.version, probe=self.ops.probe)
+                                              self.version, probe=lambda i: self.ops.probe(i, idle=True))
         bad = checklist.failed(items)
         for item in bad:
             self.emit(Notice(level="error", message="check: " + item.line()))
@@ -237,13 +240,15 @@ class Engine:
         if self.plan.strategy == "blue_green":
             self.settle_colour(routed)
         if self.resume is None:
-            self.check_live_routing(routed, strategy.serving_at_start(self.plan, self.instances))
+            self.check_live_routing(routed, [*strategy.serving_at_start(self.plan, self.instances), *self.untouched])
         if items is not None:
             bad = checklist.failed(items)
             if bad:
                 raise PreflightError("checklist: " + "; ".join(f"{i.name}: {i.reason}" for i in bad[:5])
                                      + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""))
-        probes = await asyncio.gather(*(self.ops.probe(i) for i in self.instances))
+        routed_now = {str(b) for bs in self.live_pools.values() for b in bs}
+        probes = await asyncio.gather(*(self.ops.probe(i, idle=str(backend(i)) not in routed_now)
+                                        for i in self.instances))
         current = {inst.key: (s.version if s.ok else None) for inst, s in zip(self.instances, probes)}
         if self.resume is not None:
             self.traffic.snapshot = dict(self.resume.lb_snapshot)
@@ -342,7 +347,8 @@ class Engine:
                                  steps=[s.to_dict() for s in strategy.steps(self.plan, self.instances)],
                                  simulated=bool(self.driver.simulated),
                                  thresholds=self.plan.thresholds.model_dump(), lb_snapshot=dict(self.traffic.snapshot),
-                                 resumed=self.resume.journal if self.resume else None))
+                                 resumed=self.resume.journal if self.resume else None,
+                                 untouched=[i.key for i in self.untouched]))
             self.gates.announce(judged_windows(self.plan, self.instances))
             self.control.set_phase(Phase.RUNNING)
             try:
@@ -381,6 +387,8 @@ class Engine:
                 await self.driver.close()
             except Exception:  # noqa: BLE001 - closing must not mask the outcome
                 pass
+        if self.untouched and outcome != Outcome.REFUSED:
+            message += f"; left out by --limit, untouched and serving: {', '.join(i.key for i in self.untouched)}"
         final = {Outcome.SUCCEEDED: Phase.SUCCEEDED, Outcome.ROLLED_BACK: Phase.ROLLED_BACK,
                  Outcome.ABORTED: Phase.ABORTED}.get(outcome, Phase.FAILED)
         if outcome == Outcome.AWAITING_PROMOTION:

@@ -100,6 +100,7 @@ class RunStarted(Event):
     thresholds: dict[str, Any] = field(default_factory=dict)
     lb_snapshot: dict[str, str] = field(default_factory=dict)  # LB files before any change
     resumed: str | None = None  # the journal of the session this one resumes
+    untouched: list[str] = field(default_factory=list)  # instances a --limit left out: serving, never changed
 
     def __post_init__(self) -> None:
         # a journal (from_dict) gives the instances as dicts
@@ -159,6 +160,10 @@ class HealthChecked(Event):
     version: str | None
     latency: float
     detail: str = ""
+    # probed before any change while nginx does not route to it: not answering is expected there
+    # (an idle colour before its deploy), so the text views leave a failure out (the checklist and the
+    # preflight refusal say what matters)
+    idle: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -359,7 +359,11 @@ class Gatekeeper:
         samples = await asyncio.gather(*(self.instances.probe(i, quiet=True) for i in should_serve))
         # an instance whose every try failed in the last sample does not serve, whatever /health says
         healthy = {i.key for i, s in zip(should_serve, samples) if s.ok and i.key not in self.traffic.down}
-        check = check_capacity([i.key for i in should_serve], healthy, [i.key for i in batch], floor)
+        # the upstream's servers a --limit left out serve too, unprobed (the run leaves them alone): the
+        # check is over the whole upstream, its floor raised by as many as they add
+        spare = [str(b) for b in self.traffic.untouched]
+        check = check_capacity([i.key for i in should_serve] + spare, healthy | set(spare), [i.key for i in batch],
+                               floor + len(spare))
         self.emit(CapacityChecked(serving=check.serving, after=check.after, floor=check.floor,
                                   unhealthy=list(check.unhealthy), in_batch=list(check.in_batch), ok=check.ok))
         return check

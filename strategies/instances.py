@@ -51,17 +51,18 @@ class InstanceOps:
                                   version=self.versions.get(inst.key), detail=detail))
 
     # -- probes ------------------------------------------------------------------
-    async def probe(self, inst: Instance, *, quiet: bool = False) -> HealthSample:
+    async def probe(self, inst: Instance, *, quiet: bool = False, idle: bool = False) -> HealthSample:
         """The health gate's probe. A pass on the expected version marks the
         instance verified (routing may use it); `quiet` emits only failures
-        (routing checks of many instances)."""
+        (routing checks of many instances); `idle`: probed before any change
+        while it takes no traffic, so a failure is expected (HealthChecked.idle)."""
         health = self.plan.health
         sample = await self.driver.health(inst, health.path, health.port or inst.port, health.timeout)
         if not self.why_unverified(inst, sample):
             self._verified_at[inst.key] = self.driver.clock.now()
         if not quiet or not sample.ok:
             self.emit(HealthChecked(instance=inst.key, ok=sample.ok, version=sample.version,
-                                    latency=round(sample.latency, 4), detail=sample.detail))
+                                    latency=round(sample.latency, 4), detail=sample.detail, idle=idle))
         return sample
 
     def why_unverified(self, inst: Instance, sample: HealthSample) -> str:

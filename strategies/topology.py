@@ -6,6 +6,7 @@ traffic decision is testable without a fleet.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterable, Mapping, Sequence
 
 from inventory.model import Host, Instance, Inventory
@@ -157,3 +158,41 @@ def bluegreen_state(plan: Plan, members: Mapping[str, Sequence[Instance]], activ
     defined while it runs, so testers can reach it with the forcing header."""
     pools = {c: m for c, m in members.items() if m}
     return lb_state(plan, pools, active, generation=generation)
+
+
+UNTOUCHED = "untouched"  # the pool of the instances a --limit left out, while traffic is split
+
+
+def with_untouched(state: LbState, untouched: Sequence[Backend], managed: int) -> LbState:
+    """`state` with the instances a --limit left out added, serving as they
+    do now: the run changes only the `managed` instances it manages and the
+    upstream's other servers stay in it, untouched. While one pool takes
+    every request (rolling, a canary at 0 %) they serve in it beside the
+    managed ones. While traffic is split, they keep their share, by count,
+    in a pool of their own, and the plan's weights split the rest: a canary
+    at 10 % of the limited hosts' traffic, and at 100 % exactly their share,
+    so the instances that carry it are never more loaded than without the
+    limit."""
+    present = {str(b) for bs in state.pools.values() for b in bs}
+    extra = tuple(b for b in untouched if str(b) not in present)
+    if not extra:
+        return state
+    if not state.weights and state.default_pool == "stable":
+        return state.with_pools(stable=(*state.pools.get("stable", ()), *extra))
+    share = 100.0 * len(untouched) / (len(untouched) + managed)
+    rest = dict(state.weights) or {state.default_pool: 100.0}
+    weights = {**{p: w * (100.0 - share) / 100.0 for p, w in rest.items()}, UNTOUCHED: share}
+    return replace(state.with_pools(**{UNTOUCHED: extra}), weights=weights)
+
+
+def limit_refusal(plan: Plan, untouched: Sequence[Instance]) -> str | None:
+    """Why a --limit that leaves instances of the upstream out cannot run
+    with this plan, or None. Rolling and canary change only the limited
+    instances; blue-green switches the upstream from one colour to the
+    other, so part of it cannot switch while the rest stays."""
+    if not untouched or plan.strategy != "blue_green":
+        return None
+    hosts = list(dict.fromkeys(i.host.name for i in untouched))
+    return (f"--limit leaves out {len(hosts)} host(s) of the upstream ({', '.join(hosts[:5])}"
+            f"{' ...' if len(hosts) > 5 else ''}): a blue-green switch moves the whole upstream to the other "
+            f"colour at once, so it cannot run on part of it; drop --limit, or use a rolling or canary plan")

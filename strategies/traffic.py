@@ -25,7 +25,7 @@ from .down import Down, DownWatch, answering, find_down, per_backend
 from .events import AlertRaised, ClientTraffic, Emit, Notice, RoutingVerified, TrafficChanged
 from .instances import InstanceOps
 from .plan import Plan
-from .topology import backend, lb_state
+from .topology import backend, lb_state, with_untouched
 
 
 @dataclass
@@ -56,8 +56,10 @@ def pool_summary(stats: PoolStats) -> dict[str, float]:
 
 class TrafficControl:
     def __init__(self, plan: Plan, driver: LoadBalancerDriver, instances: InstanceOps, control: RunControl,
-                 emit: Emit):
+                 emit: Emit, untouched: Sequence[Instance] = ()):
         self.plan = plan
+        # the upstream's instances a --limit left out: in every change, as they serve, never touched
+        self.untouched = tuple(backend(i) for i in untouched)
         self.driver = driver
         self.instances = instances
         self.control = control
@@ -80,8 +82,9 @@ class TrafficControl:
     # -- routing ---------------------------------------------------------------
     async def apply(self, state: LbState) -> None:
         """Apply a routing change, sending traffic only to instances verified
-        just now (see `verified`)."""
-        state = await self.verified(state)
+        just now (see `verified`); the instances a --limit left out keep
+        serving in it (topology.with_untouched)."""
+        state = with_untouched(await self.verified(state), self.untouched, len(self.instances.all))
         await self.start_accounting()
         started = self.driver.clock.now()
         steps = await self.driver.lb_apply(state)

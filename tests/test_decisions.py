@@ -10,7 +10,7 @@ from strategies.analysis import Finding, percentile
 from strategies.batches import failure_budget, plan_batches
 from strategies.capacity import hosts_for_weight
 from strategies.gating import side_evidence
-from strategies.topology import canary_state
+from strategies.topology import backend, canary_state, limit_refusal, rolling_state, with_untouched
 
 
 @pytest.mark.parametrize("spec,sizes", [
@@ -80,6 +80,36 @@ def test_stable_backs_up_the_canary_pool_while_it_runs(weight):
     # nothing to fall back on once every instance is a canary, nor when no one is
     assert canary_state(_plan(), [], canary, 100.0, "g").fallback == {}
     assert canary_state(_plan(), stable, [], 0.0, "g").fallback == {}
+
+
+def _servers(state, pool):
+    return [str(b) for b in state.pools.get(pool, ())]
+
+
+def test_a_limit_leaves_the_other_servers_of_the_upstream_serving_in_every_change():
+    """--limit on part of an upstream: the left-out instances (10.0.0.4-5)
+    stay in every routing change, never drained; with one pool taking
+    everything they serve in it, and while traffic is split they keep their
+    share by count and the plan's weights split the limited hosts' share."""
+    managed, left = _insts("a", "b", "c"), [backend(i) for i in _insts("a", "b", "c", "d", "e")[3:]]
+    drained = with_untouched(rolling_state(_plan(), managed, {"a"}, "g"), left, 3)
+    assert _servers(drained, "stable") == ["10.0.0.2:8080", "10.0.0.3:8080", "10.0.0.4:8080", "10.0.0.5:8080"]
+    assert drained.weights == {}
+    split = with_untouched(canary_state(_plan(), managed[1:], managed[:1], 10.0, "g"), left, 3)
+    assert _servers(split, "untouched") == ["10.0.0.4:8080", "10.0.0.5:8080"]
+    assert split.weights == pytest.approx({"canary": 6.0, "stable": 54.0, "untouched": 40.0})
+    promoted = with_untouched(canary_state(_plan(), [], managed, 100.0, "g"), left, 3)  # all 3 on the release
+    assert promoted.weights == pytest.approx({"canary": 60.0, "untouched": 40.0}) and promoted.default_pool == "canary"
+    assert with_untouched(promoted, left, 3) == promoted  # already there: nothing added twice
+    assert with_untouched(split, [], 3) == split
+
+
+def test_a_limit_on_part_of_a_blue_green_upstream_is_refused_and_the_rest_allowed():
+    left = _insts("d", "e")
+    assert limit_refusal(SimpleNamespace(strategy="rolling"), left) is None
+    assert limit_refusal(SimpleNamespace(strategy="blue_green"), []) is None
+    refusal = limit_refusal(SimpleNamespace(strategy="blue_green"), left)
+    assert refusal is not None and refusal.startswith("--limit leaves out 2 host(s) of the upstream (d, e)")
 
 
 def counts(ev):

@@ -17,6 +17,7 @@ from strategies.events import (
     AlertRaised,
     CapacityChecked,
     GateEvaluated,
+    HealthChecked,
     InstanceChanged,
     OperatorCommand,
     PhaseChanged,
@@ -412,6 +413,10 @@ async def test_blue_green_adopts_a_fleet_serving_from_the_plans_own_slot(tmp_pat
     assert not any(session.driver._state(i).running for i in main)  # agent@main retired
     assert all(session.driver._state(i).version == "1.0.0" for i in main)
     assert any("adopted: nginx serves agent@main.service on port 8080" in getattr(e, "message", "") for e in events)
+    assert result.message == "green live on 2.0.0; main (adopted) retired"  # not "blue": it never ran
+    first_change = min(e.at for e in events if isinstance(e, TrafficChanged))
+    before = [e for e in events if isinstance(e, HealthChecked) and not e.ok and e.at < first_change]
+    assert before and all(e.idle for e in before)  # green not answering before its deploy: expected, not printed
     finished = next(e for e in events if isinstance(e, RunFinished))
     assert set(finished.versions) == {f"agent-0{n}{slot}" for n in range(1, 7) for slot in ("", "/green")}
 

@@ -92,6 +92,8 @@ def live_runs(on_stale: Callable[[Path], None] = lambda p: None) -> list[tuple[P
 
 
 def finished_runs() -> list[dict[str, Any]]:
+    """The results of runs that ended in the last day, each with `ended`
+    (epoch seconds: when its result was written)."""
     out = []
     try:
         results = recent_results()
@@ -99,8 +101,8 @@ def finished_runs() -> list[dict[str, Any]]:
         raise _unreadable(exc) from None
     for path in results:
         try:
-            out.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
+            out.append({**json.loads(path.read_text()), "ended": path.stat().st_mtime})
+        except (OSError, ValueError, TypeError):  # gone, or not a result
             continue
     return out
 

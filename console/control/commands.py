@@ -40,12 +40,50 @@ def describe_run(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def brief_line(s: dict[str, Any], now: float) -> str:
+    """One line on an ended run, for the list under the live ones."""
+    ago = max(0.0, now - float(s.get("ended", now)))
+    when = f"{ago:.0f}s" if ago < 60 else f"{ago / 60:.0f} min" if ago < 3600 else f"{ago / 3600:.1f} h"
+    label = " SIMULATED" if s.get("simulated") else ""
+    return f"  {s['run_id']}{label}  {when} ago  {s['outcome']} (exit {s['exit_code']}): {s['message']}"
+
+
+def print_status(live: list[dict[str, Any]], ended: list[dict[str, Any]], everything: bool, named: bool) -> None:
+    """Live runs in full; ended ones a line each, the last hour's few
+    unless `everything`; a run asked for by name in full, ended or not."""
+    import time
+
+    from .runs import RECENT, RECENT_MOST, recent_ended
+
+    if named:
+        for s in live + ended:
+            print(describe_run(s))
+        return
+    for s in live:
+        print(describe_run(s))
+    if not live:
+        print("no live run")
+    now = time.time()
+    shown, left_out = recent_ended(ended, now, everything)
+    if shown:
+        print(f"ended{'' if everything else f' in the last {RECENT // 60} min'} (newest first; "
+              f"`console status RUN` for one in full):")
+        for s in shown:
+            print(brief_line(s, now))
+    if left_out:
+        print(f"{left_out} more ended run(s) not listed (older than {RECENT // 60} min, or past the "
+              f"newest {RECENT_MOST}): `console status --all`")
+
+
 def parser_status() -> argparse.ArgumentParser:
-    p = Parser(prog="console status", description="Live runs of this user (and those that ended in the last "
-               "day): plan, strategy, versions, phase, step, gate, weights, elapsed, controller pid. "
-               "--watch follows them: one line per change, plain text (an SSH session, a CI log); "
+    p = Parser(prog="console status", description="Live runs of this user in full: plan, strategy, versions, "
+               "phase, step, gate, weights, elapsed, controller pid; then the runs that ended in the last hour "
+               "(the newest five), a line each. --all lists every ended run kept (a day); naming a run shows "
+               "it in full. --watch follows them: one line per change, plain text (an SSH session, a CI log); "
                "it ends when the runs it follows have ended, with the exit code of the one it followed.")
     p.add_argument("run", nargs="?", help="run id, pid, upstream, plan or journal path (default: all)")
+    p.add_argument("--all", "-a", action="store_true", dest="everything",
+                   help="list every ended run of the last day, not only the last hour's newest five")
     p.add_argument("--output", choices=["text", "json"], default="text",
                    help="text for people, or JSON for scripts (with --watch: one JSON object per change)")
     p.add_argument("--watch", "-w", action="store_true", help="follow the runs: a line per change until they end")
@@ -71,13 +109,12 @@ def main_status(argv: Sequence[str]) -> int:
         live, ended = runs_named(args.run)
     except ControlError as exc:
         return report_error(exc)
-    if args.output == "json":
+    if args.output == "json":  # for scripts: every kept ended run, whatever --all says
         print(json.dumps({"live": live, "ended": ended}, separators=(",", ":")))
+    elif args.run and not live and not ended:
+        print(f"no live run matches {args.run!r}")
     else:
-        for s in live + ended:
-            print(describe_run(s))
-        if not live and not ended:
-            print("no live run" + (f" matches {args.run!r}" if args.run else ""))
+        print_status(live, ended, args.everything, named=args.run is not None)
     return Exit.OK if live or ended or args.run is None else Exit.NO_RUN
 
 

@@ -22,6 +22,8 @@ from ..private import NotPrivate, first_own_tree, state_candidates
 SOCKET_SUFFIX = ".sock"
 RESULT_SUFFIX = ".result.json"
 RESULTS_KEPT = 24 * 3600  # seconds a finished run's result stays listed
+RECENT = 3600  # seconds an ended run stays in plain `console status`
+RECENT_MOST = 5  # ended runs plain `console status` lists at most
 
 
 # A socket's path must fit sun_path (108 bytes with its NUL); a run id is at
@@ -91,6 +93,18 @@ def recent_results() -> list[Path]:
         except FileNotFoundError:
             pass
     return keep
+
+
+def recent_ended(ended: list[dict[str, Any]], now: float, everything: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """(the ended runs plain `console status` lists, how many it leaves
+    out): newest first, those that ended within RECENT seconds, at most
+    RECENT_MOST; `everything` (--all) lists every kept one. A day of test
+    runs would otherwise bury the live run an operator is looking for."""
+    newest = sorted(ended, key=lambda s: -float(s.get("ended", 0.0)))
+    if everything:
+        return newest, 0
+    shown = [s for s in newest if now - float(s.get("ended", 0.0)) <= RECENT][:RECENT_MOST]
+    return shown, len(newest) - len(shown)
 
 
 def matches(status: dict[str, Any], selector: str) -> bool:
