@@ -122,6 +122,25 @@ async def test_canary_of_bad_release_rolls_back_at_first_analysis(tmp_path):
     assert weights == {} and len(pools["stable"]) == 10
 
 
+async def test_a_canary_rollback_drains_each_canary_out_of_nginx_before_restarting_it(tmp_path):
+    """Soak seed 9 run 7 at f47952b: the rollback restarted the canaries
+    right after taking them out of nginx, cutting the requests still on
+    them (15 of nginx's own 502s). Each is drained first."""
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.2}}
+    session, events = make_session(tmp_path, "canary", releases=releases, hosts=10)
+    result = await session.run()
+    assert result.outcome == Outcome.ROLLED_BACK
+    back = next(i for i, e in enumerate(events) if isinstance(e, PhaseChanged) and e.phase == "rolling back")
+    phases: dict[str, list[str]] = {}
+    for e in events[back:]:
+        if isinstance(e, InstanceChanged):
+            phases.setdefault(e.instance, []).append(e.phase)
+    restarted = [key for key, seen in phases.items() if "restarting" in seen]
+    assert restarted
+    for key in restarted:
+        assert "draining" in phases[key][:phases[key].index("restarting")], (key, phases[key])
+
+
 async def test_canary_split_tracks_configured_weights(tmp_path):
     session, events = make_session(tmp_path, "canary", hosts=10)
     result = await session.run()
