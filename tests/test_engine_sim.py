@@ -122,19 +122,24 @@ async def test_canary_of_bad_release_rolls_back_at_first_analysis(tmp_path):
     assert weights == {} and len(pools["stable"]) == 10
 
 
+def phases_in_rollback(events) -> dict[str, list[str]]:
+    """Each instance's phases from the run's "rolling back" on."""
+    back = next(i for i, e in enumerate(events) if isinstance(e, PhaseChanged) and e.phase == "rolling back")
+    phases: dict[str, list[str]] = {}
+    for e in events[back:]:
+        if isinstance(e, InstanceChanged):
+            phases.setdefault(e.instance, []).append(e.phase)
+    return phases
+
+
 async def test_a_canary_rollback_drains_each_canary_out_of_nginx_before_restarting_it(tmp_path):
     """Soak seed 9 run 7 at f47952b: the rollback restarted the canaries
     right after taking them out of nginx, cutting the requests still on
     them (15 of nginx's own 502s). Each is drained first."""
     releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.2}}
     session, events = make_session(tmp_path, "canary", releases=releases, hosts=10)
-    result = await session.run()
-    assert result.outcome == Outcome.ROLLED_BACK
-    back = next(i for i, e in enumerate(events) if isinstance(e, PhaseChanged) and e.phase == "rolling back")
-    phases: dict[str, list[str]] = {}
-    for e in events[back:]:
-        if isinstance(e, InstanceChanged):
-            phases.setdefault(e.instance, []).append(e.phase)
+    assert (await session.run()).outcome == Outcome.ROLLED_BACK
+    phases = phases_in_rollback(events)
     restarted = [key for key, seen in phases.items() if "restarting" in seen]
     assert restarted
     for key in restarted:
@@ -325,6 +330,19 @@ async def test_blue_green_bad_release_switches_back(tmp_path):
     assert result.outcome == Outcome.ROLLED_BACK
     assert session.driver._lb_state.default_pool == "blue"
     assert "generation sim-initial" in next(iter((await session.driver.lb_read()).values()))
+
+
+async def test_a_blue_green_rollback_drains_the_new_colour_before_stopping_it(tmp_path):
+    """Soak seed 9 run 216 at 539650a: green's units were stopped as soon
+    as traffic went back to blue, cutting the requests still on them (100
+    of nginx's own 502s). Each is drained first."""
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.3}}
+    session, events = make_session(tmp_path, "blue_green", hosts=4, releases=releases)
+    assert (await session.run()).outcome == Outcome.ROLLED_BACK
+    green = {key: seen for key, seen in phases_in_rollback(events).items() if key.endswith("/green")}
+    assert len(green) == 4
+    for key, seen in green.items():
+        assert seen[0] == "draining" and "rolled back" in seen, (key, seen)
 
 
 async def test_capacity_guard_will_not_drain_while_an_old_serving_host_is_down(tmp_path):
