@@ -651,6 +651,25 @@ async def test_resume_rollback_of_a_blue_green_run_aborted_as_blue_was_retired(t
     assert list(pools) == ["blue"] and len(pools["blue"]) == 4, pools
 
 
+async def test_a_resumed_blue_green_rollback_drains_the_new_colour_before_stopping_it(tmp_path):
+    """Soak seed 9 run 26 at b0fb389: the run stopped with green live, and
+    its resume's rollback stopped green's units as soon as traffic went back
+    to blue (28 of nginx's own 502s). They are drained first there too."""
+    session, events = make_session(tmp_path, "blue_green", hosts=4)
+    command_in_last_step(session, events, Command.ABORT, last_step=3)
+    first = await asyncio.wait_for(session.run(), 60)
+    assert first.outcome == Outcome.ABORTED, first.message
+    resumed = resume_on_the_same_fleet(session, first, tmp_path)
+    seen: list = []
+    resumed.bus.subscribe(seen.append)
+    assert resumed.engine.command(Command.ROLLBACK, source="test")
+    assert (await asyncio.wait_for(resumed.run(), 60)).outcome == Outcome.ROLLED_BACK
+    green = {key: phases for key, phases in phases_in_rollback(seen).items() if key.endswith("/green")}
+    assert len(green) == 4
+    for key, phases in green.items():
+        assert phases[0] == "draining" and "rolled back" in phases, (key, phases)
+
+
 async def test_resume_reinstalls_the_old_release_where_a_change_failed_unseen(tmp_path):
     """Soak seed 6 run 179: agent-01's link was cut while its deploy command
     ran; the command completed on the host (the new release installed under
