@@ -312,6 +312,33 @@ def soak_totals() -> str:
     return "\n".join(lines)
 
 
+# The harder soak of issue 26 (seed 9), one record per commit it ran at.
+HARDER_SOAKS = {commit: [f"2026-12-06-{commit}-soak/{net}/runs.jsonl" for net in ("net6", "net8")]
+                for commit in ("f47952b", "539650a", "b0fb389", "d93ce09")}
+
+
+def soak_violation_kinds(soaks: dict[str, list[str]]) -> str:
+    """Per soak (a label and its records), the runs each kind of violation
+    flagged (numbers as N, hosts and quoted messages left out): which are
+    the machine's (too few requests sent) and which the console's."""
+    import json
+    from collections import Counter
+    counts: dict[str, Counter] = {}
+    runs: Counter = Counter()
+    for label, rels in soaks.items():
+        counts[label] = Counter()
+        for rel in rels:
+            for line in raw(rel).splitlines():
+                record = json.loads(line)
+                runs[label] += 1
+                counts[label].update({re.sub(r"\d+(\.\d+)?", "N", re.sub(r"'.*|\(.*", "", v.split(", e.g.")[0])).strip()
+                                      for v in record["violations"]})
+    kinds = sorted({k for c in counts.values() for k in c}, key=lambda k: (-sum(c[k] for c in counts.values()), k))
+    head = "| violation (numbers as N) | " + " | ".join(f"{label} ({runs[label]} runs)" for label in soaks) + " |"
+    rows = [f"| {k} | " + " | ".join(str(counts[label][k]) for label in soaks) + " |" for k in kinds]
+    return "\n".join([head, "| --- |" + " ---: |" * len(soaks), *rows])
+
+
 def soak_fault_table(rels: list[str]) -> str:
     """bench/soak.py's per-fault table over these soaks' records."""
     import soak
@@ -361,6 +388,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "soak-totals": soak_totals,
     "soak-faults-e3b2c3f": lambda: soak_fault_table(["2026-12-02-e3b2c3f-soak/net5/runs.jsonl",
                                                      "2026-12-02-e3b2c3f-soak/net6/runs.jsonl"]),
+    "soak-faults-seed9": lambda: soak_fault_table([rel for rels in HARDER_SOAKS.values() for rel in rels]),
+    "soak-violations-seed9": lambda: soak_violation_kinds(HARDER_SOAKS),
 }
 
 

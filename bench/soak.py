@@ -70,6 +70,7 @@ from soak_rules import (
     in_flight_on_vanished_host,
     lost_after_last_change,
     names,
+    on_degraded_link,
     recheck,
     routes_disagree,
     sent_share,
@@ -117,9 +118,17 @@ def schedule_for(seed: int, index: int, agents: list[str]) -> dict:
                "bad": kind if kind != "good" else None,
                "behaviour": {} if kind == "good" else BAD[kind](r)}
     faults = []
+    harder = seed >= HARDER_FROM
+    kinds = sorted([*FAULTS, TOGETHER] if harder else set(FAULTS) - HARDER)
     for _ in range(r.choice([0, 1, 1, 2, 2])):
-        name = r.choice(sorted(FAULTS))
-        event, phase, nth = r.choice(MOMENTS)
+        name = r.choice(kinds)
+        if name == TOGETHER:
+            pair = r.sample(sorted(FAULTS), 2)
+            event, phase, nth = r.choice(MOMENTS)
+            faults += [{"fault": x, "host": r.choice(agents), "together": True,
+                        "moment": {"kind": event, "phase": phase, "nth": nth}} for x in pair]
+            continue
+        event, phase, nth = r.choice(MOMENTS_OF.get(name, MOMENTS) if harder else MOMENTS)
         faults.append({"fault": name, "host": r.choice(agents),
                        "moment": {"kind": event, "phase": phase, "nth": nth}})
     shape = {"rolling": {"batch": r.choice([1, 2, "34%"]), "interval": "2s"},
@@ -245,6 +254,67 @@ OPERATOR: dict[str, Fault] = {
 }
 STOPS = {"sigkill", "hangup", "sigint", "sigterm", "op_abort", "op_rollback"}  # end a run early, each its own way
 
+# A lossy, slow link (issue 26). This kernel has no netem (CONFIG_NET_SCH_NETEM
+# is not set, and it loads no modules), so the delay is a token bucket's
+# queue on the host's egress (a 64 kbit/s link: queueing delay up to 400 ms,
+# drops beyond it) and the loss is 10 % of its incoming packets dropped at
+# random by nftables, run from this machine in the host's network namespace
+# (the image carries no nft).
+SLOW_LINK = ["tc", "qdisc", "replace", "dev", "host0", "root", "tbf", "rate", "64kbit", "burst", "4kb",
+             "latency", "400ms"]
+LOSSY_LINK = "add table inet soak; add chain inet soak in { type filter hook input priority 0; }; " \
+             "add rule inet soak in numgen random mod 100 < 10 drop"
+
+
+def _degrade(run: Run, f: dict) -> None:
+    from inventory.sandbox import net_exec
+    run.fleet.exec_in(f["host"], SLOW_LINK, check=True)
+    done = net_exec(f["host"], ["nft", LOSSY_LINK], state_dir=run.fleet.state_dir)
+    if done.returncode != 0:
+        raise RuntimeError(f"nft on {f['host']}: {done.stderr.strip()}")
+
+
+def _restore_link(run: Run, f: dict) -> None:
+    from inventory.sandbox import net_exec
+    run.fleet.exec_in(f["host"], ["tc", "qdisc", "del", "dev", "host0", "root"])
+    net_exec(f["host"], ["nft", "delete table inet soak"], state_dir=run.fleet.state_dir)
+
+
+# A full disk where releases are written: a 2 MB tmpfs holding a copy of
+# /opt/agent/releases is bound over it and filled to the last block (the
+# sandbox's own disk is the machine's, shared: never filled). The units
+# keep the files they run; `install-release` of a new version finds no
+# space. The operator frees the space (the filler goes); `clean` unmounts.
+FULL = "/run/soak-full"
+RELEASES = "/opt/agent/releases"
+FILL = (f"mkdir -p {FULL} && mount -t tmpfs -o size=2m soak-full {FULL} && cp -a {RELEASES}/. {FULL}/ && "
+        f"mount --bind {FULL} {RELEASES} && {{ dd if=/dev/zero of={RELEASES}/.filler bs=4k 2>/dev/null; true; }}")
+UNFILL = f"umount {RELEASES} 2>/dev/null; umount {FULL} 2>/dev/null; true"
+
+
+def _host_sh(command: str) -> Callable[[Run, dict], None]:
+    return lambda run, f: run.fleet.exec_in(f["host"], ["sh", "-c", command], check=True)
+
+
+# Someone else edits the console's managed file between two of its changes:
+# a valid edit reloaded, or a broken one left on disk. The console must not
+# write over either without saying so (Checks.foreign_edits), nor leave
+# nginx broken; the operator takes the edit out before `resume`.
+CONF = "/etc/nginx/conf.d/rollout-agent.conf"
+FOREIGN = "# edited by someone else (soak)"
+FOREIGN_BROKEN = "soak_bogus_directive on;"
+FOREIGN_LINES = (FOREIGN, FOREIGN_BROKEN)
+UNEDIT = f"sed -i -e '/^{FOREIGN}$/d' -e '/^{FOREIGN_BROKEN}$/d' {CONF}"
+
+# The console's clocks jump between a run and its resume: a host's wall
+# clock cannot be moved (the containers share the machine's kernel clock,
+# and moving it moves every process on the machine), a time namespace
+# cannot move a running process's clocks (offsets are fixed before its
+# first process enters) nor CLOCK_REALTIME at all. So the run is killed
+# (-9) at the moment, and its resume runs in a time namespace whose
+# monotonic and boot-time clocks are a day ahead of the run's.
+CLOCK_JUMP = ["unshare", "--time", "--monotonic", "86400", "--boottime", "86400"]
+
 FAULTS: dict[str, Fault] = {
     "host_off": Fault(lambda run, f: run.fleet.stop_host(f["host"]),
                       lambda run, f: run.fleet.start_host(f["host"])),
@@ -264,7 +334,29 @@ FAULTS: dict[str, Fault] = {
     "hangup": Fault(_signal(signal.SIGHUP), ends_output=True),
     "sigint": Fault(_signal(signal.SIGINT)),
     "sigterm": Fault(_signal(signal.SIGTERM)),
+    "slow_lossy_link": Fault(_degrade, _restore_link),
+    "disk_full": Fault(_host_sh(FILL), _host_sh(f"rm -f {RELEASES}/.filler")),
+    "foreign_edit": Fault(_lb(f"echo '{FOREIGN}' >> {CONF} && nginx -t -q && nginx -s reload"),
+                          _lb(f"{UNEDIT} && nginx -t -q && nginx -s reload")),
+    "foreign_broken": Fault(_lb(f"echo '{FOREIGN_BROKEN}' >> {CONF}"), _lb(f"{UNEDIT} && nginx -t -q")),
+    "sigkill_mid_change": Fault(_signal(signal.SIGKILL), ends_output=True),
+    "clock_jump": Fault(_signal(signal.SIGKILL), ends_output=True),
 }
+# Kinds drawn at moments of their own: a kill in the middle of a change
+# (an instance restarting or drained out of nginx), a full disk as
+# releases are installed, an edit between two of the console's changes.
+MOMENTS_OF = {
+    "sigkill_mid_change": [("instance", p, n) for p in ("draining", "restarting") for n in (1, 2, 4)],
+    "disk_full": [("run_started", None, 1), ("step_started", None, 1), *(("instance", "deploying", n) for n in (1, 2))],
+    "foreign_edit": [("traffic", None, n) for n in (1, 2, 3)],
+    "foreign_broken": [("traffic", None, n) for n in (1, 2, 3)],
+}
+# The kinds of issue 26 (and two faults at one moment) are drawn from seed
+# HARDER_FROM on: the runs of earlier seeds (their records, CI's fixed runs)
+# keep the schedules they had.
+HARDER = {"slow_lossy_link", "disk_full", "foreign_edit", "foreign_broken", "sigkill_mid_change", "clock_jump"}
+TOGETHER = "two_at_once"  # a draw of two faults at one moment
+HARDER_FROM = 9
 ALL_FAULTS = {**FAULTS, **OPERATOR}
 
 
@@ -301,22 +393,26 @@ def _matches(moment: dict, event: dict, counts: Counter) -> bool:
 
 
 async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: float,
-                   faults: list[dict]) -> tuple[int, float]:
+                   faults: list[dict], clock: list[str] | None = None) -> tuple[int, float]:
     """Run one console process, firing `faults` at their moments; returns
-    (exit code, seconds). Output goes to `out_name` in the run directory."""
+    (exit code, seconds). Output goes to `out_name` in the run directory.
+    `clock`: a command it runs under (CLOCK_JUMP), whose child it is."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run.proc = proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "console", *args, "--headless", "--output", "json", "--record", str(journal),
+        *(clock or []), sys.executable, "-m", "console", *args, "--headless", "--output", "json", "--record", str(journal),
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=64 * 2**20)
     started = time.monotonic()
     counts: Counter = Counter()
     pending = list(faults)
     tasks = []
     result_at = None
+    pid = proc.pid
     with open(run.work / f"{out_name}.jsonl", "wb") as out, open(run.work / f"{out_name}.stderr", "wb") as err:
         errors = asyncio.create_task(_copy(proc.stderr, err))
         async for raw in proc.stdout:
             out.write(raw)
+            if clock and pid == proc.pid:  # the console is running by its first line: its pid, not unshare's
+                pid = int((Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split() or [pid])[0])
             if not raw.startswith(b"{"):
                 continue
             event = json.loads(raw)
@@ -347,7 +443,7 @@ async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: 
         run.violations.append("the console did not end within 400 s: killed")
         proc.kill()
         await proc.wait()
-    run.consoles.append((proc.pid, proc.returncode))
+    run.consoles.append((pid, proc.returncode))
     run.ended[out_name] = time.monotonic()
     if result_at is not None:  # from the result line to the process's end: shutdown
         run.exit_lag = max(run.exit_lag, time.monotonic() - result_at)
@@ -381,8 +477,11 @@ def clean(fleet) -> None:
     for name in [fleet.lb_name, *fleet.agent_names]:
         if not running.get(name):
             fleet.start_host(name)
+    from inventory.sandbox import net_exec
     for name in fleet.agent_names:
-        fleet.exec_in(name, ["sh", "-c", "ip link set host0 up; systemctl start ssh"])
+        fleet.exec_in(name, ["sh", "-c", f"ip link set host0 up; systemctl start ssh; tc qdisc del dev host0 root "
+                                         f"2>/dev/null; {UNFILL}"])
+        net_exec(name, ["nft", "delete table inet soak"], state_dir=fleet.state_dir)
     fleet.exec_in(fleet.lb_name, ["sh", "-c", "kill -CONT $(cat /run/nginx.pid) 2>/dev/null; rm -f /root/site.bak"])
     fleet.reset_lb()
     fleet.reset_agents()
@@ -413,17 +512,23 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
         t0 = time.monotonic()
         code, took = await _console(run, args, journal, "run", t0, s["faults"])
         run_end = time.monotonic()
+        # The checks and repairs block (SSH, nsenter): in a thread, so the
+        # load's workers on this event loop keep their rate meanwhile (seed 9
+        # run 209 at f47952b: a burst of 34 client connect time-outs to the LB
+        # as the loop came back from checks run on it, 20 s after the console ended).
         checks = Checks(run, before, journal)
-        checks.after(code, final=False)
-        heal_faults(run)
+        await asyncio.to_thread(checks.after, code, False)
+        await asyncio.to_thread(heal_faults, run)
         resume_code = None
         close = read_journal(journal).close if journal.exists() else None
         if journal.exists() and (close is None or close.get("outcome") not in FINISHED):
             extra = ["--rollback"] if s["resume"] == "rollback" else ["--auto-promote"]
-            resume_code, _ = await _console(run, ["resume", str(journal), *extra], resumed, "resume", t0, [])
-            Checks(run, before, resumed).after(resume_code, final=True)
+            jumped = any(f["fault"] == "clock_jump" for f in run.fired)
+            resume_code, _ = await _console(run, ["resume", str(journal), *extra], resumed, "resume", t0, [],
+                                            clock=CLOCK_JUMP + ["--fork", "--kill-child"] if jumped else None)
+            await asyncio.to_thread(Checks(run, before, resumed).after, resume_code, True)
         else:
-            checks.finals()
+            await asyncio.to_thread(checks.finals)
         done = time.monotonic()
         await asyncio.sleep(0.5)
     first = min((f["at"] for f in run.fired), default=None)
@@ -586,7 +691,10 @@ class Checks:
                 self.fail(f"LB down, exit {code}, message does not name it: {message!r}")
             return
         conf = managed_config(self.fleet)
-        nginx_broken = any(f["fault"] == "nginx_t_rejects" for f in self.run.fired) and not final
+        nginx_broken = any(f["fault"] in ("nginx_t_rejects", "foreign_broken") for f in self.run.fired) and not final
+        if not final:
+            self.foreign_edits(conf)
+        conf = without_foreign(conf)
         if not nginx_broken and self.fleet.ssh(self.fleet.lb_name, "nginx -t -q").returncode != 0:
             self.fail("nginx -t fails on the LB")
         routed = {(b.address, b.port) for pool in parse_pools(conf, "agent").values() for b in pool}
@@ -621,6 +729,15 @@ class Checks:
         same_shape = code in (3, 6) or (code == 0 and not self.s["strategy"].startswith("blue_green"))
         if same_shape and conf != self.before:
             self.fail(f"exit {code}: the managed file is not the original")
+
+    def foreign_edits(self, conf: str) -> None:
+        """Someone else's edit of the managed file (foreign_edit,
+        foreign_broken) is still there when the console process ends: the
+        console may refuse to go on, never write over it unsaid."""
+        for f in self.run.fired:
+            line = {"foreign_edit": FOREIGN, "foreign_broken": FOREIGN_BROKEN}.get(f["fault"])
+            if line and line not in conf.splitlines():
+                self.fail(f"someone else's edit of the managed file ({line!r}) was written over")
 
     def health(self, ip: str, port: int) -> tuple[int, dict]:
         try:
@@ -660,6 +777,12 @@ class Checks:
                 self.fail(f"console process left: {pid} {cmd[:120]}")
 
 
+def without_foreign(conf: str) -> str:
+    """The managed file without the lines someone else added (the soak's
+    foreign edits): what the console wrote."""
+    return "".join(line for line in conf.splitlines(keepends=True) if line.rstrip("\n") not in FOREIGN_LINES)
+
+
 def client_checks(run: Run, result) -> None:
     """0 failed requests, and at least MIN_SENT_SHARE of the due ones sent;
     a failure is set apart only when the bad release answered it itself
@@ -672,7 +795,8 @@ def client_checks(run: Run, result) -> None:
     own = [r for r in failed if bad and r.version == bad]
     lost = [r for r in failed if r not in own and in_flight_on_vanished_host(run.fired, r)]
     outage = [r for r in failed if r not in own and r not in lost and during_outage(run.fired, r)]
-    foreign = [r for r in failed if r not in own and r not in lost and r not in outage]
+    slow = [r for r in failed if r not in own and r not in lost and r not in outage and on_degraded_link(run.fired, r)]
+    foreign = [r for r in failed if r not in own and r not in lost and r not in outage and r not in slow]
     if foreign:
         run.violations.append(f"clients: {len(foreign)} failed requests not by the bad release, e.g. "
                               + "; ".join(f"{r.status} {r.version} {r.error[:80]}" for r in foreign[:3]))
@@ -686,13 +810,15 @@ def client_checks(run: Run, result) -> None:
     run.outcome["clients"] = {"sent": result.sent, "due": round(result.rate * result.duration),
                               "sent_share": round(share, 3), "rate": result.rate,
                               "duration": round(result.duration, 2), "failed": len(failed), "own": len(own),
-                              "in_flight_lost": len(lost), "outage": len(outage), "foreign": len(foreign),
+                              "in_flight_lost": len(lost), "outage": len(outage), "degraded_link": len(slow),
+                              "foreign": len(foreign),
                               "voided": bool(outage), "resets_retried": result.resets,
                               "failed_requests": [{"t": round(r.t - t0, 3), "status": r.status, "version": r.version,
                                                    "error": r.error[:120]} for r in failed],
                               "summary": result.summary() + (f" ({len(own)} by the bad release)" if own else "")
                               + (f" ({len(lost)} in flight on a vanished host)" if lost else "")
-                              + (f" ({len(outage)} during the LB's outage)" if outage else "")}
+                              + (f" ({len(outage)} during the LB's outage)" if outage else "")
+                              + (f" ({len(slow)} on a slow, lossy link)" if slow else "")}
 
 
 # -- the soak ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ nothing but SSH has to be reachable from the console.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import shlex
@@ -45,7 +46,9 @@ MARKER_POLL = 0.01
 
 
 # exit codes of the install script (nginx and coreutils never use these)
-_EXIT_WRITE, _EXIT_TEST, _EXIT_RELOAD = 90, 92, 93
+_EXIT_WRITE, _EXIT_TEST, _EXIT_RELOAD, _EXIT_CHANGED = 90, 92, 93, 94
+# the op of a refusal to write over a managed file someone else changed
+LB_CHANGED = "lb_changed"
 # `_t NAME` prints "@NAME <ns>": the remote steps' times, told apart from the worker PIDs
 _STAMP = "_t() { echo \"@$1 $(date +%s%N)\"; }; _t"
 
@@ -415,18 +418,17 @@ class SshFleet:
             await asyncio.gather(*(self._init_log_offset(lb) for lb in self.lbs))
         previous = dict(self._texts) if all(lb.name in self._texts for lb in self.lbs) else await self.lb_read()
         results = await asyncio.gather(
-            *(self._install(lb, text, state.generation, state.marker_port) for lb in self.lbs),
+            *(self._install(lb, text, state.generation, state.marker_port, expected=previous[lb.name])
+              for lb in self.lbs),
             return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
-        for lb, r in zip(self.lbs, results):
-            if isinstance(r, BaseException):
-                self._texts.pop(lb.name, None)  # read it afresh next time
+        self._forget_failed(self.lbs, results)
         if failed:
             done = [lb for lb, r in zip(self.lbs, results) if not isinstance(r, BaseException)]
             if done:
                 await asyncio.gather(*(self._install(lb, previous[lb.name],
                                                      parse_generation(previous[lb.name]),
-                                                     self._marker_port_of(previous[lb.name]))
+                                                     self._marker_port_of(previous[lb.name]), expected=text)
                                        for lb in done), return_exceptions=True)
             raise failed[0]
         return slowest([r for r in results if isinstance(r, dict)])
@@ -437,22 +439,36 @@ class SshFleet:
         lbs = [lb for lb in self.lbs if lb.name in texts]
         results = await asyncio.gather(
             *(self._install(lb, texts[lb.name], parse_generation(texts[lb.name]),
-                            self._marker_port_of(texts[lb.name])) for lb in lbs),
+                            self._marker_port_of(texts[lb.name]), expected=self._texts.get(lb.name)) for lb in lbs),
             return_exceptions=True)
-        for lb, r in zip(lbs, results):
-            if isinstance(r, BaseException):
-                self._texts.pop(lb.name, None)
+        self._forget_failed(lbs, results)
         for r in results:
             if isinstance(r, BaseException):
                 raise r
         return slowest([r for r in results if isinstance(r, dict)])
 
+    def _forget_failed(self, lbs: Sequence[Host], results: Sequence[object]) -> None:
+        """An LB whose install failed is read afresh next time, but for one
+        whose file someone else changed: the console's last text stays what
+        it expects there, so a rollback refuses to write over the change too."""
+        for lb, r in zip(lbs, results):
+            if isinstance(r, BaseException) and not (isinstance(r, DriverError) and r.op == LB_CHANGED):
+                self._texts.pop(lb.name, None)
+
     def _marker_port_of(self, text: str) -> int:
         m = _LISTEN_MARKER.search(text)
         return int(m.group(1)) if m else self.marker_port
 
-    async def _install(self, lb: Host, text: str, generation: str | None, marker_port: int) -> dict[str, float]:
+    async def _install(self, lb: Host, text: str, generation: str | None, marker_port: int,
+                       expected: str | None = None) -> dict[str, float]:
         """Write, test, reload and verify on one LB; returns seconds per step.
+
+        `expected`: the text this driver last read or installed there ('' for
+        no file). When the file holds anything else, someone else changed it
+        between two of the console's changes: nothing is written, nginx is
+        not reloaded, and DriverError (op LB_CHANGED) says so; writing over
+        it would undo their change unsaid (issue 26, the soak's
+        foreign_edit and foreign_broken).
 
         Three round trips: one script writes the temp file, swaps it in,
         runs `nginx -t` (swapping back on failure: the master never sees
@@ -471,12 +487,20 @@ class SshFleet:
         else:
             swap = (f"{{ if [ -e {target} ]; then mv -f {target} {bak}; else rm -f {bak}; fi; }}"
                     f" || exit {_EXIT_WRITE}")
-        script = (f"{_STAMP} start; {swap}; _t written; "
+        guard = ""
+        if expected is not None:
+            digest = hashlib.sha256(expected.encode()).hexdigest() if expected else ""
+            guard = (f"[ \"$(if [ -e {target} ]; then sha256sum < {target} | cut -c1-64; fi)\" = {q(digest)} ]"
+                     f" || exit {_EXIT_CHANGED}; ")
+        script = (f"{_STAMP} start; {guard}{swap}; _t written; "
                   f"if ! nginx -t; then {restore}; exit {_EXIT_TEST}; fi; _t tested; "
                   f"{RELOAD} || exit {_EXIT_RELOAD}; _t reloaded")
         started = time.monotonic()
         rec = await self._run(lb, script, 60.0, input=text if text else None)
         steps = _remote_steps(rec.stdout, time.monotonic() - started)
+        if rec.exit_status == _EXIT_CHANGED:
+            raise DriverError(lb.name, LB_CHANGED, f"{self.nginx_config_path} was changed by someone else since "
+                              "the console last read or wrote it: left as found, nginx not reloaded")
         if rec.exit_status == _EXIT_WRITE:
             raise DriverError(lb.name, "lb_write", f"exit {rec.exit_status}: "
                               f"{_last_line(rec.stderr) or 'no output'}")

@@ -130,6 +130,13 @@ class BlueGreen(StrategyRunner):
         problems = await ctx.instances.verify_old(old)
         if problems:  # re-admit what verify_old restored; what it could not stays out, named
             await self.route(ctx, {self.live: old}, self.live)
+        if ctx.plan.blue_green.mode == "units":
+            # The new colour may have served until the route above (in this
+            # run, or in the one a resume took over: seed 9 run 26 at
+            # b0fb389): the requests still on its units finish before they
+            # stop (seed 9 run 216 at 539650a: stopped at once, 100 of
+            # nginx's own 502s).
+            await ctx.instances.drain(new)
         await self.retire(ctx, new)
         for inst in new:
             ctx.instances.mark(inst, InstancePhase.ROLLED_BACK, "out of traffic")

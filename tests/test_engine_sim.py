@@ -123,6 +123,30 @@ async def test_canary_of_bad_release_rolls_back_at_first_analysis(tmp_path):
     assert weights == {} and len(pools["stable"]) == 10
 
 
+def phases_in_rollback(events) -> dict[str, list[str]]:
+    """Each instance's phases from the run's "rolling back" on."""
+    back = next(i for i, e in enumerate(events) if isinstance(e, PhaseChanged) and e.phase == "rolling back")
+    phases: dict[str, list[str]] = {}
+    for e in events[back:]:
+        if isinstance(e, InstanceChanged):
+            phases.setdefault(e.instance, []).append(e.phase)
+    return phases
+
+
+async def test_a_canary_rollback_drains_each_canary_out_of_nginx_before_restarting_it(tmp_path):
+    """Soak seed 9 run 7 at f47952b: the rollback restarted the canaries
+    right after taking them out of nginx, cutting the requests still on
+    them (15 of nginx's own 502s). Each is drained first."""
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.2}}
+    session, events = make_session(tmp_path, "canary", releases=releases, hosts=10)
+    assert (await session.run()).outcome == Outcome.ROLLED_BACK
+    phases = phases_in_rollback(events)
+    restarted = [key for key, seen in phases.items() if "restarting" in seen]
+    assert restarted
+    for key in restarted:
+        assert "draining" in phases[key][:phases[key].index("restarting")], (key, phases[key])
+
+
 async def test_canary_split_tracks_configured_weights(tmp_path):
     session, events = make_session(tmp_path, "canary", hosts=10)
     result = await session.run()
@@ -308,6 +332,19 @@ async def test_blue_green_bad_release_switches_back(tmp_path):
     assert result.outcome == Outcome.ROLLED_BACK
     assert session.driver._lb_state.default_pool == "blue"
     assert "generation sim-initial" in next(iter((await session.driver.lb_read()).values()))
+
+
+async def test_a_blue_green_rollback_drains_the_new_colour_before_stopping_it(tmp_path):
+    """Soak seed 9 run 216 at 539650a: green's units were stopped as soon
+    as traffic went back to blue, cutting the requests still on them (100
+    of nginx's own 502s). Each is drained first."""
+    releases = {"1.0.0": {}, "2.0.0": {"error_rate": 0.3}}
+    session, events = make_session(tmp_path, "blue_green", hosts=4, releases=releases)
+    assert (await session.run()).outcome == Outcome.ROLLED_BACK
+    green = {key: seen for key, seen in phases_in_rollback(events).items() if key.endswith("/green")}
+    assert len(green) == 4
+    for key, seen in green.items():
+        assert seen[0] == "draining" and "rolled back" in seen, (key, seen)
 
 
 async def test_capacity_guard_will_not_drain_while_an_old_serving_host_is_down(tmp_path):
@@ -618,6 +655,25 @@ async def test_resume_rollback_of_a_blue_green_run_aborted_as_blue_was_retired(t
     assert {v for k, v in result.versions.items() if k.endswith("/blue")} == {"1.0.0"}, result.versions
     pools, _ = lb_pools(resumed)
     assert list(pools) == ["blue"] and len(pools["blue"]) == 4, pools
+
+
+async def test_a_resumed_blue_green_rollback_drains_the_new_colour_before_stopping_it(tmp_path):
+    """Soak seed 9 run 26 at b0fb389: the run stopped with green live, and
+    its resume's rollback stopped green's units as soon as traffic went back
+    to blue (28 of nginx's own 502s). They are drained first there too."""
+    session, events = make_session(tmp_path, "blue_green", hosts=4)
+    command_in_last_step(session, events, Command.ABORT, last_step=3)
+    first = await asyncio.wait_for(session.run(), 60)
+    assert first.outcome == Outcome.ABORTED, first.message
+    resumed = resume_on_the_same_fleet(session, first, tmp_path)
+    seen: list = []
+    resumed.bus.subscribe(seen.append)
+    assert resumed.engine.command(Command.ROLLBACK, source="test")
+    assert (await asyncio.wait_for(resumed.run(), 60)).outcome == Outcome.ROLLED_BACK
+    green = {key: phases for key, phases in phases_in_rollback(seen).items() if key.endswith("/green")}
+    assert len(green) == 4
+    for key, phases in green.items():
+        assert phases[0] == "draining" and "rolled back" in phases, (key, phases)
 
 
 async def test_resume_reinstalls_the_old_release_where_a_change_failed_unseen(tmp_path):

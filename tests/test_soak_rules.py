@@ -161,3 +161,53 @@ def test_the_soak_judges_a_runs_clients_by_the_bounded_rules_and_records_what_re
     soak.client_checks(run, few)
     assert run.violations == ["clients: only 50% of the requests due were sent (3000 requests in 60.0s at 100/s, "
                               "0 failed, 3000 not sent)"]
+
+
+def test_a_slow_lossy_link_excuses_only_nginx_504_and_time_outs_inside_it():
+    slow = [fault("slow_lossy_link", 10.0, healed=40.0)]
+    on = rules.on_degraded_link
+    assert on(slow, Request(10.0, 504, None)) and on(slow, Request(40.0 + GRACE, 504, None))
+    assert not on(slow, Request(9.9, 504, None)) and not on(slow, Request(40.0 + GRACE + 0.1, 504, None))
+    assert on(slow, timeout(10.0)) and on(slow, timeout(40.0 + GRACE + rules.CLIENT_TIMEOUT))
+    assert not on(slow, timeout(9.9))  # came back before the link slowed
+    assert not on(slow, timeout(40.0 + GRACE + rules.CLIENT_TIMEOUT + 0.1))  # sent after the window
+    assert not on(slow, Request(20.0, 502, None))  # refused: the unit, not the link
+    assert not on(slow, Request(20.0, 504, "2.0.0"))  # the agent's own answer
+    assert not on([fault("slow_lossy_link", 10.0)], Request(30.0, 504, None))  # never repaired: the instant only
+    assert not on([fault("link_cut", 10.0, healed=40.0)], Request(20.0, 502, None))
+
+
+@pytest.mark.parametrize("name", sorted(rules.EXCUSES_NOTHING | {"sshd_stop", "nginx_t_rejects"}))
+def test_the_harder_faults_excuse_no_client_failure(name):
+    """A full disk, someone else's edit, a kill mid-change, a jumped clock:
+    nginx keeps serving what it routes to, so no failure is theirs."""
+    fired = [fault(name, 10.0, healed=40.0)]
+    for r in (Request(20.0, 504, None), Request(20.0, 502, None), timeout(20.0),
+              Request(20.0, 0, None, "ConnectError")):
+        assert not rules.excused(fired, r), (name, r)
+
+
+def test_seeds_from_nine_draw_the_harder_faults_at_their_own_moments():
+    import soak
+    agents = [f"agent-0{i}" for i in range(1, 7)]
+    old = [f for s in range(1, soak.HARDER_FROM) for i in range(100) for f in soak.schedule_for(s, i, agents)["faults"]]
+    assert not {f["fault"] for f in old} & soak.HARDER and not any(f.get("together") for f in old)
+    new = [f for i in range(200) for f in soak.schedule_for(soak.HARDER_FROM, i, agents)["faults"]]
+    assert soak.HARDER <= {f["fault"] for f in new}
+    for f in new:
+        moment = (f["moment"]["kind"], f["moment"]["phase"], f["moment"]["nth"])
+        assert f.get("together") or moment in soak.MOMENTS_OF.get(f["fault"], soak.MOMENTS)
+    for i in range(200):  # two faults at once: one moment, two kinds
+        together = [f for f in soak.schedule_for(soak.HARDER_FROM, i, agents)["faults"] if f.get("together")]
+        assert len(together) in (0, 2, 4)
+        for a, b in zip(together[::2], together[1::2]):
+            assert a["moment"] == b["moment"] and a["fault"] != b["fault"]
+    assert any(f.get("together") for f in new)
+    assert rules.EXCUSES_NOTHING | rules.DEGRADED == soak.HARDER  # every new kind is judged by a rule
+
+
+def test_the_managed_file_is_compared_without_someone_elses_lines():
+    import soak
+    mine = "upstream agent_stable {\n    server 10.0.0.1:8080;\n}\n"
+    assert soak.without_foreign(mine + soak.FOREIGN + "\n" + soak.FOREIGN_BROKEN + "\n") == mine
+    assert soak.without_foreign(mine + "# another comment\n") != mine

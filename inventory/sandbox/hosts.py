@@ -363,6 +363,16 @@ def exec_in(name: str, argv: Sequence[str], state_dir: Path = DEFAULT_STATE_DIR,
     return proc
 
 
+def net_exec(name: str, argv: Sequence[str], state_dir: Path = DEFAULT_STATE_DIR,
+             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run one of this machine's programs inside a running host's network
+    namespace only (its own files stay the machine's): a tool the image
+    does not carry (nft for the soak's lossy link) acting on the host's link."""
+    host = _running_host(name, state_dir)
+    return subprocess.run(["nsenter", "-t", str(host["init_pid"]), "-n", *map(str, argv)],
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def status(state_dir: Path = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
     """One dict per host: name, ip, role, pid, running."""
     state = _load(state_dir)

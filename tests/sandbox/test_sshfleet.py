@@ -17,7 +17,7 @@ from inventory.exposition import Selector
 from inventory.model import Host, Instance
 from inventory.nginx_config import Backend, LbState, parse_generation
 from inventory.ssh import SshPool
-from inventory.sshfleet import SshFleet
+from inventory.sshfleet import LB_CHANGED, SshFleet
 
 pytestmark = pytest.mark.sandbox
 
@@ -303,6 +303,31 @@ async def test_reload_that_does_not_take_effect_is_detected_and_rolled_back(sand
     assert await f.lb_read() == before
     assert await f.marker(lb) == "t-good-3"
     await through_lb(sandbox_fleet, 10)
+
+
+async def test_a_managed_file_someone_else_changed_is_left_as_found(sandbox_fleet, lb_fleet):
+    """Someone else edits the managed file between two of the console's
+    changes, first a valid edit they reload, then a broken one left on
+    disk: the next change and a restore are refused, naming the file, and
+    neither writes nor reloads; nginx keeps serving (issue 26's soak, seed 9
+    run 30: the console wrote its own text over the edit, unsaid)."""
+    f, lb = lb_fleet, host(sandbox_fleet, sandbox_fleet.lb_name)
+    await f.lb_apply(state(sandbox_fleet, sandbox_fleet.agent_names, "t-mine-1"))
+    mine = (await f.lb_read())[sandbox_fleet.lb_name]
+    for edit, reload in (("# someone else's edit", "nginx -t -q && nginx -s reload"), ("bogus_directive on;", "true")):
+        assert (await f.pool.run(lb, f"echo {shlex.quote(edit)} >> {CONF} && {reload}", 30)).ok
+        found = (await f.pool.run(lb, f"cat {CONF}", 10)).stdout
+        for change in (lambda: f.lb_apply(state(sandbox_fleet, sandbox_fleet.agent_names[:-1], "t-mine-2")),
+                       lambda: f.lb_restore({sandbox_fleet.lb_name: mine.replace("t-mine-1", "t-mine-3")})):
+            with pytest.raises(DriverError) as ei:
+                await change()
+            assert ei.value.op == LB_CHANGED and CONF in str(ei.value) and "\n" not in str(ei.value)
+            assert (await f.pool.run(lb, f"cat {CONF}", 10)).stdout == found
+            assert await f.marker(lb) == "t-mine-1"
+    await through_lb(sandbox_fleet, 10)
+    assert (await f.pool.run(lb, f"printf %s {shlex.quote(mine)} > {CONF}", 10)).ok  # the other writer undoes it
+    await f.lb_apply(state(sandbox_fleet, sandbox_fleet.agent_names, "t-mine-4"))  # and the console goes on
+    assert await f.marker(lb) == "t-mine-4"
 
 
 # -- SshFleet: units, health, metrics ------------------------------------------
