@@ -16,7 +16,7 @@ from typing import Any
 
 from inventory.nginx_config import ConfigError, check_managed_text
 from strategies.engine import ResumeState
-from strategies.events import InstanceChanged, InstancePhase, Phase, PhaseChanged, RunStarted
+from strategies.events import InstanceChanged, InstancePhase, JudgeBudget, Phase, PhaseChanged, RunStarted
 from strategies.topology import load_balancers
 
 from .journal import clear_dead_reserves, read_journal, verify
@@ -85,8 +85,12 @@ def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
     header = journal.header or {}
     plan = _same_file(header.get("plan", {}), "plan")
     inventory = _same_file(header.get("inventory", {}), "inventory")
+    # a shadow judge (--judge-shadow) stays one: the budget the run announced says so,
+    # and a resumed run that began gating on verdicts the operator chose to ignore would
+    # act on a judge that was only being tried
+    shadow = any(isinstance(e, JudgeBudget) and e.shadow for e in journal.events)
     try:
-        inputs = load_inputs(plan, inventory, started.version)
+        inputs = load_inputs(plan, inventory, started.version, judge_shadow=shadow)
     except UsageError as exc:
         raise ResumeRefused(str(exc)) from None
     if started.untouched:  # a --limit run: the same hosts again, the rest still left alone

@@ -15,8 +15,8 @@ from typing import Sequence
 
 from inventory.model import Instance
 
-from .capacity import hosts_for_weight
-from .context import PlannedStep, StrategyContext, StrategyRunner
+from .capacity import canary_floor, canary_next_move, hosts_for_weight
+from .context import NextDrain, PlannedStep, StrategyContext, StrategyRunner
 from .control import GateFailed
 from .events import InstancePhase, Notice, StepStarted
 from .plan import Plan, Step
@@ -39,6 +39,7 @@ class Canary(StrategyRunner):
         # canary, serving the canary's share in a pool of their own while 2 x weight < 100
         self.baseline: list[Instance] = []
         self.weight = 0.0
+        self.floor = 0  # the fewest serving the plan allows (capacity.canary_floor)
 
     def steps(self, plan: Plan, instances: Sequence[Instance]) -> list[PlannedStep]:
         out, moved = [], 0
@@ -64,6 +65,7 @@ class Canary(StrategyRunner):
         on_new = {i.key for i in self.canary}
         self.stable = [i for i in ctx.instances.all if i.key not in on_new]
         steps = plan.canary.steps
+        self.floor = canary_floor([s.set_weight for s in steps if s.set_weight is not None], len(ctx.instances.all))
         for n, step in enumerate(steps, 1):
             await ctx.control.safe_point()
             if ctx.control.promote_full:
@@ -74,7 +76,8 @@ class Canary(StrategyRunner):
                 await self.set_weight(ctx, step.set_weight)
             elif step.analysis is not None:
                 await ctx.analysis.gate(f"step {n} {step_title(step)} at {self.weight:g}%", step.analysis,
-                                        self.canary, self.baseline or self.stable, where="canary")
+                                        self.canary, self.baseline or self.stable, where="canary",
+                                        drain_next=self.next_drain(ctx, steps[n:]))
             elif step.pause is None:
                 await ctx.control.wait_for_promotion(f"step {n}")
             else:
@@ -85,6 +88,19 @@ class Canary(StrategyRunner):
         # pool of all instances) is exactly the final state, byte for byte.
         await ctx.traffic.restore()
         return f"canary promoted: {len(self.canary)} instance(s) on {ctx.instances.version}"
+
+    def serving(self) -> list[Instance]:
+        return [*self.canary, *self.baseline, *self.stable]
+
+    def next_drain(self, ctx: StrategyContext, later: Sequence[Step]) -> NextDrain:
+        """What the next set_weight step will drain, for the capacity guard
+        a window asks as soon as a serving instance is found down (a dead
+        stable host, or one the next step would move, which could only fail
+        its deploy)."""
+        weights = [s.set_weight for s in later if s.set_weight is not None]
+        stable = {i.key: i for i in self.stable}
+        weight, keys = canary_next_move(weights, self.weight, len(self.canary), list(stable), len(ctx.instances.all))
+        return NextDrain(f"set weight {weight:g}%", self.serving(), [stable[k] for k in keys], self.floor)
 
     async def set_weight(self, ctx: StrategyContext, weight: float) -> None:
         """Move enough instances to carry `weight`, then shift the traffic.
@@ -97,6 +113,10 @@ class Canary(StrategyRunner):
         move = self.stable[: max(0, need - len(self.canary))]
         match = self.matched_for(ctx, weight, need, move)
         if move:
+            # as before a rolling batch: every instance that should serve is probed, and a
+            # dead one pauses (or fails) the step when the drain would leave too few or move it
+            await ctx.analysis.guard_capacity(f"before set weight {weight:g}%", self.serving(), [*move, *match],
+                                              self.floor)
             # by key, not by list membership: Instance equality compares whole hosts, and
             # `i not in move` for every stable instance was O(hosts^2) (a 10,000-host canary
             # stalled the event loop for about a minute here, past its health deadline)

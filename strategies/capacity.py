@@ -43,3 +43,34 @@ def check_capacity(should_serve: Sequence[str], healthy: Collection[str], batch:
     serving = len(should_serve) - len(unhealthy)
     after = serving - sum(1 for k in batch if k in healthy)
     return CapacityCheck(serving, after, floor, unhealthy, in_batch)
+
+
+def canary_moves(weights: Sequence[float], total: int) -> list[int]:
+    """How many instances each of a canary's `set_weight` steps moves to the
+    new version (in order), the final promotion to 100 % included: each
+    step moves what its weight needs beyond what earlier steps moved."""
+    out, moved = [], 0
+    for weight in [*weights, 100.0]:
+        need = hosts_for_weight(weight, total)
+        out.append(max(0, need - moved))
+        moved = max(moved, need)
+    return out
+
+
+def canary_floor(weights: Sequence[float], total: int) -> int:
+    """The fewest instances a canary plan leaves serving on its own: all of
+    them but its largest move (an instance moving is drained, then restarts
+    on the new version). As for a rolling plan's largest batch, a dead host
+    must not take the fleet below it."""
+    return total - max(canary_moves(weights, total), default=0)
+
+
+def canary_next_move(weights: Sequence[float], weight: float, canary: int, stable: Sequence[str],
+                     total: int) -> tuple[float, tuple[str, ...]]:
+    """The canary's next drain at `weight` (percent, with `canary` instances
+    on the new version): the first later weight of `weights` above it, else
+    the promotion to 100 %, and the stable instances (in `stable`'s order,
+    the order the strategy moves them) that step drains."""
+    following = next((w for w in weights if w > weight), 100.0)
+    need = hosts_for_weight(following, total)
+    return following, tuple(stable[: max(0, need - canary)])

@@ -218,6 +218,10 @@ class GateEvaluated(Event):
     # journals written before it existed.
     findings: list[dict[str, Any]] = field(default_factory=list)
     shadow: bool = False  # a shadow judge's verdict: recorded, not acted on
+    # Why a window did not pass at its planned end (strategies/coverage.Why
+    # values: missing data such as "latency_not_judged", or "evidence",
+    # "breach"...): set on its extended and inconclusive verdicts.
+    why: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,7 +17,7 @@ from inventory.driver import DriverError, InstanceDriver, PoolStats
 from inventory.exposition import Series
 from inventory.model import Instance
 
-from . import analysis, custom_metrics
+from . import analysis, coverage, custom_metrics
 from .batches import plan_batches
 from .capacity import CapacityCheck, check_capacity
 from .context import NextDrain
@@ -247,14 +247,15 @@ class Gatekeeper:
                 final = spent + 1e-9 >= limit
                 verdict = custom_metrics.settle(analysis.close(window, policy, final=final), cwin, customs,
                                                 policy.beta, final=final)
+                verdict, why = coverage.hold(verdict, window, policy, cwin, customs, final=final)
                 if verdict.verdict == analysis.Verdict.PENDING:
                     if not extended:
                         extended = True
                         self.emit(Notice(level="warning", message=f"{name}: extended (up to "
                                          f"{limit:g}s): " + "; ".join(verdict.reasons)))
-                    self.emit_gate(name, verdict, limit - spent, extended=True)
+                    self.emit_gate(name, verdict, limit - spent, extended=True, why=why)
                     continue
-                self.emit_gate(name, verdict, 0.0, final=True, extended=extended)
+                self.emit_gate(name, verdict, 0.0, final=True, extended=extended, why=why)
                 return analysis.Verdict.PASS if self.shadow else verdict.verdict
         finally:
             self.traffic.window_open = False
@@ -289,11 +290,11 @@ class Gatekeeper:
             raise GateFailed(f"{name}: " + "; ".join(reasons))
 
     def emit_gate(self, name: str, j: analysis.Judgement, remaining: float, *, final: bool = False,
-                  extended: bool = False) -> None:
+                  extended: bool = False, why: Sequence[coverage.Why] = ()) -> None:
         self.emit(GateEvaluated(name=name, verdict=j.verdict.value, reasons=j.reasons, values=j.values,
                                 remaining=round(max(0.0, remaining), 3), final=final, extended=extended,
                                 needed=j.needed, seen=j.seen, findings=[finding_fields(f) for f in j.findings],
-                                shadow=self.shadow))
+                                shadow=self.shadow, why=[w.value for w in why]))
 
     def raise_alerts(self, window: analysis.Window, where: str, judged: analysis.Judgement,
                      custom: Sequence[analysis.Alert] = ()) -> None:
@@ -347,7 +348,8 @@ class Gatekeeper:
             return
         reason = self.capacity_reason(title, check)
         self.emit(Notice(level="error", message=reason))
-        if self.plan.rolling.capacity_guard == "on_failure":
+        section = self.plan.canary if self.plan.strategy == "canary" else self.plan.rolling
+        if section.capacity_guard == "on_failure":
             raise GateFailed(reason)
         await self.control.wait_for_promotion(reason)
 

@@ -401,6 +401,36 @@ async def test_rolling_window_without_traffic_is_inconclusive_not_a_pass(tmp_pat
     assert any("needs about" in r for r in final[-1].reasons)
 
 
+async def test_a_window_that_never_compared_the_release_s_latency_extends_and_says_why(tmp_path):
+    """SIMULATED. A 10 s window after a batch restarted just before it: the
+    median comparison judges the batch's latencies only from 600 s after its
+    restart (twice the plan's warm-up), so the window extends, saying why
+    in a typed reason, until they are compared (within its 900 s maximum),
+    and then passes."""
+    session, events = make_session(tmp_path, rolling={"batch": 3, "interval": "10s"},
+                                   analysis={"latency_warm_up": "300s"})
+    result = await session.run()
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    gate = [e for e in events if isinstance(e, GateEvaluated) and e.name == "after batch 1"]
+    waiting = [g for g in gate if g.extended and not g.final]
+    assert waiting and all(g.why == ["latency_not_judged"] for g in waiting)
+    assert gate[-1].final and gate[-1].verdict == "pass" and gate[-1].extended and gate[-1].why == []
+
+
+async def test_a_window_whose_maximum_ends_before_the_latency_is_compared_is_inconclusive(tmp_path):
+    """SIMULATED. A window whose 30 s maximum ends long before the batch is
+    twice its warm-up old never compares the release's latency, so it is
+    inconclusive and waits for a human, never a pass."""
+    session, events = make_session(tmp_path, rolling={"batch": 3, "interval": "10s"},
+                                   analysis={"latency_warm_up": "3600s"},
+                                   thresholds={"error_rate": "1%", "max_window": "30s"})
+    result = await session.run()
+    assert result.outcome == Outcome.AWAITING_PROMOTION and "inconclusive" in result.message
+    final = [e for e in events if isinstance(e, GateEvaluated) and e.final]
+    assert [(g.verdict, g.why) for g in final] == [("inconclusive", ["latency_not_judged"])]
+    assert not any(isinstance(e, GateEvaluated) and e.verdict == "pass" for e in events)
+
+
 async def test_blue_green_refuses_a_plan_whose_active_colour_is_not_what_nginx_serves(tmp_path):
     from strategies.topology import bluegreen_state
 
@@ -635,6 +665,33 @@ async def test_resume_of_a_run_aborted_with_every_instance_on_the_new_version_fi
     assert set(result.versions.values()) == {"2.0.0"}
     redeployed = [e.instance for e in resumed_events if isinstance(e, InstanceChanged) and e.phase == "deploying"]
     assert redeployed == []
+
+
+async def test_a_resumed_run_keeps_the_shadow_judge_of_the_run_it_resumes(tmp_path):
+    """A run started with --judge-shadow (the plan does not say shadow) and
+    aborted before its second window: `console resume` reads the plan file
+    again, and must not turn the judge it was only trying into one that acts.
+    The journal's JudgeBudget says shadow; the resumed run's judge is one."""
+    from strategies.events import JudgeBudget
+
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=4)
+    plan = write_plan(tmp_path / "plan.yaml", "canary")
+    session = Session(load_inputs(str(plan), str(inv), None, judge_shadow=True), argv=["test", "--judge-shadow"],
+                      record=str(tmp_path / "journal.jsonl"), time_scale=SCALE)
+    events: list = []
+    session.bus.subscribe(events.append)
+    command_in_last_step(session, events, Command.ABORT, last_step=3)
+    first = await asyncio.wait_for(session.run(), 60)
+    assert first.outcome == Outcome.ABORTED, first.message
+    assert [e.shadow for e in events if isinstance(e, JudgeBudget)] == [True]
+    resumed = resume_on_the_same_fleet(session, first, tmp_path)
+    resumed_events: list = []
+    resumed.bus.subscribe(resumed_events.append)
+    result = await asyncio.wait_for(resumed.run(), 60)
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    assert [e.shadow for e in resumed_events if isinstance(e, JudgeBudget)] == [True]
+    gates = [e for e in resumed_events if isinstance(e, GateEvaluated)]
+    assert gates and all(g.shadow for g in gates)
 
 
 async def test_resume_rollback_of_a_blue_green_run_aborted_as_blue_was_retired(tmp_path):

@@ -232,6 +232,10 @@ class Canary(Section):
     # has, restarted on the old version at the same moment and given the
     # canary's share, so warm-up, host and cache effects cancel out
     baseline: Literal["stable", "matched"] = "stable"
+    # a serving instance down, and the next set_weight step's drain would
+    # leave fewer serving than the plan's largest move allows (or would move
+    # the dead one): pause for a human, or apply on_failure (as rolling's)
+    capacity_guard: Literal["pause", "on_failure"] = "pause"
 
 
 class Ports(Section):

@@ -24,7 +24,12 @@ def plan_file(tmp_path: Path, strategy: str = "rolling", **sections) -> Path:
            "drain": {"timeout": "10s"},
            "rolling": {"batch": 2, "interval": "2s"},
            "canary": {"sample_interval": "1s"},
-           "thresholds": {"error_rate": "1%", "persistence": 2, "min_requests": 20}}
+           "thresholds": {"error_rate": "1%", "persistence": 2, "min_requests": 20},
+           # The sandbox's agents warm up only when a personality says so. With the
+           # default 30 s, a window after a restart compares the release's latency only
+           # 60 s after it, and a shorter one extends until then (missing data is never a
+           # pass, strategies/coverage.py): tests of the warm-up set their own.
+           "analysis": {"latency_warm_up": "0s"}}
     doc.update(sections)
     path = tmp_path / f"{strategy}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -25,6 +25,28 @@ def window_opened(name):
     return lambda e: e.get("kind") == "gate" and e.get("name") == name
 
 
+async def power_off_in_window(fleet, tmp_path, plan, window, host):
+    """Run `plan` under 100 req/s and power `host` off as `window` opens
+    (its first gate event). Returns the console's exit code, events and
+    stderr, and when the host died on the run's clock (None if it never did)."""
+    died: list[float] = []
+    opened: list[float] = []
+
+    def trigger(event):
+        hit = window_opened(window)(event)
+        if hit:
+            opened.append(time.monotonic())
+        return hit
+
+    def power_off():
+        fleet.stop_host(host)
+        died.append(time.monotonic())
+
+    code, events, err = await rollout(fleet, tmp_path, plan, trigger, power_off)
+    at = next((e["at"] for e in events if window_opened(window)(e)), None)
+    return code, events, err, None if at is None or not died else at + died[0] - opened[0]
+
+
 async def test_a_dead_old_host_in_the_judged_window_is_named_in_seconds(fleet, tmp_path):
     """agent-05 (old, serving) is powered off in the window judged after
     rolling batch 1. nginx keeps sending it its share and retries every try
@@ -34,25 +56,10 @@ async def test_a_dead_old_host_in_the_judged_window_is_named_in_seconds(fleet, t
     host (exit 7, README: Exit codes): batch 2 is never drained."""
     plan = plan_file(tmp_path, "rolling", rolling={"batch": 2, "interval": "60s"},
                      canary={"sample_interval": "2s"})
-    died: list[float] = []
-    trigger_read: list[float] = []
-
-    def trigger(event):
-        hit = window_opened("after batch 1")(event)
-        if hit:
-            trigger_read.append(time.monotonic())
-        return hit
-
-    def power_off():
-        fleet.stop_host("agent-05")
-        died.append(time.monotonic())
-
     try:
-        code, events, err = await rollout(fleet, tmp_path, plan, trigger, power_off)
+        code, events, err, death = await power_off_in_window(fleet, tmp_path, plan, "after batch 1", "agent-05")
         assert code == 7, err + json.dumps(events[-3:])
         assert "agent-05 unhealthy (not touched by this release)" in events[-1]["message"], events[-1]
-        at = next(e["at"] for e in events if window_opened("after batch 1")(e))
-        death = at + died[0] - trigger_read[0]  # on the run's clock
         alert = next(e for e in events if e["kind"] == "alert" and e.get("instance") == "agent-05")
         assert alert["tier"] == "critical" and alert["metric"] == "instance_down", alert
         guard = next(e for e in events if e["kind"] == "capacity" and not e["ok"])
@@ -71,6 +78,39 @@ async def test_a_dead_old_host_in_the_judged_window_is_named_in_seconds(fleet, t
               f"(capacity guard {guard['at'] - death:.1f}s after)")
     finally:
         fleet.start_host("agent-05")
+
+
+async def test_a_dead_stable_host_the_next_canary_step_would_move_holds_the_canary(fleet, tmp_path):
+    """agent-02 (old, serving in stable) is powered off in the canary's 10 %
+    window; the 50 % step would drain it. The console names it by a
+    critical alert within a sample, asks the capacity guard then and there,
+    and holds the run for a human naming the host (exit 7): the 50 % step
+    never drains anything, nginx still routes the 10 % split."""
+    plan = plan_file(tmp_path, "canary", canary={
+        "sample_interval": "2s", "steps": [{"set_weight": 10}, {"analysis": "60s"}, {"set_weight": 50},
+                                           {"analysis": "10s"}, {"set_weight": 100}]})
+    name = "step 2 analysis 60s at 10%"
+    try:
+        code, events, err, death = await power_off_in_window(fleet, tmp_path, plan, name, "agent-02")
+        assert code == 7, err + json.dumps(events[-3:])
+        assert f"{name}, before set weight 50%: agent-02 unhealthy (not touched by this release)" in \
+            events[-1]["message"], events[-1]
+        alert = next(e for e in events if e["kind"] == "alert" and e.get("instance") == "agent-02")
+        assert alert["tier"] == "critical" and alert["metric"] == "instance_down", alert
+        guard = next(e for e in events if e["kind"] == "capacity" and not e["ok"])
+        assert guard["unhealthy"] == ["agent-02"] and guard["in_batch"] == ["agent-02"] and guard["floor"] == 3
+        gates = [e for e in events if e["kind"] == "gate" and e["name"] == name]
+        assert not any(g["final"] for g in gates)  # held during the window, not after it
+        drained = {e["instance"] for e in events if e["kind"] == "instance" and e["phase"] == "draining"}
+        assert drained == {"agent-01"}
+        alive = [n for n in fleet.agent_names if n != "agent-02"]
+        assert {n: fleet.health(n)[1].get("version") for n in alive} == {
+            n: "2.0.0" if n == "agent-01" else "1.0.0" for n in alive}
+        journal_ok(tmp_path / "j.jsonl")
+        print(f"\ndead stable host in a canary window: named {alert['at'] - death:.1f}s after it was powered off "
+              f"(capacity guard {guard['at'] - death:.1f}s after)")
+    finally:
+        fleet.start_host("agent-02")
 
 
 def install_old(fleet, behaviour):
@@ -95,7 +135,8 @@ async def test_a_tail_only_bad_release_is_stopped(fleet, tmp_path):
     plan = plan_file(tmp_path, "canary", version="2.2.0-tail",
                      canary={"sample_interval": "5s",
                              "steps": [{"set_weight": 10}, {"analysis": "150s"}, {"set_weight": 100}]},
-                     thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 20, "max_window": "300s"})
+                     thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 20, "max_window": "300s"},
+                     analysis={"latency_warm_up": "30s"})
     try:
         async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100, max_seconds=600, workers=48) as load:
             code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),

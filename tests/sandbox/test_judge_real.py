@@ -24,8 +24,9 @@ def fleet(kept_lb_fleet):
     return kept_lb_fleet
 
 
-async def canary_run(fleet, tmp_path, version, weight, keepalive, *, max_window="60s", analysis="30s"):
-    plan = plan_file(tmp_path, "canary", version=version,
+async def canary_run(fleet, tmp_path, version, weight, keepalive, *, max_window="60s", analysis="30s",
+                     warm_up="0s"):
+    plan = plan_file(tmp_path, "canary", version=version, analysis={"latency_warm_up": warm_up},
                      canary={"sample_interval": "2s",
                              "steps": [{"set_weight": weight}, {"analysis": analysis}, {"set_weight": 100}]},
                      thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 20,
@@ -85,7 +86,7 @@ async def test_a_canary_300ms_slower_is_rolled_back(fleet, tmp_path):
     docs/judge.md, "What a step can see")."""
     fleet.write_release(None, "2.4.0-slow", {"latency_ms": 300})
     code, events, err, result = await canary_run(fleet, tmp_path, "2.4.0-slow", 10, False, max_window="120s",
-                                                 analysis="90s")
+                                                 analysis="90s", warm_up="30s")
     assert code == 3, err + json.dumps(events[-3:])
     fail = next(e for e in events if e["kind"] == "gate" and e["verdict"] == "fail")
     assert any("latency" in r for r in fail["reasons"]), fail

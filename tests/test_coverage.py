@@ -1,0 +1,106 @@
+"""Missing data is never a pass (strategies/coverage.py): pure, no I/O.
+
+A window whose release latency was never compared, whose baseline answered
+nothing, or whose custom metric had no series extends, and at its maximum
+is inconclusive; the event says why in typed reasons."""
+from __future__ import annotations
+
+import random
+
+from strategies import analysis, coverage, custom_metrics
+from strategies.analysis import Evidence, Policy, Readings, Verdict
+from strategies.coverage import Why
+from strategies.plan.metrics import CustomMetric
+from strategies.plan import Alerts, Thresholds
+
+SEED = Policy.of(Thresholds(), Alerts(), sample_interval=5.0, warm_up=30.0)
+NO_CUSTOM = custom_metrics.CustomWindow()
+
+
+def side(name: str, requests: int, seed: int) -> Evidence:
+    """One instance's clean sample: `requests` requests, latencies about 50 ms."""
+    rng = random.Random(seed)
+    lat = tuple(rng.uniform(0.04, 0.06) for _ in range(requests))
+    return Evidence(requests, 0, lat, ((name, Evidence(requests, 0, lat)),))
+
+
+def window_of(samples: int, age_at_start: float, *, release: int = 60, baseline: int = 200,
+              policy: Policy = SEED) -> analysis.Window:
+    """A clean window of 5 s samples: the release's instance `age_at_start`
+    seconds past its restart at the first sample."""
+    window = analysis.Window()
+    for n in range(samples):
+        ages = {"new-1": age_at_start + 5.0 * n}
+        window, _ = analysis.fold(window, side("new-1", release, n), side("old-1", baseline, 1000 + n),
+                                  Readings(), policy, ages)
+    return window
+
+
+def closed(window: analysis.Window, policy: Policy = SEED, *, final: bool = False,
+           metrics=(), custom=NO_CUSTOM):
+    verdict = custom_metrics.settle(analysis.close(window, policy, final=final), custom, metrics, policy.beta,
+                                    final=final)
+    return coverage.hold(verdict, window, policy, custom, metrics, final=final)
+
+
+def test_a_window_whose_release_latency_was_never_compared_extends_then_is_inconclusive():
+    """Six clean samples of a canary restarted 5 s before: 360 requests, no
+    error, the pass test is satisfied, but the median comparison judges it
+    only from 60 s after its restart, so it never ran."""
+    window = window_of(6, age_at_start=5.0)
+    assert analysis.close(window, SEED, final=False).verdict == Verdict.PASS  # the blind spot
+    assert window.settled == ()
+    verdict, why = closed(window)
+    assert verdict.verdict == Verdict.PENDING and why == (Why.LATENCY_NOT_JUDGED,)
+    assert any("latency not judged" in r for r in verdict.reasons)
+    verdict, why = closed(window, final=True)
+    assert verdict.verdict == Verdict.INCONCLUSIVE and why == (Why.LATENCY_NOT_JUDGED,)
+
+
+def test_once_the_release_is_settled_and_compared_the_window_passes():
+    window = window_of(16, age_at_start=5.0)  # the last samples are past 60 s: 3 x 60 settled latencies
+    assert len(window.settled) >= analysis.MIN_LATENCY_SAMPLES
+    verdict, why = closed(window)
+    assert verdict.verdict == Verdict.PASS and why == ()
+
+
+def test_a_baseline_that_answered_nothing_compared_nothing():
+    window = analysis.Window()
+    for n in range(6):
+        window, _ = analysis.fold(window, side("new-1", 60, n), Evidence(), Readings(), SEED, {"new-1": 1e9})
+    assert analysis.close(window, SEED, final=False).verdict == Verdict.PASS
+    verdict, why = closed(window, final=True)
+    assert verdict.verdict == Verdict.INCONCLUSIVE and why == (Why.NO_BASELINE_REQUESTS,)
+
+
+def test_no_release_request_is_said_apart_from_too_few():
+    window = window_of(6, age_at_start=1e9, release=0)
+    verdict, why = closed(window)
+    assert verdict.verdict == Verdict.PENDING and why == (Why.NO_RELEASE_REQUESTS, Why.EVIDENCE)
+
+
+def test_without_a_baseline_or_with_min_requests_zero_nothing_is_asked_for():
+    """Blue-green after its switch has no baseline: no comparison is missing.
+    `min_requests: 0` opts out of the traffic tests."""
+    window = analysis.Window()
+    for n in range(6):
+        window, _ = analysis.fold(window, side("new-1", 60, n), None, Readings(), SEED, {"new-1": 1.0})
+    assert closed(window) == (analysis.close(window, SEED, final=False), ())
+    opt_out = Policy.of(Thresholds(min_requests=0), Alerts(), warm_up=30.0)
+    window = window_of(2, age_at_start=1.0, release=0, policy=opt_out)
+    assert closed(window, opt_out)[0].verdict == Verdict.PASS
+
+
+def test_a_custom_metric_with_no_series_is_a_typed_reason():
+    metric = CustomMetric(name="cost", query="cost{instance=\"{instance}\"}", worse="higher", threshold=1.0)
+    custom, _ = custom_metrics.fold(custom_metrics.CustomWindow(), [metric],
+                                    {"cost": custom_metrics.Reading(baseline=(0.5,))}, 0.01)
+    window = window_of(16, age_at_start=5.0)
+    verdict, why = closed(window, metrics=[metric], custom=custom, final=True)
+    assert verdict.verdict == Verdict.INCONCLUSIVE and why == (Why.CUSTOM_NO_DATA,)
+
+
+def test_a_failure_is_decided_on_what_was_seen():
+    window = window_of(6, age_at_start=5.0)
+    failing = analysis.Judgement(Verdict.FAIL)
+    assert coverage.hold(failing, window, SEED, custom_metrics.CustomWindow(), [], final=False) == (failing, ())
