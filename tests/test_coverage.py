@@ -10,8 +10,8 @@ import random
 from strategies import analysis, coverage, custom_metrics
 from strategies.analysis import Evidence, Policy, Readings, Verdict
 from strategies.coverage import Why
-from strategies.plan.metrics import CustomMetric
 from strategies.plan import Alerts, Thresholds
+from strategies.plan.metrics import CustomMetric
 
 SEED = Policy.of(Thresholds(), Alerts(), sample_interval=5.0, warm_up=30.0)
 NO_CUSTOM = custom_metrics.CustomWindow()
