@@ -459,6 +459,41 @@ class SshFleet:
         m = _LISTEN_MARKER.search(text)
         return int(m.group(1)) if m else self.marker_port
 
+    def _restore_script(self) -> str:
+        q = shlex.quote
+        target, bak = q(self.nginx_config_path), q(self._bak_path)
+        return f"if [ -e {bak} ]; then mv -f {bak} {target}; else rm -f {target}; fi"
+
+    def install_script(self, text: str, expected: str | None) -> str:
+        """The one remote script of an install (see `_install`), fed `text` on stdin.
+
+        It must hold when the console vanishes mid-way (kill -9, a dropped
+        link): its stdin then ends early, and `cat` takes a cut file as
+        whole, so the temp file must carry the text's own digest before it
+        is swapped in; and its stdout is gone, so the shell ignores SIGPIPE
+        and HUP rather than die between the swap and `nginx -t`'s restore
+        (the harder soak, seed 9 run 75: an empty managed file left in
+        place and nginx -t failing on the LB)."""
+        q = shlex.quote
+        target, tmp, bak = q(self.nginx_config_path), q(self._tmp_path), q(self._bak_path)
+        if text:
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            swap = (f"umask 022; cat > {tmp} || exit {_EXIT_WRITE}; "
+                    f"[ \"$(sha256sum < {tmp} | cut -c1-64)\" = {digest} ] || {{ rm -f {tmp}; exit {_EXIT_WRITE}; }}; "
+                    f"{{ if [ -e {target} ]; then cp -p {target} {bak}; else rm -f {bak}; fi"
+                    f" && mv -f {tmp} {target}; }} || {{ rm -f {tmp}; exit {_EXIT_WRITE}; }}")
+        else:
+            swap = (f"{{ if [ -e {target} ]; then mv -f {target} {bak}; else rm -f {bak}; fi; }}"
+                    f" || exit {_EXIT_WRITE}")
+        guard = ""
+        if expected is not None:
+            was = hashlib.sha256(expected.encode()).hexdigest() if expected else ""
+            guard = (f"[ \"$(if [ -e {target} ]; then sha256sum < {target} | cut -c1-64; fi)\" = {q(was)} ]"
+                     f" || exit {_EXIT_CHANGED}; ")
+        return (f"trap '' PIPE HUP; {_STAMP} start; {guard}{swap}; _t written; "
+                f"if ! nginx -t; then {self._restore_script()}; exit {_EXIT_TEST}; fi; _t tested; "
+                f"{RELOAD} || exit {_EXIT_RELOAD}; _t reloaded")
+
     async def _install(self, lb: Host, text: str, generation: str | None, marker_port: int,
                        expected: str | None = None) -> dict[str, float]:
         """Write, test, reload and verify on one LB; returns seconds per step.
@@ -477,24 +512,8 @@ class SshFleet:
         must hold; the marker's verdict is reported first, since a reload
         that did not take also leaves the old workers accepting); then the
         backup is removed."""
-        q = shlex.quote
-        target, tmp, bak = q(self.nginx_config_path), q(self._tmp_path), q(self._bak_path)
-        restore = f"if [ -e {bak} ]; then mv -f {bak} {target}; else rm -f {target}; fi"
-        if text:
-            swap = (f"umask 022; cat > {tmp} || exit {_EXIT_WRITE}; "
-                    f"{{ if [ -e {target} ]; then cp -p {target} {bak}; else rm -f {bak}; fi"
-                    f" && mv -f {tmp} {target}; }} || {{ rm -f {tmp}; exit {_EXIT_WRITE}; }}")
-        else:
-            swap = (f"{{ if [ -e {target} ]; then mv -f {target} {bak}; else rm -f {bak}; fi; }}"
-                    f" || exit {_EXIT_WRITE}")
-        guard = ""
-        if expected is not None:
-            digest = hashlib.sha256(expected.encode()).hexdigest() if expected else ""
-            guard = (f"[ \"$(if [ -e {target} ]; then sha256sum < {target} | cut -c1-64; fi)\" = {q(digest)} ]"
-                     f" || exit {_EXIT_CHANGED}; ")
-        script = (f"{_STAMP} start; {guard}{swap}; _t written; "
-                  f"if ! nginx -t; then {restore}; exit {_EXIT_TEST}; fi; _t tested; "
-                  f"{RELOAD} || exit {_EXIT_RELOAD}; _t reloaded")
+        restore = self._restore_script()
+        script = self.install_script(text, expected)
         started = time.monotonic()
         rec = await self._run(lb, script, 60.0, input=text if text else None)
         steps = _remote_steps(rec.stdout, time.monotonic() - started)
@@ -524,7 +543,7 @@ class SshFleet:
             await self._run(lb, restore, 30.0)
             await self._run(lb, "nginx -s reload", 60.0)
             raise DriverError(lb.name, exc.op, exc.message + " (previous config restored)") from None
-        steps["cleanup"] = await self._timed(self._run(lb, f"rm -f {bak}", 30.0))
+        steps["cleanup"] = await self._timed(self._run(lb, f"rm -f {shlex.quote(self._bak_path)}", 30.0))
         self._texts[lb.name] = text
         return steps
 

@@ -330,6 +330,41 @@ async def test_a_managed_file_someone_else_changed_is_left_as_found(sandbox_flee
     assert await f.marker(lb) == "t-mine-4"
 
 
+async def test_an_install_cut_off_by_a_vanished_console_leaves_the_managed_file_as_it_was(sandbox_fleet, lb_fleet):
+    """The console killed mid-install (the harder soak, seed 9 run 75): its
+    stdin ends early and its stdout is gone. The LB runs the very script an
+    install sends, (1) fed only half the new text, (2) fed a whole text nginx
+    rejects while writing into a pipe nobody reads: the managed file and the
+    serving generation stay as they were, and no temp file is left. The cut
+    falls before the marker's server block, so what arrived is itself a file
+    `nginx -t` accepts: only the text's digest can tell it is not whole."""
+    f, lb = lb_fleet, host(sandbox_fleet, sandbox_fleet.lb_name)
+    await f.lb_apply(state(sandbox_fleet, sandbox_fleet.agent_names, "t-whole-1"))
+    mine = (await f.lb_read())[sandbox_fleet.lb_name]
+    new = mine.replace("t-whole-1", "t-cut-2")
+    before = (await f.pool.run(lb, f"cat {CONF}", 10)).stdout
+    # the console goes once the script has begun (its first line read), before the text has all come
+    dead_stdout = "python3 -c " + shlex.quote(
+        "import os, subprocess, sys\n"
+        "r, w = os.pipe()\n"
+        "p = subprocess.Popen(['sh', '-c', sys.argv[1]], stdin=subprocess.PIPE, stdout=w)\n"
+        "os.close(w)\n"
+        "os.read(r, 1)\n"
+        "os.close(r)\n"
+        "p.stdin.write(sys.stdin.buffer.read())\n"
+        "p.stdin.close()\n"
+        "sys.exit(p.wait())\n") + " "
+    for fed, script, wrapper in ((new[: new.rindex("\nserver {") + 1], f.install_script(new, mine), "sh -c "),
+                                 (new + "bogus_directive on;\n", f.install_script(new + "bogus_directive on;\n", mine),
+                                  dead_stdout)):
+        ran = await f.pool.run(lb, f"{wrapper}{shlex.quote(script)} 2>/dev/null", 30, input=fed)
+        assert ran.exit_status != 0
+        assert (await f.pool.run(lb, f"cat {CONF}", 10)).stdout == before
+        assert (await f.pool.run(lb, "ls -A /etc/nginx/conf.d", 10)).stdout.split() == ["rollout-agent.conf"]
+        assert await f.marker(lb) == "t-whole-1"
+    await through_lb(sandbox_fleet, 10)
+
+
 # -- SshFleet: units, health, metrics ------------------------------------------
 
 
