@@ -1,6 +1,8 @@
 """The reload's worker bookkeeping, run by the local /bin/sh against real
 processes titled like nginx workers (the remote side runs the same text)."""
 import subprocess
+import time
+from pathlib import Path
 
 from inventory.nginx_workers import old_workers, wait_retired
 
@@ -14,12 +16,22 @@ def sh(command: str) -> subprocess.CompletedProcess:
     return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
 
 
+def titled(title: str) -> subprocess.Popen:
+    """A process whose /proc/PID/cmdline is exactly `title` (`cat` with no
+    arguments), returned once it is: Popen returns before bash has exec'd,
+    and a loaded machine checked the bash first (CI rehearsal at 6b66f50)."""
+    proc = subprocess.Popen(["bash", "-c", f"exec -a '{title}' cat"], stdin=subprocess.PIPE)
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    deadline = time.monotonic() + 30
+    while cmdline.read_bytes().rstrip(b"\0") != title.encode():
+        assert time.monotonic() < deadline, f"{title!r} never exec'd"
+        time.sleep(0.01)
+    return proc
+
+
 def test_waits_while_a_worker_accepts_and_returns_once_it_is_gone():
-    # `cat` with no arguments: /proc/PID/cmdline is exactly the title
-    worker = subprocess.Popen(["bash", "-c", "exec -a 'nginx: worker process' cat"],
-                              stdin=subprocess.PIPE)
-    other = subprocess.Popen(["bash", "-c", "exec -a 'nginx: worker process is shutting down' cat"],
-                             stdin=subprocess.PIPE)
+    worker = titled("nginx: worker process")
+    other = titled("nginx: worker process is shutting down")
     try:
         still = sh(wait_retired([worker.pid, other.pid], 0.2))
         assert still.returncode == 1
