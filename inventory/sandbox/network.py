@@ -27,8 +27,14 @@ def delete_bridge() -> None:
 
 
 def _children(pid: int) -> list[int]:
+    """Its children now; none once it is gone (a process that exits while
+    its tasks are listed is no error: a CI run's `up` met one)."""
     out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
         try:
             out += [int(x) for x in (task / "children").read_text().split()]
         except OSError:
