@@ -251,12 +251,12 @@ def run_child(argv: list[str], *, timeout: float, env: dict | None = None, stdou
 
 # --------------------------------------------------------------- real sandbox
 def sandbox_module():
-    """inventory.sandbox on this benchmark's own network (ROLLOUT_SANDBOX_NET
+    """sandbox on this benchmark's own network (ROLLOUT_SANDBOX_NET
     must name one other than the test fleet's 0, so both can run at once)."""
     net = os.environ.get("ROLLOUT_SANDBOX_NET")
     if not net or net == "0":
         raise SystemExit("set ROLLOUT_SANDBOX_NET=1 (network 0 is the test fleet's)")
-    from inventory import sandbox
+    import sandbox
     return sandbox
 
 
@@ -296,7 +296,7 @@ class Fleet:
 
     def reset_lb(self) -> None:
         from inventory.nginx_workers import reload_and_settle
-        from inventory.sandbox import provision
+        from sandbox import provision
         provision.load_balancer(self.sb.host_root(self.sb.LB_NAME, state_dir=self.state_dir),
                                 list(self.agents.values()))
         self.ssh(self.lb_ip, "nginx -t -q && " + reload_and_settle())

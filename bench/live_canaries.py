@@ -64,7 +64,7 @@ def reset(fleet: Fleet, behaviour: dict, warm: float) -> None:
     stopped half-way may have left a canary out), every agent on 1.0.0
     with `behaviour`, restarted, then warm."""
     from inventory.nginx_workers import reload_and_settle
-    from inventory.sandbox import provision
+    from sandbox import provision
     provision.load_balancer(fleet.sb.host_root("lb-01", state_dir=fleet.state_dir), list(fleet.agents.values()))
     ssh(fleet, fleet.lb_ip, "rm -rf /var/lib/rollout-console/locks && nginx -t -q && " + reload_and_settle())
     fleet.sb.write_release(None, "1.0.0", behaviour)

@@ -267,7 +267,7 @@ LOSSY_LINK = "add table inet soak; add chain inet soak in { type filter hook inp
 
 
 def _degrade(run: Run, f: dict) -> None:
-    from inventory.sandbox import net_exec
+    from sandbox import net_exec
     run.fleet.exec_in(f["host"], SLOW_LINK, check=True)
     done = net_exec(f["host"], ["nft", LOSSY_LINK], state_dir=run.fleet.state_dir)
     if done.returncode != 0:
@@ -275,7 +275,7 @@ def _degrade(run: Run, f: dict) -> None:
 
 
 def _restore_link(run: Run, f: dict) -> None:
-    from inventory.sandbox import net_exec
+    from sandbox import net_exec
     run.fleet.exec_in(f["host"], ["tc", "qdisc", "del", "dev", "host0", "root"])
     net_exec(f["host"], ["nft", "delete table inet soak"], state_dir=run.fleet.state_dir)
 
@@ -477,7 +477,7 @@ def clean(fleet) -> None:
     for name in [fleet.lb_name, *fleet.agent_names]:
         if not running.get(name):
             fleet.start_host(name)
-    from inventory.sandbox import net_exec
+    from sandbox import net_exec
     for name in fleet.agent_names:
         fleet.exec_in(name, ["sh", "-c", f"ip link set host0 up; systemctl start ssh; tc qdisc del dev host0 root "
                                          f"2>/dev/null; {UNFILL}"])
@@ -913,8 +913,8 @@ def combined_table(paths: list[str]) -> list[str]:
 
 
 def fleet_from_state():
+    import sandbox
     from conftest import SANDBOX_HOSTS, SandboxFleet
-    from inventory import sandbox
     state = sandbox.DEFAULT_STATE_DIR
     inventory = sandbox.up(hosts=SANDBOX_HOSTS, state_dir=state, log=lambda m: None)
     return SandboxFleet(state_dir=state, inventory_path=inventory, key=state / "id_ed25519",

@@ -41,13 +41,13 @@ def main_sandbox(argv: Sequence[str]) -> int:
             behaviour = json.loads(args.behaviour)
         except json.JSONDecodeError as exc:
             p.error(f"--behaviour: not JSON: {exc}")
-    from inventory import sandbox
+    import sandbox
 
     try:
         if args.action == "up":
             inventory_path = sandbox.up(hosts=args.hosts, install_deps=args.install_deps)
             if args.prometheus:
-                from inventory.sandbox import prometheus_server
+                from sandbox import prometheus_server
 
                 prometheus_server.start()
             print(inventory_path)

@@ -34,8 +34,8 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install -q -c tests/constraints.txt -e ".[test]"
 "$venv/bin/python" -c "
-from inventory.sandbox import ensure_image
-from inventory.sandbox.common import preflight
+from sandbox import ensure_image
+from sandbox.common import preflight
 preflight(install_deps=True)
 ensure_image()"
 py="$venv/bin/python"

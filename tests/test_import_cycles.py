@@ -1,5 +1,5 @@
 """No import cycles among the project's modules (console/, strategies/,
-inventory/).
+inventory/, sandbox/), and the layers import one way.
 
 Every import counts, wherever it stands: a module-level one, one deferred
 into a function and one under TYPE_CHECKING alike (a deferred import that
@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("console", "inventory", "strategies")
+PACKAGES = ("console", "inventory", "sandbox", "strategies")
 Graph = dict[str, set[str]]
 
 
@@ -104,6 +104,30 @@ def cycles(graph: Graph) -> list[list[str]]:
 
 def test_the_packages_have_no_import_cycles() -> None:
     assert cycles(import_graph(modules(ROOT))) == []
+
+
+# Which package may import which: the console drives strategies, which drive
+# the inventory's operations; the sandbox (a rehearsal fleet) builds on the
+# inventory and only the console's `sandbox` subcommand uses it.
+LAYERS = {("console", "strategies"), ("console", "inventory"), ("console", "sandbox"),
+          ("strategies", "inventory"), ("sandbox", "inventory")}
+
+
+def against_the_layers(graph: Graph) -> list[tuple[str, str]]:
+    """Every import from one package into another that LAYERS does not allow."""
+    return sorted((a, b) for a, targets in graph.items() for b in targets
+                  if a.split(".")[0] != b.split(".")[0] and (a.split(".")[0], b.split(".")[0]) not in LAYERS)
+
+
+def test_the_layers_import_one_way() -> None:
+    assert against_the_layers(import_graph(modules(ROOT))) == []
+
+
+def test_an_import_up_the_layers_is_found() -> None:
+    graph: Graph = {"inventory.ssh": {"strategies.events"}, "sandbox.hosts": {"inventory.validate"},
+                    "strategies.engine": {"console.session", "inventory.ssh"}}
+    assert against_the_layers(graph) == [("inventory.ssh", "strategies.events"),
+                                         ("strategies.engine", "console.session")]
 
 
 def test_a_deferred_import_closing_a_loop_is_found(tmp_path: Path) -> None:

@@ -72,28 +72,28 @@ class SandboxFleet:
         return proc
 
     def exec_in(self, name: str, argv: Sequence[str], **kw) -> subprocess.CompletedProcess:
-        from inventory.sandbox import exec_in
+        from sandbox import exec_in
         return exec_in(name, argv, state_dir=self.state_dir, **kw)
 
     def host_root(self, name: str) -> Path:
-        from inventory.sandbox import host_root
+        from sandbox import host_root
         return host_root(name, state_dir=self.state_dir)
 
     def write_release(self, names: Iterable[str] | None, version: str,
                       behaviour: Mapping) -> list[Path]:
-        from inventory.sandbox import write_release
+        from sandbox import write_release
         return write_release(names, version, behaviour, state_dir=self.state_dir)
 
     def stop_host(self, name: str) -> None:
-        from inventory.sandbox import stop_host
+        from sandbox import stop_host
         stop_host(name, state_dir=self.state_dir)
 
     def start_host(self, name: str) -> None:
-        from inventory.sandbox import start_host
+        from sandbox import start_host
         start_host(name, state_dir=self.state_dir)
 
     def status(self) -> list[dict]:
-        from inventory.sandbox import status
+        from sandbox import status
         return status(state_dir=self.state_dir)
 
     def http_get(self, url: str, timeout: float = 10) -> tuple[int, dict, dict]:
@@ -119,7 +119,7 @@ class SandboxFleet:
         """Put lb-01 back to the initial config (every agent in pool stable),
         reload, and clear any rollout lock a killed console left behind."""
         from inventory.nginx_workers import reload_and_settle
-        from inventory.sandbox import provision
+        from sandbox import provision
         provision.load_balancer(self.host_root(self.lb_name), self.agent_ips)
         self.ssh(self.lb_name, "rm -rf /var/lib/rollout-console/locks && nginx -t -q && " + reload_and_settle(),
                  check=True)
@@ -147,8 +147,8 @@ class SandboxFleet:
 
 
 def _unavailable_reason() -> str | None:
-    from inventory.sandbox import SandboxError
-    from inventory.sandbox.common import preflight
+    from sandbox import SandboxError
+    from sandbox.common import preflight
     try:
         preflight()
     except SandboxError as exc:
@@ -191,7 +191,7 @@ def sandbox_fleet() -> SandboxFleet:
         # Never a skip: these tests are the proof the product works on real
         # hosts. Run them as root on Linux (tests/run.sh installs the rest).
         pytest.fail(f"the real sandbox fleet is unavailable: {reason}", pytrace=False)
-    from inventory import sandbox
+    import sandbox
 
     state_dir = sandbox.DEFAULT_STATE_DIR
     lock = _session_lock(state_dir)

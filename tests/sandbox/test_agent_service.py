@@ -210,7 +210,7 @@ def test_install_release(tmp_path):
 def _personality(**keys):
     import random
 
-    from inventory.sandbox import agent_service
+    from sandbox import agent_service
     return agent_service, agent_service.Personality({**agent_service.DEFAULTS, **keys}, "agent-03",
                                                     random.Random(5))
 

@@ -17,8 +17,8 @@ import pytest
 
 from inventory.driver import DriverError, HostKeyError
 from inventory.loaders import load_inventory
-from inventory.sandbox.common import BRIDGE_IP
 from inventory.ssh import SshPool
+from sandbox.common import BRIDGE_IP
 
 pytestmark = pytest.mark.sandbox
 

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from inventory.sandbox.agent_service import host_factor
 from rollout_helpers import wait_until
+from sandbox.agent_service import host_factor
 
 pytestmark = pytest.mark.sandbox
 

@@ -1,6 +1,6 @@
 """The Prometheus provider against a real Prometheus server (Debian's
 `prometheus` package on the sandbox LB, scraping every agent each second;
-inventory/sandbox/prometheus_server.py): one instance's series read through
+sandbox/prometheus_server.py): one instance's series read through
 the plan's placeholders, every way a query can fail turned into "no data",
 a canary judged on Prometheus series, a bad release caught on a custom
 metric alone, and the server going away mid-window. No fake server."""
@@ -14,9 +14,9 @@ import pytest
 
 from fault_helpers import journal_ok
 from inventory import prometheus
-from inventory.sandbox import prometheus_server
 from load import SteadyLoad
 from rollout_helpers import console_timeline, plan_file, until, versions
+from sandbox import prometheus_server
 from strategies.metric_sources import render_query
 
 pytestmark = pytest.mark.sandbox

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from inventory.sandbox.common import HOST_TOOLS, SandboxError, preflight
+from sandbox.common import HOST_TOOLS, SandboxError, preflight
 
 pytestmark = pytest.mark.sandbox
 ROOT = Path(__file__).resolve().parents[2]

@@ -194,8 +194,8 @@ def test_a_started_host_is_ready_only_once_it_lets_users_in(sandbox_fleet):
     but root (ssh as deploy exits 255, silent: a CI rehearsal on a loaded
     machine). Readiness waits for that file to go; here it goes 0.5 s after
     the wait starts, and the deploy user gets in as soon as the wait returns."""
-    from inventory import sandbox
-    from inventory.sandbox import hosts
+    import sandbox
+    from sandbox import hosts
 
     host = dict(hosts._running_host("agent-01", sandbox_fleet.state_dir))
     sandbox.exec_in("agent-01", ["sh", "-c", "echo booting > /run/nologin"], state_dir=sandbox_fleet.state_dir,
@@ -216,7 +216,7 @@ def test_every_host_boots_in_a_cgroup_of_its_own_with_no_failed_unit(sandbox_fle
     systemd at boot: systemd-user-sessions failed with 219/CGROUP on 1 of 3
     hosts booted side by side, and /run/nologin locked deploy out. Each
     container's init now runs in a cgroup of its own, and no unit failed."""
-    from inventory.sandbox import hosts
+    from sandbox import hosts
 
     names = [*sandbox_fleet.agent_names, sandbox_fleet.lb_name]
     seen = {}
@@ -234,7 +234,7 @@ def test_up_is_idempotent(sandbox_fleet):
     """`up` on a fleet that is already up changes nothing: the same nspawn
     processes, and inside them the same agent and nginx processes (no
     container was rebooted, no unit restarted)."""
-    from inventory import sandbox
+    import sandbox
 
     def processes() -> dict[str, object]:
         seen: dict[str, object] = {s["name"]: s["pid"] for s in sandbox_fleet.status()}

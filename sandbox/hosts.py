@@ -28,7 +28,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
-from ..validate import RELEASE_VERSION
+from inventory.validate import RELEASE_VERSION
+
 from . import agent_service, cgroups, network, provision
 from .common import (
     BRIDGE,

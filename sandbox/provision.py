@@ -117,7 +117,7 @@ def agent(root: Path) -> None:
 
 
 def load_balancer(root: Path, agent_ips: Iterable[str]) -> None:
-    from ..nginx_config import Backend, LbState, render
+    from inventory.nginx_config import Backend, LbState, render
 
     enabled = root / "etc/nginx/sites-enabled"
     for f in enabled.iterdir():
