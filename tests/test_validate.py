@@ -6,7 +6,7 @@ import pytest
 
 from inventory.validate import RELEASE_VERSION, did_you_mean
 
-INSTALL_RELEASE = Path(__file__).resolve().parents[1] / "inventory" / "sandbox" / "install-release.py"
+INSTALL_RELEASE = Path(__file__).resolve().parents[1] / "sandbox" / "install-release.py"
 
 
 def test_did_you_mean_names_the_closest_choice_or_lists_them():

@@ -18,7 +18,7 @@ import pytest
 from inventory.exposition import Selector, read_metrics
 from rollout_helpers import wait_until
 
-SANDBOX = Path(__file__).resolve().parents[2] / "inventory" / "sandbox"
+SANDBOX = Path(__file__).resolve().parents[2] / "sandbox"
 AGENT = SANDBOX / "agent_service.py"
 INSTALL = SANDBOX / "install-release.py"
 
