@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 _spec = importlib.util.spec_from_file_location("lanes", Path(__file__).with_name("lanes.py"))
@@ -29,3 +30,23 @@ def test_durations_come_back_from_the_lines_a_run_prints(tmp_path):
                    "lanes: fast tests passed in 600 s (fleet None)\n"
                    "lanes: tests/sandbox/test_b.py FAILED in 7 s (fleet 1)\n")
     assert lanes.durations_from(str(log)) == {"tests/sandbox/test_a.py": 12.0, "tests/sandbox/test_b.py": 7.0}
+
+
+def test_the_quiet_lane_takes_only_files_that_put_no_client_load_on_their_fleet():
+    root = Path(__file__).parent.parent
+    for file in lanes.QUIET:
+        text = (root / file).read_text()
+        assert "SteadyLoad" not in text and "fault_helpers" not in text and "curl" not in text, file
+        assert not re.search(r"^\s*(from load import|import load\b)", text, re.M), file
+
+
+def test_the_quiet_worker_skips_loaded_files_and_the_others_take_any():
+    queue = lanes.Lanes([])
+    queue.queue = ["tests/sandbox/test_judge_real.py", "tests/sandbox/test_hostile_real.py",
+                   "tests/sandbox/test_rollout_real.py", "tests/sandbox/test_lock_real.py"]
+    assert queue.take(quiet_only=True) == "tests/sandbox/test_hostile_real.py"
+    assert queue.take(quiet_only=False) == "tests/sandbox/test_judge_real.py"
+    assert queue.take(quiet_only=True) == "tests/sandbox/test_lock_real.py"
+    assert queue.take(quiet_only=True) is None
+    assert queue.take(quiet_only=False) == "tests/sandbox/test_rollout_real.py"
+    assert queue.take(quiet_only=False) is None
