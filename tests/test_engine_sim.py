@@ -195,7 +195,7 @@ async def test_an_alert_shows_the_plans_threshold_and_what_the_judge_weighed_apa
 async def test_canary_with_too_little_traffic_is_inconclusive_and_waits(tmp_path):
     session, events = make_session(
         tmp_path, "canary", hosts=10,
-        thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 100000})
+        thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 100000, "max_window": "60s"})
     result = await session.run()
     assert result.outcome == Outcome.AWAITING_PROMOTION
     assert any(isinstance(e, GateEvaluated) and e.verdict == "inconclusive" for e in events)
