@@ -19,11 +19,12 @@ from inventory.loaders import embedded_fleet_path, load_inventory, read_inventor
 from inventory.model import Instance, Inventory
 from strategies import analysis
 from strategies.control import Command
-from strategies.engine import Engine, Outcome, ResumeState, RunResult
+from strategies.engine import Engine, ResumeState, RunResult
 from strategies.errors import PlanError
 from strategies.events import EventBus, Notice
 from strategies.plan import Plan, field_line, load_plan
 from strategies.registry import runner_for
+from strategies.status import Outcome
 from strategies.topology import (
     TopologyError,
     adoptable,

@@ -101,6 +101,9 @@ class RunStarted(Event):
     lb_snapshot: dict[str, str] = field(default_factory=dict)  # LB files before any change
     resumed: str | None = None  # the journal of the session this one resumes
     untouched: list[str] = field(default_factory=list)  # instances a --limit left out: serving, never changed
+    # the instances the LB files before any change routed to (lb_snapshot's pools, by key): what a
+    # run that ends with one of them out of nginx leaves a human to look at. Empty in older journals.
+    served_before: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # a journal (from_dict) gives the instances as dicts
@@ -329,6 +332,8 @@ class RunFinished(Event):
     duration: float
     versions: dict[str, str | None] = field(default_factory=dict)
     clients: dict[str, int] = field(default_factory=dict)  # requests, failed, hidden (engine.ClientTally)
+    # why it ended so (strategies.status.Reason's value); "" in journals written before it existed
+    reason: str = ""
 
 
 Subscriber = Callable[[Event], None]
