@@ -5,8 +5,9 @@ control, traffic, instances, analysis) from one fleet driver, and runs the
 loop around the strategy: take the rollout lock, preflight (where the fleet
 starts, refused if it is not safe to start), run, and turn gate failures and
 operator commands into the plan's on_failure policy, a rollback or an abort,
-then one truthful result. Pure decisions live in batches.py, analysis.py,
-capacity.py and topology.py; all I/O goes through the driver.
+then one truthful result, decided by status.py from the run's status. Pure
+decisions live in batches.py, analysis.py, capacity.py, topology.py and
+status.py; all I/O goes through the driver.
 
 Safety rule: commands and failures are acted on only at safe points, where
 every instance is either serving on one version or deliberately out of

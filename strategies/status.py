@@ -72,6 +72,7 @@ class Reason(str, enum.Enum):
     LOCK_REFUSED = "lock_refused"  # nothing changed: another console holds the rollout lock
 
 
+PHASES = {p.value for p in Phase}
 BASE_OUTCOME = {
     Reason.COMPLETED: Outcome.SUCCEEDED,
     Reason.AWAITING_PROMOTION: Outcome.AWAITING_PROMOTION,
@@ -159,9 +160,11 @@ class RunStatus:
                                                 served_before=i.key in before)
                           for i in e.instances}
         self.untouched, self.resumed = tuple(e.untouched), e.resumed
+        self.position = Position(0, len(e.steps), "")
 
     def _on_phase(self, e: PhaseChanged) -> None:
-        self.phase = Phase(e.phase)
+        if e.phase in PHASES:  # a phase a newer console journalled leaves this one's as it was
+            self.phase = Phase(e.phase)
 
     def _on_step(self, e: StepStarted) -> None:
         self.position = Position(e.index, e.total, e.title)

@@ -73,7 +73,6 @@ class TrafficControl:
         self._lock = asyncio.Lock()
         self._accounting = False
         self._watcher: asyncio.Task[None] | None = None
-        self.left_out: set[str] = set()  # instances a change left out, not verified just then
         self.down = DownWatch()  # instances that should serve and were found down (strategies/down.py)
 
     def next_generation(self) -> str:
@@ -133,7 +132,6 @@ class TrafficControl:
         samples = await asyncio.gather(*(ops.probe(i, quiet=True) for i in stale))
         bad = {i.key: ops.why_unverified(i, s) for i, s in zip(stale, samples)}
         bad = {k: v for k, v in bad.items() if v}
-        self.left_out.update(bad)
         self.emit(RoutingVerified(generation=state.generation, instances=len({i.key for i in routed}),
                                   probed=len(stale), left_out=dict(bad)))
         if not bad:
@@ -173,21 +171,6 @@ class TrafficControl:
             self.emit(AlertRaised(tier="critical", metric="instance_down", value=share, threshold=1.0,
                                   where=where, instance=d.instance, reason=d.reason.value))
         return found
-
-    def still_left_out(self) -> list[str]:
-        """Instances a change left out of nginx (not verified just then) that
-        the LB state this session last applied still does not route to."""
-        return [i.key for i in self.instances.all if i.key in self.left_out and not self.routes(i)]
-
-    def out_of_nginx(self) -> list[str]:
-        """Instances nginx no longer routes to, of those it routed to before
-        the run (what a human must look at)."""
-        if self.lb is None or not self.snapshot:
-            return []
-        before = {str(b) for bs in self.original().values() for b in bs}
-        now = {str(b) for bs in self.lb.pools.values() for b in bs}
-        gone = before - now  # once, not once per instance
-        return [i.key for i in self.instances.all if str(backend(i)) in gone]
 
     # -- what clients saw ------------------------------------------------------------
     async def read(self) -> dict[str, PoolStats]:

@@ -217,3 +217,14 @@ async def test_the_engine_s_status_is_the_fold_of_what_it_journalled(tmp_path):
     journalled.not_answering = kept.not_answering  # the engine's last probe: its failures only are journalled
     assert journalled == kept
     assert (kept.outcome, kept.reason, result.outcome) == (Outcome.ROLLED_BACK, Reason.ROLLED_BACK, Outcome.ROLLED_BACK)
+
+
+def test_the_tui_s_view_reads_phase_position_and_outcome_from_the_status_it_folds():
+    from console.view_state import FleetView
+
+    view = FleetView().apply_all(EVENTS[:3])
+    assert view.status == rebuild(EVENTS[:3])
+    assert (view.phase, view.step_index, view.steps_total, view.step_title, view.outcome) == (
+        "running", 1, 2, "batch 1", None)
+    view.apply_all(EVENTS[3:])
+    assert view.outcome == "failed" and type(view.phase) is str  # the words a view shows
