@@ -73,6 +73,7 @@ class Reason(str, enum.Enum):
 
 
 PHASES = {p.value for p in Phase}
+MID_CHANGE = {InstancePhase.DEPLOYING, InstancePhase.RESTARTING, InstancePhase.CHECKING, InstancePhase.FAILED}
 BASE_OUTCOME = {
     Reason.COMPLETED: Outcome.SUCCEEDED,
     Reason.AWAITING_PROMOTION: Outcome.AWAITING_PROMOTION,
@@ -129,6 +130,7 @@ class RunStatus:
     not_answering: tuple[str, ...] = ()
     outcome: Outcome | None = None
     reason: Reason | None = None
+    rollback: str = ""  # why the run began to roll back ("" if it never did): a resume finishes it
 
     def apply(self, event: Event) -> None:
         handler = _FOLD.get(type(event))
@@ -146,6 +148,13 @@ class RunStatus:
     def still_left_out(self) -> list[str]:
         """Instances a change left out of nginx that the last one still does not route to."""
         return [s.key for s in self.instances.values() if s.excluded == Exclusion.LEFT_OUT and not s.in_nginx]
+
+    def changing(self) -> list[str]:
+        """Instances last seen being changed (deploying, restarting,
+        checking) or whose change failed without the console learning what
+        the host did: after a crash, the new release may be installed under
+        the old one running there."""
+        return [s.key for s in self.instances.values() if s.phase in MID_CHANGE]
 
     def routed(self) -> list[str]:
         """The instances the LB state this session last applied routes to."""
@@ -165,6 +174,8 @@ class RunStatus:
     def _on_phase(self, e: PhaseChanged) -> None:
         if e.phase in PHASES:  # a phase a newer console journalled leaves this one's as it was
             self.phase = Phase(e.phase)
+        if self.phase == Phase.ROLLING_BACK and not self.rollback:
+            self.rollback = e.reason or "rollback"
 
     def _on_step(self, e: StepStarted) -> None:
         self.position = Position(e.index, e.total, e.title)

@@ -228,3 +228,14 @@ def test_the_tui_s_view_reads_phase_position_and_outcome_from_the_status_it_fold
         "running", 1, 2, "batch 1", None)
     view.apply_all(EVENTS[3:])
     assert view.outcome == "failed" and type(view.phase) is str  # the words a view shows
+
+
+def test_a_crash_leaves_the_instances_it_was_changing_and_the_rollback_it_began_in_the_status():
+    assert rebuild(EVENTS[:5]).changing() == []
+    assert rebuild(EVENTS[:6]).changing() == ["a"]  # deploying: the new release may be under the old
+    back = [PhaseChanged(at=8.0, phase="rolling back", reason="batch 1: error_rate 3%"),
+            InstanceChanged(at=9.0, instance="a", phase=InstancePhase.ROLLED_BACK, version="1.0.0"),
+            PhaseChanged(at=10.0, phase="rolling back", reason="again")]
+    run = rebuild([*EVENTS[:7], *back])
+    assert (run.rollback, run.changing()) == ("batch 1: error_rate 3%", [])
+    assert rebuild(EVENTS[:7]).rollback == ""
