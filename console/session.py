@@ -21,7 +21,7 @@ from strategies import analysis
 from strategies.control import Command
 from strategies.engine import Engine, ResumeState, RunResult
 from strategies.errors import PlanError
-from strategies.events import Event, EventBus, Notice
+from strategies.events import Event, EventBus, Notice, Sender
 from strategies.plan import Plan, field_line, load_plan
 from strategies.registry import runner_for
 from strategies.status import Outcome, RunStatus
@@ -221,7 +221,7 @@ class Session:
         """A SIMULATED clock's pace (--time-scale); 1 on real hosts."""
         return float(self.driver.clock.scale)
 
-    def command(self, cmd: Command, source: str = "operator", sender: dict[str, Any] | None = None) -> bool:
+    def command(self, cmd: Command, source: str = "operator", sender: Sender | None = None) -> bool:
         """Ask the run to do something; acted on at its next safe point."""
         return self.engine.command(cmd, source, sender)
 

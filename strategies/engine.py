@@ -28,7 +28,7 @@ from . import checklist
 from .checklist import CheckItem
 from .context import StrategyContext, StrategyRunner
 from .control import AwaitingPromotion, Command, GateFailed, RunControl, Stop
-from .events import CommandRan, Event, EventBus, Notice, Phase, RunFinished, RunStarted, StartedInstance
+from .events import CommandRan, Event, EventBus, Notice, Phase, RunFinished, RunStarted, Sender, StartedInstance
 from .gating import Gatekeeper, judged_windows
 from .instances import InstanceOps
 from .plan import Plan, field_line
@@ -121,7 +121,7 @@ class Engine:
     def clients(self) -> ClientTally:
         return self.traffic.clients
 
-    def command(self, cmd: Command, source: str = "operator", sender: dict[str, Any] | None = None) -> bool:
+    def command(self, cmd: Command, source: str = "operator", sender: Sender | None = None) -> bool:
         """Ask the run to do something; acted on at the next safe point
         (see RunControl.command)."""
         return self.control.command(cmd, source, sender)

@@ -307,6 +307,11 @@ class AlertRaised(Event):
     reason: str = ""
 
 
+# Who sent an operator command from another shell (console/control/peer.py identify): uid, user,
+# pid, and the SSH client its environment claims ("" when it claims none)
+Sender = dict[str, str | int]
+
+
 @dataclass(frozen=True, kw_only=True)
 class OperatorCommand(Event):
     kind: ClassVar[str] = "operator"
@@ -314,7 +319,7 @@ class OperatorCommand(Event):
     source: str
     accepted: bool
     detail: str = ""
-    sender: dict[str, Any] = field(default_factory=dict)  # socket: uid, user, pid; ssh_client_claimed
+    sender: Sender = field(default_factory=dict)  # socket: uid, user, pid; ssh_client_claimed
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from strategies.control import Command
-from strategies.events import Event, EventBus, Notice, OperatorCommand
+from strategies.events import Event, EventBus, Notice, OperatorCommand, Sender
 
 from ..private import write_private
 from ..view_state import FleetView
@@ -42,7 +42,7 @@ class LiveRun(Protocol):
 
     def elapsed(self) -> float: ...
 
-    def command(self, cmd: Command, source: str = "operator", sender: dict[str, Any] | None = None) -> bool: ...
+    def command(self, cmd: Command, source: str = "operator", sender: Sender | None = None) -> bool: ...
 
     def emit(self, event: Event) -> None: ...
 
@@ -150,7 +150,7 @@ class ControlServer:
                 "applies": {c: v.command_refusal(c) is None for c in COMMANDS},
                 "rollback_plan": v.rollback_plan(), "abort_plan": v.abort_plan()}
 
-    def command(self, name: object, peer: dict[str, Any]) -> dict[str, Any]:
+    def command(self, name: object, peer: Sender) -> dict[str, Any]:
         try:
             cmd = Command(name)
         except ValueError:
