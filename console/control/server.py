@@ -26,16 +26,37 @@ from .protocol import MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_LIMIT, ProtocolErro
 from .runs import result_path, socket_path
 
 if TYPE_CHECKING:
+    from strategies.plan import Plan
+
     from ..journal import JournalWriter
-    from ..session import Inputs
+
+class RunInputs(Protocol):
+    """What the control server reports of a run's inputs (console.session.Inputs)."""
+
+    @property
+    def plan(self) -> Plan: ...
+
+    @property
+    def plan_path(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
 
 class LiveRun(Protocol):
     """What the control server uses of the run it serves (console.session.Session)."""
 
-    bus: EventBus
-    inputs: Inputs
-    journal: JournalWriter
-    simulated: bool
+    @property
+    def bus(self) -> EventBus: ...
+
+    @property
+    def inputs(self) -> RunInputs: ...
+
+    @property
+    def journal(self) -> JournalWriter: ...
+
+    @property
+    def simulated(self) -> bool: ...
 
     @property
     def time_scale(self) -> float: ...
