@@ -117,9 +117,9 @@ def resume_journal(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except OSError as exc:
         return journal_error("console resume", exc)
     if args.rollback:
-        session.engine.command(Command.ROLLBACK, source="cli resume --rollback")
+        session.command(Command.ROLLBACK, source="cli resume --rollback")
     elif state.rolling_back:  # what was judged bad is never shipped by a resume
         print(f"console resume: the session was rolling back ({state.rolling_back}): this resume finishes "
               "the rollback", file=sys.stderr)
-        session.engine.command(Command.ROLLBACK, source=f"resume: the session was rolling back ({state.rolling_back})")
+        session.command(Command.ROLLBACK, source=f"resume: the session was rolling back ({state.rolling_back})")
     return drive(session, args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .cli_args import (
     Parser,
@@ -21,6 +21,9 @@ from .cli_args import (
 from .exitcodes import Exit
 from .trust_flag import add_trust_flag
 
+if TYPE_CHECKING:  # imported where used: `console --help` starts without them
+    from .session import Inputs, Session
+
 DESCRIPTION = ("Roll out a new version of an agent service to Linux hosts over SSH: rolling, canary or\n"
                "blue-green, in a TUI or headless. Run `console` alone for the subcommands.")
 
@@ -29,7 +32,7 @@ class ToolVersion(argparse.Action):
     """argparse's "version" action, but the version (importlib.metadata,
     ~40 % of `console --help`'s imports) is read only when asked for."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
                  option_string: str | None = None) -> None:
         from .version import tool_version
 
@@ -62,7 +65,7 @@ def parser_run(prog: str = "console") -> argparse.ArgumentParser:
 
 
 def load_limited(plan: str, inventory: str | None, release: str | None, limit: str | None, *,
-                 judge_shadow: bool = False) -> Any:
+                 judge_shadow: bool = False) -> Inputs:
     """load_inputs, then cut to --limit (session.limit_inputs)."""
     from .session import limit_inputs, load_inputs
 
@@ -70,7 +73,7 @@ def load_limited(plan: str, inventory: str | None, release: str | None, limit: s
     return limit_inputs(inputs, limit) if limit else inputs
 
 
-def list_hosts(inputs: Any) -> int:
+def list_hosts(inputs: Inputs) -> int:
     from strategies.topology import load_balancers, resolve_instances
 
     hosts = list(dict.fromkeys(i.host.name for i in resolve_instances(inputs.plan, inputs.inventory)))
@@ -90,11 +93,11 @@ def list_hosts(inputs: Any) -> int:
     return Exit.OK
 
 
-def untouched_hosts(inputs: Any) -> list[str]:
+def untouched_hosts(inputs: Inputs) -> list[str]:
     return list(dict.fromkeys(i.host.name for i in inputs.untouched))
 
 
-def dry_run(inputs: Any) -> int:
+def dry_run(inputs: Inputs) -> int:
     from strategies.plan import render_commands, summary
     from strategies.registry import runner_for
     from strategies.topology import resolve_instances
@@ -119,7 +122,7 @@ def dry_run(inputs: Any) -> int:
     return Exit.OK
 
 
-def drive(session: Any, args: argparse.Namespace) -> int:
+def drive(session: Session, args: argparse.Namespace) -> int:
     """Run a built session headless (or detached) or in the TUI; the exit code."""
     if args.headless or args.detach:
         from .session import run_headless

@@ -22,9 +22,12 @@ import concurrent.futures
 import os
 import sys
 import threading
-from typing import Any, Callable, Coroutine, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
 from strategies.control import Command
+
+if TYPE_CHECKING:
+    from .session import Session
 
 T = TypeVar("T")
 
@@ -32,7 +35,7 @@ T = TypeVar("T")
 class EngineThread:
     """Create with a Session, `start()`; `done` holds the result record."""
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
         self.loop = asyncio.new_event_loop()
         self.done: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
@@ -86,10 +89,10 @@ class EngineThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def command(self, cmd: Command, source: str) -> concurrent.futures.Future[bool]:
-        return self.call(lambda: self.session.engine.command(cmd, source=source))
+        return self.call(lambda: self.session.command(cmd, source=source))
 
     def elapsed(self) -> float:
-        return float(self.session.engine.elapsed())
+        return self.session.elapsed()
 
     def detach(self, on_hangup: str) -> None:
         """Move the run into the background: fork from the engine thread
@@ -102,7 +105,7 @@ class EngineThread:
         def leave() -> None:
             ready = leave_terminal(self.session.detached_notice)  # returns in the child only
             self._exit_when_done = True
-            install_interrupts(self.session.engine, lambda name: _tell(f"{name}: stopping at the next safe point"),
+            install_interrupts(self.session, lambda name: _tell(f"{name}: stopping at the next safe point"),
                                on_hangup)
             ready()
         self.loop.call_soon_threadsafe(leave)

@@ -16,18 +16,14 @@ from typing import Any
 
 from inventory.nginx_config import ConfigError, check_managed_text
 from strategies.engine import ResumeState
-from strategies.events import InstanceChanged, InstancePhase, JudgeBudget, Phase, PhaseChanged, RunStarted
+from strategies.events import JudgeBudget, RunStarted
+from strategies.status import rebuild
 from strategies.topology import load_balancers
 
 from .journal import clear_dead_reserves, read_journal, verify
 from .session import Inputs, UsageError, limit_inputs, load_inputs
 
 FINISHED = {"succeeded", "rolled_back", "refused"}
-# an instance last seen in one of these was being changed when the session died, or its
-# change failed without the console learning what the host did (soak seed 6 run 179: a
-# link cut as the deploy command ran; it completed, unseen, and the revert could not
-# reach the host): the new release may be installed under the running old one
-MID_CHANGE = {InstancePhase.DEPLOYING, InstancePhase.RESTARTING, InstancePhase.CHECKING, InstancePhase.FAILED}
 
 
 class NothingToResume(Exception):
@@ -96,9 +92,10 @@ def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
     if started.untouched:  # a --limit run: the same hosts again, the rest still left alone
         inputs = limit_inputs(inputs, ",".join(dict.fromkeys(i.host for i in started.instances)))
     check_snapshot(dict(started.lb_snapshot), inputs)
-    last_phase = {e.instance: e.phase for e in journal.events if isinstance(e, InstanceChanged)}
-    in_flight = tuple(k for k, phase in last_phase.items() if phase in MID_CHANGE)
-    rolling_back = next((e.reason or "rollback" for e in journal.events
-                         if isinstance(e, PhaseChanged) and e.phase == Phase.ROLLING_BACK), "")
-    return inputs, ResumeState(str(journal_path), dict(started.old_versions), dict(started.lb_snapshot), in_flight,
-                               rolling_back)
+    # where the dead session left the run: its status, folded from its journal (strategies/status.py).
+    # An instance it was changing (soak seed 6 run 179: a link cut as the deploy command ran; it
+    # completed, unseen, and the revert could not reach the host) may run the old release with the
+    # new one installed under it; a rollback it began is finished, never shipped over
+    status = rebuild(journal.events)
+    return inputs, ResumeState(str(journal_path), dict(started.old_versions), dict(started.lb_snapshot),
+                               tuple(status.changing()), status.rollback)

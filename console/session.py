@@ -19,11 +19,12 @@ from inventory.loaders import embedded_fleet_path, load_inventory, read_inventor
 from inventory.model import Instance, Inventory
 from strategies import analysis
 from strategies.control import Command
-from strategies.engine import Engine, Outcome, ResumeState, RunResult
+from strategies.engine import Engine, ResumeState, RunResult
 from strategies.errors import PlanError
-from strategies.events import EventBus, Notice
+from strategies.events import Event, EventBus, Notice, Sender
 from strategies.plan import Plan, field_line, load_plan
 from strategies.registry import runner_for
+from strategies.status import Outcome, RunStatus
 from strategies.topology import (
     TopologyError,
     adoptable,
@@ -196,7 +197,7 @@ class Session:
         try:
             await self.control.start()
         except OSError as exc:  # the run goes on; only remote control is lost
-            self.engine.emit(Notice(level="warning", message=f"no control socket: {exc.strerror or exc}"))
+            self.emit(Notice(level="warning", message=f"no control socket: {exc.strerror or exc}"))
         finally:
             self.on_listening()
         try:
@@ -205,6 +206,31 @@ class Session:
             if self.notifier is not None:  # the engine is done: bounded by notify.flush
                 await self.notifier.drain()
         return self.result
+
+    # -- what the views and the control server use of a live run (control/server.py LiveRun) --
+    @property
+    def status(self) -> RunStatus:
+        """The run's status as the engine keeps it (strategies/status.py)."""
+        return self.engine.status
+
+    def elapsed(self) -> float:
+        return self.engine.elapsed()
+
+    @property
+    def time_scale(self) -> float:
+        """A SIMULATED clock's pace (--time-scale); 1 on real hosts."""
+        return float(self.driver.clock.scale)
+
+    def command(self, cmd: Command, source: str = "operator", sender: Sender | None = None) -> bool:
+        """Ask the run to do something; acted on at its next safe point."""
+        return self.engine.command(cmd, source, sender)
+
+    def emit(self, event: Event) -> None:
+        self.engine.emit(event)
+
+    async def journal_tail(self, key: str) -> str:
+        """The last lines of an instance's systemd journal (the TUI's detail view)."""
+        return await self.engine.journal_tail(key)
 
     def detached_notice(self, pid: int) -> str:
         return (f"console: detached: run {self.run_id} (pid {pid}) continues in the background; journal "
@@ -225,7 +251,7 @@ class Session:
         return record
 
 
-def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda name: None,
+def install_interrupts(run: Session, on_signal: Callable[[str], None] = lambda name: None,
                        on_hangup: str = DEFAULT_ON_HANGUP) -> None:
     """SIGINT and SIGTERM stop the engine at the next safe point: every
     instance in nginx on one version, the journal closed, and `console
@@ -239,9 +265,9 @@ def install_interrupts(engine: Engine, on_signal: Callable[[str], None] = lambda
             if sig == signal.SIGHUP:
                 quiet_stdio()  # the terminal is gone: writing to it would only fail (EIO)
                 if on_hangup == "detach":
-                    engine.emit(Notice(level="warning", message="terminal hung up: the run continues detached"))
+                    run.emit(Notice(level="warning", message="terminal hung up: the run continues detached"))
                     return
-            engine.command(Command.ABORT, source=f"signal {sig.name}")
+            run.command(Command.ABORT, source=f"signal {sig.name}")
             on_signal(sig.name)  # after the abort: telling a hung-up terminal may fail
         loop.add_signal_handler(sig, handler)
 
@@ -262,7 +288,7 @@ async def finish_headless(session: Session, reporter: HeadlessReporter | None, r
     interrupts stop it at a safe point, an internal error is reported and
     the journal still closed, and the result record ends the output.
     Returns the exit code."""
-    install_interrupts(session.engine, lambda name: _tell(f"{name}: stopping at the next safe point"), on_hangup)
+    install_interrupts(session, lambda name: _tell(f"{name}: stopping at the next safe point"), on_hangup)
     result, error = None, None
     try:
         result = await run

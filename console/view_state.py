@@ -30,6 +30,7 @@ from strategies.events import (
     StepStarted,
     TrafficChanged,
 )
+from strategies.status import RunStatus
 
 from .headless import describe
 
@@ -112,7 +113,7 @@ class FleetView:
         self.simulated = False
         self.inventory_engine = ""  # what read a given --inventory ("" for the embedded fleet)
         self.time_scale = 1.0  # a SIMULATED clock's pace (--time-scale): the header says xN
-        self.phase = "preflight"
+        self.status = RunStatus()  # the run's status, folded from the same events (strategies/status.py)
         self.phase_reason = ""
         self.awaiting_promotion = False  # paused at a manual gate: promote goes on, resume does not
         self.pending: str | None = None  # an accepted pause/rollback/abort not yet at its safe point
@@ -120,9 +121,6 @@ class FleetView:
         self.elapsed = 0.0
         self.step_starts: list[float] = []
         self.run_started_at: float | None = None
-        self.steps_total = 0
-        self.step_index = 0
-        self.step_title = ""
         self.planned_steps: list[str] = []
         self.rows: dict[str, InstanceRow] = {}
         self.by_host: dict[str, list[str]] = {}
@@ -143,7 +141,6 @@ class FleetView:
         self.commands: dict[str, deque[dict[str, Any]]] = {}
         self.health: dict[str, deque[tuple[float, bool, float, str]]] = {}
         self.operator: list[dict[str, Any]] = []
-        self.outcome: str | None = None
         self.outcome_message = ""
         self.thresholds: dict[str, Any] = {}
 
@@ -151,6 +148,7 @@ class FleetView:
     def apply(self, event: Event) -> None:
         self.revision += 1
         self.elapsed = max(self.elapsed, float(event.at))
+        self.status.apply(event)
         handler = HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event)
@@ -172,7 +170,6 @@ class FleetView:
         self.thresholds = dict(e.thresholds)
         olds = Counter(v for v in e.old_versions.values() if v)
         self.old_version = olds.most_common(1)[0][0] if olds else "?"
-        self.steps_total = len(e.steps)
         self.planned_steps = [s.get("title", "") for s in e.steps]
         step_of = {k: n for n, s in enumerate(e.steps, 1) for k in s.get("instances", [])}
         for inst in e.instances:
@@ -193,13 +190,12 @@ class FleetView:
             self.new_group = others[0] if others else None
 
     def _on_PhaseChanged(self, e: PhaseChanged) -> None:
-        self.phase, self.phase_reason = e.phase, e.reason
+        self.phase_reason = e.reason
         self.awaiting_promotion = e.awaiting_promotion
         if e.phase not in WORKING_PHASES:
             self.pending = None  # the safe point was reached (paused, rolling back) or the run ended
 
     def _on_StepStarted(self, e: StepStarted) -> None:
-        self.step_index, self.steps_total, self.step_title = e.index, e.total, e.title
         self.step_starts.append(e.at)
         for key in e.instances:
             if key in self.rows:
@@ -292,13 +288,33 @@ class FleetView:
         return self.pending
 
     def _on_RunFinished(self, e: RunFinished) -> None:
-        self.outcome, self.outcome_message = e.outcome, e.message
+        self.outcome_message = e.message
         self.elapsed = max(self.elapsed, e.duration)
         for key, version in e.versions.items():
             if key in self.rows:
                 self.rows[key].version = version
 
     # -- derived -------------------------------------------------------------
+    @property
+    def phase(self) -> str:
+        return self.status.phase.value
+
+    @property
+    def step_index(self) -> int:
+        return self.status.position.index
+
+    @property
+    def steps_total(self) -> int:
+        return self.status.position.total
+
+    @property
+    def step_title(self) -> str:
+        return self.status.position.title
+
+    @property
+    def outcome(self) -> str | None:
+        return self.status.outcome.value if self.status.outcome is not None else None
+
     @property
     def active(self) -> bool:
         return self.outcome is None and self.phase in ACTIVE_PHASES

@@ -14,7 +14,7 @@ from typing import Any
 
 from inventory.clock import Clock
 
-from .events import Emit, Notice, OperatorCommand, Phase, PhaseChanged
+from .events import Emit, Notice, OperatorCommand, Phase, PhaseChanged, Sender
 
 
 class Command(str, enum.Enum):
@@ -80,7 +80,7 @@ class RunControl:
         self.emit(PhaseChanged(phase=phase.value, reason=reason, awaiting_promotion=awaiting_promotion))
 
     # -- commands ------------------------------------------------------------
-    def command(self, cmd: Command, source: str = "operator", sender: dict[str, Any] | None = None) -> bool:
+    def command(self, cmd: Command, source: str = "operator", sender: Sender | None = None) -> bool:
         """Ask for something; acted on at the next safe point. Returns
         whether the command applies in the current state. `sender`
         identifies who sent it from another shell (journalled)."""

@@ -5,8 +5,9 @@ control, traffic, instances, analysis) from one fleet driver, and runs the
 loop around the strategy: take the rollout lock, preflight (where the fleet
 starts, refused if it is not safe to start), run, and turn gate failures and
 operator commands into the plan's on_failure policy, a rollback or an abort,
-then one truthful result. Pure decisions live in batches.py, analysis.py,
-capacity.py and topology.py; all I/O goes through the driver.
+then one truthful result, decided by status.py from the run's status. Pure
+decisions live in batches.py, analysis.py, capacity.py, topology.py and
+status.py; all I/O goes through the driver.
 
 Safety rule: commands and failures are acted on only at safe points, where
 every instance is either serving on one version or deliberately out of
@@ -15,7 +16,6 @@ nginx, so no interrupt leaves a host half-drained.
 from __future__ import annotations
 
 import asyncio
-import enum
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
@@ -28,21 +28,13 @@ from . import checklist
 from .checklist import CheckItem
 from .context import StrategyContext, StrategyRunner
 from .control import AwaitingPromotion, Command, GateFailed, RunControl, Stop
-from .events import CommandRan, Event, EventBus, Notice, Phase, RunFinished, RunStarted, StartedInstance
+from .events import CommandRan, Event, EventBus, Notice, Phase, RunFinished, RunStarted, Sender, StartedInstance
 from .gating import Gatekeeper, judged_windows
 from .instances import InstanceOps
 from .plan import Plan, field_line
+from .status import Outcome, Reason, RunStatus, StrategyResult, decide_outcome, final_phase, needs_answers
 from .topology import backend, lb_state, live_colour, load_balancers, resolve_instances
 from .traffic import ClientTally, TrafficControl
-
-
-class Outcome(str, enum.Enum):
-    SUCCEEDED = "succeeded"
-    ROLLED_BACK = "rolled_back"
-    FAILED = "failed"
-    ABORTED = "aborted"
-    REFUSED = "refused"
-    AWAITING_PROMOTION = "awaiting_promotion"
 
 
 class PreflightError(Exception):
@@ -102,6 +94,7 @@ class Engine:
         self.lbs = load_balancers(plan, inventory)
         self.by_key = {i.key: i for i in self.instances}
         self._t0 = driver.clock.now()
+        self.status = RunStatus()  # what the services reported, folded (strategies/status.py)
         self.control = RunControl(driver.clock, self.emit, interactive=interactive, auto_promote=auto_promote)
         self.ops = InstanceOps(plan, driver, self.instances, version, self.emit)
         self.traffic = TrafficControl(plan, driver, self.ops, self.control, self.emit, self.untouched)
@@ -114,8 +107,11 @@ class Engine:
         return self.driver.clock.now() - self._t0
 
     def emit(self, event: Event) -> None:
-        """Publish `event` on the run's stream, stamped with the run's clock."""
-        self.bus.publish(replace(event, at=round(self.elapsed(), 3)))
+        """Publish `event` on the run's stream, stamped with the run's clock,
+        folded first into the run's status (strategies/status.py)."""
+        event = replace(event, at=round(self.elapsed(), 3))
+        self.status.apply(event)
+        self.bus.publish(event)
 
     @property
     def phase(self) -> Phase:
@@ -125,7 +121,7 @@ class Engine:
     def clients(self) -> ClientTally:
         return self.traffic.clients
 
-    def command(self, cmd: Command, source: str = "operator", sender: dict[str, Any] | None = None) -> bool:
+    def command(self, cmd: Command, source: str = "operator", sender: Sender | None = None) -> bool:
         """Ask the run to do something; acted on at the next safe point
         (see RunControl.command)."""
         return self.control.command(cmd, source, sender)
@@ -335,7 +331,6 @@ class Engine:
     # -- the run -------------------------------------------------------------
     async def run(self, strategy: StrategyRunner) -> RunResult:
         self.driver.set_command_listener(self._on_command)
-        message = ""
         try:
             await self.driver.open([i.host for i in self.instances], self.lbs)
             self.control.set_phase(Phase.PREFLIGHT)
@@ -348,37 +343,21 @@ class Engine:
                                  simulated=bool(self.driver.simulated),
                                  thresholds=self.plan.thresholds.model_dump(), lb_snapshot=dict(self.traffic.snapshot),
                                  resumed=self.resume.journal if self.resume else None,
-                                 untouched=[i.key for i in self.untouched]))
+                                 untouched=[i.key for i in self.untouched], served_before=self.served_before()))
             self.gates.announce(judged_windows(self.plan, self.instances))
             self.control.set_phase(Phase.RUNNING)
             try:
-                outcome, message = await self._guarded(strategy)
+                result = await self._guarded(strategy)
             except DriverError as exc:  # a failure while failing (e.g. nginx refuses the way back)
-                outcome, message = Outcome.FAILED, f"failed: {exc}"
-            if outcome == Outcome.ROLLED_BACK and self.traffic.out_of_nginx():
-                # a rollback that could not put every instance back is not done: a human must look
-                outcome, message = Outcome.FAILED, f"rollback incomplete: {message}"
-            left = self.traffic.still_left_out()
-            if outcome == Outcome.SUCCEEDED and left:
-                # nor is a rollout that left an instance out (soak seed 6 run 151: agent-04's health
-                # flapped as the last change verified what it routes to, and the run said succeeded)
-                outcome, message = Outcome.FAILED, (f"rollout incomplete: {message}; left out of nginx, "
-                                                    f"not verified at its last change: {', '.join(left)}"
-                                                    + await self.unanswered())
-            elif outcome in (Outcome.SUCCEEDED, Outcome.ROLLED_BACK):
-                dead = await self.unanswered()
-                if dead:
-                    # the fleet lost an instance nginx routes to after its last probe (soak seed 4
-                    # run 163: a host powered off as the rollback's last change came out)
-                    outcome, message = Outcome.FAILED, f"failed after the last change: {message}{dead}"
-            elif outcome in (Outcome.FAILED, Outcome.ABORTED):
-                message += self.stranded() + await self.unanswered()
+                result = StrategyResult(Reason.DRIVER_ERROR, detail=str(exc))
+            if needs_answers(result):
+                self.status.not_answering = await self.unanswered()
         except PreflightError as exc:
-            outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
+            result = StrategyResult(Reason.PREFLIGHT_REFUSED, detail=str(exc))
         except LockHeld as exc:
-            outcome, message = Outcome.REFUSED, f"lock refused: {exc}"
+            result = StrategyResult(Reason.LOCK_REFUSED, detail=str(exc))
         except DriverError as exc:  # open() or preflight(): nothing changed yet
-            outcome, message = Outcome.REFUSED, f"preflight refused: {exc}"
+            result = StrategyResult(Reason.PREFLIGHT_REFUSED, detail=str(exc))
         finally:
             self.control.finished = True
             await self.traffic.stop_accounting()
@@ -387,18 +366,14 @@ class Engine:
                 await self.driver.close()
             except Exception:  # noqa: BLE001 - closing must not mask the outcome
                 pass
-        if self.untouched and outcome != Outcome.REFUSED:
-            message += f"; left out by --limit, untouched and serving: {', '.join(i.key for i in self.untouched)}"
-        final = {Outcome.SUCCEEDED: Phase.SUCCEEDED, Outcome.ROLLED_BACK: Phase.ROLLED_BACK,
-                 Outcome.ABORTED: Phase.ABORTED}.get(outcome, Phase.FAILED)
-        if outcome == Outcome.AWAITING_PROMOTION:
-            final = Phase.PAUSED
-        self.control.set_phase(final, message)
-        self.emit(RunFinished(outcome=outcome.value, message=message, duration=round(self.elapsed(), 3),
-                              versions=dict(self.ops.versions), clients=self.clients.as_dict()))
-        return RunResult(outcome, message, dict(self.ops.versions))
+        decision = decide_outcome(self.status, result)
+        self.control.set_phase(final_phase(decision.outcome), decision.message)
+        self.emit(RunFinished(outcome=decision.outcome.value, message=decision.message,
+                              duration=round(self.elapsed(), 3), versions=dict(self.ops.versions),
+                              clients=self.clients.as_dict(), reason=decision.reason.value))
+        return RunResult(decision.outcome, decision.message, dict(self.ops.versions))
 
-    async def _guarded(self, strategy: StrategyRunner) -> tuple[Outcome, str]:
+    async def _guarded(self, strategy: StrategyRunner) -> StrategyResult:
         """Run the strategy, turning gate failures and operator commands into
         the plan's on_failure policy, rollback or abort."""
         try:
@@ -408,22 +383,22 @@ class Engine:
             message = await strategy.run(self.context)
             if self.control.requested is not None:
                 return await self._stop_at_end(strategy, message)
-            return Outcome.SUCCEEDED, message
+            return StrategyResult(Reason.COMPLETED, detail=message)
         except AwaitingPromotion as exc:
             await strategy.hold(self.context)
-            return Outcome.AWAITING_PROMOTION, f"{exc}: paused, awaiting promotion (use --auto-promote)"
+            return StrategyResult(Reason.AWAITING_PROMOTION, cause=str(exc))
         except Stop as stop:
             if stop.command == Command.ROLLBACK:
                 return await self._rollback(strategy, stop.reason)
             await strategy.abort(self.context)
             if self.control.fatal:
-                return Outcome.FAILED, f"failed: {self.control.fatal}; stopped at a safe point for a human"
-            return Outcome.ABORTED, f"aborted: {stop.reason}"
+                return StrategyResult(Reason.FAIL_STOPPED, cause=self.control.fatal)
+            return StrategyResult(Reason.ABORTED, cause=stop.reason)
         except (GateFailed, DriverError) as exc:
             reason = exc.reason if isinstance(exc, GateFailed) else str(exc)
             return await self._on_failure(strategy, reason)
 
-    async def _stop_at_end(self, strategy: StrategyRunner, message: str) -> tuple[Outcome, str]:
+    async def _stop_at_end(self, strategy: StrategyRunner, message: str) -> StrategyResult:
         """A rollback or abort accepted "at the next safe point" while the
         strategy's last step ran (no safe point followed it): the end of the
         run is that point. A rollback rolls the finished run back; an abort
@@ -433,10 +408,10 @@ class Engine:
         if command == Command.ROLLBACK:
             return await self._rollback(strategy, f"{reason} (after the last step)")
         if self.control.fatal:
-            return Outcome.FAILED, f"failed: {self.control.fatal}; after the last step: {message}"
-        return Outcome.ABORTED, f"aborted after the last step ({reason}): {message}"
+            return StrategyResult(Reason.FAIL_STOPPED_AFTER_LAST_STEP, cause=self.control.fatal, detail=message)
+        return StrategyResult(Reason.ABORTED_AFTER_LAST_STEP, cause=reason, detail=message)
 
-    async def _on_failure(self, strategy: StrategyRunner, reason: str) -> tuple[Outcome, str]:
+    async def _on_failure(self, strategy: StrategyRunner, reason: str) -> StrategyResult:
         policy = self.plan.on_failure
         self.emit(Notice(level="error", message=f"{reason}; on_failure={policy}"))
         if policy == "rollback":
@@ -449,41 +424,39 @@ class Engine:
                 if stop.command == Command.ROLLBACK:
                     return await self._rollback(strategy, f"{reason}; then {stop.reason}")
                 await strategy.abort(self.context)
-                return Outcome.ABORTED, f"aborted after failure: {reason}"
+                return StrategyResult(Reason.ABORTED_AFTER_FAILURE, cause=reason)
             return await self._guarded(strategy)
         await strategy.abort(self.context)
-        return Outcome.FAILED, f"failed: {reason}; stopped for a human (on_failure={policy})"
+        return StrategyResult(Reason.STOPPED_FOR_HUMAN, cause=reason, policy=policy)
 
-    async def _rollback(self, strategy: StrategyRunner, reason: str) -> tuple[Outcome, str]:
+    async def _rollback(self, strategy: StrategyRunner, reason: str) -> StrategyResult:
         self.control.forget_request()
         self.control.set_phase(Phase.ROLLING_BACK, reason)
         started = self.driver.clock.now()
         try:
             problems = await strategy.rollback(self.context)
         except DriverError as exc:
-            return Outcome.FAILED, f"rollback failed: {exc} (after: {reason})"
-        took = self.driver.clock.now() - started
+            return StrategyResult(Reason.ROLLBACK_FAILED, cause=reason, detail=str(exc))
         if problems:
-            return Outcome.FAILED, f"rollback incomplete: {'; '.join(problems)} (after: {reason})"
-        return Outcome.ROLLED_BACK, f"rolled back in {took:.1f}s: {reason}"
+            return StrategyResult(Reason.ROLLBACK_INCOMPLETE, cause=reason, detail="; ".join(problems))
+        return StrategyResult(Reason.ROLLED_BACK, cause=reason, took=self.driver.clock.now() - started)
 
-    async def unanswered(self) -> str:
+    async def unanswered(self) -> tuple[str, ...]:
         """At the end of every run that changed the LB: the instances nginx
         is left routing to (its last verified file) that do not answer their
         health probe now, named for whoever takes over (soak seed 3 run 14:
         a reload that did not take kept green serving with a dead host in
         it, and the result said only that every instance was in nginx)."""
-        if self.traffic.lb is None:
-            return ""  # this session changed nothing on the LB
-        routed = [self.ops.by_backend[str(b)] for bs in self.traffic.lb.pools.values() for b in bs
-                  if str(b) in self.ops.by_backend]
+        routed = [self.ops.by_key[k] for k in self.status.routed() if k in self.ops.by_key]
         samples = await asyncio.gather(*(self.ops.probe(i, quiet=True) for i in routed), return_exceptions=True)
-        dead = sorted(i.key for i, s in zip(routed, samples) if isinstance(s, BaseException) or not s.ok)
-        return f"; nginx still routes to {', '.join(dead)}, which do not answer" if dead else ""
+        return tuple(sorted(i.key for i, s in zip(routed, samples) if isinstance(s, BaseException) or not s.ok))
 
-    def stranded(self) -> str:
-        out = self.traffic.out_of_nginx()
-        return f"; out of nginx: {', '.join(out)}" if out else "; every instance that served before is in nginx"
+    def served_before(self) -> list[str]:
+        """The instances the LB files before any change route to (RunStarted.served_before)."""
+        if not self.traffic.snapshot:
+            return []
+        before = {str(b) for bs in self.traffic.original().values() for b in bs}
+        return [i.key for i in self.instances if str(backend(i)) in before]
 
     # -- resume ------------------------------------------------------------------
     async def make_safe(self) -> None:
@@ -529,3 +502,7 @@ class Engine:
             problems = await ops.revert(sick)
             if problems:
                 raise GateFailed("; ".join(problems.values()))
+
+
+# Outcome lives with the decision (strategies/status.py); callers of the engine import it here too
+__all__ = ["Engine", "Outcome", "PreflightError", "ResumeState", "RunResult"]

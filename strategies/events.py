@@ -101,6 +101,9 @@ class RunStarted(Event):
     lb_snapshot: dict[str, str] = field(default_factory=dict)  # LB files before any change
     resumed: str | None = None  # the journal of the session this one resumes
     untouched: list[str] = field(default_factory=list)  # instances a --limit left out: serving, never changed
+    # the instances the LB files before any change routed to (lb_snapshot's pools, by key): what a
+    # run that ends with one of them out of nginx leaves a human to look at. Empty in older journals.
+    served_before: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # a journal (from_dict) gives the instances as dicts
@@ -304,6 +307,11 @@ class AlertRaised(Event):
     reason: str = ""
 
 
+# Who sent an operator command from another shell (console/control/peer.py identify): uid, user,
+# pid, and the SSH client its environment claims ("" when it claims none)
+Sender = dict[str, str | int]
+
+
 @dataclass(frozen=True, kw_only=True)
 class OperatorCommand(Event):
     kind: ClassVar[str] = "operator"
@@ -311,7 +319,7 @@ class OperatorCommand(Event):
     source: str
     accepted: bool
     detail: str = ""
-    sender: dict[str, Any] = field(default_factory=dict)  # socket: uid, user, pid; ssh_client_claimed
+    sender: Sender = field(default_factory=dict)  # socket: uid, user, pid; ssh_client_claimed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -329,6 +337,8 @@ class RunFinished(Event):
     duration: float
     versions: dict[str, str | None] = field(default_factory=dict)
     clients: dict[str, int] = field(default_factory=dict)  # requests, failed, hidden (engine.ClientTally)
+    # why it ended so (strategies.status.Reason's value); "" in journals written before it existed
+    reason: str = ""
 
 
 Subscriber = Callable[[Event], None]

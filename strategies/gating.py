@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, Awaitable, Iterable, Sequence, TypeVar
+from typing import Any, Awaitable, Container, Iterable, Mapping, Protocol, Sequence, TypeVar
 
-from inventory.driver import DriverError, InstanceDriver, PoolStats
+from inventory.driver import DriverError, HealthSample, InstanceDriver, PoolStats
 from inventory.exposition import Series
 from inventory.model import Instance
+from inventory.nginx_config import Backend
 
 from . import analysis, coverage, custom_metrics
 from .batches import plan_batches
 from .capacity import CapacityCheck, check_capacity
 from .context import NextDrain
-from .control import GateFailed, RunControl
+from .control import GateFailed
 from .down import Down
 from .events import AlertRaised, CapacityChecked, Emit, GateEvaluated, JudgeBudget, JudgeSampled, MetricsSampled, Notice
-from .instances import InstanceOps
 from .judge_stats import SHARES
 from .metric_sources import CustomReader
 from .plan import Plan
 from .topology import backend
-from .traffic import TrafficControl, pool_summary
+from .traffic import pool_summary
 
 T = TypeVar("T")
 # How long a sample waits for one instance's CPU or quality reading (a
@@ -86,9 +86,51 @@ def mean(values: Iterable[float]) -> float | None:
     return sum(items) / len(items) if items else None
 
 
+class JudgedInstances(Protocol):
+    """What the judge needs of the instances (strategies/instances.py InstanceOps)."""
+
+    version: str
+    versions: dict[str, str | None]
+    old_versions: dict[str, str | None]
+    restarted_at: dict[str, float]
+
+    async def probe(self, inst: Instance, *, quiet: bool = False, idle: bool = False) -> HealthSample: ...
+
+
+class JudgedTraffic(Protocol):
+    """What the judge needs of traffic control (strategies/traffic.py
+    TrafficControl): the traffic a window reads, who it found down, and
+    telling it a window reads traffic itself meanwhile."""
+
+    @property
+    def down(self) -> Container[str]: ...
+
+    @property
+    def untouched(self) -> Sequence[Backend]: ...
+
+    async def read(self) -> dict[str, PoolStats]: ...
+
+    def report_down(self, traffic: Mapping[str, PoolStats], probes: Mapping[str, bool],
+                    should_serve: Sequence[Instance], where: str) -> list[Down]: ...
+
+    def open_window(self) -> None: ...
+
+    def close_window(self) -> None: ...
+
+
+class GateControl(Protocol):
+    """What the judge needs of run control (strategies/control.py RunControl)."""
+
+    async def wait(self, seconds: float, promotable: bool = False) -> None: ...
+
+    async def wait_for_promotion(self, title: str) -> bool: ...
+
+    def take_promotion(self) -> bool: ...
+
+
 class Gatekeeper:
-    def __init__(self, plan: Plan, driver: InstanceDriver, instances: InstanceOps, traffic: TrafficControl,
-                 control: RunControl, emit: Emit):
+    def __init__(self, plan: Plan, driver: InstanceDriver, instances: JudgedInstances, traffic: JudgedTraffic,
+                 control: GateControl, emit: Emit):
         self.plan = plan
         self.driver = driver
         self.instances = instances
@@ -206,7 +248,7 @@ class Gatekeeper:
         customs, cwin = self.plan.metrics.custom, custom_metrics.CustomWindow()
         self.judged += 1
         gone: set[str] = set()  # baseline instances found down: out of the baseline for the window
-        self.traffic.window_open = True
+        self.traffic.open_window()
         try:
             await self.traffic.read()  # the window judges only traffic inside it
             while True:
@@ -258,7 +300,7 @@ class Gatekeeper:
                 self.emit_gate(name, verdict, 0.0, final=True, extended=extended, why=why)
                 return analysis.Verdict.PASS if self.shadow else verdict.verdict
         finally:
-            self.traffic.window_open = False
+            self.traffic.close_window()
 
     def ages(self, insts: Sequence[Instance]) -> dict[str, float]:
         """Seconds since this run restarted each instance (one it has not

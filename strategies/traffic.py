@@ -13,17 +13,15 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass, replace
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
-from inventory.driver import DriverError, LoadBalancerDriver, PoolStats
+from inventory.driver import DriverError, HealthSample, LoadBalancerDriver, PoolStats
 from inventory.model import Instance
 from inventory.nginx_config import Backend, LbState, parse_generation, parse_pools
 
 from . import analysis
-from .control import RunControl
 from .down import Down, DownWatch, answering, find_down, per_backend
 from .events import AlertRaised, ClientTraffic, Emit, Notice, RoutingVerified, TrafficChanged
-from .instances import InstanceOps
 from .plan import Plan
 from .topology import backend, lb_state, with_untouched
 
@@ -54,8 +52,37 @@ def pool_summary(stats: PoolStats) -> dict[str, float]:
             "p95": round(p95, 4) if p95 is not None else 0.0}
 
 
+class RoutedInstances(Protocol):
+    """What routing needs of the instances (strategies/instances.py InstanceOps):
+    who they are, and whether each was verified just now."""
+
+    @property
+    def all(self) -> Sequence[Instance]: ...
+
+    @property
+    def by_key(self) -> Mapping[str, Instance]: ...
+
+    @property
+    def by_backend(self) -> Mapping[str, Instance]: ...
+
+    async def probe(self, inst: Instance, *, quiet: bool = False, idle: bool = False) -> HealthSample: ...
+
+    def why_unverified(self, inst: Instance, sample: HealthSample) -> str: ...
+
+    def verified_within(self, inst: Instance, seconds: float) -> bool: ...
+
+
+class Alarm(Protocol):
+    """Where the clients' watcher raises a critical error rate (strategies/control.py RunControl)."""
+
+    @property
+    def alarmed(self) -> bool: ...
+
+    def alarm(self, reason: str) -> None: ...
+
+
 class TrafficControl:
-    def __init__(self, plan: Plan, driver: LoadBalancerDriver, instances: InstanceOps, control: RunControl,
+    def __init__(self, plan: Plan, driver: LoadBalancerDriver, instances: RoutedInstances, control: Alarm,
                  emit: Emit, untouched: Sequence[Instance] = ()):
         self.plan = plan
         # the upstream's instances a --limit left out: in every change, as they serve, never touched
@@ -67,14 +94,21 @@ class TrafficControl:
         self.lb: LbState | None = None  # what this session last applied
         self.snapshot: dict[str, str] = {}  # every LB's managed file before the run
         self.clients = ClientTally()
-        self.window_open = False  # an analysis window reads traffic itself
+        self._window_open = False  # an analysis window reads traffic itself (open_window)
         self._generation = itertools.count(1)
         self._run_id = time.strftime("%Y%m%d%H%M%S")
         self._lock = asyncio.Lock()
         self._accounting = False
         self._watcher: asyncio.Task[None] | None = None
-        self.left_out: set[str] = set()  # instances a change left out, not verified just then
         self.down = DownWatch()  # instances that should serve and were found down (strategies/down.py)
+
+    def open_window(self) -> None:
+        """An analysis window reads traffic itself from now: the clients'
+        watcher leaves every read to it until `close_window`."""
+        self._window_open = True
+
+    def close_window(self) -> None:
+        self._window_open = False
 
     def next_generation(self) -> str:
         return f"{self._run_id}-{next(self._generation)}"
@@ -133,7 +167,6 @@ class TrafficControl:
         samples = await asyncio.gather(*(ops.probe(i, quiet=True) for i in stale))
         bad = {i.key: ops.why_unverified(i, s) for i, s in zip(stale, samples)}
         bad = {k: v for k, v in bad.items() if v}
-        self.left_out.update(bad)
         self.emit(RoutingVerified(generation=state.generation, instances=len({i.key for i in routed}),
                                   probed=len(stale), left_out=dict(bad)))
         if not bad:
@@ -174,21 +207,6 @@ class TrafficControl:
                                   where=where, instance=d.instance, reason=d.reason.value))
         return found
 
-    def still_left_out(self) -> list[str]:
-        """Instances a change left out of nginx (not verified just then) that
-        the LB state this session last applied still does not route to."""
-        return [i.key for i in self.instances.all if i.key in self.left_out and not self.routes(i)]
-
-    def out_of_nginx(self) -> list[str]:
-        """Instances nginx no longer routes to, of those it routed to before
-        the run (what a human must look at)."""
-        if self.lb is None or not self.snapshot:
-            return []
-        before = {str(b) for bs in self.original().values() for b in bs}
-        now = {str(b) for bs in self.lb.pools.values() for b in bs}
-        gone = before - now  # once, not once per instance
-        return [i.key for i in self.instances.all if str(backend(i)) in gone]
-
     # -- what clients saw ------------------------------------------------------------
     async def read(self) -> dict[str, PoolStats]:
         """Traffic since the last read, counted into what clients saw once
@@ -221,7 +239,7 @@ class TrafficControl:
             # never more than a fifth of the event loop (a SIMULATED fleet at a
             # high time scale makes every read expensive in engine seconds)
             await self.driver.clock.sleep(max(interval, 4 * cost))
-            if self.window_open:
+            if self._window_open:
                 continue
             started = time.perf_counter()
             try:

@@ -72,6 +72,9 @@ def test_status_and_commands_from_another_shell(canary):
         assert (s["pid"], s["strategy"], s["phase"], s["version"], s["old_version"]) == (
             run.proc.pid, "canary", "paused", "2.0.0", "1.0.0")
         assert s["step"]["index"] == 2 and s["weights"] == {"canary": 25.0, "stable": 75.0}
+        # the run's status (strategies/status.py): a pause step has no judge's window open, nothing is out
+        assert (s["step"]["total"], s["window"], s["out_of_nginx"], s["left_out"], s["reason"]) == (
+            3, None, [], [], None)
         text = cli(env, "status", s["run_id"])
         assert text.returncode == 0 and f"pid {run.proc.pid}" in text.stdout and "phase paused" in text.stdout
         for name in (s["run_id"], str(plan), s["journal"], "agent"):  # found by id, plan, journal, upstream
@@ -101,7 +104,7 @@ def test_status_and_commands_from_another_shell(canary):
                    ("promote", True, f"socket:{me}", os.getuid(), me)]
     assert not list(Path(env["XDG_RUNTIME_DIR"]).glob("rollout-console/*.sock"))
     ended = status(env, s["run_id"])["ended"]
-    assert ended[0]["outcome"] == "succeeded" and ended[0]["exit_code"] == 0
+    assert ended[0]["outcome"] == "succeeded" and ended[0]["exit_code"] == 0 and ended[0]["reason"] == "completed"
     gone = cli(env, "pause", s["run_id"])
     assert gone.returncode == 9 and "no live run" in gone.stderr
 
@@ -194,7 +197,7 @@ def test_detach_runs_in_a_new_session_without_the_terminal(canary):
     finally:
         if Path(f"/proc/{pid}").exists() and not status(env)["ended"]:
             os.kill(pid, signal.SIGKILL)
-    assert ended[0]["outcome"] == "succeeded" and ended[0]["exit_code"] == 0
+    assert ended[0]["outcome"] == "succeeded" and ended[0]["exit_code"] == 0 and ended[0]["reason"] == "completed"
     assert verify(Path(live["journal"])).ok
 
 

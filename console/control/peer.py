@@ -12,7 +12,8 @@ import pwd
 import socket
 import struct
 from pathlib import Path
-from typing import Any
+
+from strategies.events import Sender
 
 _UCRED = struct.Struct("3i")  # pid, uid, gid
 
@@ -42,18 +43,18 @@ def user_name(uid: int) -> str:
         return str(uid)
 
 
-def identify(sock: socket.socket) -> dict[str, Any]:
+def identify(sock: socket.socket) -> Sender:
     """uid, user, pid and SSH client address of a connected peer."""
     pid, uid, _gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
     return {"uid": uid, "user": user_name(uid), "pid": pid, "ssh_client_claimed": ssh_client_of(pid)}
 
 
-def may_control(peer: dict[str, Any], owner_uid: int | None = None) -> bool:
+def may_control(peer: Sender, owner_uid: int | None = None) -> bool:
     owner = os.getuid() if owner_uid is None else owner_uid
     return peer["uid"] in (owner, 0)
 
 
-def source_label(peer: dict[str, Any]) -> str:
+def source_label(peer: Sender) -> str:
     """The OperatorCommand source for a command sent over the socket."""
     claimed = peer.get("ssh_client_claimed")
     return f"socket:{peer['user']}" + (f" (claims ssh from {claimed})" if claimed else "")

@@ -14,16 +14,59 @@ import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from strategies.control import Command
-from strategies.events import Event, Notice, OperatorCommand
+from strategies.events import Event, EventBus, Notice, OperatorCommand, Sender
 
 from ..private import write_private
 from ..view_state import FleetView
 from . import peer as peers
 from .protocol import MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_LIMIT, ProtocolError, decode, encode, error
 from .runs import result_path, socket_path
+
+if TYPE_CHECKING:
+    from strategies.plan import Plan
+
+    from ..journal import JournalWriter
+
+class RunInputs(Protocol):
+    """What the control server reports of a run's inputs (console.session.Inputs)."""
+
+    @property
+    def plan(self) -> Plan: ...
+
+    @property
+    def plan_path(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+class LiveRun(Protocol):
+    """What the control server uses of the run it serves (console.session.Session)."""
+
+    @property
+    def bus(self) -> EventBus: ...
+
+    @property
+    def inputs(self) -> RunInputs: ...
+
+    @property
+    def journal(self) -> JournalWriter: ...
+
+    @property
+    def simulated(self) -> bool: ...
+
+    @property
+    def time_scale(self) -> float: ...
+
+    def elapsed(self) -> float: ...
+
+    def command(self, cmd: Command, source: str = "operator", sender: Sender | None = None) -> bool: ...
+
+    def emit(self, event: Event) -> None: ...
+
 
 SLOW_VIEWER_BYTES = 8 * 1024 * 1024  # a viewer this far behind is dropped
 COMMANDS = tuple(c.value for c in Command)
@@ -33,7 +76,7 @@ class ControlServer:
     """Create with the session, `await start()` when the run starts,
     `close(record)` when it has finished."""
 
-    def __init__(self, session: Any, run_id: str) -> None:
+    def __init__(self, session: LiveRun, run_id: str) -> None:
         self.session = session
         self.run_id = run_id
         self.path: Path | None = None
@@ -108,7 +151,9 @@ class ControlServer:
 
     # -- requests ------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        v, s = self.view, self.session
+        """`console status`: the run's status (strategies/status.py, folded
+        from the events this server saw) with what the view derives from it."""
+        v, s, run = self.view, self.session, self.view.status
         plan = s.inputs.plan
         gate = {"name": v.gate.name, "verdict": v.gate.verdict, "remaining": v.gate_remaining()} if v.gate else None
         return {"run_id": self.run_id, "pid": os.getpid(), "user": peers.user_name(os.getuid()),
@@ -116,27 +161,29 @@ class ControlServer:
                 "upstream": plan.nginx.upstream, "journal": str(s.journal.path.resolve()),
                 "strategy": plan.strategy, "service": plan.service, "version": s.inputs.version,
                 "old_version": v.old_version, "simulated": s.simulated, "started": self.started,
-                "phase": v.phase, "phase_reason": v.phase_reason, "awaiting_promotion": v.awaiting_promotion,
-                "step": {"index": v.step_index, "total": v.steps_total, "title": v.step_title},
-                "gate": gate, "weights": v.traffic_split(), "elapsed": round(s.engine.elapsed(), 1),
-                "time_scale": float(getattr(s.driver.clock, "scale", 1.0)),  # an attached clock ticks from elapsed
+                "phase": run.phase.value, "phase_reason": v.phase_reason, "awaiting_promotion": v.awaiting_promotion,
+                "step": {"index": run.position.index, "total": run.position.total, "title": run.position.title},
+                "window": run.window, "out_of_nginx": run.out_of_nginx(), "left_out": run.still_left_out(),
+                "gate": gate, "weights": v.traffic_split(), "elapsed": round(s.elapsed(), 1),
+                "time_scale": s.time_scale,  # an attached clock ticks from elapsed
                 "viewers": len(self._viewers), "outcome": v.outcome,
+                "reason": run.reason.value if run.reason is not None else None,
                 "applies": {c: v.command_refusal(c) is None for c in COMMANDS},
                 "rollback_plan": v.rollback_plan(), "abort_plan": v.abort_plan()}
 
-    def command(self, name: Any, peer: dict[str, Any]) -> dict[str, Any]:
+    def command(self, name: object, peer: Sender) -> dict[str, Any]:
         try:
             cmd = Command(name)
         except ValueError:
             return error("bad_request", f"unknown command {name!r}; one of {', '.join(COMMANDS)}")
-        engine, source = self.session.engine, peers.source_label(peer)
+        run, source = self.session, peers.source_label(peer)
         refusal = self.view.command_refusal(cmd.value)
         if refusal is not None:
-            engine.emit(OperatorCommand(command=cmd.value, source=source, accepted=False, detail=refusal,
+            run.emit(OperatorCommand(command=cmd.value, source=source, accepted=False, detail=refusal,
                                         sender=peer))
             return {"type": "reply", "command": cmd.value, "accepted": False, "detail": refusal,
                     "phase": self.view.phase}
-        accepted = engine.command(cmd, source=source, sender=peer)
+        accepted = run.command(cmd, source=source, sender=peer)
         detail = self._last_operator.detail if self._last_operator is not None else ""
         return {"type": "reply", "command": cmd.value, "accepted": accepted, "detail": detail,
                 "phase": self.view.phase}
@@ -169,7 +216,7 @@ class ControlServer:
         try:
             peer = peers.identify(writer.get_extra_info("socket"))
             if not peers.may_control(peer):
-                self.session.engine.emit(Notice(level="warning", message=(
+                self.session.emit(Notice(level="warning", message=(
                     f"control socket: refused uid {peer['uid']} ({peer['user']}): only the run's owner or root")))
                 writer.write(encode(error("denied", f"uid {peer['uid']} ({peer['user']}) may not control this "
                                                     f"run: only its owner ({peers.user_name(os.getuid())}) or root")))

@@ -45,7 +45,7 @@ from .screens import QuitScreen
 if TYPE_CHECKING:  # imported where used: the TUI starts without them
     from ..journal import Journal
     from ..session import Session
-    from .host import RolloutHost
+    from .host import AttachedRun, RolloutHost
     from .replay import ReplayController
 
     def _shows_the_screens(app: RolloutApp) -> RolloutHost:
@@ -82,10 +82,11 @@ class RolloutApp(App[int]):
     TITLE = "rollout console"
     ENABLE_COMMAND_PALETTE = False
 
-    def __init__(self, session: Any = None, view: FleetView | None = None, *, refresh_hz: float = REFRESH_HZ,
-                 now: float | None = None, journal_tail: Callable[[str], Awaitable[str]] | None = None,
-                 record: dict[str, Any] | None = None, show_operator_keys: bool = False, replay: Any = None,
-                 remote: Any = None) -> None:
+    def __init__(self, session: Session | None = None, view: FleetView | None = None, *,
+                 refresh_hz: float = REFRESH_HZ, now: float | None = None,
+                 journal_tail: Callable[[str], Awaitable[str]] | None = None, record: dict[str, Any] | None = None,
+                 show_operator_keys: bool = False, replay: ReplayController | None = None,
+                 remote: AttachedRun | None = None) -> None:
         super().__init__()
         self.session = session
         self.replay = replay  # a ReplayController: `console replay FILE` (see replay_screen.py)
@@ -93,9 +94,8 @@ class RolloutApp(App[int]):
         self.hung_up = False
         self.view = view or FleetView()
         if session is not None:
-            self.view.inventory_engine = getattr(session, "inventory_engine", "")
-            clock = getattr(getattr(session, "driver", None), "clock", None)
-            self.view.time_scale = float(getattr(clock, "scale", 1.0))
+            self.view.inventory_engine = session.inventory_engine
+            self.view.time_scale = session.time_scale
         self.refresh_hz = refresh_hz
         self.frozen_now = now
         self._journal_tail = journal_tail
@@ -106,7 +106,7 @@ class RolloutApp(App[int]):
         self._clock: Callable[[], float] = time.monotonic
         # attached: the run's clock at connect time and its pace, so the elapsed time ticks between events
         self._remote_clock: tuple[float, float, float] | None = None
-        if remote is not None and "elapsed" in getattr(remote, "status", {}):
+        if remote is not None and "elapsed" in remote.status:
             self._remote_clock = (self._clock(), float(remote.status["elapsed"]),
                                   float(remote.status.get("time_scale", 1.0)))
             self.view.time_scale = self._remote_clock[2]
@@ -174,7 +174,7 @@ class RolloutApp(App[int]):
         Attached to a run in another process, the command goes over its
         control socket; the answer comes back as an event like any other."""
         if self.remote is not None:
-            self.run_worker(self._send_remote(command), group="command", exit_on_error=False)
+            self.run_worker(self._send_remote(self.remote, command), group="command", exit_on_error=False)
             return True
         if self.session is None or self.engine is None:
             self.notify("replay: read-only, no engine to command", severity="warning")
@@ -205,20 +205,20 @@ class RolloutApp(App[int]):
         except RuntimeError:
             pass  # the UI's loop is gone: nobody to tell
 
-    async def _send_remote(self, command: Command) -> None:
+    async def _send_remote(self, remote: AttachedRun, command: Command) -> None:
         from ..control.client import ControlError
 
         try:
-            reply = await self.remote.command(command.value)
+            reply = await remote.command(command.value)
         except ControlError as exc:
             self.notify(f"{command.value}: {exc}", severity="error")
             return
         if not reply["accepted"]:
             self.notify(f"{command.value} refused: {reply['detail']}", severity="warning")
 
-    async def _follow_remote(self) -> None:
+    async def _follow_remote(self, remote: AttachedRun) -> None:
         """Attached: the run's live events, until it ends or goes away."""
-        record = await self.remote.follow(self._on_bus_event)
+        record = await remote.follow(self._on_bus_event)
         self.drain()
         if record is None:
             self.notify("the run's controller went away (see `console status`)", severity="error", timeout=30)
@@ -244,10 +244,10 @@ class RolloutApp(App[int]):
             return self._journal_tail
         if self.session is None or self.engine is None:
             return None
-        engine, thread = self.session.engine, self.engine
+        session, thread = self.session, self.engine
 
         async def tail(key: str) -> str:  # the driver lives on the engine loop
-            return await asyncio.wrap_future(thread.run(engine.journal_tail(key)))
+            return await asyncio.wrap_future(thread.run(session.journal_tail(key)))
         return tail
 
     # -- lifecycle ---------------------------------------------------------------
@@ -260,17 +260,18 @@ class RolloutApp(App[int]):
 
     def on_mount(self) -> None:
         self.on_resize()
-        if self.session is not None:
+        session = self.session
+        if session is not None:
             # after the first frame: the engine's preflight (every host probed) shares this loop and
             # would otherwise hold the first paint back until it is done
-            self.call_after_refresh(self._start_engine)
+            self.call_after_refresh(lambda: self._start_engine(session))
         if self.remote is not None:
-            self.run_worker(self._follow_remote(), group="follow", exit_on_error=False)
+            self.run_worker(self._follow_remote(self.remote), group="follow", exit_on_error=False)
         self.repaint(force=True)
         self.set_interval(1.0 / self.refresh_hz, self.repaint, name="refresh")
 
-    def _start_engine(self) -> None:
-        self.engine = EngineThread(self.session)
+    def _start_engine(self, session: Session) -> None:
+        self.engine = EngineThread(session)
         self.engine_task = asyncio.wrap_future(self.engine.done)
         self.engine.done.add_done_callback(lambda _f: self._closed or self.post_message(EngineDone()))
         self.engine.start()

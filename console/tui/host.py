@@ -8,13 +8,17 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, Protocol
 
 from strategies.control import Command
+from strategies.events import Event
 
 from ..view_state import FleetView
 
 
 class RolloutHost(Protocol):
     view: FleetView
-    session: object  # the Session running the rollout in this process, or None
+
+    @property
+    def session(self) -> object:
+        """The Session running the rollout in this process, or None."""
     record: dict[str, Any] | None  # the run's closing record, once it ended
     detached: bool
     frozen_now: float | None
@@ -31,3 +35,15 @@ class RolloutHost(Protocol):
     def journal_tail_fn(self) -> Callable[[str], Awaitable[str]] | None: ...
 
     def set_view(self, view: FleetView) -> None: ...
+
+
+class AttachedRun(Protocol):
+    """What an app attached to a run in another process talks to
+    (console/control/attach.py RemoteRun): its status at connect time, its
+    live events until the result record, and its commands."""
+
+    status: dict[str, Any]  # `console status` as the run's control socket answered it
+
+    async def follow(self, on_event: Callable[[Event], None]) -> dict[str, Any] | None: ...
+
+    async def command(self, name: str) -> dict[str, Any]: ...
