@@ -118,6 +118,10 @@ SCALE_NOISE = 0.13
 # about 1.3-1.6 times a null of 6-8 %: the grid is closer than the
 # ceilings' (judge_stats.PROPORTION_RATIOS).
 TAIL_RATIOS = (1.25, 1.5, 2.0, 3.0)
+# A window passes only once the tail test tells its null from this many
+# times it (coverage.unjudged, tail_told): 1.5 x a null of 6-8 % is about
+# the 10 % of a tail-only regression (p95 x1.5 doubles the 5 % share).
+TAIL_PASS_RATIO = 1.5
 # A sample's own baseline p95 needs this many baseline latencies (the
 # k-th of n with k = ceil(0.95 (n + 1)) must exist).
 MIN_TAIL_BASELINE = 19
@@ -511,6 +515,26 @@ def tail_step(window: Window, judged: Evidence, baseline: Evidence) -> tuple[tup
     slow, seen = judged.slower_than(limit * scale), len(judged.latencies)
     null = P95_TAIL + tail_margin(window.baseline, len(window.judged.latencies))
     return proportion_llrs(slow, seen, null, TAIL_RATIOS), slow, seen, null
+
+
+def tail_told(window: Window, beta: float) -> bool:
+    """Has the tail test seen enough to say "no heavier tail"? A Wald ratio
+    of the window's tail counts (release requests slower than their
+    sample's scaled baseline p95) of TAIL_PASS_RATIO times its null over
+    the null, at or under `beta` (the pass side's risk, like the error
+    pass test's; approximate in the same way: the null moves a little
+    from sample to sample). A good release's share is about 5 %, under a
+    null of 6-8 %, and is told apart in about 300 of its latencies; a
+    tail-only regression's (about 10 %) drifts the other way, so its
+    window extends while the tail test gathers the evidence to fail it.
+    Before, a window closed at its planned end on the error evidence
+    alone, with the tail test at a few hundred latencies or none."""
+    null = window.tail_null
+    if not window.tail_seen or null is None:
+        return False
+    bad = min(0.999, null * TAIL_PASS_RATIO)
+    slow, fast = window.tail_slow, window.tail_seen - window.tail_slow
+    return slow * math.log(bad / null) + fast * math.log((1 - bad) / (1 - null)) <= math.log(beta)
 
 
 def comparison_null(base: Evidence | None, policy: Policy) -> float:
