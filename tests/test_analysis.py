@@ -276,3 +276,14 @@ def test_a_run_never_imports_scipy_stats():
             "assert 'scipy.special' in sys.modules and 'scipy.stats' not in sys.modules, 'scipy.stats imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_window_whose_own_failures_keep_it_from_passing_says_so():
+    """A real canary (24762cc's successor, run 3 on a matched baseline)
+    ended inconclusive with no reason at all: it had seen more requests
+    than the pass test expects, but a burst of its own failures kept the
+    test from saying "good". It says what it needs now."""
+    window, _ = run([(100, 1)] * 12, baseline=[Evidence(100, 0)] * 12)
+    j = close(window, SEED, final=True)
+    assert j.verdict == Verdict.INCONCLUSIVE and j.needed > j.seen
+    assert any("needs more than 1200 requests" in r for r in j.reasons)
