@@ -44,8 +44,18 @@ Why it is built this way (docs/judge.md says it in plain words):
   baseline's hosts' differences in tail shape (an e-process; the margin is
   what makes it hold on real hosts, approximately). The absolute p95
   ceiling is a proportion test too.
+- The plan's ceilings never rest on one sample (judge_stats.LeaveOneOut:
+  valid when one sample of the window is anything, a burst or a blip), and
+  the error ceilings are tempered by the baseline's dispersion within and
+  between samples (which only lowers them): a 2 s burst on a real canary
+  host stopped a good release on the 1 % ceiling.
 - Warm-up: an instance's latencies count once it is `warm_up` old, from
-  its own restart (the engine knows it), twice that for the median test.
+  its own restart (the engine knows it), twice that for the median test;
+  the baseline's instances too (a matched baseline restarts with the
+  canary: judged against a baseline still warm, a good canary's tail
+  looked heavy).
+- A window passes only once the tail test has judged (coverage.py,
+  tail_told).
 - A window passes only once the evidence says "good": a Wald ratio of the
   release's own rate, the baseline's rate against a threshold worse,
   tempered like the error test, and at least `min_requests` seen. Until
