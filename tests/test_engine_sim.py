@@ -414,8 +414,10 @@ async def test_a_window_that_never_compared_the_release_s_latency_extends_and_sa
     assert result.outcome == Outcome.SUCCEEDED, result.message
     gate = [e for e in events if isinstance(e, GateEvaluated) and e.name == "after batch 1"]
     waiting = [g for g in gate if g.extended and not g.final]
-    # the tail comparison, which also waits out the warm-up, has not judged either
-    assert waiting and all(g.why == ["latency_not_judged", "tail_not_judged"] for g in waiting)
+    # the tail comparison, which also waits out the warm-up, has not judged either at first
+    assert waiting and all(g.why in (["latency_not_judged", "tail_not_judged"], ["latency_not_judged"])
+                           for g in waiting)
+    assert waiting[0].why == ["latency_not_judged", "tail_not_judged"]
     assert gate[-1].final and gate[-1].verdict == "pass" and gate[-1].extended and gate[-1].why == []
 
 
