@@ -29,7 +29,8 @@ tail-only (p95 x1.5, median unchanged: only requests beyond the body's
 analysis windows (60 s at 1, 5, 10 and 50 %, extended up to 900 s) with the
 seed's thresholds and alert tiers; the engine's window protocol is
 reproduced (a sample every 5 s, fail at once, close at the planned end,
-extend, inconclusive at the maximum). Every window of a release is run
+hold missing data against a pass where the judge's tree has
+strategies/coverage.py, extend, inconclusive at the maximum). Every window of a release is run
 (after a failure too: each window is also a measurement of its own), and a
 release counts as stopped at its first failed window.
 
@@ -214,9 +215,12 @@ class Judge:
     name = ""
 
     def __init__(self, module: Any, policy: Callable[[int], Any], feed: Callable[[Any, list[HostSample]], Any],
-                 ages: bool = False):
+                 ages: bool = False, coverage: Any = None):
         self.a, self.policy, self.feed = module, policy, feed
         self.ages = ages  # the judge takes each instance's age (seconds since its restart), as the engine knows it
+        # strategies/coverage.py of the judge's tree, where it has one: at a window's end the engine
+        # holds missing data against a pass (extend, inconclusive at the maximum), and so does this
+        self.coverage = coverage
         self.seconds = 0.0  # CPU spent judging
         self.why: dict[str, int] = {}  # metric of the first finding of each failed window -> count
 
@@ -234,7 +238,12 @@ class Judge:
             window, found = a.fold(window, judged, base, a.Readings(), policy, **extra)
             verdict = found.verdict.value
             if verdict not in ("fail", "environment") and spent + 1e-9 >= planned:
-                verdict = a.close(window, policy, final=spent + 1e-9 >= most).verdict.value
+                final = spent + 1e-9 >= most
+                closed = a.close(window, policy, final=final)
+                if self.coverage is not None:
+                    closed, _ = self.coverage.hold(closed, window, policy, self.coverage.CustomWindow(), (),
+                                                   final=final)
+                verdict = closed.verdict.value
             self.seconds += time.process_time() - started
             if verdict == "fail":
                 key = f"{traffic.r.case.name} @{traffic.share * 100:g}%: " + "+".join(
@@ -264,25 +273,44 @@ def git_show(repo: str, commit: str, path: str) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
+# What an old judge's strategies/coverage.py needs beside analysis.py (CustomWindow and the
+# custom metrics' plan model, with what they import).
+COVERAGE_FILES = ("coverage.py", "custom_metrics.py", "durations.py", "plan/metrics.py", "plan/values.py")
+
+
 def load_old(spec: str, package_name: str) -> types.ModuleType:
     """strategies/analysis.py (and the metrics.py and judge_stats.py it
     imports, where they exist) of REPO@COMMIT, loaded as the package
-    `package_name` from `git show`."""
+    `package_name` from `git show`; with its coverage.py (`package_name`.coverage)
+    and what that imports, where the commit has one."""
     repo, _, commit = spec.partition("@")
     commit = commit or "HEAD"
     folder = Path(tempfile.mkdtemp(prefix="old-judge-"))
-    for name in ("analysis.py", "metrics.py", "judge_stats.py"):
+    has_coverage = git_show(repo, commit, "strategies/coverage.py") is not None
+    for name in ("analysis.py", "metrics.py", "judge_stats.py") + (COVERAGE_FILES if has_coverage else ()):
         text = git_show(repo, commit, f"strategies/{name}")
         if text is not None:
+            (folder / name).parent.mkdir(exist_ok=True)
             (folder / name).write_text(text)
     (folder / "__init__.py").write_text("")
+    if has_coverage:
+        (folder / "plan" / "__init__.py").write_text("")
     package = importlib.util.spec_from_file_location(package_name, folder / "__init__.py",
                                                      submodule_search_locations=[str(folder)])
     assert package is not None and package.loader is not None
     module = importlib.util.module_from_spec(package)
     sys.modules[package_name] = module
     package.loader.exec_module(module)
+    if has_coverage:
+        importlib.import_module(f"{package_name}.coverage")
     return importlib.import_module(f"{package_name}.analysis")
+
+
+def coverage_of(analysis: types.ModuleType) -> Any:
+    """The coverage module beside a judge's analysis module, or None."""
+    package = analysis.__name__.rpartition(".")[0]
+    return sys.modules.get(f"{package}.coverage") or (
+        importlib.import_module(f"{package}.coverage") if package == "strategies" else None)
 
 
 def seed_warm_up(spec: str) -> float:
@@ -312,7 +340,7 @@ def judge_of(module: Any, thresholds: Thresholds, alerts: Alerts, budget: float,
                                 warm_up=warm_up, **extra)
 
     return Judge(module, functools.lru_cache(maxsize=None)(policy), feed_new,
-                 ages="ages" in inspect.signature(module.fold).parameters)
+                 ages="ages" in inspect.signature(module.fold).parameters, coverage=coverage_of(module))
 
 
 # -- the run ------------------------------------------------------------------------------

@@ -377,6 +377,12 @@ BLOCKS: dict[str, Callable[[], str]] = {
         for rel in ("2026-12-02-c23c0f2/tui_tmux.txt", "2026-12-02-c23c0f2/tui_tmux-2.txt")]),
     "judge-power": lambda: "\n\n".join([provenance("2026-12-02-3743db8/judge_power.txt"),
                                         printed_tables("2026-12-02-3743db8/judge_power.txt")]),
+    "judge-power-df8b021": lambda: "\n\n".join([provenance("2026-12-06-df8b021-judge/judge_power.txt"),
+                                                printed_tables("2026-12-06-df8b021-judge/judge_power.txt")]),
+    "judge-power-df8b021-seed7": lambda: "\n\n".join([
+        provenance("2026-12-06-df8b021-judge/judge_power-2.txt"),
+        printed_section("2026-12-06-df8b021-judge/judge_power-2.txt", "Per release (stopped at its first failed window)"),
+        printed_section("2026-12-06-df8b021-judge/judge_power-2.txt", "Targets (issue 22)")]),
     "judge-power-82cae26": lambda: "\n\n".join([provenance("2026-12-06-82cae26-judge/judge_power.txt"),
                                                 printed_tables("2026-12-06-82cae26-judge/judge_power.txt")]),
     "judge-power-4beeccb-targets": lambda: "\n\n".join([

@@ -24,7 +24,7 @@ import enum
 from dataclasses import replace
 from typing import Sequence
 
-from .analysis import MIN_LATENCY_SAMPLES, Judgement, Policy, Verdict, Window
+from .analysis import MIN_LATENCY_SAMPLES, MIN_TAIL_SCALE, Judgement, Policy, Verdict, Window, tail_told
 from .custom_metrics import CustomWindow, unsettled
 from .plan.metrics import CustomMetric
 
@@ -38,20 +38,25 @@ class Why(str, enum.Enum):
     NO_RELEASE_REQUESTS = "no_release_requests"  # the release answered no request: no error test ran
     NO_BASELINE_REQUESTS = "no_baseline_requests"  # its baseline answered none: errors were never compared
     LATENCY_NOT_JUDGED = "latency_not_judged"  # too few settled latencies for the median comparison
+    TAIL_NOT_JUDGED = "tail_not_judged"  # the tail comparison has not yet told the release's tail from a heavier one
     CUSTOM_NO_DATA = "custom_no_data"  # a custom metric's latest sample had no data
 
 
 # Reasons that are data the window never had (the rest are evidence not yet enough).
 MISSING = frozenset({Why.NO_RELEASE_REQUESTS, Why.NO_BASELINE_REQUESTS, Why.LATENCY_NOT_JUDGED,
-                     Why.CUSTOM_NO_DATA})
+                     Why.TAIL_NOT_JUDGED, Why.CUSTOM_NO_DATA})
 
 
 def unjudged(window: Window, policy: Policy) -> list[tuple[Why, str]]:
     """The traffic tests that had no data in `window`, each with a line for
     a human: no release request (no error test), a baseline with no request
-    (no comparison), or too few latencies on either side for the median
+    (no comparison), too few latencies on either side for the median
     comparison, which judges only instances twice `latency_warm_up` past
-    their restart (`Window.settled`). Without a baseline (blue-green after
+    their restart (`Window.settled`), or a tail comparison that has not yet
+    told the release's tail from a heavier one (`analysis.tail_told`; it
+    starts once the release has 200 warm latencies, and a window that
+    closed on the error evidence alone left it at a few hundred or none:
+    a tail-only regression passed 19 % of its releases on the benchmark). Without a baseline (blue-green after
     its switch) or with `compare_to_stable: false`, the comparisons are not
     asked for: the plan has none, nothing is missing."""
     if policy.min_requests == 0:
@@ -64,11 +69,16 @@ def unjudged(window: Window, policy: Policy) -> list[tuple[Why, str]]:
     if base.requests == 0:
         return [(Why.NO_BASELINE_REQUESTS, "no data: the baseline answered no request")]
     settled, theirs = len(window.settled), len(base.latencies)
+    out = []
     if settled < MIN_LATENCY_SAMPLES or theirs < MIN_LATENCY_SAMPLES:
-        return [(Why.LATENCY_NOT_JUDGED, f"latency not judged yet: {settled} settled latencies of the release "
-                 f"(instances {policy.warm_up * 2:g}s past their restart) and {theirs} of the baseline; "
-                 f"the comparison needs {MIN_LATENCY_SAMPLES} a side")]
-    return []
+        out.append((Why.LATENCY_NOT_JUDGED, f"latency not judged yet: {settled} settled latencies of the release "
+                    f"(instances {policy.warm_up * 2:g}s past their restart) and {theirs} of the baseline; "
+                    f"the comparison needs {MIN_LATENCY_SAMPLES} a side"))
+    if not tail_told(window, policy.beta):
+        out.append((Why.TAIL_NOT_JUDGED, f"tail not judged yet: {window.tail_slow} of {window.tail_seen} release "
+                    f"latencies over the baseline's p95 (scaled to the release, from {MIN_TAIL_SCALE} warm "
+                    "latencies on)"))
+    return out
 
 
 def hold(verdict: Judgement, window: Window, policy: Policy, custom: CustomWindow,

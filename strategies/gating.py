@@ -268,7 +268,8 @@ class Gatekeeper:
                 base_ev = side_evidence(traffic, live) if live else None
                 self.emit(JudgeSampled(name=name, t=round(spent, 3), canary=sample_record(judged_ev),
                                        baseline=sample_record(base_ev) if base_ev is not None else None))
-                window, verdict = analysis.fold(window, judged_ev, base_ev, readings, policy, self.ages(judged))
+                window, verdict = analysis.fold(window, judged_ev, base_ev, readings, policy,
+                                                   self.ages([*judged, *live]))
                 cwin, folded = custom_metrics.fold(cwin, customs, custom, policy.budget.test("custom_metrics"))
                 verdict = custom_metrics.merge(verdict, folded, cwin)
                 self.raise_alerts(window, where, verdict, custom_metrics.alerts(folded))
@@ -305,7 +306,9 @@ class Gatekeeper:
     def ages(self, insts: Sequence[Instance]) -> dict[str, float]:
         """Seconds since this run restarted each instance (one it has not
         restarted is taken as long warm): the judge leaves out the
-        latencies of an instance still warming up, from its own restart."""
+        latencies of an instance still warming up, from its own restart,
+        the release's and the baseline's alike (a matched baseline restarts
+        with the canary)."""
         now = self.driver.clock.now()
         return {i.key: now - self.instances.restarted_at.get(i.key, -math.inf) for i in insts}
 

@@ -149,6 +149,96 @@ class Dispersion:
         return min(MAX_DISPERSION, max(1.0, self.chi2 / self.df))
 
 
+@dataclass(frozen=True)
+class BetweenSamples:
+    """How much more each baseline instance's failures vary from sample to
+    sample than chance allows: 1 when an instance fails at one steady rate
+    over the window, larger with bursts (a few seconds of many failures on
+    one instance), a drifting rate, or blips every instance shares, which
+    `Dispersion` (within each sample) cannot see. The comparison with the
+    baseline conditions on each sample and needs none of it; a ceiling,
+    which counts the release's failures against a fixed rate, does.
+
+    Pearson's statistic per instance against its own rate over the window,
+    sum over samples (k - n K/N)^2 / (n K/N) = (N / K) sum k^2 / n - K,
+    kept as running sums (N, K, sum k^2/n, samples) so no sample is stored;
+    summed over instances with failures, divided by the degrees of freedom
+    (samples - 1 each)."""
+
+    hosts: tuple[tuple[str, int, int, float, int], ...] = ()  # name, requests, failed, sum k^2/n, samples
+
+    def add(self, cells: Sequence[tuple[str, int, int]]) -> BetweenSamples:
+        """Add one sample's (instance, requests, failed)."""
+        kept = {name: (n, k, q, s) for name, n, k, q, s in self.hosts}
+        for name, n, k in cells:
+            if n <= 0:
+                continue
+            total, failed, squares, samples = kept.get(name, (0, 0, 0.0, 0))
+            kept[name] = (total + n, failed + k, squares + k * k / n, samples + 1)
+        return BetweenSamples(tuple((name, *v) for name, v in sorted(kept.items())))
+
+    @property
+    def factor(self) -> float:
+        """Between 1 and MAX_DISPERSION; 1 until there are 5 degrees of freedom."""
+        chi2, df = 0.0, 0
+        for _, total, failed, squares, samples in self.hosts:
+            if failed and samples > 1:
+                chi2 += total / failed * squares - failed
+                df += samples - 1
+        if df < 5:
+            return 1.0
+        return min(MAX_DISPERSION, max(1.0, chi2 / df))
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """A proportion mixture e-process (one running sum per alternative of
+    PROPORTION_RATIOS) that does not rest on any one sample: for each
+    alternative, the sample that weighs most for it is left out.
+
+    Why it stays valid, and what it adds. Let s* be any one sample. Each
+    alternative's sum without its heaviest sample is at most its sum
+    without s* (s*'s term is at most the heaviest, or at most 0), and the
+    sums without s* are test supermartingales when every *other* sample's
+    requests fail independently at most at the null rate. So the mixture
+    here reaches 1/a with probability at most a even when one sample of the
+    window is anything at all (a burst on an instance, a blip every host
+    shares), at whatever time it comes, provided its timing does not depend
+    on the other samples' failures; with no such sample, it only lowers the
+    plain e-process. What it costs: one sample's evidence, which a release
+    that really fails over the ceiling replaces in one more sample."""
+
+    sums: tuple[float, ...] = ()
+    tops: tuple[float, ...] = ()
+
+    def add(self, hits: int, trials: int, null: float) -> LeaveOneOut:
+        """Add one sample's `hits` of `trials` against the proportion `null`
+        (the same for every sample of a window: a plan's ceiling)."""
+        if trials <= 0:
+            return self
+        llrs = proportion_llrs(hits, trials, null, PROPORTION_RATIOS)
+        if not self.sums:
+            return LeaveOneOut(llrs, llrs)
+        return LeaveOneOut(tuple(a + b for a, b in zip(self.sums, llrs)),
+                           tuple(max(a, b) for a, b in zip(self.tops, llrs)))
+
+    def log_e(self) -> float:
+        """Log of the mixture with each alternative's heaviest sample left out."""
+        if not self.sums:
+            return 0.0
+        return log_mean_exp([s - max(0.0, t) for s, t in zip(self.sums, self.tops)])
+
+
+def tempered(log_e: float, factor: float) -> float:
+    """An e-value's log divided by a dispersion `factor` (at least 1): the
+    e-value raised to 1/factor. Above 1 that only lowers it, so a test that
+    rejects when it reaches 1/a (a < 1) rejects no more often than the
+    untempered one: the guarantee for independent requests stands whatever
+    the factor was estimated from. Against overdispersed
+    counts it is a quasi-likelihood correction, measured, not proved."""
+    return log_e / max(1.0, factor) if log_e > 0 else log_e
+
+
 def thin(ordered: Sequence[float], most: int) -> tuple[float, ...]:
     """At most `most` evenly spaced order statistics of sorted values: the
     same distribution, bounded cost. Deterministic (same input, same

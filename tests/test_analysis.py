@@ -112,10 +112,10 @@ def test_a_failing_environment_is_not_the_release_s_fault():
     """Stable fails as much as the release (8 %, over the 5 % critical
     rule): the verdict is ENVIRONMENT (a human decides), not FAIL, and it
     says why; the same release next to a clean stable fails."""
-    _, j = run([(500, 40)], baseline=[Evidence(5000, 400)])
+    _, j = run([(500, 40)] * 2, baseline=[Evidence(5000, 400)] * 2)
     assert j.verdict == Verdict.ENVIRONMENT
     assert all(f.environment for f in j.findings) and any("environment" in r for r in j.reasons)
-    _, j = run([(500, 40)], baseline=[Evidence(5000, 10)])
+    _, j = run([(500, 40)] * 2, baseline=[Evidence(5000, 10)] * 2)
     assert j.verdict == Verdict.FAIL
 
 
@@ -134,8 +134,13 @@ def test_latency_is_compared_on_distributions():
 
 
 def test_p95_ceiling_is_a_proportion_test():
-    slow = [2.5] * 20 + [0.1] * 80  # 20 % above 2 s: the p95 is clearly above it
+    """20 % of requests above 2 s, sample after sample: the p95 is clearly
+    above it, from the second sample (the plan's ceiling never rests on one
+    sample alone: judge_stats.LeaveOneOut)."""
+    slow = [2.5] * 20 + [0.1] * 80
     _, j = run([(100, 0, slow)])
+    assert j.verdict == Verdict.PENDING
+    _, j = run([(100, 0, slow)] * 2)
     assert any(f.metric == "p95_latency" for f in j.findings)
     one_slow = [2.5] + [0.1] * 9  # p95 of 10 looks like 2.5 s, but 1 in 10 proves nothing
     _, j = run([(10, 0, one_slow)])
@@ -271,3 +276,14 @@ def test_a_run_never_imports_scipy_stats():
             "assert 'scipy.special' in sys.modules and 'scipy.stats' not in sys.modules, 'scipy.stats imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_window_whose_own_failures_keep_it_from_passing_says_so():
+    """A real canary (24762cc's successor, run 3 on a matched baseline)
+    ended inconclusive with no reason at all: it had seen more requests
+    than the pass test expects, but a burst of its own failures kept the
+    test from saying "good". It says what it needs now."""
+    window, _ = run([(100, 1)] * 12, baseline=[Evidence(100, 0)] * 12)
+    j = close(window, SEED, final=True)
+    assert j.verdict == Verdict.INCONCLUSIVE and j.needed > j.seen
+    assert any("needs more than 1200 requests" in r for r in j.reasons)

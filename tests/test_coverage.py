@@ -5,6 +5,7 @@ nothing, or whose custom metric had no series extends, and at its maximum
 is inconclusive; the event says why in typed reasons."""
 from __future__ import annotations
 
+import math
 import random
 
 from strategies import analysis, coverage, custom_metrics
@@ -51,10 +52,10 @@ def test_a_window_whose_release_latency_was_never_compared_extends_then_is_incon
     assert analysis.close(window, SEED, final=False).verdict == Verdict.PASS  # the blind spot
     assert window.settled == ()
     verdict, why = closed(window)
-    assert verdict.verdict == Verdict.PENDING and why == (Why.LATENCY_NOT_JUDGED,)
+    assert verdict.verdict == Verdict.PENDING and why == (Why.LATENCY_NOT_JUDGED, Why.TAIL_NOT_JUDGED)
     assert any("latency not judged" in r for r in verdict.reasons)
     verdict, why = closed(window, final=True)
-    assert verdict.verdict == Verdict.INCONCLUSIVE and why == (Why.LATENCY_NOT_JUDGED,)
+    assert verdict.verdict == Verdict.INCONCLUSIVE and why == (Why.LATENCY_NOT_JUDGED, Why.TAIL_NOT_JUDGED)
 
 
 def test_once_the_release_is_settled_and_compared_the_window_passes():
@@ -104,3 +105,42 @@ def test_a_failure_is_decided_on_what_was_seen():
     window = window_of(6, age_at_start=5.0)
     failing = analysis.Judgement(Verdict.FAIL)
     assert coverage.hold(failing, window, SEED, custom_metrics.CustomWindow(), [], final=False) == (failing, ())
+
+
+def tail_window(samples: int, tail_factor: float, seed: int) -> analysis.Window:
+    """Clean samples of a settled release and its baseline (40 ms lognormal,
+    sigma 0.35, 60 and 200 requests a sample); the release's requests
+    beyond the body's p90 are `tail_factor` times slower (p95 x1.5, the
+    median unchanged, at 1.5)."""
+    rng = random.Random(seed)
+    p90 = 0.040 * math.exp(1.2816 * 0.35)
+    window = analysis.Window()
+    for _ in range(samples):
+        new = [0.040 * rng.lognormvariate(0, 0.35) for _ in range(60)]
+        new = tuple(x * tail_factor if x > p90 else x for x in new)
+        old = tuple(0.040 * rng.lognormvariate(0, 0.35) for _ in range(200))
+        window, _ = analysis.fold(window, Evidence(60, 0, new, (("new-1", Evidence(60, 0, new)),)),
+                                  Evidence(200, 0, old, (("old-1", Evidence(200, 0, old)),)), Readings(), SEED,
+                                  {"new-1": 1e9})
+    return window
+
+
+def test_a_window_passes_only_once_the_tail_test_has_told_the_release_s_tail_from_a_heavier_one():
+    """The tail comparison starts once the release has 200 latencies, and a
+    window used to close at its planned end on the error evidence alone,
+    with the tail test at a few hundred latencies or none: a tail-only
+    regression (p95 x1.5, median unchanged) passed 19 % of its releases on
+    bench/judge_power.py. Now the window extends until the tail test tells
+    the release's share over the baseline's p95 from 1.5 times its null: a
+    good release is told in a few hundred latencies, a tail-only regression
+    is not (its window extends while the tail test gathers the evidence to
+    fail it)."""
+    early = tail_window(4, 1.0, 1)  # 240 latencies: the scale is known only from the fifth sample
+    verdict, why = closed(early)
+    assert verdict.verdict == Verdict.PENDING and Why.TAIL_NOT_JUDGED in why
+    good = [closed(tail_window(16, 1.0, seed))[0].verdict for seed in range(10)]
+    assert good.count(Verdict.PASS) >= 9
+    heavier = [closed(tail_window(16, 1.5, seed)) for seed in range(10)]
+    assert sum(why == (Why.TAIL_NOT_JUDGED,) for _, why in heavier) >= 9
+    assert all(v.verdict != Verdict.PASS for v, _ in heavier)
+    assert any("tail not judged" in r for r in heavier[0][0].reasons)

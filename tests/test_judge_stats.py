@@ -461,3 +461,136 @@ def test_a_ceiling_the_whole_fleet_is_at_is_the_environment_unless_the_release_i
     assert j.verdict == Verdict.ENVIRONMENT and all(f.environment for f in j.findings)
     assert run_window([(Evidence(500, 30), fleet)] * 20, policy).verdict == Verdict.FAIL
     assert run_window([(Evidence(500, 10), clean)] * 20, policy).verdict == Verdict.FAIL
+
+
+# -- robust ceilings and like-with-like warm-up (issue 22, the real runs at 24762cc) ---------------
+
+def test_one_burst_on_a_canary_host_does_not_stop_a_release_on_the_plan_s_ceiling():
+    """Real run 3 at 24762cc: a 2 s failure burst on the fresh canary host
+    put 7 failures in its first 57 requests, and the 1 % ceiling, which
+    takes requests as independent, stopped a good release at 7 s. A
+    ceiling never rests on one sample now: the same burst followed by clean
+    traffic is never a failure, while a release that keeps failing like
+    that is stopped at its second sample."""
+    policy = Policy.of(Thresholds(), Alerts(), windows=1, sample_interval=5.0)
+    base = Evidence(57, 0, hosts=(("matched", Evidence(57, 0)),))
+    burst = Evidence(57, 7, hosts=(("canary", Evidence(57, 7)),))
+    clean = Evidence(50, 0, hosts=(("canary", Evidence(50, 0)),))
+    window, j = fold(Window(), burst, base, Readings(), policy)
+    assert j.verdict == Verdict.PENDING
+    # what the ceiling would have said on the pooled counts, as before
+    assert proportion_log_e(7, 57, 0.01) >= math.log(1 / policy.budget.test("error_ceiling", 2))
+    for _ in range(20):
+        window, j = fold(window, clean, base, Readings(), policy)
+        assert j.verdict == Verdict.PENDING
+    window, j = fold(Window(), burst, base, Readings(), policy)
+    window, j = fold(window, burst, base, Readings(), policy)
+    assert j.verdict == Verdict.FAIL and [f.metric for f in j.findings] == ["error_rate"]
+
+
+def test_leaving_the_heaviest_sample_out_keeps_the_budget_when_one_sample_is_anything():
+    """The promise of judge_stats.LeaveOneOut: requests failing
+    independently at the ceiling's rate, except one sample at a random
+    time in which every request fails (a burst): the ceiling is crossed at
+    most as often as its level. The plain e-process crosses every time."""
+    rng = random.Random(11)
+    level, trials, crossed, plain = 0.05, 1500, 0, 0
+    for _ in range(trials):
+        loo, hits, total = judge_stats.LeaveOneOut(), 0, 0
+        burst_at = rng.randrange(30)
+        ever = False
+        for s in range(30):
+            k = 20 if s == burst_at else sum(rng.random() < 0.01 for _ in range(20))
+            loo = loo.add(k, 20, 0.01)
+            hits, total = hits + k, total + 20
+            ever = ever or loo.log_e() >= math.log(1 / level)
+        crossed += ever
+        plain += proportion_log_e(hits, total, 0.01) >= math.log(1 / level)
+    assert crossed / trials <= level + 3 * math.sqrt(level * (1 - level) / trials)
+    assert plain == trials
+
+
+def test_failures_that_vary_between_samples_are_measured_per_instance():
+    """BetweenSamples sees what Dispersion (within each sample) cannot: a
+    blip every instance shares (all fail ten times as often in one sample
+    of five). A steady rate measures about 1."""
+    rng = random.Random(5)
+    steady, blips, within = judge_stats.BetweenSamples(), judge_stats.BetweenSamples(), Dispersion()
+    for s in range(60):
+        rate = 0.05 if s % 5 == 0 else 0.005
+        cells = [(f"h{h}", 200, sum(rng.random() < 0.01 for _ in range(200))) for h in range(4)]
+        steady = steady.add(cells)
+        blip = [(f"h{h}", 200, sum(rng.random() < rate for _ in range(200))) for h in range(4)]
+        blips, within = blips.add(blip), within.add([(n, k) for _, n, k in blip])
+    assert steady.factor < 1.5
+    assert blips.factor > 2.5 and within.factor < 1.5
+
+
+def test_the_error_ceiling_is_tempered_by_the_baseline_s_dispersion_between_samples():
+    """A release at 1.6 % against a 1 % ceiling, next to a baseline at the
+    same mean whose failures come in blips every host shares: the ceiling
+    waits half as long again (its e-value divided by the blips'
+    measured dispersion) as next to a steady baseline."""
+    policy = Policy.of(Thresholds(), Alerts(critical=[], important=[], warning=[]), windows=1)
+    judged = Evidence(250, 4, hosts=(("c", Evidence(250, 4)),))
+
+    def base(blip: bool) -> Evidence:
+        k = 20 if blip else 0
+        return Evidence(1000, k, hosts=tuple((f"h{h}", Evidence(250, k // 4)) for h in range(4)))
+
+    def first_fail(bursty: bool) -> int | None:
+        window = Window()
+        for s in range(60):
+            window, j = fold(window, judged, base(s % 4 == 0) if bursty else Evidence(
+                1000, 5, hosts=tuple((f"h{h}", Evidence(250, 5 // 4 + (h < 1))) for h in range(4))),
+                Readings(), policy)
+            if j.verdict in (Verdict.FAIL, Verdict.ENVIRONMENT):
+                return s
+        return None
+
+    steady, bursty = first_fail(bursty=False), first_fail(bursty=True)
+    assert steady is not None and (bursty is None or bursty >= 1.5 * steady)
+
+
+def test_a_blip_every_baseline_host_shares_keeps_them_all_in_the_environment_rule():
+    """The environment rule leaves out the baseline's worst instance only
+    when it fails alone (a dead or sick host): in a blip every host shares,
+    leaving the worst out removed much of a small baseline's failures."""
+    dead = Evidence(1000, 205, hosts=(("h0", Evidence(200, 200)),
+                                      *((f"h{i}", Evidence(200, 1 + (i < 2))) for i in range(1, 5))))
+    assert analysis.shared(dead, "error_rate", 0.01).errors == 5
+    blip = Evidence(1000, 25, hosts=tuple((f"h{i}", Evidence(200, 4 + (i < 2) * 3)) for i in range(5)))
+    assert analysis.shared(blip, "error_rate", 0.01).errors == 25
+
+
+def test_a_matched_baseline_warms_up_with_the_canary_and_is_judged_like_it():
+    """Real run 6 at 24762cc, reproduced: the canary and its matched
+    baseline restart together, both twice as slow at first and easing over
+    20 s, on hosts whose speeds differ (lognormal 0.15). The release's
+    warm-up was left out and the baseline's was not, so the release's
+    scale to the baseline came out too small and its tail looked heavy
+    (7 good releases of 40 stopped by the tail test). Both sides' warm-up
+    is left out now, from each instance's own restart."""
+    policy = Policy.of(Thresholds(max_window=180), Alerts(critical=[], important=[], warning=[]), windows=1,
+                       sample_interval=5.0, warm_up=30.0)
+
+    def side(rng: random.Random, name: str, speed: float, t0: float) -> Evidence:
+        lat = tuple(0.020 * speed * (2 - min(1.0, (t0 + 5 * rng.random()) / 20)) * rng.lognormvariate(0, 0.3)
+                    for _ in range(50))
+        return Evidence(50, 0, lat, ((name, Evidence(50, 0, lat)),))
+
+    stops, shares = 0, []
+    for seed in range(20):
+        rng = random.Random(seed)
+        fast, slow = math.exp(rng.gauss(0, 0.15)), math.exp(rng.gauss(0, 0.15))
+        window = Window()
+        for n in range(36):
+            t = 5.0 * (n + 1)
+            window, j = fold(window, side(rng, "c", fast, t - 5), side(rng, "b", slow, t - 5), Readings(), policy,
+                             ages={"c": t, "b": t})
+            if j.verdict == Verdict.FAIL:
+                stops += 1
+                break
+        shares.append(window.tail_slow / window.tail_seen)
+    assert stops == 0
+    assert statistics.mean(shares) < 0.06
