@@ -976,3 +976,27 @@ async def test_resume_does_again_a_start_its_killed_session_never_saw_finish(tmp
     assert result.outcome == Outcome.ROLLED_BACK, result.message
     assert "deadline" in result.message, result.message
     assert {v for k, v in result.versions.items() if k.endswith("/blue")} == {"1.0.0"}
+
+
+async def test_a_drained_colour_is_stopped_only_once_nginx_forwards_nothing_more_to_it(tmp_path):
+    """Soak seed 9 run 274 (d93ce09, replayed at dc5efa7): after the resume's
+    rollback routed blue, nginx's retired workers still forwarded requests
+    they held to green for up to 0.9 s, after they had stopped accepting;
+    the drain saw green's units idle, stopped them all, and those requests
+    found no green unit to answer (nginx's own 502s). The drain now waits
+    for the workers of the previous configuration to exit. SIMULATED: they
+    hold requests for 2 s after each change."""
+    session, events = make_session(tmp_path, "blue_green", hosts=4)
+    session.driver.retire_seconds = 2.0
+
+    def operator(event):
+        if isinstance(event, StepStarted) and event.title.startswith("rollback window"):
+            session.engine.command(Command.ROLLBACK, source="test")
+
+    session.bus.subscribe(operator)
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.ROLLED_BACK, result.message
+    stopped = [e for e in events if isinstance(e, InstanceChanged) and e.instance.endswith("/green")
+               and e.detail == "retired"]
+    assert len(stopped) == 4  # green was stopped, under no request
+    assert session.engine.clients.failed == 0

@@ -4,12 +4,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from inventory.nginx_workers import old_workers, wait_retired
+from inventory.nginx_workers import old_workers, wait_exited, wait_retired
 
 
 def test_only_digit_tokens_become_pids():
     assert old_workers("12\n 345\n$(reboot)\n-1\n7;id\n") == [12, 345]
-    assert wait_retired([], 5.0) == "true"
+    assert wait_retired([], 5.0) == "true" and wait_exited([], 5.0) == "true"
 
 
 def sh(command: str) -> subprocess.CompletedProcess:
@@ -41,6 +41,24 @@ def test_waits_while_a_worker_accepts_and_returns_once_it_is_gone():
         worker.wait()
     try:
         assert sh(wait_retired([worker.pid, other.pid], 0.2)).returncode == 0
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_worker_shutting_down_counts_until_it_has_exited():
+    """A retired worker still forwards the requests it holds (soak seed 9
+    run 274): the drain waits for its exit, not its new title."""
+    retiring = titled("nginx: worker process is shutting down")
+    other = titled("sshd: root")
+    try:
+        still = sh(wait_exited([retiring.pid, other.pid], 0.2))
+        assert still.returncode == 1 and still.stdout.split() == [str(retiring.pid)]
+    finally:
+        retiring.kill()
+        retiring.wait()
+    try:
+        assert sh(wait_exited([retiring.pid, other.pid], 0.2)).returncode == 0
     finally:
         other.kill()
         other.wait()
