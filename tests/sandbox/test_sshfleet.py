@@ -134,8 +134,9 @@ async def test_redial_after_connection_lost(sandbox_fleet):
     h = host(sandbox_fleet, "agent-02")
     try:
         assert (await pool.run(h, "true", 10)).ok
-        pool._entries[h.name].conn.abort()
-        await asyncio.sleep(0.05)
+        conn = pool._entries[h.name].conn
+        conn.abort()
+        await asyncio.wait_for(conn.wait_closed(), 10)  # gone, as a dropped link leaves it
         assert (await pool.run(h, "echo back", 10)).stdout == "back"
     finally:
         await pool.close()
