@@ -262,6 +262,29 @@ async def test_lb_apply_removes_backend_and_marker_shows_generation(sandbox_flee
           f"{', '.join(f'{d * 1000:.0f} ms' for d in durations)}")
 
 
+async def test_a_drain_waits_for_the_workers_of_every_reload_that_still_hold_a_request(sandbox_fleet, lb_fleet):
+    """A retired nginx worker forwards the requests it holds under the config
+    it had (soak seed 9 run 274): lb_drained waits for it, even when a later
+    reload came between (seed 12 run 12: a resume's two changes 0.4 s apart,
+    and the first one's workers sent 92 requests to units already stopped)."""
+    f = lb_fleet
+    names = sandbox_fleet.agent_names
+    await f.lb_apply(state(sandbox_fleet, names, "t-hold-1"))
+    reader, writer = await asyncio.open_connection(sandbox_fleet.lb_ip, 80)
+    try:  # a request whose body is still coming: a worker of t-hold-1 holds it
+        writer.write(b"POST /v1/chat HTTP/1.1\r\nHost: lb\r\nContent-Length: 2\r\nConnection: close\r\n\r\nx")
+        await writer.drain()
+        await f.lb_apply(state(sandbox_fleet, names[:-1], "t-hold-2"))  # retires t-hold-1's workers
+        await f.lb_apply(state(sandbox_fleet, names, "t-hold-3"))  # and t-hold-2's, which hold nothing
+        assert await f.lb_drained(0.5) is False
+        writer.write(b"y")  # the request completes: its worker has nothing left and exits
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200")
+    finally:
+        writer.close()
+    assert await f.lb_drained(10) is True
+
+
 async def test_config_rejected_by_nginx_t_leaves_old_file_serving(sandbox_fleet, lb_fleet):
     f, lb = lb_fleet, host(sandbox_fleet, sandbox_fleet.lb_name)
     await f.lb_apply(state(sandbox_fleet, sandbox_fleet.agent_names, "t-good-1"))
