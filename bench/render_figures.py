@@ -317,6 +317,12 @@ HARDER_SOAKS = {commit: [f"2026-12-06-{commit}-soak/{net}/runs.jsonl" for net in
                 for commit in ("f47952b", "539650a", "b0fb389", "d93ce09")}
 
 
+# The longer soak after the seed-9 cases were placed: seeds 10-11 at 597799e (stopped once its runs showed
+# the drain's fault, fixed in 32f23ee), then seeds 12-13 at 32f23ee.
+LONG_SOAKS = {f"{commit} (seeds {seeds})": [f"2026-12-06-{commit}-soak/{net}/runs.jsonl" for net in ("net5", "net6")]
+              for commit, seeds in (("597799e", "10, 11"), ("32f23ee", "12, 13"))}
+
+
 def soak_violation_kinds(soaks: dict[str, list[str]]) -> str:
     """Per soak (a label and its records), the runs each kind of violation
     flagged (numbers as N, hosts and quoted messages left out): which are
@@ -396,6 +402,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
                                                      "2026-12-02-e3b2c3f-soak/net6/runs.jsonl"]),
     "soak-faults-seed9": lambda: soak_fault_table([rel for rels in HARDER_SOAKS.values() for rel in rels]),
     "soak-violations-seed9": lambda: soak_violation_kinds(HARDER_SOAKS),
+    "soak-violations-long": lambda: soak_violation_kinds(LONG_SOAKS),
+    "soak-faults-32f23ee": lambda: soak_fault_table(LONG_SOAKS["32f23ee (seeds 12, 13)"]),
 }
 
 

@@ -72,6 +72,7 @@ from soak_rules import (
     names,
     on_degraded_link,
     recheck,
+    refused_by_a_host_powered_off,
     routes_disagree,
     sent_share,
     too_few_sent,
@@ -375,6 +376,8 @@ class Run:
     paused: threading.Event = field(default_factory=threading.Event)  # the run said "paused", or its output ended
     consoles: list[tuple[int, int | None]] = field(default_factory=list)  # (pid, exit code) of each console process
     last_change: dict[str, float] = field(default_factory=dict)  # output name -> when its last traffic event was read
+    first_change: dict[str, float] = field(default_factory=dict)  # output name -> when its first traffic event was read
+    decided: dict[str, float] = field(default_factory=dict)  # output name -> when its result line was read
     ended: dict[str, float] = field(default_factory=dict)  # output name -> when its console process ended
 
     @property
@@ -423,6 +426,7 @@ async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: 
             counts[_key(event)] += 1
             if event.get("kind") == "traffic":
                 run.last_change[out_name] = time.monotonic()
+                run.first_change.setdefault(out_name, run.last_change[out_name])
             ending = False
             for f in [f for f in pending if _matches(f["moment"], event, counts)]:
                 pending.remove(f)
@@ -445,6 +449,7 @@ async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: 
         await proc.wait()
     run.consoles.append((pid, proc.returncode))
     run.ended[out_name] = time.monotonic()
+    run.decided[out_name] = result_at if result_at is not None else run.ended[out_name]
     if result_at is not None:  # from the result line to the process's end: shutdown
         run.exit_lag = max(run.exit_lag, time.monotonic() - result_at)
     for t in tasks:
@@ -526,6 +531,8 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
             jumped = any(f["fault"] == "clock_jump" for f in run.fired)
             resume_code, _ = await _console(run, ["resume", str(journal), *extra], resumed, "resume", t0, [],
                                             clock=CLOCK_JUMP + ["--fork", "--kill-child"] if jumped else None)
+            for f in (f for f in run.fired if f["fault"] == "host_off"):  # until when its refusals are excused
+                f["rerouted"] = run.first_change.get("resume")  # (soak_rules.refused_by_a_host_powered_off)
             await asyncio.to_thread(Checks(run, before, resumed).after, resume_code, True)
         else:
             await asyncio.to_thread(checks.finals)
@@ -669,9 +676,10 @@ class Checks:
 
     def lost_after_last_change(self, host: str) -> bool:
         """`host` vanished after this process's last nginx change, just
-        before it ended (soak_rules.lost_after_last_change)."""
+        before it gave its result (soak_rules.lost_after_last_change)."""
         return lost_after_last_change(self.run.fired, host, self.fleet.lb_name,
-                                      self.run.last_change.get(self.process), self.run.ended[self.process])
+                                      self.run.last_change.get(self.process), self.run.decided[self.process],
+                                      self.run.ended[self.process])
 
     def journaled_routes(self) -> set[str]:
         """Where the journals say traffic goes: the last traffic change of
@@ -787,13 +795,15 @@ def client_checks(run: Run, result) -> None:
     """0 failed requests, and at least MIN_SENT_SHARE of the due ones sent;
     a failure is set apart only when the bad release answered it itself
     (X-Agent-Version names it), or it falls in the window of a fault that
-    explains it (soak_rules: in flight on a vanished host, an LB outage).
+    explains it (soak_rules: in flight on a vanished host or refused by one
+    powered off, an LB outage, a slow, lossy link).
     The failed requests and the faults' times are recorded, relative to the
     load's start, so `--recheck` can judge the run again."""
     bad = run.schedule["release"]["version"] if run.schedule["release"]["bad"] else None
     failed = [Request(r.t, r.status, r.version, r.error) for r in result.failed]
     own = [r for r in failed if bad and r.version == bad]
-    lost = [r for r in failed if r not in own and in_flight_on_vanished_host(run.fired, r)]
+    lost = [r for r in failed if r not in own and (in_flight_on_vanished_host(run.fired, r)
+                                                   or refused_by_a_host_powered_off(run.fired, r))]
     outage = [r for r in failed if r not in own and r not in lost and during_outage(run.fired, r)]
     slow = [r for r in failed if r not in own and r not in lost and r not in outage and on_degraded_link(run.fired, r)]
     foreign = [r for r in failed if r not in own and r not in lost and r not in outage and r not in slow]
@@ -804,8 +814,11 @@ def client_checks(run: Run, result) -> None:
     if too_few_sent(result.sent, result.rate, result.duration):
         run.violations.append(f"clients: only {share:.0%} of the requests due were sent ({result.summary()})")
     t0 = result.started
-    run.outcome["fired_at"] = [{"fault": f["fault"], "host": f["host"], "t": round(f["t"] - t0, 3),
-                                "healed": None if f.get("healed") is None else round(f["healed"] - t0, 3)}
+
+    def since(x: float | None) -> float | None:
+        return None if x is None else round(x - t0, 3)
+    run.outcome["fired_at"] = [{"fault": f["fault"], "host": f["host"], "t": since(f["t"]), "healed": since(f.get("healed")),
+                                **({"rerouted": since(f["rerouted"])} if "rerouted" in f else {})}
                                for f in run.fired]
     run.outcome["clients"] = {"sent": result.sent, "due": round(result.rate * result.duration),
                               "sent_share": round(share, 3), "rate": result.rate,

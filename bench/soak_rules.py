@@ -72,6 +72,26 @@ def in_flight_on_vanished_host(fired: list[dict], r: Request) -> bool:
     return False
 
 
+def refused_by_a_host_powered_off(fired: list[dict], r: Request) -> bool:
+    """nginx's own 502 (no X-Agent-Version) whose last try a powered-off
+    host refused: as it shuts down its units stop before its link goes, and
+    once it boots again only the units enabled at boot come back, not the
+    ones a console started (blue-green's colours), until the next console
+    process changes nginx (`resume`'s first traffic change, `rerouted`).
+    From the power-off to the later of its repair and that change, plus
+    GRACE (seed 9 run 273: the last try of a request, after two 502s of the
+    bad release, refused by agent-04/green booted without it; the resume,
+    started 6 s after the boot on a loaded machine, took it out at once).
+    A refused connection on a host that stayed up is never excused."""
+    for f in (f for f in fired if f["fault"] == "host_off"):
+        start, end = window(f)
+        if f.get("rerouted") is not None:
+            end = max(end, f["rerouted"] + GRACE)
+        if r.status == 502 and not r.version and start <= r.t <= end:
+            return True
+    return False
+
+
 def on_degraded_link(fired: list[dict], r: Request) -> bool:
     """A failure a slow, lossy link explains, while it lasted and up to
     GRACE s after its repair: nginx's own 504 (every try timed out; no
@@ -103,20 +123,24 @@ def during_outage(fired: list[dict], r: Request) -> bool:
 def excused(fired: list[dict], r: Request) -> bool:
     """Is the failed request `r` explained by a fault of `fired`, inside that
     fault's window?"""
-    return in_flight_on_vanished_host(fired, r) or during_outage(fired, r) or on_degraded_link(fired, r)
+    return (in_flight_on_vanished_host(fired, r) or refused_by_a_host_powered_off(fired, r)
+            or during_outage(fired, r) or on_degraded_link(fired, r))
 
 
 def lost_after_last_change(fired: list[dict], host: str, lb_name: str, last_change: float | None,
-                           ended: float) -> bool:
+                           decided: float, ended: float) -> bool:
     """`host` vanished after the console process's last nginx change and
-    at most LAST_CHANGE_GRACE s before the process ended (seed 3 run 116,
-    seed 4 run 155): its probe after the change (ba2db7c) may have found
-    the host answering, and it had nothing left to do there. A loss earlier
-    than that, or before a resume started, is the run's to see."""
+    at most LAST_CHANGE_GRACE s before the process gave its result
+    (`decided`; seed 3 run 116, seed 4 run 155): its probe after the change
+    (ba2db7c) may have found the host answering, and it had nothing left to
+    do there. The process may take longer to end (seed 9 run 211: 10.9 s
+    from its result to its exit, with two hosts lost 0.2 s before the
+    result): after the result it judges nothing. A loss earlier than that,
+    before a resume started, or after the process ended, is the run's to see."""
     def lost(f: dict) -> bool:  # lb_off names an agent in its schedule, but takes the LB
         return host == (lb_name if f["fault"] in OUTAGE else f["host"] if f["fault"] in VANISHING else None)
     after = last_change if last_change is not None else float("inf")
-    return any(lost(f) and after <= f["t"] <= ended <= f["t"] + LAST_CHANGE_GRACE for f in fired)
+    return any(lost(f) and after <= f["t"] <= ended and decided <= f["t"] + LAST_CHANGE_GRACE for f in fired)
 
 
 def sent_share(sent: int, rate: float, duration: float) -> float:

@@ -175,6 +175,12 @@ class InstanceDriver(Protocol):
 
     async def inflight(self, inst: Instance) -> int: ...
 
+    async def lb_drained(self, timeout: float) -> bool:
+        """Wait, at most `timeout` s, until the load balancers forward
+        nothing more under a configuration from before their last change
+        (nginx's retired workers still send the requests they hold); True
+        when they do not. Part of draining an instance that change took out."""
+
     async def run_commands(self, inst: Instance, commands: Sequence[str], timeout: float,
                            *, version: str | None = None) -> None:
         """Run deploy commands in order (with sudo when the host says

@@ -35,16 +35,36 @@ def old_workers(stdout: str) -> list[int]:
     return [int(tok) for tok in stdout.split() if _PID.fullmatch(tok)]
 
 
+def _until_none(pids: str, seconds: float, still: str) -> str:
+    """Shell: poll until `still` (a test of "$t", the title of /proc/$p)
+    holds for none of the PIDs in `pids` (shell words): exit 0, or print
+    the ones it still holds for and exit 1 after `seconds`."""
+    rounds = max(1, int(seconds / POLL_SECONDS))
+    return (f"i=0; while :; do live=; for p in {pids}; do "
+            f"t=\"$(tr -d '\\000' < /proc/$p/cmdline 2>/dev/null)\"; {still} && live=\"$live $p\"; done; "
+            f"[ -z \"$live\" ] && exit 0; "
+            f"i=$((i+1)); [ $i -ge {rounds} ] && {{ echo $live; exit 1; }}; "
+            f"sleep {POLL_SECONDS}; done")
+
+
 def _until_retired(pids: str, seconds: float) -> str:
     """Shell: poll until none of the PIDs in `pids` (shell words) is an
     accepting worker: exit 0, or print the ones still accepting and exit 1
     after `seconds`."""
-    rounds = max(1, int(seconds / POLL_SECONDS))
-    return (f"i=0; while :; do live=; for p in {pids}; do "
-            f"[ \"$(tr -d '\\000' < /proc/$p/cmdline 2>/dev/null)\" = '{_WORKER}' ]"
-            f" && live=\"$live $p\"; done; [ -z \"$live\" ] && exit 0; "
-            f"i=$((i+1)); [ $i -ge {rounds} ] && {{ echo $live; exit 1; }}; "
-            f"sleep {POLL_SECONDS}; done")
+    return _until_none(pids, seconds, f"[ \"$t\" = '{_WORKER}' ]")
+
+
+def wait_exited(pids: list[int], seconds: float) -> str:
+    """A command that exits 0 once none of `pids` is an nginx worker any
+    more, or 1 after `seconds`, printing the ones left. A retired worker
+    still forwards the requests it accepted under the previous config, and
+    on a loaded LB it did so up to 0.9 s after it stopped accepting (soak
+    seed 9 run 274: to green units a rollback had just stopped); only its
+    exit proves nothing more goes where that config sent it."""
+    if not pids:
+        return "true"
+    return _until_none(" ".join(str(int(p)) for p in pids), seconds,
+                       f"case \"$t\" in '{_WORKER}'*) true;; *) false;; esac")
 
 
 def wait_retired(pids: list[int], seconds: float) -> str:

@@ -15,6 +15,7 @@ as the rendered nginx config would route it.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, fields, replace
 from typing import Any, Sequence
 
@@ -76,6 +77,11 @@ class SimFleet:
         self._running_slots = list(running_slots)  # at boot, unless a host sets sim_running_slots
         self._rng = random.Random(seed)
         self._lb_state = initial_lb
+        # nginx's workers of the config before the last change still forward the requests
+        # they hold for `retire_seconds` (0: a change takes effect at once); see _cut_held
+        self.retire_seconds = 0.0
+        self._retiring: tuple[LbState, float] | None = None  # (that config, until when)
+        self._cut: Counter[str] = Counter()  # pool -> requests lost since the last traffic() call
         self._routes_of: LbState | None = None  # the LB state `_routes` was worked out for
         self._routes: dict[str, tuple[tuple[Backend, ...], tuple[Backend, ...]]] = {}
         self._lb_texts: dict[str, str] = {}
@@ -143,14 +149,46 @@ class SimFleet:
         for lb in self._lb_texts:
             self._record(lb, "nginx -t && nginx -s reload", 0, started)
             self._lb_texts[lb] = text
+        self._retire(self._lb_state)
         self._lb_state = state
         return {}
+
+    def _retire(self, previous: LbState) -> None:
+        if self.retire_seconds > 0:
+            self._retiring = (previous, self.clock.now() + self.retire_seconds)
+
+    async def lb_drained(self, timeout: float) -> bool:
+        if self._retiring is None:
+            return True
+        left = self._retiring[1] - self.clock.now()
+        if left > 0:
+            await self.clock.sleep(min(left, timeout))
+        return self.clock.now() >= self._retiring[1]
+
+    def _cut_held(self, inst: Instance) -> None:
+        """`inst` stops: a request the retiring workers hold for it goes to
+        another server of its pool in their config, and fails (one per pool)
+        when none of them answers (SIMULATED; soak seed 9 run 274: green
+        units stopped while nginx's retired workers still sent to them)."""
+        if self._retiring is None or self.clock.now() >= self._retiring[1]:
+            return
+        me = (inst.host.address, inst.port)
+        for pool, backends in self._retiring[0].pools.items():
+            keys = {(b.address, b.port) for b in backends}
+            if me in keys and not any(self._running_at(k) for k in keys - {me}):
+                self._cut[pool] += 1
+
+    def _running_at(self, key: tuple[str, int]) -> bool:
+        owner = self._by_backend.get(key)
+        state = self._instances.get((owner[0].name, owner[1])) if owner else None
+        return state is not None and state.running
 
     async def lb_restore(self, texts: dict[str, str]) -> dict[str, float]:
         started = self.clock.now()
         for lb, text in texts.items():
             self._record(lb, f"restore managed config (generation {parse_generation(text)})", 0, started)
             self._lb_texts[lb] = text
+        self._retire(self._lb_state)
         first = next(iter(texts.values()), "")
         pools = parse_pools(first, self._lb_state.upstream)
         if pools:
@@ -205,6 +243,7 @@ class SimFleet:
         started = self.clock.now()
         version = state.staged or state.version
         release = self._release(inst.host, version) or SimRelease()
+        self._cut_held(inst)
         state.running = False
         await self.clock.sleep(self._restart_seconds + release.start_delay)
         state.version = version
@@ -218,6 +257,7 @@ class SimFleet:
 
     async def stop(self, inst: Instance) -> None:
         started = self.clock.now()
+        self._cut_held(inst)
         self._state(inst).running = False
         self._record(inst.host.name, f"systemctl stop {inst.unit}", 0, started)
 
@@ -269,6 +309,10 @@ class SimFleet:
         count = int(due)
         self._carry = due - count
         stats: dict[str, PoolStats] = {}
+        for pool, lost in self._cut.items():
+            st = stats.setdefault(pool, PoolStats())
+            st.requests, st.errors = st.requests + lost, st.errors + lost
+        self._cut.clear()
         for _ in range(min(count, MAX_SAMPLE)):
             pool = self._pick_pool()
             self._serve(pool, stats.setdefault(pool, PoolStats()))

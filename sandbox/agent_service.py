@@ -197,6 +197,12 @@ class AgentServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    # http.server listens with a queue of 5: a burst of new connections (nginx's
+    # fresh workers after a reload, all routed to one instance) overflowed it, the
+    # kernel dropped the SYNs beyond it and nginx's 1 s connect time-out answered
+    # 504 (soak seed 9 run 267: 14 ListenOverflows on the one stable host a canary
+    # rollback routed to). A real server's queue (gunicorn, uvicorn: 2048) holds it.
+    request_queue_size = 1024
 
     def __init__(self, addr: tuple[str, int], version: str, slot: str, behaviour: dict[str, Any]) -> None:
         super().__init__(addr, Handler)

@@ -9,6 +9,7 @@ import math
 
 import pytest
 
+from console.journal import read_journal
 from console.session import Session, load_inputs
 from inventory.driver import DriverError
 from simfleet import write_inventory, write_plan
@@ -629,10 +630,12 @@ async def test_blue_green_rollback_before_the_switch_stops_routing_to_old_units_
 
 def resume_on_the_same_fleet(session, first, tmp_path):
     """`console resume` of `session`'s journal, on the simulated hosts and LB
-    as `session` left them (a new session builds a fleet of its own)."""
+    as `session` left them (a new session builds a fleet of its own); with
+    `first` None the journal is left open, as a SIGKILL leaves it."""
     from console.resume import load_resume
 
-    session.finish(first)
+    if first is not None:
+        session.finish(first)
     inputs, state = load_resume(str(tmp_path / "journal.jsonl"))
     resumed = Session(inputs, argv=["test"], record=str(tmp_path / "resumed.jsonl"), time_scale=SCALE,
                       auto_promote=True, resume=state)
@@ -947,3 +950,60 @@ async def test_the_judge_gets_each_canary_instance_s_age_and_its_window_s_place(
     old = first[0].keys() & later[0].keys()
     assert old and all(later[0][k] > first[-1][k] for k in old)  # its age runs on across windows
     assert min(later[0].values()) < min(later[0][k] for k in old)  # the new ones are younger
+
+
+async def test_resume_does_again_a_start_its_killed_session_never_saw_finish(tmp_path):
+    """Soak seed 9 run 214 (539650a): blue-green units, a release slower to
+    start than the health deadline; the console was SIGKILLed as green's
+    first unit restarted. systemd finished the starts it had begun, so the
+    resume found every green unit answering on the new version, took them as
+    deployed and switched to them: the release succeeded though no session
+    had seen a start end within its deadline. A unit caught mid-change is
+    now changed again, watched: here its start misses the deadline and the
+    resume rolls back."""
+    releases = {"1.0.0": {}, "2.0.0": {"start_delay": 40.0}}  # sim seconds; the deadline is 20 s
+    session, events = make_session(tmp_path, "blue_green", hosts=4, releases=releases,
+                                   health={"interval": "1s", "passes": 2, "deadline": "20s"})
+    run = asyncio.ensure_future(session.run())
+
+    def kill(event):  # SIGKILL: no safe point, no journal close
+        if isinstance(event, InstanceChanged) and event.phase == "restarting" and not run.done():
+            run.cancel()
+
+    session.bus.subscribe(kill)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(run, 60)
+    assert read_journal(tmp_path / "journal.jsonl").close is None
+    for (_host, slot), unit in session.driver._instances.items():  # systemd finished the starts begun
+        if slot == "green":
+            unit.version, unit.running = "2.0.0", True
+    resumed = resume_on_the_same_fleet(session, None, tmp_path)
+    assert {k for k in resumed.engine.resume.in_flight if k.endswith("/green")}
+    result = await asyncio.wait_for(resumed.run(), 60)
+    assert result.outcome == Outcome.ROLLED_BACK, result.message
+    assert "deadline" in result.message, result.message
+    assert {v for k, v in result.versions.items() if k.endswith("/blue")} == {"1.0.0"}
+
+
+async def test_a_drained_colour_is_stopped_only_once_nginx_forwards_nothing_more_to_it(tmp_path):
+    """Soak seed 9 run 274 (d93ce09, replayed at dc5efa7): after the resume's
+    rollback routed blue, nginx's retired workers still forwarded requests
+    they held to green for up to 0.9 s, after they had stopped accepting;
+    the drain saw green's units idle, stopped them all, and those requests
+    found no green unit to answer (nginx's own 502s). The drain now waits
+    for the workers of the previous configuration to exit. SIMULATED: they
+    hold requests for 2 s after each change."""
+    session, events = make_session(tmp_path, "blue_green", hosts=4)
+    session.driver.retire_seconds = 2.0
+
+    def operator(event):
+        if isinstance(event, StepStarted) and event.title.startswith("rollback window"):
+            session.engine.command(Command.ROLLBACK, source="test")
+
+    session.bus.subscribe(operator)
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.ROLLED_BACK, result.message
+    stopped = [e for e in events if isinstance(e, InstanceChanged) and e.instance.endswith("/green")
+               and e.detail == "retired"]
+    assert len(stopped) == 4  # green was stopped, under no request
+    assert session.engine.clients.failed == 0

@@ -4,12 +4,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from inventory.nginx_workers import old_workers, wait_retired
+import pytest
+
+from inventory.nginx_workers import old_workers, wait_exited, wait_retired
 
 
 def test_only_digit_tokens_become_pids():
     assert old_workers("12\n 345\n$(reboot)\n-1\n7;id\n") == [12, 345]
-    assert wait_retired([], 5.0) == "true"
+    assert wait_retired([], 5.0) == "true" and wait_exited([], 5.0) == "true"
 
 
 def sh(command: str) -> subprocess.CompletedProcess:
@@ -29,18 +31,24 @@ def titled(title: str) -> subprocess.Popen:
     return proc
 
 
-def test_waits_while_a_worker_accepts_and_returns_once_it_is_gone():
-    worker = titled("nginx: worker process")
-    other = titled("nginx: worker process is shutting down")
+@pytest.mark.parametrize("wait,counted,other", [
+    # the reload's wait: a worker counts while it accepts; one shutting down no longer does
+    (wait_retired, "nginx: worker process", "nginx: worker process is shutting down"),
+    # the drain's wait: a retired worker still forwards the requests it holds (soak seed 9
+    # run 274), so it counts until it has exited; another process never does
+    (wait_exited, "nginx: worker process is shutting down", "sshd: root"),
+], ids=["retired", "exited"])
+def test_waits_while_a_worker_counts_and_returns_once_it_is_gone(wait, counted, other):
+    worker, bystander = titled(counted), titled(other)
     try:
-        still = sh(wait_retired([worker.pid, other.pid], 0.2))
+        still = sh(wait([worker.pid, bystander.pid], 0.2))
         assert still.returncode == 1
         assert still.stdout.split() == [str(worker.pid)]
     finally:
         worker.kill()
         worker.wait()
     try:
-        assert sh(wait_retired([worker.pid, other.pid], 0.2)).returncode == 0
+        assert sh(wait([worker.pid, bystander.pid], 0.2)).returncode == 0
     finally:
-        other.kill()
-        other.wait()
+        bystander.kill()
+        bystander.wait()

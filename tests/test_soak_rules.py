@@ -56,17 +56,49 @@ def test_an_lb_outage_excuses_only_failures_inside_it():
     assert not inside([fault("host_off", 10.0, healed=30.0)], Request(20.0, 502, None))  # an agent is not the LB
 
 
-def test_a_loss_is_the_runs_to_see_unless_it_came_after_its_last_change_just_before_its_end():
-    lost = rules.lost_after_last_change
+def test_a_loss_is_the_runs_to_see_unless_it_came_after_its_last_change_just_before_its_result():
+    def lost(fired, host, last_change, decided, ended=None):
+        return rules.lost_after_last_change(fired, host, "lb-01", last_change, decided,
+                                            decided if ended is None else ended)
     off = [fault("host_off", 20.0, host="agent-03")]
-    assert lost(off, "agent-03", "lb-01", last_change=19.0, ended=20.0 + rules.LAST_CHANGE_GRACE)
-    assert not lost(off, "agent-03", "lb-01", last_change=21.0, ended=22.0)  # a change came after the loss
-    assert not lost(off, "agent-03", "lb-01", last_change=19.0, ended=20.0 + rules.LAST_CHANGE_GRACE + 0.1)  # time to see it
-    assert not lost(off, "agent-03", "lb-01", last_change=None, ended=21.0)  # no change: nothing to excuse
-    assert not lost(off, "agent-03", "lb-01", last_change=25.0, ended=26.0)  # before a resume's change
-    assert not lost(off, "agent-04", "lb-01", last_change=19.0, ended=20.5)  # another host
-    assert lost([fault("lb_off", 20.0, host="agent-01")], "lb-01", "lb-01", last_change=19.0, ended=20.5)
-    assert not lost([fault("sshd_stop", 20.0)], "agent-03", "lb-01", last_change=19.0, ended=20.5)
+    assert lost(off, "agent-03", last_change=19.0, decided=20.0 + rules.LAST_CHANGE_GRACE)
+    assert not lost(off, "agent-03", last_change=21.0, decided=22.0)  # a change came after the loss
+    assert not lost(off, "agent-03", last_change=19.0, decided=20.0 + rules.LAST_CHANGE_GRACE + 0.1)  # time to see it
+    assert not lost(off, "agent-03", last_change=None, decided=21.0)  # no change: nothing to excuse
+    assert not lost(off, "agent-03", last_change=25.0, decided=26.0)  # before a resume's change
+    assert not lost(off, "agent-04", last_change=19.0, decided=20.5)  # another host
+    assert lost([fault("lb_off", 20.0, host="agent-01")], "lb-01", last_change=19.0, decided=20.5)
+    assert not lost([fault("sshd_stop", 20.0)], "agent-03", last_change=19.0, decided=20.5)
+
+
+def test_a_loss_just_before_the_result_is_not_the_runs_even_when_the_process_ends_later():
+    """Seed 9 run 211: agent-02 and agent-03 lost as blue-green's rollback
+    made its last change, 0.2 s before the result; the process ended 10.9 s
+    later. It is the result's time that bounds the excuse, not the exit."""
+    def lost(fired, host, last_change, decided, ended):
+        return rules.lost_after_last_change(fired, host, "lb-01", last_change, decided, ended)
+    two = [fault("host_off", 20.5, host="agent-02"), fault("link_cut", 20.5, host="agent-03")]
+    assert lost(two, "agent-02", 20.5, decided=20.7, ended=31.6) and lost(two, "agent-03", 20.5, 20.7, 31.6)
+    assert not lost(two, "agent-02", 20.5, decided=20.5 + rules.LAST_CHANGE_GRACE + 0.1, ended=31.6)  # time to see it
+    assert not lost([fault("host_off", 32.0, host="agent-02")], "agent-02", 20.5, decided=20.7, ended=31.6)  # after it ended
+
+
+def test_a_refusal_is_excused_only_on_a_host_powered_off_until_the_resume_rerouted_it():
+    """Seed 9 run 273: a request's last try refused by agent-04/green, which
+    its boot did not start, until the resume's first change took it out."""
+    refused = rules.refused_by_a_host_powered_off
+    off = [{**fault("host_off", 10.0, healed=20.0), "rerouted": 27.0}]
+    assert refused(off, Request(10.0, 502, None)) and refused(off, Request(27.0 + GRACE, 502, None))
+    assert not refused(off, Request(9.9, 502, None))  # before the power-off
+    assert not refused(off, Request(27.0 + GRACE + 0.1, 502, None))  # the resume had rerouted it
+    assert not refused(off, Request(15.0, 502, "2.0.0"))  # the agent's own answer
+    assert not refused(off, Request(15.0, 0, None, "ConnectError"))  # not nginx's answer
+    no_resume = [fault("host_off", 10.0, healed=20.0)]
+    assert refused(no_resume, Request(20.0 + GRACE, 502, None))
+    assert not refused(no_resume, Request(20.0 + GRACE + 0.1, 502, None))
+    for name in ("link_cut", "sshd_stop", "slow_lossy_link"):  # the host's units kept running
+        assert not refused([{**fault(name, 10.0, healed=20.0), "rerouted": 27.0}], Request(15.0, 502, None))
+    assert rules.excused(off, Request(15.0, 502, None))
 
 
 def test_a_run_that_sent_less_than_90_percent_of_its_due_requests_fails():

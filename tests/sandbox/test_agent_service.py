@@ -238,3 +238,32 @@ def test_failures_come_only_in_bursts_of_their_length():
             start = b
     assert all(abs(r - 1.0) < 0.02 for r in runs[:-1])  # every burst lasts burst_seconds
     assert 100 < len(runs) < 300  # about 1,000 s / (5 s + 1 s)
+
+
+BURST = 64  # connections opened at once: more than nginx's workers hold to one upstream after a reload
+
+
+def test_a_burst_of_connections_waits_in_the_listen_queue_not_in_syn_retries(agent_factory):
+    """A reload sends a burst of new connections to one instance (soak seed 9
+    run 267: a canary rollback routed every request to the one stable
+    instance left, and nginx's fresh workers opened their upstream
+    connections at once). With http.server's listen queue of 5, the kernel
+    dropped the SYNs beyond it (14 ListenOverflows on that host), nginx's 1 s
+    connect time-out ran out and, with one server in the pool, answered 504.
+    A real server's queue holds such a burst: this stand-in's must too."""
+    a = agent_factory()
+    a.ready()
+    a.proc.send_signal(signal.SIGSTOP)  # accepts nothing: every connection waits in the queue
+    try:
+        burst = []
+        for _ in range(BURST):
+            s = socket.socket()
+            s.settimeout(2)
+            s.connect(("127.0.0.1", a.port))  # times out once the queue is full (the SYN is dropped)
+            burst.append(s)
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+    for s in burst:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert s.recv(64).startswith(b"HTTP/1.1 200")
+        s.close()

@@ -134,8 +134,9 @@ async def test_redial_after_connection_lost(sandbox_fleet):
     h = host(sandbox_fleet, "agent-02")
     try:
         assert (await pool.run(h, "true", 10)).ok
-        pool._entries[h.name].conn.abort()
-        await asyncio.sleep(0.05)
+        conn = pool._entries[h.name].conn
+        conn.abort()
+        await asyncio.wait_for(conn.wait_closed(), 10)  # gone, as a dropped link leaves it
         assert (await pool.run(h, "echo back", 10)).stdout == "back"
     finally:
         await pool.close()
@@ -259,6 +260,29 @@ async def test_lb_apply_removes_backend_and_marker_shows_generation(sandbox_flee
     assert (await f.traffic()).get("probe") is None  # the window moved on
     print(f"\n[nginx] lb_apply (write, nginx -t, reload, verified marker): "
           f"{', '.join(f'{d * 1000:.0f} ms' for d in durations)}")
+
+
+async def test_a_drain_waits_for_the_workers_of_every_reload_that_still_hold_a_request(sandbox_fleet, lb_fleet):
+    """A retired nginx worker forwards the requests it holds under the config
+    it had (soak seed 9 run 274): lb_drained waits for it, even when a later
+    reload came between (seed 12 run 12: a resume's two changes 0.4 s apart,
+    and the first one's workers sent 92 requests to units already stopped)."""
+    f = lb_fleet
+    names = sandbox_fleet.agent_names
+    await f.lb_apply(state(sandbox_fleet, names, "t-hold-1"))
+    reader, writer = await asyncio.open_connection(sandbox_fleet.lb_ip, 80)
+    try:  # a request whose body is still coming: a worker of t-hold-1 holds it
+        writer.write(b"POST /v1/chat HTTP/1.1\r\nHost: lb\r\nContent-Length: 2\r\nConnection: close\r\n\r\nx")
+        await writer.drain()
+        await f.lb_apply(state(sandbox_fleet, names[:-1], "t-hold-2"))  # retires t-hold-1's workers
+        await f.lb_apply(state(sandbox_fleet, names, "t-hold-3"))  # and t-hold-2's, which hold nothing
+        assert await f.lb_drained(0.5) is False
+        writer.write(b"y")  # the request completes: its worker has nothing left and exits
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200")
+    finally:
+        writer.close()
+    assert await f.lb_drained(10) is True
 
 
 async def test_config_rejected_by_nginx_t_leaves_old_file_serving(sandbox_fleet, lb_fleet):

@@ -35,6 +35,10 @@ async def answered(pilot, ops, command):
     await wait_for(pilot, lambda: ops and ops[-1].command == command)
 
 
+def status_text(app) -> str:
+    return str(app.screen.query_one("#status").render())
+
+
 def screen_text(app) -> str:
     return "\n".join(str(w.render()) for w in app.screen.query(Static))
 
@@ -105,17 +109,16 @@ async def test_manual_gate_offers_promote_not_resume(make_session):
     app = RolloutApp(session)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.view.awaiting_promotion, timeout=20)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "n" in footer_keys(app))  # the key bar has caught up
         keys = footer_keys(app)
-        assert "n" in keys and "p" not in keys, keys
+        assert "p" not in keys, keys
         assert session.engine.command(Command.RESUME) is False
         assert "use promote" in ops[-1].detail
         await pilot.press("n")
         await answered(pilot, ops, "promote")
         assert ops[-1].accepted
         await wait_for(pilot, lambda: not app.view.awaiting_promotion and app.view.phase != "paused", timeout=20)
-        await pilot.pause(0.3)
-        assert "p" in footer_keys(app)  # running again: pause is offered
+        await wait_for(pilot, lambda: "p" in footer_keys(app))  # running again: pause is offered
         await stop_engine(app)
 
 
@@ -224,16 +227,14 @@ async def test_header_says_how_fast_a_simulated_clock_runs(make_session):
     """--time-scale N: the header says xN beside SIMULATED (and nothing at x1)."""
     fast = RolloutApp(make_session("examples/rolling.yaml", time_scale=20))
     async with fast.run_test(size=(160, 40)) as pilot:
-        await wait_for(pilot, lambda: fast.view.phase == "running")
-        await pilot.pause(0.2)
-        header = str(fast.screen.query_one("#status").render())
+        await wait_for(pilot, lambda: "phase  running " in status_text(fast))  # the header has drawn the run
+        header = status_text(fast)
         assert " x20 " in header and "(simulated, x20)" in header, header
         await stop_engine(fast)
     real_pace = RolloutApp(make_session("examples/rolling.yaml", time_scale=1.0))
     async with real_pace.run_test(size=(160, 40)) as pilot:
-        await wait_for(pilot, lambda: real_pace.view.phase == "running")
-        await pilot.pause(0.2)
-        assert " x1" not in str(real_pace.screen.query_one("#status").render())
+        await wait_for(pilot, lambda: "phase  running " in status_text(real_pace))
+        assert " x1" not in status_text(real_pace)
         await stop_engine(real_pace)
 
 
