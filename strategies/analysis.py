@@ -342,10 +342,14 @@ class Policy:
     warm_samples: int = 0  # a window's first samples whose release latencies are not judged (instances' ages unknown)
     warm_up: float = 0.0  # seconds from an instance's restart during which its latencies are not judged
     window: int = 0  # which of the plan's judged windows this is (0: the first): the budget is front-loaded
+    # a window may not pass before its tail comparison has told the release's tail (coverage.unjudged):
+    # a canary's windows; a rolling batch's are not held (see coverage.unjudged)
+    hold_for_tail: bool = True
 
     @classmethod
     def of(cls, thresholds: Thresholds, alerts: Alerts | None = None, *, budget: float = 0.01,
-           windows: int = 1, sample_interval: float = 5.0, warm_up: float = 0.0, window: int = 0) -> Policy:
+           windows: int = 1, sample_interval: float = 5.0, warm_up: float = 0.0, window: int = 0,
+           hold_for_tail: bool = True) -> Policy:
         risk = 1 - thresholds.confidence
         interval = max(sample_interval, 1e-9)
         looks = max(1, math.ceil(thresholds.max_window / interval))
@@ -353,7 +357,8 @@ class Policy:
                    thresholds.health_pass_rate, max(1, int(thresholds.persistence)),
                    int(thresholds.min_requests), bool(thresholds.compare_to_stable), budget, risk,
                    tuple(alerts.critical) if alerts else (), tuple(alerts.important) if alerts else (),
-                   max(1, windows), looks, math.ceil(warm_up / interval - 1e-9), float(warm_up), max(0, window))
+                   max(1, windows), looks, math.ceil(warm_up / interval - 1e-9), float(warm_up), max(0, window),
+                   hold_for_tail)
 
     @property
     def budget(self) -> Budget:

@@ -56,7 +56,12 @@ def unjudged(window: Window, policy: Policy) -> list[tuple[Why, str]]:
     told the release's tail from a heavier one (`analysis.tail_told`; it
     starts once the release has 200 warm latencies, and a window that
     closed on the error evidence alone left it at a few hundred or none:
-    a tail-only regression passed 19 % of its releases on the benchmark). Without a baseline (blue-green after
+    a tail-only regression passed 19 % of its releases on the benchmark).
+    A rolling batch's window is not held for its tail (`Policy.hold_for_tail`):
+    the tail test starts at 200 warm latencies, so a one-host batch of a
+    large fleet (1 of 1,000 at 200 req/s) would wait out `max_window` for
+    requests that never come, and end inconclusive; each later batch is
+    judged again on a larger share. Without a baseline (blue-green after
     its switch) or with `compare_to_stable: false`, the comparisons are not
     asked for: the plan has none, nothing is missing."""
     if policy.min_requests == 0:
@@ -74,7 +79,7 @@ def unjudged(window: Window, policy: Policy) -> list[tuple[Why, str]]:
         out.append((Why.LATENCY_NOT_JUDGED, f"latency not judged yet: {settled} settled latencies of the release "
                     f"(instances {policy.warm_up * 2:g}s past their restart) and {theirs} of the baseline; "
                     f"the comparison needs {MIN_LATENCY_SAMPLES} a side"))
-    if not tail_told(window, policy.beta):
+    if policy.hold_for_tail and not tail_told(window, policy.beta):
         out.append((Why.TAIL_NOT_JUDGED, f"tail not judged yet: {window.tail_slow} of {window.tail_seen} release "
                     f"latencies over the baseline's p95 (scaled to the release, from {MIN_TAIL_SCALE} warm "
                     "latencies on)"))

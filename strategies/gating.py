@@ -148,7 +148,7 @@ class Gatekeeper:
         a = self.plan.analysis
         return analysis.Policy.of(self.plan.thresholds, self.plan.alerts, budget=a.false_alarm_budget,
                                   windows=self.windows, sample_interval=self.sample_interval, warm_up=a.latency_warm_up,
-                                  window=self.judged)
+                                  window=self.judged, hold_for_tail=self.plan.strategy != "rolling")
 
     def announce(self, windows: int) -> None:
         """Say at the start what the judge may spend: the release's

@@ -93,14 +93,16 @@ async def test_a_dead_stable_host_leaves_the_baseline_and_the_canary_passes(tmp_
     failed tries do not count as the stable version's errors (before, they
     made the baseline's error rate about 1 in 6 and the window extended).
     No warm-up: the canary's latency is compared from the first sample, so
-    the 10 s window has no reason but the dead host's tries to extend."""
+    the 10 s window has no reason but the dead host's tries to extend for
+    error evidence (it may for its tail)."""
     session, events = make_session(tmp_path, "canary", hosts=6, analysis={"latency_warm_up": "0s"})
     kill_when(session, lambda e: isinstance(e, StepStarted) and e.title.startswith("analysis"), "agent-06")
     result = await session.run()
     assert down_alerts(events, "agent-06")
     gates = [e for e in events if isinstance(e, GateEvaluated) and e.name.startswith("step 2")]
     assert all(not g.values.get("baseline_error_rate") for g in gates if g.values)
-    assert gates[-1].verdict == "pass" and not gates[-1].extended
+    # it may wait for its tail comparison (coverage), never for error evidence the dead host's tries muddy
+    assert gates[-1].verdict == "pass" and all("evidence" not in g.why for g in gates)
     # the 50 % step drains agents 02-03 and leaves 3 serving, which the plan allows (its largest
     # move is the 3 of the promotion); the promotion would move the dead agent-06, which could
     # only fail its deploy: the capacity guard, asked in the 50 % window (agent-06 still down),
