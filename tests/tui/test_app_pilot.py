@@ -209,7 +209,7 @@ async def test_quit_dialog_pause_and_detach(make_session):
     assert app.detached and not app.engine_task.done()
     # what run_app does after a detach: the engine thread goes on, closes the journal, gives the record
     app.engine.command(Command.RESUME, "test")
-    record = await asyncio.wait_for(app.engine_task, 30)
+    record = await asyncio.wait_for(app.engine_task, 120)  # a deadline, not a timing: the canary waits out its windows
     assert record["exit_code"] == 0 and record["outcome"] == "succeeded"
 
 
