@@ -28,8 +28,10 @@ def test_durations_come_back_from_the_lines_a_run_prints(tmp_path):
     log = tmp_path / "ci.log"
     log.write_text("....\nlanes: tests/sandbox/test_a.py passed in 12 s (fleet 0)\n"
                    "lanes: fast tests passed in 600 s (fleet None)\n"
-                   "lanes: tests/sandbox/test_b.py FAILED in 7 s (fleet 1)\n")
-    assert lanes.durations_from(str(log)) == {"tests/sandbox/test_a.py": 12.0, "tests/sandbox/test_b.py": 7.0}
+                   "lanes: tests/sandbox/test_b.py FAILED in 7 s (fleet 1)\n"
+                   "......lanes: tests/sandbox/test_c.py passed in 110 s (fleet 3)\n")  # after the fast lane's dots
+    assert lanes.durations_from(str(log)) == {"tests/sandbox/test_a.py": 12.0, "tests/sandbox/test_b.py": 7.0,
+                                              "tests/sandbox/test_c.py": 110.0}
 
 
 def test_the_quiet_lane_takes_only_files_that_put_no_client_load_on_their_fleet():
