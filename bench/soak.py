@@ -78,14 +78,7 @@ from soak_rules import (
     too_few_sent,
 )
 
-RATE = 100
-# Enough workers that the generator keeps its rate while nginx tries a dead
-# backend three times (1 s connect time-out each): rate x 3 s. 16 workers sent
-# as little as 23 % of the due requests in soak runs of 2026-12-02 (issue 26);
-# 1,000 (rate x the client's whole time-out) overloaded the shared 2-core
-# sandbox itself: seed 2 run 154 replayed on NET 1 had 337 and 2,635 client
-# connect time-outs to the LB; with 300 it sent 100 % and 0 failed foreign.
-WORKERS = RATE * 3
+RATE = 100  # requests per second; the generator's workers follow it (tests/load.py: workers_for)
 LOCKS = "/var/lib/rollout-console/locks"
 SITE = "/etc/nginx/sites-enabled/agent"
 OLD = "1.0.0"
@@ -512,7 +505,7 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
     journal, resumed = work / "run.journal.jsonl", work / "resume.journal.jsonl"
     args = ["--plan", str(plan), "--inventory", str(inventory)]
     async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=RATE, keepalive=s["keepalive"],
-                          retry_reset=s["keepalive"], max_seconds=900, workers=WORKERS) as load:
+                          retry_reset=s["keepalive"], max_seconds=900) as load:
         await asyncio.sleep(0.5)
         t0 = time.monotonic()
         code, took = await _console(run, args, journal, "run", t0, s["faults"])

@@ -92,17 +92,28 @@ class LoadResult:
                 + (f", {self.resets} keep-alive resets retried" if self.resets else ""))
 
 
+def workers_for(rate: float) -> int:
+    """Enough workers that the generator keeps its rate while nginx tries a
+    dead backend three times (1 s connect time-out each): rate x 3 s.
+    16 workers sent as little as 23 % of the due requests in soak runs of
+    2026-12-02 (issue 26), and 89 % in CI's dead-stable-host test; 1,000
+    (rate x the client's whole time-out) overloaded the shared 2-core sandbox
+    itself: soak seed 2 run 154 replayed on NET 1 had 337 and 2,635 client
+    connect time-outs to the LB; with 300 it sent 100 % and 0 failed foreign."""
+    return max(16, int(rate * 3))
+
+
 class SteadyLoad:
     """Use as `async with SteadyLoad(url, rate=100) as load: ...`."""
 
     def __init__(self, url: str, rate: float = 100.0, keepalive: bool = False, max_seconds: float = 300.0,
-                 headers: dict[str, str] | None = None, workers: int = 16, retry_reset: bool = False):
+                 headers: dict[str, str] | None = None, workers: int | None = None, retry_reset: bool = False):
         self.url = url
         self.rate = rate
         self.keepalive = keepalive
         self.max_seconds = max_seconds
         self.headers = headers or {}
-        self.workers = workers
+        self.workers = workers or workers_for(rate)
         self.retry_reset = retry_reset
         self.result = LoadResult(rate=rate)
         self._stop = asyncio.Event()

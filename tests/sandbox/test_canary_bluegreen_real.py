@@ -131,7 +131,7 @@ async def test_blue_green_switch_and_rollback_have_zero_failed_requests(fleet, t
                      thresholds={"p95_latency": "300ms", "persistence": 2, "min_requests": 20},
                      canary={"sample_interval": "1s"})
     # the bad release answers in 400 ms: 100 req/s keeps ~40 requests in flight
-    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100, workers=100) as load:
+    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100) as load:
         await asyncio.sleep(1)
         code, events, err = await console("--plan", str(plan), "--inventory", str(inventory),
                                           "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))

@@ -138,7 +138,7 @@ async def test_a_tail_only_bad_release_is_stopped(fleet, tmp_path):
                      thresholds={"error_rate": "1%", "persistence": 2, "min_requests": 20, "max_window": "300s"},
                      analysis={"latency_warm_up": "30s"})
     try:
-        async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100, max_seconds=600, workers=48) as load:
+        async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=100, max_seconds=600) as load:
             code, events, err = await console("--plan", str(plan), "--inventory", str(fleet.inventory_path),
                                               "--headless", "--output", "json", "--record", str(tmp_path / "j.jsonl"))
         final = [e for e in events if e["kind"] == "gate" and e["final"]]
