@@ -397,6 +397,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "judge-power-184de39-targets": lambda: "\n\n".join([
         provenance("2026-12-06-184de39-judge/judge_power.txt"),
         printed_section("2026-12-06-184de39-judge/judge_power.txt", "Targets (issue 22)")]),
+    "judge-bounds": lambda: "\n\n".join([provenance("2026-12-07-306a7c3-judge/judge_bounds.txt"),
+                                         printed_tables("2026-12-07-306a7c3-judge/judge_bounds.txt")]),
     "soak-totals": soak_totals,
     "soak-faults-e3b2c3f": lambda: soak_fault_table(["2026-12-02-e3b2c3f-soak/net5/runs.jsonl",
                                                      "2026-12-02-e3b2c3f-soak/net6/runs.jsonl"]),
