@@ -16,7 +16,9 @@ Called by tests/run.sh with pytest's arguments. Four kinds of work:
 - a third worker, on fleet 3 from the start, takes only the QUIET files: those
   that put no client load on their fleet (no load generator, no curl loop),
   so it cannot starve the others' generators, and their 13 minutes leave the
-  two loaded lanes' queue.
+  two loaded lanes' queue. Before them it runs the BESIDE files, the fast
+  lane's longest (about 6 minutes), so the fast lane, and fleet 0's share of
+  the queue after it, start and end sooner.
 
 A line per finished file says how long it took, so durations.json can be
 refreshed from a CI log (`tests/lanes.py --durations LOG > tests/sandbox/durations.json`).
@@ -43,6 +45,9 @@ QUIET = frozenset({"tests/sandbox/test_hostile_real.py", "tests/sandbox/test_loc
                    "tests/sandbox/test_notify_real.py", "tests/sandbox/test_sshfleet.py",
                    "tests/sandbox/test_bastion_real.py", "tests/sandbox/test_agent_service.py",
                    "tests/sandbox/test_sandbox_deps.py"})
+# Fast files (no hosts) the quiet lane runs before its real-host files: the documented commands
+# run as written and the wheel installed into a fresh venv, the fast lane's longest files.
+BESIDE = ("tests/test_doc_blocks.py", "tests/test_wheel_install.py")
 FINISHED = re.compile(r"lanes: (?P<file>\S+) (?:passed|FAILED) in (?P<s>[0-9.]+) s")
 
 
@@ -89,15 +94,18 @@ class Lanes:
             return None
 
     def worker(self, net: int, after: threading.Thread | None, quiet_only: bool = False) -> None:
-        """Pulls real-host files once `after` (the lane it follows) is done."""
+        """Pulls real-host files once `after` (the lane it follows) is done;
+        the quiet one runs the BESIDE files first."""
         if after is not None:
             after.join()
+        if quiet_only:
+            self.pytest(list(BESIDE), None, "fast tests beside", capture=True)
         while (file := self.take(quiet_only)) is not None:
             self.pytest([file], net, file, capture=True)
 
     def run(self) -> int:
         seed = threading.Thread(target=self.pytest, args=([SEED], 2, SEED, True))
-        fast = threading.Thread(target=self.pytest, args=(["--ignore=tests/sandbox"], None, "fast tests", False))
+        fast = threading.Thread(target=self.pytest, args=(fast_targets(), None, "fast tests", False))
         seed.start()
         fast.start()
         workers = [threading.Thread(target=self.worker, args=(0, fast)),
@@ -110,6 +118,11 @@ class Lanes:
         for name, log in self.logs:
             print(f"\n===== {name} =====\n{log}", end="")
         return 1 if self.failed else 0
+
+
+def fast_targets() -> list[str]:
+    """The fast lane's pytest targets: everything but the real-host files and BESIDE."""
+    return ["--ignore=tests/sandbox", *(f"--ignore={f}" for f in BESIDE)]
 
 
 def durations_from(log: str) -> dict[str, float]:

@@ -52,3 +52,17 @@ def test_the_quiet_worker_skips_loaded_files_and_the_others_take_any():
     assert queue.take(quiet_only=True) is None
     assert queue.take(quiet_only=False) == "tests/sandbox/test_rollout_real.py"
     assert queue.take(quiet_only=False) is None
+
+
+def test_the_beside_files_leave_the_fast_lane_for_the_quiet_one(monkeypatch):
+    """Each fast file runs once: the fast lane ignores the BESIDE files, and
+    the quiet worker runs them (no fleet) before any real-host file."""
+    root = Path(__file__).parent.parent
+    assert all((root / f).is_file() and not f.startswith("tests/sandbox/") for f in lanes.BESIDE)
+    assert {a.removeprefix("--ignore=") for a in lanes.fast_targets()} == {"tests/sandbox", *lanes.BESIDE}
+    ran: list[tuple[list[str], int | None]] = []
+    queue = lanes.Lanes([])
+    queue.queue = ["tests/sandbox/test_judge_real.py", "tests/sandbox/test_lock_real.py"]
+    monkeypatch.setattr(queue, "pytest", lambda targets, net, name, capture: ran.append((targets, net)))
+    queue.worker(3, None, quiet_only=True)
+    assert ran == [(list(lanes.BESIDE), None), (["tests/sandbox/test_lock_real.py"], 3)]
