@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any, Mapping
+from typing import Mapping
 
+from .json_types import JSON
 from .yaml_source import PathKey
 
 GROUP_PRIORITY = "ansible_group_priority"
@@ -47,9 +48,9 @@ INTERNAL = frozenset((
 ))
 
 
-def as_ansible(value: Any) -> Any:
-    """`value` (from YAML or INI) as Ansible lists it; ValueError for a
-    value Ansible cannot list."""
+def as_ansible(value: object) -> JSON:
+    """`value` (from YAML, INI or a vars file) as Ansible lists it: JSON;
+    ValueError for a value Ansible cannot list."""
     if isinstance(value, datetime.datetime | datetime.date):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -57,11 +58,13 @@ def as_ansible(value: Any) -> Any:
     if isinstance(value, list):
         return [as_ansible(v) for v in value]
     if isinstance(value, dict):
-        return {k: as_ansible(v) for k, v in value.items()}
-    return value
+        return {k: as_ansible(v) for k, v in value.items()}  # keys: yaml_source makes every key a string
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError(f"a {type(value).__name__} value is not supported: ansible-inventory cannot list it")
 
 
-def key_as_ansible(typed: Any) -> str:
+def key_as_ansible(typed: object) -> str:
     """The name Ansible's JSON gives a mapping key YAML read as `typed`."""
     if isinstance(typed, datetime.datetime | datetime.date):
         raise ValueError(f"a date ({typed.isoformat()}) as a mapping key: ansible-inventory fails on it; quote it")
@@ -70,7 +73,7 @@ def key_as_ansible(typed: Any) -> str:
     return json.dumps(typed) if typed is None or isinstance(typed, bool) else str(typed)
 
 
-def renamed(value: Any, typed_keys: Mapping[PathKey, Any], path: PathKey) -> Any:
+def renamed(value: object, typed_keys: Mapping[PathKey, object], path: PathKey) -> object:
     """`value` (found at `path` of a YAML document) with every nested
     mapping key YAML typed renamed as Ansible names it."""
     if isinstance(value, dict):
@@ -81,7 +84,7 @@ def renamed(value: Any, typed_keys: Mapping[PathKey, Any], path: PathKey) -> Any
     return value
 
 
-def not_a_string(what: str, written: str, typed: Any) -> str:
+def not_a_string(what: str, written: str, typed: object) -> str:
     """The refusal of a group or host name YAML did not read as a string."""
     return (f"{what} name {written} is read by YAML as {type(typed).__name__} {typed!r}, which Ansible refuses; "
             f"quote it")

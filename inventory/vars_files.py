@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .ansible_values import as_ansible, key_as_ansible, renamed
 from .errors import InventoryError
+from .json_types import JSON
 from .validate import VAR_NAME, show
 from .yaml_source import format_path, parse_yaml, read_text
 
@@ -25,7 +25,7 @@ _EXTENSIONS = ("", ".yml", ".yaml", ".json")
 
 @dataclass(frozen=True)
 class FileVar:
-    value: Any
+    value: JSON  # as Ansible lists it (ansible_values.as_ansible)
     file: str
     line: int | None
     field: str

@@ -34,7 +34,7 @@ def load_plan(path: str | Path, *, version_override: str | None = None) -> Plan:
         raise PlanError(file, doc.line_of(("source",)), "source", "is set by the loader, remove it")
     origin: dict[tuple[Any, ...], Any] = {}
     if any(k in SEED_KEYS for k in data):
-        data, origin = translate(doc, file)
+        data, origin = translate(doc, data, file)
     else:
         data = dict(data)
     if "alerting" in data and "alerts" not in data:
@@ -71,7 +71,7 @@ def field_line(path: str | Path, field: tuple[str, ...]) -> int | None:
     doc = parse_yaml(reindent_flat(read_text(path, error_cls=PlanError)), file=file, error_cls=PlanError)
     origin: dict[tuple[Any, ...], Any] = {}
     if isinstance(doc.data, dict) and any(k in SEED_KEYS for k in doc.data):
-        origin = translate(doc, file)[1]
+        origin = translate(doc, doc.data, file)[1]
     src = origin.get(field, field)
     return None if isinstance(src, str) else doc.lines.get(tuple(src))
 

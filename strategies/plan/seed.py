@@ -240,8 +240,8 @@ def _merge(t: _Translation, native: dict[str, object], beside: dict[str, object]
         t.origin[p] = p
 
 
-def translate(doc: YamlDoc, file: str) -> tuple[dict[str, object], dict[PathKey, PathKey]]:
-    data = doc.data
+def translate(doc: YamlDoc, data: dict[str, object], file: str) -> tuple[dict[str, object], dict[PathKey, PathKey]]:
+    """`data` (doc's own, a mapping with a seed block) as native plan data, and where each native path was written."""
     keys = [k for k in data if k in SEED_KEYS]
     if len(keys) > 1:
         raise PlanError(file, doc.line_of((keys[1],)), keys[1], f"only one deployment block per plan, {keys[0]} is already given")
