@@ -24,7 +24,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypedDict, TypeGuard
 
 import yaml
 
@@ -374,10 +374,20 @@ def net_exec(name: str, argv: Sequence[str], state_dir: Path = DEFAULT_STATE_DIR
                           capture_output=True, text=True, timeout=timeout)
 
 
-def status(state_dir: Path = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
-    """One dict per host: name, ip, role, pid, running."""
+class HostStatus(TypedDict):
+    """One host as `console sandbox status` lists it."""
+
+    name: str
+    ip: str
+    role: str  # "lb" or "agent"
+    pid: int | None  # its systemd-nspawn's, None while stopped
+    running: bool
+
+
+def status(state_dir: Path = DEFAULT_STATE_DIR) -> list[HostStatus]:
+    """One HostStatus per host."""
     state = _load(state_dir)
-    out = []
+    out: list[HostStatus] = []
     for name, h in state.get("hosts", {}).items():
         running = _is_our_nspawn(h.get("pid"), h.get("root", ""))
         out.append({"name": name, "ip": h["ip"], "role": h["role"], "pid": h.get("pid"),
@@ -411,7 +421,7 @@ def start_host(name: str, state_dir: Path = DEFAULT_STATE_DIR, wait: bool = True
         _wait_ready(host)
 
 
-def _behaviour_value_ok(default: Any, value: Any) -> bool:
+def _behaviour_value_ok(value: object, default: agent_service.BehaviourValue) -> TypeGuard[agent_service.BehaviourValue]:
     """Is `value` of the kind the agent reads for a key whose default is
     `default` (a number for a number, a {hostname: number} map for a map)?"""
     if isinstance(default, bool):
@@ -424,7 +434,7 @@ def _behaviour_value_ok(default: Any, value: Any) -> bool:
     return True
 
 
-def write_release(host_names: Iterable[str] | None, version: str, behaviour: Mapping[str, Any],
+def write_release(host_names: Iterable[str] | None, version: str, behaviour: Mapping[str, object],
                   state_dir: Path = DEFAULT_STATE_DIR) -> list[Path]:
     """Ship a release to the catalog of each host (None = every agent host):
     /opt/agent/catalog/VERSION.json, which `install-release VERSION` reads."""
@@ -433,8 +443,11 @@ def write_release(host_names: Iterable[str] | None, version: str, behaviour: Map
     unknown = set(behaviour) - set(_BEHAVIOUR_KEYS)
     if unknown:
         raise SandboxError(f"unknown behaviour keys: {', '.join(sorted(unknown))}")
+    checked: agent_service.Behaviour = {}
     for key, value in behaviour.items():
-        if not _behaviour_value_ok(agent_service.DEFAULTS[key], value):
+        if _behaviour_value_ok(value, agent_service.DEFAULTS[key]):
+            checked[key] = value
+        else:
             raise SandboxError(f"behaviour key {key}: {value!r} is not a {type(agent_service.DEFAULTS[key]).__name__}")
     hosts = _load(state_dir).get("hosts", {})
     if not hosts:
@@ -445,7 +458,7 @@ def write_release(host_names: Iterable[str] | None, version: str, behaviour: Map
     for n in names:
         if n not in hosts:
             raise SandboxError(f"no sandbox host {n!r}")
-        paths.append(provision.write_catalog(Path(hosts[n]["root"]), version, behaviour))
+        paths.append(provision.write_catalog(Path(hosts[n]["root"]), version, checked))
     return paths
 
 
