@@ -30,7 +30,6 @@ import datetime
 import json
 from typing import Mapping
 
-from .json_types import JSON
 from .yaml_source import PathKey
 
 GROUP_PRIORITY = "ansible_group_priority"
@@ -48,9 +47,10 @@ INTERNAL = frozenset((
 ))
 
 
-def as_ansible(value: object) -> JSON:
-    """`value` (from YAML, INI or a vars file) as Ansible lists it: JSON;
-    ValueError for a value Ansible cannot list."""
+def as_ansible(value: object) -> object:
+    """`value` (from YAML, INI or a vars file) as Ansible lists it; ValueError
+    for a value Ansible cannot list. Still object, not JSON: an INI literal's
+    mapping keeps Python keys (`{1: 2}`), which only json.dumps names "1"."""
     if isinstance(value, datetime.datetime | datetime.date):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -58,10 +58,8 @@ def as_ansible(value: object) -> JSON:
     if isinstance(value, list):
         return [as_ansible(v) for v in value]
     if isinstance(value, dict):
-        return {k: as_ansible(v) for k, v in value.items()}  # keys: yaml_source makes every key a string
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    raise ValueError(f"a {type(value).__name__} value is not supported: ansible-inventory cannot list it")
+        return {k: as_ansible(v) for k, v in value.items()}
+    return value
 
 
 def key_as_ansible(typed: object) -> str:

@@ -17,7 +17,6 @@ from .ansible_values import GROUP_PRIORITY, INTERNAL, as_ansible
 from .connection import connection_of
 from .errors import InventoryError
 from .host_patterns import parse_pattern
-from .json_types import JSON
 from .model import Host, Inventory
 from .validate import (
     GROUP_NAME,
@@ -38,7 +37,7 @@ _D = TypeVar("_D")
 
 @dataclass
 class Var:
-    value: JSON  # as Ansible lists it (ansible_values.as_ansible), not yet checked
+    value: object  # as Ansible lists it (ansible_values.as_ansible), unchecked: a reader narrows it
     line: int | None
     field: str
     file: str | None = None  # None: the inventory file itself

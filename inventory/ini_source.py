@@ -44,7 +44,7 @@ def _coerce(value: Any) -> Any:
     return value
 
 
-def ini_value(text: str) -> Any:
+def ini_value(text: str) -> object:
     """A value as Ansible's INI plugin types it."""
     try:
         with warnings.catch_warnings():

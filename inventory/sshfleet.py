@@ -26,6 +26,7 @@ from .driver import (
     HostFacts,
     HostKeyError,
     InstanceMetrics,
+    LockHolder,
     PoolStats,
 )
 from .exposition import ExpositionError, read_metrics
@@ -176,7 +177,7 @@ class SshFleet:
     def lock_path(self) -> str:
         return lock_mod.lock_path(self.upstream, self.lock_dir)
 
-    async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,
+    async def lock_acquire(self, holder: LockHolder, wait: float, *, break_stale: bool = False,
                            max_age: float = lock_mod.DEFAULT_MAX_AGE,
                            takeover_journal: str | None = None) -> None:
         """Take the lock on every LB (in name order, so two consoles cannot

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from .ansible_values import as_ansible, key_as_ansible, renamed
 from .errors import InventoryError
-from .json_types import JSON
 from .validate import VAR_NAME, show
 from .yaml_source import format_path, parse_yaml, read_text
 
@@ -25,7 +24,7 @@ _EXTENSIONS = ("", ".yml", ".yaml", ".json")
 
 @dataclass(frozen=True)
 class FileVar:
-    value: JSON  # as Ansible lists it (ansible_values.as_ansible)
+    value: object  # as Ansible lists it (ansible_values.as_ansible), unchecked
     file: str
     line: int | None
     field: str
