@@ -14,7 +14,7 @@ import os
 import re
 import shlex
 import time
-from typing import Any, Awaitable, Sequence
+from typing import Awaitable, Sequence
 
 from . import access_log, cpu as cpu_mod, host_facts, http_get, lock as lock_mod, systemd
 from .clock import Clock
@@ -552,7 +552,7 @@ class SshFleet:
         return steps
 
     @staticmethod
-    async def _timed(aw: Awaitable[Any]) -> float:
+    async def _timed(aw: Awaitable[object]) -> float:
         """Seconds `aw` took (its result is dropped; its errors raise)."""
         t0 = time.monotonic()
         await aw
