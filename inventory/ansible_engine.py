@@ -17,7 +17,6 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from .collector import Collector
 from .errors import InventoryError
@@ -88,7 +87,7 @@ def load_with_ansible(path: str | Path, binary: str | None = None) -> Inventory:
         return from_listing(listing, file, order.result(), version.result())
 
 
-def from_listing(listing: Any, file: str, all_hosts: list[str], engine: str) -> Inventory:
+def from_listing(listing: object, file: str, all_hosts: list[str], engine: str) -> Inventory:
     """An Inventory from `ansible-inventory --list` JSON: groups, their own
     hosts and subgroups as Ansible printed them, variables already merged by
     Ansible; `all_hosts` is Ansible's order of `all`."""

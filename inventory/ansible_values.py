@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any, Mapping
+from typing import Mapping
 
 from .yaml_source import PathKey
 
@@ -47,9 +47,10 @@ INTERNAL = frozenset((
 ))
 
 
-def as_ansible(value: Any) -> Any:
-    """`value` (from YAML or INI) as Ansible lists it; ValueError for a
-    value Ansible cannot list."""
+def as_ansible(value: object) -> object:
+    """`value` (from YAML, INI or a vars file) as Ansible lists it; ValueError
+    for a value Ansible cannot list. Still object, not JSON: an INI literal's
+    mapping keeps Python keys (`{1: 2}`), which only json.dumps names "1"."""
     if isinstance(value, datetime.datetime | datetime.date):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -61,7 +62,7 @@ def as_ansible(value: Any) -> Any:
     return value
 
 
-def key_as_ansible(typed: Any) -> str:
+def key_as_ansible(typed: object) -> str:
     """The name Ansible's JSON gives a mapping key YAML read as `typed`."""
     if isinstance(typed, datetime.datetime | datetime.date):
         raise ValueError(f"a date ({typed.isoformat()}) as a mapping key: ansible-inventory fails on it; quote it")
@@ -70,7 +71,7 @@ def key_as_ansible(typed: Any) -> str:
     return json.dumps(typed) if typed is None or isinstance(typed, bool) else str(typed)
 
 
-def renamed(value: Any, typed_keys: Mapping[PathKey, Any], path: PathKey) -> Any:
+def renamed(value: object, typed_keys: Mapping[PathKey, object], path: PathKey) -> object:
     """`value` (found at `path` of a YAML document) with every nested
     mapping key YAML typed renamed as Ansible names it."""
     if isinstance(value, dict):
@@ -81,7 +82,7 @@ def renamed(value: Any, typed_keys: Mapping[PathKey, Any], path: PathKey) -> Any
     return value
 
 
-def not_a_string(what: str, written: str, typed: Any) -> str:
+def not_a_string(what: str, written: str, typed: object) -> str:
     """The refusal of a group or host name YAML did not read as a string."""
     return (f"{what} name {written} is read by YAML as {type(typed).__name__} {typed!r}, which Ansible refuses; "
             f"quote it")

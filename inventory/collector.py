@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field as dc_field
 from types import MappingProxyType
-from typing import Any, Callable
+from typing import Callable, TypeVar
 
 from .ansible_values import GROUP_PRIORITY, INTERNAL, as_ansible
 from .connection import connection_of
@@ -29,12 +29,15 @@ from .validate import (
     check_user,
     show,
 )
-from .vars_files import VarsDirs
+from .vars_files import FileVar, VarsDirs
+
+_T = TypeVar("_T")
+_D = TypeVar("_D")
 
 
 @dataclass
 class Var:
-    value: Any
+    value: object  # as Ansible lists it (ansible_values.as_ansible), unchecked: a reader narrows it
     line: int | None
     field: str
     file: str | None = None  # None: the inventory file itself
@@ -81,7 +84,7 @@ class Collector:
     def fail(self, line: int | None, fld: str, message: str, file: str | None = None) -> InventoryError:
         return InventoryError(file or self.file, line, fld, message)
 
-    def group(self, name: Any, line: int | None, fld: str) -> Group:
+    def group(self, name: object, line: int | None, fld: str) -> Group:
         if not isinstance(name, str) or not GROUP_NAME.fullmatch(name):
             raise self.fail(line, fld, f"bad group name {show(name)} (letters, digits, '_', '-', '.')")
         if name not in self.groups:
@@ -98,7 +101,7 @@ class Collector:
         if parent not in ps:
             ps.append(parent)
 
-    def host(self, group: Group, pattern: Any, line: int | None, fld: str, ini: bool = False) -> list[str]:
+    def host(self, group: Group, pattern: object, line: int | None, fld: str, ini: bool = False) -> list[str]:
         if not isinstance(pattern, str):
             raise self.fail(line, fld, f"host pattern {show(pattern)} must be a string (quote it)")
         try:
@@ -122,7 +125,7 @@ class Collector:
                 group.hosts.append(name)
         return names
 
-    def set_var(self, target: dict[str, Var], key: Any, value: Any, line: int | None, fld: str) -> None:
+    def set_var(self, target: dict[str, Var], key: object, value: object, line: int | None, fld: str) -> None:
         if not isinstance(key, str) or not VAR_NAME.fullmatch(key):
             raise self.fail(line, fld, f"bad variable name {show(key)} (letters, digits and '_', not starting with a digit)")
         try:
@@ -227,7 +230,7 @@ class Collector:
             if v is None:
                 return 1
             try:
-                if isinstance(v.value, bool):
+                if isinstance(v.value, bool) or not isinstance(v.value, str | int | float):
                     raise ValueError
                 return int(v.value)
             except (TypeError, ValueError):
@@ -237,7 +240,7 @@ class Collector:
         groups = {g: self._members(g) for g in self.groups}
         member_sets = {g: set(hs) for g, hs in groups.items()}
 
-        def file_vars(found: dict[str, Any]) -> dict[str, Var]:
+        def file_vars(found: dict[str, FileVar]) -> dict[str, Var]:
             return {k: Var(v.value, v.line, v.field, v.file) for k, v in found.items()}
 
         hosts: dict[str, Host] = {}
@@ -273,13 +276,15 @@ class Collector:
             items = [s.strip() for s in items.split(",") if s.strip()]
         if not isinstance(items, list):
             raise self.fail(v.line, v.field, f"expected a list of variable names, got {show(v.value)}", v.file)
+        names: set[str] = set()
         for item in items:
             if not isinstance(item, str) or not VAR_NAME.fullmatch(item):
                 raise self.fail(v.line, v.field, f"expected a variable name, got {show(item)}", v.file)
-        return set(items)
+            names.add(item)
+        return names
 
     def _make_host(self, name: str, merged: dict[str, Var], groups: tuple[str, ...]) -> Host:
-        def get(keys: tuple[str, ...], check: Callable[[Any], Any], default: Any) -> Any:
+        def get(keys: tuple[str, ...], check: Callable[[object], _T], default: _D, /) -> _T | _D:
             for key in keys:
                 v = merged.get(key)
                 if v is not None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable, NoReturn, Protocol, TypeVar
 
 from .jump import JumpHop, parse_jump, proxy_command_jump
 from .ssh_config import audit_ssh_config, is_trusted
@@ -52,6 +52,18 @@ _HARMLESS_OPTIONS = ("controlmaster", "controlpersist", "controlpath", "serveral
 
 
 
+_T = TypeVar("_T")
+_D = TypeVar("_D")
+
+
+class VarGetter(Protocol):
+    """`get(keys, check, default)`: the first of `keys` a host sets, as `check`
+    reads its raw value (a ValueError from `check` becomes an error naming its
+    file, line and variable), else `default`."""
+
+    def __call__(self, keys: tuple[str, ...], check: Callable[[object], _T], default: _D, /) -> _T | _D: ...
+
+
 @dataclass(frozen=True)
 class Connection:
     kind: str = "ssh"  # "ssh" or "local"
@@ -64,7 +76,7 @@ class Connection:
 
 
 
-def parse_ssh_args(text: Any) -> tuple[tuple[JumpHop, ...] | None, str | None]:
+def parse_ssh_args(text: object) -> tuple[tuple[JumpHop, ...] | None, str | None]:
     """(jump hops or None, ssh config file or None) from an ssh argument string."""
     if not isinstance(text, str):
         raise ValueError(f"expected ssh arguments as a string, got {show(text)}")
@@ -113,14 +125,14 @@ def parse_ssh_args(text: Any) -> tuple[tuple[JumpHop, ...] | None, str | None]:
     return jump, config
 
 
-def connection_of(get: Callable[[tuple[str, ...], Callable[[Any], Any], Any], Any],
+def connection_of(get: VarGetter,
                   present: Callable[[str], bool], become: bool) -> Connection:
     """The host's Connection. `get(keys, check, default)` reads a merged
     variable (a ValueError from `check` becomes an error naming its file,
     line and variable); `present(key)` tells whether it is set."""
 
-    def refuse(message: str) -> Callable[[Any], Any]:
-        def check(value: Any) -> Any:
+    def refuse(message: str) -> Callable[[object], NoReturn]:
+        def check(value: object) -> NoReturn:
             raise ValueError(message)
         return check
 
@@ -129,7 +141,7 @@ def connection_of(get: Callable[[tuple[str, ...], Callable[[Any], Any], Any], An
             get((key,), refuse("passwords are not supported: the console logs in with keys (ssh-agent, "
                                "IdentityFile, ansible_ssh_private_key_file) and runs sudo -n"), None)
 
-    def check_connection(value: Any) -> str:
+    def check_connection(value: object) -> str:
         if value in SSH_CONNECTIONS:
             return "ssh"
         if value in LOCAL_CONNECTIONS:
@@ -139,7 +151,7 @@ def connection_of(get: Callable[[tuple[str, ...], Callable[[Any], Any], Any], An
     kind = get(("ansible_connection",), check_connection, "ssh")
     for key, allowed in DEFAULT_ONLY.items():
         if present(key):
-            def check_default(value: Any, key: str = key, allowed: tuple[str, ...] = allowed) -> Any:
+            def check_default(value: object, key: str = key, allowed: tuple[str, ...] = allowed) -> object:
                 if value not in allowed:
                     raise ValueError(f"{key} {show(value)} is not supported: the console runs commands with "
                                      f"`sh -c` over SSH ({' or '.join(allowed)} only)")
@@ -148,7 +160,7 @@ def connection_of(get: Callable[[tuple[str, ...], Callable[[Any], Any], Any], An
             get((key,), check_default, None)
     become_user = None
     if become:
-        def check_method(value: Any) -> str:
+        def check_method(value: object) -> str:
             if value not in ("sudo", "ansible.builtin.sudo"):
                 raise ValueError(f"become method {show(value)} is not supported (sudo)")
             return str(value)

@@ -9,13 +9,17 @@ asyncssh, httpx or file formats.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from .clock import Clock
 from .exposition import Selector, Series
 from .model import Host, Instance
 from .nginx_config import LbState
 from .validate import reported_version
+
+# What a console tells about itself when it takes the rollout lock: user,
+# host, pid, plan, since, journal (inventory/lock.py; other keys are ignored)
+LockHolder = Mapping[str, str | int]
 
 
 class DriverError(Exception):
@@ -227,7 +231,7 @@ class LoadBalancerDriver(Protocol):
     async def traffic(self) -> dict[str, PoolStats]:
         """Per-pool client traffic seen by the LBs since the previous call."""
 
-    async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,
+    async def lock_acquire(self, holder: LockHolder, wait: float, *, break_stale: bool = False,
                            max_age: float = 120.0, takeover_journal: str | None = None) -> None:
         """Take the rollout lock for this upstream on every LB (inventory/lock.py),
         waiting up to `wait` seconds for a live holder; raises LockHeld

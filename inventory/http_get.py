@@ -18,11 +18,27 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Awaitable, Protocol
 
 import h11
 
+from .json_types import JSON
+
 MAX_BODY = 1 << 20  # health, /metrics and the marker answer in bytes
+
+
+class Reader(Protocol):
+    """The reading end of a stream (asyncio's StreamReader, asyncssh's SSHReader)."""
+
+    async def read(self, n: int, /) -> bytes: ...
+
+
+class Writer(Protocol):
+    """The writing end of a stream (asyncio's StreamWriter, asyncssh's SSHWriter)."""
+
+    def write(self, data: bytes, /) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class HttpError(Exception):
@@ -38,12 +54,13 @@ class HttpResponse:
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
 
-    def json(self) -> Any:
+    def json(self) -> JSON:
         """The body as JSON (ValueError if it is not)."""
-        return json.loads(self.body)
+        document: JSON = json.loads(self.body)
+        return document
 
 
-async def get(reader: Any, writer: Any, path: str) -> HttpResponse:
+async def get(reader: Reader, writer: Writer, path: str) -> HttpResponse:
     """GET `path` over an open stream (asyncio's or asyncssh's), then close it."""
     conn = h11.Connection(h11.CLIENT)
     try:
@@ -75,7 +92,7 @@ async def get(reader: Any, writer: Any, path: str) -> HttpResponse:
         writer.close()
 
 
-async def get_within(streams: Any, path: str, timeout: float) -> HttpResponse:
+async def get_within(streams: Awaitable[tuple[Reader, Writer]], path: str, timeout: float) -> HttpResponse:
     """`get` over the streams `streams` (an awaitable opening them), all of
     it within `timeout` seconds (TimeoutError after)."""
     async def both() -> HttpResponse:

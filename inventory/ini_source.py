@@ -22,7 +22,7 @@ import shlex
 import warnings
 from typing import Any
 
-from .collector import Collector, Group
+from .collector import Collector, Group, Var
 from .validate import did_you_mean, show
 
 _SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$")
@@ -34,7 +34,13 @@ def _coerce(value: Any) -> Any:
     if isinstance(value, (list, tuple, set)):
         return [_coerce(v) for v in value]
     if isinstance(value, dict):
-        return {_coerce(k): _coerce(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            key = _coerce(k)
+            if isinstance(key, list):  # a tuple: ansible-inventory fails on it too
+                raise ValueError(f"a tuple as a mapping key ({show(k)}): ansible-inventory cannot list it")
+            out[key] = _coerce(v)
+        return out
     if value is Ellipsis:
         return "..."
     if isinstance(value, complex):
@@ -44,8 +50,9 @@ def _coerce(value: Any) -> Any:
     return value
 
 
-def ini_value(text: str) -> Any:
-    """A value as Ansible's INI plugin types it."""
+def ini_value(text: str) -> object:
+    """A value as Ansible's INI plugin types it; ValueError for one that
+    ansible-inventory cannot list."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)
@@ -97,7 +104,7 @@ def parse_ini(text: str, c: Collector) -> None:
             key = key.strip()
             if not eq:
                 raise c.fail(lineno, f"{section}:vars", f"expected key=value, got {show(line)}")
-            c.set_var(group.vars, key, ini_value(value.strip()), lineno, f"{section}:vars.{key}")
+            _set_var(c, group.vars, key, value.strip(), lineno, f"{section}:vars.{key}")
         else:
             gm = _GROUP_LINE.match(line)
             if not gm:
@@ -118,6 +125,15 @@ def parse_ini(text: str, c: Collector) -> None:
                      f"includes undefined group {show(name)} (declare it with [{name}])")
 
 
+def _set_var(c: Collector, target: dict[str, Var], key: str, text: str, lineno: int, fld: str) -> None:
+    """`key=text` as Ansible's INI plugin types the value, or an error at its line."""
+    try:
+        value = ini_value(text)
+    except ValueError as exc:
+        raise c.fail(lineno, fld, str(exc)) from None
+    c.set_var(target, key, value, lineno, fld)
+
+
 def _host_line(c: Collector, group: Group, section: str, line: str, lineno: int) -> None:
     try:
         tokens = shlex.split(line, comments=True)
@@ -133,4 +149,4 @@ def _host_line(c: Collector, group: Group, section: str, line: str, lineno: int)
         if not eq:
             raise c.fail(lineno, field, f"expected key=value, got {show(tok)}")
         for n in names:
-            c.set_var(c.host_vars[n], key, ini_value(value), lineno, f"{field}.{key}")
+            _set_var(c, c.host_vars[n], key, value, lineno, f"{field}.{key}")

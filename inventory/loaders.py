@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 from .ansible_engine import ansible_inventory_bin, load_with_ansible
 from .ansible_values import key_as_ansible, not_a_string, renamed
@@ -46,7 +45,7 @@ def embedded_fleet_path(name: str = "default") -> Path:
 
 # -- YAML ----------------------------------------------------------------------
 
-def ansible_var(doc: YamlDoc, c: Collector, path: PathKey, value: Any) -> tuple[str, Any, int | None, str]:
+def ansible_var(doc: YamlDoc, c: Collector, path: PathKey, value: object) -> tuple[str, object, int | None, str]:
     """(name, value, line, field) of the variable at `path`, its name and
     nested keys as Ansible names them (`yes:` is "true")."""
     line, fld = doc.line_of(path), format_path(path)
@@ -57,7 +56,7 @@ def ansible_var(doc: YamlDoc, c: Collector, path: PathKey, value: Any) -> tuple[
         raise c.fail(line, fld, str(exc)) from None
 
 
-def _as_mapping(value: Any) -> Any:
+def _as_mapping(value: object) -> object:
     """Ansible reads `hosts: web1` (a plain string) as `hosts: {web1: }`."""
     return {value: None} if isinstance(value, str) else value
 
@@ -73,7 +72,7 @@ def _from_yaml(doc: YamlDoc, c: Collector) -> None:
                      "inventory plugin configuration: only Ansible can run inventory plugins "
                      "(install rollout-console[ansible])")
 
-    def group(name: Any, body: Any, path: PathKey) -> str:
+    def group(name: str, body: object, path: PathKey) -> str:  # a key: yaml_source makes every key a string
         line = doc.line_of(path)
         if path in doc.typed_keys:
             raise c.fail(line, format_path(path), not_a_string("group", name, doc.typed_keys[path]))

@@ -33,9 +33,9 @@ import shlex
 import socket
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Callable
+from typing import Callable
 
-from .driver import DriverError
+from .driver import DriverError, LockHolder
 
 LOCK_DIR = "/var/lib/rollout-console/locks"
 DEFAULT_MAX_AGE = 120.0
@@ -56,7 +56,7 @@ class LockRecord:
     boot: str = ""  # the holder's boot id: its pid means something only on that machine and boot
 
     @classmethod
-    def new(cls, holder: dict[str, Any], upstream: str = "") -> LockRecord:
+    def new(cls, holder: LockHolder, upstream: str = "") -> LockRecord:
         """A record for this process; `holder` may set user, host, pid,
         plan, journal (anything else is ignored)."""
         return cls(

@@ -6,7 +6,7 @@ types, so a simulated fleet and a real SSH fleet are interchangeable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping
 
 from .connection import Connection
 
@@ -23,10 +23,10 @@ class Host:
     key_file: str | None = None
     become: bool = False
     groups: tuple[str, ...] = ()
-    vars: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    vars: Mapping[str, object] = field(default_factory=dict, hash=False)  # as Ansible lists them, unchecked
     connection: Connection = Connection()  # how Ansible would reach it (local, jump hosts, become user)
 
-    def var(self, key: str, default: Any = None) -> Any:
+    def var(self, key: str, default: object = None) -> object:
         return self.vars.get(key, default)
 
 
@@ -82,7 +82,7 @@ class Inventory:
         )
 
 
-def _truthy(value: Any) -> bool:
+def _truthy(value: object) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
     return value is True or (isinstance(value, (int, float)) and value == 1)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Any
 
 import httpx
 
@@ -61,7 +60,7 @@ async def query(http: httpx.AsyncClient, url: str, promql: str, timeout: float) 
     except httpx.HTTPError as exc:
         raise NoData(Kind.UNREACHABLE, f"{type(exc).__name__}: {exc}") from None
     try:
-        body: Any = r.json()
+        body: object = r.json()
     except ValueError:
         body = None
     body = body if isinstance(body, dict) else {}
@@ -74,7 +73,7 @@ async def query(http: httpx.AsyncClient, url: str, promql: str, timeout: float) 
     return single_value(body.get("data"))
 
 
-def single_value(data: Any) -> float:
+def single_value(data: object) -> float:
     """The one number in an instant query's `data` (NoData otherwise)."""
     if not isinstance(data, dict):
         raise NoData(Kind.SERVER_ERROR, "answer without data")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Sequence
 
@@ -27,12 +28,14 @@ from .driver import (
     HealthSample,
     HostFacts,
     InstanceMetrics,
+    LockHolder,
     PoolStats,
     UnitStatus,
 )
 from .exposition import Labels, Series
 from .model import Host, Instance
 from .nginx_config import Backend, LbState, parse_generation, parse_pools, render
+from .validate import show
 
 SIM = "[simulated] "
 MAX_SAMPLE = 2000  # synthetic requests per traffic() call, at most
@@ -52,9 +55,16 @@ class SimRelease:
     cost_per_request: float = 0.002  # dollars per answered request (agent_cost_dollars_total)
 
     @classmethod
-    def from_vars(cls, raw: Any) -> SimRelease:
+    def from_vars(cls, raw: object) -> SimRelease:
+        """A release from its `sim_releases` entry (unknown keys ignored)."""
+        if not isinstance(raw, Mapping):
+            if raw:
+                raise TypeError(f"a sim_releases entry is a mapping of behaviour, not {show(raw)}")
+            raw = {}
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in dict(raw or {}).items() if k in names})
+        # Any: the SIMULATED fleet's knobs, passed on as the inventory writes them (tests and examples)
+        knobs: dict[str, Any] = {k: v for k, v in raw.items() if k in names}
+        return cls(**knobs)
 
 
 @dataclass
@@ -93,7 +103,7 @@ class SimFleet:
         self._carry = 0.0
         self._rps = 100.0
         self._restart_seconds = restart_seconds
-        self._lock_holder: dict[str, Any] | None = None
+        self._lock_holder: dict[str, str | int] | None = None
 
     # -- lifecycle -----------------------------------------------------
     def set_command_listener(self, listener: CommandListener) -> None:
@@ -105,12 +115,17 @@ class SimFleet:
         for host in {**registered, **{h.name: h for h in hosts}}.values():
             self._hosts[host.name] = host
             running = host.var("sim_running_slots", self._running_slots)
+            if not isinstance(running, Container):
+                raise DriverError(host.name, "open", f"sim_running_slots: expected a list of slots, got {show(running)}")
             for slot in ("main", "blue", "green"):
                 self._instances[(host.name, slot)] = _SimInstance(
                     version=str(host.var("sim_version", "1.0.0")), running=slot in running)
         for lb in lbs:
             self._lb_texts[lb.name] = render(self._lb_state)
-            self._rps = float(lb.var("sim_rps", self._rps))
+            rps = lb.var("sim_rps", self._rps)
+            if not isinstance(rps, int | float | str):
+                raise DriverError(lb.name, "open", f"sim_rps: expected requests per second, got {show(rps)}")
+            self._rps = float(rps)
         self._last_traffic = self.clock.now()
 
     async def close(self) -> None:
@@ -128,6 +143,9 @@ class SimFleet:
 
     def _release(self, host: Host, version: str | None) -> SimRelease | None:
         releases = host.var("sim_releases", {}) or {}
+        if not isinstance(releases, Mapping):
+            raise DriverError(host.name, "release", f"sim_releases: expected a mapping of version -> behaviour, "
+                                                    f"got {show(releases)}")
         if version is None or version not in releases:
             return None
         return SimRelease.from_vars(releases[version])
@@ -198,7 +216,7 @@ class SimFleet:
         return {}
 
     # -- the rollout lock (in-process: a simulated fleet has one console) --
-    async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,
+    async def lock_acquire(self, holder: LockHolder, wait: float, *, break_stale: bool = False,
                            max_age: float = 120.0, takeover_journal: str | None = None) -> None:
         self._lock_holder = dict(holder)
 

@@ -47,6 +47,7 @@ with warnings.catch_warnings():
 
 from .connection import Connection
 from .driver import CommandRecord, DriverError, HostKeyError
+from .http_get import Reader, Writer
 from .jump import JumpHop, parse_jump, proxy_command_jump
 from .model import Host
 from .ssh_config import default_config_paths, expand_home
@@ -543,7 +544,7 @@ class SshPool:
     # -- TCP streams -------------------------------------------------------
 
     async def open_stream(self, host: Host, remote_port: int,
-                          within: float | None = None) -> tuple[Any, Any]:
+                          within: float | None = None) -> tuple[Reader, Writer]:
         """(reader, writer) of a TCP stream to 127.0.0.1:remote_port on the
         host: a direct-tcpip channel of its connection, not capped by
         max_channels (a probe must not queue behind long commands); waits at

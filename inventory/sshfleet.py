@@ -14,7 +14,7 @@ import os
 import re
 import shlex
 import time
-from typing import Any, Awaitable, Sequence
+from typing import Awaitable, Sequence
 
 from . import access_log, cpu as cpu_mod, host_facts, http_get, lock as lock_mod, systemd
 from .clock import Clock
@@ -26,6 +26,7 @@ from .driver import (
     HostFacts,
     HostKeyError,
     InstanceMetrics,
+    LockHolder,
     PoolStats,
 )
 from .exposition import ExpositionError, read_metrics
@@ -176,7 +177,7 @@ class SshFleet:
     def lock_path(self) -> str:
         return lock_mod.lock_path(self.upstream, self.lock_dir)
 
-    async def lock_acquire(self, holder: dict[str, Any], wait: float, *, break_stale: bool = False,
+    async def lock_acquire(self, holder: LockHolder, wait: float, *, break_stale: bool = False,
                            max_age: float = lock_mod.DEFAULT_MAX_AGE,
                            takeover_journal: str | None = None) -> None:
         """Take the lock on every LB (in name order, so two consoles cannot
@@ -551,7 +552,7 @@ class SshFleet:
         return steps
 
     @staticmethod
-    async def _timed(aw: Awaitable[Any]) -> float:
+    async def _timed(aw: Awaitable[object]) -> float:
         """Seconds `aw` took (its result is dropped; its errors raise)."""
         t0 = time.monotonic()
         await aw

@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from typing import Any, Iterable
+from typing import Iterable
 
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 HOSTNAME_ADDRESS = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$")
@@ -38,7 +38,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return ""
 
 
-def show(value: Any, limit: int = 60) -> str:
+def show(value: object, limit: int = 60) -> str:
     """A short one-line rendering of a bad value for error messages."""
     if isinstance(value, str):
         text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -59,7 +59,7 @@ def clean_text(text: str) -> str:
     return _UNSAFE_TEXT.sub("", text)
 
 
-def reported_version(value: Any) -> tuple[str | None, str]:
+def reported_version(value: object) -> tuple[str | None, str]:
     """A version a host reported (/health, /metrics), held to what a
     release version given by the operator must be (it becomes a rollback
     target, rendered into root's deploy commands): (version or None, why
@@ -72,7 +72,7 @@ def reported_version(value: Any) -> tuple[str | None, str]:
     return text, ""
 
 
-def check_address(value: Any) -> str:
+def check_address(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(f"expected a hostname or IP address, got {show(value)}")
     text = value.strip()
@@ -91,7 +91,7 @@ def check_address(value: Any) -> str:
     return text
 
 
-def check_port(value: Any) -> int:
+def check_port(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError(f"expected a port number 1-65535, got {show(value)}")
     if isinstance(value, str) and re.fullmatch(r"\s*\d{1,6}\s*", value):
@@ -101,7 +101,7 @@ def check_port(value: Any) -> int:
     return value
 
 
-def check_user(value: Any) -> str:
+def check_user(value: object) -> str:
     """Any name OpenSSH takes (`first.last`, `Admin`, `user@corp`): it goes
     to asyncssh as an argument and, for become, through shlex.quote."""
     if not isinstance(value, str) or not USER_NAME.fullmatch(value):
@@ -110,13 +110,13 @@ def check_user(value: Any) -> str:
     return value
 
 
-def check_key_file(value: Any) -> str:
+def check_key_file(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or any(c in value for c in "\n\r\0"):
         raise ValueError(f"expected a path to a private key file, got {show(value)}")
     return value
 
 
-def check_bool(value: Any) -> bool:
+def check_bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .ansible_values import as_ansible, key_as_ansible, renamed
 from .errors import InventoryError
@@ -25,7 +24,7 @@ _EXTENSIONS = ("", ".yml", ".yaml", ".json")
 
 @dataclass(frozen=True)
 class FileVar:
-    value: Any
+    value: object  # as Ansible lists it (ansible_values.as_ansible), unchecked
     file: str
     line: int | None
     field: str

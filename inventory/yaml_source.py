@@ -30,13 +30,13 @@ MAX_BYTES = 5_000_000
 @dataclass
 class YamlDoc:
     file: str
-    data: Any
+    data: object  # what the file holds, unchecked: a reader narrows it (isinstance) before use
     lines: dict[PathKey, int] = field(default_factory=dict)
     texts: dict[PathKey, str] = field(default_factory=dict)
     # keys YAML reads as something other than a string (`yes:` a bool, `12:`
     # an int), by path: the data keeps them as written, a reader that must
     # know (inventories: Ansible refuses or renames them) looks here
-    typed_keys: dict[PathKey, Any] = field(default_factory=dict)
+    typed_keys: dict[PathKey, object] = field(default_factory=dict)
 
     def line_of(self, path: PathKey) -> int | None:
         """Line of the key / item at ``path``, else of its nearest parent."""
@@ -134,7 +134,7 @@ class _Builder:
     def fail(self, node: Node, path: PathKey, message: str) -> InputError:
         return _error(self.doc.file, node.start_mark, path, message, self.error_cls)
 
-    def scalar(self, node: ScalarNode, path: PathKey) -> Any:
+    def scalar(self, node: ScalarNode, path: PathKey) -> object:
         try:
             value = self.constructor.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as exc:
@@ -145,15 +145,17 @@ class _Builder:
             self.constructor.constructed_objects.clear()
         return value
 
-    def pair(self, node: Node, path: PathKey) -> list[Any]:
+    def pair(self, node: Node, path: PathKey) -> list[object]:
         """One item of an !!omap or !!pairs: a one-key mapping, kept as
         [key, value] (what PyYAML's safe loader and Ansible make of it)."""
         if not isinstance(node, MappingNode) or node.tag != MAP or len(node.value) != 1:
             raise self.fail(node, path, "each item of !!omap / !!pairs must be a one-key mapping")
-        ((key, value),) = self.build(node, path).items()
+        built = self.build(node, path)
+        assert isinstance(built, dict)  # a MAP node builds a dict
+        ((key, value),) = built.items()
         return [key, value]
 
-    def build(self, node: Node, path: PathKey) -> Any:
+    def build(self, node: Node, path: PathKey) -> object:
         self.count += 1
         if self.count > MAX_NODES:
             raise self.fail(node, path, f"document too large (more than {MAX_NODES} values after alias expansion)")

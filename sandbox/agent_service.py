@@ -40,11 +40,16 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
-DEFAULTS: dict[str, Any] = {
+# A release's behaviour: each key's value is of its default's kind (a flag, a
+# number, a {hostname: number} map); hosts.write_release checks that before
+# it ships a catalog, so the agent reads behaviour.json as given.
+BehaviourValue = bool | int | float | dict[str, float]
+Behaviour = dict[str, BehaviourValue]
+
+DEFAULTS: Behaviour = {
     "start_fail": False,
     "start_delay": 0.0,
     "health_fail": False,
@@ -76,7 +81,15 @@ DEFAULTS.update({
 DRAIN_TIMEOUT = 10.0
 
 
-def load_release(root: str, slot: str) -> tuple[str, dict[str, Any]]:
+def number(behaviour: Behaviour, key: str) -> float:
+    """A numeric behaviour value (a flag reads as 0 or 1, as float() reads it)."""
+    value = behaviour[key]
+    if isinstance(value, dict):
+        raise TypeError(f"behaviour {key}: a map where a number belongs")
+    return float(value)
+
+
+def load_release(root: str, slot: str) -> tuple[str, Behaviour]:
     current = os.path.join(root, "slots", slot, "current")
     with open(os.path.join(current, "VERSION"), encoding="utf-8") as f:
         version = f.read().strip()
@@ -91,14 +104,14 @@ def load_release(root: str, slot: str) -> tuple[str, dict[str, Any]]:
     return version, behaviour
 
 
-def host_factor(behaviour: dict[str, Any], hostname: str) -> float:
+def host_factor(behaviour: Behaviour, hostname: str) -> float:
     """This host's latency factor: named in ``host_latency_factors``, or
     drawn once from the hostname (the same on every start and release: a
     host's personality, not the release's)."""
     named = behaviour["host_latency_factors"]
     if isinstance(named, dict) and hostname in named:
         return float(named[hostname])
-    spread = float(behaviour["host_latency_spread"])
+    spread = number(behaviour, "host_latency_spread")
     if spread <= 0:
         return 1.0
     seed = int.from_bytes(hashlib.sha256(hostname.encode()).digest()[:8], "big")
@@ -109,7 +122,7 @@ class Personality:
     """What one request costs and whether it fails, given the release's
     behaviour, this host, and the time since the service started."""
 
-    def __init__(self, behaviour: dict[str, Any], hostname: str, rng: random.Random | None = None) -> None:
+    def __init__(self, behaviour: Behaviour, hostname: str, rng: random.Random | None = None) -> None:
         self.b = behaviour
         self.factor = host_factor(behaviour, hostname)
         self.rng = rng or random.Random()
@@ -117,28 +130,28 @@ class Personality:
         self.next_burst = self._gap(0.0)
 
     def _gap(self, since: float) -> float:
-        every = float(self.b["burst_every"])
+        every = number(self.b, "burst_every")
         return since + self.rng.expovariate(1.0 / every) if every > 0 else math.inf
 
     def latency(self, uptime: float) -> float:
         """Seconds this request takes."""
         b = self.b
-        seconds = max(0.0, float(b["latency_ms"])) / 1000.0 * self.factor
-        sigma = float(b["latency_sigma"])
+        seconds = max(0.0, number(b, "latency_ms")) / 1000.0 * self.factor
+        sigma = number(b, "latency_sigma")
         with self.lock:
             jitter = self.rng.lognormvariate(0.0, sigma) if sigma > 0 else 1.0
-            tail = self.rng.random() < float(b["tail_share"])
-        warm = float(b["warmup_seconds"])
+            tail = self.rng.random() < number(b, "tail_share")
+        warm = number(b, "warmup_seconds")
         if warm > 0 and uptime < warm:
-            seconds *= 1.0 + (float(b["warmup_factor"]) - 1.0) * (1.0 - uptime / warm)
-        return seconds * jitter * (float(b["tail_factor"]) if tail else 1.0)
+            seconds *= 1.0 + (number(b, "warmup_factor") - 1.0) * (1.0 - uptime / warm)
+        return seconds * jitter * (number(b, "tail_factor") if tail else 1.0)
 
     def fails(self, uptime: float) -> bool:
         """Does this request fail: the background rate, or a burst's."""
         with self.lock:
-            while uptime >= self.next_burst + float(self.b["burst_seconds"]):
-                self.next_burst = self._gap(self.next_burst + float(self.b["burst_seconds"]))
-            rate = float(self.b["burst_error_rate"]) if uptime >= self.next_burst else float(self.b["error_rate"])
+            while uptime >= self.next_burst + number(self.b, "burst_seconds"):
+                self.next_burst = self._gap(self.next_burst + number(self.b, "burst_seconds"))
+            rate = number(self.b, "burst_error_rate") if uptime >= self.next_burst else number(self.b, "error_rate")
             return self.rng.random() < rate
 
 
@@ -156,7 +169,7 @@ def sd_notify(message: str) -> None:
 class Stats:
     """In-flight requests (a drain waits for them) and the exported metrics."""
 
-    def __init__(self, version: str, slot: str, behaviour: dict[str, Any]) -> None:
+    def __init__(self, version: str, slot: str, behaviour: Behaviour) -> None:
         self.lock = threading.Lock()
         self.inflight = 0
         self.idle = threading.Condition(self.lock)
@@ -174,23 +187,23 @@ class Stats:
         self.gauge = Gauge("agent_inflight_requests", "requests being answered", names,
                            registry=reg).labels(version, slot)
         Gauge("agent_quality_score", "the evaluator's quality score of this release's answers", names,
-              registry=reg).labels(version, slot).set(float(behaviour["quality"]))
+              registry=reg).labels(version, slot).set(number(behaviour, "quality"))
         tokens = Counter("agent_tokens", "model tokens spent", (*names, "kind"), registry=reg)
         self.prompt, self.completion = tokens.labels(version, slot, "prompt"), tokens.labels(version, slot, "completion")
         self.cost = Counter("agent_cost_dollars", "model cost spent, in dollars", names,
                             registry=reg).labels(version, slot)
         self.labels = (version, slot)
 
-    def answered(self, status: int, seconds: float, behaviour: dict[str, Any]) -> None:
+    def answered(self, status: int, seconds: float, behaviour: Behaviour) -> None:
         self.requests.labels(*self.labels, str(status)).inc()
         self.latency.observe(seconds)
         if status >= 400:
             self.errors.inc()
             return
-        tokens = max(0.0, float(behaviour["tokens_per_request"]))
+        tokens = max(0.0, number(behaviour, "tokens_per_request"))
         self.prompt.inc(tokens / 2)
         self.completion.inc(tokens / 2)
-        self.cost.inc(max(0.0, float(behaviour["cost_per_request"])))
+        self.cost.inc(max(0.0, number(behaviour, "cost_per_request")))
 
 
 class AgentServer(ThreadingHTTPServer):
@@ -204,7 +217,7 @@ class AgentServer(ThreadingHTTPServer):
     # rollback routed to). A real server's queue (gunicorn, uvicorn: 2048) holds it.
     request_queue_size = 1024
 
-    def __init__(self, addr: tuple[str, int], version: str, slot: str, behaviour: dict[str, Any]) -> None:
+    def __init__(self, addr: tuple[str, int], version: str, slot: str, behaviour: Behaviour) -> None:
         super().__init__(addr, Handler)
         self.version, self.slot, self.behaviour = version, slot, behaviour
         self.stats = Stats(version, slot, behaviour)
@@ -226,10 +239,10 @@ class Handler(BaseHTTPRequestHandler):
     # canary on it (CI rehearsal at ac9f7d4: 35 of 137 at ~50 ms).
     disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
         pass
 
-    def _send(self, code: int, body: dict[str, Any] | bytes, content_type: str = "application/json") -> None:
+    def _send(self, code: int, body: dict[str, str] | bytes, content_type: str = "application/json") -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
@@ -250,7 +263,7 @@ class Handler(BaseHTTPRequestHandler):
         srv, st = self.server, self.server.stats
         path = self.path.split("?", 1)[0]
         if path == "/health":
-            flap = float(srv.behaviour["health_flap"])
+            flap = number(srv.behaviour, "health_flap")
             flapped = flap > 0 and int((time.monotonic() - srv.started) / flap) % 2 == 1
             if srv.behaviour["health_fail"] or flapped:
                 self._send(503, {"status": "failing", "version": srv.version, "slot": srv.slot})
@@ -269,10 +282,10 @@ class Handler(BaseHTTPRequestHandler):
             self._read_body()
             uptime = time.monotonic() - srv.started
             time.sleep(srv.personality.latency(uptime))
-            body: dict[str, Any] = {"version": srv.version, "slot": srv.slot, "host": srv.hostname}
+            body: dict[str, str] = {"version": srv.version, "slot": srv.slot, "host": srv.hostname}
             status = 200
             if srv.personality.fails(uptime):
-                status = int(srv.behaviour["error_status"])
+                status = int(number(srv.behaviour, "error_status"))
                 body["error"] = "injected"
             # Counted before the answer is written: a client that holds its
             # answer and then scrapes /metrics must find it counted (counted
@@ -315,15 +328,15 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if float(behaviour["start_delay"]) > 0:
-        if stop.wait(float(behaviour["start_delay"])):
+    if number(behaviour, "start_delay") > 0:
+        if stop.wait(number(behaviour, "start_delay")):
             return 0
     server = AgentServer((host, port), version, slot, behaviour)
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                daemon=True)
     serving.start()
-    if float(behaviour["cpu_burn"]) > 0:
-        threading.Thread(target=burn_cpu, args=(float(behaviour["cpu_burn"]), stop),
+    if number(behaviour, "cpu_burn") > 0:
+        threading.Thread(target=burn_cpu, args=(number(behaviour, "cpu_burn"), stop),
                          daemon=True).start()
     sd_notify("READY=1\nSTATUS=serving " + version)
     print("ready", flush=True)

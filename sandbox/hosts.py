@@ -24,7 +24,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, NotRequired, Sequence, TypedDict, TypeGuard
 
 import yaml
 
@@ -59,13 +59,35 @@ _state_mutex = threading.Lock()
 
 # ---------------------------------------------------------------- state file
 
+class HostRecord(TypedDict):
+    """One host in state.json: what `up` planned, then provisioned and booted."""
+
+    name: str
+    ip: str
+    role: str  # "lb" or "agent"
+    root: NotRequired[str]  # the merged overlay root, from provisioning on
+    host_key: NotRequired[str]  # "ssh-ed25519 AAAA...", for known_hosts
+    pid: NotRequired[int | None]  # systemd-nspawn's, None once stopped
+    init_pid: NotRequired[int | None]  # the container's init, as the machine sees it
+
+
+class State(TypedDict, total=False):
+    """state.json: written by this module only (read back as it wrote it)."""
+
+    size: int  # agents
+    image: str
+    bridge: str
+    complete: bool  # `up` finished (a crashed up leaves False: torn down next time)
+    hosts: dict[str, HostRecord]
+
+
 def _state_path(state_dir: Path) -> Path:
     return Path(state_dir) / "state.json"
 
 
-def _load(state_dir: Path) -> dict[str, Any]:
+def _load(state_dir: Path) -> State:
     try:
-        state: dict[str, Any] = json.loads(_state_path(state_dir).read_text())
+        state: State = json.loads(_state_path(state_dir).read_text())
         return state
     except FileNotFoundError:
         return {}
@@ -73,7 +95,7 @@ def _load(state_dir: Path) -> dict[str, Any]:
         raise SandboxError(f"{_state_path(state_dir)} is corrupt: {exc}") from exc
 
 
-def _save(state_dir: Path, state: dict[str, Any]) -> None:
+def _save(state_dir: Path, state: State) -> None:
     path = _state_path(state_dir)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
@@ -91,8 +113,8 @@ def _locked(state_dir: Path) -> Iterator[None]:
         yield
 
 
-def _plan(hosts: int) -> list[dict[str, Any]]:
-    plan = [{"name": LB_NAME, "ip": LB_IP, "role": "lb"}]
+def _plan(hosts: int) -> list[HostRecord]:
+    plan: list[HostRecord] = [{"name": LB_NAME, "ip": LB_IP, "role": "lb"}]
     plan += [{"name": agent_name(i), "ip": agent_ip(i), "role": "agent"} for i in range(1, hosts + 1)]
     return plan
 
@@ -200,7 +222,7 @@ def _terminate(pid: int, root: str, timeout: float = STOP_TIMEOUT) -> None:
     raise SandboxError(f"nspawn {pid} for {root} survived SIGKILL")
 
 
-def _stop(host: dict[str, Any], timeout: float = STOP_TIMEOUT) -> None:
+def _stop(host: HostRecord, timeout: float = STOP_TIMEOUT) -> None:
     """Stop one host: SIGTERM nspawn (clean shutdown), then SIGKILL the
     container's init and nspawn; finally kill an init left orphaned."""
     pid, init = host.get("pid"), host.get("init_pid")
@@ -271,7 +293,7 @@ def _clear_propagate(name: str) -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _launch(state_dir: Path, host: dict[str, Any]) -> None:
+def _launch(state_dir: Path, host: HostRecord) -> None:
     """Start nspawn for host (root already mounted and provisioned), give it
     its address, record its pid; does not wait for services."""
     dirs = _host_dirs(state_dir, host["name"])
@@ -297,21 +319,21 @@ def _launch(state_dir: Path, host: dict[str, Any]) -> None:
     _update_host(state_dir, host)
 
 
-def _update_host(state_dir: Path, host: dict[str, Any]) -> None:
+def _update_host(state_dir: Path, host: HostRecord) -> None:
     with _state_mutex:
         state = _load(state_dir)
-        state.setdefault("hosts", {})[host["name"]] = dict(host)
+        state.setdefault("hosts", {})[host["name"]] = host.copy()
         _save(state_dir, state)
 
 
-def _wait_ready(host: dict[str, Any]) -> None:
+def _wait_ready(host: HostRecord) -> None:
     network.wait_tcp(host["ip"], 22, SSH_TIMEOUT, banner=b"SSH-")
     if host["role"] == "lb":
         network.wait_tcp(host["ip"], 80, SSH_TIMEOUT)
     _wait_logins(host)
 
 
-def _wait_logins(host: dict[str, Any], timeout: float = SSH_TIMEOUT) -> None:
+def _wait_logins(host: HostRecord, timeout: float = SSH_TIMEOUT) -> None:
     """sshd answers before boot lets users other than root in: systemd keeps
     /run/nologin until systemd-user-sessions starts, and pam_nologin refuses
     `deploy` meanwhile (ssh exits 255 with nothing on stderr; seen in a CI
@@ -325,7 +347,7 @@ def _wait_logins(host: dict[str, Any], timeout: float = SSH_TIMEOUT) -> None:
         time.sleep(0.05)
 
 
-def _boot(state_dir: Path, host: dict[str, Any], log: Log) -> None:
+def _boot(state_dir: Path, host: HostRecord, log: Log) -> None:
     t0 = time.monotonic()
     _launch(state_dir, host)
     _wait_ready(host)
@@ -342,8 +364,8 @@ def host_root(name: str, state_dir: Path = DEFAULT_STATE_DIR) -> Path:
     return Path(host["root"])
 
 
-def _running_host(name: str, state_dir: Path) -> dict[str, Any]:
-    host: dict[str, Any] | None = _load(state_dir).get("hosts", {}).get(name)
+def _running_host(name: str, state_dir: Path) -> HostRecord:
+    host = _load(state_dir).get("hosts", {}).get(name)
     if host is None:
         raise SandboxError(f"no sandbox host {name!r} (is the fleet up?)")
     if not _is_our_nspawn(host.get("pid"), host["root"]):
@@ -374,10 +396,20 @@ def net_exec(name: str, argv: Sequence[str], state_dir: Path = DEFAULT_STATE_DIR
                           capture_output=True, text=True, timeout=timeout)
 
 
-def status(state_dir: Path = DEFAULT_STATE_DIR) -> list[dict[str, Any]]:
-    """One dict per host: name, ip, role, pid, running."""
+class HostStatus(TypedDict):
+    """One host as `console sandbox status` lists it."""
+
+    name: str
+    ip: str
+    role: str  # "lb" or "agent"
+    pid: int | None  # its systemd-nspawn's, None while stopped
+    running: bool
+
+
+def status(state_dir: Path = DEFAULT_STATE_DIR) -> list[HostStatus]:
+    """One HostStatus per host."""
     state = _load(state_dir)
-    out = []
+    out: list[HostStatus] = []
     for name, h in state.get("hosts", {}).items():
         running = _is_our_nspawn(h.get("pid"), h.get("root", ""))
         out.append({"name": name, "ip": h["ip"], "role": h["role"], "pid": h.get("pid"),
@@ -411,7 +443,7 @@ def start_host(name: str, state_dir: Path = DEFAULT_STATE_DIR, wait: bool = True
         _wait_ready(host)
 
 
-def _behaviour_value_ok(default: Any, value: Any) -> bool:
+def _behaviour_value_ok(value: object, default: agent_service.BehaviourValue) -> TypeGuard[agent_service.BehaviourValue]:
     """Is `value` of the kind the agent reads for a key whose default is
     `default` (a number for a number, a {hostname: number} map for a map)?"""
     if isinstance(default, bool):
@@ -424,7 +456,7 @@ def _behaviour_value_ok(default: Any, value: Any) -> bool:
     return True
 
 
-def write_release(host_names: Iterable[str] | None, version: str, behaviour: Mapping[str, Any],
+def write_release(host_names: Iterable[str] | None, version: str, behaviour: Mapping[str, object],
                   state_dir: Path = DEFAULT_STATE_DIR) -> list[Path]:
     """Ship a release to the catalog of each host (None = every agent host):
     /opt/agent/catalog/VERSION.json, which `install-release VERSION` reads."""
@@ -433,8 +465,11 @@ def write_release(host_names: Iterable[str] | None, version: str, behaviour: Map
     unknown = set(behaviour) - set(_BEHAVIOUR_KEYS)
     if unknown:
         raise SandboxError(f"unknown behaviour keys: {', '.join(sorted(unknown))}")
+    checked: agent_service.Behaviour = {}
     for key, value in behaviour.items():
-        if not _behaviour_value_ok(agent_service.DEFAULTS[key], value):
+        if _behaviour_value_ok(value, agent_service.DEFAULTS[key]):
+            checked[key] = value
+        else:
             raise SandboxError(f"behaviour key {key}: {value!r} is not a {type(agent_service.DEFAULTS[key]).__name__}")
     hosts = _load(state_dir).get("hosts", {})
     if not hosts:
@@ -445,7 +480,7 @@ def write_release(host_names: Iterable[str] | None, version: str, behaviour: Map
     for n in names:
         if n not in hosts:
             raise SandboxError(f"no sandbox host {n!r}")
-        paths.append(provision.write_catalog(Path(hosts[n]["root"]), version, behaviour))
+        paths.append(provision.write_catalog(Path(hosts[n]["root"]), version, checked))
     return paths
 
 
@@ -456,7 +491,7 @@ def _sandbox_files(state_dir: Path) -> dict[str, Path]:
             "inventory": d / "inventory.yaml"}
 
 
-def _write_inventory(state_dir: Path, hosts: list[dict[str, Any]]) -> Path:
+def _write_inventory(state_dir: Path, hosts: list[HostRecord]) -> Path:
     files = _sandbox_files(state_dir)
     inv = {"all": {
         "vars": {"ansible_user": "root",
@@ -474,7 +509,7 @@ def _write_inventory(state_dir: Path, hosts: list[dict[str, Any]]) -> Path:
     return files["inventory"]
 
 
-def _fleet_healthy(state: dict[str, Any], hosts: int) -> bool:
+def _fleet_healthy(state: State, hosts: int) -> bool:
     hs = state.get("hosts", {})
     if state.get("size") != hosts or len(hs) != hosts + 1 or not state.get("complete"):
         return False
@@ -556,7 +591,7 @@ def _up_locked(hosts: int, state_dir: Path, image: Path, log: Log, t0: float) ->
     plan = _plan(hosts)
     _kill_orphans(h["name"] for h in plan)
     _save(state_dir, {"size": hosts, "image": str(image), "bridge": BRIDGE, "complete": False,
-                      "hosts": {h["name"]: dict(h, root=str(_host_dirs(state_dir, h["name"])["root"]))
+                      "hosts": {h["name"]: {**h, "root": str(_host_dirs(state_dir, h["name"])["root"])}
                                 for h in plan}})
     key = _sandbox_files(state_dir)["key"]
     if not key.exists():
@@ -604,7 +639,7 @@ def down(state_dir: Path = DEFAULT_STATE_DIR, log: Log = print) -> None:
 
 def _down_locked(state_dir: Path, log: Log) -> None:
     t0 = time.monotonic()
-    state = _load(state_dir) if _state_path(state_dir).exists() else {}
+    state: State = _load(state_dir) if _state_path(state_dir).exists() else {}
     roots = {str(h.get("root") or _host_dirs(state_dir, n)["root"]): h.get("pid")
              for n, h in state.get("hosts", {}).items()}
     hosts_dir = state_dir / "hosts"
@@ -623,9 +658,10 @@ def _down_locked(state_dir: Path, log: Log) -> None:
                 f.result()
     names = {Path(r).parent.name for r in roots} | {h["name"] for h in _plan(MAX_AGENTS)}
     for n, h in state.get("hosts", {}).items():
-        if h.get("init_pid") and _is_container_init(h["init_pid"], n):
+        init = h.get("init_pid")
+        if init and _is_container_init(init, n):
             try:
-                os.kill(h["init_pid"], signal.SIGKILL)
+                os.kill(init, signal.SIGKILL)
             except ProcessLookupError:
                 pass
     killed = _kill_orphans(names)

@@ -15,7 +15,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
+
+from inventory.json_types import JSONObject
 
 from .common import DEFAULT_STATE_DIR, LB_IP, LB_NAME, SandboxError
 from .hosts import _load, exec_in, host_root
@@ -30,7 +32,7 @@ def url() -> str:
     return f"http://{LB_IP}:{PORT}"
 
 
-def config(agents: dict[str, str]) -> dict[str, Any]:
+def config(agents: dict[str, str]) -> JSONObject:
     """prometheus.yml: one static target group per agent host."""
     return {
         "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "scrape_timeout": f"{SCRAPE_SECONDS}s",

@@ -5,8 +5,9 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
+from .agent_service import BehaviourValue
 from .common import AGENT_PORT, BRIDGE, HERE, run
 
 SLOTS = {"main": 8080, "blue": 8081, "green": 8082}
@@ -83,7 +84,7 @@ def base(root: Path, name: str, authorized_key: str) -> str:
     return pub
 
 
-def _release(root: Path, version: str, behaviour: Mapping[str, Any]) -> None:
+def _release(root: Path, version: str, behaviour: Mapping[str, BehaviourValue]) -> None:
     rel = root / "opt/agent/releases" / version
     _write(rel / "VERSION", version + "\n")
     _write(rel / "behaviour.json", json.dumps(dict(behaviour)) + "\n")
@@ -139,7 +140,7 @@ def load_balancer(root: Path, agent_ips: Iterable[str]) -> None:
             link.unlink()
 
 
-def write_catalog(root: Path, version: str, behaviour: Mapping[str, Any]) -> Path:
+def write_catalog(root: Path, version: str, behaviour: Mapping[str, BehaviourValue]) -> Path:
     path = root / "opt/agent/catalog" / f"{version}.json"
     _write(path, json.dumps(dict(behaviour), sort_keys=True) + "\n")
     return path

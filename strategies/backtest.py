@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from . import analysis
 from .gating import judged_windows
@@ -30,14 +30,14 @@ class Sample:
     baseline: analysis.Evidence | None
 
 
-def _count(side: dict[str, Any], key: str, where: str) -> int:
+def _count(side: dict[str, object], key: str, where: str) -> int:
     value = side.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise SampleError(f"{where}.{key}: expected a count (an integer >= 0), got {value!r}")
     return value
 
 
-def evidence(side: Any, where: str) -> analysis.Evidence:
+def evidence(side: object, where: str) -> analysis.Evidence:
     """{"requests": N, "failed": K, "latencies": [seconds, ...]} as evidence."""
     if not isinstance(side, dict):
         raise SampleError(f"{where}: expected an object with requests, failed and latencies, got {side!r}")
@@ -54,7 +54,7 @@ def evidence(side: Any, where: str) -> analysis.Evidence:
     return analysis.Evidence(requests, failed, tuple(float(x) for x in latencies))
 
 
-def sample(record: Any) -> Sample:
+def sample(record: object) -> Sample:
     """One input line's object as a sample."""
     if not isinstance(record, dict):
         raise SampleError(f"expected an object with trial, t, canary and baseline, got {record!r}")
@@ -103,7 +103,16 @@ VERDICTS = {analysis.Verdict.PASS: "pass", analysis.Verdict.FAIL: "fail",
             analysis.Verdict.ENVIRONMENT: "inconclusive"}  # a human decides either way
 
 
-def run_trial(trial: str | int, samples: list[Sample], setup: Setup) -> dict[str, Any]:
+class TrialResult(TypedDict):
+    """One trial's line of `console judge backtest`'s output."""
+
+    trial: str | int
+    verdict: str  # a VERDICTS value
+    at: float  # seconds since the window opened, of the sample that decided
+    findings: list[str]  # the judge's reasons
+
+
+def run_trial(trial: str | int, samples: list[Sample], setup: Setup) -> TrialResult:
     """One window over the trial's samples: {"trial", "verdict", "at", "findings"}.
     Samples past the verdict are not looked at; a trial whose samples end
     before a verdict is closed as at the window's maximum (pass on enough

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import Awaitable, Callable, Iterable, Sequence, TypeVar
 
 from inventory.driver import CommandRecord, DriverError, FleetDriver, HealthSample, HostFacts, UnitStatus
 from inventory.model import Host, Instance
@@ -62,7 +62,7 @@ def summary(items: Sequence[CheckItem], plan: Plan, version: str, simulated: boo
 
 # -- pure evaluation -------------------------------------------------------------
 
-def evaluate_thresholds(plan: Any) -> list[CheckItem]:
+def evaluate_thresholds(plan: Plan) -> list[CheckItem]:
     t = plan.thresholds
     problems = []
     if not 0 < t.error_rate < 1:
@@ -107,7 +107,7 @@ def evaluate_disk(host: Host, free: dict[str, int | None] | Exception,
     return CheckItem(name, True, ", ".join(f"{p} {b / 2**30:.1f} GiB free" for p, b in known.items()))
 
 
-def evaluate_lb(lb: Host, text: str | None, nginx_t: Any, config_path: str) -> list[CheckItem]:
+def evaluate_lb(lb: Host, text: str | None, nginx_t: CommandRecord | Exception, config_path: str) -> list[CheckItem]:
     items = []
     if isinstance(nginx_t, Exception):
         items.append(CheckItem(f"nginx -t {lb.name}", False, _why(nginx_t)))
@@ -140,7 +140,7 @@ def evaluate_health(inst: Instance, sample: HealthSample, serving: bool) -> list
     return items
 
 
-def evaluate_release(host: Host, version: str, record: Any) -> CheckItem:
+def evaluate_release(host: Host, version: str, record: CommandRecord | Exception) -> CheckItem:
     name = f"release {host.name}"
     if isinstance(record, Exception):
         return CheckItem(name, False, _why(record))

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Mapping
+
+from inventory.json_types import JSON, JSONObject
 
 _REGISTRY: dict[str, type[Event]] = {}
 
@@ -23,22 +25,31 @@ class Event:
     kind: ClassVar[str] = "event"
     at: float = 0.0
 
-    def __init_subclass__(cls, **kw: Any) -> None:
+    def __init_subclass__(cls, **kw: object) -> None:
         super().__init_subclass__(**kw)
         _REGISTRY[cls.kind] = cls
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {"kind": self.kind, **dataclasses.asdict(self)}
 
 
-def from_dict(data: dict[str, Any]) -> Event:
+def _known_fields(cls: type[Event] | type[StartedInstance], data: Mapping[str, JSON]) -> dict[str, Any]:
+    """The entries of a record `to_dict` wrote that `cls` still has. Any:
+    the values are passed on as the record holds them, not validated (a
+    journal or the control socket carries the console's own output; a
+    wrong type surfaces as the TypeError a reader reports)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def from_dict(data: Mapping[str, JSON]) -> Event:
     """Rebuild an event from its JSON form; unknown fields are dropped so a
     newer journal still replays in an older console."""
-    cls = _REGISTRY.get(data.get("kind", ""))
+    kind = data.get("kind", "")
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise ValueError(f"unknown event kind {data.get('kind')!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    return cls(**_known_fields(cls, data))
 
 
 class Phase(str, enum.Enum):
@@ -78,12 +89,11 @@ class StartedInstance:
     port: int | None = None
 
     @classmethod
-    def of(cls, value: StartedInstance | dict[str, Any]) -> StartedInstance:
+    def of(cls, value: StartedInstance | Mapping[str, JSON]) -> StartedInstance:
         """From a journal's dict (unknown keys dropped), or as it is."""
         if isinstance(value, StartedInstance):
             return value
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in value.items() if k in names})
+        return cls(**_known_fields(cls, value))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,7 +107,7 @@ class RunStarted(Event):
     instances: list[StartedInstance]
     steps: list[dict[str, Any]]
     simulated: bool
-    thresholds: dict[str, Any] = field(default_factory=dict)
+    thresholds: JSONObject = field(default_factory=dict)  # the plan's thresholds, as model_dump gives them
     lb_snapshot: dict[str, str] = field(default_factory=dict)  # LB files before any change
     resumed: str | None = None  # the journal of the session this one resumes
     untouched: list[str] = field(default_factory=list)  # instances a --limit left out: serving, never changed
@@ -219,7 +229,7 @@ class GateEvaluated(Event):
     # limit, op (">", "<", "~" for a likelihood verdict) and tier, so a view
     # can tell which metric decided without reading `reasons`. Empty in
     # journals written before it existed.
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[JSONObject] = field(default_factory=list)
     shadow: bool = False  # a shadow judge's verdict: recorded, not acted on
     # Why a window did not pass at its planned end (strategies/coverage.Why
     # values: missing data such as "latency_not_judged", or "evidence",
@@ -250,8 +260,9 @@ class JudgeSampled(Event):
     kind: ClassVar[str] = "judge_sample"
     name: str
     t: float
-    canary: dict[str, Any]
-    baseline: dict[str, Any] | None = None
+    # {"requests": N, "failed": K, "latencies": [...]}: gating.sample_record builds it, backtest.evidence reads it back
+    canary: dict[str, object]
+    baseline: dict[str, object] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -208,6 +208,9 @@ def test_error_attributes(tmp_path):
         ("[a]\nweb1 ansible_host=a|b\n", 2, "expected a hostname or IP address"),
         ("[a]\nweb1 novalue\n", 2, "expected key=value"),
         ("[a:children]\nb\n[b:children]\na\n[b]\nh\n", 1, "group cycle"),
+        # a tuple as a dict key in a literal: ansible-inventory fails on it (it was an internal error here)
+        ("[a]\nweb1 x={(1,2):3}\n", 2, "a.hosts.web1.x: a tuple as a mapping key ((1, 2)): ansible-inventory cannot list it"),
+        ("[a]\nweb1\n[a:vars]\nx={'k': {(1,): 2}}\n", 4, "a:vars.x: a tuple as a mapping key ((1,))"),
     ],
 )
 def test_ini_inventory_errors(tmp_path, text, line, fragment):

@@ -209,6 +209,10 @@ def test_seed_rollback_disabled_means_pause(tmp_path):
         ("rolling_deployment:\n  rollback:\n    enabled: sometimes\n", 3,
          "rolling_deployment.rollback.enabled: expected a boolean"),
         ("rolling_deployment:\n  strategy: rolling\ncanary_deployment:\n  strategy: canary\n", 3, "only one deployment block"),
+        # a section written beside the block that is not a mapping: named by validation (it was an internal error
+        # when the rollback delay's derived persistence read canary.sample_interval from it)
+        ("canary_deployment:\n  rollback:\n    delay: 5m\ncanary: abc\n", 4, 'canary: expected a mapping, got "abc"'),
+        ("canary_deployment:\n  rollback:\n    delay: 5m\nthresholds: abc\n", 4, 'thresholds: expected a mapping, got "abc"'),
     ],
 )
 def test_seed_errors(tmp_path, text, line, fragment):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import string
 import typing
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
@@ -54,7 +54,7 @@ def rule_in_words(pattern: re.Pattern[str], what: str) -> str:
 
 
 def regex(pattern: re.Pattern[str], what: str) -> BeforeValidator:
-    def check(value: Any) -> Any:
+    def check(value: object) -> object:
         if not isinstance(value, str) or not pattern.fullmatch(value):
             raise ValueError(f"{rule_in_words(pattern, what)}; got {show(value)}")
         return value
@@ -62,16 +62,16 @@ def regex(pattern: re.Pattern[str], what: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-def optional(inner: typing.Callable[[Any], Any]) -> BeforeValidator:
-    def check(value: Any) -> Any:
+def optional(inner: typing.Callable[[object], object]) -> BeforeValidator:
+    def check(value: object) -> object:
         return None if value is None else inner(value)
 
     return BeforeValidator(check)
 
 
-def or_empty(inner: typing.Callable[[Any], Any]) -> BeforeValidator:
+def or_empty(inner: typing.Callable[[object], object]) -> BeforeValidator:
     """null (or absent) reads as "", which a model's defaults then fill."""
-    def check(value: Any) -> Any:
+    def check(value: object) -> object:
         return "" if value is None else inner(value)
 
     return BeforeValidator(check)

@@ -4,12 +4,11 @@ bad input raises PlanError naming file, line and field.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from inventory.validate import show
-from inventory.yaml_source import parse_yaml, read_text
+from inventory.yaml_source import PathKey, parse_yaml, read_text
 
 from ..errors import PlanError
 from . import values as T
@@ -32,9 +31,10 @@ def load_plan(path: str | Path, *, version_override: str | None = None) -> Plan:
         raise PlanError(file, doc.line_of(()), "", f"expected a mapping of plan settings, got {show(data)}")
     if "source" in data:
         raise PlanError(file, doc.line_of(("source",)), "source", "is set by the loader, remove it")
-    origin: dict[tuple[Any, ...], Any] = {}
+    origin: dict[PathKey, PathKey | str] = {}  # a path as written, or the flag that gave the value
     if any(k in SEED_KEYS for k in data):
-        data, origin = translate(doc, file)
+        data, native = translate(doc, data, file)
+        origin.update(native)
     else:
         data = dict(data)
     if "alerting" in data and "alerts" not in data:
@@ -69,9 +69,9 @@ def field_line(path: str | Path, field: tuple[str, ...]) -> int | None:
     the plan leaves it to its default."""
     file = str(path)
     doc = parse_yaml(reindent_flat(read_text(path, error_cls=PlanError)), file=file, error_cls=PlanError)
-    origin: dict[tuple[Any, ...], Any] = {}
+    origin: dict[PathKey, PathKey] = {}
     if isinstance(doc.data, dict) and any(k in SEED_KEYS for k in doc.data):
-        origin = translate(doc, file)[1]
+        origin = translate(doc, doc.data, file)[1]
     src = origin.get(field, field)
     return None if isinstance(src, str) else doc.lines.get(tuple(src))
 

@@ -21,7 +21,7 @@ so every query needs {instance} or {host}.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
@@ -47,13 +47,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _metric_name(value: Any) -> Any:
+def _metric_name(value: object) -> object:
     if not isinstance(value, str) or not METRIC_NAME.match(value):
         raise ValueError(f"expected a Prometheus metric name like agent_quality_score, got {show(value)}")
     return value
 
 
-def _labels(value: Any) -> Any:
+def _labels(value: object) -> object:
     if not isinstance(value, dict):
         raise ValueError(f"expected a mapping of label names to values, got {show(value)}")
     for k, v in value.items():
@@ -64,7 +64,7 @@ def _labels(value: Any) -> Any:
     return {k: str(v) for k, v in value.items()}
 
 
-def _selector_form(value: Any) -> Any:
+def _selector_form(value: object) -> object:
     """`agent_quality_score` is short for `{metric: agent_quality_score}`."""
     return {"metric": value} if isinstance(value, str) else value
 
@@ -97,7 +97,7 @@ class InstanceReadings(_Model):
     quality_score: InstanceMetricField = InstanceMetric(metric="agent_quality_score")
 
 
-def _url(value: Any) -> Any:
+def _url(value: object) -> object:
     if not isinstance(value, str) or not URL.match(value):
         raise ValueError(f"expected a server URL like http://prometheus:9090, got {show(value)}")
     return value.rstrip("/")
@@ -111,7 +111,7 @@ class Prometheus(_Model):
     window: Annotated[float | None, BeforeValidator(lambda v: None if v is None else T.positive_duration(v))] = None
 
 
-def _query(value: Any) -> Any:
+def _query(value: object) -> object:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected a PromQL query, got {show(value)}")
     if len(value) > MAX_QUERY:
@@ -127,7 +127,7 @@ def _query(value: Any) -> Any:
     return " ".join(value.split())
 
 
-def _custom_name(value: Any) -> Any:
+def _custom_name(value: object) -> object:
     if not isinstance(value, str) or not CUSTOM_NAME.match(value):
         raise ValueError(f"expected a metric name like cost_per_request, got {show(value)}")
     if value in METRICS:
@@ -135,7 +135,7 @@ def _custom_name(value: Any) -> Any:
     return value
 
 
-def _number(value: Any) -> Any:
+def _number(value: object) -> object:
     if value is None:
         return None
     if isinstance(value, str):

@@ -54,7 +54,7 @@ from .metrics import MetricsPlan
 
 # -- sections ---------------------------------------------------------------------
 
-def _commands(value: Any) -> Any:
+def _commands(value: object) -> object:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
@@ -62,7 +62,7 @@ def _commands(value: Any) -> Any:
     return value
 
 
-def _command(cmd: Any) -> Any:
+def _command(cmd: object) -> object:
     if not isinstance(cmd, str) or not cmd.strip():
         raise ValueError(f"expected a command template string, got {show(cmd)}")
     if "\0" in cmd:
@@ -104,7 +104,7 @@ class Nginx(Section):
 
     @field_validator("sticky", mode="before")
     @classmethod
-    def _sticky(cls, value: Any) -> Any:
+    def _sticky(cls, value: object) -> object:
         if value is None or value == "cookie":
             return value
         if isinstance(value, str) and HEADER.fullmatch(value):
@@ -124,7 +124,7 @@ class Drain(Section):
     timeout: Duration = 30.0
 
 
-def _max_fail(value: Any) -> float:
+def _max_fail(value: object) -> float:
     written = value
     m = T.PERCENT.fullmatch(value) if isinstance(value, str) else None
     if m:
@@ -148,7 +148,7 @@ class Rolling(Section):
 STEP_KINDS = ("set_weight", "pause", "analysis")
 
 
-def _pause(value: Any) -> float | None:
+def _pause(value: object) -> float | None:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("indefinite", "forever", "")):
         return None
     if isinstance(value, dict):
@@ -170,7 +170,7 @@ class Step(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _one_of(cls, data: Any) -> Any:
+    def _one_of(cls, data: object) -> object:
         if isinstance(data, Step):
             return data
         if isinstance(data, dict) and "kind" in data:
@@ -216,7 +216,7 @@ DEFAULT_CANARY_STEPS = [
 ]
 
 
-def _steps(value: Any) -> Any:
+def _steps(value: object) -> object:
     if not isinstance(value, list) or not value:
         raise ValueError(f"expected a non-empty list of steps, got {show(value)}")
     return value
@@ -263,7 +263,7 @@ class BlueGreen(Section):
 
     @field_validator("blue", "green", mode="before")
     @classmethod
-    def _names(cls, value: Any, info: ValidationInfo) -> Any:
+    def _names(cls, value: object, info: ValidationInfo) -> object:
         mode = info.data.get("mode", "units")
         pattern, what = (SLOT, "a slot name") if mode == "units" else (GROUP_NAME, "an inventory group name")
         if not isinstance(value, str) or not pattern.fullmatch(value):
@@ -277,14 +277,14 @@ class BlueGreen(Section):
         return self
 
 
-def _confidence(value: Any) -> float:
+def _confidence(value: object) -> float:
     number = T.fraction(value)
     if not 0.5 <= number < 1.0:
         raise ValueError(f"expected a confidence from 50% to below 100% (e.g. 99%), got {show(value)}")
     return number
 
 
-def _budget(value: Any) -> float:
+def _budget(value: object) -> float:
     number = T.fraction(value)
     if not 0.0 < number <= 0.2:
         raise ValueError(f'expected a false-alarm budget above 0 and at most 20% (e.g. "1%"), got {show(value)}')
@@ -339,7 +339,7 @@ class Rule(Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _parse(cls, data: Any) -> Any:
+    def _parse(cls, data: object) -> object:
         if isinstance(data, Rule):
             return data
         return T.parse_rule(data)
@@ -362,7 +362,7 @@ def _rules(tier: str) -> Any:  # a pydantic FieldInfo, typed Any by pydantic its
     return Field(default_factory=lambda: [Rule.model_validate(r) for r in SEED_ALERTING[tier]])
 
 
-def _rule_list(value: Any) -> Any:
+def _rule_list(value: object) -> object:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -384,7 +384,7 @@ IN_WORDS[NOTIFY_NAME] = "a letter or digit, then up to 40 letters, digits, '_', 
 NOTIFY_URL = re.compile(r"^https?://[^\s/?#@]+(?::[0-9]{1,5})?(?:[/?#][^\s]*)?$")
 
 
-def _notify_url(value: Any) -> Any:
+def _notify_url(value: object) -> object:
     if value is None:
         return None
     if not isinstance(value, str) or not NOTIFY_URL.fullmatch(value):
@@ -392,7 +392,7 @@ def _notify_url(value: Any) -> Any:
     return value
 
 
-def _argv(value: Any) -> Any:
+def _argv(value: object) -> object:
     if value is None:
         return None
     if isinstance(value, str):
@@ -453,7 +453,7 @@ class Notify(Section):
         return [t.url for t in self.targets if t.url] + [v for t in self.targets for v in t.headers.values() if v]
 
 
-def _secrets(value: Any) -> Any:
+def _secrets(value: object) -> object:
     if not isinstance(value, list):
         raise ValueError(f"expected a list of variable names or {{name, env|file}} secrets, got {show(value)}")
     for item in value:
@@ -481,14 +481,14 @@ class SecretRef(Section):
         return self
 
 
-def _unit(value: Any) -> Any:
+def _unit(value: object) -> object:
     if not isinstance(value, str) or not UNIT.fullmatch(value) or not value.endswith(".service"):
         raise ValueError(f'expected a systemd unit template ending in ".service" ({UNIT.pattern}), got {show(value)}')
     template_fields(value, ("slot",))
     return value
 
 
-def _name(value: Any) -> Any:
+def _name(value: object) -> object:
     if not isinstance(value, str) or not value.strip() or len(value) > 100 or not value.isprintable():
         raise ValueError(f"expected a short one-line name, got {show(value)}")
     return value

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import re
 import typing
-from typing import Annotated, Any
+from typing import Annotated, Mapping
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from inventory.validate import did_you_mean, show
-from inventory.yaml_source import YamlDoc, format_path
+from inventory.yaml_source import PathKey, YamlDoc, format_path
 
 from ..errors import PlanError
 from .models import Plan
 
 
-def model_at(cls: Any, loc: tuple[Any, ...]) -> Any:
+def model_at(cls: object, loc: PathKey) -> type[BaseModel] | None:
     """The pydantic model class found at ``loc`` below ``cls`` (or None)."""
     for part in loc:
         while True:
@@ -51,9 +51,9 @@ def model_at(cls: Any, loc: tuple[Any, ...]) -> Any:
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
 
 
-def _existing(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+def _existing(data: object, loc: PathKey) -> PathKey:
     """The longest prefix of ``loc`` that exists in ``data``."""
-    out: list[Any] = []
+    out: list[str | int] = []
     for part in loc:
         if isinstance(data, dict) and isinstance(part, str) and part in data:
             data = data[part]
@@ -68,11 +68,11 @@ def _existing(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
 class Source:
     """Maps paths in the (possibly translated) plan data back to the file."""
 
-    def __init__(self, doc: YamlDoc, origin: dict[tuple[Any, ...], tuple[Any, ...] | str]) -> None:
+    def __init__(self, doc: YamlDoc, origin: Mapping[PathKey, PathKey | str]) -> None:
         self.doc = doc
         self.origin = origin
 
-    def locate(self, path: tuple[Any, ...]) -> tuple[int | None, str]:
+    def locate(self, path: PathKey) -> tuple[int | None, str]:
         for n in range(len(path), -1, -1):
             head = path[:n]
             if head in self.origin:
@@ -106,7 +106,7 @@ def _message(err: ErrorDetails, known: list[str] | None) -> str:
     return f"{msg[0].lower() + msg[1:]}, got {show(value)}"
 
 
-def raise_validation(exc: ValidationError, data: dict[str, Any], src: Source, file: str) -> typing.NoReturn:
+def raise_validation(exc: ValidationError, data: Mapping[str, object], src: Source, file: str) -> typing.NoReturn:
     best = None
     for err in exc.errors():
         loc = tuple(err["loc"])

@@ -12,12 +12,12 @@ point at the line the user wrote.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TypeAlias
 
 from pydantic import BaseModel
 
 from inventory.validate import check_bool, did_you_mean, show
-from inventory.yaml_source import YamlDoc, format_path
+from inventory.yaml_source import PathKey, YamlDoc, format_path
 
 from ..errors import PlanError
 from . import values as T
@@ -31,9 +31,12 @@ SEED_KEYS = {
 METRICS = ("error_rate", "latency", "instance_health", "quality_score", "cpu")
 THRESHOLD_MAP = {"error_rate": "error_rate", "latency": "p95_latency", "quality_score": "quality_score", "cpu": "cpu"}
 
-_MONITORING = {"metrics": None, "thresholds": {k: None for k in THRESHOLD_MAP}}
-_ROLLBACK = {"enabled": None, "delay": None}
-SCHEMAS: dict[str, dict[str, Any]] = {
+# The keys a block may hold: a nested block's own schema, None for a value
+Schema: TypeAlias = "dict[str, Schema | None]"
+
+_MONITORING: Schema = {"metrics": None, "thresholds": {k: None for k in THRESHOLD_MAP}}
+_ROLLBACK: Schema = {"enabled": None, "delay": None}
+SCHEMAS: dict[str, Schema] = {
     "rolling_deployment": {
         "strategy": None, "replacement_rate": None, "replacement_interval": None,
         "monitoring": _MONITORING, "rollback": _ROLLBACK,
@@ -56,20 +59,22 @@ MAX_CANARY_STEPS = 500
 class _Translation:
     def __init__(self, doc: YamlDoc, file: str, key: str) -> None:
         self.doc, self.file, self.key = doc, file, key
-        self.data: dict[str, Any] = {}
-        self.origin: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.data: dict[str, object] = {}
+        self.origin: dict[PathKey, PathKey] = {}
 
-    def fail(self, src: tuple[Any, ...], message: str) -> PlanError:
+    def fail(self, src: PathKey, message: str) -> PlanError:
         return PlanError(self.file, self.doc.line_of(src), format_path(src), message)
 
-    def set(self, native: tuple[Any, ...], value: Any, src: tuple[Any, ...]) -> None:
+    def set(self, native: tuple[str, ...], value: object, src: PathKey) -> None:
         node = self.data
         for part in native[:-1]:
-            node = node.setdefault(part, {})
+            child = node.setdefault(part, {})
+            assert isinstance(child, dict)  # `set` builds every section it writes below as a mapping
+            node = child
         node[native[-1]] = value
         self.origin[native] = src
 
-    def check_schema(self, value: Any, schema: dict[str, Any], src: tuple[Any, ...]) -> None:
+    def check_schema(self, value: object, schema: Schema, src: PathKey) -> None:
         if value is None:
             return
         if not isinstance(value, dict):
@@ -77,18 +82,19 @@ class _Translation:
         for k, v in value.items():
             if k not in schema:
                 raise self.fail(src + (k,), f"unknown key{did_you_mean(str(k), schema)}")
-            if isinstance(schema[k], dict):
-                self.check_schema(v, schema[k], src + (k,))
+            sub = schema[k]
+            if isinstance(sub, dict):
+                self.check_schema(v, sub, src + (k,))
 
-    def get(self, block: dict[str, Any], *path: str) -> Any:
-        node: Any = block
+    def get(self, block: dict[str, object], *path: str) -> object:
+        node: object = block
         for p in path:
             if not isinstance(node, dict):
                 return None
             node = node.get(p)
         return node
 
-    def number(self, value: Any, src: tuple[Any, ...], what: str, low: float, high: float, low_open: bool = False) -> float:
+    def number(self, value: object, src: PathKey, what: str, low: float, high: float, low_open: bool = False) -> float:
         try:
             v = T.fraction(value) if isinstance(value, str) else value
         except ValueError:
@@ -100,7 +106,7 @@ class _Translation:
 
     # -- common parts -----------------------------------------------------------
 
-    def monitoring(self, block: dict[str, Any], base: tuple[Any, ...]) -> list[str]:
+    def monitoring(self, block: dict[str, object], base: PathKey) -> list[str]:
         metrics = self.get(block, "monitoring", "metrics")
         src = base + ("monitoring", "metrics")
         names: list[str] = []
@@ -111,12 +117,12 @@ class _Translation:
                 if m not in METRICS:
                     raise self.fail(src + (i,), f"unknown metric {show(m)}{did_you_mean(str(m), METRICS)}")
                 names.append(m)
-        thresholds = self.get(block, "monitoring", "thresholds")
-        for k, v in (thresholds or {}).items():
+        thresholds = self.get(block, "monitoring", "thresholds")  # a mapping or None: check_schema saw to it
+        for k, v in (thresholds.items() if isinstance(thresholds, dict) else ()):
             self.set(("thresholds", THRESHOLD_MAP[k]), v, base + ("monitoring", "thresholds", k))
         return names
 
-    def rollback(self, block: dict[str, Any], base: tuple[Any, ...]) -> None:
+    def rollback(self, block: dict[str, object], base: PathKey) -> None:
         enabled = self.get(block, "rollback", "enabled")
         if enabled is not None:
             src = base + ("rollback", "enabled")
@@ -131,7 +137,7 @@ class _Translation:
 
     # -- the three blocks ---------------------------------------------------------
 
-    def rolling(self, block: dict[str, Any], base: tuple[Any, ...]) -> None:
+    def rolling(self, block: dict[str, object], base: PathKey) -> None:
         rate = block.get("replacement_rate")
         if rate is not None:
             src = base + ("replacement_rate",)
@@ -142,7 +148,7 @@ class _Translation:
         self.monitoring(block, base)
         self.rollback(block, base)
 
-    def canary(self, block: dict[str, Any], base: tuple[Any, ...]) -> None:
+    def canary(self, block: dict[str, object], base: PathKey) -> None:
         def frac(key: str, default: float, low_open: bool) -> float:
             if block.get(key) is None:
                 return default
@@ -169,7 +175,7 @@ class _Translation:
             weights.append(w)
             w += units["step_size"]
         weights.append(units["max_traffic"])
-        steps: list[dict[str, Any]] = []
+        steps: list[dict[str, object]] = []
         for w in weights:
             steps.append({"set_weight": w / 100})
             self.origin[("canary", "steps", len(steps) - 1)] = base + ("initial_traffic",)
@@ -182,7 +188,7 @@ class _Translation:
         self.monitoring(block, base)
         self.rollback(block, base)
 
-    def blue_green(self, block: dict[str, Any], base: tuple[Any, ...]) -> None:
+    def blue_green(self, block: dict[str, object], base: PathKey) -> None:
         prod, staging = block.get("production_env"), block.get("staging_env")
         if prod is not None:
             self.set(("blue_green", "active"), prod, base + ("production_env",))
@@ -195,7 +201,7 @@ class _Translation:
                 raise self.fail(src, f"staging_env must be the other colour than production_env ({show(prod)})")
             if prod is None:
                 self.set(("blue_green", "active"), "green" if staging == "blue" else "blue", src)
-        ts = block.get("traffic_switch") or {}
+        ts = _section(block, "traffic_switch")
         if "delay" in ts:
             self.set(("blue_green", "pre_switch_delay"), ts["delay"], base + ("traffic_switch", "delay"))
         if "timeout" in ts:
@@ -208,18 +214,25 @@ class _Translation:
             self.set(("thresholds", "health_pass_rate"), threshold, src)
             if "quality_score" in metrics:
                 self.set(("thresholds", "quality_score"), threshold, src)
-        hc = block.get("health_check") or {}
+        hc = _section(block, "health_check")
         for key, native in (("endpoint", "path"), ("interval", "interval"), ("timeout", "timeout")):
             if key in hc:
                 self.set(("health", native), hc[key], base + ("health_check", key))
 
 
-def _merge(t: _Translation, native: dict[str, Any], beside: Any, path: tuple[Any, ...]) -> None:
+def _section(block: dict[str, object], key: str) -> dict[str, object]:
+    """A block's nested section, {} when absent (check_schema refused any other value)."""
+    value = block.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _merge(t: _Translation, native: dict[str, object], beside: dict[str, object], path: PathKey) -> None:
     """Beside keys win over translated values, leaf by leaf."""
     for k, v in beside.items():
         p = path + (k,)
-        if isinstance(v, dict) and isinstance(native.get(k), dict):
-            _merge(t, native[k], v, p)
+        sub = native.get(k)
+        if isinstance(v, dict) and isinstance(sub, dict):
+            _merge(t, sub, v, p)
             continue
         native[k] = v
         for o in [o for o in t.origin if o[: len(p)] == p]:
@@ -227,8 +240,8 @@ def _merge(t: _Translation, native: dict[str, Any], beside: Any, path: tuple[Any
         t.origin[p] = p
 
 
-def translate(doc: YamlDoc, file: str) -> tuple[dict[str, Any], dict[tuple[Any, ...], tuple[Any, ...]]]:
-    data = doc.data
+def translate(doc: YamlDoc, data: dict[str, object], file: str) -> tuple[dict[str, object], dict[PathKey, PathKey]]:
+    """`data` (doc's own, a mapping with a seed block) as native plan data, and where each native path was written."""
     keys = [k for k in data if k in SEED_KEYS]
     if len(keys) > 1:
         raise PlanError(file, doc.line_of((keys[1],)), keys[1], f"only one deployment block per plan, {keys[0]} is already given")
@@ -268,17 +281,19 @@ def _derive(t: _Translation) -> None:
       fits the delay. The console never waits the delay out before rolling
       back; `Plan` refuses settings written beside the block that exceed it."""
 
-    def setting(section: str, key: str, model: type[BaseModel]) -> Any:
-        value = (t.data.get(section) or {}).get(key)
+    def setting(section: str, key: str, model: type[BaseModel]) -> object:
+        written = t.data.get(section)
+        value = written.get(key) if isinstance(written, dict) else None
         return model.model_fields[key].default if value is None else value
 
     try:
-        health = t.data.get("health") or {}
-        if ("health", "interval") in t.origin and "deadline" not in health:
+        health = t.data.get("health")  # a mapping whenever ("health", "interval") is in t.origin
+        if ("health", "interval") in t.origin and isinstance(health, dict) and "deadline" not in health:
             deadline = (T.integer(setting("health", "passes", Health), 1, 1_000_000, "a count")
                         * T.positive_duration(health["interval"]) + T.positive_duration(setting("health", "timeout", Health)))
             t.set(("health", "deadline"), f"{deadline:g}s", t.origin[("health", "interval")])
-        if ("rollback_delay",) in t.origin and "persistence" not in (t.data.get("thresholds") or {}):
+        thresholds = t.data.get("thresholds", {})  # written beside the block as null or not a mapping: left to validation
+        if ("rollback_delay",) in t.origin and isinstance(thresholds, dict) and "persistence" not in thresholds:
             delay = T.duration(t.data["rollback_delay"])
             interval = T.positive_duration(setting("canary", "sample_interval", Canary))
             persistence = min(Thresholds.model_fields["persistence"].default, 1 + int(delay // interval))
@@ -289,7 +304,7 @@ def _derive(t: _Translation) -> None:
 
 # -- the article's flattened text --------------------------------------------------
 
-_FLAT_SCHEMAS: dict[str, dict[str, Any]] = dict(SCHEMAS, alerting={"critical": None, "important": None, "warning": None})
+_FLAT_SCHEMAS: dict[str, Schema] = dict(SCHEMAS, alerting={"critical": None, "important": None, "warning": None})
 _KEY_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*):(.*)$")
 
 
@@ -307,7 +322,7 @@ def reindent_flat(text: str) -> str:
     numbers are unchanged. Properly indented files are returned unchanged."""
     lines = text.splitlines(keepends=True)
     out: list[str] = []
-    stack: list[tuple[dict[str, Any], int]] | None = None
+    stack: list[tuple[Schema, int]] | None = None
     list_depth: int | None = None
     for i, line in enumerate(lines):
         body = line.rstrip("\r\n")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TypeGuard
 
 from inventory.validate import did_you_mean, show
 
@@ -16,22 +16,23 @@ from ..metrics import ALIASES, METRICS, PLAN_METRICS
 PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?|-?\.\d+)\s*%\s*$")
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
+    """A number as YAML or JSON gives it (int or float), not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def duration(value: Any) -> float:
+def duration(value: object) -> float:
     return parse_duration(value)
 
 
-def positive_duration(value: Any) -> float:
+def positive_duration(value: object) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:
         raise ValueError(f"expected a duration greater than zero, got {show(value)}")
     return seconds
 
 
-def fraction(value: Any) -> float:
+def fraction(value: object) -> float:
     """0..1; "5%" -> 0.05. Errors echo the value as written ("200%", not 2.0)."""
     written = value
     if isinstance(value, str):
@@ -49,7 +50,7 @@ def fraction(value: Any) -> float:
     return float(value)
 
 
-def quality(value: Any) -> float:
+def quality(value: object) -> float:
     """Quality score as a fraction; values above 1 are points out of 100 (90 -> 0.90)."""
     if is_number(value) and 1.0 < float(value) <= 100.0:
         return float(value) / 100.0
@@ -63,7 +64,7 @@ def quality(value: Any) -> float:
     return fraction(value)
 
 
-def integer(value: Any, low: int, high: int | None = None, what: str = "an integer") -> int:
+def integer(value: object, low: int, high: int | None = None, what: str = "an integer") -> int:
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,12}\s*", value):
         value = int(value)
     if isinstance(value, float) and value.is_integer():
@@ -74,11 +75,11 @@ def integer(value: Any, low: int, high: int | None = None, what: str = "an integ
     return value
 
 
-def port(value: Any) -> int:
+def port(value: object) -> int:
     return integer(value, 1, 65535, "a port number")
 
 
-def percent_weight(value: Any) -> float:
+def percent_weight(value: object) -> float:
     """Canary traffic weight in percent, 0..100 in 0.01 steps ("5%" also accepted)."""
     written = value
     if isinstance(value, str):
@@ -101,7 +102,7 @@ def percent_weight(value: Any) -> float:
 _BATCH_MSG = 'expected a count, a percentage like "20%" or a list of them, got {}'
 
 
-def _batch_item(value: Any) -> int | str:
+def _batch_item(value: object) -> int | str:
     if isinstance(value, str):
         m = PERCENT.fullmatch(value)
         if m:
@@ -120,7 +121,7 @@ def _batch_item(value: Any) -> int | str:
     raise ValueError(_BATCH_MSG.format(show(value)))
 
 
-def batch(value: Any) -> int | str | list[int | str]:
+def batch(value: object) -> int | str | list[int | str]:
     if isinstance(value, list):
         if not value:
             raise ValueError(_BATCH_MSG.format("an empty list"))
@@ -133,7 +134,7 @@ def batch(value: Any) -> int | str | list[int | str]:
 _RULE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:(>=|<=|==|!=|=|>|<)\s*(.+?))?\s*$")
 
 
-def rule_value(metric: str, value: Any) -> float:
+def rule_value(metric: str, value: object) -> float:
     unit = METRICS[metric].plan_unit
     if unit == "fraction":
         return fraction(value)
@@ -145,7 +146,7 @@ def rule_value(metric: str, value: Any) -> float:
     return float(count)
 
 
-def metric_name(name: Any) -> str:
+def metric_name(name: object) -> str:
     if not isinstance(name, str):
         raise ValueError(f"expected a metric name, got {show(name)}")
     name = ALIASES.get(name, name)
@@ -154,7 +155,7 @@ def metric_name(name: Any) -> str:
     return str(name)
 
 
-def parse_rule(value: Any) -> dict[str, Any]:
+def parse_rule(value: object) -> dict[str, object]:
     """"error_rate > 5%" / {metric, op, value} -> {metric, op, value}."""
     if isinstance(value, dict):
         data = dict(value)

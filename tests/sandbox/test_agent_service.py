@@ -207,6 +207,28 @@ def test_install_release(tmp_path):
     assert os.readlink(slot / "current") == str(root / "releases" / "2.0.0")
 
 
+def test_a_release_behaviour_is_checked_before_any_catalog_is_written(tmp_path):
+    """write_release ships each value only when it is of its default's kind (what the agent reads
+    with float() or as a {hostname: factor} map); the state file is written here, no container runs."""
+    from sandbox import hosts
+    from sandbox.common import SandboxError
+
+    state, agent_root = tmp_path / "state", tmp_path / "agent-01"
+    state.mkdir()
+    (state / "state.json").write_text(json.dumps({"hosts": {
+        "agent-01": {"role": "agent", "root": str(agent_root)}, "lb-01": {"role": "lb", "root": str(tmp_path / "lb")}}}))
+    for bad, why in (({"error_rate": "high"}, "error_rate: 'high' is not a float"),
+                     ({"host_latency_factors": {"agent-01": "slow"}}, "host_latency_factors: {'agent-01': 'slow'} is not a dict"),
+                     ({"start_fail": 1}, "start_fail: 1 is not a bool"),
+                     ({"latency_ms": True}, "latency_ms: True is not a int")):
+        with pytest.raises(SandboxError, match=f"^behaviour key {why}$"):
+            hosts.write_release(None, "2.0.0", bad, state_dir=state)
+    assert not (agent_root / "opt/agent/catalog").exists()
+    behaviour = {"error_rate": 0.2, "host_latency_factors": {"agent-01": 3}, "health_fail": True}
+    assert hosts.write_release(None, "2.0.0", behaviour, state_dir=state) == [agent_root / "opt/agent/catalog/2.0.0.json"]
+    assert json.loads((agent_root / "opt/agent/catalog/2.0.0.json").read_text()) == behaviour
+
+
 def _personality(**keys):
     import random
 
