@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence
+from typing import Sequence
 
 from .cli_args import Parser, add_input_flags, number_in
 from .exitcodes import Exit
@@ -35,12 +35,16 @@ def parser_sandbox() -> argparse.ArgumentParser:
 def main_sandbox(argv: Sequence[str]) -> int:
     p = parser_sandbox()
     args = p.parse_args(argv)
-    behaviour: Any = None
+    behaviour: dict[str, object] = {}
     if args.action == "release":
         try:
-            behaviour = json.loads(args.behaviour)
+            given = json.loads(args.behaviour)
         except json.JSONDecodeError as exc:
             p.error(f"--behaviour: not JSON: {exc}")
+        if not isinstance(given, dict):
+            p.error(f"--behaviour: expected a JSON object of behaviour keys (e.g. {{\"error_rate\": 0.05}}), "
+                    f"got {type(given).__name__} {args.behaviour}")
+        behaviour = given
     import sandbox
 
     try:

@@ -47,6 +47,8 @@ BAD = [
     (["init", "--criticality", "critical", "--output", "/tmp", "--yes"], 2),
     (["recommend"], 2),
     (["sandbox", "up", "--hosts", "0"], 2),
+    (["sandbox", "release", "2.0.0", "--behaviour", '["error_rate"]'], 2),
+    (["sandbox", "release", "2.0.0", "--behaviour", "{error_rate: 0.05"], 2),
     (["status", "--interval", "0"], 2),
     (["status", "no-such-run"], 9),
     (["pause", "no-such-run"], 9),
