@@ -12,7 +12,7 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
-from strategies.control import AWAITING_PROMOTION
+from strategies.control import AWAITING_PROMOTION, Command
 from strategies.events import (
     AlertRaised,
     CommandRan,
@@ -45,6 +45,7 @@ ACTIVE_PHASES = {Phase.PREFLIGHT, Phase.RUNNING, Phase.PAUSED, Phase.ANALYSING, 
 # Phases in which the engine has not yet reached a safe point for a pending command.
 WORKING_PHASES = {Phase.RUNNING, Phase.ANALYSING, Phase.PREFLIGHT}
 NEW_POOLS = {"canary"}
+COMMANDS = tuple(c.value for c in Command)
 
 
 @dataclass
@@ -420,6 +421,10 @@ class FleetView:
         if action == "abort":
             return "already aborting" if pending == "abort" else None
         return f"unknown command {action!r}"
+
+    def applies(self) -> dict[str, bool]:
+        """Which operator commands apply now (command_refusal gives why not)."""
+        return {c: self.command_refusal(c) is None for c in COMMANDS}
 
     def snapshot(self) -> dict[str, Any]:
         """Everything as plain data (replay equivalence, debugging)."""

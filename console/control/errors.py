@@ -18,6 +18,11 @@ def report_stale(path: Path) -> None:
     print(f"console: removed a stale control socket {path} (its run is gone)", file=sys.stderr)
 
 
+def report_malformed(path: Path, problem: str) -> None:
+    """A run's answer or result file that is not a status record: one line, and it is left out."""
+    print(f"console: skipped: {problem}", file=sys.stderr)
+
+
 def report_error(exc: ControlError) -> int:
     print(f"console: {'refused' if exc.code == 'denied' else 'error'}: {exc}", file=sys.stderr)
     return FOR_ERROR.get(exc.code, Exit.INTERNAL)

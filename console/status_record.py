@@ -1,0 +1,254 @@
+"""A run's status and result as one typed record, built once.
+
+The run's status (strategies/status.py's RunStatus, with what FleetView
+derives from the same events) is a `RunState`: the same for a live run, an
+ended one and a journal replayed up to any time. The control server answers
+`status` with a `StatusRecord` (the state and what only a live process
+knows: its pid, user, socket's run id, viewers); a run that ends leaves an
+`EndedRecord` (that status and its `ResultRecord`, the session's closing
+record the headless reporter prints and the TUI shows); `console replay
+--status` prints a `ReplayStatus`.
+
+Records are JSON on the wire and on disk, so they are TypedDicts: the keys
+are the JSON keys scripts read (docs/cli.md), and a record read back is
+checked against its declared types by `parse` (one line naming the field
+when it is not) before anything reads it. Keys a console added later
+(`NEWER`) default when an older console's file lacks them.
+"""
+from __future__ import annotations
+
+import types
+import typing
+from typing import TYPE_CHECKING, Literal, TypedDict, TypeGuard, TypeVar, Union, get_args, get_origin, get_type_hints
+
+if TYPE_CHECKING:  # the reporter and the control client read records without loading the view
+    from .view_state import FleetView
+
+class StepRecord(TypedDict):
+    """The strategy's position: its step, 1-based (0 before the first)."""
+
+    index: int
+    total: int
+    title: str
+
+
+class GateRecord(TypedDict):
+    """The judge's last verdict and the seconds its window has left (None once decided)."""
+
+    name: str
+    verdict: str
+    remaining: float | None
+
+
+class InstanceRecord(TypedDict):
+    """One instance, as the run's status has it (strategies/status.py InstanceStatus)."""
+
+    version: str | None  # what it runs, as far as the run knows
+    old_version: str | None  # what it ran before the run
+    phase: str  # queued, deploying, ... (strategies/events.py InstancePhase)
+    in_nginx: bool  # the LB state this run last applied routes to it
+    served_before: bool  # nginx routed to it before the run
+    healthy_at: float | None  # run seconds of its last passing probe
+    excluded: str | None  # why a change held it out of nginx ("left_out"), or None
+
+
+class RunState(TypedDict):
+    """What the events say of a run, at their latest or at a replay's time."""
+
+    strategy: str
+    service: str
+    version: str
+    old_version: str
+    simulated: bool
+    phase: str
+    phase_reason: str
+    awaiting_promotion: bool
+    step: StepRecord
+    window: str | None  # the analysis window the judge has open
+    out_of_nginx: list[str]  # served before the run, not routed now
+    left_out: list[str]  # a change found them unverified and nginx still does not route to them
+    gate: GateRecord | None
+    weights: dict[str, float]  # percent of traffic per pool
+    elapsed: float
+    outcome: str | None  # strategies/status.py Outcome, once the run ended
+    reason: str | None  # strategies/status.py Reason, once the run ended
+    instances: dict[str, InstanceRecord]
+    applies: dict[str, bool]  # which operator commands apply now
+    rollback_plan: str  # what a rollback would do now
+    abort_plan: str
+
+
+class StatusRecord(RunState):
+    """A live run's answer to `status` (`console status --output json`'s `live`)."""
+
+    run_id: str
+    pid: int
+    user: str
+    plan: str  # the plan's resolved path
+    plan_name: str
+    upstream: str
+    journal: str  # the journal's resolved path
+    started: str  # ISO 8601, UTC
+    time_scale: float  # a SIMULATED clock's pace; 1 on real hosts
+    viewers: int
+
+
+class ResultRecord(TypedDict):
+    """How a run ended: the session's closing record (the headless `result`
+    line, the TUI's banner, a viewer's last line)."""
+
+    outcome: str  # an Outcome, or "internal_error"
+    exit_code: int
+    message: str
+    simulated: bool
+    journal: str
+    journal_hash: str
+    versions: dict[str, str | None]
+    clients: dict[str, int]  # the load's requests and failures seen by clients, when measured
+
+
+class EndedRecord(StatusRecord):
+    """An ended run's file (`<run id>.result.json`): its last status with its
+    result over it (`console status --output json`'s `ended`)."""
+
+    exit_code: int
+    message: str
+    journal_hash: str
+    versions: dict[str, str | None]
+    clients: dict[str, int]
+
+
+class EndedRun(EndedRecord):
+    """An ended run as `console status` lists it: its file, and when it was written."""
+
+    ended: float  # epoch seconds
+
+
+class ReplayStatus(RunState):
+    """`console replay JOURNAL --status [--at SECONDS]`: the state rebuilt
+    from the journal's events up to `at`."""
+
+    journal: str
+    plan: str  # the plan's path, as the journal's header names it
+    user: str  # who ran it
+    started: str
+    at: float  # run seconds of the last event folded
+    events: int  # how many events were folded
+
+
+def has_ended(s: StatusRecord) -> TypeGuard[EndedRun]:
+    """Whether a run `console status` lists has ended (its result is over its status)."""
+    return "exit_code" in s
+
+
+def run_state(view: FleetView) -> RunState:
+    """The state a FleetView holds (its RunStatus and what it derives)."""
+    run, gate = view.status, view.gate
+    return {
+        "strategy": view.strategy, "service": view.service, "version": view.version,
+        "old_version": view.old_version, "simulated": view.simulated,
+        "phase": run.phase.value, "phase_reason": view.phase_reason, "awaiting_promotion": view.awaiting_promotion,
+        "step": {"index": run.position.index, "total": run.position.total, "title": run.position.title},
+        "window": run.window, "out_of_nginx": run.out_of_nginx(), "left_out": run.still_left_out(),
+        "gate": {"name": gate.name, "verdict": gate.verdict, "remaining": view.gate_remaining()} if gate else None,
+        "weights": view.traffic_split(), "elapsed": round(view.elapsed, 1),
+        "outcome": view.outcome, "reason": run.reason.value if run.reason is not None else None,
+        "instances": {k: {"version": i.version, "old_version": i.old_version, "phase": i.phase.value,
+                          "in_nginx": i.in_nginx, "served_before": i.served_before, "healthy_at": i.healthy_at,
+                          "excluded": i.excluded.value if i.excluded is not None else None}
+                      for k, i in run.instances.items()},
+        "applies": view.applies(),
+        "rollback_plan": view.rollback_plan(), "abort_plan": view.abort_plan(),
+    }
+
+
+# -- reading a record back -----------------------------------------------------------------
+
+# Keys a console added after records were first written, and what an older
+# console's file means by leaving them out (result files are kept a day).
+NEWER: dict[str, object] = {"window": None, "out_of_nginx": [], "left_out": [], "reason": None,
+                            "instances": {}, "clients": {}}
+
+
+class MalformedRecord(ValueError):
+    """A record that is not what its type declares: the message names the field."""
+
+
+R = TypeVar("R")
+
+
+def parse(kind: type[R], value: object) -> R:
+    """`value` (a JSON reply or file, as read) checked to be a `kind`
+    (a TypedDict above), with NEWER's defaults for keys it lacks; raises
+    MalformedRecord naming the first field that is not as declared."""
+    if isinstance(value, dict):
+        value = {**{k: v for k, v in NEWER.items() if k in get_type_hints(kind)}, **value}
+    _check(kind, value, "")
+    return typing.cast(R, value)
+
+
+def _name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _check(hint: object, value: object, where: str) -> None:
+    """Raise MalformedRecord unless `value` is a `hint` (the types records use)."""
+    at = where or "the record"
+    origin = get_origin(hint)
+    if hint is type(None) or hint is None:
+        ok = value is None
+    elif hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif hint is str:
+        ok = isinstance(value, str)
+    elif origin is Literal:
+        ok = value in get_args(hint) and isinstance(value, str)
+    elif origin in (Union, types.UnionType):
+        for option in get_args(hint):
+            try:
+                _check(option, value, where)
+                return
+            except MalformedRecord:
+                continue
+        ok = False
+    elif origin is list:
+        if not isinstance(value, list):
+            raise MalformedRecord(f"{at}: expected a list, got {_name(value)}")
+        for n, item in enumerate(value):
+            _check(get_args(hint)[0], item, f"{where}[{n}]")
+        return
+    elif origin is dict:
+        if not isinstance(value, dict):
+            raise MalformedRecord(f"{at}: expected an object, got {_name(value)}")
+        for key, item in value.items():
+            _check(get_args(hint)[1], item, f"{where}.{key}" if where else str(key))
+        return
+    elif typing.is_typeddict(hint):
+        if not isinstance(value, dict):
+            raise MalformedRecord(f"{at}: expected an object, got {_name(value)}")
+        fields = get_type_hints(hint)
+        required: frozenset[str] = getattr(hint, "__required_keys__", frozenset())
+        for key, field_hint in fields.items():
+            inner = f"{where}.{key}" if where else key
+            if key not in value:
+                if key in required:
+                    raise MalformedRecord(f"{inner}: missing")
+                continue
+            _check(field_hint, value[key], inner)
+        return
+    else:  # a type this checker was not taught: a bug here, not in the record
+        raise TypeError(f"cannot check {hint!r}")
+    if not ok:
+        raise MalformedRecord(f"{at}: expected {_expected(hint)}, got {_name(value)} {str(value)[:40]!r}")
+
+
+def _expected(hint: object) -> str:
+    if get_origin(hint) is Literal:
+        return " or ".join(repr(a) for a in get_args(hint))
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_expected(a) for a in get_args(hint))
+    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
