@@ -102,6 +102,7 @@ def replay_status(journal: Journal, path: str, at: float | None = None) -> Repla
     header = journal.header or {}
     plan, operator = header.get("plan"), header.get("operator")
     return {**run_state(view), "journal": path,
+            "simulated": view.simulated or header.get("simulated") is True,  # a journal's header says it too
             "plan": _text(plan.get("path")) if isinstance(plan, dict) else "",
             "user": _text(operator.get("user")) if isinstance(operator, dict) else "",
             "started": _text(header.get("started")),

@@ -208,6 +208,10 @@ def _check(hint: object, value: object, where: str) -> None:
     elif origin is Literal:
         ok = value in get_args(hint) and isinstance(value, str)
     elif origin in (Union, types.UnionType):
+        options = [o for o in get_args(hint) if o is not type(None)]
+        if value is not None and len(options) == 1:  # X | None: what is wrong with the X
+            _check(options[0], value, where)
+            return
         for option in get_args(hint):
             try:
                 _check(option, value, where)
