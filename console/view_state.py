@@ -426,7 +426,7 @@ class FleetView:
         """Which operator commands apply now (command_refusal gives why not)."""
         return {c: self.command_refusal(c) is None for c in COMMANDS}
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, object]:
         """Everything as plain data (replay equivalence, debugging)."""
         return {
             "plan": self.plan, "strategy": self.strategy, "service": self.service, "version": self.version,
