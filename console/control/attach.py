@@ -24,10 +24,11 @@ def journal_events(path: Path, before: int) -> list[Event]:
     """The events among the journal's first `before` records."""
     events = []
     for _number, record, _raw in read_records(path):
-        if record is None or record.get("seq", before) >= before:
+        if record is None:
             continue
-        if record.get("type") == "event":
-            events.append(from_dict(record["event"]))
+        seq, event = record.get("seq"), record.get("event")
+        if isinstance(seq, int) and seq < before and record.get("type") == "event" and isinstance(event, dict):
+            events.append(from_dict(event))
     return events
 
 
