@@ -150,3 +150,32 @@ def test_replay_status_flags_out_of_place_are_a_usage_error(recorded, args, said
 
 def test_no_run_status_is_still_exit_0(tmp_path):
     assert status(control_env(tmp_path)) == {"live": [], "ended": []}
+
+
+async def test_replay_status_at_any_time_is_the_record_the_live_run_held_then(tmp_path):
+    """A SIMULATED run's live view, recorded after each event, against the
+    journal replayed up to each event's time."""
+    import copy
+
+    from console.replay import replay_status
+    from console.session import Session, load_inputs
+    from console.status_record import RunState
+    from simfleet import write_inventory, write_plan
+
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=4, releases={"1.0.0": {}, "2.0.0": {"fail_start": True}})
+    plan = write_plan(tmp_path / "plan.yaml", "rolling", rolling={"batch": 1})
+    session = Session(load_inputs(str(plan), str(inv), None), argv=["test"], record=str(tmp_path / "j.jsonl"),
+                      time_scale=100.0)
+    live, states = FleetView(), []
+    session.bus.subscribe(lambda e: (live.apply(e), states.append(copy.deepcopy(run_state(live)))))
+    record = session.finish(await session.run())
+    journal = read_journal(Path(record["journal"]))
+    times = [e.at for e in journal.events]
+    assert len(times) == len(states)
+    for t in sorted(set(times)):
+        last = max(n for n, at in enumerate(times) if at <= t)
+        rebuilt = replay_status(journal, record["journal"], t)
+        assert {k: rebuilt[k] for k in RunState.__annotations__ if k != "simulated"} == {
+            k: v for k, v in states[last].items() if k != "simulated"}, f"status differs at {t} s"
+        assert rebuilt["simulated"] is True  # from the journal's header, before the run_started event too
+    assert states[-1]["outcome"] == "rolled_back" and states[-1]["reason"] == "rolled_back"
