@@ -179,3 +179,44 @@ async def test_replay_status_at_any_time_is_the_record_the_live_run_held_then(tm
             k: v for k, v in states[last].items() if k != "simulated"}, f"status differs at {t} s"
         assert rebuilt["simulated"] is True  # from the journal's header, before the run_started event too
     assert states[-1]["outcome"] == "rolled_back" and states[-1]["reason"] == "rolled_back"
+
+
+def test_a_live_run_answering_a_malformed_status_is_skipped_with_one_line(tmp_path):
+    """A socket in the control directory that answers `status` with a
+    record of the wrong shape (a console of another version, a bug)."""
+    import socket
+    import threading
+
+    env = control_env(tmp_path)
+    where = Path(env["XDG_RUNTIME_DIR"]) / "rollout-console"
+    where.mkdir(mode=0o700)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(where / "odd-7.sock"))
+    server.listen(4)
+
+    def answer() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                if conn.makefile("rb").readline():  # the stale probe connects and says nothing
+                    conn.sendall(json.dumps({"type": "status", **a_status(run_id=7)}).encode() + b"\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        proc = cli(env, "status", "--output", "json")
+    finally:
+        server.close()
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {"live": [], "ended": []}
+    assert proc.stderr.splitlines() == [f"console: skipped: {where / 'odd-7.sock'}: malformed reply: run_id: "
+                                        "expected str, got int '7'"]
+
+
+def test_a_malformed_file_is_told_once_however_often_watch_asks(capsys, tmp_path):
+    from console.control.errors import report_malformed
+
+    for _ in range(3):
+        report_malformed(tmp_path / "x.result.json", f"{tmp_path}/x.result.json: not a run's result: pid: missing")
+    assert capsys.readouterr().err.count("skipped") == 1
