@@ -22,6 +22,8 @@ from .status_record import ReplayStatus, run_state
 from .status_text import describe_replay
 from .view_state import FleetView
 
+TORN = "warning: the journal's last record is torn (the session did not finish writing it)\n"
+
 
 @dataclass(frozen=True)
 class WhatIf:
@@ -86,7 +88,7 @@ def print_timeline(journal: Journal, fmt: str, out: TextIO = sys.stdout) -> None
             if text is not None:
                 out.write(f"[{event.at:8.2f}s] {text}\n")
     if journal.torn_tail:
-        out.write("warning: the journal's last record is torn (the session did not finish writing it)\n")
+        out.write(TORN)
 
 
 def _text(value: object) -> str:
@@ -115,4 +117,4 @@ def print_status(journal: Journal, path: str, at: float | None, fmt: str, out: T
     if fmt == "json":
         out.write(json.dumps(status, separators=(",", ":")) + "\n")
     else:
-        out.write(describe_replay(status) + "\n")
+        out.write(describe_replay(status) + "\n" + (TORN if journal.torn_tail else ""))

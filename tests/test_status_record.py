@@ -220,3 +220,13 @@ def test_a_malformed_file_is_told_once_however_often_watch_asks(capsys, tmp_path
     for _ in range(3):
         report_malformed(tmp_path / "x.result.json", f"{tmp_path}/x.result.json: not a run's result: pid: missing")
     assert capsys.readouterr().err.count("skipped") == 1
+
+
+def test_replay_status_of_a_torn_journal_says_so_after_the_status(recorded):
+    lines = recorded.read_bytes().splitlines(keepends=True)
+    recorded.write_bytes(b"".join(lines[:-2]) + lines[-2][:-40])  # run_finished torn, no closing record
+    env = control_env(recorded.parent)
+    text = cli(env, "replay", str(recorded), "--status")
+    assert text.returncode == 0 and text.stdout.splitlines()[-1].startswith("warning: the journal's last record is torn")
+    as_json = cli(env, "replay", str(recorded), "--status", "--output", "json")
+    assert json.loads(as_json.stdout)["outcome"] is None  # the closing events are in the torn tail
