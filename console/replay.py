@@ -18,7 +18,7 @@ from strategies.plan import Thresholds
 
 from .headless import describe
 from .journal import Journal
-from .status_record import ReplayStatus, run_state
+from .status_record import ReplayStatus
 from .status_text import describe_replay
 from .view_state import FleetView
 
@@ -103,7 +103,7 @@ def replay_status(journal: Journal, path: str, at: float | None = None) -> Repla
     view = FleetView().apply_all(events)
     header = journal.header or {}
     plan, operator = header.get("plan"), header.get("operator")
-    return {**run_state(view), "journal": path,
+    return {**view.state(), "journal": path,
             "simulated": view.simulated or header.get("simulated") is True,  # a journal's header says it too
             "plan": _text(plan.get("path")) if isinstance(plan, dict) else "",
             "user": _text(operator.get("user")) if isinstance(operator, dict) else "",

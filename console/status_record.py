@@ -1,7 +1,7 @@
 """A run's status and result as one typed record, built once.
 
 The run's status (strategies/status.py's RunStatus, with what FleetView
-derives from the same events) is a `RunState`: the same for a live run, an
+derives from the same events: `FleetView.state()`) is a `RunState`: the same for a live run, an
 ended one and a journal replayed up to any time. The control server answers
 `status` with a `StatusRecord` (the state and what only a live process
 knows: its pid, user, socket's run id, viewers); a run that ends leaves an
@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import TYPE_CHECKING, Literal, TypedDict, TypeGuard, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Literal, TypedDict, TypeGuard, TypeVar, Union, get_args, get_origin, get_type_hints
 
-if TYPE_CHECKING:  # the reporter and the control client read records without loading the view
-    from .view_state import FleetView
 
 class StepRecord(TypedDict):
     """The strategy's position: its step, 1-based (0 before the first)."""
@@ -139,27 +137,6 @@ class ReplayStatus(RunState):
 def has_ended(s: StatusRecord) -> TypeGuard[EndedRun]:
     """Whether a run `console status` lists has ended (its result is over its status)."""
     return "exit_code" in s
-
-
-def run_state(view: FleetView) -> RunState:
-    """The state a FleetView holds (its RunStatus and what it derives)."""
-    run, gate = view.status, view.gate
-    return {
-        "strategy": view.strategy, "service": view.service, "version": view.version,
-        "old_version": view.old_version, "simulated": view.simulated,
-        "phase": run.phase.value, "phase_reason": view.phase_reason, "awaiting_promotion": view.awaiting_promotion,
-        "step": {"index": run.position.index, "total": run.position.total, "title": run.position.title},
-        "window": run.window, "out_of_nginx": run.out_of_nginx(), "left_out": run.still_left_out(),
-        "gate": {"name": gate.name, "verdict": gate.verdict, "remaining": view.gate_remaining()} if gate else None,
-        "weights": view.traffic_split(), "elapsed": round(view.elapsed, 1),
-        "outcome": view.outcome, "reason": run.reason.value if run.reason is not None else None,
-        "instances": {k: {"version": i.version, "old_version": i.old_version, "phase": i.phase.value,
-                          "in_nginx": i.in_nginx, "served_before": i.served_before, "healthy_at": i.healthy_at,
-                          "excluded": i.excluded.value if i.excluded is not None else None}
-                      for k, i in run.instances.items()},
-        "applies": view.applies(),
-        "rollback_plan": view.rollback_plan(), "abort_plan": view.abort_plan(),
-    }
 
 
 # -- reading a record back -----------------------------------------------------------------

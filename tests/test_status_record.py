@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from console.journal import read_journal
-from console.status_record import EndedRecord, MalformedRecord, ReplayStatus, StatusRecord, parse, run_state
+from console.status_record import EndedRecord, MalformedRecord, ReplayStatus, StatusRecord, parse
 from console.view_state import FleetView
 from control_helpers import cli, control_env, status
 from strategies.status import rebuild
@@ -23,7 +23,7 @@ RECORDED = Path(__file__).resolve().parents[1] / "bench/results/2026-12-01-f9b54
 def a_status(**over) -> dict:
     """A live run's status as a control server answers it (the state of a
     run that has seen no event, and what its process knows)."""
-    return {**run_state(FleetView()), "run_id": "plan-1", "pid": 1, "user": "ops", "plan": "/p.yaml",
+    return {**FleetView().state(), "run_id": "plan-1", "pid": 1, "user": "ops", "plan": "/p.yaml",
             "plan_name": "plan", "upstream": "agent", "journal": "/j.jsonl", "started": "2026-12-07T00:00:00+00:00",
             "time_scale": 1.0, "viewers": 0, **over}
 
@@ -167,7 +167,7 @@ async def test_replay_status_at_any_time_is_the_record_the_live_run_held_then(tm
     session = Session(load_inputs(str(plan), str(inv), None), argv=["test"], record=str(tmp_path / "j.jsonl"),
                       time_scale=100.0)
     live, states = FleetView(), []
-    session.bus.subscribe(lambda e: (live.apply(e), states.append(copy.deepcopy(run_state(live)))))
+    session.bus.subscribe(lambda e: (live.apply(e), states.append(copy.deepcopy(live.state()))))
     record = session.finish(await session.run())
     journal = read_journal(Path(record["journal"]))
     times = [e.at for e in journal.events]

@@ -20,7 +20,7 @@ from strategies.control import Command
 from strategies.events import Event, EventBus, Notice, OperatorCommand, Sender
 
 from ..private import write_private
-from ..status_record import EndedRecord, ResultRecord, StatusRecord, run_state
+from ..status_record import EndedRecord, ResultRecord, StatusRecord
 from ..view_state import COMMANDS, FleetView
 from . import peer as peers
 from .protocol import MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_LIMIT, CommandReply, ErrorReply, ProtocolError, decode, encode, error
@@ -157,7 +157,7 @@ class ControlServer:
         it) and what this process knows of the run."""
         s = self.session
         plan = s.inputs.plan
-        return {**run_state(self.view),
+        return {**self.view.state(),
                 "run_id": self.run_id, "pid": os.getpid(), "user": peers.user_name(os.getuid()),
                 "plan": str(Path(s.inputs.plan_path).resolve()), "plan_name": plan.name,
                 "upstream": plan.nginx.upstream, "journal": str(s.journal.path.resolve()),

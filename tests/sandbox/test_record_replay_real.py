@@ -11,7 +11,7 @@ import pytest
 from console.journal import read_journal, verify
 from console.replay import replay_status
 from console.session import Session, load_inputs
-from console.status_record import RunState, run_state
+from console.status_record import RunState
 from console.view_state import FleetView
 from rollout_helpers import plan_file
 from strategies.control import Command
@@ -32,7 +32,7 @@ async def test_replay_equals_the_live_state_at_every_event(sandbox_fleet, tmp_pa
     def watch(event):
         live.apply(event)
         seen.append(copy.deepcopy(live.snapshot()))
-        states.append(copy.deepcopy(run_state(live)))
+        states.append(copy.deepcopy(live.state()))
         if isinstance(event, StepStarted) and event.index == 2:  # an operator pauses, then resumes
             session.engine.command(Command.PAUSE, source="key:p")
             asyncio.get_running_loop().call_later(1.0, session.engine.command, Command.RESUME, "key:p")
