@@ -77,7 +77,7 @@ EXAMPLES = """\
   console --plan plan.yaml --inventory hosts.ini --limit 'agents:!agent-03' --list-hosts"""
 
 
-def summary(entry: Any) -> str:
+def summary(entry: object) -> str:
     if isinstance(entry, Sub):
         return entry.summary
     return (entry.__doc__ or "").strip().splitlines()[0] if entry.__doc__ else ""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence, TypedDict, TypeVar
 
 from .exitcodes import Exit
 
@@ -35,9 +35,12 @@ def positive(text: str) -> float:
     return value
 
 
-def number_in(low: float, high: float, kind: type = float, what: str = "a number") -> Callable[[str], Any]:
+N = TypeVar("N", int, float)
+
+
+def number_in(low: float, high: float, kind: Callable[[str], N], what: str = "a number") -> Callable[[str], N]:
     """An argparse type: a `kind` number from low to high inclusive."""
-    def convert(text: str) -> Any:
+    def convert(text: str) -> N:
         try:
             value = kind(text)
         except ValueError:
@@ -146,7 +149,15 @@ def add_output_flags(p: argparse.ArgumentParser, *, headless: bool = True) -> No
                         "the journal and JSON keep every one)")
 
 
-def lock_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+class LockOptions(TypedDict):
+    """The lock flags, as Session takes them."""
+
+    lock_wait: float
+    break_stale_lock: bool
+    lock_max_age: float
+
+
+def lock_kwargs(args: argparse.Namespace) -> LockOptions:
     return {"lock_wait": args.lock_wait, "break_stale_lock": args.break_stale_lock,
             "lock_max_age": args.lock_max_age}
 

@@ -7,28 +7,38 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .cli_args import Parser, add_live_flags, add_lock_flags, add_output_flags, positive
+from .cli_args import Parser, add_live_flags, add_lock_flags, add_output_flags, number_in, positive
 from .exitcodes import Exit
 from .trust_flag import add_trust_flag
 
 
 def parser_replay() -> argparse.ArgumentParser:
     p = Parser(prog="console replay", description="Replay a recorded session: in the TUI (default), "
-               "as a timeline (--headless), or re-scored against other thresholds (--thresholds).")
+               "as a timeline (--headless), its status at a time (--status [--at SECONDS]: the record "
+               "`console status` prints for a live run), or re-scored against other thresholds (--thresholds).")
     p.add_argument("journal", metavar="JOURNAL", help="the session journal (.jsonl) to replay")
     p.add_argument("--headless", action="store_true", help="print the timeline instead of opening the TUI")
     add_output_flags(p, headless=False)
     p.add_argument("--thresholds", metavar="FILE", help="YAML with a thresholds: block to re-score against")
+    p.add_argument("--status", action="store_true",
+                   help="print the run's status rebuilt from the journal's events (text, or JSON with --output json)")
+    p.add_argument("--at", type=number_in(0, float("inf"), float, "seconds"), metavar="SECONDS",
+                   help="with --status: as it stood this many seconds into the run (default: at its end)")
     return p
 
 
 def main_replay(argv: Sequence[str]) -> int:
-    args = parser_replay().parse_args(argv)
+    p = parser_replay()
+    args = p.parse_args(argv)
+    if args.at is not None and not args.status:
+        p.error("--at applies only with --status")
+    if args.status and (args.thresholds or args.headless):
+        p.error("--status prints the status alone: not with --headless or --thresholds")
     from inventory.errors import InputError
     from strategies.plan import load_thresholds
 
     from .journal import read_journal
-    from .replay import print_timeline, rescore
+    from .replay import print_status, print_timeline, rescore
 
     try:
         journal = read_journal(Path(args.journal))
@@ -39,6 +49,9 @@ def main_replay(argv: Sequence[str]) -> int:
     except (ValueError, InputError) as exc:
         print(f"console replay: error: {exc}", file=sys.stderr)
         return Exit.BAD_INPUT
+    if args.status:
+        print_status(journal, args.journal, args.at, args.output)
+        return Exit.OK
     if thresholds is not None:
         verdict = rescore(journal.events, thresholds)
         if verdict is None:

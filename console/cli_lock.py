@@ -13,7 +13,10 @@ import argparse
 import shlex
 import sys
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from inventory.lock import LockRecord
 
 from .cli_args import Parser, ask, positive
 from .exitcodes import Exit
@@ -49,7 +52,7 @@ class Seen:
     """The lock on one load balancer."""
 
     lb: str
-    record: Any | None  # LockRecord, or None (free, or unreadable when raw is set)
+    record: LockRecord | None  # None: free, or unreadable when raw is set
     raw: str
     stale: str | None
     error: str = ""

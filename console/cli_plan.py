@@ -7,7 +7,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from strategies.recommend import Recommendation
 
 from .cli_args import Parser, ask
 from .exitcodes import Exit
@@ -42,15 +45,16 @@ def _ask(p: argparse.ArgumentParser, key: str) -> str:
     raise AssertionError("unreachable")  # p.error exits
 
 
-def answered(p: argparse.ArgumentParser, answers: dict[str, Any]) -> Any:
+def answered(p: argparse.ArgumentParser, answers: dict[str, str | None]) -> Recommendation:
     """Walk the decision tree, asking for each answer its path needs."""
     from strategies.recommend import MissingAnswer, recommend
 
     while True:
         try:
-            if answers["criticality"] is None:
+            criticality = answers["criticality"]
+            if criticality is None:
                 raise MissingAnswer("criticality")
-            return recommend(**answers)
+            return recommend(criticality, answers.get("scale"), answers.get("budget"), answers.get("test_env"))
         except MissingAnswer as missing:
             answers[missing.key] = _ask(p, missing.key)
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from .releases import Release
 
 from .cli_args import Parser, add_input_flags, add_live_flags, add_lock_flags, add_output_flags, ask, positive
 from .exitcodes import Exit
@@ -91,7 +94,7 @@ def _names(selector: str | None) -> set[str]:
     return {selector, str(Path(selector).resolve()), *ended}
 
 
-def _target(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Any, str, str, str]:
+def _target(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Release, str, str, str]:
     """(last succeeded release, target version, plan, inventory)."""
     from .releases import history, last_success, of_fleet, shipped
 

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, TextIO
+from typing import Callable, TextIO
 
 HANGUP_POLICIES = ("stop", "detach")
 DEFAULT_ON_HANGUP = "stop"
@@ -119,5 +119,5 @@ class HangupSafeStream:
             except OSError:
                 self.gone = True
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> object:
         return getattr(self._stream, name)

@@ -22,12 +22,13 @@ import concurrent.futures
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
+from typing import TYPE_CHECKING, Callable, Coroutine, TypeVar
 
 from strategies.control import Command
 
 if TYPE_CHECKING:
     from .session import Session
+    from .status_record import ResultRecord
 
 T = TypeVar("T")
 
@@ -38,7 +39,7 @@ class EngineThread:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.loop = asyncio.new_event_loop()
-        self.done: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        self.done: concurrent.futures.Future[ResultRecord] = concurrent.futures.Future()
         self._exit_when_done = False  # the detached child: nothing else left to return to
         self.thread = threading.Thread(target=self._main, name="rollout-engine", daemon=True)
 
@@ -61,18 +62,18 @@ class EngineThread:
                     pass
             os._exit(record["exit_code"] if record else 1)
 
-    async def _host(self) -> dict[str, Any]:
+    async def _host(self) -> ResultRecord:
         result, error = None, None
         try:
             result = await self.session.run()
         except Exception as exc:  # noqa: BLE001 - shown as the result (exit 1), the journal still closed
             error = f"internal error: {exc!r}"
-        record: dict[str, Any] = self.session.finish(result, error)
+        record = self.session.finish(result, error)
         self.done.set_result(record)
         return record
 
     # -- from the UI thread ----------------------------------------------------------
-    def call(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+    def call(self, fn: Callable[..., T], *args: object) -> concurrent.futures.Future[T]:
         """`fn(*args)` on the engine loop; its result as a future."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
@@ -85,7 +86,7 @@ class EngineThread:
         self.loop.call_soon_threadsafe(run)
         return future
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    def run(self, coro: Coroutine[object, object, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def command(self, cmd: Command, source: str) -> concurrent.futures.Future[bool]:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from inventory.validate import clean_text
 from strategies.events import Event
 from strategies.metrics import format_value
+
+if TYPE_CHECKING:
+    from .status_record import ResultRecord
 
 
 def _fields(event: Event) -> dict[str, Any]:
@@ -137,11 +140,11 @@ class HeadlessReporter:
         if text is not None:  # host text may be in it: no escape sequence reaches the terminal
             self._line(f"{self.prefix}[{event.at:8.2f}s] {clean_text(text)}")
 
-    def result(self, record: dict[str, Any]) -> None:
+    def result(self, record: ResultRecord) -> None:
         if self.fmt == "json":
             self._line(json.dumps({"kind": "result", **record}, separators=(",", ":")))
         else:
             parts = [f"result: {record['outcome']} (exit {record['exit_code']})", record["message"]]
-            if record.get("journal"):
+            if record["journal"]:
                 parts.append(f"journal {record['journal']} sha256 {record['journal_hash']}")
             self._line(clean_text(" | ".join(p for p in parts if p)))

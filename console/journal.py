@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, Mapping
 
 from strategies.events import Event, from_dict
 
@@ -99,7 +99,8 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def file_entry(path: str | None, redact: Callable[[str], str]) -> dict[str, Any]:
+def file_entry(path: str | None, redact: Callable[[str], str]) -> dict[str, str | None]:
+    """A file the run read, as its header keeps it: path, SHA-256 and (redacted) text."""
     if not path:
         return {"path": None, "sha256": None, "text": None}
     data = Path(path).read_bytes()
@@ -132,7 +133,7 @@ class JournalWriter:
     reserve lasts, or counted as lost. The closing record always fits in
     what the reserve keeps back and says how many events were lost."""
 
-    def __init__(self, path: Path, handle: BinaryIO, header: dict[str, Any], reserve: Path | None = None,
+    def __init__(self, path: Path, handle: BinaryIO, header: Mapping[str, object], reserve: Path | None = None,
                  reserve_fd: int | None = None):
         self.path = path
         self._fh = handle
@@ -151,7 +152,7 @@ class JournalWriter:
         self._write({"type": "header", "schema": SCHEMA, **header}, durable=True)
 
     @classmethod
-    def open_new(cls, path: Path, header: dict[str, Any]) -> JournalWriter:
+    def open_new(cls, path: Path, header: Mapping[str, object]) -> JournalWriter:
         """Create the journal and its reserve, both 0600 (a journal holds every
         command, output and inventory of the run: its operator's alone)."""
         private_dir(path.parent)
@@ -270,7 +271,8 @@ class JournalWriter:
 
 
 def make_header(argv: list[str], plan_path: str | None, inventory_path: str | None,
-                simulated: bool, redact: Callable[[str], str], tool_version: str) -> dict[str, Any]:
+                simulated: bool, redact: Callable[[str], str], tool_version: str) -> dict[str, object]:
+    """The journal's first record: what ran, by whom, from which plan and inventory texts."""
     return {"tool": "rollout-console", "tool_version": tool_version, "argv": [redact(a) for a in argv],
             "operator": operator_identity(), "started": utc_now(), "simulated": simulated,
             "python": sys.version.split()[0],
@@ -288,14 +290,26 @@ class Journal:
     torn_tail: bool = False
 
 
-def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, bytes]]:
-    """(line number, record or None if unparsable, raw line bytes)."""
+def read_records(path: Path) -> Iterator[tuple[int, dict[str, object] | None, bytes]]:
+    """(line number, record or None if the line is not a JSON object, raw
+    line bytes). A record's fields are checked where they are read."""
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, 1):
             try:
-                yield number, json.loads(raw.decode("utf-8")), raw
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                yield number, None, raw
+                record = json.loads(raw.decode("utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                record = None
+            yield number, record if isinstance(record, dict) else None, raw
+
+
+def _is_json(raw: bytes) -> bool:
+    """Whether a line read_records gave no record for is JSON all the same
+    (an array, a number: not a record)."""
+    try:
+        json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return True
 
 
 def read_journal(path: Path) -> Journal:
@@ -304,12 +318,11 @@ def read_journal(path: Path) -> Journal:
     rows = list(read_records(path))
     for i, (number, record, raw) in enumerate(rows):
         if record is None:
-            if i == len(rows) - 1 and not raw.endswith(b"\n"):
+            json_all_the_same = _is_json(raw)
+            if i == len(rows) - 1 and not raw.endswith(b"\n") and not json_all_the_same:
                 journal.torn_tail = True
                 break
-            raise ValueError(f"{path}:{number}: record is not JSON")
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}:{number}: record is not a JSON object")
+            raise ValueError(f"{path}:{number}: record is " + ("not a JSON object" if json_all_the_same else "not JSON"))
         journal.records.append(record)
         if record.get("type") == "header":
             if record.get("schema") != SCHEMA:
@@ -317,8 +330,11 @@ def read_journal(path: Path) -> Journal:
                                  f"schema {SCHEMA}")
             journal.header = record
         elif record.get("type") == "event":
+            event = record.get("event")
             try:
-                journal.events.append(from_dict(record["event"]))
+                if not isinstance(event, dict):
+                    raise TypeError(f"the event is {type(event).__name__}, not an object")
+                journal.events.append(from_dict(event))
             except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a missing field, a wrong type, an unknown kind
                 raise ValueError(f"{path}:{number}: not an event this console reads: {exc}") from None
         elif record.get("type") == "close":
@@ -358,12 +374,12 @@ def _chain_of(path: Path) -> tuple[list[str], dict[str, Any] | None, Verificatio
     rows = list(read_records(path))
     for i, (number, record, raw) in enumerate(rows):
         count = len(hashes)
-        if record is None:
+        if record is None and not _is_json(raw):
             if i == len(rows) - 1 and not raw.endswith(b"\n"):
                 break  # torn as it was written: judged against the head below
             return hashes, None, Verification(False, count, f"{path}:{number}: record is not valid JSON", prev)
         parts = split_line(raw)
-        if parts is None or chain(prev, parts[0]) != parts[1] or record.get("prev") != prev:
+        if record is None or parts is None or chain(prev, parts[0]) != parts[1] or record.get("prev") != prev:
             return hashes, None, Verification(False, count, f"{path}:{number}: hash mismatch: record {count} was "
                                               "altered", prev)
         if record.get("seq") != count:

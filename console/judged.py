@@ -10,7 +10,7 @@ belong to it. Pure: no Textual, no plotting.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable, Mapping
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ DRAWN_AS = {"median_latency_vs_stable": "p95_latency", "cpu_vs_stable": "cpu",
 DEFAULT = "error_rate"  # what every window is judged on first (the sequential test)
 
 
-def watched(findings: Iterable[dict[str, Any]]) -> Series:
+def watched(findings: Iterable[Mapping[str, object]]) -> Series:
     """The series of the first finding the judge reported (the one that
     decided, or is about to), else the error rate."""
     for finding in findings:
@@ -49,7 +49,7 @@ def watched(findings: Iterable[dict[str, Any]]) -> Series:
     return SERIES[DEFAULT]
 
 
-def threshold(series: Series, thresholds: dict[str, Any]) -> float | None:
+def threshold(series: Series, thresholds: Mapping[str, object]) -> float | None:
     """The plan's limit for the series, if it has one."""
     if series.threshold is None:
         return None

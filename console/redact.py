@@ -41,7 +41,8 @@ class Redactor:
             text = pattern.sub(lambda m: m.group(1) + MASK, text)
         return text
 
-    def value(self, value: Any) -> Any:
+    def value(self, value: object) -> object:
+        """A field's value with its strings redacted, lists and dicts walked."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, list):
@@ -51,7 +52,7 @@ class Redactor:
         return value
 
     def __call__(self, event: Event) -> Event:
-        changes = {}
+        changes: dict[str, Any] = {}  # each the redacted value of the event's own field, same type
         for f in dataclasses.fields(event):
             old = getattr(event, f.name)
             new = self.value(old)

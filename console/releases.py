@@ -49,8 +49,10 @@ def read_release(path: Path) -> Release | None:
             kind = record.get("type")
             if kind == "header":
                 header = record
-            elif kind == "event" and started is None and record.get("event", {}).get("kind") == "run_started":
-                started = record["event"]
+            elif kind == "event" and started is None:
+                event = record.get("event")
+                if isinstance(event, dict) and event.get("kind") == "run_started":
+                    started = event
             elif kind == "close":
                 outcome = str(record.get("outcome", outcome))
     except OSError:

@@ -18,6 +18,11 @@ from strategies.plan import Thresholds
 
 from .headless import describe
 from .journal import Journal
+from .status_record import ReplayStatus
+from .status_text import describe_replay
+from .view_state import FleetView
+
+TORN = "warning: the journal's last record is torn (the session did not finish writing it)\n"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,33 @@ def print_timeline(journal: Journal, fmt: str, out: TextIO = sys.stdout) -> None
             if text is not None:
                 out.write(f"[{event.at:8.2f}s] {text}\n")
     if journal.torn_tail:
-        out.write("warning: the journal's last record is torn (the session did not finish writing it)\n")
+        out.write(TORN)
 
 
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def replay_status(journal: Journal, path: str, at: float | None = None) -> ReplayStatus:
+    """The run's status rebuilt from the journal's events up to `at` run
+    seconds (all of them when None): the state `console status` reports of
+    a live run, folded by the same FleetView and RunStatus."""
+    events = [e for e in journal.events if at is None or e.at <= at]
+    view = FleetView().apply_all(events)
+    header = journal.header or {}
+    plan, operator = header.get("plan"), header.get("operator")
+    return {**view.state(), "journal": path,
+            "simulated": view.simulated or header.get("simulated") is True,  # a journal's header says it too
+            "plan": _text(plan.get("path")) if isinstance(plan, dict) else "",
+            "user": _text(operator.get("user")) if isinstance(operator, dict) else "",
+            "started": _text(header.get("started")),
+            "at": round(at if at is not None else view.elapsed, 1), "events": len(events)}
+
+
+def print_status(journal: Journal, path: str, at: float | None, fmt: str, out: TextIO = sys.stdout) -> None:
+    """`console replay JOURNAL --status [--at SECONDS]`."""
+    status = replay_status(journal, path, at)
+    if fmt == "json":
+        out.write(json.dumps(status, separators=(",", ":")) + "\n")
+    else:
+        out.write(describe_replay(status) + "\n" + (TORN if journal.torn_tail else ""))

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from inventory.driver import FleetDriver
 from inventory.errors import InputError
@@ -41,6 +41,7 @@ from .headless import HeadlessReporter
 from .journal import JournalWriter, default_dir, make_header, operator_identity
 from .notify import Notifier
 from .redact import Redactor, secret_values
+from .status_record import ResultRecord
 from .version import tool_version
 
 FOR_OUTCOME = {
@@ -237,14 +238,14 @@ class Session:
                 f"{self.journal.path}; follow it with `console attach {self.run_id}`, "
                 f"`console status {self.run_id}`")
 
-    def finish(self, result: RunResult | None, error: str | None = None) -> dict[str, Any]:
+    def finish(self, result: RunResult | None, error: str | None = None) -> ResultRecord:
         """Close the journal and build the result record."""
         if result is None:
             code, outcome, message = Exit.INTERNAL, "internal_error", error or "internal error"
         else:
             code, outcome, message = FOR_OUTCOME[result.outcome], result.outcome.value, result.message
         final_hash = self.journal.close(outcome, int(code))
-        record = {"outcome": outcome, "exit_code": int(code), "message": message,
+        record: ResultRecord = {"outcome": outcome, "exit_code": int(code), "message": message,
                   "simulated": self.simulated, "journal": str(self.journal.path), "journal_hash": final_hash,
                   "versions": result.versions if result else {}, "clients": self.engine.clients.as_dict()}
         self.control.close(record)
@@ -298,7 +299,7 @@ async def finish_headless(session: Session, reporter: HeadlessReporter | None, r
     record = session.finish(result, error)
     if reporter is not None:
         reporter.result(record)
-    return int(record["exit_code"])
+    return record["exit_code"]
 
 
 def run_headless(session: Session, fmt: str, *, on_hangup: str = DEFAULT_ON_HANGUP, detach: bool = False,

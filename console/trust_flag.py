@@ -5,7 +5,7 @@ IdentityAgent). Without it such a file is refused at load
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+from typing import Sequence
 
 from inventory.ssh_config import trust_ssh_configs
 
@@ -15,7 +15,7 @@ class _Trust(argparse.Action):
     inventory is read."""
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+                 values: str | Sequence[object] | None, option_string: str | None = None) -> None:
         files = [*(getattr(namespace, self.dest, None) or []), str(values)]
         setattr(namespace, self.dest, files)
         trust_ssh_configs(files)

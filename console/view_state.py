@@ -12,7 +12,7 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
-from strategies.control import AWAITING_PROMOTION
+from strategies.control import AWAITING_PROMOTION, Command
 from strategies.events import (
     AlertRaised,
     CommandRan,
@@ -33,6 +33,7 @@ from strategies.events import (
 from strategies.status import RunStatus
 
 from .headless import describe
+from .status_record import RunState
 
 EVENT_LOG_LIMIT = 500
 COMMANDS_PER_HOST = 50
@@ -45,6 +46,7 @@ ACTIVE_PHASES = {Phase.PREFLIGHT, Phase.RUNNING, Phase.PAUSED, Phase.ANALYSING, 
 # Phases in which the engine has not yet reached a safe point for a pending command.
 WORKING_PHASES = {Phase.RUNNING, Phase.ANALYSING, Phase.PREFLIGHT}
 NEW_POOLS = {"canary"}
+COMMANDS = tuple(c.value for c in Command)
 
 
 @dataclass
@@ -421,7 +423,32 @@ class FleetView:
             return "already aborting" if pending == "abort" else None
         return f"unknown command {action!r}"
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> RunState:
+        """The run as a status record (console/status_record.py): its
+        RunStatus and what this view derives, as `console status` and
+        `console replay --status` print it."""
+        run, gate = self.status, self.gate
+        return {
+            "strategy": self.strategy, "service": self.service, "version": self.version,
+            "old_version": self.old_version, "simulated": self.simulated,
+            "phase": run.phase.value, "phase_reason": self.phase_reason, "awaiting_promotion": self.awaiting_promotion,
+            "step": {"index": run.position.index, "total": run.position.total, "title": run.position.title},
+            "window": run.window, "out_of_nginx": run.out_of_nginx(), "left_out": run.still_left_out(),
+            "gate": {"name": gate.name, "verdict": gate.verdict, "remaining": self.gate_remaining()} if gate else None,
+            "weights": self.traffic_split(), "elapsed": round(self.elapsed, 1),
+            "outcome": self.outcome, "reason": run.reason.value if run.reason is not None else None,
+            "instances": {k: {"version": i.version, "old_version": i.old_version, "phase": i.phase.value,
+                              "in_nginx": i.in_nginx, "served_before": i.served_before, "healthy_at": i.healthy_at,
+                              "excluded": i.excluded.value if i.excluded is not None else None}
+                          for k, i in run.instances.items()},
+            "applies": self.applies(), "rollback_plan": self.rollback_plan(), "abort_plan": self.abort_plan(),
+        }
+
+    def applies(self) -> dict[str, bool]:
+        """Which operator commands apply now (command_refusal gives why not)."""
+        return {c: self.command_refusal(c) is None for c in COMMANDS}
+
+    def snapshot(self) -> dict[str, object]:
         """Everything as plain data (replay equivalence, debugging)."""
         return {
             "plan": self.plan, "strategy": self.strategy, "service": self.service, "version": self.version,

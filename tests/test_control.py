@@ -4,6 +4,7 @@ sockets and another uid refused. Real processes on the SIMULATED fleet."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import signal
@@ -75,6 +76,8 @@ def test_status_and_commands_from_another_shell(canary):
         # the run's status (strategies/status.py): a pause step has no judge's window open, nothing is out
         assert (s["step"]["total"], s["window"], s["out_of_nginx"], s["left_out"], s["reason"]) == (
             3, None, [], [], None)
+        assert len(s["instances"]) == 4 and all(i["in_nginx"] and i["excluded"] is None
+                                                for i in s["instances"].values()), s["instances"]
         text = cli(env, "status", s["run_id"])
         assert text.returncode == 0 and f"pid {run.proc.pid}" in text.stdout and "phase paused" in text.stdout
         for name in (s["run_id"], str(plan), s["journal"], "agent"):  # found by id, plan, journal, upstream
@@ -105,6 +108,12 @@ def test_status_and_commands_from_another_shell(canary):
     assert not list(Path(env["XDG_RUNTIME_DIR"]).glob("rollout-console/*.sock"))
     ended = status(env, s["run_id"])["ended"]
     assert ended[0]["outcome"] == "succeeded" and ended[0]["exit_code"] == 0 and ended[0]["reason"] == "completed"
+    # one record, two sources: the ended run's status is what replaying its journal rebuilds
+    replayed = json.loads(cli(env, "replay", s["journal"], "--status", "--output", "json").stdout)
+    same = ("phase", "phase_reason", "step", "window", "out_of_nginx", "left_out", "outcome", "reason", "instances",
+            "weights", "gate", "applies", "strategy", "service", "version", "old_version", "simulated")
+    assert {k: replayed[k] for k in same} == {k: ended[0][k] for k in same}
+    assert {i["version"] for i in replayed["instances"].values()} == {"2.0.0"}
     gone = cli(env, "pause", s["run_id"])
     assert gone.returncode == 9 and "no live run" in gone.stderr
 

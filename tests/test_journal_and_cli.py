@@ -274,3 +274,22 @@ def test_resuming_a_session_that_was_rolling_back_finishes_the_rollback(tmp_path
     assert resumed.returncode == 3, resumed.stdout[-2000:]
     assert set(events[-1]["versions"].values()) == {"1.0.0"}
     assert "was rolling back (" in resumed.stderr and "finishes the rollback" in resumed.stderr
+
+
+def test_a_journal_line_that_is_json_but_not_a_record_is_refused_in_one_line(tmp_path):
+    """An array where a record belongs: replay names the line, verify calls
+    the chain broken there, attach's reader passes over it; no traceback."""
+    import gzip
+
+    from console.control.attach import journal_events
+
+    recorded = ROOT / "bench/results/2026-12-01-f9b5469/cases/seed1-run45/run.journal.jsonl.gz"
+    lines = gzip.decompress(recorded.read_bytes()).splitlines(keepends=True)
+    path = tmp_path / "j.jsonl"
+    path.write_bytes(b"".join([*lines[:3], b"[1]\n", *lines[3:]]))
+    replayed = run_cli("replay", str(path), "--headless")
+    assert replayed.returncode == 2 and replayed.stderr.strip() == f"console replay: error: {path}:4: record is not a JSON object"
+    verified = run_cli("audit", "verify", str(path))
+    assert verified.returncode == 4 and f"{path}:4: hash mismatch" in verified.stdout + verified.stderr
+    assert "Traceback" not in replayed.stderr + verified.stderr
+    assert len(journal_events(path, 10)) == 9  # the events of seq 1-9 (0 is the header); the array has none

@@ -9,25 +9,26 @@ live. Any number of viewers may attach; leaving one never touches the run.
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from strategies.events import Event, from_dict
 
 from ..journal import read_records
+from ..status_record import ResultRecord, StatusRecord, parse
 from .client import ControlError, send_command, subscribe
-from .protocol import ProtocolError, decode
+from .protocol import CommandReply, ProtocolError, decode
 
 
 def journal_events(path: Path, before: int) -> list[Event]:
     """The events among the journal's first `before` records."""
     events = []
     for _number, record, _raw in read_records(path):
-        if record is None or record.get("seq", before) >= before:
+        if record is None:
             continue
-        if record.get("type") == "event":
-            events.append(from_dict(record["event"]))
+        seq, event = record.get("seq"), record.get("event")
+        if isinstance(seq, int) and seq < before and record.get("type") == "event" and isinstance(event, dict):
+            events.append(from_dict(event))
     return events
 
 
@@ -37,7 +38,7 @@ class RemoteRun:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.status: dict[str, Any] = {}
+        self.status: StatusRecord | None = None  # as the run answered when connected
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -46,24 +47,25 @@ class RemoteRun:
         self.status = hello["status"]
         return journal_events(Path(hello["journal"]), hello["journal_records"])
 
-    async def follow(self, on_event: Callable[[Event], None]) -> dict[str, Any] | None:
+    async def follow(self, on_event: Callable[[Event], None]) -> ResultRecord | None:
         """Feed live events to `on_event`; the run's result record, or None
         if the connection was lost first."""
         assert self._reader is not None and self._writer is not None
         try:
             while line := await self._reader.readline():
                 message = decode(line)
-                if message.get("type") == "event":
-                    on_event(from_dict(message["event"]))
+                event = message.get("event")
+                if message.get("type") == "event" and isinstance(event, dict):
+                    on_event(from_dict(event))
                 elif message.get("type") == "result":
-                    return {k: v for k, v in message.items() if k != "type"}
+                    return parse(ResultRecord, {k: v for k, v in message.items() if k != "type"})
             return None
-        except (ConnectionError, ProtocolError, ValueError, json.JSONDecodeError):
+        except (ConnectionError, ProtocolError, ValueError):  # a MalformedRecord is a ValueError
             return None
         finally:
             self._writer.close()
 
-    async def command(self, name: str) -> dict[str, Any]:
+    async def command(self, name: str) -> CommandReply:
         return await send_command(self.path, name)
 
 

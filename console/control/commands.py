@@ -6,49 +6,45 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..cli_args import Parser, ask, positive
 from ..exitcodes import Exit
-from .client import ControlError, find_run, finished_runs, live_runs, request
-from .errors import report_error, report_stale
+from ..status_record import EndedRun, StatusRecord, has_ended
+from ..status_text import gate_text, phase_text, weights_text
+from .client import ControlError, ask_command, find_run, finished_runs, live_runs, status_of
+from .errors import report_error, report_malformed, report_stale
 from .runs import matches
 
-CONFIRM = {"rollback": ("Roll back?", "rollback_plan"), "abort": ("Abort?", "abort_plan")}
+CONFIRM = {"rollback": "Roll back?", "abort": "Abort?"}
 VERBS = ("pause", "resume", "promote", "rollback", "abort")
 
 
-def describe_run(s: dict[str, Any]) -> str:
+def describe_run(s: StatusRecord | EndedRun) -> str:
     """A few lines on one run, live or ended."""
-    label = " SIMULATED" if s.get("simulated") else ""
-    step = s.get("step") or {}
-    gate = s.get("gate")
-    weights = ", ".join(f"{p} {w:g}%" for p, w in sorted((s.get("weights") or {}).items())) or "-"
-    lines = [f"{s['run_id']}  pid {s['pid']}  {s.get('user', '?')}{label}",
+    label = " SIMULATED" if s["simulated"] else ""
+    lines = [f"{s['run_id']}  pid {s['pid']}  {s['user']}{label}",
              f"  plan {s['plan']} ({s['strategy']}, upstream {s['upstream']}): "
-             f"{s.get('old_version') or '?'} -> {s['version']}"]
-    if "exit_code" in s:
+             f"{s['old_version'] or '?'} -> {s['version']}"]
+    if has_ended(s):
         lines.append(f"  ENDED {s['outcome']} (exit {s['exit_code']}): {s['message']}")
     else:
-        gate_text = (f"{gate['name']} {gate['verdict']}" + (f" {gate['remaining']:.0f}s left"
-                                                            if gate.get("remaining") else "")) if gate else "-"
-        lines.append(f"  phase {s['phase']}" + (f" ({s['phase_reason']})" if s.get("phase_reason") else "")
-                     + f"  step {step.get('index', 0)}/{step.get('total', 0)} {step.get('title', '')}".rstrip())
-        lines.append(f"  gate {gate_text}  weights {weights}  elapsed {s['elapsed']:.1f}s  "
-                     f"viewers {s.get('viewers', 0)}")
+        lines.append(f"  {phase_text(s)}")
+        lines.append(f"  gate {gate_text(s)}  weights {weights_text(s)}  elapsed {s['elapsed']:.1f}s  "
+                     f"viewers {s['viewers']}")
     lines.append(f"  journal {s['journal']}")
     return "\n".join(lines)
 
 
-def brief_line(s: dict[str, Any], now: float) -> str:
+def brief_line(s: EndedRun, now: float) -> str:
     """One line on an ended run, for the list under the live ones."""
-    ago = max(0.0, now - float(s.get("ended", now)))
+    ago = max(0.0, now - s["ended"])
     when = f"{ago:.0f}s" if ago < 60 else f"{ago / 60:.0f} min" if ago < 3600 else f"{ago / 3600:.1f} h"
-    label = " SIMULATED" if s.get("simulated") else ""
+    label = " SIMULATED" if s["simulated"] else ""
     return f"  {s['run_id']}{label}  {when} ago  {s['outcome']} (exit {s['exit_code']}): {s['message']}"
 
 
-def print_status(live: list[dict[str, Any]], ended: list[dict[str, Any]], everything: bool, named: bool) -> None:
+def print_status(live: list[StatusRecord], ended: list[EndedRun], everything: bool, named: bool) -> None:
     """Live runs in full; ended ones a line each, the last hour's few
     unless `everything`; a run asked for by name in full, ended or not."""
     import time
@@ -92,10 +88,11 @@ def parser_status() -> argparse.ArgumentParser:
     return p
 
 
-def runs_named(selector: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(live, ended) runs `selector` names (all when None)."""
-    live = [s for _p, s in live_runs(report_stale) if selector is None or matches(s, selector)]
-    ended = [s for s in finished_runs() if selector is None or matches(s, selector)]
+def runs_named(selector: str | None) -> tuple[list[StatusRecord], list[EndedRun]]:
+    """(live, ended) runs `selector` names (all when None); a malformed
+    answer or result file is a line on stderr and left out."""
+    live = [s for _p, s in live_runs(report_stale, report_malformed) if selector is None or matches(s, selector)]
+    ended = [s for s in finished_runs(report_malformed) if selector is None or matches(s, selector)]
     return live, ended
 
 
@@ -118,11 +115,12 @@ def main_status(argv: Sequence[str]) -> int:
     return Exit.OK if live or ended or args.run is None else Exit.NO_RUN
 
 
-def _confirm(p: argparse.ArgumentParser, verb: str, status: dict[str, Any]) -> bool:
+def _confirm(p: argparse.ArgumentParser, verb: str, status: StatusRecord) -> bool:
     """The TUI dialog's question and sentence, then a yes/no (cli_args.ask)."""
-    title, plan_key = CONFIRM[verb]
+    title = CONFIRM[verb]
     if sys.stdin.isatty():
-        print(f"{title} {status['run_id']} ({status['plan']})\n{status[plan_key]}")
+        what = status["rollback_plan"] if verb == "rollback" else status["abort_plan"]
+        print(f"{title} {status['run_id']} ({status['plan']})\n{what}")
     return ask(p, f"{title[:-1]} now?", False)
 
 
@@ -150,15 +148,15 @@ def main_command(verb: str, argv: Sequence[str]) -> int:
 def send_verb(p: argparse.ArgumentParser, verb: str, args: argparse.Namespace) -> int:
     command = "promote_full" if getattr(args, "full", False) else verb
     try:
-        path, status = find_run(args.run, report_stale)
+        path, status = find_run(args.run, report_stale, report_malformed)
         if verb in CONFIRM and not args.yes:
-            if not _confirm(p, verb, status or request(path, {"op": "status"})):
+            if not _confirm(p, verb, status or status_of(path)):
                 print(f"{verb}: not confirmed; nothing sent")
                 return Exit.NOT_CONFIRMED
-        reply = request(path, {"op": "command", "command": command})
+        reply = ask_command(path, command)
     except ControlError as exc:
         return report_error(exc)
-    detail = f" ({reply['detail']})" if reply.get("detail") else ""
+    detail = f" ({reply['detail']})" if reply["detail"] else ""
     if reply["accepted"]:
         print(f"accepted: {command}{detail}")
         return Exit.OK

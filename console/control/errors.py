@@ -18,6 +18,17 @@ def report_stale(path: Path) -> None:
     print(f"console: removed a stale control socket {path} (its run is gone)", file=sys.stderr)
 
 
+_TOLD: set[str] = set()  # problems already reported (`console status --watch` asks every second)
+
+
+def report_malformed(path: Path, problem: str) -> None:
+    """A run's answer or result file that is not a status record: one line
+    (once per process), and it is left out."""
+    if problem not in _TOLD:
+        _TOLD.add(problem)
+        print(f"console: skipped: {problem}", file=sys.stderr)
+
+
 def report_error(exc: ControlError) -> int:
     print(f"console: {'refused' if exc.code == 'denied' else 'error'}: {exc}", file=sys.stderr)
     return FOR_ERROR.get(exc.code, Exit.INTERNAL)

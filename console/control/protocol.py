@@ -11,7 +11,9 @@ no byte a host prints can split one.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Literal, Mapping, TypedDict
+
+from ..status_record import StatusRecord
 
 LINE_LIMIT = 64 * 1024 * 1024   # one event line (a command's output) can be large
 REQUEST_LIMIT = 64 * 1024       # one request line (a client's: small)
@@ -24,11 +26,37 @@ class ProtocolError(Exception):
     """A line that is not a JSON object."""
 
 
-def encode(message: dict[str, Any]) -> bytes:
+class ErrorReply(TypedDict):
+    type: Literal["error"]
+    code: str
+    message: str
+
+
+class CommandReply(TypedDict):
+    """The answer to a command: accepted or refused, and why."""
+
+    type: Literal["reply"]
+    command: str
+    accepted: bool
+    detail: str
+    phase: str
+
+
+class Subscribed(TypedDict):
+    """The first line a viewer reads: how far the journal already goes."""
+
+    type: Literal["subscribed"]
+    journal: str
+    journal_records: int
+    status: StatusRecord
+
+
+def encode(message: Mapping[str, object]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
-def decode(line: bytes) -> dict[str, Any]:
+def decode(line: bytes) -> dict[str, object]:
+    """A line as a JSON object, not yet checked to be any message."""
     try:
         message = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -40,5 +68,5 @@ def decode(line: bytes) -> dict[str, Any]:
     return message
 
 
-def error(code: str, message: str) -> dict[str, Any]:
+def error(code: str, message: str) -> ErrorReply:
     return {"type": "error", "code": code, "message": message}

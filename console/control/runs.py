@@ -15,9 +15,10 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ..private import NotPrivate, first_own_tree, state_candidates
+from ..status_record import EndedRun, StatusRecord
 
 SOCKET_SUFFIX = ".sock"
 RESULT_SUFFIX = ".result.json"
@@ -95,28 +96,27 @@ def recent_results() -> list[Path]:
     return keep
 
 
-def recent_ended(ended: list[dict[str, Any]], now: float, everything: bool = False) -> tuple[list[dict[str, Any]], int]:
+def recent_ended(ended: list[EndedRun], now: float, everything: bool = False) -> tuple[list[EndedRun], int]:
     """(the ended runs plain `console status` lists, how many it leaves
     out): newest first, those that ended within RECENT seconds, at most
     RECENT_MOST; `everything` (--all) lists every kept one. A day of test
     runs would otherwise bury the live run an operator is looking for."""
-    newest = sorted(ended, key=lambda s: -float(s.get("ended", 0.0)))
+    newest = sorted(ended, key=lambda s: -s["ended"])
     if everything:
         return newest, 0
-    shown = [s for s in newest if now - float(s.get("ended", 0.0)) <= RECENT][:RECENT_MOST]
+    shown = [s for s in newest if now - s["ended"] <= RECENT][:RECENT_MOST]
     return shown, len(newest) - len(shown)
 
 
-def matches(status: dict[str, Any], selector: str) -> bool:
+def matches(status: StatusRecord, selector: str) -> bool:
     """A run is named by its run id, controller pid, upstream, plan (path or
     name) or journal path. The id is `<plan name>-<pid that started it>`; a
     detached run's controller is a forked child with a pid of its own, so
     either pid names it."""
-    started_by = str(status.get("run_id") or "").rsplit("-", 1)[-1]
-    if selector in (status.get("run_id"), str(status.get("pid")), started_by, status.get("upstream"),
-                    status.get("plan_name")):
+    started_by = status["run_id"].rsplit("-", 1)[-1]
+    if selector in (status["run_id"], str(status["pid"]), started_by, status["upstream"], status["plan_name"]):
         return True
-    candidates = {status.get("plan"), status.get("journal")}
+    candidates = {status["plan"], status["journal"]}
     try:
         resolved = str(Path(selector).resolve())
     except OSError:

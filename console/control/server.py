@@ -14,15 +14,16 @@ import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from strategies.control import Command
 from strategies.events import Event, EventBus, Notice, OperatorCommand, Sender
 
 from ..private import write_private
-from ..view_state import FleetView
+from ..status_record import EndedRecord, ResultRecord, StatusRecord
+from ..view_state import COMMANDS, FleetView
 from . import peer as peers
-from .protocol import MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_LIMIT, ProtocolError, decode, encode, error
+from .protocol import MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_LIMIT, CommandReply, ErrorReply, ProtocolError, decode, encode, error
 from .runs import result_path, socket_path
 
 if TYPE_CHECKING:
@@ -69,7 +70,6 @@ class LiveRun(Protocol):
 
 
 SLOW_VIEWER_BYTES = 8 * 1024 * 1024  # a viewer this far behind is dropped
-COMMANDS = tuple(c.value for c in Command)
 
 
 class ControlServer:
@@ -81,7 +81,7 @@ class ControlServer:
         self.run_id = run_id
         self.path: Path | None = None
         self.view = FleetView()
-        self.record: dict[str, Any] | None = None
+        self.record: ResultRecord | None = None
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
         self._viewers: set[asyncio.StreamWriter] = set()
         self._connections = 0
@@ -130,12 +130,13 @@ class ControlServer:
         self.path = final
         return final
 
-    def close(self, record: dict[str, Any]) -> None:
+    def close(self, record: ResultRecord) -> None:
         """The run ended: leave the result for `console status`, tell the
         viewers, stop listening and remove the socket."""
         self.record = record
         try:
-            write_private(result_path(self.run_id), json.dumps({**self.status(), **record}).encode())
+            ended: EndedRecord = {**self.status(), **record}
+            write_private(result_path(self.run_id), json.dumps(ended).encode())
         except OSError:
             pass  # the journal holds the result too
         line = encode({"type": "result", **record})
@@ -150,28 +151,22 @@ class ControlServer:
             self.path.unlink(missing_ok=True)
 
     # -- requests ------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusRecord:
         """`console status`: the run's status (strategies/status.py, folded
-        from the events this server saw) with what the view derives from it."""
-        v, s, run = self.view, self.session, self.view.status
+        from the events this server saw, with what the view derives from
+        it) and what this process knows of the run."""
+        s = self.session
         plan = s.inputs.plan
-        gate = {"name": v.gate.name, "verdict": v.gate.verdict, "remaining": v.gate_remaining()} if v.gate else None
-        return {"run_id": self.run_id, "pid": os.getpid(), "user": peers.user_name(os.getuid()),
+        return {**self.view.state(),
+                "run_id": self.run_id, "pid": os.getpid(), "user": peers.user_name(os.getuid()),
                 "plan": str(Path(s.inputs.plan_path).resolve()), "plan_name": plan.name,
                 "upstream": plan.nginx.upstream, "journal": str(s.journal.path.resolve()),
                 "strategy": plan.strategy, "service": plan.service, "version": s.inputs.version,
-                "old_version": v.old_version, "simulated": s.simulated, "started": self.started,
-                "phase": run.phase.value, "phase_reason": v.phase_reason, "awaiting_promotion": v.awaiting_promotion,
-                "step": {"index": run.position.index, "total": run.position.total, "title": run.position.title},
-                "window": run.window, "out_of_nginx": run.out_of_nginx(), "left_out": run.still_left_out(),
-                "gate": gate, "weights": v.traffic_split(), "elapsed": round(s.elapsed(), 1),
+                "simulated": s.simulated, "started": self.started, "elapsed": round(s.elapsed(), 1),
                 "time_scale": s.time_scale,  # an attached clock ticks from elapsed
-                "viewers": len(self._viewers), "outcome": v.outcome,
-                "reason": run.reason.value if run.reason is not None else None,
-                "applies": {c: v.command_refusal(c) is None for c in COMMANDS},
-                "rollback_plan": v.rollback_plan(), "abort_plan": v.abort_plan()}
+                "viewers": len(self._viewers)}
 
-    def command(self, name: object, peer: Sender) -> dict[str, Any]:
+    def command(self, name: object, peer: Sender) -> CommandReply | ErrorReply:
         try:
             cmd = Command(name)
         except ValueError:

@@ -12,29 +12,28 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from typing import Callable, Mapping
 
 from ..exitcodes import Exit
+from ..status_record import EndedRun, StatusRecord
+from ..status_text import weights_text
 
-Runs = Callable[[], tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+Runs = Callable[[], tuple[list[StatusRecord], list[EndedRun]]]
 
 
-def state_line(s: dict[str, Any]) -> str:
+def state_line(s: StatusRecord) -> str:
     """The parts of a live run's status that make a change worth a line."""
-    step = s.get("step") or {}
-    gate = s.get("gate")
-    weights = ", ".join(f"{p} {w:g}%" for p, w in sorted((s.get("weights") or {}).items())) or "-"
-    return (f"{s['run_id']} {s['phase']}" + (f" ({s['phase_reason']})" if s.get("phase_reason") else "")
-            + (f"  step {step.get('index', 0)}/{step['total']} {step.get('title', '')}".rstrip()
-               if step.get("total") else "")
-            + (f"  gate {gate['name']} {gate['verdict']}" if gate else "") + f"  weights {weights}")
+    step, gate = s["step"], s["gate"]
+    return (f"{s['run_id']} {s['phase']}" + (f" ({s['phase_reason']})" if s["phase_reason"] else "")
+            + (f"  step {step['index']}/{step['total']} {step['title']}".rstrip() if step["total"] else "")
+            + (f"  gate {gate['name']} {gate['verdict']}" if gate else "") + f"  weights {weights_text(s)}")
 
 
-def ended_line(s: dict[str, Any]) -> str:
+def ended_line(s: EndedRun) -> str:
     return f"{s['run_id']} ENDED {s['outcome']} (exit {s['exit_code']}): {s['message']}"
 
 
-def _emit(text: str, record: dict[str, Any], fmt: str) -> None:
+def _emit(text: str, record: Mapping[str, object], fmt: str) -> None:
     stamp = time.strftime("%H:%M:%S")
     if fmt == "json":
         print(json.dumps({"at": stamp, **record}, separators=(",", ":")), flush=True)
@@ -61,8 +60,8 @@ def watch(runs: Runs, selector: str | None, interval: float, fmt: str = "text") 
                 followed.setdefault(s["run_id"], None)
                 if last.get(s["run_id"]) != line:
                     last[s["run_id"]] = line
-                    _emit(line, {"run_id": s["run_id"], "phase": s["phase"], "step": s.get("step"),
-                                 "gate": s.get("gate"), "weights": s.get("weights")}, fmt)
+                    _emit(line, {"run_id": s["run_id"], "phase": s["phase"], "step": s["step"],
+                                 "gate": s["gate"], "weights": s["weights"]}, fmt)
             live_ids = {s["run_id"] for s in live}
             for s in ended:
                 if s["run_id"] in followed and followed[s["run_id"]] is None and s["run_id"] not in already_ended:

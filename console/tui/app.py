@@ -45,6 +45,7 @@ from .screens import QuitScreen
 if TYPE_CHECKING:  # imported where used: the TUI starts without them
     from ..journal import Journal
     from ..session import Session
+    from ..status_record import ResultRecord
     from .host import AttachedRun, RolloutHost
     from .replay import ReplayController
 
@@ -84,7 +85,7 @@ class RolloutApp(App[int]):
 
     def __init__(self, session: Session | None = None, view: FleetView | None = None, *,
                  refresh_hz: float = REFRESH_HZ, now: float | None = None,
-                 journal_tail: Callable[[str], Awaitable[str]] | None = None, record: dict[str, Any] | None = None,
+                 journal_tail: Callable[[str], Awaitable[str]] | None = None, record: ResultRecord | None = None,
                  show_operator_keys: bool = False, replay: ReplayController | None = None,
                  remote: AttachedRun | None = None) -> None:
         super().__init__()
@@ -99,18 +100,17 @@ class RolloutApp(App[int]):
         self.refresh_hz = refresh_hz
         self.frozen_now = now
         self._journal_tail = journal_tail
-        self.record: dict[str, Any] | None = record
+        self.record: ResultRecord | None = record
         self.detached = False
         self.show_operator_keys = show_operator_keys or session is not None or remote is not None
         self.engine: EngineThread | None = None
         self._clock: Callable[[], float] = time.monotonic
         # attached: the run's clock at connect time and its pace, so the elapsed time ticks between events
         self._remote_clock: tuple[float, float, float] | None = None
-        if remote is not None and "elapsed" in remote.status:
-            self._remote_clock = (self._clock(), float(remote.status["elapsed"]),
-                                  float(remote.status.get("time_scale", 1.0)))
+        if remote is not None and remote.status is not None:
+            self._remote_clock = (self._clock(), remote.status["elapsed"], remote.status["time_scale"])
             self.view.time_scale = self._remote_clock[2]
-        self.engine_task: asyncio.Future[dict[str, Any]] | None = None  # the run's result record, on this loop
+        self.engine_task: asyncio.Future[ResultRecord] | None = None  # the run's result record, on this loop
         self._queue: deque[Event] = deque()
         self._posted = False
         self._closed = False

@@ -4,7 +4,7 @@ at 1,000 rows). Row data lives in the FleetView; this widget holds only the
 filtered key order, the cursor and the scroll position."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from rich.segment import Segment
 from rich.style import Style
@@ -66,8 +66,8 @@ class FleetTable(ScrollView, can_focus=True):
             super().__init__()
             self.key = key
 
-    def __init__(self, view: FleetView, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, view: FleetView, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.view = view
         self.keys: list[str] = []
         self.filter = ""

@@ -5,11 +5,13 @@ imports them; typed by this protocol, a screen reads the app's view and
 sends its keys without importing the app back."""
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 from strategies.control import Command
 from strategies.events import Event
 
+from ..control.protocol import CommandReply
+from ..status_record import ResultRecord, StatusRecord
 from ..view_state import FleetView
 
 
@@ -19,7 +21,7 @@ class RolloutHost(Protocol):
     @property
     def session(self) -> object:
         """The Session running the rollout in this process, or None."""
-    record: dict[str, Any] | None  # the run's closing record, once it ended
+    record: ResultRecord | None  # the run's closing record, once it ended
     detached: bool
     frozen_now: float | None
 
@@ -42,8 +44,8 @@ class AttachedRun(Protocol):
     (console/control/attach.py RemoteRun): its status at connect time, its
     live events until the result record, and its commands."""
 
-    status: dict[str, Any]  # `console status` as the run's control socket answered it
+    status: StatusRecord | None  # `console status` as the run's control socket answered it
 
-    async def follow(self, on_event: Callable[[Event], None]) -> dict[str, Any] | None: ...
+    async def follow(self, on_event: Callable[[Event], None]) -> ResultRecord | None: ...
 
-    async def command(self, name: str) -> dict[str, Any]: ...
+    async def command(self, name: str) -> CommandReply: ...

@@ -19,7 +19,7 @@ milliseconds of string work on the UI thread, no I/O.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Mapping
 
 from textual_plotext import PlotextPlot
 
@@ -48,8 +48,8 @@ def ticks(top: float, metric: str, count: int = 3) -> tuple[list[float], list[st
 class JudgePlot(PlotextPlot):
     """Release vs baseline on the watched metric, for the current window."""
 
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
         self._drawn: tuple[int, int, tuple[int, int]] | None = None  # (window id, revision, size)
 
     def show(self, view: FleetView) -> None:
@@ -61,7 +61,7 @@ class JudgePlot(PlotextPlot):
         self.draw(window, view.thresholds)
         self.refresh()
 
-    def draw(self, window: JudgeWindow | None, thresholds: dict[str, Any]) -> None:
+    def draw(self, window: JudgeWindow | None, thresholds: Mapping[str, object]) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()

@@ -3,7 +3,7 @@ Operator key bindings live here; `check_action` hides the ones that do not
 apply in the current phase."""
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,6 +13,7 @@ from textual.widgets import Input, Log
 
 from strategies.control import Command
 
+from ..status_record import ResultRecord
 from .fleet_table import FleetTable
 from .host import RolloutHost
 from .judge_plot import JudgePlot
@@ -160,7 +161,7 @@ class MainScreen(Screen[None]):
         """The header alone: a key's effect or a change of phase, at once."""
         self.query_one(StatusHeader).show(self.rollout.view, now)
 
-    def repaint(self, now: float, record: dict[str, Any] | None) -> None:
+    def repaint(self, now: float, record: ResultRecord | None) -> None:
         view = self.rollout.view
         self.query_one(StatusHeader).show(view, now)
         self.query_one(ResultBanner).show(record, view)

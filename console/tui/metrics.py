@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -18,8 +17,8 @@ class MetricsPanel(Vertical):
     # them, from the one metric table (strategies/metrics.py)
     SERIES = (("error_rate", "err", "error_rate"), ("p95", "p95", "p95_latency"), ("cpu", "cpu", "cpu"))
 
-    def __init__(self, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
         self._shown: dict[str, list[float]] = {}
 
     def compose(self) -> ComposeResult:

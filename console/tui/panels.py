@@ -8,13 +8,12 @@ a second, re-laying-out and redrawing the whole screen for unchanged text
 was most of the UI thread's work at 10,000 hosts, and a key waited behind it."""
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.widgets import Static
 
 from strategies.metrics import format_value
 
+from ..status_record import ResultRecord
 from ..view_state import FleetView
 
 
@@ -152,7 +151,7 @@ class AlertsPanel(Panel):
 class ResultBanner(Static):
     _shown = ""
 
-    def show(self, record: dict[str, Any] | None, view: FleetView) -> None:
+    def show(self, record: ResultRecord | None, view: FleetView) -> None:
         if record is None and not view.finished:
             self.display = False
             return

@@ -9,7 +9,6 @@ says so. Host detail still works: recorded commands and health history.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -68,8 +67,8 @@ class ReplayScreen(MainScreen):
         Binding("a", "read_only('abort')", show=False),
     ]
 
-    def __init__(self, replay: ReplayController, **kw: Any) -> None:
-        super().__init__(**kw)
+    def __init__(self, replay: ReplayController, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.replay = replay
         self._last_tick: float | None = None
 

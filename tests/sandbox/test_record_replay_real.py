@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from console.journal import read_journal, verify
+from console.replay import replay_status
 from console.session import Session, load_inputs
+from console.status_record import RunState
 from console.view_state import FleetView
 from rollout_helpers import plan_file
 from strategies.control import Command
@@ -25,11 +27,12 @@ async def test_replay_equals_the_live_state_at_every_event(sandbox_fleet, tmp_pa
         thresholds={"min_requests": 0})  # no client load here: an empty window must not wait for a human
     inputs = load_inputs(str(plan), str(sandbox_fleet.inventory_path), None)
     session = Session(inputs, argv=["test"], record=str(tmp_path / "j.jsonl"), interactive=True)
-    live, seen = FleetView(), []
+    live, seen, states = FleetView(), [], []
 
     def watch(event):
         live.apply(event)
         seen.append(copy.deepcopy(live.snapshot()))
+        states.append(copy.deepcopy(live.state()))
         if isinstance(event, StepStarted) and event.index == 2:  # an operator pauses, then resumes
             session.engine.command(Command.PAUSE, source="key:p")
             asyncio.get_running_loop().call_later(1.0, session.engine.command, Command.RESUME, "key:p")
@@ -45,6 +48,15 @@ async def test_replay_equals_the_live_state_at_every_event(sandbox_fleet, tmp_pa
     for n, event in enumerate(journal.events):
         replay.apply(event)
         assert replay.snapshot() == seen[n], f"replay differs from the live state at event {n} ({event.kind})"
+    # `console replay --status --at T` is the status record the live run held after its last event at or before T
+    times = [e.at for e in journal.events]
+    for t in sorted(set(times)):
+        last = max(n for n, at in enumerate(times) if at <= t)
+        rebuilt = replay_status(journal, record["journal"], t)
+        assert {k: rebuilt[k] for k in RunState.__annotations__ if k != "simulated"} == {
+            k: v for k, v in states[last].items() if k != "simulated"}, f"status differs at {t} s"
+        assert rebuilt["simulated"] is False  # real hosts
+    assert states[-1]["outcome"] == "succeeded" and all(i["in_nginx"] for i in states[-1]["instances"].values())
     operator = [e for e in journal.events if isinstance(e, OperatorCommand)]
     assert [(e.command, e.source, e.accepted) for e in operator] == [("pause", "key:p", True),
                                                                       ("resume", "key:p", True)]
