@@ -47,7 +47,7 @@ MARKER_POLL = 0.01
 
 
 # exit codes of the install script (nginx and coreutils never use these)
-_EXIT_WRITE, _EXIT_TEST, _EXIT_RELOAD, _EXIT_CHANGED = 90, 92, 93, 94
+_EXIT_WRITE, _EXIT_TEST, _EXIT_RELOAD, _EXIT_CHANGED, _EXIT_EDITED = 90, 92, 93, 94, 95
 # the op of a refusal to write over a managed file someone else changed
 LB_CHANGED = "lb_changed"
 # `_t NAME` prints "@NAME <ns>": the remote steps' times, told apart from the worker PIDs
@@ -461,10 +461,22 @@ class SshFleet:
         m = _LISTEN_MARKER.search(text)
         return int(m.group(1)) if m else self.marker_port
 
-    def _restore_script(self) -> str:
+    def _restore_script(self, written: str) -> str:
+        """Put the backup back, but only over the console's own `written`
+        text: an edit someone else made after the console wrote (between its
+        swap and `nginx -t`, or before the reload re-read the file) is left
+        as found, and the script exits _EXIT_EDITED. Soak seed 15 run 34:
+        their line landed after `nginx -t`, the reload failed on it, and the
+        restore put the console's backup over their edit, unsaid."""
         q = shlex.quote
         target, bak = q(self.nginx_config_path), q(self._bak_path)
-        return f"if [ -e {bak} ]; then mv -f {bak} {target}; else rm -f {target}; fi"
+        if written:
+            digest = hashlib.sha256(written.encode()).hexdigest()
+            ours = f"[ \"$(if [ -e {target} ]; then sha256sum < {target} | cut -c1-64; fi)\" = {digest} ]"
+        else:
+            ours = f"[ ! -e {target} ]"
+        return (f"if {ours}; then if [ -e {bak} ]; then mv -f {bak} {target}; else rm -f {target}; fi; "
+                f"else rm -f {bak}; exit {_EXIT_EDITED}; fi")
 
     def install_script(self, text: str, expected: str | None) -> str:
         """The one remote script of an install (see `_install`), fed `text` on stdin.
@@ -493,7 +505,7 @@ class SshFleet:
             guard = (f"[ \"$(if [ -e {target} ]; then sha256sum < {target} | cut -c1-64; fi)\" = {q(was)} ]"
                      f" || exit {_EXIT_CHANGED}; ")
         return (f"trap '' PIPE HUP; {_STAMP} start; {guard}{swap}; _t written; "
-                f"if ! nginx -t; then {self._restore_script()}; exit {_EXIT_TEST}; fi; _t tested; "
+                f"if ! nginx -t; then {self._restore_script(text)}; exit {_EXIT_TEST}; fi; _t tested; "
                 f"{RELOAD} || exit {_EXIT_RELOAD}; _t reloaded")
 
     async def _install(self, lb: Host, text: str, generation: str | None, marker_port: int,
@@ -514,7 +526,6 @@ class SshFleet:
         must hold; the marker's verdict is reported first, since a reload
         that did not take also leaves the old workers accepting); then the
         backup is removed."""
-        restore = self._restore_script()
         script = self.install_script(text, expected)
         started = time.monotonic()
         rec = await self._run(lb, script, 60.0, input=text if text else None)
@@ -522,6 +533,8 @@ class SshFleet:
         if rec.exit_status == _EXIT_CHANGED:
             raise DriverError(lb.name, LB_CHANGED, f"{self.nginx_config_path} was changed by someone else since "
                               "the console last read or wrote it: left as found, nginx not reloaded")
+        if rec.exit_status == _EXIT_EDITED:
+            raise self._edited(lb, f"nginx -t: {nginx_error_line(rec.stderr or rec.stdout)}")
         if rec.exit_status == _EXIT_WRITE:
             raise DriverError(lb.name, "lb_write", f"exit {rec.exit_status}: "
                               f"{_last_line(rec.stderr) or 'no output'}")
@@ -544,12 +557,21 @@ class SshFleet:
                 known = self._retiring.setdefault(lb.name, [])
                 known += [p for p in pids if p not in known]
         except DriverError as exc:
-            await self._run(lb, restore, 30.0)
+            put_back = await self._run(lb, self._restore_script(text), 30.0)
+            if put_back.exit_status == _EXIT_EDITED:
+                raise self._edited(lb, f"{exc.op}: {exc.message}") from None
             await self._run(lb, "nginx -s reload", 60.0)
             raise DriverError(lb.name, exc.op, exc.message + " (previous config restored)") from None
         steps["cleanup"] = await self._timed(self._run(lb, f"rm -f {shlex.quote(self._bak_path)}", 30.0))
         self._texts[lb.name] = text
         return steps
+
+    def _edited(self, lb: Host, failure: str) -> DriverError:
+        """Someone else edited the managed file after the console wrote it,
+        and the change then failed: nothing was put back over their edit
+        (op LB_CHANGED: the console's next write refuses too)."""
+        return DriverError(lb.name, LB_CHANGED, f"{self.nginx_config_path} was edited by someone else while the "
+                           f"console changed it: left as found, the previous config not put back ({failure})")
 
     @staticmethod
     async def _timed(aw: Awaitable[object]) -> float:

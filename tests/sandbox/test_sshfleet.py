@@ -354,6 +354,41 @@ async def test_a_managed_file_someone_else_changed_is_left_as_found(sandbox_flee
     assert await f.marker(lb) == "t-mine-4"
 
 
+async def test_an_edit_made_while_the_console_changes_the_file_is_not_restored_over(sandbox_fleet, lb_fleet):
+    """Someone else appends to the managed file after the console wrote its
+    new text, while the console still verifies the reload (soak seed 15 run
+    34: their line landed between the console's nginx -t and its reload,
+    the reload failed on it, and the console put its backup back over their
+    edit, unsaid). The reload here cannot take (the marker port is sshd's),
+    so the console undoes its change: it finds the file is no longer its own
+    text, puts nothing back, reloads nothing, and says so naming the file;
+    its next change refuses too, until the other writer is done."""
+    f, lb = lb_fleet, host(sandbox_fleet, sandbox_fleet.lb_name)
+    await f.lb_apply(state(sandbox_fleet, sandbox_fleet.agent_names, "t-edit-1"))
+    mine = (await f.lb_read())[sandbox_fleet.lb_name]
+    f.reload_timeout = 5.0
+    bad = LbState(upstream="agent", pools=state(sandbox_fleet, sandbox_fleet.agent_names, "x").pools,
+                  default_pool="stable", generation="t-edit-2", marker_port=22)
+    change = asyncio.create_task(f.lb_apply(bad))
+    while "t-edit-2" not in (await f.pool.run(lb, f"cat {CONF}", 10)).stdout:  # the console's text is in place
+        assert not change.done(), change
+    edit = "# someone else's edit, made during the console's change"
+    assert (await f.pool.run(lb, f"echo {shlex.quote(edit)} >> {CONF}", 10)).ok
+    with pytest.raises(DriverError) as ei:
+        await change
+    assert ei.value.op == LB_CHANGED and CONF in str(ei.value) and "\n" not in str(ei.value), ei.value
+    found = (await f.pool.run(lb, f"cat {CONF}; ls -a /etc/nginx/conf.d", 10)).stdout
+    assert edit in found and "t-edit-2" in found and "rollout-bak" not in found
+    assert await f.marker(lb) == "t-edit-1"  # nginx still runs the console's last good change
+    with pytest.raises(DriverError) as ei:
+        await f.lb_apply(state(sandbox_fleet, sandbox_fleet.agent_names[:-1], "t-edit-3"))
+    assert ei.value.op == LB_CHANGED
+    await through_lb(sandbox_fleet, 10)
+    assert (await f.pool.run(lb, f"printf %s {shlex.quote(mine)} > {CONF}", 10)).ok  # the other writer undoes it
+    await f.lb_apply(state(sandbox_fleet, sandbox_fleet.agent_names, "t-edit-4"))  # and the console goes on
+    assert await f.marker(lb) == "t-edit-4"
+
+
 async def test_an_install_cut_off_by_a_vanished_console_leaves_the_managed_file_as_it_was(sandbox_fleet, lb_fleet):
     """The console killed mid-install (the harder soak, seed 9 run 75): its
     stdin ends early and its stdout is gone. The LB runs the very script an
