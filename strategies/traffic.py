@@ -22,6 +22,7 @@ from inventory.nginx_config import Backend, LbState, parse_generation, parse_poo
 from . import analysis
 from .down import Down, DownWatch, answering, find_down, per_backend
 from .events import AlertRaised, ClientTraffic, Emit, Notice, RoutingVerified, TrafficChanged
+from .origin import Origin
 from .plan import Plan
 from .topology import backend, lb_state, with_untouched
 
@@ -92,7 +93,7 @@ class TrafficControl:
         self.control = control
         self.emit = emit
         self.lb: LbState | None = None  # what this session last applied
-        self.snapshot: dict[str, str] = {}  # every LB's managed file before the run
+        self.snapshot: dict[str, str] = {}  # every LB's managed file before the run (start_from)
         self.clients = ClientTally()
         self._window_open = False  # an analysis window reads traffic itself (open_window)
         self._generation = itertools.count(1)
@@ -101,6 +102,11 @@ class TrafficControl:
         self._accounting = False
         self._watcher: asyncio.Task[None] | None = None
         self.down = DownWatch()  # instances that should serve and were found down (strategies/down.py)
+
+    def start_from(self, origin: Origin) -> None:
+        """Where the run starts (strategies/origin.py): the LB files before
+        any change, which `restore` puts back."""
+        self.snapshot = dict(origin.lb_files)
 
     def open_window(self) -> None:
         """An analysis window reads traffic itself from now: the clients'
