@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from inventory.nginx_config import ConfigError, check_managed_text
-from strategies.engine import ResumeState
 from strategies.events import JudgeBudget, RunStarted
+from strategies.origin import ResumeState
 from strategies.status import rebuild
 from strategies.topology import load_balancers
 
@@ -91,11 +91,11 @@ def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
         raise ResumeRefused(str(exc)) from None
     if started.untouched:  # a --limit run: the same hosts again, the rest still left alone
         inputs = limit_inputs(inputs, ",".join(dict.fromkeys(i.host for i in started.instances)))
-    check_snapshot(dict(started.lb_snapshot), inputs)
-    # where the dead session left the run: its status, folded from its journal (strategies/status.py).
-    # An instance it was changing (soak seed 6 run 179: a link cut as the deploy command ran; it
-    # completed, unseen, and the revert could not reach the host) may run the old release with the
-    # new one installed under it; a rollback it began is finished, never shipped over
-    status = rebuild(journal.events)
-    return inputs, ResumeState(str(journal_path), dict(started.old_versions), dict(started.lb_snapshot),
-                               tuple(status.changing()), status.rollback)
+    # where the dead session left the run: its status, folded from its journal (strategies/status.py),
+    # and all a resume takes from it (strategies/origin.py ResumeState.of). An instance it was changing
+    # (soak seed 6 run 179: a link cut as the deploy command ran; it completed, unseen, and the revert
+    # could not reach the host) may run the old release with the new one installed under it; a
+    # rollback it began is finished, never shipped over
+    state = ResumeState.of(str(journal_path), rebuild(journal.events))
+    check_snapshot(state.lb_snapshot, inputs)
+    return inputs, state

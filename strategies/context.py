@@ -18,7 +18,7 @@ verdicts) is a pure function tested without I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from inventory.model import Instance
 from inventory.nginx_config import LbState
@@ -65,8 +65,14 @@ class Instances(Protocol):
     all: list[Instance]
     by_key: dict[str, Instance]
     version: str
-    versions: dict[str, str | None]
-    old_versions: dict[str, str | None]
+
+    @property
+    def versions(self) -> Mapping[str, str | None]:
+        """What each instance runs now, as far as the run knows (None: unknown or unhealthy)."""
+
+    @property
+    def old_versions(self) -> Mapping[str, str | None]:
+        """What each instance ran before the run (InstanceOps.start_from): read only."""
 
     def mark(self, inst: Instance, phase: InstancePhase, detail: str = "") -> None:
         """Tell the views what this instance is doing now."""

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from inventory.driver import CommandRecord, DriverError, FleetDriver
 from inventory.lock import HEARTBEAT_INTERVAL, LockHeld
 from inventory.model import Instance, Inventory
-from inventory.nginx_config import Backend, parse_generation, parse_pools
+from inventory.nginx_config import parse_generation, parse_pools
 
 from . import checklist
 from .checklist import CheckItem
@@ -31,7 +31,9 @@ from .control import AwaitingPromotion, Command, GateFailed, RunControl, Stop
 from .events import CommandRan, Event, EventBus, Notice, Phase, RunFinished, RunStarted, Sender, StartedInstance
 from .gating import Gatekeeper, judged_windows
 from .instances import InstanceOps
+from .origin import Origin, ResumeState, live_pools, start_point
 from .plan import Plan, field_line
+from .safe_state import safe_state
 from .status import Outcome, Reason, RunStatus, StrategyResult, decide_outcome, final_phase, needs_answers
 from .topology import backend, lb_state, live_colour, load_balancers, resolve_instances
 from .traffic import ClientTally, TrafficControl
@@ -46,22 +48,6 @@ class RunResult:
     outcome: Outcome
     message: str
     versions: dict[str, str | None]
-
-
-@dataclass(frozen=True)
-class ResumeState:
-    """What a resumed session takes from the journal of the one that died:
-    the versions and LB files from before any change."""
-
-    journal: str
-    old_versions: dict[str, str | None]
-    lb_snapshot: dict[str, str]
-    # instances the dead session was changing (deploying, restarting, checking)
-    # when it stopped: what is installed there is unknown, whatever they answer
-    in_flight: tuple[str, ...] = ()
-    # why the dead session was rolling back ("" if it never began to): a
-    # resume then finishes the rollback, it never ships what was judged bad
-    rolling_back: str = ""
 
 
 class Engine:
@@ -89,7 +75,7 @@ class Engine:
         self.bus = bus or EventBus()
         self.resume = resume
         self._made_safe = False
-        self.live_pools: dict[str, tuple[Backend, ...]] = {}  # what nginx routed to at preflight
+        self.origin = Origin(lb_files={}, live_pools={}, old_versions={})  # where the run starts (preflight)
         self.instances: list[Instance] = resolve_instances(plan, inventory)
         self.lbs = load_balancers(plan, inventory)
         self.by_key = {i.key: i for i in self.instances}
@@ -212,18 +198,16 @@ class Engine:
             raise locked
         if isinstance(items, BaseException):
             raise items
-        await self.preflight(strategy, items)
+        self.start_from(await self.preflight(strategy, items))
 
-    async def preflight(self, strategy: StrategyRunner, items: Sequence[CheckItem] | None = None) -> None:
-        """Record where the fleet starts: the LB files and every instance's
-        version. Refuses (nothing changed) if the LBs are not managed by the
-        console, disagree, route to other instances than the strategy says
-        serve now, or an instance that takes traffic is unhealthy, or the
-        checklist's `items` (run beside the lock) failed. A resumed session
-        starts from the recorded originals instead."""
+    async def preflight(self, strategy: StrategyRunner, items: Sequence[CheckItem] | None = None) -> Origin:
+        """Read where the fleet starts: the LB files and every instance's
+        version (strategies/origin.py). Refuses (nothing changed) if the LBs
+        are not managed by the console, disagree, route to other instances
+        than the strategy says serve now, or an instance that takes traffic
+        is unhealthy, or the checklist's `items` (run beside the lock)
+        failed. A resumed session starts from the recorded originals instead."""
         texts = await self.driver.lb_read()
-        if texts:
-            self.live_pools = parse_pools(next(iter(texts.values())), self.plan.nginx.upstream)
         missing = [name for name, text in texts.items() if parse_generation(text) is None]
         if missing:
             raise PreflightError(f"{', '.join(missing)}: no rollout-console managed nginx file at "
@@ -242,32 +226,21 @@ class Engine:
             if bad:
                 raise PreflightError("checklist: " + "; ".join(f"{i.name}: {i.reason}" for i in bad[:5])
                                      + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else ""))
-        routed_now = {str(b) for bs in self.live_pools.values() for b in bs}
+        routed_now = {str(b) for bs in live_pools(self.plan.nginx.upstream, texts).values() for b in bs}
         probes = await asyncio.gather(*(self.ops.probe(i, idle=str(backend(i)) not in routed_now)
                                         for i in self.instances))
+        if self.resume is None:
+            sick = [i.key for i, s in zip(self.instances, probes) if not s.ok and str(backend(i)) in routed_now]
+            if sick:
+                raise PreflightError(f"{', '.join(sick)}: unhealthy while taking traffic, before any change")
         current = {inst.key: (s.version if s.ok else None) for inst, s in zip(self.instances, probes)}
-        if self.resume is not None:
-            self.traffic.snapshot = dict(self.resume.lb_snapshot)
-            self.ops.old_versions = dict(self.resume.old_versions)
-            for key in self.resume.in_flight:
-                # Caught mid-change, it is changed again, watched, whatever it answers now
-                # (reinstalled on the old version like an unhealthy one, then deployed as usual):
-                # on the old version the new release may be installed under it (killed between
-                # deploy and restart: its next restart would bring that up); on the new version
-                # no session saw its start end within the deadline (soak seed 9 run 214: a slow
-                # start the killed run began ended by the resume, which switched to it).
-                current[key] = None
-            self.ops.versions = current
-            return
-        self.traffic.snapshot = texts
-        serving = {str(b) for bs in parse_pools(next(iter(texts.values())), self.plan.nginx.upstream).values()
-                   for b in bs}
-        sick = [i.key for i, s in zip(self.instances, probes)
-                if not s.ok and str(backend(i)) in serving]
-        if sick:
-            raise PreflightError(f"{', '.join(sick)}: unhealthy while taking traffic, before any change")
-        self.ops.old_versions = current
-        self.ops.versions = dict(current)
+        return start_point(self.plan.nginx.upstream, texts, current, self.resume)
+
+    def start_from(self, origin: Origin) -> None:
+        """Hand where the run starts to each service that keeps part of it."""
+        self.origin = origin
+        self.ops.start_from(origin)
+        self.traffic.start_from(origin)
 
     def settle_colour(self, routed: set[str]) -> None:
         """Blue-green with `active: auto`: the serving colour is what nginx
@@ -338,12 +311,12 @@ class Engine:
             self.control.set_phase(Phase.PREFLIGHT)
             await self.locked_preflight(strategy)
             self.emit(RunStarted(plan=self.plan.source, strategy=self.plan.strategy,
-                                 service=self.plan.service, version=self.version, old_versions=dict(self.ops.old_versions),
+                                 service=self.plan.service, version=self.version, old_versions=dict(self.origin.old_versions),
                                  instances=[StartedInstance(key=i.key, host=i.host.name, address=i.host.address, slot=i.slot,
                                                             unit=i.unit, port=i.port) for i in self.instances],
                                  steps=[s.to_dict() for s in strategy.steps(self.plan, self.instances)],
                                  simulated=bool(self.driver.simulated),
-                                 thresholds=self.plan.thresholds.model_dump(), lb_snapshot=dict(self.traffic.snapshot),
+                                 thresholds=self.plan.thresholds.model_dump(), lb_snapshot=dict(self.origin.lb_files),
                                  resumed=self.resume.journal if self.resume else None,
                                  untouched=[i.key for i in self.untouched], served_before=self.served_before()))
             self.gates.announce(judged_windows(self.plan, self.instances))
@@ -455,53 +428,32 @@ class Engine:
 
     def served_before(self) -> list[str]:
         """The instances the LB files before any change route to (RunStarted.served_before)."""
-        if not self.traffic.snapshot:
+        if not self.origin.lb_files:
             return []
-        before = {str(b) for bs in self.traffic.original().values() for b in bs}
+        before = {str(b) for bs in self.origin.original_pools(self.plan.nginx.upstream).values() for b in bs}
         return [i.key for i in self.instances if str(backend(i)) in before]
 
     # -- resume ------------------------------------------------------------------
     async def make_safe(self) -> None:
-        """After a crash: send traffic only to healthy instances on the old
-        version (the original pools, minus the rest), then put unhealthy
-        instances back on the old version. The strategy then runs as usual;
+        """After a crash: send traffic only to instances healthy on one
+        version, then put unhealthy instances back on the old version, as
+        strategies/safe_state.py decides. The strategy then runs as usual;
         instances already healthy on the target version are not redeployed."""
         ops = self.ops
-        original = self.traffic.original()
-
-        def serving(on: Callable[[Instance], str | None], among: dict[str, tuple[Backend, ...]],
-                    ) -> tuple[dict[str, tuple[Backend, ...]], str | None]:
-            keep = {str(backend(i)) for i in self.instances
-                    if ops.versions.get(i.key) is not None and ops.versions[i.key] == on(i)}
-            pools = {p: tuple(b for b in bs if str(b) in keep) for p, bs in among.items()}
-            return pools, next((p for p in among if pools[p]), None)
-
-        pools, default = serving(lambda i: ops.old_versions.get(i.key), original)
-        if default is None:
-            # Nothing answers on the old version: the dead session had finished
-            # (or nearly) shipping the new one (soak seed 3 run 63: SIGTERM in a
-            # canary's last step, every instance on it). One version is what
-            # makes a fleet safe, so traffic stays on the new one; the strategy
-            # then finds them done, or rolls them back. Those may be outside
-            # the original pools: blue-green's green, once blue was retired
-            # (soak seed 6 run 59: SIGTERM as blue was retired, then `resume
-            # --rollback` refused with green live and healthy), so the pools
-            # nginx routed to at preflight count too.
-            pools, default = serving(lambda i: ops.version, original)
-            if default is None:
-                pools, default = serving(lambda i: ops.version, self.live_pools)
-            if default is not None:
-                self.emit(Notice(level="warning", message=f"resume: no instance answers on the old version; "
-                                 f"traffic stays on those healthy on {ops.version}"))
-        if default is None:
+        safe = safe_state(ops.versions, ops.old_versions, ops.version,
+                          self.origin.original_pools(self.plan.nginx.upstream), self.origin.live_pools,
+                          {i.key: str(backend(i)) for i in self.instances})
+        if safe.serving.warns:
+            self.emit(Notice(level="warning", message=f"resume: no instance answers on the old version; "
+                             f"traffic stays on those healthy on {ops.version}"))
+        if safe.default_pool is None:
             raise PreflightError("no healthy instance on the old or the new version is left to take traffic")
-        state = lb_state(self.plan, {}, default, generation=self.traffic.next_generation())
-        await self.traffic.apply(replace(state, pools=pools, default_pool=default))
-        sick = [i for i in self.instances if ops.versions.get(i.key) is None]
-        if sick:
+        state = lb_state(self.plan, {}, safe.default_pool, generation=self.traffic.next_generation())
+        await self.traffic.apply(replace(state, pools=safe.pools, default_pool=safe.default_pool))
+        if safe.sick:
             self.emit(Notice(level="warning", message="resume: unhealthy after the crash, or caught mid-change by "
-                             "it, reinstalling the old version: " + ", ".join(i.key for i in sick)))
-            problems = await ops.revert(sick)
+                             "it, reinstalling the old version: " + ", ".join(safe.sick)))
+            problems = await ops.revert(self.by_key[k] for k in safe.sick)
             if problems:
                 raise GateFailed("; ".join(problems.values()))
 

@@ -90,9 +90,13 @@ class JudgedInstances(Protocol):
     """What the judge needs of the instances (strategies/instances.py InstanceOps)."""
 
     version: str
-    versions: dict[str, str | None]
-    old_versions: dict[str, str | None]
     restarted_at: dict[str, float]
+
+    @property
+    def versions(self) -> Mapping[str, str | None]: ...
+
+    @property
+    def old_versions(self) -> Mapping[str, str | None]: ...
 
     async def probe(self, inst: Instance, *, quiet: bool = False, idle: bool = False) -> HealthSample: ...
 

@@ -15,6 +15,7 @@ from inventory.driver import DriverError, HealthSample, InstanceDriver
 from inventory.model import Instance
 
 from .events import Emit, HealthChecked, InstanceChanged, InstancePhase, Notice
+from .origin import Origin
 from .plan import Plan, UnsafeValue, check_template_values, render_commands
 from .topology import backend
 
@@ -33,7 +34,7 @@ class InstanceOps:
         self.version = version  # the release this run installs
         self.emit = emit
         self.adopt(instances)
-        self.old_versions: dict[str, str | None] = {}
+        self.old_versions: dict[str, str | None] = {}  # set once, by start_from
         self.versions: dict[str, str | None] = {}
         self._verified_at: dict[str, float] = {}  # instance key -> engine time of its last good probe
         self.restarted_at: dict[str, float] = {}  # instance key -> engine time this run restarted it
@@ -44,6 +45,12 @@ class InstanceOps:
         self.all = instances
         self.by_key = {i.key: i for i in instances}
         self.by_backend = {str(backend(i)): i for i in instances}
+
+    def start_from(self, origin: Origin) -> None:
+        """Where the run starts (strategies/origin.py): each instance's
+        version before the run, and the one it runs now."""
+        self.old_versions = dict(origin.old_versions)
+        self.versions = dict(origin.versions)
 
     def mark(self, inst: Instance, phase: InstancePhase, detail: str = "") -> None:
         """Tell the views what this instance is doing now."""

@@ -4,8 +4,9 @@
 stream: per instance the version it runs, whether nginx routes to it (as
 this session last set it) and routed to it before the run, its last
 journalled healthy probe, and why it is held out of a change; for the run
-its phase, the strategy's position, the judge's open window and, once it
-ends, its outcome and why. `RunStatus.apply` folds one event into it: the
+the LB files before any change (where a resume starts from), its phase,
+the strategy's position, the judge's open window and, once it ends, its
+outcome and why. `RunStatus.apply` folds one event into it: the
 engine folds every event it emits, and folding a journal's events rebuilds
 the status at any record (replay, `console status`, a resume's reading).
 
@@ -126,6 +127,7 @@ class RunStatus:
     lb_changed: bool = False  # this session applied a routing change
     untouched: tuple[str, ...] = ()  # the upstream's instances a --limit left out: serving, never changed
     resumed: str | None = None  # the journal of the session this one resumes
+    lb_snapshot: dict[str, str] = field(default_factory=dict)  # every LB's managed file before the run
     # set by the engine at the end, from a probe of what nginx routes to: those that do not answer
     not_answering: tuple[str, ...] = ()
     outcome: Outcome | None = None
@@ -168,7 +170,7 @@ class RunStatus:
                                                 old_version=e.old_versions.get(i.key),
                                                 served_before=i.key in before)
                           for i in e.instances}
-        self.untouched, self.resumed = tuple(e.untouched), e.resumed
+        self.untouched, self.resumed, self.lb_snapshot = tuple(e.untouched), e.resumed, dict(e.lb_snapshot)
         self.position = Position(0, len(e.steps), "")
 
     def _on_phase(self, e: PhaseChanged) -> None:

@@ -22,6 +22,7 @@ from inventory.nginx_config import Backend, LbState, parse_generation, parse_poo
 from . import analysis
 from .down import Down, DownWatch, answering, find_down, per_backend
 from .events import AlertRaised, ClientTraffic, Emit, Notice, RoutingVerified, TrafficChanged
+from .origin import Origin
 from .plan import Plan
 from .topology import backend, lb_state, with_untouched
 
@@ -92,7 +93,7 @@ class TrafficControl:
         self.control = control
         self.emit = emit
         self.lb: LbState | None = None  # what this session last applied
-        self.snapshot: dict[str, str] = {}  # every LB's managed file before the run
+        self._snapshot: dict[str, str] = {}  # every LB's managed file before the run (start_from)
         self.clients = ClientTally()
         self._window_open = False  # an analysis window reads traffic itself (open_window)
         self._generation = itertools.count(1)
@@ -101,6 +102,11 @@ class TrafficControl:
         self._accounting = False
         self._watcher: asyncio.Task[None] | None = None
         self.down = DownWatch()  # instances that should serve and were found down (strategies/down.py)
+
+    def start_from(self, origin: Origin) -> None:
+        """Where the run starts (strategies/origin.py): the LB files before
+        any change, which `restore` puts back."""
+        self._snapshot = dict(origin.lb_files)
 
     def open_window(self) -> None:
         """An analysis window reads traffic itself from now: the clients'
@@ -130,13 +136,13 @@ class TrafficControl:
 
     def original(self) -> dict[str, tuple[Backend, ...]]:
         """The pools of the managed file before the run."""
-        return parse_pools(next(iter(self.snapshot.values())), self.plan.nginx.upstream)
+        return parse_pools(next(iter(self._snapshot.values())), self.plan.nginx.upstream)
 
     async def restore(self) -> None:
         """Put every LB's managed file back exactly as it was before the run,
         when every instance it routes to is verified now; otherwise the same
         pools without the instances that failed verification."""
-        first = next(iter(self.snapshot.values()))
+        first = next(iter(self._snapshot.values()))
         pools = self.original()
         original = replace(lb_state(self.plan, {}, next(iter(pools), "stable"), generation=self.next_generation()),
                            pools=pools)
@@ -146,7 +152,7 @@ class TrafficControl:
             return
         await self.start_accounting()
         started = self.driver.clock.now()
-        steps = await self.driver.lb_restore(self.snapshot)
+        steps = await self.driver.lb_restore(self._snapshot)
         self.lb = original
         self.emit(TrafficChanged(generation=parse_generation(first) or "restored",
                                  pools={p: [str(b) for b in bs] for p, bs in pools.items()}, weights={},

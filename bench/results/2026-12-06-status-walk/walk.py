@@ -8,7 +8,8 @@ ResumeState, Session.run) is then traced with sys.setprofile: every Python
 function of console/ and strategies/ it calls is counted once (distinct) and
 per call. Run from a tree's root: `python bench/results/2026-12-06-status-walk/walk.py`
 (PYTHONPATH=.:tests). Prints the commit, the machine, the date, then the
-counts per file and the functions of the outcome's files."""
+counts per file and the functions of the outcome's files; with --all, every
+function of strategies/ it called, one a line (to diff two trees)."""
 from __future__ import annotations
 
 import asyncio
@@ -97,6 +98,11 @@ def main() -> None:
     for path in sorted(by_file):
         fns = by_file[path]
         print(f"  {path}: {len(fns)} functions, {sum(n for _, n in fns)} calls")
+    if "--all" in sys.argv[1:]:
+        for path, name in sorted(calls):
+            if path.startswith("strategies/"):
+                print(f"{path} {name}")
+        return
     for path in ("strategies/engine.py", "strategies/status.py", "console/resume.py"):
         names = sorted(name for name, _ in by_file.get(path, []) if "<" not in name)
         print(f"{path}: {', '.join(names)}")

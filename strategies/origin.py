@@ -1,0 +1,86 @@
+"""Where a run starts from, as one typed value.
+
+Preflight reads the fleet (the LB files, a probe of every instance) and
+`start_point` turns what it read into an `Origin`: the LB files before any
+change, what nginx routes to now, and each instance's version before the
+run and now. The engine hands it to each service through the service's own
+`start_from`, so no code outside a service writes that service's state.
+
+A resumed session starts from the origin of the session it resumes: the
+dead session's `RunStarted` journalled its LB files and old versions, and
+its folded status (strategies/status.py) says which instances it was
+changing and whether it was rolling back. `ResumeState.of` reads all of
+that from the status alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from inventory.nginx_config import Backend, parse_pools
+
+from .status import RunStatus
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """What a resumed session takes from the journal of the one that died:
+    the versions and LB files from before any change."""
+
+    journal: str
+    old_versions: dict[str, str | None]
+    lb_snapshot: dict[str, str]
+    # instances the dead session was changing (deploying, restarting, checking)
+    # when it stopped: what is installed there is unknown, whatever they answer
+    in_flight: tuple[str, ...] = ()
+    # why the dead session was rolling back ("" if it never began to): a
+    # resume then finishes the rollback, it never ships what was judged bad
+    rolling_back: str = ""
+
+    @classmethod
+    def of(cls, journal: str, status: RunStatus) -> ResumeState:
+        """The resume of the session whose journal folded into `status`
+        (strategies/status.py rebuild)."""
+        return cls(journal, {k: s.old_version for k, s in status.instances.items()}, dict(status.lb_snapshot),
+                   tuple(status.changing()), status.rollback)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where the run starts from. Built once by preflight, then read only."""
+
+    lb_files: Mapping[str, str]  # every LB's managed file before any change of the run (its snapshot)
+    live_pools: Mapping[str, tuple[Backend, ...]]  # the pools nginx routed to at preflight
+    old_versions: Mapping[str, str | None]  # what each instance ran before the run
+    versions: Mapping[str, str | None] = field(default_factory=dict)  # what it runs now (None: unknown)
+
+    def original_pools(self, upstream: str) -> dict[str, tuple[Backend, ...]]:
+        """The pools of the managed file before the run."""
+        return parse_pools(next(iter(self.lb_files.values()), ""), upstream)
+
+
+def live_pools(upstream: str, texts: Mapping[str, str]) -> dict[str, tuple[Backend, ...]]:
+    """The pools nginx routes to now, from the LB files preflight read."""
+    return parse_pools(next(iter(texts.values())), upstream) if texts else {}
+
+
+def start_point(upstream: str, texts: Mapping[str, str], current: Mapping[str, str | None],
+                resume: ResumeState | None) -> Origin:
+    """The origin of a run from what preflight read: the LB files `texts`
+    and each instance's version as its probe answered (`current`, None when
+    it did not). A fresh run starts where the fleet is; a resumed one from
+    the files and old versions of the session it resumes."""
+    live = live_pools(upstream, texts)
+    if resume is None:
+        return Origin(lb_files=dict(texts), live_pools=live, old_versions=dict(current), versions=dict(current))
+    versions = dict(current)
+    for key in resume.in_flight:
+        # Caught mid-change, it is changed again, watched, whatever it answers now
+        # (reinstalled on the old version like an unhealthy one, then deployed as usual):
+        # on the old version the new release may be installed under it (killed between
+        # deploy and restart: its next restart would bring that up); on the new version
+        # no session saw its start end within the deadline (soak seed 9 run 214: a slow
+        # start the killed run began ended by the resume, which switched to it).
+        versions[key] = None
+    return Origin(lb_files=dict(resume.lb_snapshot), live_pools=live, old_versions=dict(resume.old_versions),
+                  versions=versions)
