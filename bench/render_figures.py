@@ -323,6 +323,27 @@ LONG_SOAKS = {f"{commit} (seeds {seeds})": [f"2026-12-06-{commit}-soak/{net}/run
               for commit, seeds in (("597799e", "10, 11"), ("32f23ee", "12, 13"))}
 
 
+# The soak after the tests' load generator moved from httpx to h11 (tests/load.py), seeds 14 and 15.
+LEAN_SOAKS = {"0ffdee9 (seeds 14, 15)": ["2026-12-07-0ffdee9-soak/net8/runs.jsonl"]}
+
+
+def soak_sent_shares(soaks: dict[str, list[str]]) -> str:
+    """Per soak: runs, the load average at its start (its soak.txt headers),
+    and the share of due requests its generator sent (median, lowest, runs
+    under 90 %)."""
+    import json
+    lines = ["| soak | generator | runs | load average at start | sent share: median | lowest | runs under 90 % |",
+             "| --- | --- | ---: | --- | ---: | ---: | ---: |"]
+    for label, rels in soaks.items():
+        shares = [json.loads(x)["outcome"]["clients"]["sent_share"] for rel in rels for x in raw(rel).splitlines()]
+        loads = sorted({float(m) for rel in rels for m in re.findall(
+            r"load avg at start ([\d.]+)", raw(str(Path(rel).parent / "soak.txt")))})
+        generator = "h11" if label in LEAN_SOAKS else "httpx"
+        lines.append(f"| {label} | {generator} | {len(shares)} | {', '.join(f'{x:g}' for x in loads)} "
+                     f"| {statistics.median(shares):.0%} | {min(shares):.0%} | {sum(x < 0.9 for x in shares)} |")
+    return "\n".join(lines)
+
+
 def soak_violation_kinds(soaks: dict[str, list[str]]) -> str:
     """Per soak (a label and its records), the runs each kind of violation
     flagged (numbers as N, hosts and quoted messages left out): which are
@@ -406,6 +427,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "soak-violations-seed9": lambda: soak_violation_kinds(HARDER_SOAKS),
     "soak-violations-long": lambda: soak_violation_kinds(LONG_SOAKS),
     "soak-faults-32f23ee": lambda: soak_fault_table(LONG_SOAKS["32f23ee (seeds 12, 13)"]),
+    "soak-sent-lean": lambda: soak_sent_shares({**LONG_SOAKS, **LEAN_SOAKS}),
+    "soak-violations-lean": lambda: soak_violation_kinds(LEAN_SOAKS),
+    "soak-faults-0ffdee9": lambda: soak_fault_table(LEAN_SOAKS["0ffdee9 (seeds 14, 15)"]),
 }
 
 

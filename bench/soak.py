@@ -149,9 +149,9 @@ def describe(s: dict) -> str:
 def write_plan(s: dict, work: Path, fleet) -> tuple[Path, Path]:
     """(plan path, inventory path) for the schedule."""
     # max_window 60 s: a canary window passes only once the tail test has told the release's tail
-    # (about 300 judged latencies, docs/judge.md); at a 10 % step of 100 req/s, with the first 200
-    # latencies of the window left out as warm, 30 s was not always enough: seed 15 run 33, a good
-    # release, 137 judged at 36 s, inconclusive (exit 7) as the judge should say.
+    # (about 300 of its latencies, docs/judge.md); at a 10 % step of 100 req/s 30 s was not always
+    # enough: seed 15 run 33, a good release, 137 of its latencies judged when the window ended at
+    # 36 s, inconclusive (exit 7), as the judge should say.
     th = {"error_rate": "1%", "persistence": 2, "min_requests": 20, "max_window": "60s"}
     common = {**TIMINGS, "version": s["release"]["version"], "thresholds": th,
               "canary": {"sample_interval": "1s"}}
