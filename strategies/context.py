@@ -18,13 +18,13 @@ verdicts) is a pure function tested without I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 from inventory.model import Instance
 from inventory.nginx_config import LbState
 
 from .capacity import CapacityCheck
-from .events import Emit, InstancePhase
+from .events import Emit, InstancePhase, StepRecord
 from .plan import Plan
 
 
@@ -134,7 +134,7 @@ class PlannedStep:
     title: str
     instances: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> StepRecord:
         return {"title": self.title, "instances": list(self.instances)}
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Sequence
 
-from inventory.driver import CommandRecord, DriverError, FleetDriver
+from inventory.driver import CommandRecord, DriverError, FleetDriver, LockHolder
 from inventory.lock import HEARTBEAT_INTERVAL, LockHeld
 from inventory.model import Instance, Inventory
 from inventory.nginx_config import parse_generation, parse_pools
@@ -55,14 +55,14 @@ class Engine:
 
     def __init__(self, plan: Plan, inventory: Inventory, driver: FleetDriver, *, version: str,
                  bus: EventBus | None = None, interactive: bool = False, auto_promote: bool = False,
-                 resume: ResumeState | None = None, lock_holder: dict[str, Any] | None = None,
+                 resume: ResumeState | None = None, lock_holder: LockHolder | None = None,
                  lock_wait: float = 0.0, break_stale_lock: bool = False, lock_max_age: float = 120.0,
                  run_checklist: bool = True, untouched: Sequence[Instance] = ()):
         self.plan = plan
         # instances of the upstream a --limit left out: they keep serving, count towards capacity, and
         # are never probed, drained or restarted (as Ansible's --limit leaves other hosts alone)
         self.untouched = list(untouched)
-        self.lock_holder = dict(lock_holder or {"plan": getattr(plan, "source", "")})
+        self.lock_holder: dict[str, str | int] = dict(lock_holder or {"plan": getattr(plan, "source", "")})
         self.lock_wait = lock_wait
         self.break_stale_lock = break_stale_lock
         self.lock_max_age = lock_max_age

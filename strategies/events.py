@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, TypedDict
 
 from inventory.json_types import JSON, JSONObject
 
@@ -76,6 +76,13 @@ class InstancePhase(str, enum.Enum):
     STANDBY = "standby"
 
 
+class StepRecord(TypedDict):
+    """One planned step as RunStarted records it (context.PlannedStep.to_dict)."""
+
+    title: str
+    instances: list[str]
+
+
 @dataclass(frozen=True)
 class StartedInstance:
     """One instance of the run as RunStarted records it. Journals written
@@ -105,7 +112,7 @@ class RunStarted(Event):
     version: str
     old_versions: dict[str, str | None]
     instances: list[StartedInstance]
-    steps: list[dict[str, Any]]
+    steps: list[StepRecord]
     simulated: bool
     thresholds: JSONObject = field(default_factory=dict)  # the plan's thresholds, as model_dump gives them
     lb_snapshot: dict[str, str] = field(default_factory=dict)  # LB files before any change
