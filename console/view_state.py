@@ -17,6 +17,7 @@ from strategies.events import (
     AlertRaised,
     CommandRan,
     Event,
+    FindingRecord,
     GateEvaluated,
     HealthChecked,
     InstanceChanged,
@@ -98,7 +99,7 @@ class JudgeWindow:
     samples: list[tuple[float, dict[str, float | None]]] = field(default_factory=list)
     verdict: str = "pending"
     final: bool = False
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[FindingRecord] = field(default_factory=list)
     revision: int = 0  # bumped by every gate event of this window: the panel redraws on a change
 
 

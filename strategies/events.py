@@ -83,6 +83,18 @@ class StepRecord(TypedDict):
     instances: list[str]
 
 
+class FindingRecord(TypedDict):
+    """A rule a gate's evidence breaks, as GateEvaluated carries it
+    (gating.finding_fields): `op` ">", "<" or "~" (a likelihood verdict),
+    `tier` "critical" or "gate"."""
+
+    metric: str
+    value: float
+    limit: float
+    op: str
+    tier: str
+
+
 @dataclass(frozen=True)
 class StartedInstance:
     """One instance of the run as RunStarted records it. Journals written
@@ -236,7 +248,7 @@ class GateEvaluated(Event):
     # limit, op (">", "<", "~" for a likelihood verdict) and tier, so a view
     # can tell which metric decided without reading `reasons`. Empty in
     # journals written before it existed.
-    findings: list[JSONObject] = field(default_factory=list)
+    findings: list[FindingRecord] = field(default_factory=list)
     shadow: bool = False  # a shadow judge's verdict: recorded, not acted on
     # Why a window did not pass at its planned end (strategies/coverage.Why
     # values: missing data such as "latency_not_judged", or "evidence",

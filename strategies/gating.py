@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, Awaitable, Container, Iterable, Mapping, Protocol, Sequence, TypeVar
+from typing import Awaitable, Container, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 from inventory.driver import DriverError, HealthSample, InstanceDriver, PoolStats
 from inventory.exposition import Series
@@ -24,7 +24,17 @@ from .capacity import CapacityCheck, check_capacity
 from .context import NextDrain
 from .control import GateFailed
 from .down import Down
-from .events import AlertRaised, CapacityChecked, Emit, GateEvaluated, JudgeBudget, JudgeSampled, MetricsSampled, Notice
+from .events import (
+    AlertRaised,
+    CapacityChecked,
+    Emit,
+    FindingRecord,
+    GateEvaluated,
+    JudgeBudget,
+    JudgeSampled,
+    MetricsSampled,
+    Notice,
+)
 from .judge_stats import SHARES
 from .metric_sources import CustomReader
 from .plan import Plan
@@ -71,7 +81,7 @@ def judged_windows(plan: Plan, instances: Sequence[Instance]) -> int:
     return 1
 
 
-def finding_fields(f: analysis.Finding) -> dict[str, Any]:
+def finding_fields(f: analysis.Finding) -> FindingRecord:
     """A finding as the typed fields a GateEvaluated event carries."""
     return {"metric": f.metric, "value": f.value, "limit": f.limit, "op": f.op, "tier": f.tier}
 
