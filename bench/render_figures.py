@@ -323,8 +323,10 @@ LONG_SOAKS = {f"{commit} (seeds {seeds})": [f"2026-12-06-{commit}-soak/{net}/run
               for commit, seeds in (("597799e", "10, 11"), ("32f23ee", "12, 13"))}
 
 
-# The soak after the tests' load generator moved from httpx to h11 (tests/load.py), seeds 14 and 15.
-LEAN_SOAKS = {"0ffdee9 (seeds 14, 15)": ["2026-12-07-0ffdee9-soak/net8/runs.jsonl"]}
+# The soaks after the tests' load generator moved from httpx to h11 (tests/load.py): seeds 14 and 15,
+# then seed 16 after seed 15 run 34's fix.
+LEAN_SOAKS = {"0ffdee9 (seeds 14, 15)": ["2026-12-07-0ffdee9-soak/net8/runs.jsonl"],
+              "fbff56e (seed 16)": ["2026-12-07-fbff56e-soak/net8/runs.jsonl"]}
 
 
 def soak_sent_shares(soaks: dict[str, list[str]]) -> str:
@@ -430,6 +432,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "soak-sent-lean": lambda: soak_sent_shares({**LONG_SOAKS, **LEAN_SOAKS}),
     "soak-violations-lean": lambda: soak_violation_kinds(LEAN_SOAKS),
     "soak-faults-0ffdee9": lambda: soak_fault_table(LEAN_SOAKS["0ffdee9 (seeds 14, 15)"]),
+    "soak-faults-fbff56e": lambda: soak_fault_table(LEAN_SOAKS["fbff56e (seed 16)"]),
 }
 
 
