@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Callable, Literal, TypedDict, TypeGuard, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Iterable, Literal, TypedDict, TypeGuard, TypeVar, Union, get_args, get_origin, get_type_hints
 
 
 class StepRecord(TypedDict):
@@ -225,29 +225,9 @@ def _make_checker(hint: object) -> Checker:
             raise _wrong(hint, value)
         return check_union
     if origin is list:
-        item = _checker(args[0])
-
-        def check_list(value: object) -> None:
-            if not isinstance(value, list):
-                raise MalformedRecord(f"expected a list, got {_name(value)}")
-            for n, each in enumerate(value):
-                try:
-                    item(each)
-                except MalformedRecord as exc:
-                    raise exc.under(f"[{n}]") from None
-        return check_list
+        return _each(list, "a list", lambda v: ((f"[{n}]", x) for n, x in enumerate(v)), _checker(args[0]))
     if origin is dict:
-        entry = _checker(args[1])
-
-        def check_dict(value: object) -> None:
-            if not isinstance(value, dict):
-                raise MalformedRecord(f"expected an object, got {_name(value)}")
-            for key, each in value.items():
-                try:
-                    entry(each)
-                except MalformedRecord as exc:
-                    raise exc.under(str(key)) from None
-        return check_dict
+        return _each(dict, "an object", lambda v: ((str(k), x) for k, x in v.items()), _checker(args[1]))
     if isinstance(hint, type) and typing.is_typeddict(hint):
         required: frozenset[str] = getattr(hint, "__required_keys__", frozenset())
         fields = [(key, _checker(h), key in required) for key, h in get_type_hints(hint).items()]
@@ -266,6 +246,22 @@ def _make_checker(hint: object) -> Checker:
                     raise exc.under(key) from None
         return check_record
     raise TypeError(f"cannot check {hint!r}")  # a type this checker was not taught: a bug here
+
+
+def _each(kind: type[list[object]] | type[dict[object, object]], expected: str,
+          entries: Callable[[Any], Iterable[tuple[str, object]]], inner: Checker) -> Checker:
+    """A checker of a container: `kind`, and `inner` holds for each of its
+    `entries` (a step of the path, the value), the path naming the first
+    that does not."""
+    def check(value: object) -> None:
+        if not isinstance(value, kind):
+            raise MalformedRecord(f"expected {expected}, got {_name(value)}")
+        for step, each in entries(value):
+            try:
+                inner(each)
+            except MalformedRecord as exc:
+                raise exc.under(step) from None
+    return check
 
 
 def _expected(hint: object) -> str:
