@@ -22,14 +22,13 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, alternating, fmt, start  # noqa: E402
+from _common import ROOT, alternating, fmt, run_child, start  # noqa: E402
 
 CHILD = """
 import asyncio, json, sys
@@ -78,18 +77,16 @@ def load_source(side: str) -> str:
                           check=True).stdout
 
 
-def run_child_cpu(folder: Path, url: str, rate: float, seconds: float) -> dict:
-    """One round; the child's own CPU seconds from wait4."""
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), url, str(rate), str(seconds)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout and proc.stderr
-    out, err = proc.stdout.read(), proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        raise SystemExit(f"generator failed: {err.decode()[-2000:]}")
-    row = json.loads(out)
-    row["cpu"] = usage.ru_utime + usage.ru_stime
+def run_round(folder: Path, url: str, rate: float, seconds: float) -> dict:
+    """One round: the generator's counts, and its own CPU seconds (run_child: wait4)."""
+    with tempfile.TemporaryFile() as out:
+        child = run_child([sys.executable, "-c", CHILD, str(folder), url, str(rate), str(seconds)],
+                          timeout=seconds + 120, stdout=out)
+        if child["rc"] != 0:
+            raise SystemExit(f"generator failed (exit {child['rc']}): {child['stderr']}")
+        out.seek(0)
+        row = json.loads(out.read())
+    row["cpu"] = child["cpu"]
     return row
 
 
@@ -123,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for i in range(args.rounds):
                 for label in alternating(list(sides), i):
-                    row = run_child_cpu(folders[label], url, args.rate, args.seconds)
+                    row = run_round(folders[label], url, args.rate, args.seconds)
                     rows[label].append(row)
                     print(f"round {i + 1} {label}: sent {row['sent']} of {row['due']:.0f} due "
                           f"({row['sent'] / row['due']:.1%}), {row['failed']} failed, CPU {row['cpu']:.2f} s",
