@@ -19,7 +19,7 @@ import httpx
 MAX_DETAIL = 160
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     TIMEOUT = "timeout"
     UNREACHABLE = "server unreachable"
     SERVER_ERROR = "server error"

@@ -67,13 +67,13 @@ Why it is built this way (docs/judge.md says it in plain words):
 from __future__ import annotations
 
 import bisect
-import enum
 import functools
 import math
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Container, Mapping, Sequence
 
+from .events import Verdict as Verdict  # the judge's words, typed where its events are
 from .judge_stats import (
     RATE_RATIOS,
     BetweenSamples,
@@ -92,14 +92,6 @@ from .metrics import format_value
 
 if TYPE_CHECKING:
     from .plan import Alerts, Rule, Thresholds
-
-
-class Verdict(str, enum.Enum):
-    PASS = "pass"
-    FAIL = "fail"
-    PENDING = "pending"  # not decided yet: keep watching
-    INCONCLUSIVE = "inconclusive"  # not enough evidence by the window's maximum
-    ENVIRONMENT = "environment"  # a ceiling broke, but the baseline breaks it as much: a human decides
 
 
 # The error floor of the pass test: a baseline with no errors at all is

@@ -17,7 +17,7 @@ from inventory.clock import Clock
 from .events import Emit, Notice, OperatorCommand, Phase, PhaseChanged, Sender
 
 
-class Command(str, enum.Enum):
+class Command(enum.StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     PROMOTE = "promote"
@@ -77,7 +77,7 @@ class RunControl:
     def set_phase(self, phase: Phase, reason: str = "", awaiting_promotion: bool = False) -> None:
         self.phase = phase
         self._awaiting_promotion = awaiting_promotion
-        self.emit(PhaseChanged(phase=phase.value, reason=reason, awaiting_promotion=awaiting_promotion))
+        self.emit(PhaseChanged(phase=phase, reason=reason, awaiting_promotion=awaiting_promotion))
 
     # -- commands ------------------------------------------------------------
     def command(self, cmd: Command, source: str = "operator", sender: Sender | None = None) -> bool:

@@ -29,7 +29,7 @@ from .custom_metrics import CustomWindow, unsettled
 from .plan.metrics import CustomMetric
 
 
-class Why(str, enum.Enum):
+class Why(enum.StrEnum):
     """Why a window did not pass at its planned end."""
 
     EVIDENCE = "evidence"  # the pass test needs more of the release's requests

@@ -30,7 +30,7 @@ from inventory.driver import BackendStats, PoolStats
 MIN_FAILED_TRIES = 3
 
 
-class DownReason(str, enum.Enum):
+class DownReason(enum.StrEnum):
     TRIES_FAILED = "tries_failed"  # nginx: every try sent to it in the sample failed
     PROBE_FAILED = "probe_failed"  # its health probe failed
 

@@ -343,9 +343,9 @@ class Engine:
                 pass
         decision = decide_outcome(self.status, result)
         self.control.set_phase(final_phase(decision.outcome), decision.message)
-        self.emit(RunFinished(outcome=decision.outcome.value, message=decision.message,
+        self.emit(RunFinished(outcome=decision.outcome, message=decision.message,
                               duration=round(self.elapsed(), 3), versions=dict(self.ops.versions),
-                              clients=self.clients.as_dict(), reason=decision.reason.value))
+                              clients=self.clients.as_dict(), reason=decision.reason))
         return RunResult(decision.outcome, decision.message, dict(self.ops.versions))
 
     async def _guarded(self, strategy: StrategyRunner) -> StrategyResult:

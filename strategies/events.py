@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, TypedDict
+from typing import Any, Callable, ClassVar, Literal, Mapping, TypedDict
 
 from inventory.json_types import JSON, JSONObject
 
@@ -52,7 +52,7 @@ def from_dict(data: Mapping[str, JSON]) -> Event:
     return cls(**_known_fields(cls, data))
 
 
-class Phase(str, enum.Enum):
+class Phase(enum.StrEnum):
     PREFLIGHT = "preflight"
     RUNNING = "running"
     PAUSED = "paused"
@@ -64,7 +64,7 @@ class Phase(str, enum.Enum):
     ABORTED = "aborted"
 
 
-class InstancePhase(str, enum.Enum):
+class InstancePhase(enum.StrEnum):
     QUEUED = "queued"
     DRAINING = "draining"
     DEPLOYING = "deploying"
@@ -74,6 +74,46 @@ class InstancePhase(str, enum.Enum):
     FAILED = "failed"
     ROLLED_BACK = "rolled back"
     STANDBY = "standby"
+
+
+class Outcome(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    REFUSED = "refused"
+    AWAITING_PROMOTION = "awaiting_promotion"
+
+
+class Reason(enum.StrEnum):
+    """Why a run ended as it did: how the strategy's path ended, or what
+    the status made of it (the last three of the first group)."""
+
+    COMPLETED = "completed"  # the strategy ran every step
+    AWAITING_PROMOTION = "awaiting_promotion"  # headless at a manual gate, no --auto-promote
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_INCOMPLETE = "rollback_incomplete"  # the strategy's rollback named problems left
+    ROLLBACK_FAILED = "rollback_failed"  # the rollback itself raised (nginx refused the way back...)
+    ROLLBACK_LEFT_OUT = "rollback_left_out"  # rolled back, but an instance that served before is out of nginx
+    ROLLOUT_INCOMPLETE = "rollout_incomplete"  # finished, but a change left an instance out of nginx
+    UNANSWERED = "unanswered"  # finished or rolled back, but nginx routes to an instance that does not answer
+    ABORTED = "aborted"  # an operator's abort (or a signal) at a safe point
+    ABORTED_AFTER_LAST_STEP = "aborted_after_last_step"
+    ABORTED_AFTER_FAILURE = "aborted_after_failure"  # on_failure: pause, then the operator aborted
+    FAIL_STOPPED = "fail_stopped"  # something the run depends on broke (the journal, the lock)
+    FAIL_STOPPED_AFTER_LAST_STEP = "fail_stopped_after_last_step"
+    STOPPED_FOR_HUMAN = "stopped_for_human"  # a gate failed and on_failure does not roll back
+    DRIVER_ERROR = "driver_error"  # a failure while failing
+    PREFLIGHT_REFUSED = "preflight_refused"  # nothing changed: the fleet is not safe to start from
+    LOCK_REFUSED = "lock_refused"  # nothing changed: another console holds the rollout lock
+
+
+class Verdict(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    PENDING = "pending"  # not decided yet: keep watching
+    INCONCLUSIVE = "inconclusive"  # not enough evidence by the window's maximum
+    ENVIRONMENT = "environment"  # a ceiling broke, but the baseline breaks it as much: a human decides
 
 
 class StepRecord(TypedDict):
@@ -142,11 +182,14 @@ class RunStarted(Event):
 @dataclass(frozen=True, kw_only=True)
 class PhaseChanged(Event):
     kind: ClassVar[str] = "phase"
-    phase: str
+    phase: Phase
     reason: str = ""
     # paused at a manual gate (an indefinite pause, an inconclusive window):
     # only promote (or rollback/abort) goes on from here, not resume
     awaiting_promotion: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "phase", Phase(self.phase))  # a journal (from_dict) gives its value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,7 +279,7 @@ class GateEvaluated(Event):
 
     kind: ClassVar[str] = "gate"
     name: str
-    verdict: str
+    verdict: Verdict
     reasons: list[str]
     values: dict[str, float | None]
     remaining: float = 0.0
@@ -254,6 +297,9 @@ class GateEvaluated(Event):
     # values: missing data such as "latency_not_judged", or "evidence",
     # "breach"...): set on its extended and inconclusive verdicts.
     why: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "verdict", Verdict(self.verdict))  # a journal (from_dict) gives its value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -362,13 +408,17 @@ class Notice(Event):
 @dataclass(frozen=True, kw_only=True)
 class RunFinished(Event):
     kind: ClassVar[str] = "run_finished"
-    outcome: str
+    outcome: Outcome
     message: str
     duration: float
     versions: dict[str, str | None] = field(default_factory=dict)
     clients: dict[str, int] = field(default_factory=dict)  # requests, failed, hidden (engine.ClientTally)
-    # why it ended so (strategies.status.Reason's value); "" in journals written before it existed
-    reason: str = ""
+    # why it ended so; "" in journals written before it existed
+    reason: Reason | Literal[""] = ""
+
+    def __post_init__(self) -> None:  # a journal (from_dict) gives their values
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
+        object.__setattr__(self, "reason", Reason(self.reason) if self.reason else "")
 
 
 Subscriber = Callable[[Event], None]

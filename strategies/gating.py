@@ -271,7 +271,7 @@ class Gatekeeper:
                 await self.control.wait(chunk)
                 spent += chunk
                 if self.control.take_promotion():
-                    self.emit(GateEvaluated(name=name, verdict=analysis.Verdict.PASS.value,
+                    self.emit(GateEvaluated(name=name, verdict=analysis.Verdict.PASS,
                                             reasons=["promoted by operator"], values={}, final=True))
                     return analysis.Verdict.PASS
                 traffic, readings, custom, probes = await self.sample(judged, [b for b in baseline if b.key not in gone])
@@ -344,13 +344,13 @@ class Gatekeeper:
         mine = {i.key for i in judged}
         reasons = [f"{d.instance} down ({d.reason.value})" for d in found if d.instance in mine]
         if reasons:
-            self.emit(GateEvaluated(name=name, verdict=analysis.Verdict.FAIL.value, reasons=reasons,
+            self.emit(GateEvaluated(name=name, verdict=analysis.Verdict.FAIL, reasons=reasons,
                                     values={}, final=True))
             raise GateFailed(f"{name}: " + "; ".join(reasons))
 
     def emit_gate(self, name: str, j: analysis.Judgement, remaining: float, *, final: bool = False,
                   extended: bool = False, why: Sequence[coverage.Why] = ()) -> None:
-        self.emit(GateEvaluated(name=name, verdict=j.verdict.value, reasons=j.reasons, values=j.values,
+        self.emit(GateEvaluated(name=name, verdict=j.verdict, reasons=j.reasons, values=j.values,
                                 remaining=round(max(0.0, remaining), 3), final=final, extended=extended,
                                 needed=j.needed, seen=j.seen, findings=[finding_fields(f) for f in j.findings],
                                 shadow=self.shadow, why=[w.value for w in why]))

@@ -35,7 +35,7 @@ from inventory.nginx_config import Backend
 Pools = Mapping[str, tuple[Backend, ...]]
 
 
-class Serving(str, enum.Enum):
+class Serving(enum.StrEnum):
     """Which instances the safe state sends traffic to (the branch taken)."""
 
     OLD_VERSION = "old_version"  # healthy on the old version, in the original pools

@@ -31,8 +31,10 @@ from .events import (
     HealthChecked,
     InstanceChanged,
     InstancePhase,
+    Outcome as Outcome,  # the words of a run's end, typed where its events are
     Phase,
     PhaseChanged,
+    Reason as Reason,
     RoutingVerified,
     RunFinished,
     RunStarted,
@@ -40,40 +42,6 @@ from .events import (
     TrafficChanged,
 )
 
-
-class Outcome(str, enum.Enum):
-    SUCCEEDED = "succeeded"
-    ROLLED_BACK = "rolled_back"
-    FAILED = "failed"
-    ABORTED = "aborted"
-    REFUSED = "refused"
-    AWAITING_PROMOTION = "awaiting_promotion"
-
-
-class Reason(str, enum.Enum):
-    """Why a run ended as it did: how the strategy's path ended, or what
-    the status made of it (the last three of the first group)."""
-
-    COMPLETED = "completed"  # the strategy ran every step
-    AWAITING_PROMOTION = "awaiting_promotion"  # headless at a manual gate, no --auto-promote
-    ROLLED_BACK = "rolled_back"
-    ROLLBACK_INCOMPLETE = "rollback_incomplete"  # the strategy's rollback named problems left
-    ROLLBACK_FAILED = "rollback_failed"  # the rollback itself raised (nginx refused the way back...)
-    ROLLBACK_LEFT_OUT = "rollback_left_out"  # rolled back, but an instance that served before is out of nginx
-    ROLLOUT_INCOMPLETE = "rollout_incomplete"  # finished, but a change left an instance out of nginx
-    UNANSWERED = "unanswered"  # finished or rolled back, but nginx routes to an instance that does not answer
-    ABORTED = "aborted"  # an operator's abort (or a signal) at a safe point
-    ABORTED_AFTER_LAST_STEP = "aborted_after_last_step"
-    ABORTED_AFTER_FAILURE = "aborted_after_failure"  # on_failure: pause, then the operator aborted
-    FAIL_STOPPED = "fail_stopped"  # something the run depends on broke (the journal, the lock)
-    FAIL_STOPPED_AFTER_LAST_STEP = "fail_stopped_after_last_step"
-    STOPPED_FOR_HUMAN = "stopped_for_human"  # a gate failed and on_failure does not roll back
-    DRIVER_ERROR = "driver_error"  # a failure while failing
-    PREFLIGHT_REFUSED = "preflight_refused"  # nothing changed: the fleet is not safe to start from
-    LOCK_REFUSED = "lock_refused"  # nothing changed: another console holds the rollout lock
-
-
-PHASES = {p.value for p in Phase}
 MID_CHANGE = {InstancePhase.DEPLOYING, InstancePhase.RESTARTING, InstancePhase.CHECKING, InstancePhase.FAILED}
 BASE_OUTCOME = {
     Reason.COMPLETED: Outcome.SUCCEEDED,
@@ -87,7 +55,7 @@ BASE_OUTCOME = {
 }  # every other reason: FAILED
 
 
-class Exclusion(str, enum.Enum):
+class Exclusion(enum.StrEnum):
     """Why an instance is held out of what a change would route to."""
 
     LEFT_OUT = "left_out"  # a routing change found it unverified just then (RoutingVerified.left_out)
@@ -174,8 +142,7 @@ class RunStatus:
         self.position = Position(0, len(e.steps), "")
 
     def _on_phase(self, e: PhaseChanged) -> None:
-        if e.phase in PHASES:  # a phase a newer console journalled leaves this one's as it was
-            self.phase = Phase(e.phase)
+        self.phase = e.phase
         if self.phase == Phase.ROLLING_BACK and not self.rollback:
             self.rollback = e.reason or "rollback"
 
@@ -210,8 +177,8 @@ class RunStatus:
         self.window = None if e.final else e.name
 
     def _on_finished(self, e: RunFinished) -> None:
-        self.outcome = Outcome(e.outcome)
-        self.reason = Reason(e.reason) if e.reason else None
+        self.outcome = e.outcome
+        self.reason = e.reason or None
         self.window = None
         for key, version in e.versions.items():
             if key in self.instances:

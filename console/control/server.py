@@ -167,10 +167,9 @@ class ControlServer:
                 "viewers": len(self._viewers)}
 
     def command(self, name: object, peer: Sender) -> CommandReply | ErrorReply:
-        try:
-            cmd = Command(name)
-        except ValueError:
+        if not isinstance(name, str) or name not in COMMANDS:
             return error("bad_request", f"unknown command {name!r}; one of {', '.join(COMMANDS)}")
+        cmd = Command(name)
         run, source = self.session, peers.source_label(peer)
         refusal = self.view.command_refusal(cmd.value)
         if refusal is not None:

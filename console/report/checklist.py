@@ -16,7 +16,7 @@ from strategies.metrics import format_value
 from .extract import Report
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     ANSWERED = "answered"
     PARTLY = "partly answered"
     NOT_ANSWERABLE = "not answerable from the journal"
