@@ -131,8 +131,8 @@ def resume_journal(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return journal_error("console resume", exc)
     if args.rollback:
         session.command(Command.ROLLBACK, source="cli resume --rollback")
-    elif state.rolling_back:  # what was judged bad is never shipped by a resume
-        print(f"console resume: the session was rolling back ({state.rolling_back}): this resume finishes "
+    elif state.status.rollback:  # what was judged bad is never shipped by a resume
+        print(f"console resume: the session was rolling back ({state.status.rollback}): this resume finishes "
               "the rollback", file=sys.stderr)
-        session.command(Command.ROLLBACK, source=f"resume: the session was rolling back ({state.rolling_back})")
+        session.command(Command.ROLLBACK, source=f"resume: the session was rolling back ({state.status.rollback})")
     return drive(session, args)

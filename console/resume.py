@@ -16,7 +16,7 @@ from typing import Any
 
 from inventory.nginx_config import ConfigError, check_managed_text
 from strategies.events import JudgeBudget, RunStarted
-from strategies.origin import ResumeState
+from strategies.origin import Resume
 from strategies.status import rebuild
 from strategies.topology import load_balancers
 
@@ -65,7 +65,7 @@ def _same_file(entry: dict[str, Any], what: str) -> str:
     return str(path)
 
 
-def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
+def load_resume(journal_path: str) -> tuple[Inputs, Resume]:
     if not Path(journal_path).is_file():
         raise FileNotFoundError(journal_path)
     check = verify(Path(journal_path))
@@ -92,10 +92,10 @@ def load_resume(journal_path: str) -> tuple[Inputs, ResumeState]:
     if started.untouched:  # a --limit run: the same hosts again, the rest still left alone
         inputs = limit_inputs(inputs, ",".join(dict.fromkeys(i.host for i in started.instances)))
     # where the dead session left the run: its status, folded from its journal (strategies/status.py),
-    # and all a resume takes from it (strategies/origin.py ResumeState.of). An instance it was changing
+    # the one thing a resume starts from (strategies/origin.py Resume). An instance it was changing
     # (soak seed 6 run 179: a link cut as the deploy command ran; it completed, unseen, and the revert
     # could not reach the host) may run the old release with the new one installed under it; a
     # rollback it began is finished, never shipped over
-    state = ResumeState.of(str(journal_path), rebuild(journal.events))
-    check_snapshot(state.lb_snapshot, inputs)
+    state = Resume(str(journal_path), rebuild(journal.events))
+    check_snapshot(state.status.lb_snapshot, inputs)
     return inputs, state

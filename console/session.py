@@ -19,7 +19,7 @@ from inventory.loaders import embedded_fleet_path, load_inventory, read_inventor
 from inventory.model import Instance, Inventory
 from strategies import analysis
 from strategies.control import Command
-from strategies.engine import Engine, ResumeState, RunResult
+from strategies.engine import Engine, Resume, RunResult
 from strategies.errors import PlanError
 from strategies.events import Event, EventBus, Notice, Sender
 from strategies.plan import Plan, field_line, load_plan
@@ -161,7 +161,7 @@ class Session:
 
     def __init__(self, inputs: Inputs, *, argv: list[str], record: str | None, time_scale: float = 1.0,
                  accept_new_host_keys: bool = False, interactive: bool = False, auto_promote: bool = False,
-                 resume: ResumeState | None = None, lock_wait: float = 0.0, break_stale_lock: bool = False,
+                 resume: Resume | None = None, lock_wait: float = 0.0, break_stale_lock: bool = False,
                  lock_max_age: float = 120.0):
         analysis.warm_up()  # before the event loop runs anything: see warm_up's docstring
         self.inputs = inputs

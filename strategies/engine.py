@@ -31,7 +31,7 @@ from .control import AwaitingPromotion, Command, GateFailed, RunControl, Stop
 from .events import CommandRan, Event, EventBus, Notice, Phase, RunFinished, RunStarted, Sender, StartedInstance
 from .gating import Gatekeeper, judged_windows
 from .instances import InstanceOps
-from .origin import Origin, ResumeState, live_pools, start_point
+from .origin import Origin, Resume, live_pools, start_point
 from .plan import Plan, field_line
 from .safe_state import safe_state
 from .status import Outcome, Reason, RunStatus, StrategyResult, decide_outcome, final_phase, needs_answers
@@ -55,7 +55,7 @@ class Engine:
 
     def __init__(self, plan: Plan, inventory: Inventory, driver: FleetDriver, *, version: str,
                  bus: EventBus | None = None, interactive: bool = False, auto_promote: bool = False,
-                 resume: ResumeState | None = None, lock_holder: LockHolder | None = None,
+                 resume: Resume | None = None, lock_holder: LockHolder | None = None,
                  lock_wait: float = 0.0, break_stale_lock: bool = False, lock_max_age: float = 120.0,
                  run_checklist: bool = True, untouched: Sequence[Instance] = ()):
         self.plan = plan
@@ -215,7 +215,7 @@ class Engine:
         if len(set(texts.values())) > 1 and self.resume is None:
             raise PreflightError("load balancers disagree: their managed nginx files differ")
         # where the run started: nginx now, or for a resumed run its first session's files
-        origin = next(iter((self.resume.lb_snapshot if self.resume is not None else texts).values()), "")
+        origin = next(iter((self.resume.status.lb_snapshot if self.resume is not None else texts).values()), "")
         routed = {str(b) for bs in parse_pools(origin, self.plan.nginx.upstream).values() for b in bs}
         if self.plan.strategy == "blue_green":
             self.settle_colour(routed)
@@ -234,7 +234,7 @@ class Engine:
             if sick:
                 raise PreflightError(f"{', '.join(sick)}: unhealthy while taking traffic, before any change")
         current = {inst.key: (s.version if s.ok else None) for inst, s in zip(self.instances, probes)}
-        return start_point(self.plan.nginx.upstream, texts, current, self.resume)
+        return start_point(self.plan.nginx.upstream, texts, current, self.resume.status if self.resume else None)
 
     def start_from(self, origin: Origin) -> None:
         """Hand where the run starts to each service that keeps part of it."""
@@ -459,4 +459,4 @@ class Engine:
 
 
 # Outcome lives with the decision (strategies/status.py); callers of the engine import it here too
-__all__ = ["Engine", "Outcome", "PreflightError", "ResumeState", "RunResult"]
+__all__ = ["Engine", "Outcome", "PreflightError", "Resume", "RunResult"]

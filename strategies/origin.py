@@ -9,8 +9,8 @@ run and now. The engine hands it to each service through the service's own
 A resumed session starts from the origin of the session it resumes: the
 dead session's `RunStarted` journalled its LB files and old versions, and
 its folded status (strategies/status.py) says which instances it was
-changing and whether it was rolling back. `ResumeState.of` reads all of
-that from the status alone.
+changing and whether it was rolling back. A `Resume` carries that status
+whole: nothing a resume starts from is read anywhere else.
 """
 from __future__ import annotations
 
@@ -23,26 +23,15 @@ from .status import RunStatus
 
 
 @dataclass(frozen=True)
-class ResumeState:
-    """What a resumed session takes from the journal of the one that died:
-    the versions and LB files from before any change."""
+class Resume:
+    """A run that resumes a session that died: that session's journal and
+    the status its events fold into (strategies/status.py rebuild). The
+    resume is an ordinary run started from that status: its LB files and
+    old versions (the dead session's RunStarted), the instances it was
+    changing, whether it was rolling back."""
 
     journal: str
-    old_versions: dict[str, str | None]
-    lb_snapshot: dict[str, str]
-    # instances the dead session was changing (deploying, restarting, checking)
-    # when it stopped: what is installed there is unknown, whatever they answer
-    in_flight: tuple[str, ...] = ()
-    # why the dead session was rolling back ("" if it never began to): a
-    # resume then finishes the rollback, it never ships what was judged bad
-    rolling_back: str = ""
-
-    @classmethod
-    def of(cls, journal: str, status: RunStatus) -> ResumeState:
-        """The resume of the session whose journal folded into `status`
-        (strategies/status.py rebuild)."""
-        return cls(journal, {k: s.old_version for k, s in status.instances.items()}, dict(status.lb_snapshot),
-                   tuple(status.changing()), status.rollback)
+    status: RunStatus
 
 
 @dataclass(frozen=True)
@@ -65,16 +54,16 @@ def live_pools(upstream: str, texts: Mapping[str, str]) -> dict[str, tuple[Backe
 
 
 def start_point(upstream: str, texts: Mapping[str, str], current: Mapping[str, str | None],
-                resume: ResumeState | None) -> Origin:
+                resume: RunStatus | None) -> Origin:
     """The origin of a run from what preflight read: the LB files `texts`
     and each instance's version as its probe answered (`current`, None when
     it did not). A fresh run starts where the fleet is; a resumed one from
-    the files and old versions of the session it resumes."""
+    the files and old versions of the session it resumes (its status)."""
     live = live_pools(upstream, texts)
     if resume is None:
         return Origin(lb_files=dict(texts), live_pools=live, old_versions=dict(current), versions=dict(current))
     versions = dict(current)
-    for key in resume.in_flight:
+    for key in resume.changing():
         # Caught mid-change, it is changed again, watched, whatever it answers now
         # (reinstalled on the old version like an unhealthy one, then deployed as usual):
         # on the old version the new release may be installed under it (killed between
@@ -82,5 +71,5 @@ def start_point(upstream: str, texts: Mapping[str, str], current: Mapping[str, s
         # no session saw its start end within the deadline (soak seed 9 run 214: a slow
         # start the killed run began ended by the resume, which switched to it).
         versions[key] = None
-    return Origin(lb_files=dict(resume.lb_snapshot), live_pools=live, old_versions=dict(resume.old_versions),
+    return Origin(lb_files=dict(resume.lb_snapshot), live_pools=live, old_versions=resume.old_versions(),
                   versions=versions)

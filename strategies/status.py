@@ -107,6 +107,10 @@ class RunStatus:
         if handler is not None:
             handler(self, event)
 
+    def old_versions(self) -> dict[str, str | None]:
+        """What each instance ran before the run (RunStarted.old_versions)."""
+        return {k: s.old_version for k, s in self.instances.items()}
+
     # -- what the outcome weighs ---------------------------------------------------
     def out_of_nginx(self) -> list[str]:
         """Instances nginx routed to before the run that the LB state this

@@ -761,7 +761,7 @@ async def test_resume_reinstalls_the_old_release_where_a_change_failed_unseen(tm
     assert first.outcome == Outcome.FAILED and "agent-01" in first.message, first.message
     assert session.driver._instances[("agent-01", "main")].staged == "2.0.0"  # installed, not running
     resumed = resume_on_the_same_fleet(session, first, tmp_path)
-    assert "agent-01" in resumed.engine.resume.in_flight
+    assert "agent-01" in resumed.engine.resume.status.changing()
     assert resumed.engine.command(Command.ROLLBACK, source="test")
     result = await asyncio.wait_for(resumed.run(), 60)
     assert result.outcome == Outcome.ROLLED_BACK, result.message
@@ -976,7 +976,7 @@ async def test_resume_does_again_a_start_its_killed_session_never_saw_finish(tmp
         if slot == "green":
             unit.version, unit.running = "2.0.0", True
     resumed = resume_on_the_same_fleet(session, None, tmp_path)
-    assert {k for k in resumed.engine.resume.in_flight if k.endswith("/green")}
+    assert {k for k in resumed.engine.resume.status.changing() if k.endswith("/green")}
     result = await asyncio.wait_for(resumed.run(), 60)
     assert result.outcome == Outcome.ROLLED_BACK, result.message
     assert "deadline" in result.message, result.message

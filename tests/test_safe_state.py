@@ -9,7 +9,7 @@ import pytest
 
 from inventory.nginx_config import Backend, LbState, render
 from strategies.events import InstanceChanged, InstancePhase, Phase, PhaseChanged, RunStarted, StartedInstance
-from strategies.origin import ResumeState, live_pools, start_point
+from strategies.origin import live_pools, start_point
 from strategies.safe_state import SafeState, Serving, safe_state
 from strategies.status import rebuild
 
@@ -101,28 +101,44 @@ def test_a_fresh_run_starts_where_the_fleet_is():
     assert live_pools("agent", {}) == {}
 
 
-def test_a_resumed_run_starts_from_the_session_it_resumes():
-    """The LB files and old versions are the dead session's; what nginx
-    routes to now is read now; an instance caught mid-change is of unknown
-    version whatever it answers (soak seed 9 run 214)."""
+def _started(lb_snapshot: dict[str, str]) -> RunStarted:
+    return RunStarted(plan="p.yaml", strategy="blue_green", service="agent", version=NEW,
+                      old_versions={"a/blue": OLD, "a/green": OLD},
+                      instances=[StartedInstance(key=f"a/{c}", host="a", address="10.0.0.1", slot=c, unit=f"agent-{c}",
+                                                 port=port) for c, port in (("blue", 8080), ("green", 8081))],
+                      steps=[], simulated=True, lb_snapshot=lb_snapshot)
+
+
+def test_a_resumed_run_starts_from_the_status_of_the_session_it_resumes():
+    """The LB files and old versions are the dead session's (its
+    RunStarted, folded); what nginx routes to now is read now; an instance
+    the status shows mid-change is of unknown version whatever it answers
+    (soak seed 9 run 214)."""
     before, now = managed({"blue": (b(1),)}), managed({"green": (b(1, 8081),)})
-    resume = ResumeState("j.jsonl", {"a/blue": OLD, "a/green": OLD}, {"lb-01": before}, in_flight=("a/green",))
-    origin = start_point("agent", {"lb-01": now}, {"a/blue": OLD, "a/green": NEW}, resume)
+    status = rebuild([_started({"lb-01": before}),
+                      InstanceChanged(instance="a/green", phase=InstancePhase.RESTARTING, version=NEW)])
+    origin = start_point("agent", {"lb-01": now}, {"a/blue": OLD, "a/green": NEW}, status)
     assert origin.lb_files == {"lb-01": before} and origin.original_pools("agent") == {"blue": (b(1),)}
     assert origin.live_pools == {"green": (b(1, 8081),)}
     assert origin.old_versions == {"a/blue": OLD, "a/green": OLD}
     assert origin.versions == {"a/blue": OLD, "a/green": None}
+    settled = rebuild([_started({"lb-01": before}),
+                       InstanceChanged(instance="a/green", phase=InstancePhase.LIVE, version=NEW)])
+    assert start_point("agent", {"lb-01": now}, {"a/blue": OLD, "a/green": NEW}, settled).versions == {
+        "a/blue": OLD, "a/green": NEW}  # live when it stopped: its answer stands
 
 
-def test_a_resume_reads_everything_it_takes_from_the_folded_status():
+def test_what_a_resume_starts_from_is_read_off_the_folded_status():
     started = RunStarted(plan="p.yaml", strategy="rolling", service="agent", version=NEW,
                          old_versions={"a": OLD, "b": "0.9.0"},
                          instances=[StartedInstance(key=k, host=k, address=f"10.0.0.{n}", slot="main", unit="agent",
                                                     port=8080) for n, k in enumerate("ab", 1)],
                          steps=[], simulated=True, lb_snapshot={"lb-01": "file"})
     events = [started, InstanceChanged(instance="a", phase=InstancePhase.DEPLOYING, version=OLD),
-              PhaseChanged(phase=Phase.ROLLING_BACK.value, reason="gate failed")]
-    assert ResumeState.of("j.jsonl", rebuild(events)) == ResumeState(
-        "j.jsonl", {"a": OLD, "b": "0.9.0"}, {"lb-01": "file"}, ("a",), "gate failed")
-    assert ResumeState.of("j.jsonl", rebuild(events[:1])) == ResumeState(
-        "j.jsonl", {"a": OLD, "b": "0.9.0"}, {"lb-01": "file"}, (), "")
+              PhaseChanged(phase=Phase.ROLLING_BACK, reason="gate failed")]
+    status = rebuild(events)
+    assert (status.old_versions(), status.lb_snapshot, status.changing(), status.rollback) == (
+        {"a": OLD, "b": "0.9.0"}, {"lb-01": "file"}, ["a"], "gate failed")
+    fresh = rebuild(events[:1])
+    assert (fresh.old_versions(), fresh.lb_snapshot, fresh.changing(), fresh.rollback) == (
+        {"a": OLD, "b": "0.9.0"}, {"lb-01": "file"}, [], "")
