@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, Callable, Iterator, Mapping
 from strategies.events import Event, from_dict
 
 from . import journal_sign
+from .journal_header import Close, Header
 from .journal_seal import HeadWriter, authentic, journal_key, read_head
 from .notify import NotificationDelivered  # noqa: F401 - registers the "notify" kind for reading journals back
 from .private import create_private, first_own_tree, private_dir, state_candidates
@@ -283,10 +284,10 @@ def make_header(argv: list[str], plan_path: str | None, inventory_path: str | No
 class Journal:
     """A journal as read back: header, events, closing record, problems."""
 
-    header: dict[str, Any] | None = None
+    header: Header | None = None
     events: list[Event] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)
-    close: dict[str, Any] | None = None
+    records: list[dict[str, object]] = field(default_factory=list)
+    close: Close | None = None
     torn_tail: bool = False
 
 
@@ -328,7 +329,7 @@ def read_journal(path: Path) -> Journal:
             if record.get("schema") != SCHEMA:
                 raise ValueError(f"{path}:{number}: journal schema {record.get('schema')!r}; this console reads "
                                  f"schema {SCHEMA}")
-            journal.header = record
+            journal.header = Header.of(record)
         elif record.get("type") == "event":
             event = record.get("event")
             try:
@@ -338,7 +339,7 @@ def read_journal(path: Path) -> Journal:
             except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a missing field, a wrong type, an unknown kind
                 raise ValueError(f"{path}:{number}: not an event this console reads: {exc}") from None
         elif record.get("type") == "close":
-            journal.close = record
+            journal.close = Close.of(record)
     if journal.header is None:
         raise ValueError(f"{path}:1: no journal header")
     return journal

@@ -15,9 +15,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
+
+from strategies.events import RunStarted, from_dict
 
 from .journal import default_dir, read_records
+from .journal_header import Close, Header
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,8 @@ class Release:
 
 def read_release(path: Path) -> Release | None:
     """The release one journal records, or None (not a journal, no run)."""
-    header: dict[str, Any] | None = None
-    started: dict[str, Any] | None = None
+    header: Header | None = None
+    started: RunStarted | None = None
     outcome = "unfinished"
     try:
         for _n, record, _raw in read_records(path):
@@ -48,23 +51,32 @@ def read_release(path: Path) -> Release | None:
                 continue
             kind = record.get("type")
             if kind == "header":
-                header = record
+                header = Header.of(record)
             elif kind == "event" and started is None:
-                event = record.get("event")
-                if isinstance(event, dict) and event.get("kind") == "run_started":
-                    started = event
+                started = _run_started(record.get("event"))
             elif kind == "close":
-                outcome = str(record.get("outcome", outcome))
+                outcome = Close.of(record).outcome or outcome
     except OSError:
         return None
     if header is None or started is None:
         return None
-    olds = Counter(v for v in (started.get("old_versions") or {}).values() if v)
-    return Release(started=str(header.get("started", "")), service=str(started.get("service", "")),
-                   version=str(started.get("version", "")), previous=olds.most_common(1)[0][0] if olds else None,
-                   outcome=outcome, plan=str((header.get("plan") or {}).get("path") or ""),
-                   inventory=str((header.get("inventory") or {}).get("path") or ""), journal=str(path),
-                   simulated=bool(header.get("simulated")))
+    olds = Counter(v for v in started.old_versions.values() if v)
+    return Release(started=header.started, service=started.service, version=started.version,
+                   previous=olds.most_common(1)[0][0] if olds else None, outcome=outcome,
+                   plan=header.plan.path, inventory=header.inventory.path, journal=str(path),
+                   simulated=header.simulated)
+
+
+def _run_started(event: object) -> RunStarted | None:
+    """The record's event if it is a readable RunStarted (a journal edited
+    into something else is not a release)."""
+    if not isinstance(event, dict) or event.get("kind") != "run_started":
+        return None
+    try:
+        started = from_dict(event)
+    except (TypeError, ValueError):
+        return None
+    return started if isinstance(started, RunStarted) else None
 
 
 def history(directory: Path | None = None) -> list[Release]:

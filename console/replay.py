@@ -18,6 +18,7 @@ from strategies.plan import Thresholds
 
 from .headless import describe
 from .journal import Journal
+from .journal_header import Header
 from .status_record import ReplayStatus
 from .status_text import describe_replay
 from .view_state import FleetView
@@ -74,15 +75,14 @@ def _delta(values: dict[str, Any], last: dict[str, Any], requests: str, errors: 
 
 
 def print_timeline(journal: Journal, fmt: str, out: TextIO = sys.stdout) -> None:
-    header = journal.header or {}
+    header = journal.header or Header()
     if fmt == "json":
         for event in journal.events:
             out.write(json.dumps(event.to_dict(), separators=(",", ":")) + "\n")
     else:
-        label = " SIMULATED" if header.get("simulated") else ""
-        operator = header.get("operator", {})
-        out.write(f"REPLAY{label} of {header.get('plan', {}).get('path')} by {operator.get('user')}@"
-                  f"{operator.get('host')} at {header.get('started')}\n")
+        label = " SIMULATED" if header.simulated else ""
+        out.write(f"REPLAY{label} of {header.plan.path or '?'} by {header.operator.label()} at "
+                  f"{header.started or '?'}\n")
         for event in journal.events:
             text = describe(event)
             if text is not None:
@@ -101,13 +101,10 @@ def replay_status(journal: Journal, path: str, at: float | None = None) -> Repla
     a live run, folded by the same FleetView and RunStatus."""
     events = [e for e in journal.events if at is None or e.at <= at]
     view = FleetView().apply_all(events)
-    header = journal.header or {}
-    plan, operator = header.get("plan"), header.get("operator")
+    header = journal.header or Header()
     return {**view.state(), "journal": path,
-            "simulated": view.simulated or header.get("simulated") is True,  # a journal's header says it too
-            "plan": _text(plan.get("path")) if isinstance(plan, dict) else "",
-            "user": _text(operator.get("user")) if isinstance(operator, dict) else "",
-            "started": _text(header.get("started")),
+            "simulated": view.simulated or header.simulated,  # a journal's header says it too
+            "plan": header.plan.path, "user": header.operator.user, "started": header.started,
             "at": round(at if at is not None else view.elapsed, 1), "events": len(events)}
 
 

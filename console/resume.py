@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 from inventory.nginx_config import ConfigError, check_managed_text
 from strategies.events import JudgeBudget, RunStarted
@@ -21,6 +20,7 @@ from strategies.status import rebuild
 from strategies.topology import load_balancers
 
 from .journal import clear_dead_reserves, read_journal, verify
+from .journal_header import FileRead, Header
 from .session import Inputs, UsageError, limit_inputs, load_inputs
 
 FINISHED = {"succeeded", "rolled_back", "refused"}
@@ -54,15 +54,15 @@ def check_snapshot(snapshot: dict[str, str], inputs: Inputs) -> None:
             raise JournalRejected(f"lb_snapshot of {name}: {exc}") from None
 
 
-def _same_file(entry: dict[str, Any], what: str) -> str:
-    path = entry.get("path")
+def _same_file(entry: FileRead, what: str) -> str:
+    path = entry.path
     if not path or not Path(path).is_file():
-        raise ResumeRefused(f"the session's {what} {path} is gone")
+        raise ResumeRefused(f"the session's {what} {path or None} is gone")
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    if digest != entry.get("sha256"):
+    if digest != entry.sha256:
         raise ResumeRefused(f"the session's {what} {path} changed since it ran (sha256 {digest[:12]} "
-                            f"!= recorded {str(entry.get('sha256'))[:12]})")
-    return str(path)
+                            f"!= recorded {(entry.sha256 or None)!s:.12})")
+    return path
 
 
 def load_resume(journal_path: str) -> tuple[Inputs, Resume]:
@@ -73,14 +73,14 @@ def load_resume(journal_path: str) -> tuple[Inputs, Resume]:
         raise JournalRejected(f"the journal fails verification: {check.message}")
     journal = read_journal(Path(journal_path))
     clear_dead_reserves(Path(journal_path).parent)  # the dead session's reserve, if it was killed
-    if journal.close and journal.close.get("outcome") in FINISHED:
-        raise NothingToResume(f"the session ended {journal.close['outcome']}: nothing to resume")
+    if journal.close and journal.close.outcome in FINISHED:
+        raise NothingToResume(f"the session ended {journal.close.outcome}: nothing to resume")
     started = next((e for e in journal.events if isinstance(e, RunStarted)), None)
     if started is None:
         raise NothingToResume("the session changed nothing before it stopped: run the plan again")
-    header = journal.header or {}
-    plan = _same_file(header.get("plan", {}), "plan")
-    inventory = _same_file(header.get("inventory", {}), "inventory")
+    header = journal.header or Header()
+    plan = _same_file(header.plan, "plan")
+    inventory = _same_file(header.inventory, "inventory")
     # a shadow judge (--judge-shadow) stays one: the budget the run announced says so,
     # and a resumed run that began gating on verdicts the operator chose to ignore would
     # act on a judge that was only being tried

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from console.journal import read_journal
+from console.journal_header import Header
 from inventory.ansible_engine import ansible_inventory_bin
 from inventory.errors import InventoryError
 from inventory.loaders import load_inventory, read_inventory
@@ -103,6 +104,6 @@ def test_engine_named_in_dry_run_header_and_journal(tmp_path):
                   "--record", str(journal))
     assert run.returncode == 0, run.stderr
     assert f"inventory {inv} read by built-in" in run.stdout.splitlines()[:3]
-    assert read_journal(journal).header["inventory_engine"] == "built-in"
+    assert (read_journal(journal).header or Header()).inventory_engine == "built-in"
     bad = run_cli("--plan", str(plan), "--inventory", str(inv), "--dry-run", env={"ROLLOUT_INVENTORY_ENGINE": "nope"})
     assert bad.returncode == 2 and "unknown inventory engine" in bad.stderr

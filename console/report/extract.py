@@ -10,8 +10,8 @@ journals without a renderer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from inventory.json_types import JSONObject
 from strategies.events import (
     AlertRaised,
     ClientTraffic,
@@ -30,6 +30,7 @@ from strategies.events import (
 )
 
 from ..journal import Journal, Verification
+from ..journal_header import Header, Operator
 
 # The event kinds the timeline lists (the rest are samples, commands and probes).
 TIMELINE_KINDS = (PhaseChanged, StepStarted, TrafficChanged, AlertRaised, OperatorCommand, RunFinished)
@@ -56,10 +57,10 @@ class Run:
     old_versions: tuple[str, ...]
     instances: int
     simulated: bool
-    operator: dict[str, Any]
+    operator: Operator
     argv: tuple[str, ...]
     started: str
-    thresholds: dict[str, Any]
+    thresholds: JSONObject
     outcome: str | None  # None: the journal has no RunFinished (the session died)
     message: str
     duration: float
@@ -149,7 +150,7 @@ def shares(e: TrafficChanged) -> tuple[dict[str, float], bool]:
     return ({p: 100.0 * len(b) / total for p, b in e.pools.items()} if total else {}), False
 
 
-def _who(e: OperatorCommand, operator: dict[str, Any]) -> str:
+def _who(e: OperatorCommand, operator: Operator) -> str:
     s = e.sender or {}
     if s.get("user") or s.get("uid") is not None:
         who = str(s.get("user") or f"uid {s.get('uid')}")
@@ -157,16 +158,16 @@ def _who(e: OperatorCommand, operator: dict[str, Any]) -> str:
         if s.get("ssh_client"):
             extra.append(f"from {s['ssh_client']}")
         return who + (f" ({', '.join(extra)})" if extra else "")
-    return f"{operator.get('user', '?')}@{operator.get('host', '?')} (the console's operator)"
+    return f"{operator.label()} (the console's operator)"
 
 
 def extract(journal: Journal, verification: Verification, source: str = "") -> Report:
-    header = journal.header or {}
+    header = journal.header or Header()
     integrity = Integrity(verification.ok, verification.message, verification.final_hash,
                           journal.close is not None, journal.torn_tail,
                           verification.resumable)
     report = Report(source=source, integrity=integrity, run=None)
-    operator = header.get("operator") or {}
+    operator = header.operator
     started: RunStarted | None = None
     finished: RunFinished | None = None
     step: StepStarted | None = None
@@ -244,15 +245,14 @@ def extract(journal: Journal, verification: Verification, source: str = "") -> R
     report.versions.sort(key=lambda s: (s.instance, s.start))
     # each instance's probes since its last deploy or restart: what the fleet was left with
     report.health = {k: (sum(oks), len(oks) - sum(oks)) for k, oks in health.items() if oks}
-    close = journal.close or {}
     if started is not None:
         olds = tuple(sorted({v for v in started.old_versions.values() if v}))
         report.run = Run(started.plan, started.strategy, started.service, started.version, olds,
-                         len(started.instances), started.simulated, operator, tuple(header.get("argv") or ()),
-                         str(header.get("started", "")), dict(started.thresholds),
+                         len(started.instances), started.simulated, operator, header.argv,
+                         header.started, dict(started.thresholds),
                          finished.outcome if finished else None, finished.message if finished else "",
                          finished.duration if finished else report.end,
-                         close.get("exit_code") if isinstance(close.get("exit_code"), int) else None)
+                         journal.close.exit_code if journal.close else None)
     totals = (finished.clients if finished and finished.clients else
               {"requests": running.requests, "failed": running.failed} if running else None)
     if totals is not None:

@@ -67,8 +67,7 @@ def _run(report: Report) -> str:
     sim = ' <span class="sim">SIMULATED fleet</span>' if run.simulated else ""
     outcome = escape(run.outcome or "NOT FINISHED")
     cls = {"succeeded": "pass", "rolled_back": "fail", "failed": "fail"}.get(run.outcome or "", "inconclusive")
-    rows = [["plan", escape(run.plan)], ["operator", escape(f"{run.operator.get('user', '?')}@"
-                                                           f"{run.operator.get('host', '?')}")],
+    rows = [["plan", escape(run.plan)], ["operator", escape(run.operator.label())],
             ["started", escape(run.started)], ["command", f"<code>{escape(' '.join(run.argv))}</code>"],
             ["outcome", f'<span class="{cls}">{outcome}</span>'
              + (f" (exit {run.exit_code})" if run.exit_code is not None else "")

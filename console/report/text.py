@@ -61,7 +61,7 @@ def lines(report: Report) -> Iterable[str]:
     label = " [SIMULATED fleet]" if run.simulated else ""
     yield (f"{run.strategy} of {run.service}: {', '.join(run.old_versions) or '?'} -> {run.version} on "
            f"{run.instances} instance(s){label}")
-    yield f"plan {run.plan}; started {run.started} by {run.operator.get('user', '?')}@{run.operator.get('host', '?')}"
+    yield f"plan {run.plan}; started {run.started} by {run.operator.label()}"
     yield f"command: {' '.join(run.argv)}"
     exit_code = f" (exit {run.exit_code})" if run.exit_code is not None else ""
     yield f"outcome: {run.outcome or 'NOT FINISHED'}{exit_code} after {run.duration:.1f}s" + (

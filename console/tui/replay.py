@@ -16,6 +16,7 @@ from typing import Iterable
 from strategies.events import Event
 
 from ..journal import Journal
+from ..journal_header import Header
 from ..view_state import FleetView
 
 SPEEDS = (1, 2, 5, 10, 20, 50, 100)
@@ -47,12 +48,10 @@ class ReplayController:
 
     @classmethod
     def from_journal(cls, journal: Journal, source: str = "") -> ReplayController:
-        header = journal.header or {}
+        header = journal.header or Header()
         if not source:
-            plan = (header.get("plan") or {}).get("path") or "?"
-            op = header.get("operator") or {}
-            source = f"{plan} by {op.get('user', '?')}@{op.get('host', '?')} at {header.get('started', '?')}"
-        return cls(journal.events, simulated=bool(header.get("simulated")), torn_tail=journal.torn_tail,
+            source = f"{header.plan.path or '?'} by {header.operator.label()} at {header.started or '?'}"
+        return cls(journal.events, simulated=header.simulated, torn_tail=journal.torn_tail,
                    source=source, closed=journal.close is not None)
 
     # -- position ------------------------------------------------------------

@@ -60,5 +60,5 @@ async def test_replay_equals_the_live_state_at_every_event(sandbox_fleet, tmp_pa
     operator = [e for e in journal.events if isinstance(e, OperatorCommand)]
     assert [(e.command, e.source, e.accepted) for e in operator] == [("pause", "key:p", True),
                                                                       ("resume", "key:p", True)]
-    assert journal.header["operator"]["user"] and journal.header["plan"]["sha256"]
+    assert journal.header and journal.header.operator.user and journal.header.plan.sha256
     sandbox_fleet.reset_agents()
