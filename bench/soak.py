@@ -523,7 +523,7 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
         await asyncio.to_thread(heal_faults, run)
         resume_code = None
         close = read_journal(journal).close if journal.exists() else None
-        if journal.exists() and (close is None or close.get("outcome") not in FINISHED):
+        if journal.exists() and (close is None or close.outcome not in FINISHED):
             extra = ["--rollback"] if s["resume"] == "rollback" else ["--auto-promote"]
             jumped = any(f["fault"] == "clock_jump" for f in run.fired)
             resume_code, _ = await _console(run, ["resume", str(journal), *extra], resumed, "resume", t0, [],
@@ -628,10 +628,10 @@ class Checks:
         v = verify(self.journal)
         if not v.ok:
             self.fail(f"journal does not verify: {v.message}")
-        close = read_journal(self.journal).close or {}
-        if close.get("exit_code") not in (None, code) and code >= 0:
-            self.fail(f"exit {code} but the journal closed with {close.get('exit_code')}")
-        exit_code = close.get("exit_code", code)
+        closed = read_journal(self.journal).close
+        if closed is not None and closed.exit_code not in (None, code) and code >= 0:
+            self.fail(f"exit {code} but the journal closed with {closed.exit_code}")
+        exit_code = closed.exit_code if closed is not None and closed.exit_code is not None else code
         self.fleet_agrees(exit_code, self.result().get("message", ""), final)
         if self.s["release"]["bad"] and exit_code == 0 and not self.unseen_by_design() and not self.promoted():
             self.fail(f"a bad release ({self.s['release']['bad']}) succeeded")
