@@ -73,6 +73,8 @@ from soak_rules import (
     on_degraded_link,
     recheck,
     refused_by_a_host_powered_off,
+    refused_by_a_restarted_unit,
+    retried_release,
     routes_disagree,
     sent_share,
     too_few_sent,
@@ -793,7 +795,8 @@ def client_checks(run: Run, result) -> None:
     a failure is set apart only when the bad release answered it itself
     (X-Agent-Version names it), or it falls in the window of a fault that
     explains it (soak_rules: in flight on a vanished host or refused by one
-    powered off, an LB outage, a slow, lossy link).
+    powered off, an LB outage, a slow, lossy link, a unit the fault restarted
+    under a release of retried errors).
     The failed requests and the faults' times are recorded, relative to the
     load's start, so `--recheck` can judge the run again."""
     bad = run.schedule["release"]["version"] if run.schedule["release"]["bad"] else None
@@ -803,7 +806,11 @@ def client_checks(run: Run, result) -> None:
                                                    or refused_by_a_host_powered_off(run.fired, r))]
     outage = [r for r in failed if r not in own and r not in lost and during_outage(run.fired, r)]
     slow = [r for r in failed if r not in own and r not in lost and r not in outage and on_degraded_link(run.fired, r)]
-    foreign = [r for r in failed if r not in own and r not in lost and r not in outage and r not in slow]
+    retried = retried_release(run.schedule["release"])
+    restarted = [r for r in failed if r not in own and r not in lost and r not in outage and r not in slow
+                 and refused_by_a_restarted_unit(run.fired, r, retried)]
+    foreign = [r for r in failed if r not in own and r not in lost and r not in outage and r not in slow
+               and r not in restarted]
     if foreign:
         run.violations.append(f"clients: {len(foreign)} failed requests not by the bad release, e.g. "
                               + "; ".join(f"{r.status} {r.version} {r.error[:80]}" for r in foreign[:3]))
@@ -821,6 +828,7 @@ def client_checks(run: Run, result) -> None:
                               "sent_share": round(share, 3), "rate": result.rate,
                               "duration": round(result.duration, 2), "failed": len(failed), "own": len(own),
                               "in_flight_lost": len(lost), "outage": len(outage), "degraded_link": len(slow),
+                              "restarted_unit": len(restarted),
                               "foreign": len(foreign),
                               "voided": bool(outage), "resets_retried": result.resets,
                               "failed_requests": [{"t": round(r.t - t0, 3), "status": r.status, "version": r.version,
@@ -828,7 +836,8 @@ def client_checks(run: Run, result) -> None:
                               "summary": result.summary() + (f" ({len(own)} by the bad release)" if own else "")
                               + (f" ({len(lost)} in flight on a vanished host)" if lost else "")
                               + (f" ({len(outage)} during the LB's outage)" if outage else "")
-                              + (f" ({len(slow)} on a slow, lossy link)" if slow else "")}
+                              + (f" ({len(slow)} on a slow, lossy link)" if slow else "")
+                              + (f" ({len(restarted)} refused by a unit the fault restarted)" if restarted else "")}
 
 
 # -- the soak ------------------------------------------------------------------------------------------

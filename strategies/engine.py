@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from inventory.driver import CommandRecord, DriverError, FleetDriver, LockHolder
 from inventory.lock import HEARTBEAT_INTERVAL, LockHeld
 from inventory.model import Instance, Inventory
-from inventory.nginx_config import parse_generation, parse_pools
+from inventory.nginx_config import Backend, parse_generation, parse_pools
 
 from . import checklist
 from .checklist import CheckItem
@@ -318,7 +318,9 @@ class Engine:
                                  simulated=bool(self.driver.simulated),
                                  thresholds=self.plan.thresholds.model_dump(), lb_snapshot=dict(self.origin.lb_files),
                                  resumed=self.resume.journal if self.resume else None,
-                                 untouched=[i.key for i in self.untouched], served_before=self.served_before()))
+                                 untouched=[i.key for i in self.untouched],
+                                 served_before=self.routed_by(self.origin.original_pools(self.plan.nginx.upstream)),
+                                 routed=self.routed_by(self.origin.live_pools)))
             self.gates.announce(judged_windows(self.plan, self.instances))
             self.control.set_phase(Phase.RUNNING)
             try:
@@ -426,12 +428,11 @@ class Engine:
         samples = await asyncio.gather(*(self.ops.probe(i, quiet=True) for i in routed), return_exceptions=True)
         return tuple(sorted(i.key for i, s in zip(routed, samples) if isinstance(s, BaseException) or not s.ok))
 
-    def served_before(self) -> list[str]:
-        """The instances the LB files before any change route to (RunStarted.served_before)."""
-        if not self.origin.lb_files:
-            return []
-        before = {str(b) for bs in self.origin.original_pools(self.plan.nginx.upstream).values() for b in bs}
-        return [i.key for i in self.instances if str(backend(i)) in before]
+    def routed_by(self, pools: Mapping[str, Sequence[Backend]]) -> list[str]:
+        """The run's instances these pools route to (RunStarted.served_before: the LB files' before
+        any change; RunStarted.routed: nginx's as this session starts)."""
+        members = {str(b) for bs in pools.values() for b in bs}
+        return [i.key for i in self.instances if str(backend(i)) in members]
 
     # -- resume ------------------------------------------------------------------
     async def make_safe(self) -> None:

@@ -173,6 +173,10 @@ class RunStarted(Event):
     # the instances the LB files before any change routed to (lb_snapshot's pools, by key): what a
     # run that ends with one of them out of nginx leaves a human to look at. Empty in older journals.
     served_before: list[str] = field(default_factory=list)
+    # the instances nginx routes to as this session starts (the live pools preflight read; for a
+    # resume, where the dead session left them): what a run that changes nothing leaves serving.
+    # Empty in older journals.
+    routed: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # a journal (from_dict) gives the instances as dicts

@@ -67,7 +67,7 @@ class InstanceStatus:
     backend: str  # address:port, as nginx names it
     version: str | None = None  # what it runs, as far as the run knows (None: unknown or unhealthy)
     old_version: str | None = None  # what it ran before the run
-    in_nginx: bool = False  # the LB state this session last applied routes to it
+    in_nginx: bool = False  # nginx routes to it: as this session last set it (before its first change: as it found it)
     served_before: bool = False  # the LB files before the run routed to it
     healthy_at: float | None = None  # run time of its last journalled passing probe
     phase: InstancePhase = InstancePhase.QUEUED
@@ -131,16 +131,19 @@ class RunStatus:
         return [s.key for s in self.instances.values() if s.phase in MID_CHANGE]
 
     def routed(self) -> list[str]:
-        """The instances the LB state this session last applied routes to."""
+        """The instances nginx routes to: as this session last set it, or as
+        it found it when it changed nothing (soak seed 20 run 12: a blue-green
+        run that failed before its first change, a host of the live colour lost,
+        and the end probed nothing)."""
         return [s.key for s in self.instances.values() if s.in_nginx]
 
     # -- the fold ----------------------------------------------------------------------
     def _on_started(self, e: RunStarted) -> None:
-        before = set(e.served_before)
+        before, routed = set(e.served_before), set(e.routed)
         self.instances = {i.key: InstanceStatus(key=i.key, backend=f"{i.address}:{i.port}",
                                                 version=e.old_versions.get(i.key),
                                                 old_version=e.old_versions.get(i.key),
-                                                served_before=i.key in before)
+                                                served_before=i.key in before, in_nginx=i.key in routed)
                           for i in e.instances}
         self.untouched, self.resumed, self.lb_snapshot = tuple(e.untouched), e.resumed, dict(e.lb_snapshot)
         self.position = Position(0, len(e.steps), "")

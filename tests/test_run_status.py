@@ -167,6 +167,18 @@ def test_folding_the_events_gives_each_instance_s_routing_version_and_exclusion(
     assert rebuild(EVENTS[:1]).out_of_nginx() == []  # nothing routed by this session yet: nothing out
 
 
+def test_before_its_first_change_a_run_routes_to_what_nginx_routed_to_as_it_started():
+    """So the end of a run that changed nothing probes those (soak seed 20 run
+    12: blue-green failed before its first change with a live host lost, and
+    its result did not name the host nginx still routed to)."""
+    started = RunStarted(**{**{k: getattr(_started(), k) for k in ("plan", "strategy", "service", "version",
+                                                                  "old_versions", "instances", "steps", "simulated")},
+                            "served_before": ["a", "b"], "routed": ["a", "b"]})
+    assert rebuild([started]).routed() == ["a", "b"]
+    assert rebuild([started, *EVENTS[3:5]]).routed() == ["b"]  # then as its own change left it
+    assert rebuild(EVENTS[:1]).routed() == []  # a journal from before RunStarted.routed: as it read then
+
+
 def test_the_judge_s_open_window_is_the_last_unfinished_one_shadows_aside():
     assert rebuild(EVENTS[:7]).window is None
     assert rebuild(EVENTS[:8]).window == "batch 1"

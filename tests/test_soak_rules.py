@@ -243,3 +243,25 @@ def test_the_managed_file_is_compared_without_someone_elses_lines():
     mine = "upstream agent_stable {\n    server 10.0.0.1:8080;\n}\n"
     assert soak.without_foreign(mine + soak.FOREIGN + "\n" + soak.FOREIGN_BROKEN + "\n") == mine
     assert soak.without_foreign(mine + "# another comment\n") != mine
+
+
+def test_a_refusal_by_a_unit_the_fault_restarted_is_excused_only_under_a_release_of_retried_errors():
+    """health_flap restarts a serving unit: nginx retries its refusal on the
+    next server, so a client sees nginx's own 502 only when the other tries
+    got the release's own 502/503s (seed 19 run 19 at aec158f)."""
+    flap = [fault("health_flap", 10.0, healed=20.0)]
+    refused = rules.refused_by_a_restarted_unit
+    assert refused(flap, Request(10.0, 502, None), True) and refused(flap, Request(20.0 + GRACE, 502, None), True)
+    assert not refused(flap, Request(9.9, 502, None), True)  # before the restart
+    assert not refused(flap, Request(20.0 + GRACE + 0.1, 502, None), True)  # after the repair's grace
+    assert not refused(flap, Request(15.0, 502, None), False)  # a good release: nginx's other tries answer
+    assert not refused(flap, Request(15.0, 504, None), True) and not refused(flap, timeout(15.0), True)
+    assert not refused(flap, Request(15.0, 502, "2.0.0"), True)  # the agent's own 502
+    assert not refused([fault("sshd_stop", 10.0, healed=20.0)], Request(15.0, 502, None), True)
+    assert rules.excused(flap, Request(15.0, 502, None), release_retried=True)
+    assert not rules.excused(flap, Request(15.0, 502, None))
+    bad = {"bad": "error_status", "behaviour": {"error_rate": 0.19, "error_status": 503}}
+    assert rules.retried_release(bad)
+    assert not rules.retried_release({**bad, "behaviour": {"error_rate": 0.19, "error_status": 500}})
+    assert not rules.retried_release({**bad, "behaviour": {"error_status": 502}})  # no errors drawn
+    assert not rules.retried_release({"bad": None, "behaviour": {}})
