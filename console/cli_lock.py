@@ -13,10 +13,12 @@ import argparse
 import shlex
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported when run: `--help` stays fast (bench/cli_latency.py)
+    from inventory.driver import FleetDriver
     from inventory.lock import LockRecord
+    from inventory.model import Host
 
 from .cli_args import Parser, ask, positive
 from .exitcodes import Exit
@@ -80,7 +82,7 @@ def read_script(path: str) -> str:
             f"head -c {RECORD_MAX} {lk}; else echo FREE; fi")
 
 
-async def _read_all(driver: Any, lbs: list[Any], path: str, max_age: float) -> list[Seen]:
+async def _read_all(driver: FleetDriver, lbs: list[Host], path: str, max_age: float) -> list[Seen]:
     from inventory.driver import DriverError
     from inventory.lock import LockRecord, parse_held, staleness
 
@@ -102,7 +104,7 @@ async def _read_all(driver: Any, lbs: list[Any], path: str, max_age: float) -> l
     return seen
 
 
-async def _release(driver: Any, lb: Any, path: str, seen: Seen) -> str:
+async def _release(driver: FleetDriver, lb: Host, path: str, seen: Seen) -> str:
     from inventory.lock import owned_script
 
     script = owned_script(path, seen.record.token, "rm -f") if seen.record else f"rm -f {shlex.quote(path)}"
@@ -159,7 +161,7 @@ def main_lock(argv: Sequence[str]) -> int:
         finally:
             await driver.close()
 
-    async def _release_held(driver: Any, by_name: dict[str, Any], path: str, seen: list[Seen]) -> int:
+    async def _release_held(driver: FleetDriver, by_name: dict[str, Host], path: str, seen: list[Seen]) -> int:
         held = [s for s in seen if s.held]
         if not held:
             print("nothing to release")

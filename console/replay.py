@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterable, TextIO
+from typing import Iterable, Mapping, TextIO
 
 from strategies import analysis
 from strategies.events import Event, GateEvaluated
@@ -42,7 +42,7 @@ def rescore(events: Iterable[Event], thresholds: Thresholds) -> WhatIf | None:
     latencies are not recorded, so latency rules are not re-run."""
     policy = analysis.Policy.of(thresholds)
     window, current = analysis.Window(), None
-    last: dict[str, Any] = {}
+    last: dict[str, float | None] = {}
     for event in events:
         if not isinstance(event, GateEvaluated) or event.final:
             continue
@@ -61,10 +61,10 @@ def rescore(events: Iterable[Event], thresholds: Thresholds) -> WhatIf | None:
     return None
 
 
-def _delta(values: dict[str, Any], last: dict[str, Any], requests: str, errors: str | None,
+def _delta(values: Mapping[str, float | None], last: Mapping[str, float | None], requests: str, errors: str | None,
            rate: str | None = None) -> analysis.Evidence:
     """One sample's counts from two cumulative records."""
-    def errs(v: dict[str, Any]) -> float:
+    def errs(v: Mapping[str, float | None]) -> float:
         if errors is not None:
             return float(v.get(errors) or 0)
         return float(v.get(rate or "") or 0) * float(v.get(requests) or 0)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypedDict
 
+from inventory.json_types import JSONObject
 from strategies.control import AWAITING_PROMOTION, Command
 from strategies.events import (
     AlertRaised,
@@ -103,6 +104,27 @@ class JudgeWindow:
     revision: int = 0  # bumped by every gate event of this window: the panel redraws on a change
 
 
+class CommandLine(TypedDict):
+    """A command the run ran on a host, as the detail screen lists it (CommandRan)."""
+
+    at: float
+    command: str
+    exit_status: int | None
+    duration: float
+    stdout: str
+    stderr: str
+
+
+class OperatorLine(TypedDict):
+    """An operator's command and the run's answer (OperatorCommand)."""
+
+    at: float
+    command: str
+    source: str
+    accepted: bool
+    detail: str
+
+
 class FleetView:
     """Apply events in order with `apply`; read the attributes."""
 
@@ -141,11 +163,11 @@ class FleetView:
         self.cpu: deque[float] = deque(maxlen=METRIC_HISTORY)
         self.events: deque[tuple[float, str, str]] = deque(maxlen=EVENT_LOG_LIMIT)
         self.events_total = 0
-        self.commands: dict[str, deque[dict[str, Any]]] = {}
+        self.commands: dict[str, deque[CommandLine]] = {}
         self.health: dict[str, deque[tuple[float, bool, float, str]]] = {}
-        self.operator: list[dict[str, Any]] = []
+        self.operator: list[OperatorLine] = []
         self.outcome_message = ""
-        self.thresholds: dict[str, Any] = {}
+        self.thresholds: JSONObject = {}  # the plan's, as RunStarted records them
 
     # -- reducer -----------------------------------------------------------
     def apply(self, event: Event) -> None:

@@ -25,6 +25,10 @@ RUNS = {  # (seed, run index) -> what it covers
     (2, 154): "blue-green units, 17 % 503s; agent-03's link cut as green takes traffic, so its blue unit "
               "cannot be restored by the rollback; then nginx -t rejects as the rollback drains green "
               "(a rollback drains the colour it stops since the harder soak's seed 9 run 216)",
+    # found by the long soak at aec158f: a run that failed before its first nginx change probed nothing
+    # at its end, and its result did not name the host nginx still routed to (RunStarted.routed since)
+    (20, 12): "blue-green units, a release that does not start; agent-06's link cut as green deploys and "
+              "nginx -t rejects as the rollback verifies blue: nginx still routes to agent-06's blue unit",
 }
 
 
