@@ -42,7 +42,8 @@ def fleet(sandbox_fleet):
 async def test_a_soak_run_keeps_every_promise(fleet, tmp_path, seed, index):
     schedule = soak.schedule_for(seed, index, fleet.agent_names)
     run = await soak.run_one(fleet, schedule, tmp_path / "run")
-    assert [f["fault"] for f in run.fired] == [f["fault"] for f in schedule["faults"]], \
+    # (two faults due at one moment fire in either order)
+    assert sorted(f["fault"] for f in run.fired) == sorted(f["fault"] for f in schedule["faults"]), \
         f"a scheduled fault was never injected: {soak.describe(schedule)}"
     for f in run.fired:  # an operator command the run refused would prove nothing
         assert f["fault"] not in soak.OPERATOR or f["accepted"], f"{f['fault']} not accepted: {f.get('replies')}"
