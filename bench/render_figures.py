@@ -328,6 +328,11 @@ LONG_SOAKS = {f"{commit} (seeds {seeds})": [f"2026-12-06-{commit}-soak/{net}/run
 LEAN_SOAKS = {"0ffdee9 (seeds 14, 15)": ["2026-12-07-0ffdee9-soak/net8/runs.jsonl"],
               "fbff56e (seed 16)": ["2026-12-07-fbff56e-soak/net8/runs.jsonl"]}
 
+# Issue 26's long soak at one commit, four fleets side by side (nets 5-8, a seed each): aec158f (stopped
+# after its first two violations, each fixed), then f6db700 with both fixes.
+ONE_COMMIT_SOAKS = {f"{commit} (seeds {seeds})": [f"2026-12-07-{commit}-soak/net{n}/runs.jsonl" for n in (5, 6, 7, 8)]
+                    for commit, seeds in (("aec158f", "17-20"), ("f6db700", "21-24"))}
+
 
 def soak_sent_shares(soaks: dict[str, list[str]]) -> str:
     """Per soak: runs, the load average at its start (its soak.txt headers),
@@ -340,7 +345,7 @@ def soak_sent_shares(soaks: dict[str, list[str]]) -> str:
         shares = [json.loads(x)["outcome"]["clients"]["sent_share"] for rel in rels for x in raw(rel).splitlines()]
         loads = sorted({float(m) for rel in rels for m in re.findall(
             r"load avg at start ([\d.]+)", raw(str(Path(rel).parent / "soak.txt")))})
-        generator = "h11" if label in LEAN_SOAKS else "httpx"
+        generator = "httpx" if label in LONG_SOAKS else "h11"
         lines.append(f"| {label} | {generator} | {len(shares)} | {', '.join(f'{x:g}' for x in loads)} "
                      f"| {statistics.median(shares):.0%} | {min(shares):.0%} | {sum(x < 0.9 for x in shares)} |")
     return "\n".join(lines)
@@ -437,6 +442,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "soak-violations-lean": lambda: soak_violation_kinds(LEAN_SOAKS),
     "soak-faults-0ffdee9": lambda: soak_fault_table(LEAN_SOAKS["0ffdee9 (seeds 14, 15)"]),
     "soak-faults-fbff56e": lambda: soak_fault_table(LEAN_SOAKS["fbff56e (seed 16)"]),
+    "soak-sent-one-commit": lambda: soak_sent_shares(ONE_COMMIT_SOAKS),
+    "soak-violations-one-commit": lambda: soak_violation_kinds(ONE_COMMIT_SOAKS),
+    "soak-faults-f6db700": lambda: soak_fault_table(ONE_COMMIT_SOAKS["f6db700 (seeds 21-24)"]),
 }
 
 
