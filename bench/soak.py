@@ -70,6 +70,7 @@ from soak_rules import (
     in_flight_on_vanished_host,
     lost_after_last_change,
     names,
+    on_a_degraded_link_now,
     on_degraded_link,
     recheck,
     refused_by_a_host_powered_off,
@@ -717,6 +718,9 @@ class Checks:
                     self.fail(f"nginx routes to {host_of.get(ip)}:{port}, which is down")
                 continue
             code_h, body = self.health(ip, port)
+            if code_h == 0 and on_a_degraded_link_now(self.run.fired, host_of[ip]) \
+                    and left_for_a_human(code, host_of[ip], message):
+                continue  # no answer through its degraded link, and the run stopped naming it for a human
             installed = self.fleet.exec_in(host_of[ip], ["cat", f"/opt/agent/slots/{SLOT_OF_PORT[port]}/current/VERSION"],
                                            check=False).stdout.strip()
             versions[(ip, port)] = body.get("version")
