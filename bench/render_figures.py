@@ -328,10 +328,15 @@ LONG_SOAKS = {f"{commit} (seeds {seeds})": [f"2026-12-06-{commit}-soak/{net}/run
 LEAN_SOAKS = {"0ffdee9 (seeds 14, 15)": ["2026-12-07-0ffdee9-soak/net8/runs.jsonl"],
               "fbff56e (seed 16)": ["2026-12-07-fbff56e-soak/net8/runs.jsonl"]}
 
-# Issue 26's long soak at one commit, four fleets side by side (nets 5-8, a seed each): aec158f (stopped
-# after its first two violations, each fixed), then f6db700 with both fixes.
-ONE_COMMIT_SOAKS = {f"{commit} (seeds {seeds})": [f"2026-12-07-{commit}-soak/net{n}/runs.jsonl" for n in (5, 6, 7, 8)]
-                    for commit, seeds in (("aec158f", "17-20"), ("f6db700", "21-24"))}
+# Issue 26's long soak at one product tree, side by side on nets 5-9 (a seed each): aec158f (stopped after
+# its first two violations, each fixed), then f6db700, whose soak restarted at 0abd4e9 once the soak's own
+# check was fixed (`git diff f6db700 0abd4e9 -- console strategies inventory sandbox` is empty).
+ONE_COMMIT_SOAKS = {
+    "aec158f (seeds 17-20)": [f"2026-12-07-aec158f-soak/net{n}/runs.jsonl" for n in (5, 6, 7, 8)],
+    "f6db700 = 0abd4e9 (seeds 21-25)": [f"2026-12-07-{commit}-soak/net{n}/runs.jsonl"
+                                        for commit, nets in (("f6db700", (5, 6, 7, 8)), ("0abd4e9", (5, 6, 7, 8, 9)))
+                                        for n in nets],
+}
 
 
 def soak_sent_shares(soaks: dict[str, list[str]]) -> str:
@@ -444,7 +449,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "soak-faults-fbff56e": lambda: soak_fault_table(LEAN_SOAKS["fbff56e (seed 16)"]),
     "soak-sent-one-commit": lambda: soak_sent_shares(ONE_COMMIT_SOAKS),
     "soak-violations-one-commit": lambda: soak_violation_kinds(ONE_COMMIT_SOAKS),
-    "soak-faults-f6db700": lambda: soak_fault_table(ONE_COMMIT_SOAKS["f6db700 (seeds 21-24)"]),
+    "soak-faults-f6db700": lambda: soak_fault_table(ONE_COMMIT_SOAKS["f6db700 = 0abd4e9 (seeds 21-25)"]),
 }
 
 
