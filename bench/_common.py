@@ -20,14 +20,16 @@ for p in (str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "sandbox")):
 
 def read_text(path: Path) -> str:
     """A raw result file, as written or as kept in the repository: `path`
-    itself, else `path`.gz (bench/results keeps its large files gzipped)."""
+    itself, else `path`.gz (bench/results keeps its large files gzipped);
+    a `.gz` path named as such is read through gzip."""
+    if path.suffix == ".gz":
+        return gzip.decompress(path.read_bytes()).decode()
     if path.exists():
         return path.read_text()
     return gzip.decompress(path.with_name(path.name + ".gz").read_bytes()).decode()
 
 
 KEEP_PLAIN = (".txt", ".md", ".yaml", ".json")  # summaries, schedules, plans: read as they are
-KEEP_PLAIN_NAMES = ("runs.jsonl",)  # a soak's per-run records: what --table and --recheck read
 COMPRESS_ABOVE = 16 * 1024  # bytes: larger raw files (journals, event streams, logs) are kept gzipped
 
 
@@ -42,8 +44,7 @@ def keep_compressed(path: Path) -> Path:
 
 def should_compress(path: Path) -> bool:
     """Is `path` a raw result bench/results keeps gzipped?"""
-    return (path.suffix != ".gz" and path.suffix not in KEEP_PLAIN and path.name not in KEEP_PLAIN_NAMES
-            and path.stat().st_size > COMPRESS_ABOVE)
+    return path.suffix != ".gz" and path.suffix not in KEEP_PLAIN and path.stat().st_size > COMPRESS_ABOVE
 
 
 def machine() -> str:

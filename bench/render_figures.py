@@ -285,7 +285,8 @@ def fleet_scale_growth(rel: str, fixed_rel: str) -> str:
 
 
 def soak_files() -> list[Path]:
-    return sorted(p for p in RESULTS.rglob("runs.jsonl"))
+    """Every soak's runs.jsonl (kept gzipped when large: read_text finds it)."""
+    return sorted({p.with_name("runs.jsonl") for p in RESULTS.rglob("runs.jsonl*")})
 
 
 def soak_totals() -> str:
@@ -299,7 +300,7 @@ def soak_totals() -> str:
              "| runs flagged then | flagged by today's rules | of them: sent < 90 % | undecidable from the record |",
              "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for path in soak_files():
-        records = [json.loads(x) for x in path.read_text().splitlines()]
+        records = [json.loads(x) for x in read_text(path).splitlines()]
         judged = [recheck(r) for r in records]
         fired = sum(len(r["outcome"]["fired"]) for r in records)
         scheduled = sum(len(r["schedule"]["faults"]) for r in records)
