@@ -42,7 +42,7 @@ async def test_hangup_of_a_tui_rollout_on_real_hosts(fleet, tmp_path, policy):
     journal = Path(live["journal"])
     assert verify(journal).ok
     closed = read_journal(journal).close
-    assert closed["outcome"] == {"stop": "aborted", "detach": "succeeded"}[policy]
+    assert closed is not None and closed.outcome == {"stop": "aborted", "detach": "succeeded"}[policy]
     assert fleet.ssh(fleet.lb_name, f"ls {LOCKS} 2>/dev/null").stdout.split() == []  # released
     on = versions(fleet)
     if policy == "detach":
