@@ -68,6 +68,7 @@ from soak_rules import (
     clean_good_run_failed,
     during_outage,
     in_flight_on_vanished_host,
+    left_for_a_human,
     lost_after_last_change,
     names,
     on_a_degraded_link_now,
@@ -572,16 +573,6 @@ def heal_faults(run: Run) -> None:
 # -- the invariants ------------------------------------------------------------------------------------
 
 SLOT_OF_PORT = {8080: "main", 8081: "blue", 8082: "green"}
-
-
-def left_for_a_human(code: int, host: str, message: str) -> bool:
-    """May nginx be left routing to `host`, which is down, when a run ends
-    with `code` and `message`? Only when the run stopped for a human naming
-    it: failed (4), or paused (7: seed 5 run 19, the capacity guard found
-    an old host cut off before draining its batch and held the run, "agent-03
-    unhealthy (not touched by this release)"; nginx retries its requests
-    elsewhere)."""
-    return code in (4, 7) and names(message, host)
 
 
 class Checks:

@@ -194,6 +194,19 @@ def names(message: str, host: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(host)}(?![\w-])", message) is not None
 
 
+def left_for_a_human(code: int, host: str, message: str) -> bool:
+    """May nginx be left routing to `host`, which is down, when a run ends
+    with `code` and `message`? Only when the run stopped for a human naming
+    it (RUN_ENDING_EXITS): failed (4); aborted (5: seed 25 run 61, the
+    host's link cut 0.03 s before the abort's last change, which kept it
+    routed on a verification 0.2 s old, and the run's last probe named it:
+    "nginx still routes to agent-05, which do not answer"); or paused (7:
+    seed 5 run 19, the capacity guard found an old host cut off before
+    draining its batch and held the run). Never after a success or a
+    rollback (0, 3), which promise every routed instance answers."""
+    return code in RUN_ENDING_EXITS and names(message, host)
+
+
 def clean_good_run_failed(schedule: dict, fired: list[str], code: int, resume_code: int | None) -> bool:
     """A good release with nothing injected (no fault, no operator command)
     must succeed in one go."""

@@ -276,3 +276,16 @@ def test_a_check_may_get_no_answer_only_through_a_link_still_degraded():
     assert not rules.on_a_degraded_link_now([{**slow, "healed": 20.0}], "agent-01")  # repaired
     assert not rules.on_a_degraded_link_now([slow], "agent-02")
     assert not rules.on_a_degraded_link_now([{**slow, "fault": "sshd_stop"}], "agent-01")
+
+
+def test_a_dead_host_may_stay_routed_only_when_the_run_stopped_for_a_human_naming_it():
+    """Failed, aborted or paused, naming the host (seed 25 run 61: aborted,
+    "nginx still routes to agent-05, which do not answer"); never after a
+    success or a rollback, nor unnamed."""
+    said = "aborted: abort requested by operator; nginx still routes to agent-05, which do not answer"
+    for code in (4, 5, 7):
+        assert rules.left_for_a_human(code, "agent-05", said)
+    for code in (0, 3, 6, -9):
+        assert not rules.left_for_a_human(code, "agent-05", said)
+    assert not rules.left_for_a_human(5, "agent-05", "aborted: abort requested by operator")
+    assert not rules.left_for_a_human(5, "agent-0", said)  # a whole word only
