@@ -11,8 +11,8 @@ type, once, here, instead of each reader guessing with `.get`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, fields
+from typing import Mapping, Self
 
 
 def _text(value: object) -> str:
@@ -25,29 +25,31 @@ def _part(record: Mapping[str, object], key: str) -> Mapping[str, object]:
 
 
 @dataclass(frozen=True)
-class FileRead:
+class _Texts:
+    """A part of a record whose fields are all text: each read as text, ""
+    when missing or not text."""
+
+    @classmethod
+    def of(cls, entry: Mapping[str, object]) -> Self:
+        return cls(*(_text(entry.get(f.name)) for f in fields(cls)))
+
+
+@dataclass(frozen=True)
+class FileRead(_Texts):
     """A file the run read: its path, SHA-256 and (redacted) text; empty when the run read none."""
 
     path: str = ""
     sha256: str = ""
     text: str = ""
 
-    @classmethod
-    def of(cls, entry: Mapping[str, object]) -> FileRead:
-        return cls(_text(entry.get("path")), _text(entry.get("sha256")), _text(entry.get("text")))
-
 
 @dataclass(frozen=True)
-class Operator:
+class Operator(_Texts):
     """Who ran the console: the user and host, and the SSH client the session's environment claims."""
 
     user: str = ""
     host: str = ""
     ssh_client_claimed: str = ""
-
-    @classmethod
-    def of(cls, entry: Mapping[str, object]) -> Operator:
-        return cls(_text(entry.get("user")), _text(entry.get("host")), _text(entry.get("ssh_client_claimed")))
 
     def label(self) -> str:
         return f"{self.user or '?'}@{self.host or '?'}"
