@@ -796,16 +796,20 @@ def client_checks(run: Run, result) -> None:
     load's start, so `--recheck` can judge the run again."""
     bad = run.schedule["release"]["version"] if run.schedule["release"]["bad"] else None
     failed = [Request(r.t, r.status, r.version, r.error) for r in result.failed]
-    own = [r for r in failed if bad and r.version == bad]
-    lost = [r for r in failed if r not in own and (in_flight_on_vanished_host(run.fired, r)
-                                                   or refused_by_a_host_powered_off(run.fired, r))]
-    outage = [r for r in failed if r not in own and r not in lost and during_outage(run.fired, r)]
-    slow = [r for r in failed if r not in own and r not in lost and r not in outage and on_degraded_link(run.fired, r)]
     retried = retried_release(run.schedule["release"])
-    restarted = [r for r in failed if r not in own and r not in lost and r not in outage and r not in slow
-                 and refused_by_a_restarted_unit(run.fired, r, retried)]
-    foreign = [r for r in failed if r not in own and r not in lost and r not in outage and r not in slow
-               and r not in restarted]
+    # each failure goes to the first excuse that holds for it, else it is foreign
+    excuses: list[tuple[str, Callable[[Request], bool]]] = [
+        ("own", lambda r: bad is not None and r.version == bad),
+        ("lost", lambda r: in_flight_on_vanished_host(run.fired, r) or refused_by_a_host_powered_off(run.fired, r)),
+        ("outage", lambda r: during_outage(run.fired, r)),
+        ("slow", lambda r: on_degraded_link(run.fired, r)),
+        ("restarted", lambda r: refused_by_a_restarted_unit(run.fired, r, retried)),
+    ]
+    kinds: dict[str, list[Request]] = {name: [] for name, _ in excuses} | {"foreign": []}
+    for r in failed:
+        kinds[next((name for name, holds in excuses if holds(r)), "foreign")].append(r)
+    own, lost, outage, slow, restarted, foreign = (kinds[k] for k in ("own", "lost", "outage", "slow", "restarted",
+                                                                       "foreign"))
     if foreign:
         run.violations.append(f"clients: {len(foreign)} failed requests not by the bad release, e.g. "
                               + "; ".join(f"{r.status} {r.version} {r.error[:80]}" for r in foreign[:3]))

@@ -91,10 +91,6 @@ def print_timeline(journal: Journal, fmt: str, out: TextIO = sys.stdout) -> None
         out.write(TORN)
 
 
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def replay_status(journal: Journal, path: str, at: float | None = None) -> ReplayStatus:
     """The run's status rebuilt from the journal's events up to `at` run
     seconds (all of them when None): the state `console status` reports of
