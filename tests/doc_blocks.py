@@ -19,6 +19,8 @@ an error: it would go unchecked, and stale.
 from __future__ import annotations
 
 import re
+import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +61,22 @@ class Block:
             m = EXPECTED_EXIT.search(command)
             out.append((start, command, int(m.group(1)) if m else 0))
         return out
+
+    def script(self, skip: Callable[[str], bool] = lambda _: False,
+               rewrite: Callable[[str], str] = lambda c: c) -> str:
+        """The block as one bash script, each command checked for its exit
+        code. A job the block started in the background (a load loop) is
+        killed when the script ends however it ends: left running, it would
+        hold the test's output pipe open until the test's timeout."""
+        out = ["set -u", "trap 'kill $(jobs -p) 2>/dev/null' EXIT"]
+        for line, command, code in self.commands():
+            if skip(command):
+                continue
+            command = rewrite(command)
+            out.append(command)
+            out.append(f'rc=$?; if [ $rc -ne {code} ]; then echo "{self.path.name}:{line}: exit $rc, expected {code}: "'
+                       f"{shlex.quote(command)} >&2; exit 97; fi")
+        return "\n".join(out) + "\n"
 
 
 def doc_files() -> list[Path]:

@@ -50,16 +50,6 @@ def scratch(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return work, env
 
 
-def script(block: Block) -> str:
-    """The block as one bash script: each command checked for its exit code."""
-    out = ["set -u"]
-    for line, command, code in block.commands():
-        out.append(command)
-        out.append(f'rc=$?; if [ $rc -ne {code} ]; then echo "{block.path.name}:{line}: exit $rc, expected {code}: "'
-                   f"{shlex.quote(command)} >&2; exit 97; fi")
-    return "\n".join(out) + "\n"
-
-
 def live_runs(env: dict[str, str]) -> list[dict]:
     proc = subprocess.run([sys.executable, "-m", "console", "status", "--output", "json"], env=env,
                           capture_output=True, text=True, timeout=60)
@@ -80,7 +70,7 @@ def let_detached_runs_finish(env: dict[str, str], timeout: float = 120.0) -> lis
 @pytest.mark.parametrize("block", SIM, ids=[b.where for b in SIM])
 def test_documented_commands_run_as_written(block: Block, docenv) -> None:
     work, env = docenv
-    proc = subprocess.run(["bash", "-c", script(block)], cwd=work, env=env, capture_output=True, text=True,
+    proc = subprocess.run(["bash", "-c", block.script()], cwd=work, env=env, capture_output=True, text=True,
                           timeout=600)
     left = let_detached_runs_finish(env)
     assert proc.returncode == 0, f"{block.where}:\n{proc.stderr[-3000:]}\n{proc.stdout[-2000:]}"

@@ -24,16 +24,10 @@ NOT_RUN = ("console sandbox up", "console sandbox down")
 
 
 def script(block: Block, fleet) -> str:
-    out = ["set -u"]
-    for line, command, code in block.commands():
-        if command.startswith(NOT_RUN):
-            continue
-        command = (command.replace("/var/lib/rollout-console/sandbox/inventory.yaml", str(fleet.inventory_path))
-                   .replace("10.77.0.10", fleet.lb_ip))
-        out.append(command)
-        out.append(f'rc=$?; if [ $rc -ne {code} ]; then echo "{block.path.name}:{line}: exit $rc, expected {code}: "'
-                   f"{shlex.quote(command)} >&2; exit 97; fi")
-    return "\n".join(out) + "\n"
+    return block.script(skip=lambda command: command.startswith(NOT_RUN),
+                        rewrite=lambda command: command.replace(
+                            "/var/lib/rollout-console/sandbox/inventory.yaml", str(fleet.inventory_path))
+                        .replace("10.77.0.10", fleet.lb_ip))
 
 
 @pytest.mark.parametrize("block", SANDBOX, ids=[b.where for b in SANDBOX])

@@ -38,7 +38,7 @@ async def kill_when(plan, inventory, journal, moment) -> None:
             proc.send_signal(signal.SIGKILL)
             break
     await proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGKILL, json.dumps([e for e in events if e["kind"] != "instance"][-8:])
 
 
 def restarting_in_batch_2(events) -> bool:
