@@ -151,6 +151,10 @@ SAMPLE_LATENCIES = 400
 HOST_LATENCIES = 100
 # Mann-Whitney on a very large baseline costs time and adds nothing: cap it.
 MAX_LATENCIES = 5000
+# The resolution latencies come in: nginx logs $request_time and
+# $upstream_response_time in whole milliseconds, and the journal keeps a
+# sample's latencies to the millisecond (gating.sample_record). See untie.
+RESOLUTION = 0.001
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,11 @@ class Evidence:
             hosts[name] = hosts[name] + ev if name in hosts else ev
         return Evidence(self.requests + other.requests, self.errors + other.errors,
                         self.latencies + other.latencies, tuple(sorted(hosts.items())))
+
+    def untied(self) -> Evidence:
+        """The same evidence with its latencies (and each host's) untied."""
+        return Evidence(self.requests, self.errors, untie(self.latencies),
+                        tuple((n, e.untied()) for n, e in self.hosts))
 
     def thinned(self, most: int, per_host: int) -> Evidence:
         """The same counts with at most `most` latencies (and `per_host` per host)."""
@@ -360,6 +369,29 @@ class Policy:
 def percentile(values: Sequence[float], pct: float = 95.0) -> float | None:
     """Nearest-rank percentile; None for no values."""
     return ranked(sorted(values), pct)
+
+
+def untie(ordered: Sequence[float], step: float = RESOLUTION) -> tuple[float, ...]:
+    """Sorted latencies with each run of equal values spread evenly over
+    the `step` they stand for (v - step/2 .. v + step/2, never below 0).
+
+    A logged 6 ms is any time within half a millisecond of it. At a few
+    milliseconds a request, most requests share a handful of values, and
+    the rank statistics the judge uses jump a whole step at a time: two
+    identical sides can have medians of 5 and 6 ms, a "release 17 % faster"
+    that scales the baseline's p95 down to 5 ms and makes every 6 ms
+    request of the release "slower than the baseline's tail" (a good
+    release rolled back on the sandbox, 28 of 72). Spread, both sides'
+    quantiles move smoothly with their shares of each value, as the true
+    ones do; values that do not tie (a continuous source) are unchanged."""
+    out: list[float] = []
+    i = 0
+    while i < len(ordered):
+        j = bisect.bisect_right(ordered, ordered[i], i)
+        k, v = j - i, ordered[i]
+        out.extend([v] if k == 1 else (max(0.0, v + step * ((m + 0.5) / k - 0.5)) for m in range(k)))
+        i = j
+    return tuple(out)
 
 
 def ranked(ordered: Sequence[float], pct: float) -> float | None:
@@ -760,7 +792,11 @@ def advance(window: Window, judged: Evidence, baseline: Evidence | None, reading
     """The window with one more sample: pooled evidence, the error
     comparison's ratios, the baseline's dispersion, the tail counts; the
     latencies of instances still warming up left out (`warm`), and for
-    the median test (`settled`) those of instances not yet twice as old."""
+    the median test (`settled`) those of instances not yet twice as old.
+    Latencies are untied first (`untie`): every test below assumes no two
+    requests took exactly the same time."""
+    judged = judged.untied()
+    baseline = baseline.untied() if baseline is not None else None
     settled = warm(judged, window, policy, ages, SETTLED).latencies
     felt = thin(sorted(judged.latencies), SAMPLE_LATENCIES)
     judged = warm(judged, window, policy, ages)

@@ -64,7 +64,8 @@ async def resume_after_kill(fleet, tmp_path, plan, moment, *extra):
         code, events, err = await console("resume", str(journal), "--headless", "--output", "json",
                                           "--record", str(tmp_path / "resumed.jsonl"), *extra)
         await asyncio.sleep(1)
-    started = next(e for e in events if e["kind"] == "run_started")
+    started = next((e for e in events if e["kind"] == "run_started"), None)
+    assert started is not None, f"resume exited {code} with no run: {err}"
     assert started["resumed"] == str(journal)
     return code, events, err, load.result
 
