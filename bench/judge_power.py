@@ -21,7 +21,10 @@ not):
   latency rising with load;
 - warm-up after restart: a freshly restarted canary host is up to 60 %
   slower, decaying with a 20 s time constant; it restarts 10 s before its
-  first window opens (deploy, health checks, the nginx change).
+  first window opens (deploy, health checks, the nginx change);
+- latencies as nginx logs them: in whole milliseconds (`--resolution`,
+  0 for exact values). With `--body-ms 6` (a fast service: health-like
+  calls, cached answers) most requests share a handful of values.
 
 Releases: good (the canary hosts are like the others); +2 points of errors;
 tail-only (p95 x1.5, median unchanged: only requests beyond the body's
@@ -75,7 +78,8 @@ SAMPLE = 5.0
 HOSTS = 10
 RPS = 100.0
 BASE_ERROR = 0.005
-BODY_MEDIAN, BODY_SIGMA = 0.040, 0.35
+BODY_MEDIAN, BODY_SIGMA = 0.040, 0.35  # main() sets BODY_MEDIAN from --body-ms
+RESOLUTION = 0.001  # main() sets it from --resolution
 TAIL_SHARE, TAIL_SHAPE = 0.04, 1.5
 HOST_LATENCY_SIGMA, HOST_ERROR_SIGMA = 0.08, 0.25
 BURST_CHANCE, BURST_FACTOR = 0.02, 10.0
@@ -204,7 +208,9 @@ class WindowTraffic:
         factor = BODY_MEDIAN * r.latency_factor[h] * slow
         if canary and h in self.restarted:
             factor *= 1 + WARM_UP * math.exp(-(t - self.restarted[h]) / WARM_UP_SECONDS)
-        return HostSample(f"h{h}", n, failed, failed_tries, shape * factor)
+        seconds = shape * factor
+        return HostSample(f"h{h}", n, failed, failed_tries,
+                          np.floor(seconds / RESOLUTION) * RESOLUTION if RESOLUTION else seconds)
 
 
 # -- judges -----------------------------------------------------------------------------
@@ -279,15 +285,15 @@ COVERAGE_FILES = ("coverage.py", "custom_metrics.py", "durations.py", "plan/metr
 
 
 def load_old(spec: str, package_name: str) -> types.ModuleType:
-    """strategies/analysis.py (and the metrics.py and judge_stats.py it
-    imports, where they exist) of REPO@COMMIT, loaded as the package
+    """strategies/analysis.py (and the metrics.py, judge_stats.py and
+    events.py it imports, where they exist) of REPO@COMMIT, loaded as the package
     `package_name` from `git show`; with its coverage.py (`package_name`.coverage)
     and what that imports, where the commit has one."""
     repo, _, commit = spec.partition("@")
     commit = commit or "HEAD"
     folder = Path(tempfile.mkdtemp(prefix="old-judge-"))
     has_coverage = git_show(repo, commit, "strategies/coverage.py") is not None
-    for name in ("analysis.py", "metrics.py", "judge_stats.py") + (COVERAGE_FILES if has_coverage else ()):
+    for name in ("analysis.py", "metrics.py", "judge_stats.py", "events.py") + (COVERAGE_FILES if has_coverage else ()):
         text = git_show(repo, commit, f"strategies/{name}")
         if text is not None:
             (folder / name).parent.mkdir(exist_ok=True)
@@ -401,13 +407,18 @@ def med(values: list[float]) -> str:
 
 
 def main() -> int:
+    global BODY_MEDIAN, RESOLUTION
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=300, help="releases per case")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--against", metavar="REPO@COMMIT", action="append", default=[],
                     help="also run the judge of that commit, e.g. /work/main@601923a (repeatable)")
     ap.add_argument("--max-window", type=float, default=900.0)
+    ap.add_argument("--body-ms", type=float, default=40.0, help="the latency body's median")
+    ap.add_argument("--resolution", type=float, default=0.001,
+                    help="latencies truncated to this many seconds, as nginx logs them (0: exact)")
     args = ap.parse_args()
+    BODY_MEDIAN, RESOLUTION = args.body_ms / 1000, args.resolution
     start("judge_power", folder_suffix="-judge")
     thresholds, alerts = Thresholds(max_window=args.max_window), Alerts()
     seed_analysis = Analysis()
@@ -422,7 +433,7 @@ def main() -> int:
           + ", ".join(f"{p:g}% {w:g}s" for p, w in STEPS) + f", extended up to {args.max_window:g}s; "
           f"budget {budget:g} per release over {len(STEPS)} windows (judges that have one); "
           f"latency warm-up {seed_analysis.latency_warm_up:g}s (new); seed {args.seed}; "
-          f"body p90 {P90:.3f} (x{BODY_MEDIAN * 1000:g} ms)")
+          f"body p90 {P90:.3f} (x{BODY_MEDIAN * 1000:g} ms); latencies logged to {RESOLUTION:g} s")
     wall = time.perf_counter()
     results: dict[str, dict[str, Tally]] = {}
     for ci, case in enumerate(CASES):
