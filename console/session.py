@@ -18,6 +18,7 @@ from inventory.errors import InputError
 from inventory.loaders import embedded_fleet_path, load_inventory, read_inventory
 from inventory.model import Instance, Inventory
 from strategies import analysis
+from strategies.bluegreen import live
 from strategies.control import Command
 from strategies.engine import Engine, Resume, RunResult
 from strategies.errors import PlanError
@@ -130,11 +131,10 @@ def make_driver(inputs: Inputs, *, time_scale: float, accept_new_host_keys: bool
         instances = resolve_instances(plan, inputs.inventory) + list(inputs.untouched)  # all serve in its nginx
         running = ("main", "blue")
         if plan.strategy == "blue_green":
-            bg = plan.blue_green
-            colour = "blue" if bg.active == "auto" else bg.active
-            active = [i for i in instances if i.role == colour]
+            colour = live(plan)
+            active = [i for i in instances if i.colour == colour]
             initial = bluegreen_state(plan, {colour: active}, colour, "sim-initial")
-            running = ("main", getattr(bg, colour))  # the live colour serves, like the LB says
+            running = ("main", getattr(plan.blue_green, colour))  # the live colour serves, like the LB says
         else:
             initial = rolling_state(plan, instances, (), "sim-initial")
         driver = SimFleet(initial, time_scale=time_scale, running_slots=running)

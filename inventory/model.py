@@ -5,6 +5,7 @@ types, so a simulated fleet and a real SSH fleet are interchangeable.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -30,6 +31,17 @@ class Host:
         return self.vars.get(key, default)
 
 
+class Colour(enum.StrEnum):
+    """A side of a blue-green pair (its pool in nginx has this name)."""
+
+    BLUE = "blue"
+    GREEN = "green"
+
+    @property
+    def other(self) -> Colour:
+        return Colour.GREEN if self is Colour.BLUE else Colour.BLUE
+
+
 @dataclass(frozen=True)
 class Instance:
     """One running copy of the service: a host, the slot it runs in, the
@@ -42,7 +54,7 @@ class Instance:
     slot: str
     unit: str
     port: int
-    role: str = ""  # blue-green colour ("blue"/"green"); empty otherwise
+    colour: Colour | None = None  # its blue-green side; None in rolling and canary
 
     @property
     def key(self) -> str:

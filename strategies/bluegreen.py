@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from inventory.model import Instance
+from inventory.model import Colour, Instance
 
 from .context import PlannedStep, StrategyContext, StrategyRunner
 from .control import GateFailed
@@ -19,29 +19,25 @@ from .plan import Plan
 from .topology import COLOURS, bluegreen_state
 
 
-def other(colour: str) -> str:
-    return COLOURS[1 - COLOURS.index(colour)]
-
-
-def live(plan: Plan) -> str:
+def live(plan: Plan) -> Colour:
     """The serving colour: the plan's, or (active: auto, before preflight has
     read nginx, e.g. a --dry-run) blue, as a fresh fleet starts."""
     active = plan.blue_green.active
-    return "blue" if active == "auto" else active
+    return Colour.BLUE if active == "auto" else Colour(active)
 
 
 class BlueGreen(StrategyRunner):
     def __init__(self) -> None:
-        self.live = "blue"
+        self.live = Colour.BLUE
         self.switched = False
         self.retired = False  # the old colour's units were stopped (units form, after a finished run)
-        self.members: dict[str, list[Instance]] = {}
+        self.members: dict[Colour, list[Instance]] = {}
 
     def steps(self, plan: Plan, instances: Sequence[Instance]) -> list[PlannedStep]:
         old = live(plan)
-        idle = other(old)
-        keys = tuple(i.key for i in instances if i.role == idle)
-        retired = next((i.slot for i in instances if i.role == old), old)  # "main" when adopted
+        idle = old.other
+        keys = tuple(i.key for i in instances if i.colour == idle)
+        retired = next((i.slot for i in instances if i.colour == old), old)  # "main" when adopted
         return [PlannedStep(f"deploy {idle}", keys), PlannedStep(f"switch to {idle}"),
                 PlannedStep(f"rollback window {plan.blue_green.rollback_window:g}s"),
                 PlannedStep(f"retire {old}" + (f" ({retired})" if retired not in COLOURS + (old,) else ""))]
@@ -51,19 +47,19 @@ class BlueGreen(StrategyRunner):
         plan says auto): preflight refuses the plan when nginx routes to
         anything else (a switch to a colour nobody checked is what this
         prevents)."""
-        return [i for i in instances if i.role == live(plan)]
+        return [i for i in instances if i.colour == live(plan)]
 
-    def colour(self, ctx: StrategyContext, colour: str) -> list[Instance]:
-        return [i for i in ctx.instances.all if i.role == colour]
+    def colour(self, ctx: StrategyContext, colour: Colour) -> list[Instance]:
+        return [i for i in ctx.instances.all if i.colour == colour]
 
-    async def route(self, ctx: StrategyContext, members: dict[str, list[Instance]], active: str) -> None:
+    async def route(self, ctx: StrategyContext, members: dict[Colour, list[Instance]], active: Colour) -> None:
         self.members = members
         await ctx.traffic.apply(bluegreen_state(ctx.plan, members, active, ctx.traffic.next_generation()))
 
     async def run(self, ctx: StrategyContext) -> str:
         bg = ctx.plan.blue_green
         self.live = live(ctx.plan)
-        idle = other(self.live)
+        idle = self.live.other
         old, new = self.colour(ctx, self.live), self.colour(ctx, idle)
         self.members = {self.live: old}
         planned = self.steps(ctx.plan, ctx.instances.all)
@@ -111,7 +107,7 @@ class BlueGreen(StrategyRunner):
             await ctx.instances.retire(insts)
 
     async def rollback(self, ctx: StrategyContext) -> list[str]:
-        idle = other(self.live)
+        idle = self.live.other
         old, new = self.colour(ctx, self.live), self.colour(ctx, idle)
         if self.retired:  # rolled back after the run finished: the old colour's units were stopped
             problems = await ctx.instances.verify_old(old)  # started again on the old version, verified
@@ -147,7 +143,7 @@ class BlueGreen(StrategyRunner):
     async def abort(self, ctx: StrategyContext) -> None:
         """Traffic back on the old colour; the new colour stays up, out of
         traffic, for inspection."""
-        idle = other(self.live)
+        idle = self.live.other
         if self.switched or idle in self.members:
             await ctx.traffic.restore()
             ctx.emit(Notice(level="warning", message=f"aborted: {idle} kept running for inspection, no traffic"))

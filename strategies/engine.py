@@ -259,7 +259,7 @@ class Engine:
         self.plan = self.plan.model_copy(update={"blue_green": bg.model_copy(update={"active": colour})})
         self.context = replace(self.context, plan=self.plan)
         if adopted:
-            self.instances[:] = adopted + [i for i in self.instances if i.role != colour]
+            self.instances[:] = adopted + [i for i in self.instances if i.colour != colour]
             self.by_key.clear()
             self.by_key.update({i.key: i for i in self.instances})
             self.ops.adopt(self.instances)

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable, Mapping, Sequence
 
-from inventory.model import Host, Instance, Inventory
+from inventory.model import Colour, Host, Instance, Inventory
 from inventory.nginx_config import Backend, LbState
 
 from .plan import Plan
 
-COLOURS = ("blue", "green")
+COLOURS = tuple(Colour)
 
 
 class TopologyError(ValueError):
@@ -51,7 +51,7 @@ def resolve_instances(plan: Plan, inventory: Inventory) -> list[Instance]:
             return [Instance(host, plan.slot, unit_for(plan, plan.slot), plan.port, colour)
                     for colour in COLOURS
                     for host in _group(inventory, getattr(bg, colour), f"blue_green.{colour}")]
-        ports = {"blue": bg.ports.blue, "green": bg.ports.green}
+        ports = {Colour.BLUE: bg.ports.blue, Colour.GREEN: bg.ports.green}
         return [Instance(host, getattr(bg, colour), unit_for(plan, getattr(bg, colour)), ports[colour], colour)
                 for colour in COLOURS for host in _group(inventory, plan.hosts, "hosts")]
     return [Instance(host, plan.slot, unit_for(plan, plan.slot), plan.port)
@@ -67,11 +67,11 @@ def adoptable(plan: Plan, instances: Sequence[Instance]) -> list[Instance]:
     if plan.strategy != "blue_green" or bg.mode != "units" or plan.slot in (bg.blue, bg.green):
         return []
     hosts = list({i.host.name: i.host for i in instances}.values())
-    return [Instance(h, plan.slot, unit_for(plan, plan.slot), plan.port, "blue") for h in hosts]
+    return [Instance(h, plan.slot, unit_for(plan, plan.slot), plan.port, Colour.BLUE) for h in hosts]
 
 
 def live_colour(plan: Plan, instances: Sequence[Instance],
-                routed: set[str]) -> tuple[str, list[Instance]] | None:
+                routed: set[str]) -> tuple[Colour, list[Instance]] | None:
     """Which colour nginx serves now, read from its routing (`routed`: the
     backends of every pool). (colour, []) when it routes to exactly one
     colour's instances; ("blue", adopted) when it routes to exactly the
@@ -79,11 +79,11 @@ def live_colour(plan: Plan, instances: Sequence[Instance],
     release goes to green, and they are retired after the switch, so the
     next run finds green serving. None when it is neither."""
     for colour in COLOURS:
-        if routed == {str(backend(i)) for i in instances if i.role == colour}:
+        if routed == {str(backend(i)) for i in instances if i.colour == colour}:
             return colour, []
     adopted = adoptable(plan, instances)
     if adopted and routed == {str(backend(i)) for i in adopted}:
-        return "blue", adopted
+        return Colour.BLUE, adopted
     return None
 
 
@@ -152,11 +152,11 @@ def canary_state(plan: Plan, stable: Sequence[Instance], canary: Sequence[Instan
                     {"canary": weight, "stable": 100 - weight}, generation, backup)
 
 
-def bluegreen_state(plan: Plan, members: Mapping[str, Sequence[Instance]], active: str,
+def bluegreen_state(plan: Plan, members: Mapping[Colour, Sequence[Instance]], active: Colour,
                     generation: str) -> LbState:
     """Blue-green: every request to the active colour; the idle colour stays
     defined while it runs, so testers can reach it with the forcing header."""
-    pools = {c: m for c, m in members.items() if m}
+    pools = {str(c): m for c, m in members.items() if m}  # pools are named by their colour
     return lb_state(plan, pools, active, generation=generation)
 
 

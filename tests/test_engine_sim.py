@@ -12,6 +12,7 @@ import pytest
 from console.journal import read_journal
 from console.session import Session, load_inputs
 from inventory.driver import DriverError
+from inventory.model import Colour
 from simfleet import write_inventory, write_plan
 from strategies.control import Command
 from strategies.engine import Outcome
@@ -438,7 +439,7 @@ async def test_blue_green_refuses_a_plan_whose_active_colour_is_not_what_nginx_s
     from strategies.topology import bluegreen_state
 
     session, events = make_session(tmp_path, "blue_green")
-    green = [i for i in session.engine.instances if i.role == "green"]
+    green = [i for i in session.engine.instances if i.colour == "green"]
     session.driver._lb_state = bluegreen_state(session.inputs.plan, {"green": green}, "green", "live")
     result = await session.run()
     assert result.outcome == Outcome.REFUSED
@@ -456,7 +457,8 @@ def serve_from(session, instances, pool="stable"):
 async def test_blue_green_reads_the_active_colour_from_live_routing(tmp_path):
     """active: auto (the default): green serves, so blue gets the release."""
     session, events = make_session(tmp_path, "blue_green", blue_green={"mode": "units", "rollback_window": "10s"})
-    serve_from(session, [i for i in session.engine.instances if i.role == "green"], "green")
+    assert [i.colour for i in session.engine.instances] == [Colour.BLUE] * 6 + [Colour.GREEN] * 6  # typed sides
+    serve_from(session, [i for i in session.engine.instances if i.colour == Colour.GREEN], "green")
     session.driver._running_slots = ["main", "green"]  # the hosts as that routing implies
     result = await session.run()
     assert result.outcome == Outcome.SUCCEEDED, result.message
