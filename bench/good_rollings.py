@@ -9,8 +9,10 @@ Boots the sandbox (6 agents, one nginx LB; the agents answer in about 5 ms,
 which nginx logs in whole milliseconds). Each run ships
 examples/rolling.yaml to every host, alternately 2.0.0 and 1.0.0, both
 good releases (the sandbox's defaults), under --rate req/s through nginx
-(tests/load.py), with --busy processes spinning on this machine's cores
-(a shared host's noisy neighbours). A run that rolled back or failed
+(tests/load.py), or with --curl under docs/sandbox.md's load (one curl after
+another, as fast as they go; its failures are not counted), with --busy
+processes spinning on this machine's cores (a shared host's noisy
+neighbours). A run that rolled back or failed
 (exit 3 or 4) was stopped wrongly. With --against, each run is made by
 both trees, in alternating order, so they meet the same machine load.
 Raw output: one JSON line per run (prefix `run `) and a summary, under
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -37,21 +40,31 @@ PLAN = ROOT / "examples" / "rolling.yaml"
 async def one(fleet: Fleet, tree: Path, label: str, n: int, version: str, args: argparse.Namespace,
               work: Path) -> dict:
     journal = work / f"{label}-{n}.jsonl"
-    async with SteadyLoad(f"http://{fleet.lb_ip}/v1/chat", rate=args.rate, max_seconds=900) as load:
+    url = f"http://{fleet.lb_ip}/v1/chat"
+    curl = subprocess.Popen(["bash", "-c", f"while :; do curl -s -o /dev/null {url}; done"]) if args.curl else None
+    load = None if args.curl else SteadyLoad(url, rate=args.rate, max_seconds=900)
+    async with load or contextlib.nullcontext():
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "console", "--plan", str(PLAN), "--inventory", str(fleet.inventory),
             "--release", version, "--headless", "--output", "json", "--record", str(journal), cwd=tree,
             env=tree_env(tree), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             limit=64 * 2**20)
         out, err = await proc.communicate()
+    if curl is not None:
+        curl.kill()
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
     finished = next((e for e in events if e["kind"] == "run_finished"), {})
     fails = [e for e in events if e["kind"] == "gate" and e["verdict"] == "fail"]
     return {"run": n, "tree": label, "release": version, "rc": proc.returncode, "outcome": finished.get("outcome"),
             "duration": finished.get("duration"), "fail_reasons": fails[0]["reasons"] if fails else [],
             "load": {"sent": load.result.sent, "failed": len(load.result.failed),
-                     "due": round(load.result.rate * load.result.duration)},
+                     "due": round(load.result.rate * load.result.duration)} if load else None,
             "stderr": err.decode(errors="replace")[-500:] if proc.returncode not in (0, 3, 4) else ""}
+
+
+def clients(rows: list[dict]) -> str:
+    counted = [r["load"] for r in rows if r["load"]]
+    return f"{sum(c['failed'] for c in counted)} of {sum(c['sent'] for c in counted)}" if counted else "not counted"
 
 
 def summary(rows: list[dict]) -> None:
@@ -61,7 +74,7 @@ def summary(rows: list[dict]) -> None:
         mine = [r for r in rows if r["tree"] == label]
         ok, stopped = sum(r["rc"] == 0 for r in mine), sum(r["rc"] in (3, 4) for r in mine)
         print(f"| {label} | {len(mine)} | {ok} | {stopped} | {len(mine) - ok - stopped} "
-              f"| {sum(r['load']['failed'] for r in mine)} of {sum(r['load']['sent'] for r in mine)} |")
+              f"| {clients(mine)} |")
 
 
 def main() -> int:
@@ -70,6 +83,7 @@ def main() -> int:
     ap.add_argument("--against", type=Path, help="another source tree, run alternately with this one")
     ap.add_argument("--busy", type=int, default=0, help="processes spinning on this machine's cores")
     ap.add_argument("--rate", type=float, default=30.0)
+    ap.add_argument("--curl", action="store_true", help="docs/sandbox.md's curl loop instead of --rate")
     args = ap.parse_args()
     sb = sandbox_module()
     start("good_rollings", f"ROLLOUT_SANDBOX_NET={os.environ.get('ROLLOUT_SANDBOX_NET')} ")
@@ -77,7 +91,8 @@ def main() -> int:
     fleet = Fleet(sb, 6)
     fleet.reset_agents()
     work = Path(tempfile.mkdtemp(prefix="good_rollings-"))  # journals: not raw output
-    print(f"journals in {work}; {args.busy} busy process(es); {args.rate:g} req/s")
+    print(f"journals in {work}; {args.busy} busy process(es); "
+          + ("a curl loop" if args.curl else f"{args.rate:g} req/s"))
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     rows: list[dict] = []
     try:
