@@ -435,6 +435,14 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "judge-power-184de39-targets": lambda: "\n\n".join([
         provenance("2026-12-06-184de39-judge/judge_power.txt"),
         printed_section("2026-12-06-184de39-judge/judge_power.txt", "Targets (issue 22)")]),
+    "judge-power-ms6": lambda: "\n\n".join([
+        provenance("2026-12-07-795148e-judge/judge_power.txt"),
+        printed_section("2026-12-07-795148e-judge/judge_power.txt", "Per window (every window of every release is run)"),
+        printed_section("2026-12-07-795148e-judge/judge_power.txt", "Targets (issue 22)")]),
+    "good-rollings-steady": lambda: "\n\n".join([provenance("2026-12-07-f3afcad/good_rollings.txt"),
+                                                 printed_tables("2026-12-07-f3afcad/good_rollings.txt")]),
+    "good-rollings-curl": lambda: "\n\n".join([provenance("2026-12-07-fd90ad6/good_rollings.txt"),
+                                               printed_tables("2026-12-07-fd90ad6/good_rollings.txt")]),
     "judge-bounds": lambda: "\n\n".join([provenance("2026-12-07-306a7c3-judge/judge_bounds.txt"),
                                          printed_tables("2026-12-07-306a7c3-judge/judge_bounds.txt")]),
     "soak-totals": soak_totals,
