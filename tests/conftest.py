@@ -6,6 +6,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import os  # noqa: E402
 import pwd  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
@@ -23,6 +24,13 @@ settings.register_profile("ci-seeded", derandomize=False, database=None, deadlin
 
 
 def pytest_configure(config):
+    # Ctrl-C reaches the consoles the tests start. A suite started in the
+    # background of a non-interactive shell (`nohup ... &`, as a CI runner
+    # may) inherits SIGINT ignored, and an ignored signal stays ignored
+    # across exec: every console it spawned would shrug off the Ctrl-C the
+    # interrupt tests send (seen in a rehearsal). A handled one is reset to
+    # the default at exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if os.environ.get("CI") == "true":
         settings.load_profile("ci-seeded" if config.getoption("--hypothesis-seed") is not None else "ci")
 
