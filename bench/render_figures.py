@@ -443,6 +443,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
                                                  printed_tables("2026-12-07-f3afcad/good_rollings.txt")]),
     "good-rollings-curl": lambda: "\n\n".join([provenance("2026-12-07-fd90ad6/good_rollings.txt"),
                                                printed_tables("2026-12-07-fd90ad6/good_rollings.txt")]),
+    "good-rollings-busier": lambda: "\n\n".join([provenance("2026-12-07-5ec71b4/good_rollings.txt"),
+                                                 printed_tables("2026-12-07-5ec71b4/good_rollings.txt")]),
     "judge-bounds": lambda: "\n\n".join([provenance("2026-12-07-306a7c3-judge/judge_bounds.txt"),
                                          printed_tables("2026-12-07-306a7c3-judge/judge_bounds.txt")]),
     "soak-totals": soak_totals,
