@@ -357,6 +357,48 @@ def soak_sent_shares(soaks: dict[str, list[str]]) -> str:
     return "\n".join(lines)
 
 
+def soak_per_seed(rels: list[str]) -> str:
+    """One soak at one tree, a row per fleet (seed) and their total: what it
+    drew (strategies, bad releases, faults, two at once, operator commands,
+    resumes), what clients sent and saw, and the runs flagged when they ran
+    and by today's rules (soak_rules.recheck)."""
+    import json
+
+    from soak_rules import recheck
+    lines = ["| seed (net) | rollouts | rolling / canary / blue-green | bad releases | faults fired (drawn) "
+             "| two faults at once | operator commands | resumed | client requests | sent share: lowest "
+             "| the bad release's own errors | set apart: in flight on a vanished host, LB outage, slow link, "
+             "restarted unit | failed, nothing excuses | runs flagged | by today's rules |",
+             "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    everything: list[dict] = []
+
+    def row(label: str, records: list[dict]) -> str:
+        strategies = [r["schedule"]["strategy"].split("/")[0] for r in records]
+        drawn = [f for r in records for f in r["schedule"]["faults"] if not f["fault"].startswith("op_")]
+        fired = [f for r in records for f in r["outcome"]["fired"] if not f.startswith("op_")]
+        clients = [r["outcome"]["clients"] for r in records]
+        apart = ", ".join(str(sum(c[k] for c in clients)) for k in ("in_flight_lost", "outage", "degraded_link",
+                                                                     "restarted_unit"))
+        return (f"| {label} | {len(records):,} | {strategies.count('rolling')} / {strategies.count('canary')} / "
+                f"{strategies.count('blue_green')} | {sum(bool(r['schedule']['release']['bad']) for r in records)} "
+                f"| {len(fired)} ({len(drawn)}) "
+                f"| {sum(any(f.get('together') for f in r['schedule']['faults']) for r in records)} "
+                f"| {sum(bool(r['outcome']['operator']) for r in records)} "
+                f"| {sum(r['outcome']['resume_exit'] is not None for r in records)} "
+                f"| {sum(c['sent'] for c in clients):,} | {min(c['sent_share'] for c in clients):.0%} "
+                f"| {sum(c['own'] for c in clients):,} | {apart} | {sum(c['foreign'] for c in clients)} "
+                f"| {sum(bool(r['violations']) for r in records)} "
+                f"| {sum(bool(recheck(r)[0]) for r in records)} |")
+    for rel in rels:
+        records = [json.loads(x) for x in raw(rel).splitlines()]
+        everything += records
+        net = re.search(r"net(\d+)", rel)
+        seeds = sorted({r["schedule"]["seed"] for r in records})
+        lines.append(row(f"{', '.join(map(str, seeds))} ({net[1] if net else '?'})", records))
+    lines.append(row("**all**", everything))
+    return "\n".join(lines)
+
+
 def soak_violation_kinds(soaks: dict[str, list[str]]) -> str:
     """Per soak (a label and its records), the runs each kind of violation
     flagged (numbers as N, hosts and quoted messages left out): which are

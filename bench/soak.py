@@ -327,7 +327,10 @@ FAULTS: dict[str, Fault] = {
     "start_fail": Fault(_release_on({"start_fail": True})),
     "slow_start": Fault(_release_on({"start_delay": DEADLINE + 4})),
     "health_flap": Fault(_flap),
-    "nginx_t_rejects": Fault(_lb(f"cp {SITE} /root/site.bak && echo 'bogus_directive;' >> {SITE}"),
+    # the backup is the file before the first injection: a second draw of this kind in the same
+    # run (seed 26 run 55) must not back up the first one's line, which its repair then put back
+    "nginx_t_rejects": Fault(_lb(f"{{ [ -f /root/site.bak ] || cp {SITE} /root/site.bak; }} && "
+                                 f"echo 'bogus_directive;' >> {SITE}"),
                              _lb(f"[ -f /root/site.bak ] && mv /root/site.bak {SITE}; nginx -t -q")),
     "reload_no_take": Fault(_lb("kill -STOP $(cat /run/nginx.pid)"), _lb("kill -CONT $(cat /run/nginx.pid)")),
     "lb_off": Fault(lambda run, f: run.fleet.stop_host(run.fleet.lb_name),

@@ -251,3 +251,25 @@ def test_a_crash_leaves_the_instances_it_was_changing_and_the_rollback_it_began_
     run = rebuild([*EVENTS[:7], *back])
     assert (run.rollback, run.changing()) == ("batch 1: error_rate 3%", [])
     assert rebuild(EVENTS[:7]).rollback == ""
+
+
+CASE_26_55 = Path(__file__).resolve().parents[1] / "bench/results/2026-12-07-73edc22-soak/net5/cases/seed26-run55"
+
+
+def test_a_resume_that_changes_nothing_names_what_the_dead_session_left_out_of_nginx(tmp_path):
+    """Soak seed 26 run 55 (its resume's journal): the run drained agent-01
+    and agent-02, then `nginx -t` refused every change, its rollback's too
+    (exit 4); the resume's changes were refused the same way, and its result
+    said "every instance that served before is in nginx" with the two still
+    out. A session that changed nothing reads what nginx routes to as it
+    found it (RunStarted.routed)."""
+    path = tmp_path / "resume.jsonl"
+    path.write_bytes(gzip.decompress((CASE_26_55 / "resume.journal.jsonl.gz").read_bytes()))
+    events = read_journal(path).events
+    finished = next(e for e in events if isinstance(e, RunFinished))
+    assert "every instance that served before is in nginx" in finished.message  # what it said then
+    run = rebuild([e for e in events if not isinstance(e, RunFinished)])
+    assert not run.lb_changed and run.routed() == ["agent-03", "agent-04", "agent-05", "agent-06"]
+    assert run.out_of_nginx() == ["agent-01", "agent-02"]
+    decision = decide_outcome(run, StrategyResult(Reason.ROLLBACK_FAILED, cause="nginx -t", detail="nginx -t"))
+    assert decision.message == "rollback failed: nginx -t (after: nginx -t); out of nginx: agent-01, agent-02"
