@@ -163,6 +163,8 @@ class Engine:
         try:
             await self.driver.lock_release()
         except DriverError as exc:
+            if exc.op == "connect":  # the run's last word with the LB: the result must name it
+                self.status.lb_unreachable = str(exc)
             self.emit(Notice(level="warning", message=f"rollout lock not released ({exc}); "
                              f"it goes stale after {self.lock_max_age:g} s without heartbeat"))
 

@@ -87,7 +87,8 @@ class Outcome(enum.StrEnum):
 
 class Reason(enum.StrEnum):
     """Why a run ended as it did: how the strategy's path ended, or what
-    the status made of it (the last three of the first group)."""
+    the status made of it (ROLLBACK_LEFT_OUT, ROLLOUT_INCOMPLETE, UNANSWERED,
+    LB_UNREACHABLE)."""
 
     COMPLETED = "completed"  # the strategy ran every step
     AWAITING_PROMOTION = "awaiting_promotion"  # headless at a manual gate, no --auto-promote
@@ -97,6 +98,7 @@ class Reason(enum.StrEnum):
     ROLLBACK_LEFT_OUT = "rollback_left_out"  # rolled back, but an instance that served before is out of nginx
     ROLLOUT_INCOMPLETE = "rollout_incomplete"  # finished, but a change left an instance out of nginx
     UNANSWERED = "unanswered"  # finished or rolled back, but nginx routes to an instance that does not answer
+    LB_UNREACHABLE = "lb_unreachable"  # finished or rolled back, but the end could not reach a load balancer
     ABORTED = "aborted"  # an operator's abort (or a signal) at a safe point
     ABORTED_AFTER_LAST_STEP = "aborted_after_last_step"
     ABORTED_AFTER_FAILURE = "aborted_after_failure"  # on_failure: pause, then the operator aborted

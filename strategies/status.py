@@ -98,6 +98,9 @@ class RunStatus:
     lb_snapshot: dict[str, str] = field(default_factory=dict)  # every LB's managed file before the run
     # set by the engine at the end, from a probe of what nginx routes to: those that do not answer
     not_answering: tuple[str, ...] = ()
+    # set by the engine at the end, when it could not connect to a load balancer to release the
+    # rollout lock (the driver's one line, naming the LB): what nginx routes to now is not known
+    lb_unreachable: str = ""
     outcome: Outcome | None = None
     reason: Reason | None = None
     rollback: str = ""  # why the run began to roll back ("" if it never did): a resume finishes it
@@ -278,6 +281,8 @@ def decide_outcome(status: RunStatus, result: StrategyResult) -> Decision:
     dead = (f"; nginx still routes to {', '.join(sorted(status.not_answering))}, which do not answer"
             if status.not_answering else "")
     left = status.still_left_out()
+    lb = (f"; a load balancer could not be reached at the end ({status.lb_unreachable}): what nginx "
+          f"routes to now is not known" if status.lb_unreachable else "")
     if outcome == Outcome.ROLLED_BACK and out:
         # a rollback that could not put every instance back is not done: a human must look
         outcome, reason, message = Outcome.FAILED, Reason.ROLLBACK_LEFT_OUT, f"rollback incomplete: {message}"
@@ -291,9 +296,14 @@ def decide_outcome(status: RunStatus, result: StrategyResult) -> Decision:
         # the fleet lost an instance nginx routes to after its last probe (soak seed 4
         # run 163: a host powered off as the rollback's last change came out)
         outcome, reason, message = Outcome.FAILED, Reason.UNANSWERED, f"failed after the last change: {message}{dead}"
+    elif outcome in (Outcome.SUCCEEDED, Outcome.ROLLED_BACK) and lb:
+        # the LB went away after the last change (soak seed 30 run 58: powered off as blue-green's
+        # rollback drained green; the result said every instance was in nginx, the LB unnamed)
+        outcome, reason, message = Outcome.FAILED, Reason.LB_UNREACHABLE, f"failed after the last change: {message}"
     elif outcome in (Outcome.FAILED, Outcome.ABORTED):
         stranded = f"; out of nginx: {', '.join(out)}" if out else "; every instance that served before is in nginx"
         message += stranded + dead
+    message += lb
     if status.untouched:
         message += f"; left out by --limit, untouched and serving: {', '.join(status.untouched)}"
     return Decision(outcome, reason, message)

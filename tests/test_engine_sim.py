@@ -860,6 +860,34 @@ async def test_a_success_whose_routed_host_dies_after_the_last_change_fails_nami
     assert result.message.endswith("; nginx still routes to agent-02, which do not answer"), result.message
 
 
+async def test_a_success_whose_lb_is_lost_after_the_last_change_fails_naming_it(tmp_path):
+    """Soak seed 30 run 58: the LB was powered off just after the run's last
+    change; the run could not release its lock there (connect failed) and
+    still said every instance was in nginx, the LB unnamed. What nginx routes
+    to is then unknown: exit 4, naming the LB."""
+    session, _ = make_session(tmp_path, rolling={"batch": 2})
+    driver = session.driver
+    restore = driver.lb_restore
+    lost = False
+
+    async def restore_then_lose_the_lb(texts):
+        nonlocal lost
+        steps = await restore(texts)
+        lost = True
+        return steps
+
+    async def release():
+        if lost:
+            raise DriverError("lb-01", "connect", "10.0.0.10: TimeoutError")
+
+    driver.lb_restore = restore_then_lose_the_lb
+    driver.lock_release = release
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.FAILED, result.message
+    assert result.message.startswith("failed after the last change: "), result.message
+    assert "(lb-01: connect: 10.0.0.10: TimeoutError)" in result.message, result.message
+
+
 COST_METRIC = {"custom": [{"name": "cost_per_request", "worse": "higher", "tolerance": "25%",
                            "instance": {"metric": "agent_cost_dollars_total", "per": "agent_requests_total"}}]}
 

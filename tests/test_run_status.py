@@ -41,21 +41,37 @@ KEYS = ("a", "b", "c")
 
 
 def status(*, out: tuple[str, ...] = (), left: tuple[str, ...] = (), dead: tuple[str, ...] = (),
-           untouched: tuple[str, ...] = (), lb_changed: bool = True) -> RunStatus:
+           untouched: tuple[str, ...] = (), lb_changed: bool = True, lb: str = "") -> RunStatus:
     """Three instances that served before the run: those in `out` or `left`
     are not in nginx now (`left`: a change left them out); nginx routes to
-    those in `dead`, which do not answer."""
+    those in `dead`, which do not answer; `lb`: the error of an LB the end
+    could not reach."""
     insts = {k: InstanceStatus(key=k, backend=f"10.0.0.{n}:8080", served_before=True,
                                in_nginx=lb_changed and k not in out + left,
                                excluded=Exclusion.LEFT_OUT if k in left else None)
              for n, k in enumerate(KEYS)}
-    return RunStatus(instances=insts, lb_changed=lb_changed, untouched=untouched, not_answering=dead)
+    return RunStatus(instances=insts, lb_changed=lb_changed, untouched=untouched, not_answering=dead,
+                     lb_unreachable=lb)
 
 
 R = StrategyResult
 ALL_IN = "; every instance that served before is in nginx"
 DEAD_B = "; nginx still routes to b, which do not answer"
+LB_GONE = "lb1: connect: 10.0.0.9: TimeoutError"
+LB_SAID = f"; a load balancer could not be reached at the end ({LB_GONE}): what nginx routes to now is not known"
 CASES = [
+    # soak seed 30 run 58: the LB powered off after the last change, the result did not name it
+    ("completed-lb-gone", R(Reason.COMPLETED, detail="done"), status(lb=LB_GONE),
+     Outcome.FAILED, Reason.LB_UNREACHABLE, "failed after the last change: done" + LB_SAID),
+    ("rolled-back-lb-gone", R(Reason.ROLLED_BACK, cause="g", took=1.0), status(lb=LB_GONE),
+     Outcome.FAILED, Reason.LB_UNREACHABLE, "failed after the last change: rolled back in 1.0s: g" + LB_SAID),
+    ("completed-dead-lb-gone", R(Reason.COMPLETED, detail="done"), status(dead=("b",), lb=LB_GONE),
+     Outcome.FAILED, Reason.UNANSWERED, "failed after the last change: done" + DEAD_B + LB_SAID),
+    ("rollback-failed-lb-gone", R(Reason.ROLLBACK_FAILED, cause="g", detail="agent-06: connect"), status(lb=LB_GONE),
+     Outcome.FAILED, Reason.ROLLBACK_FAILED, "rollback failed: agent-06: connect (after: g)" + ALL_IN + LB_SAID),
+    ("awaiting-promotion-lb-gone", R(Reason.AWAITING_PROMOTION, cause="step 2"), status(lb=LB_GONE),
+     Outcome.AWAITING_PROMOTION, Reason.AWAITING_PROMOTION,
+     "step 2: paused, awaiting promotion (use --auto-promote)" + LB_SAID),
     # (id, how the strategy's path ended, the status, outcome, reason, message)
     ("completed", R(Reason.COMPLETED, detail="rolled 3 instances"), status(),
      Outcome.SUCCEEDED, Reason.COMPLETED, "rolled 3 instances"),
@@ -120,7 +136,8 @@ def test_the_outcome_is_decided_from_the_status_and_how_the_strategy_ended(resul
 
 def test_every_way_a_strategy_ends_is_in_the_table():
     ends = {c[1].reason for c in CASES}
-    made = {Reason.ROLLOUT_INCOMPLETE, Reason.UNANSWERED, Reason.ROLLBACK_LEFT_OUT}  # the status's own
+    made = {Reason.ROLLOUT_INCOMPLETE, Reason.UNANSWERED, Reason.ROLLBACK_LEFT_OUT,  # the status's own
+            Reason.LB_UNREACHABLE}
     assert ends | made == set(Reason)
 
 
