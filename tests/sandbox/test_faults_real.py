@@ -19,7 +19,7 @@ import pytest
 
 from fault_helpers import batch, in_nginx, journal_ok, restarting, resume_rollback, rollout
 from inventory.nginx_workers import LIST_WORKERS, old_workers, wait_retired
-from rollout_helpers import managed_config, plan_file, versions, wait_until
+from rollout_helpers import console, managed_config, plan_file, versions, wait_until
 
 pytestmark = pytest.mark.sandbox
 
@@ -159,6 +159,33 @@ async def test_nginx_t_rejects_the_config_mid_run(fleet, tmp_path):
     fleet.ssh(fleet.lb_name, f"cp /root/site.bak {site} && nginx -t -q", check=True)
     await resume_rollback(fleet, tmp_path)
     assert in_nginx(fleet) == set(fleet.agent_names)
+
+
+async def test_a_resume_nginx_still_refuses_names_what_the_run_left_out_of_nginx(fleet, tmp_path):
+    """Soak seed 26 run 55: `nginx -t` breaks as the first batch restarts, so
+    the run can neither re-admit it nor roll back (exit 4, naming the two out
+    of nginx). Resumed before the site is fixed, every change of the resume
+    is refused too, and its result said "every instance that served before
+    is in nginx" with the two still out: a session that changes nothing reads
+    what nginx routes to as it found it."""
+    site = "/etc/nginx/sites-enabled/agent"
+    code, events, err = await rollout(
+        fleet, tmp_path, plan(tmp_path), restarting("agent-01"),
+        lambda: fleet.ssh(fleet.lb_name, f"cp {site} /root/site.bak && echo 'bogus_directive;' >> {site}", check=True))
+    assert code == 4, err + json.dumps(events[-3:])
+    out = sorted(set(fleet.agent_names) - in_nginx(fleet))
+    assert out, "the first batch was drained before nginx broke"
+    assert events[-1]["message"].endswith("; out of nginx: " + ", ".join(out)), events[-1]["message"]
+    code, events, err = await console("resume", str(tmp_path / "j.jsonl"), "--headless", "--output", "json",
+                                      "--record", str(tmp_path / "refused.jsonl"))
+    assert code == 4, err + json.dumps(events[-3:])
+    assert sorted(set(fleet.agent_names) - in_nginx(fleet)) == out
+    assert events[-1]["message"].endswith("; out of nginx: " + ", ".join(out)), events[-1]["message"]
+    fleet.ssh(fleet.lb_name, f"cp /root/site.bak {site} && nginx -t -q", check=True)
+    code, events, err = await console("resume", str(tmp_path / "refused.jsonl"), "--rollback", "--headless",
+                                      "--output", "json", "--record", str(tmp_path / "r.jsonl"))
+    assert code == 3, err + json.dumps(events[-3:])
+    assert set(versions(fleet).values()) == {"1.0.0"} and in_nginx(fleet) == set(fleet.agent_names)
 
 
 async def test_reload_exits_0_but_does_not_take(fleet, tmp_path):
