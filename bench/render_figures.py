@@ -339,6 +339,12 @@ ONE_COMMIT_SOAKS = {
                                         for n in nets],
 }
 
+# Issue 26's 1,000 rollouts at one commit, five fleets side by side (nets 5-9, a seed each): 73edc22 stopped
+# after its first two violations (seed 26 run 55, seed 30 run 58: product faults, fixed in c315ade and 69cb3be),
+# c315ade after 45 runs for the second fix, then 69cb3be.
+THOUSAND_SOAKS = {f"{commit} (seeds {seeds})": [f"2026-12-07-{commit}-soak/net{n}/runs.jsonl" for n in range(5, 10)]
+                  for commit, seeds in (("73edc22", "26-30"), ("c315ade", "31-35"), ("69cb3be", "36-40"))}
+
 
 def soak_sent_shares(soaks: dict[str, list[str]]) -> str:
     """Per soak: runs, the load average at its start (its soak.txt headers),
@@ -477,6 +483,10 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "judge-power-184de39-targets": lambda: "\n\n".join([
         provenance("2026-12-06-184de39-judge/judge_power.txt"),
         printed_section("2026-12-06-184de39-judge/judge_power.txt", "Targets (issue 22)")]),
+    "judge-power-73edc22-ms40": lambda: "\n\n".join([
+        provenance("2026-12-07-73edc22-judge/judge_power.txt"),
+        printed_section("2026-12-07-73edc22-judge/judge_power.txt", "Per release (stopped at its first failed window)"),
+        printed_section("2026-12-07-73edc22-judge/judge_power.txt", "Targets (issue 22)")]),
     "judge-power-ms6": lambda: "\n\n".join([
         provenance("2026-12-07-795148e-judge/judge_power.txt"),
         printed_section("2026-12-07-795148e-judge/judge_power.txt", "Per window (every window of every release is run)"),
@@ -503,6 +513,10 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "soak-sent-one-commit": lambda: soak_sent_shares(ONE_COMMIT_SOAKS),
     "soak-violations-one-commit": lambda: soak_violation_kinds(ONE_COMMIT_SOAKS),
     "soak-faults-f6db700": lambda: soak_fault_table(ONE_COMMIT_SOAKS["f6db700 = 0abd4e9 (seeds 21-25)"]),
+    "soak-sent-thousand": lambda: soak_sent_shares(THOUSAND_SOAKS),
+    "soak-violations-thousand": lambda: soak_violation_kinds(THOUSAND_SOAKS),
+    "soak-per-seed-69cb3be": lambda: soak_per_seed(THOUSAND_SOAKS["69cb3be (seeds 36-40)"]),
+    "soak-faults-69cb3be": lambda: soak_fault_table(THOUSAND_SOAKS["69cb3be (seeds 36-40)"]),
 }
 
 
