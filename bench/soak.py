@@ -436,7 +436,7 @@ async def _console(run: Run, args: list[str], journal: Path, out_name: str, t0: 
                 pending.remove(f)
                 fired = {**f, "at": time.monotonic() - t0, "t": time.monotonic(), "event": event.get("kind")}
                 run.fired.append(fired)
-                tasks.append(asyncio.create_task(asyncio.to_thread(ALL_FAULTS[f["fault"]].inject, run, fired)))
+                tasks.append(asyncio.create_task(asyncio.to_thread(inject, run, fired)))
                 ending = ending or ALL_FAULTS[f["fault"]].ends_output
             if ending:  # killed, or its terminal went away: nobody reads its output any more
                 for fd in (1, 2):
@@ -559,6 +559,20 @@ async def run_one(fleet, s: dict, work: Path, log: Callable[[str], None] = print
         + f"; clients {run.outcome['clients']['summary']}"
         + (f"; VIOLATIONS: {run.violations}" if run.violations else "; ok"))
     return run
+
+
+def inject(run: Run, fired: dict) -> None:
+    """Inject a fault at its moment. One whose host an earlier fault of the
+    run powered off cannot be (seed 40 run 27: a slow, lossy link due on a
+    host already off, whose namespace is gone, ended the soak): it never
+    came, so it is not in `run.fired`, excuses nothing and is not repaired."""
+    from sandbox.common import SandboxError
+    try:
+        ALL_FAULTS[fired["fault"]].inject(run, fired)
+    except SandboxError as exc:
+        if "is not running" not in str(exc):
+            raise
+        run.fired.remove(fired)
 
 
 def heal_faults(run: Run) -> None:
