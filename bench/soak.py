@@ -211,6 +211,27 @@ def _lb(command: str) -> Callable[[Run, dict], None]:
     return lambda run, f: run.fleet.ssh(run.fleet.lb_name, command)
 
 
+# nginx running: a repair that fixes a broken line also starts nginx, which a boot of the LB with
+# that line in place could not (seed 39 run 98: `nginx -t` broken, then the LB powered off)
+NGINX_UP = "{ systemctl is-active -q nginx || systemctl start nginx; }"
+
+
+def _boot_lb(run: Run, f: dict) -> None:
+    """The operator boots the LB and waits for its sshd. nginx starts at
+    boot unless a broken line someone left in its files stops it: then the
+    repair of that line starts it (the repairs run last fault first, so
+    the LB is back before its files are fixed), and the boot does not wait
+    for it (it waited, 60 s, then ended the soak on net 8)."""
+    from sandbox import start_host
+    start_host(run.fleet.lb_name, state_dir=run.fleet.state_dir, wait=False)
+    deadline = time.monotonic() + 60
+    while run.fleet.ssh(run.fleet.lb_name, "true").returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{run.fleet.lb_name}: no sshd 60 s after its boot")
+        time.sleep(0.5)
+    run.fleet.ssh(run.fleet.lb_name, f"! nginx -t -q 2>/dev/null || {NGINX_UP}")
+
+
 def _control(run: Run, f: dict, verb: str, *extra: str) -> str:
     """`console VERB PID [EXTRA]` from another shell, as an operator types
     it; returns its answer (accepted/refused: ..., or why it could not ask)."""
@@ -331,10 +352,9 @@ FAULTS: dict[str, Fault] = {
     # run (seed 26 run 55) must not back up the first one's line, which its repair then put back
     "nginx_t_rejects": Fault(_lb(f"{{ [ -f /root/site.bak ] || cp {SITE} /root/site.bak; }} && "
                                  f"echo 'bogus_directive;' >> {SITE}"),
-                             _lb(f"[ -f /root/site.bak ] && mv /root/site.bak {SITE}; nginx -t -q")),
+                             _lb(f"[ -f /root/site.bak ] && mv /root/site.bak {SITE}; nginx -t -q && {NGINX_UP}")),
     "reload_no_take": Fault(_lb("kill -STOP $(cat /run/nginx.pid)"), _lb("kill -CONT $(cat /run/nginx.pid)")),
-    "lb_off": Fault(lambda run, f: run.fleet.stop_host(run.fleet.lb_name),
-                    lambda run, f: run.fleet.start_host(run.fleet.lb_name)),
+    "lb_off": Fault(lambda run, f: run.fleet.stop_host(run.fleet.lb_name), _boot_lb),
     "sigkill": Fault(_signal(signal.SIGKILL), ends_output=True),
     "hangup": Fault(_signal(signal.SIGHUP), ends_output=True),
     "sigint": Fault(_signal(signal.SIGINT)),
@@ -343,7 +363,7 @@ FAULTS: dict[str, Fault] = {
     "disk_full": Fault(_host_sh(FILL), _host_sh(f"rm -f {RELEASES}/.filler")),
     "foreign_edit": Fault(_lb(f"echo '{FOREIGN}' >> {CONF} && nginx -t -q && nginx -s reload"),
                           _lb(f"{UNEDIT} && nginx -t -q && nginx -s reload")),
-    "foreign_broken": Fault(_lb(f"echo '{FOREIGN_BROKEN}' >> {CONF}"), _lb(f"{UNEDIT} && nginx -t -q")),
+    "foreign_broken": Fault(_lb(f"echo '{FOREIGN_BROKEN}' >> {CONF}"), _lb(f"{UNEDIT} && nginx -t -q && {NGINX_UP}")),
     "sigkill_mid_change": Fault(_signal(signal.SIGKILL), ends_output=True),
     "clock_jump": Fault(_signal(signal.SIGKILL), ends_output=True),
 }
