@@ -341,9 +341,12 @@ ONE_COMMIT_SOAKS = {
 
 # Issue 26's 1,000 rollouts at one commit, five fleets side by side (nets 5-9, a seed each): 73edc22 stopped
 # after its first two violations (seed 26 run 55, seed 30 run 58: product faults, fixed in c315ade and 69cb3be),
-# c315ade after 45 runs for the second fix, then 69cb3be.
-THOUSAND_SOAKS = {f"{commit} (seeds {seeds})": [f"2026-12-07-{commit}-soak/net{n}/runs.jsonl" for n in range(5, 10)]
-                  for commit, seeds in (("73edc22", "26-30"), ("c315ade", "31-35"), ("69cb3be", "36-40"))}
+# c315ade after 45 runs for the second fix, then 69cb3be, whose fleets went on at 7580605 and 2578132 after two
+# fixes of the soak itself (`git diff 69cb3be 2578132 -- console strategies inventory sandbox` is empty).
+THOUSAND = "69cb3be = 2578132 (seeds 36-40)"
+THOUSAND_SOAKS = {label: [f"2026-12-07-{commit}-soak/net{n}/runs.jsonl" for n in range(5, 10)]
+                  for label, commit in (("73edc22 (seeds 26-30)", "73edc22"), ("c315ade (seeds 31-35)", "c315ade"),
+                                        (THOUSAND, "69cb3be"))}
 
 
 def soak_sent_shares(soaks: dict[str, list[str]]) -> str:
@@ -515,8 +518,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "soak-faults-f6db700": lambda: soak_fault_table(ONE_COMMIT_SOAKS["f6db700 = 0abd4e9 (seeds 21-25)"]),
     "soak-sent-thousand": lambda: soak_sent_shares(THOUSAND_SOAKS),
     "soak-violations-thousand": lambda: soak_violation_kinds(THOUSAND_SOAKS),
-    "soak-per-seed-69cb3be": lambda: soak_per_seed(THOUSAND_SOAKS["69cb3be (seeds 36-40)"]),
-    "soak-faults-69cb3be": lambda: soak_fault_table(THOUSAND_SOAKS["69cb3be (seeds 36-40)"]),
+    "soak-per-seed-69cb3be": lambda: soak_per_seed(THOUSAND_SOAKS[THOUSAND]),
+    "soak-faults-69cb3be": lambda: soak_fault_table(THOUSAND_SOAKS[THOUSAND]),
 }
 
 
