@@ -511,8 +511,13 @@ def clean(fleet) -> None:
         fleet.exec_in(name, ["sh", "-c", f"ip link set host0 up; systemctl start ssh; tc qdisc del dev host0 root "
                                          f"2>/dev/null; {UNFILL}"])
         net_exec(name, ["nft", "delete table inet soak"], state_dir=fleet.state_dir)
-    fleet.exec_in(fleet.lb_name, ["sh", "-c", "kill -CONT $(cat /run/nginx.pid) 2>/dev/null; rm -f /root/site.bak"])
+    # a soak that ended mid-run may have left the site file broken (its backup beside it) and nginx
+    # stopped: seed 39's runs 98-127 ran against an LB whose nginx had failed at a boot that way
+    fleet.exec_in(fleet.lb_name, ["sh", "-c", f"kill -CONT $(cat /run/nginx.pid) 2>/dev/null; "
+                                              f"[ -f /root/site.bak ] && mv /root/site.bak {SITE}; "
+                                              f"nginx -t -q 2>/dev/null && {NGINX_UP}; true"])
     fleet.reset_lb()
+    fleet.exec_in(fleet.lb_name, ["sh", "-c", NGINX_UP], check=True)
     fleet.reset_agents()
 
 
