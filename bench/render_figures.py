@@ -342,8 +342,8 @@ ONE_COMMIT_SOAKS = {
 # Issue 26's 1,000 rollouts at one commit, five fleets side by side (nets 5-9, a seed each): 73edc22 stopped
 # after its first two violations (seed 26 run 55, seed 30 run 58: product faults, fixed in c315ade and 69cb3be),
 # c315ade after 45 runs for the second fix, then 69cb3be, whose fleets went on at 7580605 and 2578132 after two
-# fixes of the soak itself (`git diff 69cb3be 2578132 -- console strategies inventory sandbox` is empty).
-THOUSAND = "69cb3be = 2578132 (seeds 36-40)"
+# fixes of the soak itself (`git diff 69cb3be c46386f -- console strategies inventory sandbox` is empty).
+THOUSAND = "69cb3be = c46386f (seeds 36-40)"
 THOUSAND_SOAKS = {label: [f"2026-12-07-{commit}-soak/net{n}/runs.jsonl" for n in range(5, 10)]
                   for label, commit in (("73edc22 (seeds 26-30)", "73edc22"), ("c315ade (seeds 31-35)", "c315ade"),
                                         (THOUSAND, "69cb3be"))}
