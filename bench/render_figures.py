@@ -343,8 +343,17 @@ ONE_COMMIT_SOAKS = {
 # after its first two violations (seed 26 run 55, seed 30 run 58: product faults, fixed in c315ade and 69cb3be),
 # c315ade after 45 runs for the second fix, then 69cb3be, whose fleets went on at 7580605 and 2578132 after two
 # fixes of the soak itself (`git diff 69cb3be c46386f -- console strategies inventory sandbox` is empty).
-THOUSAND = "69cb3be = c46386f (seeds 36-40)"
-THOUSAND_SOAKS = {label: [f"2026-12-07-{commit}-soak/net{n}/runs.jsonl" for n in range(5, 10)]
+THOUSAND = "69cb3be = c46386f (seeds 36-43)"
+
+
+def soak_dirs(folder: str) -> list[str]:
+    """The runs.jsonl of each fleet's directory in one soak's folder (net5..., and net7-seed41...: a
+    fleet whose seed was done took a new one)."""
+    return sorted({str(p.with_name("runs.jsonl").relative_to(RESULTS))
+                   for p in (RESULTS / folder).glob("net*/runs.jsonl*")}, key=lambda r: (len(r), r))
+
+
+THOUSAND_SOAKS = {label: soak_dirs(f"2026-12-07-{commit}-soak")
                   for label, commit in (("73edc22 (seeds 26-30)", "73edc22"), ("c315ade (seeds 31-35)", "c315ade"),
                                         (THOUSAND, "69cb3be"))}
 
