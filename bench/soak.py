@@ -512,12 +512,12 @@ def clean(fleet) -> None:
                                          f"2>/dev/null; {UNFILL}"])
         net_exec(name, ["nft", "delete table inet soak"], state_dir=fleet.state_dir)
     # a soak that ended mid-run may have left the site file broken (its backup beside it) and nginx
-    # stopped: seed 39's runs 98-127 ran against an LB whose nginx had failed at a boot that way
+    # stopped: seed 39's runs 98-127 ran against an LB whose nginx had failed at a boot that way.
+    # reset_lb's reload then fails (set-up fails) unless nginx runs again by then
     fleet.exec_in(fleet.lb_name, ["sh", "-c", f"kill -CONT $(cat /run/nginx.pid) 2>/dev/null; "
                                               f"[ -f /root/site.bak ] && mv /root/site.bak {SITE}; "
                                               f"nginx -t -q 2>/dev/null && {NGINX_UP}; true"])
     fleet.reset_lb()
-    fleet.exec_in(fleet.lb_name, ["sh", "-c", NGINX_UP], check=True)
     fleet.reset_agents()
 
 
