@@ -58,7 +58,7 @@ class Traffic(Protocol):
         """Put the original managed file back, byte for byte."""
 
     def routes(self, inst: Instance) -> bool:
-        """Does nginx (as this session last set it) send traffic to `inst`?"""
+        """Does nginx send traffic to `inst` (as the run found it, then as its last change set it)?"""
 
 
 class Instances(Protocol):

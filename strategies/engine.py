@@ -74,7 +74,7 @@ class Engine:
         self.version = version
         self.bus = bus or EventBus()
         self.resume = resume
-        self._made_safe = False
+        self._reconciled = False
         self.origin = Origin(lb_files={}, live_pools={}, old_versions={})  # where the run starts (preflight)
         self.instances: list[Instance] = resolve_instances(plan, inventory)
         self.lbs = load_balancers(plan, inventory)
@@ -83,7 +83,7 @@ class Engine:
         self.status = RunStatus()  # what the services reported, folded (strategies/status.py)
         self.control = RunControl(driver.clock, self.emit, interactive=interactive, auto_promote=auto_promote)
         self.ops = InstanceOps(plan, driver, self.instances, version, self.emit)
-        self.traffic = TrafficControl(plan, driver, self.ops, self.control, self.emit, self.untouched)
+        self.traffic = TrafficControl(plan, driver, self.ops, self.status, self.control, self.emit, self.untouched)
         self.gates = Gatekeeper(plan, driver, self.ops, self.traffic, self.control, self.emit)
         self.context = StrategyContext(plan=plan, emit=self.emit, control=self.control, traffic=self.traffic,
                                        instances=self.ops, analysis=self.gates)
@@ -356,9 +356,9 @@ class Engine:
         """Run the strategy, turning gate failures and operator commands into
         the plan's on_failure policy, rollback or abort."""
         try:
-            if self.resume is not None and not self._made_safe:
-                self._made_safe = True
-                await self.make_safe()
+            if not self._reconciled:
+                self._reconciled = True
+                await self.reconcile()
             message = await strategy.run(self.context)
             if self.control.requested is not None:
                 return await self._stop_at_end(strategy, message)
@@ -436,23 +436,27 @@ class Engine:
         members = {str(b) for bs in pools.values() for b in bs}
         return [i.key for i in self.instances if str(backend(i)) in members]
 
-    # -- resume ------------------------------------------------------------------
-    async def make_safe(self) -> None:
-        """After a crash: send traffic only to instances healthy on one
-        version, then put unhealthy instances back on the old version, as
-        strategies/safe_state.py decides. The strategy then runs as usual;
-        instances already healthy on the target version are not redeployed."""
+    # -- the first step of every run ---------------------------------------------
+    async def reconcile(self) -> None:
+        """Bring the fleet to a safe state before the strategy goes on: traffic
+        only to instances healthy on one version, unhealthy ones put back on
+        the old version, as strategies/safe_state.py decides. A fresh run
+        finds it so already (preflight refused it otherwise) and changes
+        nothing; a resume finds what the dead session left. The strategy then
+        runs as usual; instances already healthy on the target version are
+        not redeployed."""
         ops = self.ops
         safe = safe_state(ops.versions, ops.old_versions, ops.version,
                           self.origin.original_pools(self.plan.nginx.upstream), self.origin.live_pools,
                           {i.key: str(backend(i)) for i in self.instances})
+        if safe.default_pool is None:
+            raise PreflightError("no healthy instance on the old or the new version is left to take traffic")
         if safe.serving.warns:
             self.emit(Notice(level="warning", message=f"resume: no instance answers on the old version; "
                              f"traffic stays on those healthy on {ops.version}"))
-        if safe.default_pool is None:
-            raise PreflightError("no healthy instance on the old or the new version is left to take traffic")
-        state = lb_state(self.plan, {}, safe.default_pool, generation=self.traffic.next_generation())
-        await self.traffic.apply(replace(state, pools=safe.pools, default_pool=safe.default_pool))
+        if safe.reroute:
+            state = lb_state(self.plan, {}, safe.default_pool, generation=self.traffic.next_generation())
+            await self.traffic.apply(replace(state, pools=safe.pools, default_pool=safe.default_pool))
         if safe.sick:
             self.emit(Notice(level="warning", message="resume: unhealthy after the crash, or caught mid-change by "
                              "it, reinstalling the old version: " + ", ".join(safe.sick)))

@@ -1,10 +1,13 @@
-"""Where a resumed run sends traffic before it goes on: the decision.
+"""Where a run sends traffic before its strategy goes on: the decision.
 
-After a crash the fleet is in whatever state the dead session left it. A
-resume first makes it safe: traffic only to instances healthy on one
-version, and the instances that are not healthy (or were caught mid-change)
-put back on their old version. `safe_state` decides which, from typed
-facts and nothing else; the engine (Engine.make_safe) applies it.
+Every run starts by reconciling the fleet towards a safe state: traffic
+only to instances healthy on one version, and the instances that are not
+healthy (or were caught mid-change) put back on their old version.
+`safe_state` decides which, from typed facts and nothing else; the engine
+(Engine.reconcile) applies it. A fresh run finds the fleet safe already
+(preflight refused it otherwise), so the decision changes nothing there;
+after a crash the fleet is in whatever state the dead session left it, and
+a resume is the same run from that status, not a path of its own.
 
 The order of preference, each a fix a soak run taught:
 1. healthy on the old version, among the pools nginx routed to before the
@@ -23,6 +26,8 @@ The order of preference, each a fix a soak run taught:
 An instance whose version is unknown is sick: unhealthy after the crash,
 or caught mid-change by it (soak seed 9 run 214: a slow start the killed
 run began, which no session saw end; strategies/origin.py start_point).
+It is put back on its old version when that is known; one that was not
+running before the run (blue-green's idle colour) has nothing to go back to.
 """
 from __future__ import annotations
 
@@ -54,7 +59,9 @@ class SafeState:
     serving: Serving
     pools: dict[str, tuple[Backend, ...]]  # the pools to apply ({} when serving is NOTHING)
     default_pool: str | None  # the first pool left with a server (None when serving is NOTHING)
-    sick: tuple[str, ...]  # instance keys of unknown version, in instance order: reverted to the old version
+    # instance keys of unknown version whose old version is known, in instance order: reverted to it
+    sick: tuple[str, ...]
+    reroute: bool  # nginx routes the run's instances otherwise than `pools`: the change must be applied
 
 
 def _keep(versions: Mapping[str, str | None], backends: Mapping[str, str], want: Mapping[str, str | None],
@@ -66,6 +73,14 @@ def _keep(versions: Mapping[str, str | None], backends: Mapping[str, str], want:
     return pools, next((p for p in among if pools[p]), None)
 
 
+def _routing(pools: Pools, backends: Mapping[str, str]) -> list[tuple[str, frozenset[str]]]:
+    """Which of the run's instances each pool routes to, the pools with none
+    left out, in the pools' order (the first is where traffic goes by default)."""
+    ours = set(backends.values())
+    members = ((p, frozenset(str(b) for b in bs if str(b) in ours)) for p, bs in pools.items())
+    return [(p, m) for p, m in members if m]
+
+
 def safe_state(versions: Mapping[str, str | None], old_versions: Mapping[str, str | None], target: str,
                original: Pools, live: Pools, backends: Mapping[str, str]) -> SafeState:
     """Decide the safe state. `versions`: what each instance runs now (None:
@@ -73,12 +88,12 @@ def safe_state(versions: Mapping[str, str | None], old_versions: Mapping[str, st
     run; `target`: the release being shipped; `original`: the pools before
     the run; `live`: the pools nginx routed to at preflight; `backends`:
     each instance's key to its address:port, in instance order."""
-    sick = tuple(k for k in backends if versions.get(k) is None)
+    sick = tuple(k for k in backends if versions.get(k) is None and old_versions.get(k))
     new = {k: target for k in backends}
     for serving, want, among in ((Serving.OLD_VERSION, old_versions, original),
                                  (Serving.NEW_VERSION, new, original),
                                  (Serving.NEW_VERSION_LIVE, new, live)):
         pools, default = _keep(versions, backends, want, among)
         if default is not None:
-            return SafeState(serving, pools, default, sick)
-    return SafeState(Serving.NOTHING, {}, None, sick)
+            return SafeState(serving, pools, default, sick, _routing(pools, backends) != _routing(live, backends))
+    return SafeState(Serving.NOTHING, {}, None, sick, bool(_routing(live, backends)))

@@ -73,6 +73,13 @@ class RoutedInstances(Protocol):
     def verified_within(self, inst: Instance, seconds: float) -> bool: ...
 
 
+class Routing(Protocol):
+    """What nginx routes to, as the run's status folds it (strategies/status.py
+    RunStatus): as the run found it, then as each verified change set it."""
+
+    def routed(self) -> list[str]: ...
+
+
 class Alarm(Protocol):
     """Where the clients' watcher raises a critical error rate (strategies/control.py RunControl)."""
 
@@ -83,16 +90,16 @@ class Alarm(Protocol):
 
 
 class TrafficControl:
-    def __init__(self, plan: Plan, driver: LoadBalancerDriver, instances: RoutedInstances, control: Alarm,
-                 emit: Emit, untouched: Sequence[Instance] = ()):
+    def __init__(self, plan: Plan, driver: LoadBalancerDriver, instances: RoutedInstances, routing: Routing,
+                 control: Alarm, emit: Emit, untouched: Sequence[Instance] = ()):
         self.plan = plan
         # the upstream's instances a --limit left out: in every change, as they serve, never touched
         self.untouched = tuple(backend(i) for i in untouched)
         self.driver = driver
         self.instances = instances
+        self.routing = routing
         self.control = control
         self.emit = emit
-        self.lb: LbState | None = None  # what this session last applied
         self._snapshot: dict[str, str] = {}  # every LB's managed file before the run (start_from)
         self.clients = ClientTally()
         self._window_open = False  # an analysis window reads traffic itself (open_window)
@@ -128,7 +135,6 @@ class TrafficControl:
         await self.start_accounting()
         started = self.driver.clock.now()
         steps = await self.driver.lb_apply(state)
-        self.lb = state
         self.emit(TrafficChanged(generation=state.generation,
                                  pools={p: [str(b) for b in bs] for p, bs in state.pools.items()},
                                  weights=dict(state.weights), duration=round(self.driver.clock.now() - started, 4),
@@ -153,7 +159,6 @@ class TrafficControl:
         await self.start_accounting()
         started = self.driver.clock.now()
         steps = await self.driver.lb_restore(self._snapshot)
-        self.lb = original
         self.emit(TrafficChanged(generation=parse_generation(first) or "restored",
                                  pools={p: [str(b) for b in bs] for p, bs in pools.items()}, weights={},
                                  duration=round(self.driver.clock.now() - started, 4), serving=original.default_pool,
@@ -188,15 +193,13 @@ class TrafficControl:
         return replace(state, pools=pools)
 
     def routes(self, inst: Instance) -> bool:
-        """Does the LB state this session last applied send traffic to `inst`?"""
-        return self.lb is not None and any(str(b) == str(backend(inst)) for bs in self.lb.pools.values() for b in bs)
+        """Does nginx send traffic to `inst` (as the run found it, then as its last change set it)?"""
+        return inst.key in self.routing.routed()
 
     def routed(self) -> list[Instance]:
-        """The instances the LB state this session last applied routes to."""
-        if self.lb is None:
-            return []
-        addrs = {str(b) for bs in self.lb.pools.values() for b in bs}
-        return [i for i in self.instances.all if str(backend(i)) in addrs]
+        """The instances nginx routes to (as the run found it, then as its last change set it)."""
+        keys = set(self.routing.routed())
+        return [i for i in self.instances.all if i.key in keys]
 
     def report_down(self, traffic: Mapping[str, PoolStats], probes: Mapping[str, bool],
                     should_serve: Sequence[Instance], where: str) -> list[Down]:

@@ -22,6 +22,7 @@ from strategies.events import (
     GateEvaluated,
     HealthChecked,
     InstanceChanged,
+    Notice,
     OperatorCommand,
     PhaseChanged,
     RoutingVerified,
@@ -935,8 +936,6 @@ async def test_the_rolling_demo_runs_clean(tmp_path):
     demo warned "extended (up to 900s): needs about 224 requests"."""
     from pathlib import Path
 
-    from strategies.events import Notice
-
     root = Path(__file__).resolve().parents[1]
     inputs = load_inputs(str(root / "examples" / "rolling.yaml"), None, None)
     session = Session(inputs, argv=["test"], record=str(tmp_path / "j.jsonl"), time_scale=SCALE)
@@ -1035,3 +1034,47 @@ async def test_a_drained_colour_is_stopped_only_once_nginx_forwards_nothing_more
                and e.detail == "retired"]
     assert len(stopped) == 4  # green was stopped, under no request
     assert session.engine.clients.failed == 0
+
+
+def before_first_step(events):
+    """What a run did before its strategy's first step (its reconcile)."""
+    first = next(n for n, e in enumerate(events) if isinstance(e, StepStarted))
+    return events[:first]
+
+
+@pytest.mark.parametrize("strategy", ["rolling", "canary", "blue_green"])
+async def test_every_run_reconciles_first_and_a_fresh_fleet_needs_no_change(tmp_path, strategy):
+    """Reconciling towards the safe state is every run's first step, not a
+    path of resume's: a fresh fleet is safe already (preflight refused it
+    otherwise), so nginx is not touched and nothing is reinstalled before
+    the strategy's first step, blue-green's stopped idle colour included."""
+    session, events = make_session(tmp_path, strategy, hosts=4, auto_promote=True)
+    result = await asyncio.wait_for(session.run(), 60)
+    assert result.outcome == Outcome.SUCCEEDED, result.message
+    early = before_first_step(events)
+    assert not [e for e in early if isinstance(e, (TrafficChanged, InstanceChanged))], early
+    assert not [e for e in early if isinstance(e, Notice) and e.level == "warning"], early
+
+
+async def test_a_resume_that_finds_the_fleet_safe_goes_on_like_a_fresh_run(tmp_path):
+    """A console killed as its first batch began, before nginx was touched:
+    its resume reconciles exactly as a fresh run does (nothing to change,
+    nothing to reinstall) and the strategy goes on from there."""
+    session, events = make_session(tmp_path, "rolling", hosts=4, rolling={"batch": 2})
+    run = asyncio.ensure_future(session.run())
+
+    def kill(event):  # SIGKILL: no safe point, no journal close
+        if isinstance(event, StepStarted) and not run.done():
+            run.cancel()
+
+    session.bus.subscribe(kill)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(run, 60)
+    assert not [e for e in events if isinstance(e, TrafficChanged)]
+    resumed = resume_on_the_same_fleet(session, None, tmp_path)
+    resumed_events: list = []
+    resumed.bus.subscribe(resumed_events.append)
+    result = await asyncio.wait_for(resumed.run(), 60)
+    assert result.outcome == Outcome.SUCCEEDED and set(result.versions.values()) == {"2.0.0"}, result.message
+    early = before_first_step(resumed_events)
+    assert not [e for e in early if isinstance(e, (TrafficChanged, InstanceChanged))], early

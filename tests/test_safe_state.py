@@ -1,4 +1,4 @@
-"""Where a resume sends traffic before it goes on (strategies/safe_state.py),
+"""Where a run sends traffic before its strategy goes on (strategies/safe_state.py),
 and where a run starts from (strategies/origin.py): pure decisions, tested
 as tables without I/O. The soak runs that taught each branch are named;
 the engine tests that resume a simulated fleet (test_engine_sim.py) show
@@ -34,46 +34,69 @@ CASES = {
     "old version, one sick": dict(
         versions={"agent-01": OLD, "agent-02": None, "agent-03": OLD}, old={k: OLD for k in ROLLING}, backends=ROLLING,
         original={"stable": (b(1), b(2), b(3))}, live={"stable": (b(1), b(3))},
-        want=SafeState(Serving.OLD_VERSION, {"stable": (b(1), b(3))}, "stable", ("agent-02",))),
+        want=SafeState(Serving.OLD_VERSION, {"stable": (b(1), b(3))}, "stable", ("agent-02",), reroute=False)),
     # ...an instance already on the new version is not sent traffic beside the old ones (one version)
     "old version, mid-batch": dict(
         versions={"agent-01": NEW, "agent-02": OLD, "agent-03": OLD}, old={k: OLD for k in ROLLING}, backends=ROLLING,
         original={"stable": (b(1), b(2), b(3))}, live={"stable": (b(2), b(3))},
-        want=SafeState(Serving.OLD_VERSION, {"stable": (b(2), b(3))}, "stable", ())),
+        want=SafeState(Serving.OLD_VERSION, {"stable": (b(2), b(3))}, "stable", (), reroute=False)),
     # ...the default pool is the first one left with a server (the canary's pool emptied)
     "old version, first pool emptied": dict(
         versions={"agent-01": NEW, "agent-02": OLD, "agent-03": OLD}, old={k: OLD for k in ROLLING}, backends=ROLLING,
         original={"canary": (b(1),), "stable": (b(2), b(3))}, live={},
-        want=SafeState(Serving.OLD_VERSION, {"canary": (), "stable": (b(2), b(3))}, "stable", ())),
+        want=SafeState(Serving.OLD_VERSION, {"canary": (), "stable": (b(2), b(3))}, "stable", (), reroute=True)),
     # ...each instance against its own old version (a fleet that ran two releases before)
     "old version, per instance": dict(
         versions={"agent-01": "0.9.0", "agent-02": OLD, "agent-03": "0.9.0"},
         old={"agent-01": "0.9.0", "agent-02": "0.9.0", "agent-03": OLD}, backends=ROLLING,
         original={"stable": (b(1), b(2), b(3))}, live={},
-        want=SafeState(Serving.OLD_VERSION, {"stable": (b(1),)}, "stable", ())),
+        want=SafeState(Serving.OLD_VERSION, {"stable": (b(1),)}, "stable", (), reroute=True)),
     # 2. soak seed 3 run 63: SIGTERM in a canary's last step, every instance on the new version
     "seed 3 run 63": dict(
         versions={k: NEW for k in ROLLING}, old={k: OLD for k in ROLLING}, backends=ROLLING,
         original={"stable": (b(1), b(2), b(3)), "canary": ()}, live={"stable": (b(1), b(2), b(3))},
-        want=SafeState(Serving.NEW_VERSION, {"stable": (b(1), b(2), b(3)), "canary": ()}, "stable", ())),
+        want=SafeState(Serving.NEW_VERSION, {"stable": (b(1), b(2), b(3)), "canary": ()}, "stable", (),
+                       reroute=False)),
     # 3. soak seed 6 run 59: SIGTERM as blue-green retired blue; green, live and healthy, is outside the
     # original pools (blue), and blue, stopped, is sick
     "seed 6 run 59": dict(
         versions={**{k: None for k in BLUE}, **{k: NEW for k in GREEN}}, old={k: OLD for k in BG}, backends=BG,
         original={"blue": (b(1), b(2))}, live={"green": (b(1, 8081), b(2, 8081))},
         want=SafeState(Serving.NEW_VERSION_LIVE, {"green": (b(1, 8081), b(2, 8081))}, "green",
-                       ("agent-01/blue", "agent-02/blue"))),
+                       ("agent-01/blue", "agent-02/blue"), reroute=False)),
     # soak seed 9 run 214: a green start the killed run began is unknown (start_point), blue still serves
     "seed 9 run 214": dict(
         versions={**{k: OLD for k in BLUE}, "agent-01/green": None, "agent-02/green": OLD},
         old={k: OLD for k in BG}, backends=BG,
         original={"blue": (b(1), b(2))}, live={"blue": (b(1), b(2))},
-        want=SafeState(Serving.OLD_VERSION, {"blue": (b(1), b(2))}, "blue", ("agent-01/green",))),
+        want=SafeState(Serving.OLD_VERSION, {"blue": (b(1), b(2))}, "blue", ("agent-01/green",), reroute=False)),
+    # a fresh run finds the fleet safe (preflight refused it otherwise): nothing to change. Blue-green's idle
+    # colour, stopped before the run, is of unknown version with nothing to go back to: not reverted
+    "fresh blue-green": dict(
+        versions={**{k: OLD for k in BLUE}, **{k: None for k in GREEN}},
+        old={**{k: OLD for k in BLUE}, **{k: None for k in GREEN}}, backends=BG,
+        original={"blue": (b(1), b(2))}, live={"blue": (b(1), b(2))},
+        want=SafeState(Serving.OLD_VERSION, {"blue": (b(1), b(2))}, "blue", (), reroute=False)),
+    # ...and servers outside the run (the instances a --limit left out) are not the run's to reconcile
+    "fresh rolling under --limit": dict(
+        versions={k: OLD for k in ROLLING}, old={k: OLD for k in ROLLING}, backends=ROLLING,
+        original={"stable": (b(1), b(2), b(3), b(9))}, live={"stable": (b(1), b(2), b(3), b(9))},
+        want=SafeState(Serving.OLD_VERSION, {"stable": (b(1), b(2), b(3))}, "stable", (), reroute=False)),
+    # a crash between batches left the new version serving beside the old: rerouted to one version
+    "crash between batches": dict(
+        versions={"agent-01": NEW, "agent-02": OLD, "agent-03": OLD}, old={k: OLD for k in ROLLING},
+        backends=ROLLING, original={"stable": (b(1), b(2), b(3))}, live={"stable": (b(1), b(2), b(3))},
+        want=SafeState(Serving.OLD_VERSION, {"stable": (b(2), b(3))}, "stable", (), reroute=True)),
+    # the same instances in nginx, but in other pools than the safe state's (a canary's split): rerouted
+    "same instances, other pools": dict(
+        versions={k: OLD for k in ROLLING}, old={k: OLD for k in ROLLING}, backends=ROLLING,
+        original={"stable": (b(1), b(2), b(3))}, live={"stable": (b(2), b(3)), "canary": (b(1),)},
+        want=SafeState(Serving.OLD_VERSION, {"stable": (b(1), b(2), b(3))}, "stable", (), reroute=True)),
     # 4. nothing healthy on either version: refused
     "nothing left": dict(
         versions={"agent-01": None, "agent-02": "1.5.0", "agent-03": None}, old={k: OLD for k in ROLLING},
         backends=ROLLING, original={"stable": (b(1), b(2), b(3))}, live={"stable": (b(1), b(2), b(3))},
-        want=SafeState(Serving.NOTHING, {}, None, ("agent-01", "agent-03"))),
+        want=SafeState(Serving.NOTHING, {}, None, ("agent-01", "agent-03"), reroute=True)),
 }
 
 
