@@ -1074,7 +1074,16 @@ async def test_a_resume_that_finds_the_fleet_safe_goes_on_like_a_fresh_run(tmp_p
     resumed = resume_on_the_same_fleet(session, None, tmp_path)
     resumed_events: list = []
     resumed.bus.subscribe(resumed_events.append)
+    routed_at_first_step: list[bool] = []
+
+    def routing(event):  # what the strategy reads of nginx before any change: as the run found it
+        if isinstance(event, StepStarted) and not routed_at_first_step:
+            routed_at_first_step.extend(resumed.engine.traffic.routes(i) for i in resumed.engine.instances)
+
+    resumed.bus.subscribe(routing)
     result = await asyncio.wait_for(resumed.run(), 60)
     assert result.outcome == Outcome.SUCCEEDED and set(result.versions.values()) == {"2.0.0"}, result.message
     early = before_first_step(resumed_events)
     assert not [e for e in early if isinstance(e, (TrafficChanged, InstanceChanged))], early
+    assert routed_at_first_step == [True] * 4
+
