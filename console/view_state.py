@@ -33,6 +33,7 @@ from strategies.events import (
     TrafficChanged,
 )
 from strategies.status import RunStatus
+from strategies.topology import Pool
 
 from .headless import describe
 from .status_record import RunState
@@ -47,7 +48,7 @@ TIER_ORDER = {"critical": 0, "important": 1, "warning": 2}
 ACTIVE_PHASES = {Phase.PREFLIGHT, Phase.RUNNING, Phase.PAUSED, Phase.ANALYSING, Phase.ROLLING_BACK}
 # Phases in which the engine has not yet reached a safe point for a pending command.
 WORKING_PHASES = {Phase.RUNNING, Phase.ANALYSING, Phase.PREFLIGHT}
-NEW_POOLS = {"canary"}
+NEW_POOLS = {Pool.CANARY}
 COMMANDS = tuple(c.value for c in Command)
 
 

@@ -6,6 +6,7 @@ traffic decision is testable without a fleet.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import replace
 from typing import Iterable, Mapping, Sequence
 
@@ -15,6 +16,16 @@ from inventory.nginx_config import Backend, LbState
 from .plan import Plan
 
 COLOURS = tuple(Colour)
+
+
+class Pool(enum.StrEnum):
+    """The nginx pools rolling and canary route through (blue-green's are
+    named by their `Colour`; a --limit's left-out instances by UNTOUCHED)."""
+
+    STABLE = "stable"  # the old version (rolling: every instance not drained)
+    CANARY = "canary"  # the release, at the canary's weight
+    BASELINE = "baseline"  # the matched baseline: old version, restarted with the canary, at the canary's weight
+    UNTOUCHED = "untouched"  # the instances a --limit left out, in their own pool while traffic is split
 
 
 class TopologyError(ValueError):
@@ -121,7 +132,7 @@ def serving(instances: Sequence[Instance], excluded: Iterable[str]) -> list[Inst
 def rolling_state(plan: Plan, instances: Sequence[Instance], excluded: Iterable[str],
                   generation: str) -> LbState:
     """Rolling: one pool of every instance not drained."""
-    return lb_state(plan, {"stable": serving(instances, excluded)}, "stable", generation=generation)
+    return lb_state(plan, {Pool.STABLE: serving(instances, excluded)}, Pool.STABLE, generation=generation)
 
 
 def canary_state(plan: Plan, stable: Sequence[Instance], canary: Sequence[Instance],
@@ -138,18 +149,18 @@ def canary_state(plan: Plan, stable: Sequence[Instance], canary: Sequence[Instan
     canary's; it exists only while both shares fit beside stable's, and
     otherwise serves in stable."""
     if baseline and canary and 0 < weight and 2 * weight < 100 and stable:
-        return lb_state(plan, {"stable": stable, "canary": canary, "baseline": baseline}, "stable",
-                        {"canary": weight, "baseline": weight, "stable": 100 - 2 * weight}, generation,
-                        {"canary": "stable", "baseline": "stable"})
+        return lb_state(plan, {Pool.STABLE: stable, Pool.CANARY: canary, Pool.BASELINE: baseline}, Pool.STABLE,
+                        {Pool.CANARY: weight, Pool.BASELINE: weight, Pool.STABLE: 100 - 2 * weight}, generation,
+                        {Pool.CANARY: Pool.STABLE, Pool.BASELINE: Pool.STABLE})
     stable = [*stable, *baseline]  # no room for a matched share: the baseline serves as stable
     if not canary or weight <= 0:
-        return lb_state(plan, {"stable": stable}, "stable", generation=generation)
-    backup = {"canary": "stable"} if stable else {}
+        return lb_state(plan, {Pool.STABLE: stable}, Pool.STABLE, generation=generation)
+    backup: dict[str, str] = {Pool.CANARY: Pool.STABLE} if stable else {}
     if not stable or weight >= 100:
-        pools = {"canary": canary, **({"stable": stable} if stable else {})}
-        return lb_state(plan, pools, "canary", generation=generation, fallback=backup)
-    return lb_state(plan, {"stable": stable, "canary": canary}, "stable",
-                    {"canary": weight, "stable": 100 - weight}, generation, backup)
+        pools: dict[str, Sequence[Instance]] = {Pool.CANARY: canary, **({Pool.STABLE: stable} if stable else {})}
+        return lb_state(plan, pools, Pool.CANARY, generation=generation, fallback=backup)
+    return lb_state(plan, {Pool.STABLE: stable, Pool.CANARY: canary}, Pool.STABLE,
+                    {Pool.CANARY: weight, Pool.STABLE: 100 - weight}, generation, backup)
 
 
 def bluegreen_state(plan: Plan, members: Mapping[Colour, Sequence[Instance]], active: Colour,
@@ -158,9 +169,6 @@ def bluegreen_state(plan: Plan, members: Mapping[Colour, Sequence[Instance]], ac
     defined while it runs, so testers can reach it with the forcing header."""
     pools = {str(c): m for c, m in members.items() if m}  # pools are named by their colour
     return lb_state(plan, pools, active, generation=generation)
-
-
-UNTOUCHED = "untouched"  # the pool of the instances a --limit left out, while traffic is split
 
 
 def with_untouched(state: LbState, untouched: Sequence[Backend], managed: int) -> LbState:
@@ -177,12 +185,12 @@ def with_untouched(state: LbState, untouched: Sequence[Backend], managed: int) -
     extra = tuple(b for b in untouched if str(b) not in present)
     if not extra:
         return state
-    if not state.weights and state.default_pool == "stable":
-        return state.with_pools(stable=(*state.pools.get("stable", ()), *extra))
+    if not state.weights and state.default_pool == Pool.STABLE:
+        return state.with_pools(**{Pool.STABLE: (*state.pools.get(Pool.STABLE, ()), *extra)})
     share = 100.0 * len(untouched) / (len(untouched) + managed)
     rest = dict(state.weights) or {state.default_pool: 100.0}
-    weights = {**{p: w * (100.0 - share) / 100.0 for p, w in rest.items()}, UNTOUCHED: share}
-    return replace(state.with_pools(**{UNTOUCHED: extra}), weights=weights)
+    weights = {**{p: w * (100.0 - share) / 100.0 for p, w in rest.items()}, Pool.UNTOUCHED: share}
+    return replace(state.with_pools(**{Pool.UNTOUCHED: extra}), weights=weights)
 
 
 def limit_refusal(plan: Plan, untouched: Sequence[Instance]) -> str | None:

@@ -24,7 +24,7 @@ from .down import Down, DownWatch, answering, find_down, per_backend
 from .events import AlertRaised, ClientTraffic, Emit, Notice, RoutingVerified, TrafficChanged
 from .origin import Origin
 from .plan import Plan
-from .topology import backend, lb_state, with_untouched
+from .topology import Pool, backend, lb_state, with_untouched
 
 
 @dataclass
@@ -150,7 +150,7 @@ class TrafficControl:
         pools without the instances that failed verification."""
         first = next(iter(self._snapshot.values()))
         pools = self.original()
-        original = replace(lb_state(self.plan, {}, next(iter(pools), "stable"), generation=self.next_generation()),
+        original = replace(lb_state(self.plan, {}, next(iter(pools), Pool.STABLE), generation=self.next_generation()),
                            pools=pools)
         checked = await self.verified(original)
         if checked.pools != original.pools:

@@ -22,8 +22,10 @@ import io
 import math
 from typing import TYPE_CHECKING, Any
 
+from inventory.model import Colour
 from strategies.events import GateEvaluated
 from strategies.metrics import format_value
+from strategies.topology import Pool
 
 from ..judged import SERIES, threshold
 from .extract import Report
@@ -36,7 +38,7 @@ RELEASE, BASELINE, LIMIT = "#c0392b", "#2471a3", "#7d3c98"
 VERDICT_STYLE = {"pass": ("o", "#1e8449"), "fail": ("X", "#c0392b"), "inconclusive": ("s", "#d68910")}
 PALETTE = ("#2471a3", "#c0392b", "#1e8449", "#d68910", "#7d3c98", "#17a589", "#a04000", "#566573")
 # the canary is the release, as in the judged plots; blue-green's colours are their names
-POOL_COLOURS = {"canary": RELEASE, "stable": BASELINE, "blue": "#2471a3", "green": "#1e8449"}
+POOL_COLOURS: dict[str, str] = {Pool.CANARY: RELEASE, Pool.STABLE: BASELINE, Colour.BLUE: "#2471a3", Colour.GREEN: "#1e8449"}
 NOT_INSTALLED = "#d5d8dc"  # an idle blue-green colour before its first deploy
 MAX_LANES = 60  # instances drawn one lane each; a bigger fleet shows its first 60 and says so
 

@@ -15,6 +15,9 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from inventory.model import Colour
+from strategies.topology import Pool
+
 from ..view_state import FleetView, InstanceRow
 
 COLUMNS = [("HOST", 16), ("GROUP", 7), ("VERSION", 10), ("STATE", 11), ("STEP", 4), ("HEALTH", 9),
@@ -25,7 +28,8 @@ STATE_STYLE = {
     "live": Style(color="green"), "failed": Style(color="red", bold=True, reverse=True),
     "rolled back": Style(color="magenta", bold=True),
 }
-GROUP_STYLE = {"blue": Style(color="blue"), "green": Style(color="green"), "canary": Style(color="yellow", bold=True)}
+GROUP_STYLE: dict[str, Style] = {Colour.BLUE: Style(color="blue"), Colour.GREEN: Style(color="green"),
+                                 Pool.CANARY: Style(color="yellow", bold=True)}
 HEADER_STYLE = Style(bold=True, underline=True)
 # padding and gaps get a style of their own, never None: with NO_COLOR set, textual's
 # Monochrome filter reads every segment's style and crashed on a None (seen in tmux)

@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from strategies.metrics import format_value
+from strategies.topology import Pool
 
 from ..status_record import ResultRecord
 from ..view_state import FleetView
@@ -83,8 +84,8 @@ class TrafficGauge(Panel):
             return
         new = view.new_share()
         stable = 100.0 - new
-        new_name = "canary" if view.strategy == "canary" else (view.new_group or "new")
-        old_name = "stable" if view.strategy != "blue_green" else next(
+        new_name = Pool.CANARY if view.strategy == "canary" else (view.new_group or "new")
+        old_name = Pool.STABLE if view.strategy != "blue_green" else next(
             (g for g in split if g != view.new_group), "old")
         if view.strategy == "rolling":
             pools = ", ".join(f"{p} {n}" for p, n in sorted(view.traffic_pools.items()))
