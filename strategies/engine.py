@@ -82,7 +82,7 @@ class Engine:
         self._t0 = driver.clock.now()
         self.status = RunStatus()  # what the services reported, folded (strategies/status.py)
         self.control = RunControl(driver.clock, self.emit, interactive=interactive, auto_promote=auto_promote)
-        self.ops = InstanceOps(plan, driver, self.instances, version, self.emit)
+        self.ops = InstanceOps(plan, driver, self.instances, version, self.emit, self.status)
         self.traffic = TrafficControl(plan, driver, self.ops, self.status, self.control, self.emit, self.untouched)
         self.gates = Gatekeeper(plan, driver, self.ops, self.traffic, self.control, self.emit)
         self.context = StrategyContext(plan=plan, emit=self.emit, control=self.control, traffic=self.traffic,
@@ -239,9 +239,9 @@ class Engine:
         return start_point(self.plan.nginx.upstream, texts, current, self.resume.status if self.resume else None)
 
     def start_from(self, origin: Origin) -> None:
-        """Hand where the run starts to each service that keeps part of it."""
+        """Keep where the run starts, and hand the traffic service the LB files it
+        restores; each instance's version goes to the run's status with RunStarted."""
         self.origin = origin
-        self.ops.start_from(origin)
         self.traffic.start_from(origin)
 
     def settle_colour(self, routed: set[str]) -> None:
@@ -314,6 +314,7 @@ class Engine:
             await self.locked_preflight(strategy)
             self.emit(RunStarted(plan=self.plan.source, strategy=self.plan.strategy,
                                  service=self.plan.service, version=self.version, old_versions=dict(self.origin.old_versions),
+                                 versions=dict(self.origin.versions),
                                  instances=[StartedInstance(key=i.key, host=i.host.name, address=i.host.address, slot=i.slot,
                                                             unit=i.unit, port=i.port) for i in self.instances],
                                  steps=[s.to_dict() for s in strategy.steps(self.plan, self.instances)],
@@ -348,9 +349,9 @@ class Engine:
         decision = decide_outcome(self.status, result)
         self.control.set_phase(final_phase(decision.outcome), decision.message)
         self.emit(RunFinished(outcome=decision.outcome, message=decision.message,
-                              duration=round(self.elapsed(), 3), versions=dict(self.ops.versions),
+                              duration=round(self.elapsed(), 3), versions=dict(self.status.versions),
                               clients=self.clients.as_dict(), reason=decision.reason))
-        return RunResult(decision.outcome, decision.message, dict(self.ops.versions))
+        return RunResult(decision.outcome, decision.message, dict(self.status.versions))
 
     async def _guarded(self, strategy: StrategyRunner) -> StrategyResult:
         """Run the strategy, turning gate failures and operator commands into

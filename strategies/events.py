@@ -179,6 +179,9 @@ class RunStarted(Event):
     # resume, where the dead session left them): what a run that changes nothing leaves serving.
     # Empty in older journals.
     routed: list[str] = field(default_factory=list)
+    # what each instance runs as this session starts (its probe; None: unhealthy, or for a resume
+    # caught mid-change by the crash). Empty in older journals: their old_versions.
+    versions: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # a journal (from_dict) gives the instances as dicts
@@ -220,6 +223,19 @@ class InstanceChanged(Event):
     def __post_init__(self) -> None:
         # a journal (from_dict) gives the phase as its value
         object.__setattr__(self, "phase", InstancePhase(self.phase))
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionLearned(Event):
+    """What the run now knows an instance runs: the release once a deploy's
+    restart returned, None once a deploy or a start failed or the old
+    version was found unhealthy (unknown until it is put back). The run's
+    status folds these, and a strategy reads versions from the status only,
+    so what it decides on is what the journal says."""
+
+    kind: ClassVar[str] = "version"
+    instance: str
+    version: str | None
 
 
 @dataclass(frozen=True, kw_only=True)

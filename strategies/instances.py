@@ -1,21 +1,23 @@
 """Instance operations: probe, drain, update, revert, verify.
 
 What every strategy does to one instance, over the narrow
-`inventory.driver.InstanceDriver`. It also keeps what the run knows of each
-instance: the version it runs now, the one it ran before, and when it last
-passed the health gate's probe (routing trusts only recent passes).
-Strategies see this through the `Instances` protocol (strategies/context.py).
+`inventory.driver.InstanceDriver`. What the run knows of each instance's
+version (now, and before the run) is the run's status (strategies/status.py),
+read through `KnownVersions`: this service changes it only by the events it
+emits (VersionLearned, InstanceChanged), so the journal holds every change.
+It keeps when each instance last passed the health gate's probe (routing
+trusts only recent passes). Strategies see this through the `Instances`
+protocol (strategies/context.py).
 """
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 from inventory.driver import DriverError, HealthSample, InstanceDriver
 from inventory.model import Instance
 
-from .events import Emit, HealthChecked, InstanceChanged, InstancePhase, Notice
-from .origin import Origin
+from .events import Emit, HealthChecked, InstanceChanged, InstancePhase, Notice, VersionLearned
 from .plan import Plan, UnsafeValue, check_template_values, render_commands
 from .topology import backend
 
@@ -25,17 +27,26 @@ from .topology import backend
 DRAIN_POLL = 0.05
 
 
+class KnownVersions(Protocol):
+    """Each instance's version as the run's status folds it (strategies/status.py RunStatus)."""
+
+    @property
+    def versions(self) -> Mapping[str, str | None]: ...
+
+    @property
+    def old_versions(self) -> Mapping[str, str | None]: ...
+
+
 class InstanceOps:
     def __init__(self, plan: Plan, driver: InstanceDriver, instances: list[Instance], version: str,
-                 emit: Emit):
+                 emit: Emit, known: KnownVersions):
         self.plan = plan
         self.driver = driver
         self.all = instances
         self.version = version  # the release this run installs
         self.emit = emit
+        self.known = known
         self.adopt(instances)
-        self.old_versions: dict[str, str | None] = {}  # set once, by start_from
-        self.versions: dict[str, str | None] = {}
         self._verified_at: dict[str, float] = {}  # instance key -> engine time of its last good probe
         self.restarted_at: dict[str, float] = {}  # instance key -> engine time this run restarted it
 
@@ -46,11 +57,19 @@ class InstanceOps:
         self.by_key = {i.key: i for i in instances}
         self.by_backend = {str(backend(i)): i for i in instances}
 
-    def start_from(self, origin: Origin) -> None:
-        """Where the run starts (strategies/origin.py): each instance's
-        version before the run, and the one it runs now."""
-        self.old_versions = dict(origin.old_versions)
-        self.versions = dict(origin.versions)
+    @property
+    def versions(self) -> Mapping[str, str | None]:
+        """What each instance runs now, as far as the run knows (None: unknown or unhealthy)."""
+        return self.known.versions
+
+    @property
+    def old_versions(self) -> Mapping[str, str | None]:
+        """What each instance ran before the run."""
+        return self.known.old_versions
+
+    def learned(self, inst: Instance, version: str | None) -> None:
+        """The run now knows `inst` runs `version` (None: unknown): journalled, folded into the status."""
+        self.emit(VersionLearned(instance=inst.key, version=version))
 
     def mark(self, inst: Instance, phase: InstancePhase, detail: str = "") -> None:
         """Tell the views what this instance is doing now."""
@@ -132,12 +151,12 @@ class InstanceOps:
             self.restarted_at[inst.key] = started  # the judge leaves its warm-up out (analysis.warm)
             await asyncio.wait_for(self.driver.restart(inst), deadline / self.driver.clock.scale)
         except DriverError as exc:
-            self.versions[inst.key] = None
+            self.learned(inst, None)
             return False, exc.message
         except TimeoutError:
-            self.versions[inst.key] = None
+            self.learned(inst, None)
             return False, f"{inst.unit} still starting after the {deadline:g}s deadline"
-        self.versions[inst.key] = version
+        self.learned(inst, version)
         return await self.wait_healthy(inst, version, started + deadline)
 
     async def wait_healthy(self, inst: Instance, version: str, end: float) -> tuple[bool, str]:
@@ -188,7 +207,7 @@ class InstanceOps:
         self.emit(Notice(level="warning", message="old version unhealthy on " + ", ".join(i.key for i in broken)
                          + ": restoring the previous release"))
         for inst in broken:
-            self.versions[inst.key] = None
+            self.learned(inst, None)
         return await self.revert(broken)
 
     async def retire(self, insts: Sequence[Instance]) -> None:

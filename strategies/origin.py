@@ -71,5 +71,5 @@ def start_point(upstream: str, texts: Mapping[str, str], current: Mapping[str, s
         # no session saw its start end within the deadline (soak seed 9 run 214: a slow
         # start the killed run began ended by the resume, which switched to it).
         versions[key] = None
-    return Origin(lb_files=dict(resume.lb_snapshot), live_pools=live, old_versions=resume.old_versions(),
+    return Origin(lb_files=dict(resume.lb_snapshot), live_pools=live, old_versions=dict(resume.old_versions),
                   versions=versions)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Literal, Mapping
 
 from .events import (
     Event,
@@ -40,6 +40,7 @@ from .events import (
     RunStarted,
     StepStarted,
     TrafficChanged,
+    VersionLearned,
 )
 
 MID_CHANGE = {InstancePhase.DEPLOYING, InstancePhase.RESTARTING, InstancePhase.CHECKING, InstancePhase.FAILED}
@@ -110,9 +111,16 @@ class RunStatus:
         if handler is not None:
             handler(self, event)
 
-    def old_versions(self) -> dict[str, str | None]:
-        """What each instance ran before the run (RunStarted.old_versions)."""
-        return {k: s.old_version for k, s in self.instances.items()}
+    @property
+    def versions(self) -> Mapping[str, str | None]:
+        """What each instance runs, as far as the run knows (None: unknown or
+        unhealthy): a live view, read by the services and the strategies."""
+        return _Versions(self, "version")
+
+    @property
+    def old_versions(self) -> Mapping[str, str | None]:
+        """What each instance ran before the run (RunStarted.old_versions): a live view."""
+        return _Versions(self, "old_version")
 
     # -- what the outcome weighs ---------------------------------------------------
     def out_of_nginx(self) -> list[str]:
@@ -148,8 +156,9 @@ class RunStatus:
     # -- the fold ----------------------------------------------------------------------
     def _on_started(self, e: RunStarted) -> None:
         before, routed = set(e.served_before), set(e.routed)
+        running = e.versions or e.old_versions  # an older journal's: as they were before the run
         self.instances = {i.key: InstanceStatus(key=i.key, backend=f"{i.address}:{i.port}",
-                                                version=e.old_versions.get(i.key),
+                                                version=running.get(i.key),
                                                 old_version=e.old_versions.get(i.key),
                                                 served_before=i.key in before, in_nginx=i.key in routed)
                           for i in e.instances}
@@ -168,6 +177,11 @@ class RunStatus:
         inst = self.instances.get(e.instance)
         if inst is not None:
             inst.phase = e.phase
+            inst.version = e.version
+
+    def _on_version(self, e: VersionLearned) -> None:
+        inst = self.instances.get(e.instance)
+        if inst is not None:
             inst.version = e.version
 
     def _on_health(self, e: HealthChecked) -> None:
@@ -206,12 +220,31 @@ _FOLD: dict[type[Event], Callable[[RunStatus, Any], None]] = {
     PhaseChanged: RunStatus._on_phase,
     StepStarted: RunStatus._on_step,
     InstanceChanged: RunStatus._on_instance,
+    VersionLearned: RunStatus._on_version,
     HealthChecked: RunStatus._on_health,
     TrafficChanged: RunStatus._on_traffic,
     RoutingVerified: RunStatus._on_routing,
     GateEvaluated: RunStatus._on_gate,
     RunFinished: RunStatus._on_finished,
 }
+
+
+class _Versions(Mapping[str, str | None]):
+    """One version field of every instance of a status, read where it is
+    kept (no copy): a 10,000-instance batch reads it once an instance."""
+
+    def __init__(self, status: RunStatus, name: Literal["version", "old_version"]) -> None:
+        self._status, self._name = status, name
+
+    def __getitem__(self, key: str) -> str | None:
+        version: str | None = getattr(self._status.instances[key], self._name)
+        return version
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._status.instances)
+
+    def __len__(self) -> int:
+        return len(self._status.instances)
 
 
 def rebuild(events: list[Event]) -> RunStatus:

@@ -290,3 +290,34 @@ def test_a_resume_that_changes_nothing_names_what_the_dead_session_left_out_of_n
     assert run.out_of_nginx() == ["agent-01", "agent-02"]
     decision = decide_outcome(run, StrategyResult(Reason.ROLLBACK_FAILED, cause="nginx -t", detail="nginx -t"))
     assert decision.message == "rollback failed: nginx -t (after: nginx -t); out of nginx: agent-01, agent-02"
+
+
+@pytest.mark.parametrize("strategy", ["rolling", "canary", "blue_green"])
+async def test_what_a_strategy_reads_of_versions_is_what_the_journal_says_at_every_event(tmp_path, strategy):
+    """The versions a strategy decides on (ctx.instances.versions) are the
+    run's status, changed only by journalled events: at every event, they
+    equal the fold of the events so far. A release whose start fails, two
+    instances changed side by side: each failure makes a version unknown
+    while the other's change goes on."""
+    from console.session import Session, load_inputs
+
+    inv = write_inventory(tmp_path / "inv.yaml", hosts=4, releases={"1.0.0": {}, "2.0.0": {"fail_start": True}})
+    plan = write_plan(tmp_path / "plan.yaml", strategy, rolling={"batch": 2})
+    session = Session(load_inputs(str(plan), str(inv), None), argv=["test"], record=str(tmp_path / "j.jsonl"),
+                      time_scale=100.0)
+    events: list = []
+    differ: list = []
+
+    def check(event):
+        events.append(event)
+        folded = {k: s.version for k, s in rebuild(events).instances.items()}
+        if folded and dict(session.engine.ops.versions) != folded:
+            differ.append((event, dict(session.engine.ops.versions), folded))
+
+    session.bus.subscribe(check)
+    result = await session.run()
+    session.finish(result)
+    assert result.outcome == Outcome.ROLLED_BACK, result.message
+    assert differ == []
+    assert {k: s.version for k, s in rebuild(read_journal(tmp_path / "j.jsonl").events).instances.items()} == (
+        result.versions)

@@ -160,8 +160,8 @@ def test_what_a_resume_starts_from_is_read_off_the_folded_status():
     events = [started, InstanceChanged(instance="a", phase=InstancePhase.DEPLOYING, version=OLD),
               PhaseChanged(phase=Phase.ROLLING_BACK, reason="gate failed")]
     status = rebuild(events)
-    assert (status.old_versions(), status.lb_snapshot, status.changing(), status.rollback) == (
+    assert (dict(status.old_versions), status.lb_snapshot, status.changing(), status.rollback) == (
         {"a": OLD, "b": "0.9.0"}, {"lb-01": "file"}, ["a"], "gate failed")
     fresh = rebuild(events[:1])
-    assert (fresh.old_versions(), fresh.lb_snapshot, fresh.changing(), fresh.rollback) == (
+    assert (dict(fresh.old_versions), fresh.lb_snapshot, fresh.changing(), fresh.rollback) == (
         {"a": OLD, "b": "0.9.0"}, {"lb-01": "file"}, [], "")
