@@ -226,16 +226,16 @@ class InstanceChanged(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class VersionLearned(Event):
-    """What the run now knows an instance runs: the release once a deploy's
-    restart returned, None once a deploy or a start failed or the old
-    version was found unhealthy (unknown until it is put back). The run's
-    status folds these, and a strategy reads versions from the status only,
-    so what it decides on is what the journal says."""
+class VersionLost(Event):
+    """The run no longer knows what an instance runs: a deploy or a start
+    failed, or its old version was found unhealthy (until it is put back).
+    A version the run learns comes with the instance's phase
+    (InstanceChanged.version). The run's status folds both, and a strategy
+    reads versions from the status only, so what it decides on is what the
+    journal says."""
 
-    kind: ClassVar[str] = "version"
+    kind: ClassVar[str] = "version_lost"
     instance: str
-    version: str | None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,7 +4,7 @@ What every strategy does to one instance, over the narrow
 `inventory.driver.InstanceDriver`. What the run knows of each instance's
 version (now, and before the run) is the run's status (strategies/status.py),
 read through `KnownVersions`: this service changes it only by the events it
-emits (VersionLearned, InstanceChanged), so the journal holds every change.
+emits (VersionLost, InstanceChanged), so the journal holds every change.
 It keeps when each instance last passed the health gate's probe (routing
 trusts only recent passes). Strategies see this through the `Instances`
 protocol (strategies/context.py).
@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Protocol, Sequence
 from inventory.driver import DriverError, HealthSample, InstanceDriver
 from inventory.model import Instance
 
-from .events import Emit, HealthChecked, InstanceChanged, InstancePhase, Notice, VersionLearned
+from .events import Emit, HealthChecked, InstanceChanged, InstancePhase, Notice, VersionLost
 from .plan import Plan, UnsafeValue, check_template_values, render_commands
 from .topology import backend
 
@@ -67,9 +67,9 @@ class InstanceOps:
         """What each instance ran before the run."""
         return self.known.old_versions
 
-    def learned(self, inst: Instance, version: str | None) -> None:
-        """The run now knows `inst` runs `version` (None: unknown): journalled, folded into the status."""
-        self.emit(VersionLearned(instance=inst.key, version=version))
+    def lost(self, inst: Instance) -> None:
+        """The run no longer knows what `inst` runs: journalled, folded into the status."""
+        self.emit(VersionLost(instance=inst.key))
 
     def mark(self, inst: Instance, phase: InstancePhase, detail: str = "") -> None:
         """Tell the views what this instance is doing now."""
@@ -151,19 +151,19 @@ class InstanceOps:
             self.restarted_at[inst.key] = started  # the judge leaves its warm-up out (analysis.warm)
             await asyncio.wait_for(self.driver.restart(inst), deadline / self.driver.clock.scale)
         except DriverError as exc:
-            self.learned(inst, None)
+            self.lost(inst)
             return False, exc.message
         except TimeoutError:
-            self.learned(inst, None)
+            self.lost(inst)
             return False, f"{inst.unit} still starting after the {deadline:g}s deadline"
-        self.learned(inst, version)
+        # it runs the release now: said by the event that says its health is being checked
+        self.emit(InstanceChanged(instance=inst.key, phase=InstancePhase.CHECKING, version=version))
         return await self.wait_healthy(inst, version, started + deadline)
 
     async def wait_healthy(self, inst: Instance, version: str, end: float) -> tuple[bool, str]:
         """Probe until `passes` checks in a row pass on `version`, or `end`
         (engine clock) comes."""
         health = self.plan.health
-        self.mark(inst, InstancePhase.CHECKING)
         passes = 0
         last = "no check ran"
         while self.driver.clock.now() < end:
@@ -207,7 +207,7 @@ class InstanceOps:
         self.emit(Notice(level="warning", message="old version unhealthy on " + ", ".join(i.key for i in broken)
                          + ": restoring the previous release"))
         for inst in broken:
-            self.learned(inst, None)
+            self.lost(inst)
         return await self.revert(broken)
 
     async def retire(self, insts: Sequence[Instance]) -> None:

@@ -40,7 +40,7 @@ from .events import (
     RunStarted,
     StepStarted,
     TrafficChanged,
-    VersionLearned,
+    VersionLost,
 )
 
 MID_CHANGE = {InstancePhase.DEPLOYING, InstancePhase.RESTARTING, InstancePhase.CHECKING, InstancePhase.FAILED}
@@ -179,10 +179,10 @@ class RunStatus:
             inst.phase = e.phase
             inst.version = e.version
 
-    def _on_version(self, e: VersionLearned) -> None:
+    def _on_version_lost(self, e: VersionLost) -> None:
         inst = self.instances.get(e.instance)
         if inst is not None:
-            inst.version = e.version
+            inst.version = None
 
     def _on_health(self, e: HealthChecked) -> None:
         inst = self.instances.get(e.instance)
@@ -220,7 +220,7 @@ _FOLD: dict[type[Event], Callable[[RunStatus, Any], None]] = {
     PhaseChanged: RunStatus._on_phase,
     StepStarted: RunStatus._on_step,
     InstanceChanged: RunStatus._on_instance,
-    VersionLearned: RunStatus._on_version,
+    VersionLost: RunStatus._on_version_lost,
     HealthChecked: RunStatus._on_health,
     TrafficChanged: RunStatus._on_traffic,
     RoutingVerified: RunStatus._on_routing,
