@@ -1,36 +1,47 @@
 """Before/after table of the replayed cases: {before,after}/<case>/runs.jsonl(.gz) beside this file.
+
 Run from the repository root: python3 bench/results/2026-12-07-5dcaaf7-replays/summary.py"""
-import json, pathlib, sys
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
 sys.path.insert(0, "bench")
-from _common import read_text
-root = pathlib.Path(__file__).resolve().parent
-cases = sorted({p.name for side in ("before", "after") for p in (root / side).iterdir()})
-rows, tot = [], {s: dict(done=0, viol=0, failed=0, foreign=0, sent=0, req=0) for s in ("before", "after")}
-same_exits = differ = 0
-diffs = []
-for c in cases:
-    name = c
-    got = {}
-    for side in ("before", "after"):
-        f = root / side / name / "runs.jsonl"
-        if not f.exists() and not f.with_name("runs.jsonl.gz").exists():
-            continue
-        r = json.loads(read_text(f).splitlines()[-1])
-        o = r["outcome"]; cl = o.get("clients") or {}
-        got[side] = (o.get("exit"), o.get("resume_exit"), r["violations"], cl.get("foreign", 0), cl.get("sent_share"), cl.get("sent", 0))
-        t = tot[side]; t["done"] += 1; t["viol"] += bool(r["violations"]); t["foreign"] += cl.get("foreign", 0); t["req"] += cl.get("sent", 0)
-    if len(got) == 2:
-        if got["before"][:2] == got["after"][:2]:
-            same_exits += 1
-        else:
-            differ += 1; diffs.append((name, got["before"][:2], got["after"][:2]))
-    rows.append((name, got))
-for side, t in tot.items():
-    print(f"{side}: {t['done']} replayed, {t['viol']} with violations, {t['foreign']} failed requests nothing excuses, {t['req']:,} requests sent")
-print(f"pairs with the same exits (run -> resume): {same_exits}; different: {differ}")
-for d in diffs:
-    print("  differ:", *d)
-for name, got in rows:
-    for side, g in got.items():
-        if g[2]:
-            print(f"  {side} {name}: exits {g[0]} -> {g[1]}; {'; '.join(g[2])}")
+from _common import read_text  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+SIDES = ("before", "after")
+
+
+def result(side: str, case: str) -> tuple[object, object, list[str], int, int] | None:
+    """(exit, resume exit, violations, unexcused failed requests, requests sent) of one replay."""
+    path = ROOT / side / case / "runs.jsonl"
+    if not path.exists() and not path.with_name("runs.jsonl.gz").exists():
+        return None
+    run = json.loads(read_text(path).splitlines()[-1])
+    outcome, clients = run["outcome"], run["outcome"].get("clients") or {}
+    return (outcome.get("exit"), outcome.get("resume_exit"), run["violations"], clients.get("foreign", 0),
+            clients.get("sent", 0))
+
+
+def main() -> None:
+    cases = sorted({p.name for side in SIDES for p in (ROOT / side).iterdir()})
+    got = {(side, case): result(side, case) for side in SIDES for case in cases}
+    for side in SIDES:
+        runs = [r for (s, _), r in got.items() if s == side and r is not None]
+        print(f"{side}: {len(runs)} replayed, {sum(bool(r[2]) for r in runs)} with violations, "
+              f"{sum(r[3] for r in runs)} failed requests nothing excuses, {sum(r[4] for r in runs):,} requests sent")
+    pairs = [(c, got[("before", c)], got[("after", c)]) for c in cases]
+    pairs = [(c, b, a) for c, b, a in pairs if b is not None and a is not None]
+    differ = [(c, b[:2], a[:2]) for c, b, a in pairs if b[:2] != a[:2]]
+    print(f"pairs with the same exits (run -> resume): {len(pairs) - len(differ)}; different: {len(differ)}")
+    for case, before, after in differ:
+        print("  differ:", case, before, after)
+    for (side, case), r in got.items():
+        if r is not None and r[2]:
+            print(f"  {side} {case}: exits {r[0]} -> {r[1]}; {'; '.join(r[2])}")
+
+
+if __name__ == "__main__":
+    main()
