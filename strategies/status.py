@@ -146,6 +146,11 @@ class RunStatus:
         the old one running there."""
         return [s.key for s in self.instances.values() if s.phase in MID_CHANGE]
 
+    def routes(self, key: str) -> bool:
+        """Does nginx route to this instance (as `routed` says, read for one)?"""
+        inst = self.instances.get(key)
+        return inst is not None and inst.in_nginx
+
     def routed(self) -> list[str]:
         """The instances nginx routes to: as this session last set it, or as
         it found it when it changed nothing (soak seed 20 run 12: a blue-green

@@ -79,6 +79,8 @@ class Routing(Protocol):
 
     def routed(self) -> list[str]: ...
 
+    def routes(self, key: str) -> bool: ...
+
 
 class Alarm(Protocol):
     """Where the clients' watcher raises a critical error rate (strategies/control.py RunControl)."""
@@ -194,7 +196,7 @@ class TrafficControl:
 
     def routes(self, inst: Instance) -> bool:
         """Does nginx send traffic to `inst` (as the run found it, then as its last change set it)?"""
-        return inst.key in self.routing.routed()
+        return self.routing.routes(inst.key)
 
     def routed(self) -> list[Instance]:
         """The instances nginx routes to (as the run found it, then as its last change set it)."""
